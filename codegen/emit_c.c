@@ -1,0 +1,743 @@
+/* emit_c.c: one C translation unit for a planned program graph.
+**
+** Design: the emitter walks the nodes of each entry point in id (schedule)
+** order and writes one kernel per stored node: a BLAS call for a matrix
+** product, a row loop for softmax-like ops, and a loop nest for elementwise
+** and reduction nodes in which every inline node of its fusion group is
+** computed as a C expression (so a chain of elementwise ops is one loop).
+** Every static dim is a literal; the batch dim is the run-time argument B.
+** The text is meant to be read: pointers take names from the model (brick
+** paths, variable names), each kernel has a comment naming its nodes and
+** shapes, and user text appears only inside comments, escaped.
+** The same plan always gives the same bytes: no addresses, times or hash
+** order reach the output (the JIT cache is keyed on it).
+**
+** Rejected: a library of hand-written kernels called in sequence (no
+** fusion, no constants baked in); emitting one function per node (the
+** compiler would not see across kernels). */
+#include "codegen/emit_c.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kiln_config.h"
+
+/* ---- a growing string -------------------------------------------------- */
+
+typedef struct sbuf {
+    char *s;
+    size_t n, cap;
+    bool oom;
+} sbuf;
+
+static void sb_vput(sbuf *b, const char *fmt, va_list ap)
+{
+    if (b->oom)
+        return;
+    va_list ap2;
+    va_copy(ap2, ap);
+    int k = vsnprintf(b->s ? b->s + b->n : NULL, b->s ? b->cap - b->n : 0, fmt, ap2);
+    va_end(ap2);
+    if (k < 0) {
+        b->oom = true;
+        return;
+    }
+    if (!b->s || b->n + (size_t)k + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->n + (size_t)k + 1)
+            cap *= 2;
+        char *s = realloc(b->s, cap);
+        if (!s) {
+            b->oom = true;
+            return;
+        }
+        b->s = s;
+        b->cap = cap;
+        vsnprintf(b->s + b->n, b->cap - b->n, fmt, ap);
+    }
+    b->n += (size_t)k;
+}
+
+static void sb_put(sbuf *b, const char *fmt, ...) KILN_PRINTF(2, 3);
+static void sb_put(sbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    sb_vput(b, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- emitter state ------------------------------------------------------- */
+
+#define VAR_MAX 64
+#define EXPR_MAX 8192
+
+typedef struct emitter {
+    const kiln_plan *p;
+    const kiln_graph *g;
+    const kiln_emit_options *o;
+    char (*var)[VAR_MAX]; /* C name of each node's storage */
+    unsigned char *used;  /* storage referenced by the current function */
+    sbuf body;            /* current function's kernels */
+    const char *real;     /* "float" or "double" */
+    bool failed;
+} emitter;
+
+/* User text inside a comment: printable ASCII only, no comment terminator. */
+static void put_comment_text(sbuf *b, const char *s)
+{
+    for (char prev = 0; s && *s; prev = *s, s++) {
+        char c = *s;
+        if (c == '/' && prev == '*')
+            c = '|';
+        else if (!isprint((unsigned char)c) || c == '\\')
+            c = '?';
+        sb_put(b, "%c", c);
+    }
+}
+
+static void sanitize(char *dst, size_t cap, const char *src)
+{
+    size_t n = 0;
+    while (src && (*src == '/' || *src == '_')) /* "/mlp/linear_0" -> "mlp_linear_0" */
+        src++;
+    for (; src && *src && n + 1 < cap; src++) {
+        unsigned char c = (unsigned char)*src;
+        char out = (isalnum(c) || c == '_') && c < 128 ? (char)c : '_';
+        if (out == '_' && n > 0 && dst[n - 1] == '_')
+            continue;
+        dst[n++] = out;
+    }
+    while (n > 0 && dst[n - 1] == '_')
+        n--;
+    dst[n] = '\0';
+}
+
+static const char *ctype(const emitter *e, enum kiln_dtype t)
+{
+    return t == KILN_DTYPE_I32 ? "int32_t" : e->real;
+}
+
+static const kiln_node_rec *R(const emitter *e, int32_t id) { return kiln_graph_cnode(e->g, id); }
+
+/* Name every stored node: params after their brick path, inputs after
+** their name, values v<id>_<name>. Uniqueness comes from the id or, for
+** params and inputs, from an index suffix on collision. */
+static void name_nodes(emitter *e)
+{
+    const kiln_plan *p = e->p;
+    for (int32_t id = 0; id < p->n; id++) {
+        const kiln_node_rec *r = R(e, id);
+        char base[VAR_MAX];
+        char *v = e->var[id];
+        if (r->op == KILN_OP_PARAM) {
+            char path[VAR_MAX * 2];
+            const char *bp = r->brick ? kiln_brick_path(r->brick) : "";
+            snprintf(path, sizeof path, "%s_%s", bp, r->name ? r->name : "param");
+            sanitize(base, 40, path);
+            snprintf(v, VAR_MAX, "%s", base[0] ? base : "param");
+        } else if (r->op == KILN_OP_INPUT) {
+            sanitize(base, 40, r->name);
+            snprintf(v, VAR_MAX, "in_%s", base);
+        } else {
+            sanitize(base, 36, r->name);
+            snprintf(v, VAR_MAX, base[0] ? "v%d_%s" : "v%d", (int)id, base);
+        }
+        for (int32_t j = 0; j < id; j++) /* params/inputs whose names collide */
+            if (strcmp(e->var[j], v) == 0) {
+                size_t len = strlen(v);
+                snprintf(v + (len > 48 ? 48 : len), VAR_MAX - 48, "_%d", (int)id);
+                break;
+            }
+    }
+    for (int i = 0; i < p->n_params; i++) { /* gradients read as grad_<param> */
+        int32_t gid = p->grad_node[i];
+        if (gid >= 0 && !p->grad_copy[i] && p->buf[gid].zone == KILN_ZONE_GRAD) {
+            char tmp[VAR_MAX];
+            snprintf(tmp, sizeof tmp, "grad_%.50s", e->var[p->param_node[i]]);
+            memcpy(e->var[gid], tmp, VAR_MAX);
+        }
+    }
+}
+
+/* Size expression of a dim: a literal, or B. */
+static void dim_str(char *dst, size_t cap, int64_t d)
+{
+    if (d == KILN_BATCH)
+        snprintf(dst, cap, "B");
+    else
+        snprintf(dst, cap, "%" PRId64, d);
+}
+
+/* "B * 100" style element count of a shape. */
+static void size_str(char *dst, size_t cap, const kiln_shape *s)
+{
+    int64_t c = kiln_shape_const_size(s);
+    if (kiln_shape_has_batch(s))
+        snprintf(dst, cap, c == 1 ? "B" : "B * %" PRId64, c);
+    else
+        snprintf(dst, cap, "%" PRId64, c);
+}
+
+static void shape_comment(char *dst, size_t cap, const kiln_shape *s) { kiln_shape_str(s, dst, cap); }
+
+/* ---- expressions --------------------------------------------------------- */
+
+/* Index of a node's own axes: idx[k] is a C expression for axis k. */
+typedef struct kindex {
+    bool flat;                 /* one index "i" over same-shaped values */
+    int rank;
+    char ax[KILN_MAX_RANK][24];
+} kindex;
+
+static const char *storage_name(emitter *e, int32_t id)
+{
+    int32_t s = e->p->alias[id];
+    e->used[s] = 1;
+    return e->var[s];
+}
+
+/* name[offset] with the row-major offset of idx in shape s. */
+static void access(emitter *e, char *dst, size_t cap, int32_t id, const kindex *ix)
+{
+    const kiln_shape *s = &R(e, id)->shape;
+    const char *name = storage_name(e, id);
+    if (s->rank == 0) {
+        snprintf(dst, cap, "%s[0]", name);
+        return;
+    }
+    if (ix->flat) {
+        snprintf(dst, cap, "%s[i]", name);
+        return;
+    }
+    char off[512] = "";
+    size_t n = 0;
+    for (int k = 0; k < s->rank; k++) {
+        if (strcmp(ix->ax[k], "0") == 0)
+            continue;
+        char stride[128] = "";
+        size_t m = 0;
+        for (int j = k + 1; j < s->rank; j++) {
+            char d[24];
+            dim_str(d, sizeof d, s->dims[j]);
+            m += (size_t)snprintf(stride + m, sizeof stride - m, "%s%s", m ? " * " : "", d);
+        }
+        n += (size_t)snprintf(off + n, sizeof off - n, "%s%s%s%s", n ? " + " : "", ix->ax[k], m ? " * " : "",
+                              stride);
+    }
+    snprintf(dst, cap, "%s[%s]", name, n ? off : "0");
+}
+
+/* Index of child c (right-aligned, broadcasting) under parent kindex ix of
+** shape ps. */
+static void child_index(const emitter *e, const kindex *ix, const kiln_shape *ps, int32_t c, kindex *out)
+{
+    const kiln_shape *cs = &R(e, c)->shape;
+    out->flat = ix->flat;
+    out->rank = cs->rank;
+    for (int k = 0; k < cs->rank; k++) {
+        int pk = ps->rank - cs->rank + k;
+        if (pk < 0 || (cs->dims[k] == 1 && ps->dims[pk] != 1))
+            snprintf(out->ax[k], sizeof out->ax[k], "0");
+        else
+            snprintf(out->ax[k], sizeof out->ax[k], "%s", ix->ax[pk]);
+    }
+}
+
+static void expr(emitter *e, char *dst, size_t cap, int32_t id, const kindex *ix, bool root);
+
+/* snprintf for expressions: a fusion group too large for the buffer fails
+** the compile rather than emitting a cut expression. */
+static void xput(emitter *e, char *dst, size_t cap, const char *fmt, ...) KILN_PRINTF(4, 5);
+static void xput(emitter *e, char *dst, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(dst, cap, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= cap)
+        e->failed = true;
+}
+
+static void expr_child(emitter *e, char *dst, size_t cap, int32_t parent, int k, const kindex *ix)
+{
+    const kiln_node_rec *r = R(e, parent);
+    kindex cix;
+    if (r->op == KILN_OP_ONEHOT) {
+        cix.flat = false;
+        cix.rank = 1;
+        snprintf(cix.ax[0], sizeof cix.ax[0], "%s", ix->ax[0]);
+    } else {
+        child_index(e, ix, &r->shape, r->in[k], &cix);
+    }
+    expr(e, dst, cap, r->in[k], &cix, false);
+}
+
+static void expr(emitter *e, char *dst, size_t cap, int32_t id, const kindex *ix, bool root)
+{
+    const kiln_node_rec *r = R(e, id);
+    if (r->op == KILN_OP_CONST) {
+        xput(e, dst, cap, "(%s)%.17g", e->real, r->value);
+        return;
+    }
+    if (r->op == KILN_OP_BATCH) {
+        xput(e, dst, cap, "(%s)B", e->real);
+        return;
+    }
+    if (r->op == KILN_OP_HYPER) {
+        e->used[0] = e->used[0]; /* hyper is always declared */
+        xput(e, dst, cap, "hyper[%d]", (int)r->iattr);
+        return;
+    }
+    if (!root && !e->p->inline_[id]) {
+        access(e, dst, cap, id, ix);
+        return;
+    }
+    char a[EXPR_MAX], b[EXPR_MAX] = "";
+    expr_child(e, a, sizeof a, id, 0, ix);
+    if (r->n_in > 1 && r->op != KILN_OP_ONEHOT)
+        expr_child(e, b, sizeof b, id, 1, ix);
+    const char *t = e->real;
+    switch (r->op) {
+    case KILN_OP_NEG: xput(e, dst, cap, "(-%s)", a); break;
+    case KILN_OP_EXP: xput(e, dst, cap, "exp(%s)", a); break;
+    case KILN_OP_LOG: xput(e, dst, cap, "log(%s)", a); break;
+    case KILN_OP_ABS: xput(e, dst, cap, "fabs(%s)", a); break;
+    case KILN_OP_SQRT: xput(e, dst, cap, "sqrt(%s)", a); break;
+    case KILN_OP_SQUARE: xput(e, dst, cap, "k_sq(%s)", a); break;
+    case KILN_OP_TANH: xput(e, dst, cap, "tanh(%s)", a); break;
+    case KILN_OP_SIGMOID: xput(e, dst, cap, "k_sigmoid(%s)", a); break;
+    case KILN_OP_SOFTPLUS: xput(e, dst, cap, "k_softplus(%s)", a); break;
+    case KILN_OP_RELU: xput(e, dst, cap, "k_relu(%s)", a); break;
+    case KILN_OP_SIGN: xput(e, dst, cap, "k_sign(%s)", a); break;
+    case KILN_OP_STEP: xput(e, dst, cap, "(%s)(%s > 0)", t, a); break;
+    case KILN_OP_BROADCAST: xput(e, dst, cap, "%s", a); break;
+    case KILN_OP_ONEHOT: xput(e, dst, cap, "(%s)(%s == %s)", t, a, ix->ax[1]); break;
+    case KILN_OP_ADD: xput(e, dst, cap, "(%s + %s)", a, b); break;
+    case KILN_OP_SUB: xput(e, dst, cap, "(%s - %s)", a, b); break;
+    case KILN_OP_MUL: xput(e, dst, cap, "(%s * %s)", a, b); break;
+    case KILN_OP_DIV: xput(e, dst, cap, "(%s / %s)", a, b); break;
+    case KILN_OP_POW: xput(e, dst, cap, "pow(%s, %s)", a, b); break;
+    case KILN_OP_MAXIMUM: xput(e, dst, cap, "k_max(%s, %s)", a, b); break;
+    case KILN_OP_GE: xput(e, dst, cap, "(%s)(%s >= %s)", t, a, b); break;
+    case KILN_OP_EQ: xput(e, dst, cap, "(%s)(%s == %s)", t, a, b); break;
+    case KILN_OP_NE: xput(e, dst, cap, "(%s)(%s != %s)", t, a, b); break;
+    case KILN_OP_RESHAPE: xput(e, dst, cap, "%s", a); break;
+    default:
+        e->failed = true;
+        xput(e, dst, cap, "0 /* %s cannot be inline */", kiln_op_info_of(r->op)->name);
+    }
+}
+
+/* Can the fusion group of root be indexed by one flat kindex? Yes when every
+** value it reads has root's shape or is a scalar, and it holds no onehot. */
+static bool flat_ok(const emitter *e, int32_t id, const kiln_shape *s, bool root)
+{
+    const kiln_node_rec *r = R(e, id);
+    if (r->shape.rank != 0 && !kiln_shape_equal(&r->shape, s))
+        return false;
+    if (!root && !e->p->inline_[id])
+        return true;
+    if (r->op == KILN_OP_ONEHOT || (r->op == KILN_OP_RESHAPE && !root))
+        return false;
+    if (kiln_op_info_of(r->op)->cls == KILN_CLASS_LEAF)
+        return true;
+    for (int k = 0; k < r->n_in; k++)
+        if (!flat_ok(e, r->in[k], s, false))
+            return false;
+    return true;
+}
+
+/* Comment naming the nodes of a fusion group: "nodes 12-14: add relu". */
+static void group_ops(const emitter *e, sbuf *b, int32_t id, bool root)
+{
+    const kiln_node_rec *r = R(e, id);
+    if (!root && (!e->p->inline_[id] || kiln_op_info_of(r->op)->cls == KILN_CLASS_LEAF))
+        return;
+    for (int k = 0; k < r->n_in; k++)
+        group_ops(e, b, r->in[k], false);
+    sb_put(b, " %d:%s", (int)id, kiln_op_info_of(r->op)->name);
+}
+
+static void kernel_comment(emitter *e, int32_t id)
+{
+    const kiln_node_rec *r = R(e, id);
+    char sh[KILN_SHAPE_STR_MAX];
+    shape_comment(sh, sizeof sh, &r->shape);
+    sb_put(&e->body, "\n    /* node");
+    group_ops(e, &e->body, id, true);
+    sb_put(&e->body, " -> %s %s", e->var[e->p->alias[id]], sh);
+    if (r->brick) {
+        sb_put(&e->body, "\n    ** brick ");
+        put_comment_text(&e->body, kiln_brick_path(r->brick));
+    }
+    if (r->name) {
+        sb_put(&e->body, ", value '");
+        put_comment_text(&e->body, r->name);
+        sb_put(&e->body, "'");
+    }
+    sb_put(&e->body, " */\n");
+}
+
+/* Open a loop nest over shape s with indices i0.. (or one flat i). */
+static int open_loops(emitter *e, const kiln_shape *s, bool flat, kindex *ix, const char *pre)
+{
+    ix->flat = flat;
+    ix->rank = s->rank;
+    if (flat) {
+        char n[64];
+        size_str(n, sizeof n, s);
+        sb_put(&e->body, "%s    for (int64_t i = 0; i < %s; i++) {\n", pre, n);
+        return 1;
+    }
+    for (int k = 0; k < s->rank; k++) {
+        char d[24];
+        dim_str(d, sizeof d, s->dims[k]);
+        snprintf(ix->ax[k], sizeof ix->ax[k], "i%d", k);
+        sb_put(&e->body, "%s    %*sfor (int64_t i%d = 0; i%d < %s; i%d++)%s\n", pre, 4 * k, "", k, k, d, k,
+               k == s->rank - 1 ? " {" : "");
+    }
+    if (s->rank == 0)
+        sb_put(&e->body, "%s    {\n", pre);
+    return s->rank;
+}
+
+static void close_loops(emitter *e, const kiln_shape *s, bool flat)
+{
+    int depth = flat ? 0 : (s->rank > 0 ? s->rank - 1 : 0);
+    sb_put(&e->body, "    %*s}\n", 4 * depth, "");
+}
+
+static void kernel_elementwise(emitter *e, int32_t id)
+{
+    const kiln_node_rec *r = R(e, id);
+    kindex ix;
+    bool flat = flat_ok(e, id, &r->shape, true) && r->shape.rank > 0;
+    open_loops(e, &r->shape, flat, &ix, "");
+    char x[EXPR_MAX], out[512];
+    expr(e, x, sizeof x, id, &ix, true);
+    access(e, out, sizeof out, id, &ix);
+    int depth = flat ? 1 : (r->shape.rank ? r->shape.rank : 1);
+    sb_put(&e->body, "    %*s%s = %s;\n", 4 * depth, "", out, x);
+    close_loops(e, &r->shape, flat);
+}
+
+static void kernel_reduce(emitter *e, int32_t id)
+{
+    const kiln_node_rec *r = R(e, id);
+    int32_t x = r->in[0];
+    const kiln_shape *xs = &R(e, x)->shape;
+    bool is_max = r->op == KILN_OP_MAX;
+    char xv[EXPR_MAX], out[512];
+    kindex ix;
+    if (r->axis == KILN_ALL_AXES || xs->rank == 0) {
+        bool flat = flat_ok(e, x, xs, false) || xs->rank == 0;
+        sb_put(&e->body, "    {\n        double acc = %s;\n", is_max ? "-INFINITY" : "0");
+        open_loops(e, xs, flat && xs->rank > 0, &ix, "    ");
+        expr(e, xv, sizeof xv, x, &ix, false);
+        int depth = (flat && xs->rank > 0) ? 1 : (xs->rank ? xs->rank : 1);
+        if (is_max)
+            sb_put(&e->body, "        %*sif (%s > acc) acc = %s;\n", 4 * depth, "", xv, xv);
+        else
+            sb_put(&e->body, "        %*sacc += %s;\n", 4 * depth, "", xv);
+        sb_put(&e->body, "    ");
+        close_loops(e, xs, flat && xs->rank > 0);
+        sb_put(&e->body, "        %s[0] = (%s)acc;\n    }\n", storage_name(e, id), e->real);
+        return;
+    }
+    /* Over one axis: initialise, then one pass over x in row-major order
+    ** (a fixed order: the same bits every run). */
+    char n[64];
+    size_str(n, sizeof n, &r->shape);
+    sb_put(&e->body, "    for (int64_t i = 0; i < %s; i++) %s[i] = %s;\n", n, storage_name(e, id),
+           is_max ? "-INFINITY" : "0");
+    open_loops(e, xs, false, &ix, "");
+    expr(e, xv, sizeof xv, x, &ix, false);
+    kindex oix = {.flat = false, .rank = 0};
+    for (int k = 0; k < xs->rank; k++)
+        if (k != r->axis)
+            snprintf(oix.ax[oix.rank++], sizeof oix.ax[0], "%s", ix.ax[k]);
+    access(e, out, sizeof out, id, &oix);
+    int depth = xs->rank;
+    if (is_max)
+        sb_put(&e->body, "    %*s{ %s v = %s; if (v > %s) %s = v; }\n", 4 * depth, "", e->real, xv, out, out);
+    else
+        sb_put(&e->body, "    %*s%s += %s;\n", 4 * depth, "", out, xv);
+    close_loops(e, xs, false);
+}
+
+static void kernel_matmul(emitter *e, int32_t id)
+{
+    const kiln_node_rec *r = R(e, id), *ra = R(e, r->in[0]), *rb = R(e, r->in[1]);
+    char m[24], nn[24], k[24], lda[24], ldb[24];
+    dim_str(m, sizeof m, r->shape.dims[0]);
+    dim_str(nn, sizeof nn, r->shape.dims[1]);
+    dim_str(k, sizeof k, ra->shape.dims[r->trans_a ? 0 : 1]);
+    dim_str(lda, sizeof lda, ra->shape.dims[1]);
+    dim_str(ldb, sizeof ldb, rb->shape.dims[1]);
+    const char *a = storage_name(e, r->in[0]), *b = storage_name(e, r->in[1]), *c = storage_name(e, id);
+    sb_put(&e->body,
+           "    cblas_%cgemm(CblasRowMajor, %s, %s, (int)%s, (int)%s, (int)%s,\n"
+           "                1, %s, (int)%s, %s, (int)%s, 0, %s, (int)%s);\n",
+           e->g->floatx == KILN_DTYPE_F64 ? 'd' : 's', r->trans_a ? "CblasTrans" : "CblasNoTrans",
+           r->trans_b ? "CblasTrans" : "CblasNoTrans", m, nn, k, a, lda, b, ldb, c, nn);
+}
+
+/* Row-wise ops over a 2-D input (rows, cols). */
+static void kernel_rows(emitter *e, int32_t id)
+{
+    const kiln_node_rec *r = R(e, id), *ra = R(e, r->in[0]);
+    char rows[24], cols[24];
+    dim_str(rows, sizeof rows, ra->shape.dims[0]);
+    dim_str(cols, sizeof cols, ra->shape.dims[1]);
+    const char *x = storage_name(e, r->in[0]), *y = storage_name(e, id), *t = e->real;
+    const char *idx = r->n_in > 1 ? storage_name(e, r->in[1]) : NULL;
+    sb_put(&e->body, "    for (int64_t r = 0; r < %s; r++) {\n        const %s *x = %s + r * %s;\n", rows, t, x,
+           cols);
+    if (idx)
+        sb_put(&e->body,
+               "        int32_t t = %s[r];\n"
+               "        if (t < 0 || t >= %s) return k_bad_index(%d, r);\n",
+               idx, cols, (int)id);
+    switch (r->op) {
+    case KILN_OP_PICK:
+        sb_put(&e->body, "        %s[r] = x[t];\n", y);
+        break;
+    case KILN_OP_ARGMAX:
+        sb_put(&e->body,
+               "        int32_t best = 0;\n"
+               "        for (int64_t j = 1; j < %s; j++) if (x[j] > x[best]) best = (int32_t)j;\n"
+               "        %s[r] = best;\n",
+               cols, y);
+        break;
+    default:
+        sb_put(&e->body,
+               "        %s m = x[0];\n"
+               "        for (int64_t j = 1; j < %s; j++) if (x[j] > m) m = x[j];\n",
+               t, cols);
+        if (r->op == KILN_OP_SOFTMAX)
+            sb_put(&e->body,
+                   "        %s *y = %s + r * %s, s = 0;\n"
+                   "        for (int64_t j = 0; j < %s; j++) { y[j] = exp(x[j] - m); s += y[j]; }\n"
+                   "        %s inv = 1 / s;\n"
+                   "        for (int64_t j = 0; j < %s; j++) y[j] *= inv;\n",
+                   t, y, cols, cols, t, cols);
+        else if (r->op == KILN_OP_LOGSOFTMAX)
+            sb_put(&e->body,
+                   "        %s *y = %s + r * %s, s = 0;\n"
+                   "        for (int64_t j = 0; j < %s; j++) s += exp(x[j] - m);\n"
+                   "        %s lse = m + log(s);\n"
+                   "        for (int64_t j = 0; j < %s; j++) y[j] = x[j] - lse;\n",
+                   t, y, cols, cols, t, cols);
+        else /* SOFTMAX_XENT: log(sum exp(x)) - x[t], computed stably */
+            sb_put(&e->body,
+                   "        %s s = 0;\n"
+                   "        for (int64_t j = 0; j < %s; j++) s += exp(x[j] - m);\n"
+                   "        %s[r] = m + log(s) - x[t];\n",
+                   t, cols, y);
+    }
+    sb_put(&e->body, "    }\n");
+}
+
+static void kernel_transpose(emitter *e, int32_t id)
+{
+    const kiln_node_rec *ra = R(e, R(e, id)->in[0]);
+    char rows[24], cols[24];
+    dim_str(rows, sizeof rows, ra->shape.dims[0]);
+    dim_str(cols, sizeof cols, ra->shape.dims[1]);
+    sb_put(&e->body,
+           "    for (int64_t i = 0; i < %s; i++)\n"
+           "        for (int64_t j = 0; j < %s; j++) %s[j * %s + i] = %s[i * %s + j];\n",
+           rows, cols, storage_name(e, id), rows, storage_name(e, R(e, id)->in[0]), cols);
+}
+
+static bool is_kernel(const emitter *e, int32_t id, unsigned entry)
+{
+    const kiln_plan *p = e->p;
+    const kiln_node_rec *r = R(e, id);
+    if (!(p->entries[id] & entry) || p->inline_[id] || p->alias[id] != id)
+        return false;
+    return r->op != KILN_OP_INPUT && r->op != KILN_OP_PARAM;
+}
+
+static void emit_kernel(emitter *e, int32_t id)
+{
+    const kiln_node_rec *r = R(e, id);
+    kernel_comment(e, id);
+    switch (r->op) {
+    case KILN_OP_MATMUL: kernel_matmul(e, id); break;
+    case KILN_OP_SUM:
+    case KILN_OP_MAX: kernel_reduce(e, id); break;
+    case KILN_OP_SOFTMAX:
+    case KILN_OP_LOGSOFTMAX:
+    case KILN_OP_PICK:
+    case KILN_OP_ARGMAX:
+    case KILN_OP_SOFTMAX_XENT: kernel_rows(e, id); break;
+    case KILN_OP_TRANSPOSE: kernel_transpose(e, id); break;
+    default: kernel_elementwise(e, id); break; /* elementwise, scalar leaves, unaliased reshape */
+    }
+}
+
+/* Pointer declarations for every storage the function's body referenced. */
+static void emit_decls(emitter *e, sbuf *out)
+{
+    const kiln_plan *p = e->p;
+    sb_put(out, "    %s *hyper = (%s *)(arena + %" PRId64 ");\n", e->real, e->real, p->off_fixed + p->hyper_offset);
+    for (int32_t id = 0; id < p->n; id++) {
+        if (!e->used[id])
+            continue;
+        const kiln_node_rec *r = R(e, id);
+        const kiln_buffer *b = &p->buf[id];
+        const char *t = ctype(e, r->dtype);
+        switch (b->zone) {
+        case KILN_ZONE_INPUT:
+            sb_put(out, "    const %s *%s = (const %s *)inputs[%d];\n", t, e->var[id], t, b->index);
+            break;
+        case KILN_ZONE_BATCH:
+            sb_put(out, "    %s *%s = (%s *)(arena + %" PRId64 " + %" PRId64 " * B);\n", t, e->var[id], t,
+                   p->off_batch, b->offset);
+            break;
+        case KILN_ZONE_NONE:
+            e->failed = true;
+            break;
+        default:
+            sb_put(out, "    %s *%s = (%s *)(arena + %" PRId64 ");\n", t, e->var[id], t,
+                   kiln_plan_arena_offset(p, id, 0));
+        }
+    }
+}
+
+static void emit_function(emitter *e, sbuf *out, const char *fn, unsigned entry, const char *what, bool grads)
+{
+    const kiln_plan *p = e->p;
+    memset(e->used, 0, (size_t)p->n + 1);
+    e->body.n = 0;
+    if (e->body.s)
+        e->body.s[0] = '\0';
+    for (int32_t id = 0; id < p->n; id++)
+        if (is_kernel(e, id, entry))
+            emit_kernel(e, id);
+    if (grads) /* gradients that live elsewhere are copied into their slots */
+        for (int i = 0; i < p->n_params; i++) {
+            int32_t gid = p->grad_node[i];
+            if (gid < 0 || !p->grad_copy[i])
+                continue;
+            const kiln_node_rec *r = R(e, gid);
+            char n[64], x[EXPR_MAX];
+            size_str(n, sizeof n, &r->shape);
+            kindex ix = {.flat = true};
+            expr(e, x, sizeof x, gid, &ix, false);
+            sb_put(&e->body, "\n    /* gradient of %s, stored elsewhere: copy into its slot */\n", e->var[p->param_node[i]]);
+            sb_put(&e->body, "    for (int64_t i = 0; i < %s; i++) ((%s *)(arena + %" PRId64 "))[i] = %s;\n", n,
+                   e->real, p->off_grads + p->param_offset[i], x);
+        }
+    sb_put(out, "\n/* %s */\nint64_t %s_%s(char *arena, const void *const *inputs, int64_t B)\n{\n", what,
+           e->o->model, fn);
+    emit_decls(e, out);
+    sb_put(out, "    (void)inputs;\n    (void)B;\n    (void)hyper;\n");
+    if (e->body.s)
+        sb_put(out, "%s", e->body.s);
+    sb_put(out, "    return 0;\n}\n");
+}
+
+static const char PRELUDE[] =
+    "#include <math.h>\n"
+    "#include <stdint.h>\n"
+    "#include <tgmath.h>\n"
+    "\n"
+    "/* CBLAS, declared here so the file needs no BLAS headers to build. */\n"
+    "enum { CblasRowMajor = 101, CblasNoTrans = 111, CblasTrans = 112 };\n"
+    "void cblas_sgemm(int, int, int, int, int, int, float, const float *, int, const float *, int, float,\n"
+    "                 float *, int);\n"
+    "void cblas_dgemm(int, int, int, int, int, int, double, const double *, int, const double *, int, double,\n"
+    "                 double *, int);\n"
+    "\n"
+    "typedef %s real;\n"
+    "static inline real k_sq(real x) { return x * x; }\n"
+    "static inline real k_relu(real x) { return x > 0 ? x : 0; }\n"
+    "static inline real k_sign(real x) { return (real)((x > 0) - (x < 0)); }\n"
+    "static inline real k_max(real a, real b) { return a >= b ? a : b; }\n"
+    "static inline real k_sigmoid(real x) { return 1 / (1 + exp(-x)); }\n"
+    "static inline real k_softplus(real x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }\n"
+    "/* An integer read from the data (a target) out of range: node and row. */\n"
+    "static int64_t k_bad_index(int node, int64_t row) { return ((int64_t)node << 32) | (row + 1); }\n";
+
+enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, char **out_src, kiln_err *err)
+{
+    emitter e = {.p = p, .g = p->g, .o = o};
+    e.real = p->g->floatx == KILN_DTYPE_F64 ? "double" : "float";
+    e.var = calloc((size_t)p->n + 1, sizeof *e.var);
+    e.used = calloc((size_t)p->n + 1, 1);
+    sbuf out = {0};
+    if (!e.var || !e.used) {
+        free(e.var);
+        free(e.used);
+        return kiln_err_set(err, KILN_ERR_NOMEM, "codegen: no memory");
+    }
+    name_nodes(&e);
+
+    /* 1. Header: what made this file, and the arena layout. */
+    sb_put(&out, "/* %s.c: generated by kiln %s (%s), do not edit.\n", o->model, KILN_VERSION, KILN_CODEGEN_VERSION);
+    sb_put(&out, "**\n** model %s: %d nodes, %d parameters (%" PRId64 " bytes), floats are %s\n", o->model,
+           (int)p->n, p->n_params, p->param_bytes, e.real);
+    sb_put(&out, "** arena: params @0 | grads @%" PRId64 " | fixed @%" PRId64 " (%" PRId64 " bytes) | batch @%" PRId64
+                 " (%" PRId64 " bytes per example, max batch %" PRId64 ")\n*/\n",
+           p->off_grads, p->off_fixed, p->fixed_bytes, p->off_batch, p->batch_bytes_per_example, p->max_batch);
+    sb_put(&out, PRELUDE, e.real);
+    sb_put(&out, "\n#define ARENA_BYTES %" PRId64 "\n#define PARAM_FLOATS %" PRId64 "\n", p->arena_bytes,
+           p->param_bytes / (int64_t)kiln_dtype_size(p->g->floatx));
+    sb_put(&out, "\n/* parameters, in slab order:\n");
+    for (int i = 0; i < p->n_params; i++) {
+        char sh[KILN_SHAPE_STR_MAX];
+        shape_comment(sh, sizeof sh, &R(&e, p->param_node[i])->shape);
+        sb_put(&out, "**   %-32s %s @%" PRId64 "\n", e.var[p->param_node[i]], sh, p->param_offset[i]);
+    }
+    sb_put(&out, "*/\n");
+
+    /* 2. init: hyperparameters' defaults are set by the runtime; gradients
+    ** of parameters the cost does not reach stay zero. */
+    sb_put(&out,
+           "\n/* Check the arena's size and clear the gradient slab. */\n"
+           "int64_t %s_init(char *arena, int64_t arena_bytes)\n{\n"
+           "    if (arena_bytes != ARENA_BYTES) return -1;\n"
+           "    for (int64_t i = 0; i < PARAM_FLOATS; i++) ((real *)(arena + %" PRId64 "))[i] = 0;\n"
+           "    return 0;\n}\n",
+           o->model, p->off_grads);
+
+    /* 3. Entry points. */
+    if (o->has_forward)
+        emit_function(&e, &out, "forward", KILN_ENTRY_FORWARD, "Inference: the outputs from the inputs.", false);
+    if (o->has_train) {
+        emit_function(&e, &out, "eval_step", KILN_ENTRY_EVAL, "The cost and monitored values; no update.", false);
+        emit_function(&e, &out, "gradients", KILN_ENTRY_TRAIN,
+                      "Cost, monitored values and the gradient of every parameter.", true);
+        sb_put(&out,
+               "\n/* One step of GradientDescent with Scale(learning_rate): the cost and\n"
+               "** monitors with the parameters as they were, then p -= lr * grad over\n"
+               "** the whole parameter slab in one loop. */\n"
+               "int64_t %s_train_step(char *arena, const void *const *inputs, int64_t B)\n{\n"
+               "    int64_t err = %s_gradients(arena, inputs, B);\n"
+               "    if (err) return err;\n"
+               "    real *params = (real *)arena;\n"
+               "    const real *grads = (const real *)(arena + %" PRId64 ");\n"
+               "    const real lr = ((real *)(arena + %" PRId64 "))[%d];\n"
+               "    for (int64_t i = 0; i < PARAM_FLOATS; i++) params[i] -= lr * grads[i];\n"
+               "    return 0;\n}\n",
+               o->model, o->model, p->off_grads, p->off_fixed + p->hyper_offset, KILN_HYPER_LEARNING_RATE);
+    }
+    free(e.var);
+    free(e.used);
+    free(e.body.s);
+    if (out.oom || e.body.oom) {
+        free(out.s);
+        return kiln_err_set(err, KILN_ERR_NOMEM, "codegen: no memory for the source");
+    }
+    if (e.failed) {
+        free(out.s);
+        return kiln_err_set(err, KILN_ERR_UNSUPPORTED, "codegen: the plan has a node this emitter cannot place");
+    }
+    *out_src = out.s;
+    return KILN_OK;
+}

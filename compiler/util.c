@@ -1,0 +1,99 @@
+/* util.c: error slots, checked formatting, status and dtype names. */
+#include "compiler/util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum kiln_status kiln_err_setv(kiln_err *e, enum kiln_status status, const char *fmt, va_list ap)
+{
+    int n = vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    if (n < 0) {
+        strcpy(e->msg, "(error message could not be formatted)");
+    } else if ((size_t)n >= sizeof e->msg) {
+        memcpy(e->msg + sizeof e->msg - 4, "...", 4);
+    }
+    e->status = status;
+    return status;
+}
+
+enum kiln_status kiln_err_set(kiln_err *e, enum kiln_status status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    kiln_err_setv(e, status, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+void kiln_err_clear(kiln_err *e)
+{
+    e->status = KILN_OK;
+    e->msg[0] = '\0';
+}
+
+enum kiln_status kiln_err_copy(kiln_err *dst, const kiln_err *src, const char *prefix)
+{
+    if (dst == src)
+        return src->status;
+    if (prefix)
+        return kiln_err_set(dst, src->status, "%s%s", prefix, src->msg);
+    return kiln_err_set(dst, src->status, "%s", src->msg);
+}
+
+int kiln_snprintf(char *dst, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(dst, cap, fmt, ap);
+    va_end(ap);
+    return (n < 0 || (size_t)n >= cap) ? -1 : 0;
+}
+
+char *kiln_strdup(const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+const char *kiln_status_string(enum kiln_status s)
+{
+    switch (s) {
+    case KILN_OK: return "ok";
+    case KILN_ERR_ARG: return "bad argument";
+    case KILN_ERR_SHAPE: return "shape mismatch";
+    case KILN_ERR_CONFIG: return "configuration error";
+    case KILN_ERR_STATE: return "call out of order";
+    case KILN_ERR_NOT_FOUND: return "not found";
+    case KILN_ERR_NOMEM: return "out of memory";
+    case KILN_ERR_IO: return "input/output error";
+    case KILN_ERR_FORMAT: return "malformed file";
+    case KILN_ERR_COMPILE: return "compilation failed";
+    case KILN_ERR_UNSUPPORTED: return "unsupported";
+    }
+    return "unknown status";
+}
+
+const char *kiln_dtype_name(enum kiln_dtype t)
+{
+    switch (t) {
+    case KILN_DTYPE_F32: return "float32";
+    case KILN_DTYPE_F64: return "float64";
+    case KILN_DTYPE_I32: return "int32";
+    }
+    return "unknown";
+}
+
+size_t kiln_dtype_size(enum kiln_dtype t)
+{
+    switch (t) {
+    case KILN_DTYPE_F32: return 4;
+    case KILN_DTYPE_F64: return 8;
+    case KILN_DTYPE_I32: return 4;
+    }
+    return 0;
+}

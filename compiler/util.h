@@ -1,0 +1,54 @@
+/* util.h: small internal helpers every layer may use: error slots, checked
+** string formatting, and the internal API check.
+**
+** kiln_err is the message slot that every handle embeds (as sqlite3 keeps
+** its errmsg): a status and one line of text. A call that fails fills the slot
+** of the object it was called on and returns the status. */
+#ifndef KILN_UTIL_H
+#define KILN_UTIL_H
+
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "kiln/common.h"
+
+#define KILN_ERRMSG_MAX 512
+
+typedef struct kiln_err {
+    enum kiln_status status;
+    char msg[KILN_ERRMSG_MAX];
+} kiln_err;
+
+#if defined(__GNUC__)
+#define KILN_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define KILN_PRINTF(a, b)
+#endif
+
+/* Record status and a formatted message in e; returns status. A message too
+** long for the slot ends in "..." rather than being cut silently. */
+enum kiln_status kiln_err_set(kiln_err *e, enum kiln_status status, const char *fmt, ...)
+    KILN_PRINTF(3, 4);
+enum kiln_status kiln_err_setv(kiln_err *e, enum kiln_status status, const char *fmt, va_list ap);
+void kiln_err_clear(kiln_err *e);
+/* Copy src's status and message into dst, prefixed with prefix (may be NULL). */
+enum kiln_status kiln_err_copy(kiln_err *dst, const kiln_err *src, const char *prefix);
+
+/* snprintf that reports truncation: 0 on success, -1 when it did not fit. */
+int kiln_snprintf(char *dst, size_t cap, const char *fmt, ...) KILN_PRINTF(3, 4);
+
+/* Duplicate a string (NULL on OOM or when s is NULL). */
+char *kiln_strdup(const char *s);
+
+/* Misuse of the API by the calling program (NULL handle, foreign node): traps
+** in debug builds; release builds return an error instead. */
+#ifndef NDEBUG
+#include <assert.h>
+#define KILN_API_CHECK(x) assert(x)
+#else
+#define KILN_API_CHECK(x) ((void)0)
+#endif
+
+#define KILN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif

@@ -1,0 +1,62 @@
+/* kiln/common.h: statuses, dtypes and limits shared by every kiln header.
+**
+** Conventions of the whole API (see docs/api.md):
+**  - every fallible call returns enum kiln_status (KILN_OK == 0); the message
+**    is read from the object that failed with kiln_<object>_errmsg(), valid
+**    until the next call on that object;
+**  - handles are opaque; each create has a destroy; destroy(NULL) is a no-op;
+**  - no global mutable state: two models in one process never interact. */
+#ifndef KILN_COMMON_H
+#define KILN_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define KILN_API __attribute__((visibility("default")))
+#else
+#define KILN_API
+#endif
+
+#define KILN_VERSION_MAJOR 0
+#define KILN_VERSION_MINOR 1
+#define KILN_VERSION_PATCH 0
+#define KILN_VERSION_STRING "0.1.0"
+
+/* Largest tensor rank the IR handles. */
+#define KILN_MAX_RANK 6
+/* A dim given as KILN_BATCH is the symbolic batch dim B (first axis only). */
+#define KILN_BATCH (-1)
+/* Longest name (brick, variable, source, model), terminator excluded. */
+#define KILN_MAX_NAME 127
+
+enum kiln_status {
+    KILN_OK = 0,
+    KILN_ERR_ARG,      /* a bad argument: NULL, out of range, wrong node */
+    KILN_ERR_SHAPE,    /* shapes or dtypes that do not fit together */
+    KILN_ERR_CONFIG,   /* a brick's configuration is missing or wrong */
+    KILN_ERR_STATE,    /* call out of order (e.g. values read before allocation) */
+    KILN_ERR_NOT_FOUND,/* a name that matches nothing */
+    KILN_ERR_NOMEM,    /* an allocation failed; the handle stays usable */
+    KILN_ERR_IO,       /* a file could not be opened, read or written */
+    KILN_ERR_FORMAT,   /* a file's contents are malformed or truncated */
+    KILN_ERR_COMPILE,  /* the C compiler or the loader failed */
+    KILN_ERR_UNSUPPORTED /* valid request that this version cannot do */
+};
+
+enum kiln_dtype { KILN_DTYPE_F32, KILN_DTYPE_F64, KILN_DTYPE_I32 };
+
+/* Static strings: "ok", "bad argument", ... and "float32", ... */
+KILN_API const char *kiln_status_string(enum kiln_status s);
+KILN_API const char *kiln_dtype_name(enum kiln_dtype t);
+KILN_API size_t kiln_dtype_size(enum kiln_dtype t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

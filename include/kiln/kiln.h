@@ -1,0 +1,13 @@
+/* kiln.h: the whole public API of kiln, a neural-network compiler.
+** See README.md and docs/ for a guide. */
+#ifndef KILN_H
+#define KILN_H
+
+#include "common.h"
+#include "graph.h"
+#include "bricks.h"
+#include "compile.h"
+#include "data.h"
+#include "train.h"
+
+#endif

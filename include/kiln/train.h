@@ -1,0 +1,163 @@
+/* kiln/train.h: the main loop, its log and its extensions (as in Blocks).
+**
+** A main loop runs a program's train_step over a stream, epoch after epoch,
+** and calls its extensions on their triggers; extensions talk through the log
+** (status: epochs_done, iterations_done, ...; one row of records per
+** iteration). Stream sources bind to program inputs by name: a program input
+** with no source of that name, or a source of the wrong dtype or size, is an
+** error that names both. */
+#ifndef KILN_TRAIN_H
+#define KILN_TRAIN_H
+
+#include <stdio.h>
+
+#include "compile.h"
+#include "data.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct kiln_main_loop kiln_main_loop;
+typedef struct kiln_extension kiln_extension;
+
+/* Training loop over stream with program (both borrowed). *out caller-owned,
+** set even on failure (NULL only when OOM). */
+KILN_API enum kiln_status kiln_main_loop_create(kiln_program *p, kiln_stream *stream,
+                                                kiln_main_loop **out);
+KILN_API void kiln_main_loop_destroy(kiln_main_loop *m);
+KILN_API const char *kiln_main_loop_errmsg(const kiln_main_loop *m);
+/* Takes ownership of ext (also on failure). Extensions run in order added.
+** ext is checked against m here and again when a run starts (an extension
+** built from bad arguments; DataStreamMonitoring's variables and stream). */
+KILN_API enum kiln_status kiln_main_loop_add_extension(kiln_main_loop *m, kiln_extension *ext);
+/* Run until an extension requests the end. Errors from the program, the
+** stream or an extension are copied into m's message, which names the
+** iteration and what failed; the current row then gets got_exception = True
+** and on_error extensions run. An epoch with no batch is an error. A loop
+** that finished or failed does not run again (KILN_ERR_STATE); one whose
+** checks failed before training started (bindings, extensions) may. */
+KILN_API enum kiln_status kiln_main_loop_run(kiln_main_loop *m);
+
+/* Status and log. */
+KILN_API int64_t kiln_main_loop_epochs_done(const kiln_main_loop *m);
+KILN_API int64_t kiln_main_loop_iterations_done(const kiln_main_loop *m);
+/* A numeric record of the current (latest) row; KILN_ERR_NOT_FOUND if absent.
+** Booleans read as 1 or 0. */
+KILN_API enum kiln_status kiln_main_loop_last_record(const kiln_main_loop *m, const char *key,
+                                                     double *out);
+/* A record of the row of iteration `iteration`. */
+KILN_API enum kiln_status kiln_main_loop_record(const kiln_main_loop *m, int64_t iteration,
+                                                const char *key, double *out);
+
+/* ---- Extensions ---------------------------------------------------------- */
+
+/* FinishAfter: request the end after n epochs or n batches (0 = unused). */
+KILN_API kiln_extension *kiln_finish_after(int64_t after_n_epochs, int64_t after_n_batches);
+/* Printing to out (NULL: stdout), Blocks' format, before the first epoch,
+** after every epoch and after training. */
+KILN_API kiln_extension *kiln_printing(FILE *out);
+/* DataStreamMonitoring: evaluate variables (the program's cost or monitors)
+** over one epoch of stream (borrowed), before the first epoch and after
+** every epoch; record `<prefix>_<name>` = mean of per-batch values, each
+** batch weighted equally (Blocks' default). prefix may be NULL. */
+KILN_API kiln_extension *kiln_data_stream_monitoring(const kiln_node *variables, int n,
+                                                     kiln_stream *stream, const char *prefix);
+/* ProgressBar: a bar on out (NULL: stderr) during each epoch, only when out
+** is a terminal; elsewhere it writes nothing. */
+KILN_API kiln_extension *kiln_progress_bar(FILE *out);
+
+KILN_API void kiln_extension_destroy(kiln_extension *e);
+
+
+/* ---- Writing extensions (Blocks' SimpleExtension) ------------------------
+**
+** An extension is a function called on the main loop's callbacks when one of
+** its triggers fires (Blocks' conditions). Each trigger that fires calls the
+** function once, as Blocks' dispatch does. The built-in extensions above are
+** made the same way: their triggers can be replaced with
+** kiln_extension_clear_triggers() + kiln_extension_add_trigger(). */
+
+/* The main loop's callbacks, in the order a run calls them. */
+enum kiln_callback {
+    KILN_CALLBACK_BEFORE_TRAINING,
+    KILN_CALLBACK_BEFORE_EPOCH,
+    KILN_CALLBACK_BEFORE_BATCH,
+    KILN_CALLBACK_AFTER_BATCH,
+    KILN_CALLBACK_AFTER_EPOCH,
+    KILN_CALLBACK_AFTER_TRAINING,
+    KILN_CALLBACK_ON_ERROR
+};
+
+/* Triggers (Blocks' trigger keywords). The *_N_* ones take n > 0 and fire on
+** after_epoch (epochs_done == n, or % n == 0) or after_batch
+** (iterations_done == n, or % n == 0); BEFORE_FIRST_EPOCH is before_epoch
+** while epochs_done == 0; the others fire on their callback. */
+enum kiln_trigger {
+    KILN_TRIGGER_BEFORE_TRAINING,
+    KILN_TRIGGER_BEFORE_FIRST_EPOCH,
+    KILN_TRIGGER_BEFORE_EPOCH,
+    KILN_TRIGGER_BEFORE_BATCH,
+    KILN_TRIGGER_AFTER_BATCH,
+    KILN_TRIGGER_AFTER_EPOCH,
+    KILN_TRIGGER_AFTER_TRAINING,
+    KILN_TRIGGER_ON_ERROR,
+    KILN_TRIGGER_AFTER_N_EPOCHS,
+    KILN_TRIGGER_EVERY_N_EPOCHS,
+    KILN_TRIGGER_AFTER_N_BATCHES,
+    KILN_TRIGGER_EVERY_N_BATCHES
+};
+
+/* Blocks' do(which_callback): return KILN_OK, or a status after recording the
+** reason with kiln_extension_fail(e, ...); the loop then stops and m's message
+** names the extension, the callback and the iteration. */
+typedef enum kiln_status (*kiln_extension_fn)(kiln_extension *e, kiln_main_loop *m,
+                                              enum kiln_callback which, void *user);
+
+/* A user extension named name (copied; NULL: "extension"), calling fn with
+** user. free_user (may be NULL) is called on user by kiln_extension_destroy.
+** No triggers yet. NULL only when out of memory. */
+KILN_API kiln_extension *kiln_extension_create(const char *name, kiln_extension_fn fn,
+                                               void *user, void (*free_user)(void *user));
+/* Add a trigger; n is used only by the *_N_* triggers (n > 0). KILN_ERR_ARG,
+** KILN_ERR_NOMEM. */
+KILN_API enum kiln_status kiln_extension_add_trigger(kiln_extension *e, enum kiln_trigger t,
+                                                     int64_t n);
+/* Remove every trigger (Blocks' set_conditions() with none). */
+KILN_API void kiln_extension_clear_triggers(kiln_extension *e);
+/* Name (borrowed): the one given, or the class name ("FinishAfter",
+** "Printing", "DataStreamMonitoring", "ProgressBar"). */
+KILN_API const char *kiln_extension_name(const kiln_extension *e);
+KILN_API const char *kiln_extension_errmsg(const kiln_extension *e);
+/* Record why e failed (printf format); returns status. */
+KILN_API enum kiln_status kiln_extension_fail(kiln_extension *e, enum kiln_status status,
+                                              const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* The extension of m with this name (borrowed), NULL when none. */
+KILN_API kiln_extension *kiln_main_loop_find_extension(const kiln_main_loop *m, const char *name);
+KILN_API kiln_program *kiln_main_loop_program(const kiln_main_loop *m);
+KILN_API kiln_stream *kiln_main_loop_stream(const kiln_main_loop *m);
+/* The batch being processed (borrowed), in before_batch and after_batch;
+** NULL elsewhere. */
+KILN_API const kiln_batch *kiln_main_loop_current_batch(const kiln_main_loop *m);
+
+/* Write a record into the current row (iteration iterations_done). key is
+** copied (1..KILN_MAX_NAME characters). Booleans print True/False, floats as
+** Python 2 prints them. Writing training_finish_requested = true ends
+** training after the current batch or epoch. KILN_ERR_ARG, KILN_ERR_NOMEM. */
+KILN_API enum kiln_status kiln_main_loop_set_record(kiln_main_loop *m, const char *key,
+                                                    double value);
+KILN_API enum kiln_status kiln_main_loop_set_record_bool(kiln_main_loop *m, const char *key,
+                                                         bool value);
+/* Whether row `iteration` has record key, and whether it is a boolean. */
+KILN_API bool kiln_main_loop_has_record(const kiln_main_loop *m, int64_t iteration,
+                                        const char *key, bool *is_bool);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,759 @@
+/* data.c: in-memory datasets, IDX loading, and batch streams (Fuel's role).
+**
+** A kiln_dataset is an array of sources; each source owns one malloc'd block
+** holding all its examples back to back, (N, example dims...) in C order.
+** Every source has the same N (checked on add), so example i of every source
+** is at i * example_bytes of its block.
+**
+** IDX files (MNIST, Fashion-MNIST) are untrusted. They are read through zlib's
+** gzread, which reads gzipped and plain files alike, in fixed chunks that are
+** converted as they arrive (ubyte -> float32 / 255 or int32), so a 47 MB
+** file never sits in memory twice. The output grows by doubling up to the
+** size the header claims, rather than being allocated whole up front: a
+** 16-byte file claiming 2^34 bytes costs one small block before the
+** truncation is found, not 64 GiB. Every header field is checked before
+** use: magic, dims > 0, the product of dims without overflow and under
+** IDX_MAX_BYTES; reading past the claimed end must find EOF, which is also
+** where zlib checks the gzip CRC. Errors name the file and the byte offset
+** in the uncompressed stream.
+** Rejected: mmap of plain files (gzipped files are the common case) and
+** reading the whole file then parsing (twice the memory, no early checks).
+**
+** A kiln_stream walks a dataset in batches. Sequential batches point straight
+** into the dataset's blocks (examples are contiguous); shuffled batches are
+** gathered into per-source buffers the stream allocates once at create,
+** sized min(batch_size, N) examples, so kiln_stream_next never allocates.
+** Shuffling follows Fuel's ShuffledScheme: each epoch numpy-shuffles the
+** identity order with the stream's own RandomState (kiln_rng), so a seed
+** gives the same epochs as Fuel with that seed. The permutation is drawn at
+** an epoch's first batch: a reset before any batch of an epoch is drawn
+** changes nothing, so "create; reset; next" and "create; next" agree.
+** Invariants: 0 <= pos <= n_examples; a stream whose create failed is inert
+** (next returns false, its message stays). */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "compiler/rng.h"
+#include "compiler/util.h"
+#include "kiln/data.h"
+
+/* Largest IDX payload accepted, in file bytes (16 GiB; MNIST is 47 MB). */
+#define IDX_MAX_BYTES (UINT64_C(1) << 34)
+/* Magic numbers: 0, 0, type code, number of dims. */
+#define IDX_MAGIC_IMAGES 0x00000803u
+#define IDX_MAGIC_LABELS 0x00000801u
+#define IDX_TYPE_UBYTE 0x08u
+#define IDX_MAX_DIMS 3
+/* Pixels are scaled by 1/IDX_PIXEL_MAX to [0, 1] (Fuel's MNIST does the same). */
+#define IDX_PIXEL_MAX 255.0f
+/* Bytes converted per gzread call, and zlib's internal buffer. */
+#define IDX_CHUNK (32 * 1024)
+#define IDX_GZ_BUFFER (128 * 1024)
+/* First output allocation, in elements; it doubles up to the claimed size. */
+#define IDX_FIRST_ELEMS (UINT64_C(1) << 22)
+
+/* ---- datasets ----------------------------------------------------------- */
+
+struct kiln_source {
+    char name[KILN_MAX_NAME + 1];
+    enum kiln_dtype dtype;
+    int example_rank;
+    int64_t example_dims[KILN_MAX_RANK];
+    int64_t example_size; /* elements per example */
+    size_t example_bytes;
+    void *data; /* n_examples * example_bytes, owned */
+};
+
+struct kiln_dataset {
+    kiln_err err;
+    struct kiln_source *sources;
+    int n_sources, cap_sources;
+    int64_t n_examples; /* of every source; 0 while there are none */
+};
+
+kiln_dataset *kiln_dataset_create(void)
+{
+    kiln_dataset *d = calloc(1, sizeof *d);
+    if (d)
+        kiln_err_clear(&d->err);
+    return d;
+}
+
+static void dataset_clear(kiln_dataset *d)
+{
+    for (int i = 0; i < d->n_sources; i++)
+        free(d->sources[i].data);
+    free(d->sources);
+    d->sources = NULL;
+    d->n_sources = d->cap_sources = 0;
+    d->n_examples = 0;
+}
+
+void kiln_dataset_destroy(kiln_dataset *d)
+{
+    if (!d)
+        return;
+    dataset_clear(d);
+    free(d);
+}
+
+const char *kiln_dataset_errmsg(const kiln_dataset *d)
+{
+    return d ? d->err.msg : "out of memory";
+}
+
+static bool dtype_valid(enum kiln_dtype t)
+{
+    return t == KILN_DTYPE_F32 || t == KILN_DTYPE_F64 || t == KILN_DTYPE_I32;
+}
+
+/* Validate a new source against d and fill *src's metadata (not data). */
+static enum kiln_status source_check(kiln_dataset *d, const char *name, enum kiln_dtype dtype,
+                                     int64_t n_examples, int example_rank,
+                                     const int64_t *example_dims, struct kiln_source *src)
+{
+    memset(src, 0, sizeof *src);
+    if (!name || !name[0])
+        return kiln_err_set(&d->err, KILN_ERR_ARG, "source name is %s", name ? "empty" : "NULL");
+    size_t len = strlen(name);
+    if (len > KILN_MAX_NAME)
+        return kiln_err_set(&d->err, KILN_ERR_ARG,
+                            "source name \"%.32s...\" has %zu characters, the limit is %d", name,
+                            len, KILN_MAX_NAME);
+    for (int i = 0; i < d->n_sources; i++)
+        if (strcmp(d->sources[i].name, name) == 0)
+            return kiln_err_set(&d->err, KILN_ERR_ARG, "source '%s' already exists in the dataset",
+                                name);
+    if (!dtype_valid(dtype))
+        return kiln_err_set(&d->err, KILN_ERR_ARG, "source '%s': unknown dtype %d", name,
+                            (int)dtype);
+    if (n_examples < 0)
+        return kiln_err_set(&d->err, KILN_ERR_ARG, "source '%s': example count is %lld, must be >= 0",
+                            name, (long long)n_examples);
+    /* The examples axis takes one of KILN_MAX_RANK dims. */
+    if (example_rank < 0 || example_rank > KILN_MAX_RANK - 1)
+        return kiln_err_set(&d->err, KILN_ERR_ARG,
+                            "source '%s': example rank %d, expected 0..%d", name, example_rank,
+                            KILN_MAX_RANK - 1);
+    if (example_rank > 0 && !example_dims)
+        return kiln_err_set(&d->err, KILN_ERR_ARG, "source '%s': example_dims is NULL for rank %d",
+                            name, example_rank);
+    if (d->n_sources > 0 && n_examples != d->n_examples)
+        return kiln_err_set(&d->err, KILN_ERR_SHAPE,
+                            "source '%s' has %lld examples, the dataset's other sources have %lld",
+                            name, (long long)n_examples, (long long)d->n_examples);
+
+    size_t esize = kiln_dtype_size(dtype), bytes = esize;
+    int64_t size = 1;
+    for (int k = 0; k < example_rank; k++) {
+        int64_t dim = example_dims[k];
+        if (dim <= 0)
+            return kiln_err_set(&d->err, KILN_ERR_SHAPE,
+                                "source '%s': example dim %d is %lld, must be > 0", name, k,
+                                (long long)dim);
+        if ((uint64_t)dim > SIZE_MAX / bytes)
+            return kiln_err_set(&d->err, KILN_ERR_ARG, "source '%s': example size overflows",
+                                name);
+        bytes *= (size_t)dim;
+        size *= dim;
+        src->example_dims[k] = dim;
+    }
+    if (n_examples > 0 && (uint64_t)n_examples > SIZE_MAX / bytes)
+        return kiln_err_set(&d->err, KILN_ERR_ARG,
+                            "source '%s': %lld examples of %zu bytes overflow the address space",
+                            name, (long long)n_examples, bytes);
+    memcpy(src->name, name, len + 1);
+    src->dtype = dtype;
+    src->example_rank = example_rank;
+    src->example_size = size;
+    src->example_bytes = bytes;
+    src->data = NULL;
+    return KILN_OK;
+}
+
+/* Append src (its data now owned by d). On failure frees src->data. */
+static enum kiln_status dataset_push(kiln_dataset *d, struct kiln_source *src, int64_t n_examples)
+{
+    if (d->n_sources == d->cap_sources) {
+        int cap = d->cap_sources ? 2 * d->cap_sources : 4;
+        struct kiln_source *s = d->cap_sources < INT_MAX / 2
+                                    ? realloc(d->sources, (size_t)cap * sizeof *s)
+                                    : NULL;
+        if (!s) {
+            free(src->data);
+            return kiln_err_set(&d->err, KILN_ERR_NOMEM, "source '%s': out of memory", src->name);
+        }
+        d->sources = s;
+        d->cap_sources = cap;
+    }
+    d->sources[d->n_sources++] = *src;
+    d->n_examples = n_examples;
+    kiln_err_clear(&d->err);
+    return KILN_OK;
+}
+
+enum kiln_status kiln_dataset_add_source(kiln_dataset *d, const char *name, enum kiln_dtype dtype,
+                                         int64_t n_examples, int example_rank,
+                                         const int64_t *example_dims, const void *data)
+{
+    KILN_API_CHECK(d);
+    if (!d)
+        return KILN_ERR_ARG;
+    struct kiln_source src;
+    enum kiln_status st =
+        source_check(d, name, dtype, n_examples, example_rank, example_dims, &src);
+    if (st != KILN_OK)
+        return st;
+    size_t total = (size_t)n_examples * src.example_bytes;
+    if (total > 0 && !data)
+        return kiln_err_set(&d->err, KILN_ERR_ARG, "source '%s': data is NULL for %zu bytes", name,
+                            total);
+    src.data = malloc(total ? total : 1);
+    if (!src.data)
+        return kiln_err_set(&d->err, KILN_ERR_NOMEM, "source '%s': out of memory for %zu bytes",
+                            name, total);
+    if (total)
+        memcpy(src.data, data, total);
+    return dataset_push(d, &src, n_examples);
+}
+
+int64_t kiln_dataset_example_count(const kiln_dataset *d)
+{
+    KILN_API_CHECK(d);
+    return d ? d->n_examples : 0;
+}
+
+int kiln_dataset_source_count(const kiln_dataset *d)
+{
+    KILN_API_CHECK(d);
+    return d ? d->n_sources : 0;
+}
+
+int kiln_dataset_source_index(const kiln_dataset *d, const char *name)
+{
+    KILN_API_CHECK(d);
+    if (!d || !name)
+        return -1;
+    for (int i = 0; i < d->n_sources; i++)
+        if (strcmp(d->sources[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+static const struct kiln_source *dataset_source(const kiln_dataset *d, int i)
+{
+    KILN_API_CHECK(d && i >= 0 && i < d->n_sources);
+    return d && i >= 0 && i < d->n_sources ? &d->sources[i] : NULL;
+}
+
+const char *kiln_dataset_source_name(const kiln_dataset *d, int i)
+{
+    const struct kiln_source *s = dataset_source(d, i);
+    return s ? s->name : NULL;
+}
+
+enum kiln_dtype kiln_dataset_source_dtype(const kiln_dataset *d, int i)
+{
+    const struct kiln_source *s = dataset_source(d, i);
+    return s ? s->dtype : KILN_DTYPE_F32;
+}
+
+int64_t kiln_dataset_source_example_size(const kiln_dataset *d, int i)
+{
+    const struct kiln_source *s = dataset_source(d, i);
+    return s ? s->example_size : -1;
+}
+
+const void *kiln_dataset_source_data(const kiln_dataset *d, int i)
+{
+    const struct kiln_source *s = dataset_source(d, i);
+    return s ? s->data : NULL;
+}
+
+/* ---- IDX files ---------------------------------------------------------- */
+
+/* One IDX file being read: where the errors go and how far we got. */
+struct idx_file {
+    gzFile f;
+    const char *path;
+    uint64_t offset; /* bytes consumed, uncompressed */
+    kiln_err *err;
+};
+
+/* What an IDX file holds, converted to dtype. */
+struct idx_array {
+    uint32_t dims[IDX_MAX_DIMS];
+    int n_dims;
+    uint64_t n_elems;
+    void *data; /* n_elems of dtype, caller frees */
+};
+
+/* Report why gzread returned -1. */
+static enum kiln_status idx_read_error(struct idx_file *x)
+{
+    int errnum = Z_OK;
+    const char *msg = gzerror(x->f, &errnum);
+    if (errnum == Z_ERRNO)
+        return kiln_err_set(x->err, KILN_ERR_IO, "%s: read error at byte offset %llu: %s",
+                            x->path, (unsigned long long)x->offset, strerror(errno));
+    if (errnum == Z_MEM_ERROR)
+        return kiln_err_set(x->err, KILN_ERR_NOMEM, "%s: zlib out of memory", x->path);
+    return kiln_err_set(x->err, KILN_ERR_FORMAT,
+                        "%s: corrupt gzip data at byte offset %llu (uncompressed): %s", x->path,
+                        (unsigned long long)x->offset, msg ? msg : "unknown zlib error");
+}
+
+/* Read up to n bytes; *got says how many. KILN_OK at EOF too: the caller
+** decides whether a short read is truncation. */
+static enum kiln_status idx_read(struct idx_file *x, void *buf, size_t n, size_t *got)
+{
+    *got = 0;
+    while (*got < n) {
+        size_t want = n - *got < INT_MAX ? n - *got : INT_MAX; /* gzread returns int */
+        int r = gzread(x->f, (char *)buf + *got, (unsigned)want);
+        if (r < 0)
+            return idx_read_error(x);
+        if (r == 0)
+            break;
+        *got += (size_t)r;
+        x->offset += (uint64_t)r;
+    }
+    return KILN_OK;
+}
+
+/* After a short read: say so when the gzip stream itself was cut, not just
+** the IDX payload inside a complete one. */
+static const char *idx_cut_hint(struct idx_file *x)
+{
+    int errnum = Z_OK;
+    gzerror(x->f, &errnum);
+    return errnum == Z_BUF_ERROR ? " (the gzip stream ends early: download cut short?)" : "";
+}
+
+/* Read exactly n header bytes, or report where the file ran out. */
+static enum kiln_status idx_read_header(struct idx_file *x, void *buf, size_t n, const char *what)
+{
+    size_t got;
+    enum kiln_status st = idx_read(x, buf, n, &got);
+    if (st != KILN_OK)
+        return st;
+    if (got < n)
+        return kiln_err_set(x->err, KILN_ERR_FORMAT,
+                            "%s: truncated at byte offset %llu: %s needs %zu bytes, got %zu%s",
+                            x->path, (unsigned long long)x->offset, what, n, got, idx_cut_hint(x));
+    return KILN_OK;
+}
+
+static uint32_t be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static const char *idx_magic_what(uint32_t magic)
+{
+    return magic == IDX_MAGIC_IMAGES ? "images: unsigned bytes, 3 dims"
+                                     : "labels: unsigned bytes, 1 dim";
+}
+
+/* Check the magic number, naming what was expected and guessing what was found. */
+static enum kiln_status idx_check_magic(struct idx_file *x, uint32_t magic, uint32_t want)
+{
+    if (magic == want)
+        return KILN_OK;
+    const char *hint = "";
+    if (magic == IDX_MAGIC_IMAGES || magic == IDX_MAGIC_LABELS)
+        hint = magic == IDX_MAGIC_IMAGES ? "; this is an images file: images and labels swapped?"
+                                         : "; this is a labels file: images and labels swapped?";
+    else if ((magic >> 16) != 0)
+        hint = "; not an IDX file";
+    else if (((magic >> 8) & 0xffu) != IDX_TYPE_UBYTE)
+        hint = "; only type code 0x08 (unsigned byte) is supported";
+    return kiln_err_set(x->err, KILN_ERR_FORMAT, "%s: bad magic 0x%08X, expected 0x%08X (IDX %s)%s",
+                        x->path, (unsigned)magic, (unsigned)want, idx_magic_what(want), hint);
+}
+
+/* Convert n ubytes to dtype at dst (an element pointer). */
+static void idx_convert(const unsigned char *src, size_t n, enum kiln_dtype dtype, void *dst)
+{
+    if (dtype == KILN_DTYPE_F32) {
+        float *o = dst;
+        for (size_t i = 0; i < n; i++)
+            o[i] = src[i] / IDX_PIXEL_MAX;
+    } else {
+        int32_t *o = dst;
+        for (size_t i = 0; i < n; i++)
+            o[i] = src[i];
+    }
+}
+
+/* Format "60000 x 28 x 28" into buf. */
+static void idx_dims_string(const struct idx_array *a, char *buf, size_t cap)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int k = 0; k < a->n_dims && used < cap; k++) {
+        int n = snprintf(buf + used, cap - used, k ? " x %u" : "%u", (unsigned)a->dims[k]);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+}
+
+/* Read the whole IDX file at path, whose magic must be want, into *a as dtype.
+** On failure *a holds no memory and err says why. */
+static enum kiln_status idx_load(const char *path, uint32_t want, enum kiln_dtype dtype,
+                                 struct idx_array *a, kiln_err *err)
+{
+    static const char *const dim_names[IDX_MAX_DIMS] = {"examples", "rows", "columns"};
+    unsigned char chunk[IDX_CHUNK];
+    struct idx_file x = {NULL, path, 0, err};
+    size_t esize = kiln_dtype_size(dtype), extra;
+    uint64_t header, done = 0, cap = 0;
+    enum kiln_status st;
+    memset(a, 0, sizeof *a);
+
+    /* 1. Open. gzopen sets errno when open() fails; it fails without errno
+    ** only when zlib cannot allocate its state. */
+    errno = 0;
+    x.f = gzopen(path, "rb");
+    if (!x.f)
+        return errno ? kiln_err_set(err, KILN_ERR_IO, "%s: cannot open: %s", path, strerror(errno))
+                     : kiln_err_set(err, KILN_ERR_NOMEM, "%s: zlib out of memory", path);
+    gzbuffer(x.f, IDX_GZ_BUFFER);
+
+    /* 2. Magic, then one big-endian uint32 per dim. */
+    st = idx_read_header(&x, chunk, 4, "magic number");
+    if (st != KILN_OK)
+        goto fail;
+    st = idx_check_magic(&x, be32(chunk), want);
+    if (st != KILN_OK)
+        goto fail;
+    a->n_dims = (int)(want & 0xffu);
+    st = idx_read_header(&x, chunk, 4 * (size_t)a->n_dims, "dimension header");
+    if (st != KILN_OK)
+        goto fail;
+
+    /* 3. Dims > 0 and their product under the cap, checked before multiplying. */
+    for (int k = 0; k < a->n_dims; k++) {
+        a->dims[k] = be32(chunk + 4 * k);
+        if (a->dims[k] == 0) {
+            st = kiln_err_set(err, KILN_ERR_FORMAT, "%s: dimension %d (%s) is 0 at byte offset %d",
+                              path, k, dim_names[k], 4 + 4 * k);
+            goto fail;
+        }
+    }
+    a->n_elems = 1;
+    for (int k = 0; k < a->n_dims; k++) {
+        if (a->dims[k] > IDX_MAX_BYTES / a->n_elems) {
+            char dims[96];
+            idx_dims_string(a, dims, sizeof dims);
+            st = kiln_err_set(err, KILN_ERR_FORMAT,
+                              "%s: header claims %s bytes of data, over the limit of %llu bytes",
+                              path, dims, (unsigned long long)IDX_MAX_BYTES);
+            goto fail;
+        }
+        a->n_elems *= a->dims[k];
+    }
+    if (a->n_elems > SIZE_MAX / esize) {
+        st = kiln_err_set(err, KILN_ERR_NOMEM, "%s: %llu elements do not fit in memory", path,
+                          (unsigned long long)a->n_elems);
+        goto fail;
+    }
+
+    /* 4. Data, a chunk at a time, into an output that doubles as it fills. */
+    header = x.offset;
+    while (done < a->n_elems) {
+        if (done == cap) {
+            uint64_t ncap = cap ? 2 * cap : IDX_FIRST_ELEMS;
+            if (ncap > a->n_elems)
+                ncap = a->n_elems;
+            void *p = realloc(a->data, (size_t)ncap * esize);
+            if (!p) {
+                st = kiln_err_set(err, KILN_ERR_NOMEM, "%s: out of memory for %llu bytes", path,
+                                  (unsigned long long)(ncap * esize));
+                goto fail;
+            }
+            a->data = p;
+            cap = ncap;
+        }
+        size_t want_n = cap - done < IDX_CHUNK ? (size_t)(cap - done) : IDX_CHUNK, got;
+        st = idx_read(&x, chunk, want_n, &got);
+        if (st != KILN_OK)
+            goto fail;
+        idx_convert(chunk, got, dtype, (char *)a->data + done * esize);
+        done += got;
+        if (got < want_n) {
+            char dims[96];
+            idx_dims_string(a, dims, sizeof dims);
+            st = kiln_err_set(err, KILN_ERR_FORMAT,
+                              "%s: truncated at byte offset %llu: data needs %llu bytes (%s) "
+                              "after the %llu-byte header, got %llu%s",
+                              path, (unsigned long long)x.offset, (unsigned long long)a->n_elems,
+                              dims, (unsigned long long)header, (unsigned long long)done,
+                              idx_cut_hint(&x));
+            goto fail;
+        }
+    }
+
+    /* 5. The file must end here. Reading on also makes zlib check the CRC. */
+    st = idx_read(&x, chunk, sizeof chunk, &extra);
+    if (st != KILN_OK)
+        goto fail;
+    if (extra > 0) {
+        st = kiln_err_set(err, KILN_ERR_FORMAT,
+                          "%s: unexpected data after byte offset %llu, where the header says the "
+                          "file ends",
+                          path, (unsigned long long)(x.offset - extra));
+        goto fail;
+    }
+    gzclose(x.f);
+    return KILN_OK;
+
+fail:
+    gzclose(x.f);
+    free(a->data);
+    a->data = NULL;
+    return st;
+}
+
+/* Add a loaded IDX array as a source named name, flattening all dims after
+** the first into one example dim (rank 0 for 1-dim files). Takes a->data. */
+static enum kiln_status idx_add(kiln_dataset *d, const char *name, enum kiln_dtype dtype,
+                                struct idx_array *a)
+{
+    int64_t example = (int64_t)(a->n_elems / a->dims[0]);
+    struct kiln_source src;
+    int rank = a->n_dims > 1 ? 1 : 0;
+    enum kiln_status st = source_check(d, name, dtype, a->dims[0], rank, &example, &src);
+    if (st != KILN_OK) {
+        free(a->data);
+        a->data = NULL;
+        return st;
+    }
+    src.data = a->data;
+    a->data = NULL;
+    return dataset_push(d, &src, a->dims[0]);
+}
+
+enum kiln_status kiln_dataset_open_idx(const char *images_path, const char *labels_path,
+                                       kiln_dataset **out)
+{
+    KILN_API_CHECK(out);
+    if (!out)
+        return KILN_ERR_ARG;
+    kiln_dataset *d = kiln_dataset_create();
+    *out = d;
+    if (!d)
+        return KILN_ERR_NOMEM;
+
+    struct idx_array img = {0}, lab = {0};
+    enum kiln_status st = KILN_OK;
+    if (images_path)
+        st = idx_load(images_path, IDX_MAGIC_IMAGES, KILN_DTYPE_F32, &img, &d->err);
+    if (st == KILN_OK && labels_path)
+        st = idx_load(labels_path, IDX_MAGIC_LABELS, KILN_DTYPE_I32, &lab, &d->err);
+    if (st == KILN_OK && images_path && labels_path && img.dims[0] != lab.dims[0])
+        st = kiln_err_set(&d->err, KILN_ERR_FORMAT,
+                          "%s has %u images but %s has %u labels; they must agree", images_path,
+                          (unsigned)img.dims[0], labels_path, (unsigned)lab.dims[0]);
+    if (st == KILN_OK && images_path)
+        st = idx_add(d, "features", KILN_DTYPE_F32, &img);
+    if (st == KILN_OK && labels_path)
+        st = idx_add(d, "targets", KILN_DTYPE_I32, &lab);
+    if (st != KILN_OK) {
+        /* A failed open leaves an empty dataset holding only the message. */
+        free(img.data);
+        free(lab.data);
+        dataset_clear(d);
+        return st;
+    }
+    kiln_err_clear(&d->err);
+    return KILN_OK;
+}
+
+/* ---- streams ------------------------------------------------------------ */
+
+struct kiln_stream {
+    kiln_err err;
+    kiln_dataset *d;
+    enum kiln_scheme scheme;
+    bool ready;          /* create succeeded */
+    bool shuffle_pending;/* draw a permutation before the epoch's first batch */
+    int n_sources;       /* of d at create: d must not change under a stream */
+    int64_t n_examples;
+    int64_t batch_size;
+    int64_t pos;         /* next example of this epoch */
+    int64_t *order;      /* shuffled: this epoch's permutation of 0..n-1 */
+    void **buffers;      /* shuffled: min(batch_size, n) examples per source */
+    const void **batch;  /* n_sources pointers handed out in kiln_batch */
+    kiln_rng rng;
+};
+
+enum kiln_status kiln_stream_create(kiln_dataset *d, enum kiln_scheme scheme, int64_t batch_size,
+                                    uint64_t seed, kiln_stream **out)
+{
+    KILN_API_CHECK(out);
+    if (!out)
+        return KILN_ERR_ARG;
+    kiln_stream *s = calloc(1, sizeof *s);
+    *out = s;
+    if (!s)
+        return KILN_ERR_NOMEM;
+    kiln_err_clear(&s->err);
+    s->d = d;
+    s->scheme = scheme;
+    s->batch_size = batch_size;
+
+    if (!d)
+        return kiln_err_set(&s->err, KILN_ERR_ARG, "stream: dataset is NULL");
+    if (scheme != KILN_SCHEME_SEQUENTIAL && scheme != KILN_SCHEME_SHUFFLED)
+        return kiln_err_set(&s->err, KILN_ERR_ARG, "stream: unknown scheme %d", (int)scheme);
+    if (batch_size <= 0)
+        return kiln_err_set(&s->err, KILN_ERR_ARG, "stream: batch_size is %lld, must be > 0",
+                            (long long)batch_size);
+    if (d->n_sources == 0 || d->n_examples == 0)
+        return kiln_err_set(&s->err, KILN_ERR_ARG,
+                            "stream: dataset has no examples (%d sources, %lld examples); "
+                            "nothing to iterate",
+                            d->n_sources, (long long)d->n_examples);
+    s->n_sources = d->n_sources;
+    s->n_examples = d->n_examples;
+
+    s->batch = calloc((size_t)s->n_sources, sizeof *s->batch);
+    if (!s->batch)
+        return kiln_err_set(&s->err, KILN_ERR_NOMEM, "stream: out of memory");
+    if (scheme == KILN_SCHEME_SHUFFLED) {
+        /* n fits: the sources already hold n examples of >= 4 bytes each. */
+        int64_t per = batch_size < s->n_examples ? batch_size : s->n_examples;
+        s->order = malloc((size_t)s->n_examples * sizeof *s->order);
+        s->buffers = calloc((size_t)s->n_sources, sizeof *s->buffers);
+        if (!s->order || !s->buffers)
+            return kiln_err_set(&s->err, KILN_ERR_NOMEM, "stream: out of memory for %lld indices",
+                                (long long)s->n_examples);
+        for (int i = 0; i < s->n_sources; i++) {
+            size_t bytes = (size_t)per * d->sources[i].example_bytes;
+            s->buffers[i] = malloc(bytes);
+            if (!s->buffers[i])
+                return kiln_err_set(&s->err, KILN_ERR_NOMEM,
+                                    "stream: out of memory for a %zu-byte batch of source '%s'",
+                                    bytes, d->sources[i].name);
+        }
+        s->shuffle_pending = true;
+    }
+    kiln_rng_seed_u64(&s->rng, seed);
+    s->ready = true;
+    return KILN_OK;
+}
+
+void kiln_stream_destroy(kiln_stream *s)
+{
+    if (!s)
+        return;
+    if (s->buffers)
+        for (int i = 0; i < s->n_sources; i++)
+            free(s->buffers[i]);
+    free(s->buffers);
+    free(s->order);
+    free(s->batch);
+    free(s);
+}
+
+const char *kiln_stream_errmsg(const kiln_stream *s)
+{
+    return s ? s->err.msg : "out of memory";
+}
+
+kiln_dataset *kiln_stream_dataset(const kiln_stream *s)
+{
+    KILN_API_CHECK(s);
+    return s ? s->d : NULL;
+}
+
+int64_t kiln_stream_batch_size(const kiln_stream *s)
+{
+    KILN_API_CHECK(s);
+    return s ? s->batch_size : 0;
+}
+
+int64_t kiln_stream_batch_count(const kiln_stream *s)
+{
+    KILN_API_CHECK(s);
+    if (!s || !s->ready)
+        return 0;
+    return s->n_examples / s->batch_size + (s->n_examples % s->batch_size != 0);
+}
+
+enum kiln_status kiln_stream_reset(kiln_stream *s)
+{
+    KILN_API_CHECK(s);
+    if (!s)
+        return KILN_ERR_ARG;
+    if (!s->ready)
+        return s->err.status;
+    if (s->scheme == KILN_SCHEME_SHUFFLED && s->pos > 0)
+        s->shuffle_pending = true;
+    s->pos = 0;
+    kiln_err_clear(&s->err);
+    return KILN_OK;
+}
+
+/* Fuel's ShuffledScheme: numpy-shuffle the identity order every epoch. */
+static void stream_shuffle(kiln_stream *s)
+{
+    int64_t n = s->n_examples;
+    for (int64_t i = 0; i < n; i++)
+        s->order[i] = i;
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)kiln_rng_below(&s->rng, (uint64_t)i + 1);
+        int64_t t = s->order[i];
+        s->order[i] = s->order[j];
+        s->order[j] = t;
+    }
+}
+
+bool kiln_stream_next(kiln_stream *s, kiln_batch *b)
+{
+    KILN_API_CHECK(s && b);
+    if (!s || !b || !s->ready)
+        return false;
+    const kiln_dataset *d = s->d;
+    if (d->n_sources != s->n_sources || d->n_examples != s->n_examples) {
+        kiln_err_set(&s->err, KILN_ERR_STATE,
+                     "stream: dataset changed after the stream was created (%d sources, %lld "
+                     "examples then; %d, %lld now)",
+                     s->n_sources, (long long)s->n_examples, d->n_sources,
+                     (long long)d->n_examples);
+        return false;
+    }
+    if (s->pos >= s->n_examples)
+        return false;
+    if (s->shuffle_pending) {
+        stream_shuffle(s);
+        s->shuffle_pending = false;
+    }
+
+    int64_t size = s->n_examples - s->pos;
+    if (size > s->batch_size)
+        size = s->batch_size;
+    for (int i = 0; i < s->n_sources; i++) {
+        const struct kiln_source *src = &d->sources[i];
+        const char *base = src->data;
+        size_t eb = src->example_bytes;
+        if (s->scheme == KILN_SCHEME_SEQUENTIAL) {
+            s->batch[i] = base + (size_t)s->pos * eb;
+            continue;
+        }
+        char *dst = s->buffers[i];
+        for (int64_t k = 0; k < size; k++)
+            memcpy(dst + (size_t)k * eb, base + (size_t)s->order[s->pos + k] * eb, eb);
+        s->batch[i] = dst;
+    }
+    s->pos += size;
+    b->size = size;
+    b->n_sources = s->n_sources;
+    b->sources = s->batch;
+    return true;
+}

@@ -1,0 +1,74 @@
+/* jit.h: compile one generated C translation unit into a shared object
+** through a content-addressed cache on disk, and load it (internal API of
+** the runtime; kiln_compile is its user).
+**
+** A kiln_jit is one loaded library. Loading the same source with the same
+** compiler, flags and link arguments again, in this process or any later
+** one, finds the library in the cache and runs no process at all.
+** See runtime/jit.c for the cache layout and the key. */
+#ifndef KILN_JIT_H
+#define KILN_JIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "kiln/common.h"
+
+/* Version of the generated code's conventions (entry points, layout). It is
+** part of every cache key: the code generator bumps it when the meaning of
+** the same source bytes changes for the runtime, which orphans old entries. */
+#define KILN_JIT_ABI "kiln-codegen-1"
+
+/* Hex digits of a cache key (SHA-256), terminator excluded. */
+#define KILN_JIT_KEY_HEX 64
+
+typedef struct kiln_jit kiln_jit; /* one loaded library */
+
+typedef struct kiln_jit_options {
+    /* C compiler: a name searched in PATH, or a path. NULL: $KILN_CC (same
+    ** form; one program, no arguments), else clang, else gcc. Borrowed. */
+    const char *cc;
+    /* Cache folder, created (mode 0700) as needed. NULL: $XDG_CACHE_HOME/kiln
+    ** when that is absolute, else $HOME/.cache/kiln. Borrowed. */
+    const char *cache_dir;
+    /* Extra arguments after the source file ("-L/dir", "-lopenblas", "-lm"),
+    ** passed as they are (no shell) and part of the key. Borrowed. */
+    const char *const *link_args;
+    int n_link_args;
+} kiln_jit_options;
+
+/* Compile source (len bytes, borrowed; need not end in NUL) or find it in the
+** cache, then dlopen it with RTLD_NOW | RTLD_LOCAL. o may be NULL (all
+** defaults). *out is caller-owned (kiln_jit_close) and set even on failure,
+** so kiln_jit_errmsg can say why; NULL only when out of memory. Allocates;
+** on a cache miss writes files under the cache folder and runs the compiler.
+** KILN_OK; KILN_ERR_ARG; KILN_ERR_COMPILE (no compiler, the compiler failed:
+** the message quotes its first diagnostics and names the full log; or the
+** library does not load); KILN_ERR_IO (the cache folder or a file in it
+** cannot be made or written); KILN_ERR_NOMEM. */
+enum kiln_status kiln_jit_load(const char *source, size_t len, const kiln_jit_options *o,
+                               kiln_jit **out);
+
+/* Address of symbol `name` in the library (borrowed, valid until
+** kiln_jit_close). NULL when absent or when the load failed; the message
+** says which. */
+void *kiln_jit_symbol(kiln_jit *j, const char *name);
+
+/* True when this load ran the compiler (false: a cache hit). */
+bool kiln_jit_compiler_ran(const kiln_jit *j);
+
+/* Path of the shared object, and the key (64 hex digits) that names it.
+** Borrowed, valid until kiln_jit_close. NULL when the load failed before the
+** key was computed (no compiler, bad arguments). */
+const char *kiln_jit_path(const kiln_jit *j);
+const char *kiln_jit_key(const kiln_jit *j);
+
+/* Message of the last failed call on j ("" after a success); borrowed, valid
+** until the next call on j. For j == NULL: "out of memory". */
+const char *kiln_jit_errmsg(const kiln_jit *j);
+
+/* dlclose the library and free j. NULL is a no-op. Leaves the cache as is;
+** symbols taken from j must not be used afterwards. */
+void kiln_jit_close(kiln_jit *j);
+
+#endif

@@ -1,0 +1,525 @@
+/* mainloop.c: the training main loop (Blocks' MainLoop): the run, dispatch
+** of callbacks to extensions, the log's public face, and input binding. The
+** extension object and the built-in extensions are in extensions.c.
+**
+** A run, in Blocks' order:
+**
+**   before_training
+**   repeat:                                   (one epoch)
+**     stream reset; before_epoch
+**     for each batch: before_batch; bind sources to inputs; train_step;
+**                     iterations_done += 1; after_batch; finish check
+**     (no batch at all: error "epoch iterator yielded zero batches")
+**     epochs_done += 1; after_epoch; finish check
+**   current row: training_finished = True; after_training
+**
+** The finish check reads training_finish_requested in the current row, the
+** row of iteration iterations_done (row 0 before the first batch), which is
+** where FinishAfter and any other extension write it. Extensions are called
+** in the order they were added; an extension with several triggers that fire
+** on one callback runs once per trigger, as Blocks' dispatch does.
+**
+** Binding. Program inputs are matched to dataset sources by name once, when
+** the loop is created and again when a run starts (a dataset may gain sources
+** in between), into a table input -> source index; each batch then costs one
+** kiln_program_bind_input per input and no allocation. Sources that no input
+** reads are ignored (Blocks' on_unused_sources='ignore'; 'raise' would reject
+** MNIST's targets for a model that only predicts). An input without a batch
+** dim takes the batch's first example of its source, whose size must equal
+** the input's whole size.
+**
+** Errors. The first failure stops the run: the message, copied into the main
+** loop's slot, says where (iteration, epoch, batch, or extension and
+** callback) and passes on the failing handle's message. Then the current row
+** gets got_exception = True and on_error runs (its own failures are ignored,
+** so the first message stays). A loop that finished or failed does not run
+** again (KILN_ERR_STATE): its stream and log are mid-way.
+**
+** Parameters belong to the program; the loop never reads or writes them. */
+#include "runtime/mainloop.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+const char *kiln_main_loop_callback_name(enum kiln_callback c)
+{
+    switch (c) {
+    case KILN_CALLBACK_BEFORE_TRAINING: return "before_training";
+    case KILN_CALLBACK_BEFORE_EPOCH: return "before_epoch";
+    case KILN_CALLBACK_BEFORE_BATCH: return "before_batch";
+    case KILN_CALLBACK_AFTER_BATCH: return "after_batch";
+    case KILN_CALLBACK_AFTER_EPOCH: return "after_epoch";
+    case KILN_CALLBACK_AFTER_TRAINING: return "after_training";
+    case KILN_CALLBACK_ON_ERROR: return "on_error";
+    }
+    return "unknown callback";
+}
+
+
+/* ---- Input binding -------------------------------------------------------- */
+
+void kiln_main_loop_binding_free(kiln_input_binding *b)
+{
+    free(b->source);
+    b->source = NULL;
+    b->n_inputs = 0;
+}
+
+/* Comma-separated source names of d into dst ("features, targets"). A list
+** too long for dst ends in "..." (a message, so a marked cut is fine). */
+static void list_sources(const kiln_dataset *d, char *dst, size_t cap)
+{
+    size_t used = 0;
+    dst[0] = '\0';
+    int n = kiln_dataset_source_count(d);
+    if (n == 0) {
+        kiln_snprintf(dst, cap, "none");
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        const char *name = kiln_dataset_source_name(d, i);
+        int w = snprintf(dst + used, cap - used, "%s%s", i ? ", " : "", name ? name : "?");
+        if (w < 0 || (size_t)w >= cap - used) {
+            if (cap >= 4)
+                memcpy(dst + cap - 4, "...", 4);
+            return;
+        }
+        used += (size_t)w;
+    }
+}
+
+/* Plan: 1. check the stream's batch size against the program's max_batch;
+** 2. for every program input find the source of that name; 3. check dtype
+** and per-example size; 4. only then replace b's table. */
+enum kiln_status kiln_main_loop_bind_stream(kiln_input_binding *b, kiln_program *p, kiln_stream *s,
+                                          const char *what, kiln_err *err)
+{
+    const char *pre = what ? what : "";
+    const char *sep = what ? ": " : "";
+    kiln_dataset *d = kiln_stream_dataset(s);
+    if (!d)
+        return kiln_err_set(err, KILN_ERR_ARG, "%s%sstream has no dataset", pre, sep);
+
+    /* 1. Batch size. */
+    int64_t bs = kiln_stream_batch_size(s), maxb = kiln_program_max_batch(p);
+    if (maxb > 0 && bs > maxb)
+        return kiln_err_set(err, KILN_ERR_ARG,
+                            "%s%sstream batch size %lld exceeds the program's max_batch %lld "
+                            "(set kiln_compile_options.max_batch)",
+                            pre, sep, (long long)bs, (long long)maxb);
+
+    int n = kiln_program_input_count(p);
+    if (n < 0)
+        return kiln_err_set(err, KILN_ERR_ARG, "%s%sprogram reports %d inputs", pre, sep, n);
+    int *src = n ? malloc((size_t)n * sizeof *src) : NULL;
+    if (n && !src)
+        return kiln_err_set(err, KILN_ERR_NOMEM, "%s%sbinding table for %d inputs", pre, sep, n);
+
+    for (int i = 0; i < n; i++) {
+        /* 2. Source by name. */
+        const char *name = kiln_program_input_name(p, i);
+        int j = name ? kiln_dataset_source_index(d, name) : -1;
+        if (j < 0) {
+            char list[256];
+            list_sources(d, list, sizeof list);
+            free(src);
+            return kiln_err_set(err, KILN_ERR_NOT_FOUND,
+                                "%s%sprogram input '%s' matches no data source (sources: %s)", pre,
+                                sep, name ? name : "?", list);
+        }
+        /* 3. dtype and size. */
+        enum kiln_dtype want = kiln_program_input_dtype(p, i);
+        enum kiln_dtype have = kiln_dataset_source_dtype(d, j);
+        if (want != have) {
+            free(src);
+            return kiln_err_set(err, KILN_ERR_SHAPE,
+                                "%s%sprogram input '%s' expects %s, data source '%s' is %s", pre,
+                                sep, name, kiln_dtype_name(want), name, kiln_dtype_name(have));
+        }
+        int64_t want_n = kiln_program_input_example_size(p, i);
+        int64_t have_n = kiln_dataset_source_example_size(d, j);
+        if (want_n != have_n) {
+            free(src);
+            return kiln_err_set(err, KILN_ERR_SHAPE,
+                                "%s%sprogram input '%s' expects %lld values per example%s, data "
+                                "source '%s' has %lld",
+                                pre, sep, name, (long long)want_n,
+                                kiln_program_input_batched(p, i) ? ""
+                                                                 : " (whole input, no batch dim)",
+                                name, (long long)have_n);
+        }
+        src[i] = j;
+    }
+
+    /* 4. Commit. */
+    kiln_main_loop_binding_free(b);
+    b->source = src;
+    b->n_inputs = n;
+    return KILN_OK;
+}
+
+enum kiln_status kiln_main_loop_bind_batch(const kiln_input_binding *b, kiln_program *p,
+                                          const kiln_batch *batch, kiln_err *err)
+{
+    for (int i = 0; i < b->n_inputs; i++) {
+        int j = b->source[i];
+        if (j >= batch->n_sources)
+            return kiln_err_set(err, KILN_ERR_STATE,
+                                "batch has %d sources, input '%s' reads source %d",
+                                batch->n_sources, kiln_program_input_name(p, i), j);
+        enum kiln_status st =
+            kiln_program_bind_input(p, kiln_program_input_name(p, i), batch->sources[j]);
+        if (st != KILN_OK)
+            return kiln_err_set(err, st, "binding input '%s': %s", kiln_program_input_name(p, i),
+                                kiln_program_errmsg(p));
+    }
+    return KILN_OK;
+}
+
+/* ---- Main loop: handle, status, log --------------------------------------- */
+
+enum kiln_status kiln_main_loop_create(kiln_program *p, kiln_stream *stream, kiln_main_loop **out)
+{
+    KILN_API_CHECK(out);
+    if (!out)
+        return KILN_ERR_ARG;
+    kiln_main_loop *m = calloc(1, sizeof *m);
+    *out = m;
+    if (!m)
+        return KILN_ERR_NOMEM;
+    m->program = p;
+    m->stream = stream;
+    kiln_log_init(&m->log);
+    kiln_err_clear(&m->err);
+    if (!p || !stream)
+        return kiln_err_set(&m->err, KILN_ERR_ARG, "main loop: %s is NULL",
+                            !p ? "program" : "stream");
+    if (!kiln_program_can_train(p))
+        return kiln_err_set(&m->err, KILN_ERR_STATE,
+                            "main loop: the program has no train_step (compile it with a cost)");
+    return kiln_main_loop_bind_stream(&m->binding, p, stream, NULL, &m->err);
+}
+
+void kiln_main_loop_destroy(kiln_main_loop *m)
+{
+    if (!m)
+        return;
+    for (int i = 0; i < m->n_exts; i++)
+        kiln_extension_destroy(m->exts[i]);
+    free(m->exts);
+    kiln_main_loop_binding_free(&m->binding);
+    kiln_log_clear(&m->log);
+    free(m);
+}
+
+const char *kiln_main_loop_errmsg(const kiln_main_loop *m)
+{
+    if (!m)
+        return "out of memory";
+    return m->err.msg;
+}
+
+int64_t kiln_main_loop_epochs_done(const kiln_main_loop *m)
+{
+    KILN_API_CHECK(m);
+    return m ? m->epochs_done : 0;
+}
+
+int64_t kiln_main_loop_iterations_done(const kiln_main_loop *m)
+{
+    KILN_API_CHECK(m);
+    return m ? m->iterations_done : 0;
+}
+
+kiln_program *kiln_main_loop_program(const kiln_main_loop *m)
+{
+    KILN_API_CHECK(m);
+    return m ? m->program : NULL;
+}
+
+kiln_stream *kiln_main_loop_stream(const kiln_main_loop *m)
+{
+    KILN_API_CHECK(m);
+    return m ? m->stream : NULL;
+}
+
+const kiln_batch *kiln_main_loop_current_batch(const kiln_main_loop *m)
+{
+    KILN_API_CHECK(m);
+    return (m && m->in_batch) ? &m->batch : NULL;
+}
+
+kiln_extension *kiln_main_loop_find_extension(const kiln_main_loop *m, const char *name)
+{
+    KILN_API_CHECK(m);
+    if (!m || !name)
+        return NULL;
+    for (int i = 0; i < m->n_exts; i++)
+        if (strcmp(m->exts[i]->name, name) == 0)
+            return m->exts[i];
+    return NULL;
+}
+
+enum kiln_status kiln_main_loop_record(const kiln_main_loop *m, int64_t iteration, const char *key,
+                                       double *out)
+{
+    KILN_API_CHECK(m && out);
+    if (!m || !out)
+        return KILN_ERR_ARG;
+    const kiln_log_record *r = kiln_log_get(&m->log, iteration, key);
+    if (!r)
+        return KILN_ERR_NOT_FOUND;
+    *out = r->value;
+    return KILN_OK;
+}
+
+enum kiln_status kiln_main_loop_last_record(const kiln_main_loop *m, const char *key, double *out)
+{
+    KILN_API_CHECK(m);
+    if (!m)
+        return KILN_ERR_ARG;
+    return kiln_main_loop_record(m, m->iterations_done, key, out);
+}
+
+bool kiln_main_loop_has_record(const kiln_main_loop *m, int64_t iteration, const char *key,
+                               bool *is_bool)
+{
+    KILN_API_CHECK(m);
+    const kiln_log_record *r = m ? kiln_log_get(&m->log, iteration, key) : NULL;
+    if (is_bool)
+        *is_bool = r && r->kind == KILN_LOG_BOOL;
+    return r != NULL;
+}
+
+enum kiln_status kiln_main_loop_set_log(kiln_main_loop *m, const char *key,
+                                        enum kiln_log_kind kind, double value)
+{
+    enum kiln_status st = kiln_log_set(&m->log, m->iterations_done, key, kind, value);
+    if (st != KILN_OK)
+        kiln_err_copy(&m->err, &m->log.err, NULL);
+    return st;
+}
+
+enum kiln_status kiln_main_loop_set_record(kiln_main_loop *m, const char *key, double value)
+{
+    KILN_API_CHECK(m);
+    if (!m)
+        return KILN_ERR_ARG;
+    return kiln_main_loop_set_log(m, key, KILN_LOG_FLOAT, value);
+}
+
+enum kiln_status kiln_main_loop_set_record_bool(kiln_main_loop *m, const char *key, bool value)
+{
+    KILN_API_CHECK(m);
+    if (!m)
+        return KILN_ERR_ARG;
+    return kiln_main_loop_set_log(m, key, KILN_LOG_BOOL, value ? 1.0 : 0.0);
+}
+
+/* ---- Main loop: extensions and the run ------------------------------------ */
+
+/* Check e against m; on failure copy e's message into m, naming e. */
+static enum kiln_status attach_extension(kiln_main_loop *m, kiln_extension *e)
+{
+    if (e->err.status != KILN_OK)
+        return kiln_err_set(&m->err, e->err.status, "extension '%s': %s", e->name, e->err.msg);
+    if (!e->ops->attach)
+        return KILN_OK;
+    enum kiln_status st = e->ops->attach(e, m);
+    if (st != KILN_OK)
+        return kiln_err_set(&m->err, st, "extension '%s': %s", e->name, e->err.msg);
+    return KILN_OK;
+}
+
+enum kiln_status kiln_main_loop_add_extension(kiln_main_loop *m, kiln_extension *ext)
+{
+    KILN_API_CHECK(m);
+    if (!m) {
+        kiln_extension_destroy(ext);
+        return KILN_ERR_ARG;
+    }
+    if (!ext)
+        return kiln_err_set(&m->err, KILN_ERR_NOMEM,
+                            "add_extension: extension is NULL (its constructor ran out of memory)");
+    enum kiln_status st = KILN_OK;
+    if (m->err.status != KILN_OK && !m->program)
+        st = m->err.status; /* create failed: nothing to check against */
+    else if (m->program && m->stream)
+        st = attach_extension(m, ext);
+    if (st == KILN_OK && m->n_exts == m->cap_exts) {
+        int cap = m->cap_exts ? 2 * m->cap_exts : 8;
+        kiln_extension **exts = realloc(m->exts, (size_t)cap * sizeof *exts);
+        if (!exts)
+            st = kiln_err_set(&m->err, KILN_ERR_NOMEM, "add_extension: %d extensions", cap);
+        else {
+            m->exts = exts;
+            m->cap_exts = cap;
+        }
+    }
+    if (st != KILN_OK) {
+        kiln_extension_destroy(ext);
+        return st;
+    }
+    m->exts[m->n_exts++] = ext;
+    return KILN_OK;
+}
+
+/* Call every extension whose triggers fire on `which`, in order. */
+static enum kiln_status dispatch(kiln_main_loop *m, enum kiln_callback which)
+{
+    for (int i = 0; i < m->n_exts; i++) {
+        kiln_extension *e = m->exts[i];
+        for (int t = 0; t < e->n_triggers; t++) {
+            if (!kiln_extension_trigger_fires(&e->triggers[t], which, m))
+                continue;
+            kiln_err_clear(&e->err);
+            enum kiln_status st = e->ops->run(e, m, which);
+            if (st != KILN_OK) {
+                /* A log write that failed left its message on m already. */
+                const char *msg = e->err.status != KILN_OK ? e->err.msg
+                                  : m->err.status != KILN_OK ? m->err.msg
+                                                             : kiln_status_string(st);
+                char copy[KILN_ERRMSG_MAX];
+                kiln_snprintf(copy, sizeof copy, "%s", msg);
+                return kiln_err_set(&m->err, st,
+                                    "extension '%s' failed in %s at iteration %lld: %s",
+                                    e->name, kiln_main_loop_callback_name(which),
+                                    (long long)m->iterations_done, copy);
+            }
+        }
+    }
+    return KILN_OK;
+}
+
+static bool finish_requested(const kiln_main_loop *m)
+{
+    const kiln_log_record *r =
+        kiln_log_get(&m->log, m->iterations_done, "training_finish_requested");
+    return r && r->value != 0;
+}
+
+/* One epoch: returns KILN_OK and sets *finish when an extension asked to
+** stop after a batch or after the epoch. */
+static enum kiln_status run_epoch(kiln_main_loop *m, bool *finish)
+{
+    enum kiln_status st;
+    int64_t epoch = m->epochs_done + 1, n_batches = kiln_stream_batch_count(m->stream);
+
+    /* 1. New epoch of the stream, then before_epoch. */
+    if ((st = kiln_stream_reset(m->stream)) != KILN_OK)
+        return kiln_err_set(&m->err, st, "epoch %lld: stream reset: %s", (long long)epoch,
+                            kiln_stream_errmsg(m->stream));
+    m->epoch_started = true;
+    if ((st = dispatch(m, KILN_CALLBACK_BEFORE_EPOCH)) != KILN_OK)
+        return st;
+
+    /* 2. Batches. */
+    int64_t batch_no = 0;
+    while (kiln_stream_next(m->stream, &m->batch)) {
+        batch_no++;
+        m->received_first_batch = true;
+        m->in_batch = true;
+        if ((st = dispatch(m, KILN_CALLBACK_BEFORE_BATCH)) != KILN_OK)
+            return st;
+        int64_t it = m->iterations_done + 1;
+        st = kiln_main_loop_bind_batch(&m->binding, m->program, &m->batch, &m->err);
+        if (st != KILN_OK) {
+            char copy[KILN_ERRMSG_MAX];
+            kiln_snprintf(copy, sizeof copy, "%s", m->err.msg);
+            return kiln_err_set(&m->err, st, "iteration %lld (epoch %lld, batch %lld of %lld): %s",
+                                (long long)it, (long long)epoch, (long long)batch_no,
+                                (long long)n_batches, copy);
+        }
+        if ((st = kiln_program_train_step(m->program, m->batch.size)) != KILN_OK)
+            return kiln_err_set(&m->err, st,
+                                "iteration %lld (epoch %lld, batch %lld of %lld, %lld examples): "
+                                "train_step failed: %s",
+                                (long long)it, (long long)epoch, (long long)batch_no,
+                                (long long)n_batches, (long long)m->batch.size,
+                                kiln_program_errmsg(m->program));
+        m->iterations_done = it;
+        if ((st = dispatch(m, KILN_CALLBACK_AFTER_BATCH)) != KILN_OK)
+            return st;
+        m->in_batch = false;
+        if (finish_requested(m)) {
+            *finish = true;
+            return KILN_OK;
+        }
+    }
+    m->in_batch = false;
+    if (batch_no == 0)
+        return kiln_err_set(&m->err, KILN_ERR_STATE,
+                            "epoch %lld: epoch iterator yielded zero batches (dataset has %lld "
+                            "examples)",
+                            (long long)epoch,
+                            (long long)kiln_dataset_example_count(kiln_stream_dataset(m->stream)));
+
+    /* 3. End of epoch. */
+    m->epoch_started = false;
+    m->epochs_done++;
+    if ((st = dispatch(m, KILN_CALLBACK_AFTER_EPOCH)) != KILN_OK)
+        return st;
+    *finish = finish_requested(m);
+    return KILN_OK;
+}
+
+/* Plan: 1. refuse a loop that cannot run; 2. re-check bindings and
+** extensions; 3. before_training; 4. epochs until a finish request;
+** 5. training_finished and after_training; on any error, got_exception and
+** on_error. */
+enum kiln_status kiln_main_loop_run(kiln_main_loop *m)
+{
+    KILN_API_CHECK(m);
+    if (!m)
+        return KILN_ERR_ARG;
+
+    /* 1. State. */
+    if (!m->program || !m->stream)
+        return m->err.status != KILN_OK
+                   ? m->err.status
+                   : kiln_err_set(&m->err, KILN_ERR_ARG, "main loop: no program");
+    if (m->finished)
+        return kiln_err_set(&m->err, KILN_ERR_STATE,
+                            "main loop: training has finished (iteration %lld); create a new loop",
+                            (long long)m->iterations_done);
+    if (m->failed)
+        return kiln_err_set(&m->err, KILN_ERR_STATE,
+                            "main loop: a previous run failed at iteration %lld; create a new loop",
+                            (long long)m->iterations_done);
+    kiln_err_clear(&m->err);
+
+    /* 2. Checks that the dataset or program may have outgrown since create. */
+    enum kiln_status st =
+        kiln_main_loop_bind_stream(&m->binding, m->program, m->stream, NULL, &m->err);
+    for (int i = 0; st == KILN_OK && i < m->n_exts; i++)
+        st = attach_extension(m, m->exts[i]);
+    if (st != KILN_OK)
+        return st; /* nothing has run: the loop may be fixed and run again */
+
+    /* 3. Before training. */
+    m->training_started = true;
+    st = dispatch(m, KILN_CALLBACK_BEFORE_TRAINING);
+
+    /* 4. Epochs. */
+    bool finish = false;
+    while (st == KILN_OK && !finish)
+        st = run_epoch(m, &finish);
+
+    /* 5. The end, either way. */
+    if (st == KILN_OK) {
+        st = kiln_main_loop_set_log(m, "training_finished", KILN_LOG_BOOL, 1.0);
+        if (st == KILN_OK)
+            st = dispatch(m, KILN_CALLBACK_AFTER_TRAINING);
+    }
+    if (st != KILN_OK) {
+        kiln_err saved = m->err;
+        m->failed = true;
+        m->in_batch = false;
+        kiln_log_set(&m->log, m->iterations_done, "got_exception", KILN_LOG_BOOL, 1.0);
+        dispatch(m, KILN_CALLBACK_ON_ERROR);
+        m->err = saved;
+        return st;
+    }
+    m->finished = true;
+    return KILN_OK;
+}

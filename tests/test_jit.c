@@ -1,0 +1,712 @@
+/* test_jit.c: the JIT cache: compile and call, cache hits in this and in a
+** fresh process (nothing spawned), keys, compile errors, compiler choice,
+** recovery from a truncated library, concurrent builders, bad cache folders.
+** Each test gets its own cache folder (mkdtemp). Load times are printed, not
+** asserted: they depend on the machine and on sanitizers.
+**
+** The binary re-executes itself (/proc/self/exe --load-child ...) to load in
+** a process whose dynamic loader and libcrypto have never seen the library. */
+#include "runtime/jit.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char SRC_ADD[] = "/* test */\nint kiln_test_add(int a, int b) { return a + b; }\n";
+static const char SRC_MUL[] = "int kiln_test_mul(int a, int b) { return a * b; }\n";
+static const char SRC_BAD[] = "int kiln_test_bad(void)\n{\n    return 1\n}\n";
+
+typedef int (*binop_fn)(int, int);
+
+/* Exit codes of a child that loads SRC_ADD. */
+enum {
+    CHILD_HIT = 0,         /* loaded, compiler did not run */
+    CHILD_RAN = 10,        /* loaded, compiler ran */
+    CHILD_LOAD_FAILED = 20,
+    CHILD_BAD_RESULT = 30,
+    CHILD_EXEC_FAILED = 40
+};
+
+static char g_tmp[64]; /* this test's temp folder; the cache is g_tmp/cache */
+static char g_cache[128];
+
+static double now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void setup(void)
+{
+    strcpy(g_tmp, "/tmp/kiln_test_jit_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(g_tmp));
+    ck_assert_int_eq(snprintf(g_cache, sizeof g_cache, "%s/cache", g_tmp) < (int)sizeof g_cache, 1);
+}
+
+static void teardown(void)
+{
+    nftw(g_tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static kiln_jit_options opts(const char *cc)
+{
+    kiln_jit_options o = {0};
+    o.cc = cc;
+    o.cache_dir = g_cache;
+    return o;
+}
+
+static kiln_jit *load_ok(const char *src, const kiln_jit_options *o)
+{
+    kiln_jit *j = NULL;
+    enum kiln_status st = kiln_jit_load(src, strlen(src), o, &j);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_msg(st == KILN_OK, "load: status %d: %s", st, kiln_jit_errmsg(j));
+    return j;
+}
+
+static int call_binop(kiln_jit *j, const char *name, int a, int b)
+{
+    void *sym = kiln_jit_symbol(j, name);
+    ck_assert_msg(sym != NULL, "%s", kiln_jit_errmsg(j));
+    binop_fn f;
+    memcpy(&f, &sym, sizeof f);
+    return f(a, b);
+}
+
+static bool file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = malloc(1 << 16);
+    size_t n = buf ? fread(buf, 1, (1 << 16) - 1, f) : 0;
+    fclose(f);
+    if (buf)
+        buf[n] = '\0';
+    if (len)
+        *len = n;
+    return buf;
+}
+
+static int count_lines(const char *path)
+{
+    char *s = read_file(path, NULL);
+    int n = 0;
+    for (const char *p = s; p && *p; p++)
+        n += *p == '\n';
+    free(s);
+    return n;
+}
+
+/* Is name an executable in PATH? */
+static bool on_path(const char *name)
+{
+    const char *path = getenv("PATH");
+    char *copy = strdup(path ? path : "/usr/bin:/bin");
+    bool found = false;
+    for (char *save, *d = strtok_r(copy, ":", &save); d && !found; d = strtok_r(NULL, ":", &save)) {
+        char cand[4096];
+        if (snprintf(cand, sizeof cand, "%s/%s", d, name) < (int)sizeof cand)
+            found = access(cand, X_OK) == 0;
+    }
+    free(copy);
+    return found;
+}
+
+/* A compiler that appends its arguments to g_tmp/cc.log, then runs gcc: the
+** log shows every process kiln started. */
+static void make_logging_cc(char *cc, size_t cap, char *log, size_t log_cap)
+{
+    ck_assert_int_lt(snprintf(cc, cap, "%s/logcc", g_tmp), (int)cap);
+    ck_assert_int_lt(snprintf(log, log_cap, "%s/cc.log", g_tmp), (int)log_cap);
+    FILE *f = fopen(cc, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "#!/bin/sh\necho \"$*\" >> '%s'\nexec gcc \"$@\"\n", log);
+    fclose(f);
+    ck_assert_int_eq(chmod(cc, 0755), 0);
+}
+
+/* The child side: load SRC_ADD from cache with cc ("-": default), call it;
+** print the load time when timed. */
+static int child_load(const char *cache, const char *cc, bool timed)
+{
+    kiln_jit_options o = {0};
+    o.cache_dir = cache;
+    o.cc = strcmp(cc, "-") ? cc : NULL;
+    kiln_jit *j = NULL;
+    double t0 = now_ms();
+    enum kiln_status st = kiln_jit_load(SRC_ADD, strlen(SRC_ADD), &o, &j);
+    double t1 = now_ms();
+    int rc;
+    if (st != KILN_OK) {
+        fprintf(stderr, "child load failed: %s\n", kiln_jit_errmsg(j));
+        rc = CHILD_LOAD_FAILED;
+    } else {
+        void *sym = kiln_jit_symbol(j, "kiln_test_add");
+        binop_fn f = NULL;
+        if (sym)
+            memcpy(&f, &sym, sizeof f);
+        if (!f || f(40, 2) != 42)
+            rc = CHILD_BAD_RESULT;
+        else
+            rc = kiln_jit_compiler_ran(j) ? CHILD_RAN : CHILD_HIT;
+        if (timed)
+            printf("  [timing] %s load in a new process: %.3f ms\n",
+                   kiln_jit_compiler_ran(j) ? "cold" : "warm", t1 - t0);
+        fflush(stdout);
+    }
+    kiln_jit_close(j);
+    return rc;
+}
+
+/* Run child_load in a fresh process image; returns its exit code. */
+static int exec_child(const char *cache, const char *cc)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        char *argv[] = {(char *)"test_jit", (char *)"--load-child", (char *)cache, (char *)cc, NULL};
+        execv("/proc/self/exe", argv);
+        _exit(CHILD_EXEC_FAILED);
+    }
+    int ws;
+    ck_assert_int_eq(waitpid(pid, &ws, 0), pid);
+    ck_assert_msg(WIFEXITED(ws), "child wait status %d", ws);
+    return WEXITSTATUS(ws);
+}
+
+START_TEST(test_compile_and_call)
+{
+    kiln_jit_options o = opts(NULL);
+    double t0 = now_ms();
+    kiln_jit *j = load_ok(SRC_ADD, &o);
+    double t1 = now_ms();
+    printf("  [timing] cold load (compile, default compiler): %.1f ms\n", t1 - t0);
+    ck_assert(kiln_jit_compiler_ran(j));
+    ck_assert_int_eq(call_binop(j, "kiln_test_add", 2, 3), 5);
+    ck_assert_str_eq(kiln_jit_errmsg(j), "");
+
+    /* Layout: <cache>/<2 hex>/<62 hex>.so, the source beside it. */
+    const char *key = kiln_jit_key(j);
+    ck_assert_ptr_nonnull(key);
+    ck_assert_uint_eq(strlen(key), KILN_JIT_KEY_HEX);
+    ck_assert_uint_eq(strspn(key, "0123456789abcdef"), KILN_JIT_KEY_HEX);
+    char want[256];
+    ck_assert_int_lt(snprintf(want, sizeof want, "%s/%.2s/%s.so", g_cache, key, key + 2),
+                     (int)sizeof want);
+    ck_assert_str_eq(kiln_jit_path(j), want);
+    ck_assert(file_exists(want));
+    strcpy(want + strlen(want) - 2, "c");
+    size_t n;
+    char *src = read_file(want, &n);
+    ck_assert_ptr_nonnull(src);
+    ck_assert_uint_eq(n, strlen(SRC_ADD));
+    ck_assert_str_eq(src, SRC_ADD);
+    free(src);
+
+    /* The folders are private. */
+    struct stat st;
+    ck_assert_int_eq(stat(g_cache, &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0700);
+    kiln_jit_close(j);
+}
+END_TEST
+
+START_TEST(test_second_load_is_cache_hit)
+{
+    kiln_jit_options o = opts(NULL);
+    kiln_jit *a = load_ok(SRC_ADD, &o);
+    ck_assert(kiln_jit_compiler_ran(a));
+    double t0 = now_ms();
+    kiln_jit *b = load_ok(SRC_ADD, &o);
+    double t1 = now_ms();
+    printf("  [timing] warm load in the same process: %.3f ms\n", t1 - t0);
+    ck_assert(!kiln_jit_compiler_ran(b));
+    ck_assert_str_eq(kiln_jit_key(a), kiln_jit_key(b));
+    ck_assert_str_eq(kiln_jit_path(a), kiln_jit_path(b));
+    kiln_jit_close(a);
+    ck_assert_int_eq(call_binop(b, "kiln_test_add", -1, 1), 0);
+    kiln_jit_close(b);
+}
+END_TEST
+
+START_TEST(test_cache_hit_in_new_process_starts_nothing)
+{
+    char cc[128], log[128];
+    make_logging_cc(cc, sizeof cc, log, sizeof log);
+    kiln_jit_options o = opts(cc);
+    kiln_jit *j = load_ok(SRC_ADD, &o);
+    ck_assert(kiln_jit_compiler_ran(j));
+    kiln_jit_close(j);
+    ck_assert_int_eq(count_lines(log), 2); /* --version, then the compile */
+
+    /* Fresh processes: neither the compiler nor `cc --version` runs. */
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(exec_child(g_cache, cc), CHILD_HIT);
+    ck_assert_int_eq(count_lines(log), 2);
+
+    /* A new source compiles, but the compiler's identity is remembered. */
+    j = load_ok(SRC_MUL, &o);
+    ck_assert(kiln_jit_compiler_ran(j));
+    ck_assert_int_eq(call_binop(j, "kiln_test_mul", 6, 7), 42);
+    kiln_jit_close(j);
+    ck_assert_int_eq(count_lines(log), 3);
+}
+END_TEST
+
+START_TEST(test_cache_hit_in_new_process_default_compiler)
+{
+    ck_assert_int_eq(exec_child(g_cache, "-"), CHILD_RAN);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(exec_child(g_cache, "-"), CHILD_HIT);
+}
+END_TEST
+
+START_TEST(test_different_source_different_key)
+{
+    kiln_jit_options o = opts(NULL);
+    kiln_jit *a = load_ok(SRC_ADD, &o);
+    kiln_jit *b = load_ok(SRC_MUL, &o);
+    ck_assert(kiln_jit_compiler_ran(b));
+    ck_assert_str_ne(kiln_jit_key(a), kiln_jit_key(b));
+    ck_assert_str_ne(kiln_jit_path(a), kiln_jit_path(b));
+    ck_assert_int_eq(call_binop(a, "kiln_test_add", 2, 2), 4);
+    ck_assert_int_eq(call_binop(b, "kiln_test_mul", 3, 3), 9);
+    kiln_jit_close(a);
+    kiln_jit_close(b);
+}
+END_TEST
+
+START_TEST(test_link_args_are_passed_and_keyed)
+{
+    static const char src[] =
+        "#include <math.h>\ndouble kiln_test_cbrt(double x) { return cbrt(x); }\n";
+    kiln_jit_options o = opts(NULL);
+    kiln_jit *plain = load_ok(src, &o);
+    const char *const args[] = {"-lm"};
+    o.link_args = args;
+    o.n_link_args = 1;
+    kiln_jit *with_m = load_ok(src, &o);
+    ck_assert(kiln_jit_compiler_ran(with_m));
+    ck_assert_str_ne(kiln_jit_key(plain), kiln_jit_key(with_m));
+    void *sym = kiln_jit_symbol(with_m, "kiln_test_cbrt");
+    ck_assert_ptr_nonnull(sym);
+    double (*f)(double);
+    memcpy(&f, &sym, sizeof f);
+    ck_assert_double_eq_tol(f(27.0), 3.0, 1e-12);
+    kiln_jit_close(plain);
+    kiln_jit_close(with_m);
+
+    /* A bad link argument is a compile error quoting the linker. */
+    const char *const bad[] = {"-lkiln_no_such_library"};
+    o.link_args = bad;
+    kiln_jit *j = NULL;
+    ck_assert_int_eq(kiln_jit_load(src, strlen(src), &o, &j), KILN_ERR_COMPILE);
+    ck_assert_msg(strstr(kiln_jit_errmsg(j), "kiln_no_such_library"), "%s", kiln_jit_errmsg(j));
+    kiln_jit_close(j);
+}
+END_TEST
+
+/* Files in the shard folder of path, other than .c, .log and .lock: temp
+** files left behind. */
+static int stray_files(const char *so_path)
+{
+    char dir[256];
+    ck_assert_int_lt(snprintf(dir, sizeof dir, "%s", so_path), (int)sizeof dir);
+    *strrchr(dir, '/') = '\0';
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        const char *dot = strrchr(e->d_name, '.');
+        if (e->d_name[0] == '.' || !dot)
+            continue;
+        if (strcmp(dot, ".c") && strcmp(dot, ".log") && strcmp(dot, ".lock") && strcmp(dot, ".so")) {
+            printf("  stray file: %s/%s\n", dir, e->d_name);
+            n++;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+START_TEST(test_syntax_error_quotes_compiler)
+{
+    const char *cc = _i == 0 ? "gcc" : "clang";
+    if (!on_path(cc)) {
+        printf("  skipped: %s not in PATH\n", cc);
+        return;
+    }
+    kiln_jit_options o = opts(cc);
+    kiln_jit *j = NULL;
+    ck_assert_int_eq(kiln_jit_load(SRC_BAD, strlen(SRC_BAD), &o, &j), KILN_ERR_COMPILE);
+    const char *msg = kiln_jit_errmsg(j);
+    printf("  %s syntax error message:\n%s\n", cc, msg);
+    ck_assert(kiln_jit_compiler_ran(j));
+    ck_assert_uint_lt(strlen(msg), 512);
+    ck_assert_msg(strncmp(msg, "C compiler failed: ", 19) == 0, "%s", msg);
+    ck_assert_msg(strstr(msg, "error") && strstr(msg, "expected"), "%s", msg);
+    ck_assert_msg(strstr(msg, ".c:4:") || strstr(msg, ".c:3:"), "no line number: %s", msg);
+    ck_assert_msg(strstr(msg, "exited with status 1"), "%s", msg);
+
+    /* The full log and the source are kept; no library, no temp files. */
+    const char *so = kiln_jit_path(j);
+    ck_assert_ptr_nonnull(so);
+    ck_assert(!file_exists(so));
+    char path[256];
+    ck_assert_int_lt(snprintf(path, sizeof path, "%.*s.log", (int)strlen(so) - 3, so),
+                     (int)sizeof path);
+    ck_assert_msg(strstr(msg, path), "log path %s not in %s", path, msg);
+    char *log = read_file(path, NULL);
+    ck_assert_ptr_nonnull(log);
+    ck_assert_ptr_nonnull(strstr(log, "expected"));
+    free(log);
+    ck_assert_int_eq(stray_files(so), 0);
+    ck_assert_ptr_null(kiln_jit_symbol(j, "kiln_test_bad"));
+    kiln_jit_close(j);
+}
+END_TEST
+
+START_TEST(test_many_errors_fit_the_message)
+{
+    char src[8192] = "";
+    size_t used = 0;
+    for (int i = 0; i < 60; i++)
+        used += (size_t)snprintf(src + used, sizeof src - used, "int f%d(void) { return x%d }\n",
+                                 i, i);
+    kiln_jit_options o = opts("gcc");
+    kiln_jit *j = NULL;
+    ck_assert_int_eq(kiln_jit_load(src, strlen(src), &o, &j), KILN_ERR_COMPILE);
+    const char *msg = kiln_jit_errmsg(j);
+    ck_assert_uint_lt(strlen(msg), 512);
+    ck_assert_msg(strstr(msg, "x0") && strstr(msg, "undeclared"), "%s", msg);
+    ck_assert_msg(strstr(msg, "\n...\n"), "no elision mark: %s", msg);
+    ck_assert_msg(strstr(msg, ".log)") && strstr(msg, "exited with status 1"), "%s", msg);
+    kiln_jit_close(j);
+}
+END_TEST
+
+START_TEST(test_long_first_line_is_cut_visibly)
+{
+    char src[1024], name[601];
+    memset(name, 'q', sizeof name - 1);
+    name[sizeof name - 1] = '\0';
+    ck_assert_int_lt(snprintf(src, sizeof src, "int f(void) { return %s; }\n", name),
+                     (int)sizeof src);
+    kiln_jit_options o = opts("gcc");
+    kiln_jit *j = NULL;
+    ck_assert_int_eq(kiln_jit_load(src, strlen(src), &o, &j), KILN_ERR_COMPILE);
+    const char *msg = kiln_jit_errmsg(j);
+    ck_assert_uint_lt(strlen(msg), 512);
+    ck_assert_msg(strstr(msg, "qqqq...\n("), "no cut mark: %s", msg);
+    ck_assert_msg(strstr(msg, ".log)"), "log path lost: %s", msg);
+    kiln_jit_close(j);
+}
+END_TEST
+
+START_TEST(test_gcc_and_clang_keys_differ)
+{
+    kiln_jit_options o = opts("gcc");
+    kiln_jit *g = load_ok(SRC_ADD, &o);
+    ck_assert(kiln_jit_compiler_ran(g));
+    ck_assert_int_eq(call_binop(g, "kiln_test_add", 20, 22), 42);
+    if (!on_path("clang")) {
+        printf("  clang not in PATH: only gcc checked\n");
+        kiln_jit_close(g);
+        return;
+    }
+    o.cc = "clang";
+    kiln_jit *c = load_ok(SRC_ADD, &o);
+    ck_assert(kiln_jit_compiler_ran(c));
+    ck_assert_str_ne(kiln_jit_key(g), kiln_jit_key(c));
+    ck_assert_int_eq(call_binop(c, "kiln_test_add", 20, 22), 42);
+    /* The default (no cc, no $KILN_CC) is clang. */
+    unsetenv("KILN_CC");
+    o.cc = NULL;
+    kiln_jit *d = load_ok(SRC_ADD, &o);
+    ck_assert(!kiln_jit_compiler_ran(d));
+    ck_assert_str_eq(kiln_jit_key(c), kiln_jit_key(d));
+    kiln_jit_close(g);
+    kiln_jit_close(c);
+    kiln_jit_close(d);
+}
+END_TEST
+
+START_TEST(test_kiln_cc_environment)
+{
+    kiln_jit_options o = opts(NULL);
+    kiln_jit *g = load_ok(SRC_ADD, &(kiln_jit_options){.cc = "gcc", .cache_dir = g_cache});
+    setenv("KILN_CC", "gcc", 1);
+    kiln_jit *e = load_ok(SRC_ADD, &o);
+    ck_assert(!kiln_jit_compiler_ran(e));
+    ck_assert_str_eq(kiln_jit_key(g), kiln_jit_key(e));
+    kiln_jit_close(g);
+    kiln_jit_close(e);
+
+    setenv("KILN_CC", "kiln-no-such-cc", 1);
+    kiln_jit *j = NULL;
+    ck_assert_int_eq(kiln_jit_load(SRC_ADD, strlen(SRC_ADD), &o, &j), KILN_ERR_COMPILE);
+    ck_assert_msg(strstr(kiln_jit_errmsg(j), "$KILN_CC='kiln-no-such-cc'"), "%s",
+                  kiln_jit_errmsg(j));
+    kiln_jit_close(j);
+    unsetenv("KILN_CC");
+}
+END_TEST
+
+START_TEST(test_missing_compiler_is_clear)
+{
+    static const char *const names[] = {"kiln-no-such-cc", "/nonexistent/bin/cc"};
+    for (int i = 0; i < 2; i++) {
+        kiln_jit_options o = opts(names[i]);
+        kiln_jit *j = NULL;
+        ck_assert_int_eq(kiln_jit_load(SRC_ADD, strlen(SRC_ADD), &o, &j), KILN_ERR_COMPILE);
+        const char *msg = kiln_jit_errmsg(j);
+        printf("  missing compiler: %s\n", msg);
+        ck_assert_msg(strstr(msg, "no C compiler found") && strstr(msg, names[i]), "%s", msg);
+        ck_assert(!kiln_jit_compiler_ran(j));
+        ck_assert_ptr_null(kiln_jit_path(j));
+        ck_assert_ptr_null(kiln_jit_key(j));
+        ck_assert_ptr_null(kiln_jit_symbol(j, "kiln_test_add"));
+        kiln_jit_close(j);
+    }
+
+    /* Nothing in PATH: the message lists what was tried. */
+    unsetenv("KILN_CC");
+    char *path = strdup(getenv("PATH"));
+    setenv("PATH", g_tmp, 1);
+    kiln_jit_options o = opts(NULL);
+    kiln_jit *j = NULL;
+    ck_assert_int_eq(kiln_jit_load(SRC_ADD, strlen(SRC_ADD), &o, &j), KILN_ERR_COMPILE);
+    printf("  no compiler at all: %s\n", kiln_jit_errmsg(j));
+    ck_assert_msg(strstr(kiln_jit_errmsg(j), "tried $KILN_CC (unset), clang, gcc"), "%s",
+                  kiln_jit_errmsg(j));
+    kiln_jit_close(j);
+    setenv("PATH", path, 1);
+    free(path);
+}
+END_TEST
+
+START_TEST(test_not_a_compiler)
+{
+    kiln_jit_options o = opts("/bin/false");
+    kiln_jit *j = NULL;
+    ck_assert_int_eq(kiln_jit_load(SRC_ADD, strlen(SRC_ADD), &o, &j), KILN_ERR_COMPILE);
+    ck_assert_msg(strstr(kiln_jit_errmsg(j), "--version"), "%s", kiln_jit_errmsg(j));
+    kiln_jit_close(j);
+}
+END_TEST
+
+START_TEST(test_truncated_library_is_rebuilt)
+{
+    kiln_jit_options o = opts(NULL);
+    kiln_jit *j = load_ok(SRC_ADD, &o);
+    char so[256];
+    ck_assert_int_lt(snprintf(so, sizeof so, "%s", kiln_jit_path(j)), (int)sizeof so);
+    kiln_jit_close(j);
+    struct stat st;
+    ck_assert_int_eq(stat(so, &st), 0);
+    off_t full = st.st_size;
+
+    /* Cut it short, and in another case empty it: a fresh process rebuilds. */
+    static const off_t cuts[] = {100, 0};
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(truncate(so, cuts[i]), 0);
+        ck_assert_int_eq(exec_child(g_cache, "-"), CHILD_RAN);
+        ck_assert_int_eq(stat(so, &st), 0);
+        ck_assert_int_eq(st.st_size, full);
+        ck_assert_int_eq(exec_child(g_cache, "-"), CHILD_HIT);
+    }
+    ck_assert_int_eq(stray_files(so), 0);
+}
+END_TEST
+
+START_TEST(test_concurrent_builders_all_succeed)
+{
+    enum { N = 4 };
+    int gate[2];
+    ck_assert_int_eq(pipe(gate), 0);
+    pid_t pids[N];
+    fflush(stdout);
+    for (int i = 0; i < N; i++) {
+        pids[i] = fork();
+        ck_assert_int_ge(pids[i], 0);
+        if (pids[i] == 0) {
+            char c;
+            close(gate[1]);
+            while (read(gate[0], &c, 1) < 0 && errno == EINTR) {
+            }
+            _exit(child_load(g_cache, "-", false)); /* times include the wait */
+        }
+    }
+    close(gate[0]);
+    close(gate[1]); /* all start at once */
+    int ran = 0;
+    for (int i = 0; i < N; i++) {
+        int ws;
+        ck_assert_int_eq(waitpid(pids[i], &ws, 0), pids[i]);
+        ck_assert(WIFEXITED(ws));
+        int rc = WEXITSTATUS(ws);
+        ck_assert_msg(rc == CHILD_HIT || rc == CHILD_RAN, "child %d exit %d", i, rc);
+        ran += rc == CHILD_RAN;
+    }
+    ck_assert_int_eq(ran, 1); /* the lock lets one build; the others find it */
+
+    kiln_jit_options o = opts(NULL);
+    kiln_jit *j = load_ok(SRC_ADD, &o);
+    ck_assert(!kiln_jit_compiler_ran(j));
+    ck_assert_int_eq(stray_files(kiln_jit_path(j)), 0);
+    kiln_jit_close(j);
+}
+END_TEST
+
+START_TEST(test_cache_dir_under_a_file_is_io_error)
+{
+    char file[128], cache[160];
+    ck_assert_int_lt(snprintf(file, sizeof file, "%s/file", g_tmp), (int)sizeof file);
+    ck_assert_int_lt(snprintf(cache, sizeof cache, "%s/sub", file), (int)sizeof cache);
+    FILE *f = fopen(file, "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    kiln_jit_options o = opts(NULL);
+    o.cache_dir = cache;
+    kiln_jit *j = NULL;
+    ck_assert_int_eq(kiln_jit_load(SRC_ADD, strlen(SRC_ADD), &o, &j), KILN_ERR_IO);
+    const char *msg = kiln_jit_errmsg(j);
+    printf("  bad cache folder: %s\n", msg);
+    ck_assert_msg(strstr(msg, cache) && strstr(msg, strerror(ENOTDIR)), "%s", msg);
+    ck_assert(!kiln_jit_compiler_ran(j));
+    kiln_jit_close(j);
+}
+END_TEST
+
+START_TEST(test_default_cache_dir)
+{
+    char xdg[128], home[128];
+    ck_assert_int_lt(snprintf(xdg, sizeof xdg, "%s/xdg", g_tmp), (int)sizeof xdg);
+    ck_assert_int_lt(snprintf(home, sizeof home, "%s/home", g_tmp), (int)sizeof home);
+    kiln_jit_options o = {0};
+
+    setenv("XDG_CACHE_HOME", xdg, 1);
+    kiln_jit *j = load_ok(SRC_ADD, &o);
+    ck_assert_msg(strncmp(kiln_jit_path(j), xdg, strlen(xdg)) == 0 &&
+                      strncmp(kiln_jit_path(j) + strlen(xdg), "/kiln/", 6) == 0,
+                  "%s", kiln_jit_path(j));
+    kiln_jit_close(j);
+
+    /* A relative XDG_CACHE_HOME is ignored, as the spec says. */
+    setenv("XDG_CACHE_HOME", "relative/cache", 1);
+    setenv("HOME", home, 1);
+    j = load_ok(SRC_ADD, &o);
+    ck_assert_msg(strncmp(kiln_jit_path(j), home, strlen(home)) == 0 &&
+                      strncmp(kiln_jit_path(j) + strlen(home), "/.cache/kiln/", 13) == 0,
+                  "%s", kiln_jit_path(j));
+    kiln_jit_close(j);
+}
+END_TEST
+
+START_TEST(test_absent_symbol_is_named)
+{
+    kiln_jit_options o = opts(NULL);
+    kiln_jit *j = load_ok(SRC_ADD, &o);
+    ck_assert_ptr_null(kiln_jit_symbol(j, "kiln_test_nope"));
+    ck_assert_msg(strstr(kiln_jit_errmsg(j), "kiln_test_nope") &&
+                      strstr(kiln_jit_errmsg(j), kiln_jit_path(j)),
+                  "%s", kiln_jit_errmsg(j));
+    ck_assert_ptr_nonnull(kiln_jit_symbol(j, "kiln_test_add"));
+    ck_assert_str_eq(kiln_jit_errmsg(j), "");
+    kiln_jit_close(j);
+}
+END_TEST
+
+START_TEST(test_bad_arguments)
+{
+    kiln_jit_options o = opts(NULL);
+    o.n_link_args = -1;
+    kiln_jit *j = NULL;
+    ck_assert_int_eq(kiln_jit_load(SRC_ADD, strlen(SRC_ADD), &o, &j), KILN_ERR_ARG);
+    kiln_jit_close(j);
+
+    const char *const args[] = {"-lm", NULL};
+    o.link_args = args;
+    o.n_link_args = 2;
+    ck_assert_int_eq(kiln_jit_load(SRC_ADD, strlen(SRC_ADD), &o, &j), KILN_ERR_ARG);
+    ck_assert_msg(strstr(kiln_jit_errmsg(j), "link_args[1]"), "%s", kiln_jit_errmsg(j));
+    kiln_jit_close(j);
+
+    o = opts(NULL);
+    ck_assert_int_eq(kiln_jit_load(NULL, 10, &o, &j), KILN_ERR_ARG);
+    kiln_jit_close(j);
+
+    /* An empty source is a valid (empty) library. */
+    j = load_ok("", &o);
+    kiln_jit_close(j);
+
+    kiln_jit_close(NULL);
+    ck_assert_str_eq(kiln_jit_errmsg(NULL), "out of memory");
+}
+END_TEST
+
+static Suite *jit_suite(void)
+{
+    Suite *s = suite_create("jit");
+    TCase *tc = tcase_create("jit");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_compile_and_call);
+    tcase_add_test(tc, test_second_load_is_cache_hit);
+    tcase_add_test(tc, test_cache_hit_in_new_process_starts_nothing);
+    tcase_add_test(tc, test_cache_hit_in_new_process_default_compiler);
+    tcase_add_test(tc, test_different_source_different_key);
+    tcase_add_test(tc, test_link_args_are_passed_and_keyed);
+    tcase_add_loop_test(tc, test_syntax_error_quotes_compiler, 0, 2);
+    tcase_add_test(tc, test_many_errors_fit_the_message);
+    tcase_add_test(tc, test_long_first_line_is_cut_visibly);
+    tcase_add_test(tc, test_gcc_and_clang_keys_differ);
+    tcase_add_test(tc, test_kiln_cc_environment);
+    tcase_add_test(tc, test_missing_compiler_is_clear);
+    tcase_add_test(tc, test_not_a_compiler);
+    tcase_add_test(tc, test_truncated_library_is_rebuilt);
+    tcase_add_test(tc, test_concurrent_builders_all_succeed);
+    tcase_add_test(tc, test_cache_dir_under_a_file_is_io_error);
+    tcase_add_test(tc, test_default_cache_dir);
+    tcase_add_test(tc, test_absent_symbol_is_named);
+    tcase_add_test(tc, test_bad_arguments);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 4 && strcmp(argv[1], "--load-child") == 0)
+        return child_load(argv[2], argv[3], true);
+    SRunner *sr = srunner_create(jit_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
