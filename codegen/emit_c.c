@@ -350,31 +350,65 @@ static bool flat_ok(const emitter *e, int32_t id, const kiln_shape *s, bool root
     return true;
 }
 
-/* Comment naming the nodes of a fusion group: "nodes 12-14: add relu". */
-static void group_ops(const emitter *e, sbuf *b, int32_t id, bool root)
+/* Walk a fusion group: the ops it computes ("12:add 13:relu"), the bricks
+** that made them and the stored values it reads. */
+typedef struct group_info {
+    sbuf ops;
+    const kiln_brick *bricks[8];
+    int n_bricks;
+    int32_t reads[8];
+    int n_reads;
+} group_info;
+
+static void group_walk(const emitter *e, group_info *gi, int32_t id, bool root)
 {
     const kiln_node_rec *r = R(e, id);
-    if (!root && (!e->p->inline_[id] || kiln_op_info_of(r->op)->cls == KILN_CLASS_LEAF))
+    bool stored_leaf = !root && (!e->p->inline_[id] || r->op == KILN_OP_INPUT || r->op == KILN_OP_PARAM);
+    if (stored_leaf) {
+        int32_t s = e->p->alias[id];
+        for (int i = 0; i < gi->n_reads; i++)
+            if (gi->reads[i] == s)
+                return;
+        if (gi->n_reads < 8)
+            gi->reads[gi->n_reads++] = s;
+        return;
+    }
+    if (!root && kiln_op_info_of(r->op)->cls == KILN_CLASS_LEAF)
         return;
     for (int k = 0; k < r->n_in; k++)
-        group_ops(e, b, r->in[k], false);
-    sb_put(b, " %d:%s", (int)id, kiln_op_info_of(r->op)->name);
+        group_walk(e, gi, r->in[k], false);
+    sb_put(&gi->ops, " %d:%s", (int)id, kiln_op_info_of(r->op)->name);
+    if (r->brick) {
+        for (int i = 0; i < gi->n_bricks; i++)
+            if (gi->bricks[i] == r->brick)
+                return;
+        if (gi->n_bricks < 8)
+            gi->bricks[gi->n_bricks++] = r->brick;
+    }
 }
 
 static void kernel_comment(emitter *e, int32_t id)
 {
     const kiln_node_rec *r = R(e, id);
     char sh[KILN_SHAPE_STR_MAX];
+    group_info gi = {0};
+    group_walk(e, &gi, id, true);
     shape_comment(sh, sizeof sh, &r->shape);
-    sb_put(&e->body, "\n    /* node");
-    group_ops(e, &e->body, id, true);
-    sb_put(&e->body, " -> %s %s", e->var[e->p->alias[id]], sh);
-    if (r->brick) {
-        sb_put(&e->body, "\n    ** brick ");
-        put_comment_text(&e->body, kiln_brick_path(r->brick));
+    sb_put(&e->body, "\n    /* node%s -> %s %s", gi.ops.s ? gi.ops.s : "", e->var[e->p->alias[id]], sh);
+    free(gi.ops.s);
+    if (gi.n_reads) {
+        sb_put(&e->body, "\n    ** reads");
+        for (int i = 0; i < gi.n_reads; i++) {
+            shape_comment(sh, sizeof sh, &R(e, gi.reads[i])->shape);
+            sb_put(&e->body, "%s %s %s", i ? "," : "", e->var[gi.reads[i]], sh);
+        }
+    }
+    for (int i = 0; i < gi.n_bricks; i++) {
+        sb_put(&e->body, i ? ", " : "\n    ** brick ");
+        put_comment_text(&e->body, kiln_brick_path(gi.bricks[i]));
     }
     if (r->name) {
-        sb_put(&e->body, ", value '");
+        sb_put(&e->body, "%svalue '", gi.n_bricks ? ", " : "\n    ** ");
         put_comment_text(&e->body, r->name);
         sb_put(&e->body, "'");
     }

@@ -25,7 +25,7 @@
 #define MAGIC_LABELS 0x00000801u
 #define DEFAULT_DATA_DIR "/usr/share/datasets/fashion-mnist"
 /* What to tell a user whose machine lacks the data set. */
-#define SETUP_HINT "run the project's data setup script (see scripts/) or set KILN_DATA_DIR"
+#define SETUP_HINT "run scripts/setup (it installs dataset-fashion-mnist) or set KILN_DATA_DIR"
 
 /* The small data set most tests use: 10 images of 2 x 3 pixels. */
 enum { N = 10, ROWS = 2, COLS = 3, PIX = ROWS * COLS, HEADER_IMAGES = 16, HEADER_LABELS = 8 };
