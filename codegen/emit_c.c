@@ -418,6 +418,7 @@ static void kernel_comment(emitter *e, int32_t id)
 /* Open a loop nest over shape s with indices i0.. (or one flat i). */
 static int open_loops(emitter *e, const kiln_shape *s, bool flat, kindex *ix, const char *pre)
 {
+    memset(ix, 0, sizeof *ix); /* flat loops leave ax[] unused; children still copy it */
     ix->flat = flat;
     ix->rank = s->rank;
     if (flat) {

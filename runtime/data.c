@@ -666,6 +666,11 @@ const char *kiln_stream_errmsg(const kiln_stream *s)
     return s ? s->err.msg : "out of memory";
 }
 
+enum kiln_status kiln_stream_status(const kiln_stream *s)
+{
+    return s ? s->err.status : KILN_ERR_NOMEM;
+}
+
 kiln_dataset *kiln_stream_dataset(const kiln_stream *s)
 {
     KILN_API_CHECK(s);

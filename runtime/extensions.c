@@ -428,6 +428,9 @@ static enum kiln_status monitoring_run(kiln_extension *e, kiln_main_loop *m,
             s->sums[i] += v;
         }
     }
+    if ((st = kiln_stream_status(s->stream)) != KILN_OK)
+        return kiln_extension_fail(e, st, "after batch %lld: data stream: %s", (long long)n_batches,
+                                   kiln_stream_errmsg(s->stream));
     if (n_batches == 0)
         return kiln_extension_fail(e, KILN_ERR_STATE,
                                    "monitoring stream yielded zero batches (dataset has %lld "

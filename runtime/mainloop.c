@@ -20,8 +20,8 @@
 ** on one callback runs once per trigger, as Blocks' dispatch does.
 **
 ** Binding. Program inputs are matched to dataset sources by name once, when
-** the loop is created and again when a run starts (a dataset may gain sources
-** in between), into a table input -> source index; each batch then costs one
+** the loop is created and again when a run starts (extensions added in
+** between bring streams of their own), into a table input -> source index; each batch then costs one
 ** kiln_program_bind_input per input and no allocation. Sources that no input
 ** reads are ignored (Blocks' on_unused_sources='ignore'; 'raise' would reject
 ** MNIST's targets for a model that only predicts). An input without a batch
@@ -447,6 +447,9 @@ static enum kiln_status run_epoch(kiln_main_loop *m, bool *finish)
         }
     }
     m->in_batch = false;
+    if ((st = kiln_stream_status(m->stream)) != KILN_OK) /* an error, not the end of the epoch */
+        return kiln_err_set(&m->err, st, "epoch %lld, after batch %lld: data stream: %s", (long long)epoch,
+                            (long long)batch_no, kiln_stream_errmsg(m->stream));
     if (batch_no == 0)
         return kiln_err_set(&m->err, KILN_ERR_STATE,
                             "epoch %lld: epoch iterator yielded zero batches (dataset has %lld "

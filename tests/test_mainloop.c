@@ -707,6 +707,28 @@ START_TEST(batch_larger_than_max_batch_is_refused)
 }
 END_TEST
 
+/* A stream that fails mid-run must stop the loop with the stream's message,
+** not end the epoch quietly (found by test_train_e2e's author). */
+START_TEST(regress_2_stream_error_is_not_the_end_of_an_epoch)
+{
+    toy t;
+    toy_build(&t, "features", 0.1);
+    kiln_dataset *d = toy_dataset(N_TRAIN, 0);
+    kiln_stream *s = toy_stream(d, 4);
+    kiln_main_loop *m = loop_create(t.p, s);
+    loop_add(m, kiln_finish_after(2, 0));
+    float extra[N_TRAIN] = {0};
+    ck_assert_int_eq(kiln_dataset_add_source(d, "extra", KILN_DTYPE_F32, N_TRAIN, 0, NULL, extra), KILN_OK);
+    ck_assert_int_ne(kiln_main_loop_run(m), KILN_OK);
+    ck_assert_msg(strstr(kiln_main_loop_errmsg(m), "data stream: stream: dataset changed") != NULL, "%s",
+                  kiln_main_loop_errmsg(m));
+    kiln_main_loop_destroy(m);
+    kiln_stream_destroy(s);
+    kiln_dataset_destroy(d);
+    toy_free(&t);
+}
+END_TEST
+
 static Suite *mainloop_suite(void)
 {
     Suite *s = suite_create("mainloop");
@@ -730,6 +752,7 @@ static Suite *mainloop_suite(void)
     tcase_add_test(tc, monitoring_checks_its_stream_and_variables);
     tcase_add_test(tc, cost_decreases_on_separable_toy_problem);
     tcase_add_test(tc, batch_larger_than_max_batch_is_refused);
+    tcase_add_test(tc, regress_2_stream_error_is_not_the_end_of_an_epoch);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -64,7 +64,8 @@ KILN_API kiln_brick *kiln_categorical_cross_entropy_create(const char *name);
 KILN_API kiln_brick *kiln_binary_cross_entropy_create(const char *name);
 KILN_API kiln_brick *kiln_squared_error_create(const char *name);
 KILN_API kiln_brick *kiln_absolute_error_create(const char *name);
-/* Output named error_rate; ties count as errors (pessimistic). top_k = 1. */
+/* Output named error_rate: mean of argmax(y_hat) != y. top_k = 1; a tie
+** takes the first maximum, as Theano's argmax (and Blocks' top_k = 1 code). */
 KILN_API kiln_brick *kiln_misclassification_rate_create(const char *name);
 
 KILN_API void kiln_brick_destroy(kiln_brick *b);

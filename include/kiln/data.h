@@ -74,8 +74,12 @@ KILN_API int64_t kiln_stream_batch_size(const kiln_stream *s);
 KILN_API int64_t kiln_stream_batch_count(const kiln_stream *s);
 /* Start a new epoch (reshuffles a shuffled stream). */
 KILN_API enum kiln_status kiln_stream_reset(kiln_stream *s);
-/* Next batch of the epoch: returns true and fills *b, or false at the end. */
+/* Next batch of the epoch: returns true and fills *b, or false at the end
+** of the epoch or on an error; kiln_stream_status tells which. */
 KILN_API bool kiln_stream_next(kiln_stream *s, kiln_batch *b);
+/* KILN_OK, or the status of the stream's last failure (cleared by a
+** successful kiln_stream_reset). */
+KILN_API enum kiln_status kiln_stream_status(const kiln_stream *s);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,308 @@
+/* bench.c: kiln's side of the benchmarks (tools/bench/run runs it next to
+** PyTorch and prints the comparison).
+**
+** Cases, for MLPs 784-H-10 (ReLU, softmax cross-entropy, SGD lr 0.1):
+**   train_<net>_b<B>   training throughput of the full step, examples/s
+**   floor_<net>_b<B>   the step's five matrix products alone in OpenBLAS, ms
+**   step_<net>_b<B>    kiln's step time, ms (to divide by the floor)
+**   infer_<net>_b<B>   latency of the forward program, microseconds
+**   compile_cold_ms, compile_warm_ms   compiling the 784-100-10 training program
+**   peak_rss_mb        peak resident memory of this process
+** Each figure is the median of at least 5 repetitions after a warm-up. The
+** data are synthetic and the same formula as in torch_bench.py.
+** Output: one "kiln <case> <value>" line per case on stdout. */
+#include <cblas.h>
+#include <kiln/kiln.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#define N_DATA 2000
+#define N_IN 784
+#define N_OUT 10
+#define MAX_REPS 15
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+typedef struct config {
+    int reps;
+    double rep_seconds; /* target length of one repetition */
+} config;
+
+/* The same synthetic data as torch_bench.py. */
+static float data_x[N_DATA * N_IN];
+static int32_t data_y[N_DATA];
+
+static void make_data(void)
+{
+    for (int i = 0; i < N_DATA; i++) {
+        data_y[i] = (int32_t)((i * 31) % N_OUT);
+        for (int j = 0; j < N_IN; j++)
+            data_x[(size_t)i * N_IN + j] = (float)(((long)i * 7919 + (long)j * 104729) % 1000) / 1000.0f;
+    }
+}
+
+typedef struct net {
+    kiln_graph *g;
+    kiln_brick *mlp, *cce;
+    kiln_node probs, cost;
+} net;
+
+static void die(const char *what, const char *msg)
+{
+    fprintf(stderr, "bench: %s: %s\n", what, msg);
+    exit(1);
+}
+
+static void net_build(net *n, int64_t hidden)
+{
+    n->g = kiln_graph_create(KILN_DTYPE_F32);
+    kiln_node x = kiln_graph_input(n->g, "features", KILN_DTYPE_F32, 2, (int64_t[]){KILN_BATCH, N_IN});
+    kiln_node y = kiln_graph_input(n->g, "targets", KILN_DTYPE_I32, 1, (int64_t[]){KILN_BATCH});
+    kiln_brick *acts[2] = {kiln_rectifier_create(NULL), kiln_softmax_create(NULL)};
+    n->mlp = kiln_mlp_create(NULL, acts, 2, (int64_t[]){N_IN, hidden, N_OUT});
+    n->cce = kiln_categorical_cross_entropy_create(NULL);
+    kiln_brick_set_weights_init(n->mlp, kiln_init_isotropic_gaussian(0.01, 0));
+    kiln_brick_set_biases_init(n->mlp, kiln_init_constant(0));
+    if (kiln_brick_apply(n->mlp, n->g, x, &n->probs) || kiln_cost_apply(n->cce, n->g, y, n->probs, &n->cost) ||
+        kiln_brick_initialize(n->mlp))
+        die("model", kiln_brick_errmsg(n->mlp));
+}
+
+static void net_free(net *n)
+{
+    kiln_graph_destroy(n->g);
+    kiln_brick_destroy(n->mlp);
+    kiln_brick_destroy(n->cce);
+}
+
+static kiln_program *compile_train(net *n, int64_t max_batch, const char *cache_dir)
+{
+    kiln_compile_options o = kiln_compile_options_default();
+    o.name = "bench_mlp";
+    o.cost = n->cost;
+    o.step_rule = kiln_step_scale(0.1);
+    o.monitors = &n->cost;
+    o.n_monitors = 1;
+    o.max_batch = max_batch;
+    o.cache_dir = cache_dir;
+    kiln_program *p;
+    if (kiln_compile(n->g, &o, &p))
+        die("compile", kiln_program_errmsg(p));
+    return p;
+}
+
+static kiln_program *compile_forward(net *n, int64_t max_batch)
+{
+    kiln_compile_options o = kiln_compile_options_default();
+    o.name = "bench_mlp_forward";
+    o.outputs = &n->probs;
+    o.n_outputs = 1;
+    o.max_batch = max_batch;
+    kiln_program *p;
+    if (kiln_compile(n->g, &o, &p))
+        die("compile", kiln_program_errmsg(p));
+    return p;
+}
+
+/* Bind batch k of size B (cycling through the data). */
+static void bind_batch(kiln_program *p, int64_t k, int64_t B, bool targets)
+{
+    int64_t off = (k * B) % (N_DATA - B + 1);
+    if (kiln_program_bind_input(p, "features", data_x + off * N_IN) ||
+        (targets && kiln_program_bind_input(p, "targets", data_y + off)))
+        die("bind", kiln_program_errmsg(p));
+}
+
+/* Seconds per call of fn, median over cfg->reps repetitions of k calls,
+** k chosen from a warm-up so that a repetition lasts about rep_seconds. */
+typedef void (*step_fn)(void *ctx, int64_t i);
+
+static double time_per_call(const config *cfg, step_fn fn, void *ctx)
+{
+    double t0 = now();
+    int64_t warm = 0;
+    while (warm < 3 || now() - t0 < cfg->rep_seconds / 2)
+        fn(ctx, warm++);
+    double per = (now() - t0) / (double)warm;
+    int64_t k = (int64_t)(cfg->rep_seconds / per);
+    if (k < 1)
+        k = 1;
+    double v[MAX_REPS];
+    for (int r = 0; r < cfg->reps; r++) {
+        double s = now();
+        for (int64_t i = 0; i < k; i++)
+            fn(ctx, i);
+        v[r] = (now() - s) / (double)k;
+    }
+    return median(v, cfg->reps);
+}
+
+typedef struct step_ctx {
+    kiln_program *p;
+    int64_t B;
+} step_ctx;
+
+static void train_step(void *c, int64_t i)
+{
+    step_ctx *s = c;
+    bind_batch(s->p, i, s->B, true);
+    if (kiln_program_train_step(s->p, s->B))
+        die("train_step", kiln_program_errmsg(s->p));
+}
+
+static void forward_step(void *c, int64_t i)
+{
+    step_ctx *s = c;
+    bind_batch(s->p, i, s->B, false);
+    if (kiln_program_forward(s->p, s->B))
+        die("forward", kiln_program_errmsg(s->p));
+}
+
+/* The GEMM floor: the five matrix products of one training step, with the
+** shapes and transposes kiln's generated code uses (see docs/performance.md):
+**   h  = x (B,784) . W1 (784,H)        forward
+**   a  = h (B,H) . W2 (H,10)           forward
+**   dh = da (B,10) . W2^T              backward
+**   dW2 = h^T . da                     backward
+**   dW1 = x^T . dh                     backward */
+typedef struct gemm_ctx {
+    int64_t B, H;
+    float *x, *w1, *h, *w2, *a, *da, *dh, *dw1, *dw2;
+} gemm_ctx;
+
+static void gemm_step(void *c, int64_t i)
+{
+    gemm_ctx *g = c;
+    int B = (int)g->B, H = (int)g->H;
+    (void)i;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, N_IN, 1, g->x, N_IN, g->w1, H, 0, g->h, H);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, N_OUT, H, 1, g->h, H, g->w2, N_OUT, 0, g->a, N_OUT);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, H, N_OUT, 1, g->da, N_OUT, g->w2, N_OUT, 0, g->dh, H);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, H, N_OUT, B, 1, g->h, H, g->da, N_OUT, 0, g->dw2, N_OUT);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N_IN, H, B, 1, g->x, N_IN, g->dh, H, 0, g->dw1, H);
+}
+
+static double gemm_floor(const config *cfg, int64_t B, int64_t H)
+{
+    gemm_ctx g = {.B = B, .H = H};
+    float **bufs[] = {&g.x, &g.w1, &g.h, &g.w2, &g.a, &g.da, &g.dh, &g.dw1, &g.dw2};
+    int64_t sizes[] = {B * N_IN, N_IN * H, B * H, H * N_OUT, B * N_OUT, B * N_OUT, B * H, N_IN * H, H * N_OUT};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        *bufs[i] = aligned_alloc(64, (size_t)((sizes[i] * 4 + 63) / 64 * 64));
+        if (!*bufs[i])
+            die("gemm floor", "out of memory");
+        for (int64_t j = 0; j < sizes[i]; j++)
+            (*bufs[i])[j] = (float)((j * 37) % 100) / 1000.0f;
+    }
+    double t = time_per_call(cfg, gemm_step, &g);
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        free(*bufs[i]);
+    return t;
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: bench [--quick] [--reps N]\n");
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    config cfg = {.reps = 7, .rep_seconds = 0.25};
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0) {
+            cfg.reps = 5;
+            cfg.rep_seconds = 0.04;
+        } else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
+            cfg.reps = atoi(argv[++i]);
+            if (cfg.reps < 5 || cfg.reps > MAX_REPS)
+                usage();
+        } else {
+            usage();
+        }
+    }
+    make_data();
+    static const int64_t hiddens[] = {100, 500};
+    static const int64_t batches[] = {1, 32, 128, 1000};
+
+    /* compile times: a fresh cache folder, then a cache hit */
+    {
+        char dir[] = "/tmp/kiln_bench_cache_XXXXXX";
+        if (!mkdtemp(dir))
+            die("mkdtemp", "cannot make a cache folder");
+        net n;
+        net_build(&n, 100);
+        double t0 = now();
+        kiln_program *p = compile_train(&n, 1000, dir);
+        double cold = now() - t0;
+        if (!kiln_program_compiler_ran(p))
+            die("compile", "cold compile found a cache entry");
+        kiln_program_destroy(p);
+        double warm[MAX_REPS];
+        for (int r = 0; r < cfg.reps; r++) {
+            t0 = now();
+            p = compile_train(&n, 1000, dir);
+            warm[r] = now() - t0;
+            if (kiln_program_compiler_ran(p))
+                die("compile", "warm compile ran the compiler");
+            kiln_program_destroy(p);
+        }
+        printf("kiln compile_cold_ms %.3f\n", cold * 1e3);
+        printf("kiln compile_warm_ms %.3f\n", median(warm, cfg.reps) * 1e3);
+        net_free(&n);
+        char cmd[256];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "bench: could not remove %s\n", dir);
+    }
+
+    for (size_t h = 0; h < 2; h++) {
+        char name[32];
+        snprintf(name, sizeof name, "784-%lld-10", (long long)hiddens[h]);
+        net n;
+        net_build(&n, hiddens[h]);
+        for (size_t b = 0; b < 4; b++) {
+            int64_t B = batches[b];
+            step_ctx s = {compile_train(&n, B, NULL), B};
+            double step = time_per_call(&cfg, train_step, &s);
+            kiln_program_destroy(s.p);
+            printf("kiln train_%s_b%lld %.1f\n", name, (long long)B, (double)B / step);
+            printf("kiln step_%s_b%lld %.4f\n", name, (long long)B, step * 1e3);
+            printf("kiln floor_%s_b%lld %.4f\n", name, (long long)B, gemm_floor(&cfg, B, hiddens[h]) * 1e3);
+            fflush(stdout);
+        }
+        for (size_t b = 0; b < 2; b++) {
+            int64_t B = b ? 64 : 1;
+            step_ctx s = {compile_forward(&n, B), B};
+            double t = time_per_call(&cfg, forward_step, &s);
+            kiln_program_destroy(s.p);
+            printf("kiln infer_%s_b%lld %.2f\n", name, (long long)B, t * 1e6);
+        }
+        net_free(&n);
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("kiln peak_rss_mb %.1f\n", (double)ru.ru_maxrss / 1024.0);
+    return 0;
+}

@@ -1,0 +1,89 @@
+"""PyTorch's side of kiln's benchmarks: the same cases, data and recipe as
+bench.c (MLP 784-H-10, ReLU, softmax cross-entropy, SGD lr 0.1), printed as
+"torch <case> <value>" lines. Threads are pinned by tools/bench/run through
+OMP_NUM_THREADS and OPENBLAS_NUM_THREADS (Debian's PyTorch does its matrix
+products in OpenBLAS, which ignores torch.set_num_threads) and here."""
+import argparse
+import resource
+import statistics
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+N_DATA, N_IN, N_OUT = 2000, 784, 10
+
+
+def make_data():
+    i = np.arange(N_DATA, dtype=np.int64)[:, None]
+    j = np.arange(N_IN, dtype=np.int64)[None, :]
+    x = ((i * 7919 + j * 104729) % 1000).astype(np.float32) / 1000.0
+    y = ((np.arange(N_DATA) * 31) % N_OUT).astype(np.int64)
+    return torch.from_numpy(x), torch.from_numpy(y)
+
+
+def time_per_call(fn, reps, rep_seconds):
+    """Median seconds per call over reps repetitions, after a warm-up."""
+    t0 = time.perf_counter()
+    warm = 0
+    while warm < 3 or time.perf_counter() - t0 < rep_seconds / 2:
+        fn(warm)
+        warm += 1
+    per = (time.perf_counter() - t0) / warm
+    k = max(1, int(rep_seconds / per))
+    v = []
+    for _ in range(reps):
+        s = time.perf_counter()
+        for i in range(k):
+            fn(i)
+        v.append((time.perf_counter() - s) / k)
+    return statistics.median(v)
+
+
+def model(hidden):
+    torch.manual_seed(1)
+    m = torch.nn.Sequential(torch.nn.Linear(N_IN, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, N_OUT))
+    for layer in (m[0], m[2]):
+        torch.nn.init.normal_(layer.weight, 0.0, 0.01)
+        torch.nn.init.zeros_(layer.bias)
+    return m
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--reps", type=int, default=7)
+    a = ap.parse_args()
+    reps, rep_seconds = (5, 0.04) if a.quick else (max(5, a.reps), 0.25)
+    torch.set_num_threads(a.threads)
+    x, y = make_data()
+    for hidden in (100, 500):
+        name = "784-%d-10" % hidden
+        m = model(hidden)
+        opt = torch.optim.SGD(m.parameters(), lr=0.1)
+        for b in (1, 32, 128, 1000):
+            def step(i, b=b):
+                off = (i * b) % (N_DATA - b + 1)
+                xb, yb = x[off:off + b], y[off:off + b]
+                opt.zero_grad(set_to_none=True)
+                loss = F.cross_entropy(m(xb), yb)
+                loss.backward()
+                opt.step()
+            t = time_per_call(step, reps, rep_seconds)
+            print("torch train_%s_b%d %.1f" % (name, b, b / t))
+            print("torch step_%s_b%d %.4f" % (name, b, t * 1e3))
+            sys.stdout.flush()
+        for b in (1, 64):
+            def infer(i, b=b):
+                off = (i * b) % (N_DATA - b + 1)
+                with torch.no_grad():
+                    F.softmax(m(x[off:off + b]), dim=1)
+            print("torch infer_%s_b%d %.2f" % (name, b, time_per_call(infer, reps, rep_seconds) * 1e6))
+    print("torch peak_rss_mb %.1f" % (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0))
+
+
+if __name__ == "__main__":
+    main()
