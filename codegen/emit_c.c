@@ -81,6 +81,7 @@ typedef struct emitter {
     char (*var)[VAR_MAX]; /* C name of each node's storage */
     unsigned char *used;  /* storage referenced by the current function */
     sbuf body;            /* current function's kernels */
+    int *fused;           /* per node: param whose update this GEMM applies, or -1 */
     const char *real;     /* "float" or "double" */
     bool failed;
 } emitter;
@@ -407,6 +408,9 @@ static void kernel_comment(emitter *e, int32_t id)
         sb_put(&e->body, i ? ", " : "\n    ** brick ");
         put_comment_text(&e->body, kiln_brick_path(gi.bricks[i]));
     }
+    if (e->fused && e->fused[id] >= 0)
+        sb_put(&e->body, "\n    ** fused update: %s -= lr * this product (its gradient is not stored)",
+               e->var[e->p->param_node[e->fused[id]]]);
     if (r->name) {
         sb_put(&e->body, "%svalue '", gi.n_bricks ? ", " : "\n    ** ");
         put_comment_text(&e->body, r->name);
@@ -512,12 +516,16 @@ static void kernel_matmul(emitter *e, int32_t id)
     dim_str(k, sizeof k, ra->shape.dims[r->trans_a ? 0 : 1]);
     dim_str(lda, sizeof lda, ra->shape.dims[1]);
     dim_str(ldb, sizeof ldb, rb->shape.dims[1]);
-    const char *a = storage_name(e, r->in[0]), *b = storage_name(e, r->in[1]), *c = storage_name(e, id);
+    const char *a = storage_name(e, r->in[0]), *b = storage_name(e, r->in[1]);
+    /* A fused update: p = p - lr * (this product), one GEMM with beta 1. */
+    int fp = e->fused ? e->fused[id] : -1;
+    const char *c = fp >= 0 ? storage_name(e, e->p->param_node[fp]) : storage_name(e, id);
     sb_put(&e->body,
            "    cblas_%cgemm(CblasRowMajor, %s, %s, (int)%s, (int)%s, (int)%s,\n"
-           "                1, %s, (int)%s, %s, (int)%s, 0, %s, (int)%s);\n",
+           "                %s, %s, (int)%s, %s, (int)%s, %s, %s, (int)%s);\n",
            e->g->floatx == KILN_DTYPE_F64 ? 'd' : 's', r->trans_a ? "CblasTrans" : "CblasNoTrans",
-           r->trans_b ? "CblasTrans" : "CblasNoTrans", m, nn, k, a, lda, b, ldb, c, nn);
+           r->trans_b ? "CblasTrans" : "CblasNoTrans", m, nn, k, fp >= 0 ? "-lr" : "1", a, lda, b, ldb,
+           fp >= 0 ? "1" : "0", c, nn);
 }
 
 /* Row-wise ops over a 2-D input (rows, cols). */
@@ -644,13 +652,110 @@ static void emit_decls(emitter *e, sbuf *out)
     }
 }
 
-static void emit_function(emitter *e, sbuf *out, const char *fn, unsigned entry, const char *what, bool grads)
+/* Which parameters train_step updates inside their gradient's GEMM: the
+** gradient is one matrix product, stored nowhere else, read by no other
+** kernel, and every kernel that reads the parameter runs before it (so the
+** cost, monitors and the backward pass all see the old value, as Blocks'
+** updates do). fused[gradient node] = param index. */
+static void plan_fused_updates(emitter *e)
 {
     const kiln_plan *p = e->p;
+    int32_t n = p->n;
+    int32_t *kernel_of = malloc(sizeof(int32_t) * ((size_t)n + 1));
+    int32_t *last_read = malloc(sizeof(int32_t) * ((size_t)n + 1));
+    int32_t *readers = calloc((size_t)n + 1, sizeof(int32_t));
+    for (int32_t i = 0; i < n; i++)
+        e->fused[i] = -1;
+    if (!kernel_of || !last_read || !readers) {
+        free(kernel_of);
+        free(last_read);
+        free(readers);
+        return; /* without memory, fuse nothing: still correct */
+    }
+    for (int32_t id = n - 1; id >= 0; id--) {
+        if (!p->inline_[id])
+            kernel_of[id] = id;
+        for (int k = 0; k < R(e, id)->n_in; k++)
+            if (p->inline_[R(e, id)->in[k]])
+                kernel_of[R(e, id)->in[k]] = kernel_of[id];
+    }
+    for (int32_t i = 0; i < n; i++)
+        last_read[i] = -1;
+    for (int32_t id = 0; id < n; id++) {
+        if (!(p->entries[id] & KILN_ENTRY_TRAIN))
+            continue;
+        for (int k = 0; k < R(e, id)->n_in; k++) {
+            int32_t s = p->alias[R(e, id)->in[k]];
+            readers[s]++;
+            if (kernel_of[id] > last_read[s])
+                last_read[s] = kernel_of[id];
+        }
+    }
+    for (int i = 0; i < p->n_params; i++) {
+        int32_t gid = p->grad_node[i], pid = p->param_node[i];
+        if (gid < 0 || p->grad_copy[i] || R(e, gid)->op != KILN_OP_MATMUL || p->buf[gid].zone != KILN_ZONE_GRAD)
+            continue;
+        if (readers[gid] != 0 || last_read[pid] >= gid)
+            continue;
+        e->fused[gid] = i;
+    }
+    free(kernel_of);
+    free(last_read);
+    free(readers);
+}
+
+/* The update p -= lr * grad over every parameter not updated in a GEMM, as
+** few loops as possible (adjacent slots merge). */
+static void emit_slab_update(emitter *e, const bool *done)
+{
+    const kiln_plan *p = e->p;
+    int64_t esz = (int64_t)kiln_dtype_size(p->g->floatx);
+    sb_put(&e->body, "\n    /* Scale(learning_rate): p -= lr * grad over the parameter slab */\n");
+    sb_put(&e->body, "    real *params = (real *)arena;\n    const real *grads = (const real *)(arena + %" PRId64 ");\n",
+           p->off_grads);
+    for (int i = 0; i < p->n_params;) {
+        if (done[i]) {
+            i++;
+            continue;
+        }
+        int j = i;
+        while (j + 1 < p->n_params && !done[j + 1])
+            j++;
+        int64_t lo = p->param_offset[i] / esz;
+        int64_t hi = j + 1 < p->n_params ? p->param_offset[j + 1] / esz : p->param_bytes / esz;
+        sb_put(&e->body, "    for (int64_t i = %" PRId64 "; i < %" PRId64 "; i++) params[i] -= lr * grads[i]; /* %s",
+               lo, hi, e->var[p->param_node[i]]);
+        sb_put(&e->body, j > i ? " .. %s */\n" : " */\n", e->var[p->param_node[j]]);
+        i = j + 1;
+    }
+}
+
+/* One entry point. mode: 0 plain, 1 gradients (copy gradients stored
+** elsewhere into their slots), 2 train step (that, fused updates, and the
+** update of the rest of the slab). */
+static void emit_function(emitter *e, sbuf *out, const char *fn, unsigned entry, const char *what, int mode)
+{
+    const kiln_plan *p = e->p;
+    bool grads = mode >= 1;
+    bool *done = calloc((size_t)p->n_params + 1, sizeof *done);
+    if (!done) {
+        e->failed = true;
+        return;
+    }
     memset(e->used, 0, (size_t)p->n + 1);
     e->body.n = 0;
     if (e->body.s)
         e->body.s[0] = '\0';
+    if (mode == 2) {
+        plan_fused_updates(e);
+        sb_put(&e->body, "    const real lr = hyper[%d];\n    (void)lr;\n", KILN_HYPER_LEARNING_RATE);
+        for (int32_t id = 0; id < p->n; id++)
+            if (e->fused[id] >= 0)
+                done[e->fused[id]] = true;
+    } else {
+        for (int32_t id = 0; id < p->n; id++)
+            e->fused[id] = -1;
+    }
     for (int32_t id = 0; id < p->n; id++)
         if (is_kernel(e, id, entry))
             emit_kernel(e, id);
@@ -668,6 +773,11 @@ static void emit_function(emitter *e, sbuf *out, const char *fn, unsigned entry,
             sb_put(&e->body, "    for (int64_t i = 0; i < %s; i++) ((%s *)(arena + %" PRId64 "))[i] = %s;\n", n,
                    e->real, p->off_grads + p->param_offset[i], x);
         }
+    if (mode == 2)
+        emit_slab_update(e, done);
+    for (int32_t id = 0; id < p->n; id++)
+        e->fused[id] = -1;
+    free(done);
     sb_put(out, "\n/* %s */\nint64_t %s_%s(char *arena, const void *const *inputs, int64_t B)\n{\n", what,
            e->o->model, fn);
     emit_decls(e, out);
@@ -705,10 +815,12 @@ enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, cha
     e.real = p->g->floatx == KILN_DTYPE_F64 ? "double" : "float";
     e.var = calloc((size_t)p->n + 1, sizeof *e.var);
     e.used = calloc((size_t)p->n + 1, 1);
+    e.fused = calloc((size_t)p->n + 1, sizeof *e.fused);
     sbuf out = {0};
-    if (!e.var || !e.used) {
+    if (!e.var || !e.used || !e.fused) {
         free(e.var);
         free(e.used);
+        free(e.fused);
         return kiln_err_set(err, KILN_ERR_NOMEM, "codegen: no memory");
     }
     name_nodes(&e);
@@ -743,27 +855,20 @@ enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, cha
 
     /* 3. Entry points. */
     if (o->has_forward)
-        emit_function(&e, &out, "forward", KILN_ENTRY_FORWARD, "Inference: the outputs from the inputs.", false);
+        emit_function(&e, &out, "forward", KILN_ENTRY_FORWARD, "Inference: the outputs from the inputs.", 0);
     if (o->has_train) {
-        emit_function(&e, &out, "eval_step", KILN_ENTRY_EVAL, "The cost and monitored values; no update.", false);
+        emit_function(&e, &out, "eval_step", KILN_ENTRY_EVAL, "The cost and monitored values; no update.", 0);
         emit_function(&e, &out, "gradients", KILN_ENTRY_TRAIN,
-                      "Cost, monitored values and the gradient of every parameter.", true);
-        sb_put(&out,
-               "\n/* One step of GradientDescent with Scale(learning_rate): the cost and\n"
-               "** monitors with the parameters as they were, then p -= lr * grad over\n"
-               "** the whole parameter slab in one loop. */\n"
-               "int64_t %s_train_step(char *arena, const void *const *inputs, int64_t B)\n{\n"
-               "    int64_t err = %s_gradients(arena, inputs, B);\n"
-               "    if (err) return err;\n"
-               "    real *params = (real *)arena;\n"
-               "    const real *grads = (const real *)(arena + %" PRId64 ");\n"
-               "    const real lr = ((real *)(arena + %" PRId64 "))[%d];\n"
-               "    for (int64_t i = 0; i < PARAM_FLOATS; i++) params[i] -= lr * grads[i];\n"
-               "    return 0;\n}\n",
-               o->model, o->model, p->off_grads, p->off_fixed + p->hyper_offset, KILN_HYPER_LEARNING_RATE);
+                      "Cost, monitored values and the gradient of every parameter.", 1);
+        emit_function(&e, &out, "train_step", KILN_ENTRY_TRAIN,
+                      "One step of GradientDescent with Scale(learning_rate): the cost and\n"
+                      "** monitors with the parameters as they were, then p -= lr * grad, inside\n"
+                      "** the gradient's GEMM where it can be, else over the parameter slab.",
+                      2);
     }
     free(e.var);
     free(e.used);
+    free(e.fused);
     free(e.body.s);
     if (out.oom || e.body.oom) {
         free(out.s);

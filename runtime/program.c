@@ -47,6 +47,7 @@ struct kiln_program {
     kiln_param **params;      /* plan param i -> brick parameter */
     const void **bound;       /* per plan input */
     unsigned last_entry;      /* KILN_ENTRY_* of the last successful step */
+    bool grads_fresh;         /* the grad slab holds the last kiln_program_gradients */
     int64_t last_batch;
     int64_t max_batch;
     char model[MAX_MODEL_NAME + 1];
@@ -506,11 +507,14 @@ enum kiln_status kiln_program_eval_step(kiln_program *p, int64_t batch)
 }
 enum kiln_status kiln_program_train_step(kiln_program *p, int64_t batch)
 {
+    p->grads_fresh = false; /* fused updates leave some gradient slots stale */
     return run(p, p->train_step, KILN_ENTRY_TRAIN, "train_step", batch);
 }
 enum kiln_status kiln_program_gradients(kiln_program *p, int64_t batch)
 {
-    return run(p, p->gradients, KILN_ENTRY_TRAIN, "gradients", batch);
+    enum kiln_status st = run(p, p->gradients, KILN_ENTRY_TRAIN, "gradients", batch);
+    p->grads_fresh = st == KILN_OK;
+    return st;
 }
 
 /* ---- reading values ---------------------------------------------------------- */
@@ -603,8 +607,9 @@ enum kiln_status kiln_program_read_gradient(kiln_program *p, kiln_node param, do
     enum kiln_status st = param_access(p, param, count, true, &at, &i);
     if (st)
         return st;
-    if (p->last_entry != KILN_ENTRY_TRAIN)
-        return fail(p, KILN_ERR_STATE, "no gradients yet: run kiln_program_gradients or train_step");
+    if (!p->grads_fresh)
+        return fail(p, KILN_ERR_STATE, "no gradients: run kiln_program_gradients first (train_step applies "
+                                       "updates inside the gradient products and keeps no gradients)");
     convert_out(dst, at, p->pg->floatx, count);
     return KILN_OK;
 }

@@ -367,6 +367,45 @@ START_TEST(parameters_round_trip_through_the_program)
 }
 END_TEST
 
+/* train_step applies some updates inside the gradient's GEMM (beta = 1);
+** the result must equal gradients followed by p -= lr * g. */
+START_TEST(fused_updates_equal_gradient_then_update)
+{
+    model m;
+    make_model(&m, NULL);
+    kiln_compile_options o = opts(&m);
+    kiln_program *p;
+    ck_assert_int_eq(kiln_compile(m.g, &o, &p), KILN_OK);
+    ck_assert_ptr_nonnull(strstr(kiln_program_source(p), "fused update: mlp_linear_0_W -= lr"));
+    float x[8 * 6];
+    int32_t y[8];
+    for (int i = 0; i < 48; i++) x[i] = (float)((i * 7) % 11) / 11;
+    for (int i = 0; i < 8; i++) y[i] = i % 3;
+    kiln_program_bind_input(p, "features", x);
+    kiln_program_bind_input(p, "targets", y);
+    kiln_node params[4];
+    kiln_filter f = {.roles = KILN_ROLE_PARAMETER};
+    ck_assert_int_eq(kiln_graph_filter(m.g, &m.cost, 1, &f, params, 4), 4);
+    double before[4][30], grad[4][30], after[4][30];
+    int64_t size[4];
+    for (int k = 0; k < 4; k++) {
+        size[k] = kiln_param_size(kiln_graph_node_param(m.g, params[k]));
+        ck_assert_int_eq(kiln_program_get_param(p, params[k], before[k], size[k]), KILN_OK);
+    }
+    ck_assert_int_eq(kiln_program_gradients(p, 8), KILN_OK);
+    for (int k = 0; k < 4; k++)
+        ck_assert_int_eq(kiln_program_read_gradient(p, params[k], grad[k], size[k]), KILN_OK);
+    ck_assert_int_eq(kiln_program_train_step(p, 8), KILN_OK);
+    for (int k = 0; k < 4; k++) {
+        ck_assert_int_eq(kiln_program_get_param(p, params[k], after[k], size[k]), KILN_OK);
+        for (int64_t i = 0; i < size[k]; i++)
+            ck_assert_double_eq_tol(after[k][i], before[k][i] - 0.1 * grad[k][i], 1e-6);
+    }
+    kiln_program_destroy(p);
+    free_model(&m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("codegen");
@@ -383,6 +422,7 @@ int main(void)
     tcase_add_test(t, steps_check_batch_and_bindings);
     tcase_add_test(t, compile_refuses_bad_requests);
     tcase_add_test(t, parameters_round_trip_through_the_program);
+    tcase_add_test(t, fused_updates_equal_gradient_then_update);
     suite_add_tcase(s, t);
     SRunner *r = srunner_create(s);
     srunner_run_all(r, CK_NORMAL);

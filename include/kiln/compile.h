@@ -9,7 +9,9 @@
 **   forward     computes `outputs` from the inputs they need;
 **   eval_step   computes the cost and `monitors` (no update);
 **   train_step  computes the cost and `monitors` with the parameters as they
-**               were, then the gradients, then applies the step rule.
+**               were, then the gradients, then applies the step rule (inside
+**               a weight's gradient GEMM, as p -= lr * x^T d, where it can);
+**   gradients   train_step without the update, keeping every gradient.
 ** Parameters are copied from the bricks when the program is created;
 ** kiln_program_store_params() copies them back. */
 #ifndef KILN_COMPILE_H
@@ -103,8 +105,9 @@ KILN_API enum kiln_status kiln_program_train_step(kiln_program *p, int64_t batch
 KILN_API enum kiln_status kiln_program_read(kiln_program *p, kiln_node n, double *dst,
                                             int64_t count);
 KILN_API enum kiln_status kiln_program_read_scalar(kiln_program *p, kiln_node n, double *out);
-/* Gradient of the cost with respect to parameter node n after the last
-** train_step or kiln_program_gradients() call. */
+/* Gradient of the cost with respect to parameter node n, computed by the
+** last kiln_program_gradients() call (train_step applies updates inside the
+** gradient products where it can and keeps no gradients: KILN_ERR_STATE). */
 KILN_API enum kiln_status kiln_program_read_gradient(kiln_program *p, kiln_node param,
                                                      double *dst, int64_t count);
 /* Forward and backward without the update (for gradient checks). */
