@@ -303,12 +303,12 @@ static void expr(emitter *e, char *dst, size_t cap, int32_t id, const kindex *ix
     const char *t = e->real;
     switch (r->op) {
     case KILN_OP_NEG: xput(e, dst, cap, "(-%s)", a); break;
-    case KILN_OP_EXP: xput(e, dst, cap, "exp(%s)", a); break;
-    case KILN_OP_LOG: xput(e, dst, cap, "log(%s)", a); break;
-    case KILN_OP_ABS: xput(e, dst, cap, "fabs(%s)", a); break;
-    case KILN_OP_SQRT: xput(e, dst, cap, "sqrt(%s)", a); break;
+    case KILN_OP_EXP: xput(e, dst, cap, "k_exp(%s)", a); break;
+    case KILN_OP_LOG: xput(e, dst, cap, "k_log(%s)", a); break;
+    case KILN_OP_ABS: xput(e, dst, cap, "k_fabs(%s)", a); break;
+    case KILN_OP_SQRT: xput(e, dst, cap, "k_sqrt(%s)", a); break;
     case KILN_OP_SQUARE: xput(e, dst, cap, "k_sq(%s)", a); break;
-    case KILN_OP_TANH: xput(e, dst, cap, "tanh(%s)", a); break;
+    case KILN_OP_TANH: xput(e, dst, cap, "k_tanh(%s)", a); break;
     case KILN_OP_SIGMOID: xput(e, dst, cap, "k_sigmoid(%s)", a); break;
     case KILN_OP_SOFTPLUS: xput(e, dst, cap, "k_softplus(%s)", a); break;
     case KILN_OP_RELU: xput(e, dst, cap, "k_relu(%s)", a); break;
@@ -320,7 +320,7 @@ static void expr(emitter *e, char *dst, size_t cap, int32_t id, const kindex *ix
     case KILN_OP_SUB: xput(e, dst, cap, "(%s - %s)", a, b); break;
     case KILN_OP_MUL: xput(e, dst, cap, "(%s * %s)", a, b); break;
     case KILN_OP_DIV: xput(e, dst, cap, "(%s / %s)", a, b); break;
-    case KILN_OP_POW: xput(e, dst, cap, "pow(%s, %s)", a, b); break;
+    case KILN_OP_POW: xput(e, dst, cap, "k_pow(%s, %s)", a, b); break;
     case KILN_OP_MAXIMUM: xput(e, dst, cap, "k_max(%s, %s)", a, b); break;
     case KILN_OP_GE: xput(e, dst, cap, "(%s)(%s >= %s)", t, a, b); break;
     case KILN_OP_EQ: xput(e, dst, cap, "(%s)(%s == %s)", t, a, b); break;
@@ -563,22 +563,22 @@ static void kernel_rows(emitter *e, int32_t id)
         if (r->op == KILN_OP_SOFTMAX)
             sb_put(&e->body,
                    "        %s *y = %s + r * %s, s = 0;\n"
-                   "        for (int64_t j = 0; j < %s; j++) { y[j] = exp(x[j] - m); s += y[j]; }\n"
+                   "        for (int64_t j = 0; j < %s; j++) { y[j] = k_exp(x[j] - m); s += y[j]; }\n"
                    "        %s inv = 1 / s;\n"
                    "        for (int64_t j = 0; j < %s; j++) y[j] *= inv;\n",
                    t, y, cols, cols, t, cols);
         else if (r->op == KILN_OP_LOGSOFTMAX)
             sb_put(&e->body,
                    "        %s *y = %s + r * %s, s = 0;\n"
-                   "        for (int64_t j = 0; j < %s; j++) s += exp(x[j] - m);\n"
-                   "        %s lse = m + log(s);\n"
+                   "        for (int64_t j = 0; j < %s; j++) s += k_exp(x[j] - m);\n"
+                   "        %s lse = m + k_log(s);\n"
                    "        for (int64_t j = 0; j < %s; j++) y[j] = x[j] - lse;\n",
                    t, y, cols, cols, t, cols);
         else /* SOFTMAX_XENT: log(sum exp(x)) - x[t], computed stably */
             sb_put(&e->body,
                    "        %s s = 0;\n"
-                   "        for (int64_t j = 0; j < %s; j++) s += exp(x[j] - m);\n"
-                   "        %s[r] = m + log(s) - x[t];\n",
+                   "        for (int64_t j = 0; j < %s; j++) s += k_exp(x[j] - m);\n"
+                   "        %s[r] = m + k_log(s) - x[t];\n",
                    t, cols, y);
     }
     sb_put(&e->body, "    }\n");
@@ -730,13 +730,55 @@ static void emit_slab_update(emitter *e, const bool *done)
     }
 }
 
-/* One entry point. mode: 0 plain, 1 gradients (copy gradients stored
-** elsewhere into their slots), 2 train step (that, fused updates, and the
-** update of the rest of the slab). */
-static void emit_function(emitter *e, sbuf *out, const char *fn, unsigned entry, const char *what, int mode)
+/* Modes of the generated <model>_run: which entry point is running. */
+enum { MODE_FORWARD = 1, MODE_EVAL = 2, MODE_GRADIENTS = 4, MODE_TRAIN = 8 };
+
+/* Modes in which node id's kernel runs. */
+static unsigned kernel_modes(const emitter *e, int32_t id)
+{
+    unsigned m = 0, en = e->p->entries[id];
+    if ((en & KILN_ENTRY_FORWARD) && e->o->has_forward)
+        m |= MODE_FORWARD;
+    if ((en & KILN_ENTRY_EVAL) && e->o->has_train)
+        m |= MODE_EVAL;
+    if ((en & KILN_ENTRY_TRAIN) && e->o->has_train)
+        m |= MODE_GRADIENTS | MODE_TRAIN;
+    return m;
+}
+
+/* Append text to the body, indented by 4 more spaces per line. */
+static void put_indented(sbuf *b, const char *text)
+{
+    for (const char *l = text; l && *l;) {
+        const char *nl = strchr(l, '\n');
+        size_t n = nl ? (size_t)(nl - l + 1) : strlen(l);
+        sb_put(b, n > 1 ? "    %.*s" : "%.*s", (int)n, l);
+        l += n;
+    }
+}
+
+/* Emit one kernel into its own buffer (so it can be wrapped in a guard). */
+static char *kernel_text(emitter *e, int32_t id)
+{
+    sbuf saved = e->body, k = {0};
+    e->body = k;
+    emit_kernel(e, id);
+    k = e->body;
+    e->body = saved;
+    if (k.oom)
+        e->failed = true;
+    return k.s;
+}
+
+/* All entry points in one body: each kernel runs in the modes whose entry
+** point needs it (a guard when that is not every mode), a weight's fused
+** update only in MODE_TRAIN. One body instead of four copies keeps the
+** file, and the C compiler's time, small (see docs/performance.md). */
+static void emit_run(emitter *e, sbuf *out)
 {
     const kiln_plan *p = e->p;
-    bool grads = mode >= 1;
+    unsigned all = (e->o->has_forward ? MODE_FORWARD : 0) |
+                   (e->o->has_train ? MODE_EVAL | MODE_GRADIENTS | MODE_TRAIN : 0);
     bool *done = calloc((size_t)p->n_params + 1, sizeof *done);
     if (!done) {
         e->failed = true;
@@ -746,66 +788,121 @@ static void emit_function(emitter *e, sbuf *out, const char *fn, unsigned entry,
     e->body.n = 0;
     if (e->body.s)
         e->body.s[0] = '\0';
-    if (mode == 2) {
+    if (e->o->has_train)
         plan_fused_updates(e);
-        sb_put(&e->body, "    const real lr = hyper[%d];\n    (void)lr;\n", KILN_HYPER_LEARNING_RATE);
-        for (int32_t id = 0; id < p->n; id++)
-            if (e->fused[id] >= 0)
-                done[e->fused[id]] = true;
-    } else {
+    else
         for (int32_t id = 0; id < p->n; id++)
             e->fused[id] = -1;
-    }
-    for (int32_t id = 0; id < p->n; id++)
-        if (is_kernel(e, id, entry))
+    sb_put(&e->body, "    const real lr = hyper[%d];\n    (void)lr;\n", KILN_HYPER_LEARNING_RATE);
+    for (int32_t id = 0; id < p->n; id++) {
+        unsigned m = kernel_modes(e, id);
+        if (!m || !is_kernel(e, id, KILN_ENTRY_FORWARD | KILN_ENTRY_EVAL | KILN_ENTRY_TRAIN))
+            continue;
+        int fp = e->fused[id];
+        if (fp >= 0) { /* the plain product, and the fused update in MODE_TRAIN */
+            done[fp] = true;
+            char *fused = kernel_text(e, id);
+            e->fused[id] = -1;
+            char *plain = kernel_text(e, id);
+            e->fused[id] = fp;
+            sb_put(&e->body, "\n    if (mode == MODE_TRAIN) {");
+            put_indented(&e->body, fused);
+            sb_put(&e->body, "    } else {");
+            put_indented(&e->body, plain);
+            sb_put(&e->body, "    }\n");
+            free(fused);
+            free(plain);
+        } else if (m != all) {
+            char *k = kernel_text(e, id);
+            sb_put(&e->body, "\n    if (mode & (%s%s%s%s)) {", (m & MODE_FORWARD) ? "MODE_FORWARD | " : "",
+                   (m & MODE_EVAL) ? "MODE_EVAL | " : "", (m & MODE_GRADIENTS) ? "MODE_GRADIENTS | " : "",
+                   (m & MODE_TRAIN) ? "MODE_TRAIN" : "0");
+            put_indented(&e->body, k);
+            sb_put(&e->body, "    }\n");
+            free(k);
+        } else {
             emit_kernel(e, id);
-    if (grads) /* gradients that live elsewhere are copied into their slots */
+        }
+    }
+    bool copies = false;
+    for (int i = 0; i < p->n_params; i++)
+        copies |= p->grad_node[i] >= 0 && p->grad_copy[i];
+    if (e->o->has_train && copies) {
+        sb_put(&e->body, "\n    if (mode & (MODE_GRADIENTS | MODE_TRAIN)) {\n");
         for (int i = 0; i < p->n_params; i++) {
             int32_t gid = p->grad_node[i];
             if (gid < 0 || !p->grad_copy[i])
                 continue;
-            const kiln_node_rec *r = R(e, gid);
             char n[64], x[EXPR_MAX];
-            size_str(n, sizeof n, &r->shape);
+            size_str(n, sizeof n, &R(e, gid)->shape);
             kindex ix = {.flat = true};
             expr(e, x, sizeof x, gid, &ix, false);
-            sb_put(&e->body, "\n    /* gradient of %s, stored elsewhere: copy into its slot */\n", e->var[p->param_node[i]]);
-            sb_put(&e->body, "    for (int64_t i = 0; i < %s; i++) ((%s *)(arena + %" PRId64 "))[i] = %s;\n", n,
-                   e->real, p->off_grads + p->param_offset[i], x);
+            sb_put(&e->body, "        /* gradient of %s, stored elsewhere: copy into its slot */\n",
+                   e->var[p->param_node[i]]);
+            sb_put(&e->body, "        for (int64_t i = 0; i < %s; i++) ((real *)(arena + %" PRId64 "))[i] = %s;\n", n,
+                   p->off_grads + p->param_offset[i], x);
         }
-    if (mode == 2)
+        sb_put(&e->body, "    }\n");
+    }
+    if (e->o->has_train) {
+        sbuf saved = e->body, u = {0};
+        e->body = u;
         emit_slab_update(e, done);
+        u = e->body;
+        e->body = saved;
+        sb_put(&e->body, "\n    if (mode == MODE_TRAIN) {");
+        put_indented(&e->body, u.s);
+        sb_put(&e->body, "    }\n");
+        free(u.s);
+    }
     for (int32_t id = 0; id < p->n; id++)
         e->fused[id] = -1;
     free(done);
-    sb_put(out, "\n/* %s */\nint64_t %s_%s(char *arena, const void *const *inputs, int64_t B)\n{\n", what,
-           e->o->model, fn);
+
+    sb_put(out, "\nenum { MODE_FORWARD = 1, MODE_EVAL = 2, MODE_GRADIENTS = 4, MODE_TRAIN = 8 };\n");
+    sb_put(out, "\n/* Every entry point's kernels; mode says which entry point runs. */\n"
+                "__attribute__((noinline))\n"
+                "static int64_t %s_run(char *arena, const void *const *inputs, int64_t B, int mode,\n"
+                "                      const k_runtime *rt)\n{\n",
+           e->o->model);
+    sb_put(out, "    const k_%cgemm_fn cblas_%cgemm = rt->%cgemm;\n", e->g->floatx == KILN_DTYPE_F64 ? 'd' : 's',
+           e->g->floatx == KILN_DTYPE_F64 ? 'd' : 's', e->g->floatx == KILN_DTYPE_F64 ? 'd' : 's');
     emit_decls(e, out);
-    sb_put(out, "    (void)inputs;\n    (void)B;\n    (void)hyper;\n");
+    sb_put(out, "    (void)inputs;\n    (void)B;\n    (void)hyper;\n    (void)mode;\n    (void)cblas_%cgemm;\n",
+           e->g->floatx == KILN_DTYPE_F64 ? 'd' : 's');
     if (e->body.s)
         sb_put(out, "%s", e->body.s);
     sb_put(out, "    return 0;\n}\n");
 }
 
+static void emit_entry(sbuf *out, const char *model, const char *fn, const char *mode, const char *what)
+{
+    sb_put(out, "\n/* %s */\nint64_t %s_%s(char *arena, const void *const *inputs, int64_t B, const k_runtime *rt)\n{\n"
+                "    return %s_run(arena, inputs, B, %s, rt);\n}\n",
+           what, model, fn, model, mode);
+}
+
 static const char PRELUDE[] =
     "#include <math.h>\n"
     "#include <stdint.h>\n"
-    "#include <tgmath.h>\n"
     "\n"
-    "/* CBLAS, declared here so the file needs no BLAS headers to build. */\n"
+    "/* CBLAS GEMMs, handed in by the runtime (k_runtime) so that this file\n"
+    "** needs no BLAS headers to build and links no BLAS library. */\n"
     "enum { CblasRowMajor = 101, CblasNoTrans = 111, CblasTrans = 112 };\n"
-    "void cblas_sgemm(int, int, int, int, int, int, float, const float *, int, const float *, int, float,\n"
-    "                 float *, int);\n"
-    "void cblas_dgemm(int, int, int, int, int, int, double, const double *, int, const double *, int, double,\n"
-    "                 double *, int);\n"
+    "typedef void (*k_sgemm_fn)(int, int, int, int, int, int, float, const float *, int, const float *, int,\n"
+    "                           float, float *, int);\n"
+    "typedef void (*k_dgemm_fn)(int, int, int, int, int, int, double, const double *, int, const double *, int,\n"
+    "                           double, double *, int);\n"
+    "typedef struct k_runtime { k_sgemm_fn sgemm; k_dgemm_fn dgemm; } k_runtime;\n"
     "\n"
     "typedef %s real;\n"
+    "%s"
     "static inline real k_sq(real x) { return x * x; }\n"
     "static inline real k_relu(real x) { return x > 0 ? x : 0; }\n"
     "static inline real k_sign(real x) { return (real)((x > 0) - (x < 0)); }\n"
     "static inline real k_max(real a, real b) { return a >= b ? a : b; }\n"
-    "static inline real k_sigmoid(real x) { return 1 / (1 + exp(-x)); }\n"
-    "static inline real k_softplus(real x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }\n"
+    "static inline real k_sigmoid(real x) { return 1 / (1 + k_exp(-x)); }\n"
+    "static inline real k_softplus(real x) { return x > 0 ? x + k_log1p(k_exp(-x)) : k_log1p(k_exp(x)); }\n"
     "/* An integer read from the data (a target) out of range: node and row. */\n"
     "static int64_t k_bad_index(int node, int64_t row) { return ((int64_t)node << 32) | (row + 1); }\n";
 
@@ -832,7 +929,14 @@ enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, cha
     sb_put(&out, "** arena: params @0 | grads @%" PRId64 " | fixed @%" PRId64 " (%" PRId64 " bytes) | batch @%" PRId64
                  " (%" PRId64 " bytes per example, max batch %" PRId64 ")\n*/\n",
            p->off_grads, p->off_fixed, p->fixed_bytes, p->off_batch, p->batch_bytes_per_example, p->max_batch);
-    sb_put(&out, PRELUDE, e.real);
+    /* libm by the float type, spelled out: <tgmath.h> costs compile time */
+    static const char MATH_F32[] = "#define k_exp expf\n#define k_log logf\n#define k_log1p log1pf\n"
+                                   "#define k_fabs fabsf\n#define k_sqrt sqrtf\n#define k_tanh tanhf\n"
+                                   "#define k_pow powf\n";
+    static const char MATH_F64[] = "#define k_exp exp\n#define k_log log\n#define k_log1p log1p\n"
+                                   "#define k_fabs fabs\n#define k_sqrt sqrt\n#define k_tanh tanh\n"
+                                   "#define k_pow pow\n";
+    sb_put(&out, PRELUDE, e.real, p->g->floatx == KILN_DTYPE_F64 ? MATH_F64 : MATH_F32);
     sb_put(&out, "\n#define ARENA_BYTES %" PRId64 "\n#define PARAM_FLOATS %" PRId64 "\n", p->arena_bytes,
            p->param_bytes / (int64_t)kiln_dtype_size(p->g->floatx));
     sb_put(&out, "\n/* parameters, in slab order:\n");
@@ -854,17 +958,17 @@ enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, cha
            o->model, p->off_grads);
 
     /* 3. Entry points. */
+    emit_run(&e, &out);
     if (o->has_forward)
-        emit_function(&e, &out, "forward", KILN_ENTRY_FORWARD, "Inference: the outputs from the inputs.", 0);
+        emit_entry(&out, o->model, "forward", "MODE_FORWARD", "Inference: the outputs from the inputs.");
     if (o->has_train) {
-        emit_function(&e, &out, "eval_step", KILN_ENTRY_EVAL, "The cost and monitored values; no update.", 0);
-        emit_function(&e, &out, "gradients", KILN_ENTRY_TRAIN,
-                      "Cost, monitored values and the gradient of every parameter.", 1);
-        emit_function(&e, &out, "train_step", KILN_ENTRY_TRAIN,
-                      "One step of GradientDescent with Scale(learning_rate): the cost and\n"
-                      "** monitors with the parameters as they were, then p -= lr * grad, inside\n"
-                      "** the gradient's GEMM where it can be, else over the parameter slab.",
-                      2);
+        emit_entry(&out, o->model, "eval_step", "MODE_EVAL", "The cost and monitored values; no update.");
+        emit_entry(&out, o->model, "gradients", "MODE_GRADIENTS",
+                   "Cost, monitored values and the gradient of every parameter.");
+        emit_entry(&out, o->model, "train_step", "MODE_TRAIN",
+                   "One step of GradientDescent with Scale(learning_rate): the cost and\n"
+                   "** monitors with the parameters as they were, then p -= lr * grad, inside\n"
+                   "** the gradient's GEMM where it can be, else over the parameter slab.");
     }
     free(e.var);
     free(e.used);

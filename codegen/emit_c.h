@@ -6,7 +6,7 @@
 
 /* Bumped whenever the generated code or its ABI changes; part of the JIT
 ** cache key. */
-#define KILN_CODEGEN_VERSION "kiln-codegen-1"
+#define KILN_CODEGEN_VERSION "kiln-codegen-2"
 
 typedef struct kiln_emit_options {
     const char *model;      /* sanitised C identifier prefix */
@@ -15,12 +15,22 @@ typedef struct kiln_emit_options {
 
 /* Generated entry points, for model "mlp":
 **   int64_t mlp_init(char *arena, int64_t arena_bytes)
-**   int64_t mlp_forward(char *arena, const void *const *inputs, int64_t B)
+**   int64_t mlp_forward(char *arena, const void *const *inputs, int64_t B,
+**                       const kiln_codegen_runtime *rt)
 **   int64_t mlp_eval_step(...), mlp_gradients(...), mlp_train_step(...)
+** rt hands the code its BLAS functions; the file links only libm.
 ** They return 0, or KILN_CODEGEN_BAD_INDEX(node, row) when an integer index
 ** read from the data is out of range. */
 #define KILN_CODEGEN_ERR_NODE(code) ((int32_t)((code) >> 32))
 #define KILN_CODEGEN_ERR_ROW(code) ((int64_t)((code) & 0xffffffff) - 1)
+
+/* Must match k_runtime in the generated prelude (emit_c.c). */
+typedef struct kiln_codegen_runtime {
+    void (*sgemm)(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *,
+                  int);
+    void (*dgemm)(int, int, int, int, int, int, double, const double *, int, const double *, int, double,
+                  double *, int);
+} kiln_codegen_runtime;
 
 /* *out is malloc'ed, NUL-terminated. */
 enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, char **out, kiln_err *err);

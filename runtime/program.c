@@ -13,6 +13,7 @@
 ** generated code works inside the arena.
 ** The user's node handles are mapped to program-graph nodes (map[]); names
 ** shown to the user come from the user's graph as it was at compile time. */
+#include <cblas.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,7 @@
 #define DEFAULT_MAX_BATCH 1024
 #define MAX_MODEL_NAME 48
 
-typedef int64_t (*entry_fn)(char *arena, const void *const *inputs, int64_t B);
+typedef int64_t (*entry_fn)(char *arena, const void *const *inputs, int64_t B, const kiln_codegen_runtime *rt);
 typedef int64_t (*init_fn)(char *arena, int64_t bytes);
 
 struct kiln_program {
@@ -51,6 +52,7 @@ struct kiln_program {
     int64_t last_batch;
     int64_t max_batch;
     char model[MAX_MODEL_NAME + 1];
+    kiln_codegen_runtime rt; /* BLAS for the generated code */
 };
 
 static enum kiln_status fail(kiln_program *p, enum kiln_status s, const char *fmt, ...) KILN_PRINTF(3, 4);
@@ -355,17 +357,14 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
     if (dump && *dump && (st = write_source_file(p, dump)))
         return st;
 
-    /* Step 5: compile, load, allocate, copy parameters in. */
-    const char *link[3];
-    int n_link = 0;
-    char libdir[4096];
-    if (KILN_BLAS_LIBDIR[0]) {
-        if (kiln_snprintf(libdir, sizeof libdir, "-L%s", KILN_BLAS_LIBDIR))
-            return fail(p, KILN_ERR_ARG, "BLAS library folder path too long");
-        link[n_link++] = libdir;
-    }
-    link[n_link++] = "-l" KILN_BLAS_LIB;
-    link[n_link++] = "-lm";
+    /* Step 5: compile, load, allocate, copy parameters in. The generated code
+    ** gets BLAS through p->rt, so it links libm alone (half the link time). */
+    p->rt.sgemm = (void (*)(int, int, int, int, int, int, float, const float *, int, const float *, int, float,
+                            float *, int))cblas_sgemm;
+    p->rt.dgemm = (void (*)(int, int, int, int, int, int, double, const double *, int, const double *, int,
+                            double, double *, int))cblas_dgemm;
+    const char *link[1] = {"-lm"};
+    int n_link = 1;
     kiln_jit_options jo = {.cc = o->cc, .cache_dir = o->cache_dir, .link_args = link, .n_link_args = n_link};
     st = kiln_jit_load(p->source, strlen(p->source), &jo, &p->jit);
     if (st)
@@ -488,7 +487,7 @@ static enum kiln_status run(kiln_program *p, entry_fn fn, unsigned entry, const 
     for (int i = 0; i < p->plan.n_inputs; i++)
         if (!p->bound[i] && (p->plan.entries[p->plan.input_node[i]] & entry))
             return fail(p, KILN_ERR_STATE, "%s: input '%s' is not bound", what, kiln_program_input_name(p, i));
-    int64_t code = fn(p->arena, p->bound, batch);
+    int64_t code = fn(p->arena, p->bound, batch, &p->rt);
     if (code)
         return bad_index(p, code);
     p->last_entry = entry;
