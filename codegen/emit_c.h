@@ -6,7 +6,7 @@
 
 /* Bumped whenever the generated code or its ABI changes; part of the JIT
 ** cache key. */
-#define KILN_CODEGEN_VERSION "kiln-codegen-2"
+#define KILN_CODEGEN_VERSION "kiln-codegen-3"
 
 typedef struct kiln_emit_options {
     const char *model;      /* sanitised C identifier prefix */
@@ -30,6 +30,10 @@ typedef struct kiln_codegen_runtime {
                   int);
     void (*dgemm)(int, int, int, int, int, int, double, const double *, int, const double *, int, double,
                   double *, int);
+    void (*sgemv)(int, int, int, int, float, const float *, int, const float *, int, float, float *, int);
+    void (*dgemv)(int, int, int, int, double, const double *, int, const double *, int, double, double *, int);
+    void (*sger)(int, int, int, float, const float *, int, const float *, int, float *, int);
+    void (*dger)(int, int, int, double, const double *, int, const double *, int, double *, int);
 } kiln_codegen_runtime;
 
 /* *out is malloc'ed, NUL-terminated. */

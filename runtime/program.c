@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "codegen/emit_c.h"
 #include "compiler/autodiff.h"
@@ -239,6 +240,23 @@ out:
     return st;
 }
 
+/* Whether an executable `name` is on $PATH. */
+static bool have_program(const char *name)
+{
+    const char *path = getenv("PATH");
+    if (!path || !*path)
+        path = "/usr/bin:/bin";
+    char buf[4096];
+    while (*path) {
+        size_t n = strcspn(path, ":");
+        if (n > 0 && kiln_snprintf(buf, sizeof buf, "%.*s/%s", (int)n, path, name) == 0 &&
+            access(buf, X_OK) == 0)
+            return true;
+        path += n + (path[n] == ':');
+    }
+    return false;
+}
+
 static enum kiln_status write_source_file(kiln_program *p, const char *path)
 {
     FILE *f = fopen(path, "wb");
@@ -363,8 +381,18 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
                             float *, int))cblas_sgemm;
     p->rt.dgemm = (void (*)(int, int, int, int, int, int, double, const double *, int, const double *, int,
                             double, double *, int))cblas_dgemm;
-    const char *link[1] = {"-lm"};
-    int n_link = 1;
+    p->rt.sgemv = (void (*)(int, int, int, int, float, const float *, int, const float *, int, float, float *,
+                            int))cblas_sgemv;
+    p->rt.dgemv = (void (*)(int, int, int, int, double, const double *, int, const double *, int, double,
+                            double *, int))cblas_dgemv;
+    p->rt.sger = (void (*)(int, int, int, float, const float *, int, const float *, int, float *, int))cblas_sger;
+    p->rt.dger = (void (*)(int, int, int, double, const double *, int, const double *, int, double *,
+                           int))cblas_dger;
+    const char *link[2];
+    int n_link = 0;
+    if (have_program("ld.gold")) /* links a small library ~10 ms faster than ld.bfd */
+        link[n_link++] = "-fuse-ld=gold";
+    link[n_link++] = "-lm";
     kiln_jit_options jo = {.cc = o->cc, .cache_dir = o->cache_dir, .link_args = link, .n_link_args = n_link};
     st = kiln_jit_load(p->source, strlen(p->source), &jo, &p->jit);
     if (st)

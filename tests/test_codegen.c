@@ -12,6 +12,8 @@
 
 #include <kiln/kiln.h>
 
+#include "gradcheck.h"
+
 /* ---- counting allocations (not under AddressSanitizer, which owns malloc) -- */
 #if defined(__SANITIZE_ADDRESS__)
 #define COUNT_ALLOCS 0
@@ -371,6 +373,7 @@ END_TEST
 ** the result must equal gradients followed by p -= lr * g. */
 START_TEST(fused_updates_equal_gradient_then_update)
 {
+    const int64_t batch = _i ? 1 : 8; /* batch 1 takes the gemv/ger paths */
     model m;
     make_model(&m, NULL);
     kiln_compile_options o = opts(&m);
@@ -392,10 +395,10 @@ START_TEST(fused_updates_equal_gradient_then_update)
         size[k] = kiln_param_size(kiln_graph_node_param(m.g, params[k]));
         ck_assert_int_eq(kiln_program_get_param(p, params[k], before[k], size[k]), KILN_OK);
     }
-    ck_assert_int_eq(kiln_program_gradients(p, 8), KILN_OK);
+    ck_assert_int_eq(kiln_program_gradients(p, batch), KILN_OK);
     for (int k = 0; k < 4; k++)
         ck_assert_int_eq(kiln_program_read_gradient(p, params[k], grad[k], size[k]), KILN_OK);
-    ck_assert_int_eq(kiln_program_train_step(p, 8), KILN_OK);
+    ck_assert_int_eq(kiln_program_train_step(p, batch), KILN_OK);
     for (int k = 0; k < 4; k++) {
         ck_assert_int_eq(kiln_program_get_param(p, params[k], after[k], size[k]), KILN_OK);
         for (int64_t i = 0; i < size[k]; i++)
@@ -403,6 +406,36 @@ START_TEST(fused_updates_equal_gradient_then_update)
     }
     kiln_program_destroy(p);
     free_model(&m);
+}
+END_TEST
+
+/* Gradients at batch 1 (matrix-vector products) and at 5 against finite
+** differences, for a float64 two-layer net with transposed weights too. */
+START_TEST(gradients_at_batch_one_match_finite_differences)
+{
+    const int64_t batch = _i ? 5 : 1;
+    kiln_graph *g = kiln_graph_create(KILN_DTYPE_F64);
+    kiln_param *w1 = kiln_param_create("w1", 2, (int64_t[]){4, 3}), *w2 = kiln_param_create("w2", 2, (int64_t[]){2, 3});
+    double v1[12], v2[6], x[5 * 4];
+    gc_fill(v1, 12, -1, 1, 0, 1);
+    gc_fill(v2, 6, -1, 1, 0, 2);
+    gc_fill(x, 20, -1, 1, 0, 3);
+    kiln_param_set_values(w1, v1, 12);
+    kiln_param_set_values(w2, v2, 6);
+    kiln_node xn = kiln_graph_input(g, "x", KILN_DTYPE_F64, 2, (int64_t[]){KILN_BATCH, 4});
+    kiln_node n1 = kiln_graph_param(g, w1), n2 = kiln_graph_param(g, w2);
+    kiln_node h = kiln_expr_tanh(g, kiln_expr_matmul(g, xn, n1));              /* (B,4)x(4,3) */
+    kiln_node o = kiln_expr_matmul(g, h, kiln_expr_transpose(g, n2));          /* (B,3)x(3,2) */
+    kiln_node cost = kiln_expr_mean(g, kiln_expr_square(g, kiln_expr_add(g, o, kiln_expr_constant(g, 0.3))),
+                                    KILN_ALL_AXES);
+    kiln_node params[2] = {n1, n2};
+    gc_input in = {"x", x};
+    char why[256];
+    double err = gc_check(g, cost, params, 2, &in, 1, batch, 1e-6, why, sizeof why);
+    ck_assert_msg(err >= 0 && err < 1e-7, "batch %lld: %g %s", (long long)batch, err, why);
+    kiln_graph_destroy(g);
+    kiln_param_destroy(w1);
+    kiln_param_destroy(w2);
 }
 END_TEST
 
@@ -422,7 +455,8 @@ int main(void)
     tcase_add_test(t, steps_check_batch_and_bindings);
     tcase_add_test(t, compile_refuses_bad_requests);
     tcase_add_test(t, parameters_round_trip_through_the_program);
-    tcase_add_test(t, fused_updates_equal_gradient_then_update);
+    tcase_add_loop_test(t, fused_updates_equal_gradient_then_update, 0, 2);
+    tcase_add_loop_test(t, gradients_at_batch_one_match_finite_differences, 0, 2);
     suite_add_tcase(s, t);
     SRunner *r = srunner_create(s);
     srunner_run_all(r, CK_NORMAL);

@@ -521,8 +521,18 @@ START_TEST(test_not_a_compiler)
 }
 END_TEST
 
+/* Load another source once, so that the compiler's identity is cached and
+** the next cold load compiles the plain way (not speculatively beside the
+** version probe, whose library differs in the source file name it records). */
+static void prime_compiler_identity(void)
+{
+    kiln_jit_options o = opts(NULL);
+    kiln_jit_close(load_ok(SRC_MUL, &o));
+}
+
 START_TEST(test_truncated_library_is_rebuilt)
 {
+    prime_compiler_identity();
     kiln_jit_options o = opts(NULL);
     kiln_jit *j = load_ok(SRC_ADD, &o);
     char so[256];
@@ -545,9 +555,36 @@ START_TEST(test_truncated_library_is_rebuilt)
 }
 END_TEST
 
+/* A compiler not seen before by this cache: its version is asked while the
+** source compiles; the library lands under the key all the same, and the
+** next load (new process) is a hit with nothing left behind. */
+START_TEST(test_unknown_compiler_compiles_while_probing)
+{
+    kiln_jit_options o = opts(NULL);
+    kiln_jit *j = load_ok(SRC_ADD, &o);
+    ck_assert(kiln_jit_compiler_ran(j));
+    char so[256];
+    ck_assert_int_lt(snprintf(so, sizeof so, "%s", kiln_jit_path(j)), (int)sizeof so);
+    int (*add)(int, int) = (int (*)(int, int))kiln_jit_symbol(j, "kiln_test_add");
+    ck_assert_ptr_nonnull(add);
+    ck_assert_int_eq(add(2, 3), 5);
+    kiln_jit_close(j);
+    ck_assert_int_eq(exec_child(g_cache, "-"), CHILD_HIT);
+    ck_assert_int_eq(stray_files(so), 0);
+    char cmd[512];
+    ck_assert_int_lt(snprintf(cmd, sizeof cmd, "ls %s | grep -c pending", g_cache), (int)sizeof cmd);
+    FILE *f = popen(cmd, "r");
+    int pending = -1;
+    ck_assert_int_eq(fscanf(f, "%d", &pending), 1);
+    pclose(f);
+    ck_assert_int_eq(pending, 0);
+}
+END_TEST
+
 START_TEST(test_concurrent_builders_all_succeed)
 {
     enum { N = 4 };
+    prime_compiler_identity(); /* else every cold process compiles speculatively */
     int gate[2];
     ck_assert_int_eq(pipe(gate), 0);
     pid_t pids[N];
@@ -694,6 +731,7 @@ static Suite *jit_suite(void)
     tcase_add_test(tc, test_concurrent_builders_all_succeed);
     tcase_add_test(tc, test_cache_dir_under_a_file_is_io_error);
     tcase_add_test(tc, test_default_cache_dir);
+    tcase_add_test(tc, test_unknown_compiler_compiles_while_probing);
     tcase_add_test(tc, test_absent_symbol_is_named);
     tcase_add_test(tc, test_bad_arguments);
     suite_add_tcase(s, tc);
