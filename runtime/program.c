@@ -28,6 +28,14 @@
 #include "runtime/jit.h"
 
 #define DEFAULT_MAX_BATCH 1024
+/* Below this many GEMM flops a step runs BLAS on one thread (measured on 2
+** cores: waking a helper costs more than it saves below ~50 MFLOP). */
+#define SMALL_STEP_FLOPS 50e6
+
+/* OpenBLAS's thread control, when the BLAS is OpenBLAS (weak: another CBLAS
+** links too, and then threads are left alone). */
+extern void openblas_set_num_threads(int) __attribute__((weak));
+extern int openblas_get_num_threads(void) __attribute__((weak));
 #define MAX_MODEL_NAME 48
 
 typedef int64_t (*entry_fn)(char *arena, const void *const *inputs, int64_t B, const kiln_codegen_runtime *rt);
@@ -54,6 +62,8 @@ struct kiln_program {
     int64_t max_batch;
     char model[MAX_MODEL_NAME + 1];
     kiln_codegen_runtime rt; /* BLAS for the generated code */
+    int threads;             /* BLAS threads for large batches, 0: leave as is */
+    int64_t small_batch;     /* below it, BLAS runs on one thread */
 };
 
 static enum kiln_status fail(kiln_program *p, enum kiln_status s, const char *fmt, ...) KILN_PRINTF(3, 4);
@@ -311,6 +321,11 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
             return fail(p, KILN_ERR_SHAPE, "monitor '%s' has rank %d: monitored values are scalars",
                         kiln_graph_node_name(g, o->monitors[i]), g->nodes[o->monitors[i].id].shape.rank);
     p->max_batch = o->max_batch ? o->max_batch : DEFAULT_MAX_BATCH;
+    if (o->threads < 0 || o->threads > 1024 || o->small_batch < 0)
+        return fail(p, KILN_ERR_ARG, "compile options: threads %d or small_batch %lld out of range", o->threads,
+                    (long long)o->small_batch);
+    p->threads = o->threads;
+    p->small_batch = o->small_batch;
     if (p->max_batch < 1 || p->max_batch > (1 << 24))
         return fail(p, KILN_ERR_ARG, "max_batch %lld outside [1, %d]", (long long)p->max_batch, 1 << 24);
 
@@ -361,6 +376,19 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
     if (st)
         return st;
     p->planned = true;
+    if (!p->small_batch) { /* from the products' flops per example */
+        double per_example = 0;
+        for (int32_t id = 0; id < p->pg->n_nodes; id++) {
+            const kiln_node_rec *r = &p->pg->nodes[id];
+            if (r->op != KILN_OP_MATMUL || !p->plan.entries[id])
+                continue;
+            const kiln_node_rec *a = &p->pg->nodes[r->in[0]];
+            double f = 2.0 * (double)kiln_shape_const_size(&r->shape) *
+                       (double)(a->shape.dims[r->trans_a ? 0 : 1] == KILN_BATCH ? 1 : a->shape.dims[r->trans_a ? 0 : 1]);
+            per_example += f;
+        }
+        p->small_batch = per_example > 0 ? (int64_t)(SMALL_STEP_FLOPS / per_example) + 1 : 1;
+    }
     p->params = calloc((size_t)p->plan.n_params + 1, sizeof *p->params);
     p->bound = calloc((size_t)p->plan.n_inputs + 1, sizeof *p->bound);
     if (!p->params || !p->bound)
@@ -515,7 +543,17 @@ static enum kiln_status run(kiln_program *p, entry_fn fn, unsigned entry, const 
     for (int i = 0; i < p->plan.n_inputs; i++)
         if (!p->bound[i] && (p->plan.entries[p->plan.input_node[i]] & entry))
             return fail(p, KILN_ERR_STATE, "%s: input '%s' is not bound", what, kiln_program_input_name(p, i));
+    /* BLAS threads for this step; put back afterwards (process-wide state). */
+    int saved = 0, want = 0;
+    if (openblas_set_num_threads && openblas_get_num_threads) {
+        saved = openblas_get_num_threads();
+        want = batch < p->small_batch ? 1 : (p->threads ? p->threads : saved);
+        if (want != saved)
+            openblas_set_num_threads(want);
+    }
     int64_t code = fn(p->arena, p->bound, batch, &p->rt);
+    if (want && want != saved)
+        openblas_set_num_threads(saved);
     if (code)
         return bad_index(p, code);
     p->last_entry = entry;

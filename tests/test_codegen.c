@@ -439,6 +439,38 @@ START_TEST(gradients_at_batch_one_match_finite_differences)
 }
 END_TEST
 
+/* A step sets OpenBLAS's (process-wide) thread count for itself and puts
+** it back; bad thread options are refused. */
+extern void openblas_set_num_threads(int);
+extern int openblas_get_num_threads(void);
+
+START_TEST(steps_restore_the_blas_thread_count)
+{
+    model m;
+    make_model(&m, NULL);
+    kiln_compile_options o = opts(&m);
+    o.threads = 1;
+    o.small_batch = 4;
+    kiln_program *p;
+    ck_assert_int_eq(kiln_compile(m.g, &o, &p), KILN_OK);
+    float x[16 * 6] = {0};
+    int32_t y[16] = {0};
+    kiln_program_bind_input(p, "features", x);
+    kiln_program_bind_input(p, "targets", y);
+    openblas_set_num_threads(2);
+    int before = openblas_get_num_threads();
+    ck_assert_int_eq(kiln_program_train_step(p, 2), KILN_OK);  /* small: one thread */
+    ck_assert_int_eq(openblas_get_num_threads(), before);
+    ck_assert_int_eq(kiln_program_train_step(p, 16), KILN_OK); /* large: o.threads */
+    ck_assert_int_eq(openblas_get_num_threads(), before);
+    kiln_program_destroy(p);
+    o.threads = -1;
+    ck_assert_int_eq(kiln_compile(m.g, &o, &p), KILN_ERR_ARG);
+    kiln_program_destroy(p);
+    free_model(&m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("codegen");
@@ -456,6 +488,7 @@ int main(void)
     tcase_add_test(t, compile_refuses_bad_requests);
     tcase_add_test(t, parameters_round_trip_through_the_program);
     tcase_add_loop_test(t, fused_updates_equal_gradient_then_update, 0, 2);
+    tcase_add_test(t, steps_restore_the_blas_thread_count);
     tcase_add_loop_test(t, gradients_at_batch_one_match_finite_differences, 0, 2);
     suite_add_tcase(s, t);
     SRunner *r = srunner_create(s);

@@ -55,6 +55,12 @@ typedef struct kiln_compile_options {
     const char *cache_dir;
     /* C compiler to use (NULL: $KILN_CC, else clang, else gcc). */
     const char *cc;
+    /* BLAS threads for large batches (0: as BLAS is configured, e.g. by
+    ** OPENBLAS_NUM_THREADS). Batches smaller than small_batch run BLAS on one
+    ** thread: waking helper threads costs more than such products take.
+    ** OpenBLAS's thread count is process-wide; a step sets it and puts it back. */
+    int threads;
+    int64_t small_batch; /* 0: the batch at which the step's products reach 50 MFLOP */
 } kiln_compile_options;
 
 /* Options with every field at its default (cost = KILN_NODE_NONE). */
