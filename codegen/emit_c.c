@@ -82,6 +82,7 @@ typedef struct emitter {
     unsigned char *used;  /* storage referenced by the current function */
     sbuf body;            /* current function's kernels */
     int *fused;           /* per node: param whose update this GEMM applies, or -1 */
+    int32_t *sibling;     /* per node: a sum computed in this node's loop, or -1 */
     const char *real;     /* "float" or "double" */
     bool failed;
 } emitter;
@@ -452,14 +453,31 @@ static void close_loops(emitter *e, const kiln_shape *s, bool flat)
 static void kernel_elementwise(emitter *e, int32_t id)
 {
     const kiln_node_rec *r = R(e, id);
+    int32_t sum = e->sibling ? e->sibling[id] : -1;
     kindex ix;
-    bool flat = flat_ok(e, id, &r->shape, true) && r->shape.rank > 0;
+    bool flat = flat_ok(e, id, &r->shape, true) && r->shape.rank > 0 && sum < 0;
+    char n[64], x[EXPR_MAX], out[512], acc[512];
+    if (sum >= 0) { /* a sum over one axis of this value, in the same pass */
+        size_str(n, sizeof n, &R(e, sum)->shape);
+        sb_put(&e->body, "    /* and node %d:sum -> %s in the same loop */\n", (int)sum, e->var[sum]);
+        sb_put(&e->body, "    for (int64_t i = 0; i < %s; i++) %s[i] = 0;\n", n, storage_name(e, sum));
+    }
     open_loops(e, &r->shape, flat, &ix, "");
-    char x[EXPR_MAX], out[512];
     expr(e, x, sizeof x, id, &ix, true);
     access(e, out, sizeof out, id, &ix);
     int depth = flat ? 1 : (r->shape.rank ? r->shape.rank : 1);
-    sb_put(&e->body, "    %*s%s = %s;\n", 4 * depth, "", out, x);
+    if (sum >= 0) {
+        kindex oix = {.flat = false, .rank = 0};
+        for (int k = 0; k < r->shape.rank; k++)
+            if (k != R(e, sum)->axis)
+                snprintf(oix.ax[oix.rank++], sizeof oix.ax[0], "%s", ix.ax[k]);
+        access(e, acc, sizeof acc, sum, &oix);
+        sb_put(&e->body, "    %*s%s v = %s;\n", 4 * depth, "", e->real, x);
+        sb_put(&e->body, "    %*s%s = v;\n", 4 * depth, "", out);
+        sb_put(&e->body, "    %*s%s += v;\n", 4 * depth, "", acc);
+    } else {
+        sb_put(&e->body, "    %*s%s = %s;\n", 4 * depth, "", out, x);
+    }
     close_loops(e, &r->shape, flat);
 }
 
@@ -819,9 +837,31 @@ static void emit_run(emitter *e, sbuf *out)
         for (int32_t id = 0; id < p->n; id++)
             e->fused[id] = -1;
     sb_put(&e->body, "    const real lr = hyper[%d];\n    (void)lr;\n", KILN_HYPER_LEARNING_RATE);
+    /* Sums over one axis of a stored elementwise value, into a gradient slot
+    ** (pinned: no other value lives there, so it may be written early), are
+    ** computed in the loop that writes the value: one pass instead of two
+    ** (a bias gradient beside its layer's delta), same order, same bits. */
+    unsigned char *absorbed = calloc((size_t)p->n + 1, 1);
+    if (!absorbed)
+        e->failed = true;
+    for (int32_t id = 0; id < p->n; id++)
+        e->sibling[id] = -1;
+    for (int32_t id = 0; absorbed && id < p->n; id++) {
+        const kiln_node_rec *r = R(e, id);
+        int32_t k = r->n_in ? r->in[0] : -1;
+        if (r->op != KILN_OP_SUM || r->axis == KILN_ALL_AXES || p->inline_[id] || p->alias[id] != id ||
+            p->buf[id].zone != KILN_ZONE_GRAD || k < 0 || p->inline_[k] || p->alias[k] != k ||
+            !kiln_op_is_elementwise(R(e, k)->op) || e->sibling[k] >= 0 || e->fused[k] >= 0 ||
+            kernel_modes(e, id) != kernel_modes(e, k) || !is_kernel(e, k, KILN_ENTRY_FORWARD | KILN_ENTRY_EVAL | KILN_ENTRY_TRAIN))
+            continue;
+        e->sibling[k] = id;
+        absorbed[id] = 1;
+    }
     for (int32_t id = 0; id < p->n; id++) {
         unsigned m = kernel_modes(e, id);
         if (!m || !is_kernel(e, id, KILN_ENTRY_FORWARD | KILN_ENTRY_EVAL | KILN_ENTRY_TRAIN))
+            continue;
+        if (absorbed && absorbed[id])
             continue;
         int fp = e->fused[id];
         if (fp >= 0) { /* the plain product, and the fused update in MODE_TRAIN */
@@ -883,6 +923,7 @@ static void emit_run(emitter *e, sbuf *out)
     for (int32_t id = 0; id < p->n; id++)
         e->fused[id] = -1;
     free(done);
+    free(absorbed);
 
     sb_put(out, "\nenum { MODE_FORWARD = 1, MODE_EVAL = 2, MODE_GRADIENTS = 4, MODE_TRAIN = 8 };\n");
     sb_put(out, "\n/* Every entry point's kernels; mode says which entry point runs. */\n"
@@ -948,11 +989,13 @@ enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, cha
     e.var = calloc((size_t)p->n + 1, sizeof *e.var);
     e.used = calloc((size_t)p->n + 1, 1);
     e.fused = calloc((size_t)p->n + 1, sizeof *e.fused);
+    e.sibling = calloc((size_t)p->n + 1, sizeof *e.sibling);
     sbuf out = {0};
-    if (!e.var || !e.used || !e.fused) {
+    if (!e.var || !e.used || !e.fused || !e.sibling) {
         free(e.var);
         free(e.used);
         free(e.fused);
+        free(e.sibling);
         return kiln_err_set(err, KILN_ERR_NOMEM, "codegen: no memory");
     }
     name_nodes(&e);
@@ -1008,6 +1051,7 @@ enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, cha
     free(e.var);
     free(e.used);
     free(e.fused);
+    free(e.sibling);
     free(e.body.s);
     if (out.oom || e.body.oom) {
         free(out.s);
