@@ -1,6 +1,6 @@
 /* kiln/common.h: statuses, dtypes and limits shared by every kiln header.
 **
-** Conventions of the whole API (see docs/api.md):
+** Conventions of the whole API (see docs/guide.md):
 **  - every fallible call returns enum kiln_status (KILN_OK == 0); the message
 **    is read from the object that failed with kiln_<object>_errmsg(), valid
 **    until the next call on that object;
