@@ -20,9 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define N_DATA 2000
-#define N_IN 784
-#define N_OUT 10
+#include "bench_model.h"
+
 #define MAX_REPS 15
 
 static double now(void)
@@ -48,91 +47,6 @@ typedef struct config {
     int reps;
     double rep_seconds; /* target length of one repetition */
 } config;
-
-/* The same synthetic data as torch_bench.py. */
-static float data_x[N_DATA * N_IN];
-static int32_t data_y[N_DATA];
-
-static void make_data(void)
-{
-    for (int i = 0; i < N_DATA; i++) {
-        data_y[i] = (int32_t)((i * 31) % N_OUT);
-        for (int j = 0; j < N_IN; j++)
-            data_x[(size_t)i * N_IN + j] = (float)(((long)i * 7919 + (long)j * 104729) % 1000) / 1000.0f;
-    }
-}
-
-typedef struct net {
-    kiln_graph *g;
-    kiln_brick *mlp, *cce;
-    kiln_node probs, cost;
-} net;
-
-static void die(const char *what, const char *msg)
-{
-    fprintf(stderr, "bench: %s: %s\n", what, msg);
-    exit(1);
-}
-
-static void net_build(net *n, int64_t hidden)
-{
-    n->g = kiln_graph_create(KILN_DTYPE_F32);
-    kiln_node x = kiln_graph_input(n->g, "features", KILN_DTYPE_F32, 2, (int64_t[]){KILN_BATCH, N_IN});
-    kiln_node y = kiln_graph_input(n->g, "targets", KILN_DTYPE_I32, 1, (int64_t[]){KILN_BATCH});
-    kiln_brick *acts[2] = {kiln_rectifier_create(NULL), kiln_softmax_create(NULL)};
-    n->mlp = kiln_mlp_create(NULL, acts, 2, (int64_t[]){N_IN, hidden, N_OUT});
-    n->cce = kiln_categorical_cross_entropy_create(NULL);
-    kiln_brick_set_weights_init(n->mlp, kiln_init_isotropic_gaussian(0.01, 0));
-    kiln_brick_set_biases_init(n->mlp, kiln_init_constant(0));
-    if (kiln_brick_apply(n->mlp, n->g, x, &n->probs) || kiln_cost_apply(n->cce, n->g, y, n->probs, &n->cost) ||
-        kiln_brick_initialize(n->mlp))
-        die("model", kiln_brick_errmsg(n->mlp));
-}
-
-static void net_free(net *n)
-{
-    kiln_graph_destroy(n->g);
-    kiln_brick_destroy(n->mlp);
-    kiln_brick_destroy(n->cce);
-}
-
-static kiln_program *compile_train(net *n, int64_t max_batch, const char *cache_dir)
-{
-    kiln_compile_options o = kiln_compile_options_default();
-    o.name = "bench_mlp";
-    o.cost = n->cost;
-    o.step_rule = kiln_step_scale(0.1);
-    o.monitors = &n->cost;
-    o.n_monitors = 1;
-    o.max_batch = max_batch;
-    o.cache_dir = cache_dir;
-    kiln_program *p;
-    if (kiln_compile(n->g, &o, &p))
-        die("compile", kiln_program_errmsg(p));
-    return p;
-}
-
-static kiln_program *compile_forward(net *n, int64_t max_batch)
-{
-    kiln_compile_options o = kiln_compile_options_default();
-    o.name = "bench_mlp_forward";
-    o.outputs = &n->probs;
-    o.n_outputs = 1;
-    o.max_batch = max_batch;
-    kiln_program *p;
-    if (kiln_compile(n->g, &o, &p))
-        die("compile", kiln_program_errmsg(p));
-    return p;
-}
-
-/* Bind batch k of size B (cycling through the data). */
-static void bind_batch(kiln_program *p, int64_t k, int64_t B, bool targets)
-{
-    int64_t off = (k * B) % (N_DATA - B + 1);
-    if (kiln_program_bind_input(p, "features", data_x + off * N_IN) ||
-        (targets && kiln_program_bind_input(p, "targets", data_y + off)))
-        die("bind", kiln_program_errmsg(p));
-}
 
 /* Seconds per call of fn, median over cfg->reps repetitions of k calls,
 ** k chosen from a warm-up so that a repetition lasts about rep_seconds. */
@@ -195,17 +109,17 @@ typedef struct step_ctx {
 static void train_step(void *c, int64_t i)
 {
     step_ctx *s = c;
-    bind_batch(s->p, i, s->B, true);
+    bench_bind_batch(s->p, i, s->B, true);
     if (kiln_program_train_step(s->p, s->B))
-        die("train_step", kiln_program_errmsg(s->p));
+        bench_die("train_step", kiln_program_errmsg(s->p));
 }
 
 static void forward_step(void *c, int64_t i)
 {
     step_ctx *s = c;
-    bind_batch(s->p, i, s->B, false);
+    bench_bind_batch(s->p, i, s->B, false);
     if (kiln_program_forward(s->p, s->B))
-        die("forward", kiln_program_errmsg(s->p));
+        bench_die("forward", kiln_program_errmsg(s->p));
 }
 
 /* The GEMM floor: the five matrix products of one training step, alone,
@@ -251,7 +165,7 @@ static void gemm_alloc(gemm_ctx *g, int64_t B, int64_t H)
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         *bufs[i] = aligned_alloc(64, (size_t)((sizes[i] * 4 + 63) / 64 * 64));
         if (!*bufs[i])
-            die("gemm floor", "out of memory");
+            bench_die("gemm floor", "out of memory");
         for (int64_t j = 0; j < sizes[i]; j++)
             (*bufs[i])[j] = (float)((j * 37) % 100) / 1000.0f;
     }
@@ -285,7 +199,7 @@ int main(int argc, char **argv)
             usage();
         }
     }
-    make_data();
+    bench_make_data();
     static const int64_t hiddens[] = {100, 500};
     static const int64_t batches[] = {1, 32, 128, 1000};
 
@@ -293,27 +207,27 @@ int main(int argc, char **argv)
     {
         char dir[] = "/tmp/kiln_bench_cache_XXXXXX";
         if (!mkdtemp(dir))
-            die("mkdtemp", "cannot make a cache folder");
+            bench_die("mkdtemp", "cannot make a cache folder");
         net n;
-        net_build(&n, 100);
+        bench_net_build(&n, 100);
         double t0 = now();
-        kiln_program *p = compile_train(&n, 1000, dir);
+        kiln_program *p = bench_compile_train(&n, 1000, dir);
         double cold = now() - t0;
         if (!kiln_program_compiler_ran(p))
-            die("compile", "cold compile found a cache entry");
+            bench_die("compile", "cold compile found a cache entry");
         kiln_program_destroy(p);
         double warm[MAX_REPS];
         for (int r = 0; r < cfg.reps; r++) {
             t0 = now();
-            p = compile_train(&n, 1000, dir);
+            p = bench_compile_train(&n, 1000, dir);
             warm[r] = now() - t0;
             if (kiln_program_compiler_ran(p))
-                die("compile", "warm compile ran the compiler");
+                bench_die("compile", "warm compile ran the compiler");
             kiln_program_destroy(p);
         }
         printf("kiln compile_cold_ms %.3f\n", cold * 1e3);
         printf("kiln compile_warm_ms %.3f\n", median(warm, cfg.reps) * 1e3);
-        net_free(&n);
+        bench_net_free(&n);
         char cmd[256];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
         if (system(cmd) != 0)
@@ -324,10 +238,10 @@ int main(int argc, char **argv)
         char name[32];
         snprintf(name, sizeof name, "784-%lld-10", (long long)hiddens[h]);
         net n;
-        net_build(&n, hiddens[h]);
+        bench_net_build(&n, hiddens[h]);
         for (size_t b = 0; b < 4; b++) {
             int64_t B = batches[b];
-            step_ctx s = {compile_train(&n, B, NULL), B};
+            step_ctx s = {bench_compile_train(&n, B, NULL), B};
             gemm_ctx gc;
             gemm_alloc(&gc, B, hiddens[h]);
             double step, floor_t;
@@ -341,12 +255,12 @@ int main(int argc, char **argv)
         }
         for (size_t b = 0; b < 2; b++) {
             int64_t B = b ? 64 : 1;
-            step_ctx s = {compile_forward(&n, B), B};
+            step_ctx s = {bench_compile_forward(&n, B), B};
             double t = time_per_call(&cfg, forward_step, &s);
             kiln_program_destroy(s.p);
             printf("kiln infer_%s_b%lld %.2f\n", name, (long long)B, t * 1e6);
         }
-        net_free(&n);
+        bench_net_free(&n);
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);

@@ -2,8 +2,14 @@
 bench.c (MLP 784-H-10, ReLU, softmax cross-entropy, SGD lr 0.1), printed as
 "torch <case> <value>" lines. Threads are pinned by tools/bench/run through
 OMP_NUM_THREADS and OPENBLAS_NUM_THREADS (Debian's PyTorch does its matrix
-products in OpenBLAS, which ignores torch.set_num_threads) and here."""
+products in OpenBLAS, which ignores torch.set_num_threads) and here.
+
+With --kiln-lib (libkiln_bench_pair.so), each training and inference case
+also runs kiln's, alternating kiln and PyTorch repetitions, and prints
+"kiln <case> <value>" lines too: both then see the same drift of a shared
+machine."""
 import argparse
+import ctypes
 import resource
 import statistics
 import sys
@@ -42,6 +48,47 @@ def time_per_call(fn, reps, rep_seconds):
     return statistics.median(v)
 
 
+def time_alternating(fns, reps, rep_seconds):
+    """Like time_per_call for several functions, their repetitions
+    interleaved (a, b, a, b, ...); a median for each."""
+    ks = []
+    for fn in fns:
+        t0 = time.perf_counter()
+        warm = 0
+        while warm < 3 or time.perf_counter() - t0 < rep_seconds / 2:
+            fn(warm, 1)
+            warm += 1
+        ks.append(max(1, int(rep_seconds / ((time.perf_counter() - t0) / warm))))
+    v = [[] for _ in fns]
+    for _ in range(reps):
+        for f, fn in enumerate(fns):
+            v[f].append(fn(0, ks[f]) / ks[f])
+    return [statistics.median(x) for x in v]
+
+
+class KilnPair:
+    """kiln's step (or forward) for one case, through libkiln_bench_pair."""
+
+    def __init__(self, lib, hidden, batch, train):
+        self.lib, self.h = lib, lib.kiln_pair_open(hidden, batch, 1 if train else 0)
+
+    def __call__(self, _i, k):
+        return self.lib.kiln_pair_run(self.h, k)
+
+    def close(self):
+        self.lib.kiln_pair_close(self.h)
+
+
+def repeat(fn):
+    """fn(i) -> a timed function (i, k) -> seconds for k calls."""
+    def timed(i, k):
+        t = time.perf_counter()
+        for j in range(k):
+            fn(i + j)
+        return time.perf_counter() - t
+    return timed
+
+
 def model(hidden):
     torch.manual_seed(1)
     m = torch.nn.Sequential(torch.nn.Linear(N_IN, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, N_OUT))
@@ -56,7 +103,16 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--kiln-lib", help="libkiln_bench_pair.so: time kiln alternately")
     a = ap.parse_args()
+    lib = None
+    if a.kiln_lib:
+        lib = ctypes.CDLL(a.kiln_lib)
+        lib.kiln_pair_open.restype = ctypes.c_void_p
+        lib.kiln_pair_open.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        lib.kiln_pair_run.restype = ctypes.c_double
+        lib.kiln_pair_run.argtypes = [ctypes.c_void_p, ctypes.c_long]
+        lib.kiln_pair_close.argtypes = [ctypes.c_void_p]
     reps, rep_seconds = (5, 0.04) if a.quick else (max(5, a.reps), 0.25)
     torch.set_num_threads(a.threads)
     x, y = make_data()
@@ -72,7 +128,14 @@ def main():
                 loss = F.cross_entropy(m(xb), yb)
                 loss.backward()
                 opt.step()
-            t = time_per_call(step, reps, rep_seconds)
+            if lib:
+                kp = KilnPair(lib, hidden, b, True)
+                tk, t = time_alternating([kp, repeat(step)], reps, rep_seconds)
+                kp.close()
+                print("kiln train_%s_b%d %.1f" % (name, b, b / tk))
+                print("kiln step_%s_b%d %.4f" % (name, b, tk * 1e3))
+            else:
+                t = time_per_call(step, reps, rep_seconds)
             print("torch train_%s_b%d %.1f" % (name, b, b / t))
             print("torch step_%s_b%d %.4f" % (name, b, t * 1e3))
             sys.stdout.flush()
@@ -81,7 +144,14 @@ def main():
                 off = (i * b) % (N_DATA - b + 1)
                 with torch.no_grad():
                     F.softmax(m(x[off:off + b]), dim=1)
-            print("torch infer_%s_b%d %.2f" % (name, b, time_per_call(infer, reps, rep_seconds) * 1e6))
+            if lib:
+                kp = KilnPair(lib, hidden, b, False)
+                tk, t = time_alternating([kp, repeat(infer)], reps, rep_seconds)
+                kp.close()
+                print("kiln infer_%s_b%d %.2f" % (name, b, tk * 1e6))
+            else:
+                t = time_per_call(infer, reps, rep_seconds)
+            print("torch infer_%s_b%d %.2f" % (name, b, t * 1e6))
     print("torch peak_rss_mb %.1f" % (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0))
 
 

@@ -1,0 +1,62 @@
+/* pair.c: kiln's benchmark cases as a shared library, so that
+** torch_bench.py can time kiln and PyTorch in alternating repetitions inside
+** one process (on a shared machine, measurements minutes apart drift by up
+** to 30%; alternating puts both under the same drift).
+**
+**   kiln_pair *kiln_pair_open(int hidden, int batch, int train)
+**   double     kiln_pair_run(kiln_pair *p, long steps)  seconds for `steps` steps
+**   void       kiln_pair_close(kiln_pair *p)
+**
+** A train pair runs the training step (forward, backward, update); otherwise
+** the forward program. Batches cycle through the data of bench_model.c. */
+#include <stdlib.h>
+#include <time.h>
+
+#include "bench_model.h"
+
+typedef struct kiln_pair {
+    net n;
+    kiln_program *p;
+    int64_t batch, next;
+    int train;
+} kiln_pair;
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+__attribute__((visibility("default"))) kiln_pair *kiln_pair_open(int hidden, int batch, int train)
+{
+    kiln_pair *k = calloc(1, sizeof *k);
+    if (!k || hidden < 1 || batch < 1 || batch > N_DATA)
+        bench_die("pair", "bad arguments or out of memory");
+    bench_make_data();
+    bench_net_build(&k->n, hidden);
+    k->p = train ? bench_compile_train(&k->n, batch, NULL) : bench_compile_forward(&k->n, batch);
+    k->batch = batch;
+    k->train = train;
+    return k;
+}
+
+__attribute__((visibility("default"))) double kiln_pair_run(kiln_pair *k, long steps)
+{
+    double t = now();
+    for (long i = 0; i < steps; i++, k->next++) {
+        bench_bind_batch(k->p, k->next, k->batch, k->train);
+        if (k->train ? kiln_program_train_step(k->p, k->batch) : kiln_program_forward(k->p, k->batch))
+            bench_die("pair step", kiln_program_errmsg(k->p));
+    }
+    return now() - t;
+}
+
+__attribute__((visibility("default"))) void kiln_pair_close(kiln_pair *k)
+{
+    if (!k)
+        return;
+    kiln_program_destroy(k->p);
+    bench_net_free(&k->n);
+    free(k);
+}
