@@ -288,8 +288,7 @@ static void expr(emitter *e, char *dst, size_t cap, int32_t id, const kindex *ix
         xput(e, dst, cap, "(%s)B", e->real);
         return;
     }
-    if (r->op == KILN_OP_HYPER) {
-        e->used[0] = e->used[0]; /* hyper is always declared */
+    if (r->op == KILN_OP_HYPER) { /* `hyper` is declared in every function */
         xput(e, dst, cap, "hyper[%d]", (int)r->iattr);
         return;
     }

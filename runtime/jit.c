@@ -801,7 +801,7 @@ static void jit_compile_discard(kiln_jit *j, jit_job *job)
 static enum kiln_status jit_build(kiln_jit *j, const jit_cc *cc, const jit_paths *p,
                                   const char *source, size_t len, const kiln_jit_options *o)
 {
-    jit_job job;
+    jit_job job = {.log_fd = -1}; /* freed below even when the write fails first */
     enum kiln_status st = jit_write_atomic(j, p->src, source, len);
     if (!st)
         st = jit_compile_start(j, cc, p->src, p->base, o, &job);

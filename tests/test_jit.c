@@ -581,6 +581,29 @@ START_TEST(test_unknown_compiler_compiles_while_probing)
 }
 END_TEST
 
+/* The source cannot be written under its key (a directory is in the way):
+** an I/O error naming it, not a crash (jit_build freed a job it had not
+** initialised). */
+START_TEST(regress_3_unwritable_source_is_an_io_error)
+{
+    kiln_jit_options o = opts(NULL);
+    kiln_jit *j = load_ok(SRC_ADD, &o);
+    char so[512], src[512];
+    ck_assert_int_lt(snprintf(so, sizeof so, "%s", kiln_jit_path(j)), (int)sizeof so);
+    kiln_jit_close(j);
+    size_t n = strlen(so);
+    ck_assert_int_lt(snprintf(src, sizeof src, "%.*s.c", (int)(n - 3), so), (int)sizeof src);
+    ck_assert_int_eq(unlink(so), 0);
+    ck_assert_int_eq(unlink(src), 0);
+    ck_assert_int_eq(mkdir(src, 0700), 0);
+    j = NULL;
+    ck_assert_int_eq(kiln_jit_load(SRC_ADD, strlen(SRC_ADD), &o, &j), KILN_ERR_IO);
+    ck_assert_msg(strstr(kiln_jit_errmsg(j), src) != NULL, "%s", kiln_jit_errmsg(j));
+    kiln_jit_close(j);
+    ck_assert_int_eq(rmdir(src), 0);
+}
+END_TEST
+
 START_TEST(test_concurrent_builders_all_succeed)
 {
     enum { N = 4 };
@@ -732,6 +755,7 @@ static Suite *jit_suite(void)
     tcase_add_test(tc, test_cache_dir_under_a_file_is_io_error);
     tcase_add_test(tc, test_default_cache_dir);
     tcase_add_test(tc, test_unknown_compiler_compiles_while_probing);
+    tcase_add_test(tc, regress_3_unwritable_source_is_an_io_error);
     tcase_add_test(tc, test_absent_symbol_is_named);
     tcase_add_test(tc, test_bad_arguments);
     suite_add_tcase(s, tc);
