@@ -1,0 +1,175 @@
+/* test_faults.c: out of memory at every allocation (STYLE.md section 3).
+** The test binary interposes malloc/calloc/realloc; allocation number N
+** fails; the call under test must return a status (KILN_ERR_NOMEM or a
+** consequence of it) and never crash; then the same call must succeed once
+** memory is back. Runs for every N up to the count a clean run makes.
+** Not under AddressSanitizer, which owns malloc: there it says so and
+** passes no check. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <kiln/kiln.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define FAULTS 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FAULTS 0
+#endif
+#endif
+#ifndef FAULTS
+#define FAULTS 1
+#endif
+
+#if FAULTS
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+static long g_count, g_fail_at = -1; /* fail allocation number g_fail_at (from 1) */
+static int fail_now(void) { return ++g_count == g_fail_at; }
+void *malloc(size_t n) { return fail_now() ? NULL : __libc_malloc(n); }
+void *calloc(size_t a, size_t b) { return fail_now() ? NULL : __libc_calloc(a, b); }
+void *realloc(void *p, size_t n) { return fail_now() ? NULL : __libc_realloc(p, n); }
+#endif
+
+#if FAULTS
+typedef struct model {
+    kiln_graph *g;
+    kiln_brick *mlp, *cce;
+    kiln_node probs, cost;
+} model;
+
+/* Builds the model; returns 0, or 1 when something failed cleanly. */
+static int build(model *m)
+{
+    memset(m, 0, sizeof *m);
+    m->g = kiln_graph_create(KILN_DTYPE_F32);
+    if (!m->g)
+        return 1;
+    kiln_node x = kiln_graph_input(m->g, "features", KILN_DTYPE_F32, 2, (int64_t[]){KILN_BATCH, 6});
+    kiln_node y = kiln_graph_input(m->g, "targets", KILN_DTYPE_I32, 1, (int64_t[]){KILN_BATCH});
+    kiln_brick *acts[2] = {kiln_rectifier_create(NULL), kiln_softmax_create(NULL)};
+    if (!acts[0] || !acts[1]) {
+        kiln_brick_destroy(acts[0]);
+        kiln_brick_destroy(acts[1]);
+        return 1;
+    }
+    m->mlp = kiln_mlp_create(NULL, acts, 2, (int64_t[]){6, 5, 3});
+    m->cce = kiln_categorical_cross_entropy_create(NULL);
+    if (!m->mlp || !m->cce)
+        return 1;
+    kiln_brick_set_weights_init(m->mlp, kiln_init_isotropic_gaussian(0.1, 0));
+    kiln_brick_set_biases_init(m->mlp, kiln_init_constant(0));
+    if (kiln_brick_apply(m->mlp, m->g, x, &m->probs) || kiln_cost_apply(m->cce, m->g, y, m->probs, &m->cost) ||
+        kiln_brick_initialize(m->mlp) || kiln_graph_status(m->g))
+        return 1;
+    return 0;
+}
+
+static void destroy(model *m)
+{
+    kiln_graph_destroy(m->g);
+    kiln_brick_destroy(m->mlp);
+    kiln_brick_destroy(m->cce);
+}
+
+static enum kiln_status compile(model *m, kiln_program **p)
+{
+    kiln_compile_options o = kiln_compile_options_default();
+    o.name = "faults";
+    o.cost = m->cost;
+    o.step_rule = kiln_step_scale(0.1);
+    o.outputs = &m->probs;
+    o.n_outputs = 1;
+    o.max_batch = 8;
+    return kiln_compile(m->g, &o, p);
+}
+#endif
+
+START_TEST(building_a_model_survives_every_failed_allocation)
+{
+#if FAULTS
+    model m;
+    g_fail_at = -1;
+    g_count = 0;
+    ck_assert_int_eq(build(&m), 0);
+    long total = g_count;
+    destroy(&m);
+    int failures = 0;
+    for (long n = 1; n <= total; n++) {
+        g_count = 0;
+        g_fail_at = n;
+        failures += build(&m);
+        g_fail_at = -1;
+        destroy(&m);
+    }
+    printf("test_faults: building a model: %ld allocations, each failed once\n", total);
+    ck_assert_int_gt(total, 10);
+    ck_assert_int_gt(failures, 0);
+#else
+    printf("test_faults: skipped under AddressSanitizer (it owns malloc)\n");
+#endif
+}
+END_TEST
+
+START_TEST(compiling_survives_every_failed_allocation)
+{
+#if FAULTS
+    model m;
+    ck_assert_int_eq(build(&m), 0);
+    kiln_program *p = NULL;
+    g_fail_at = -1;
+    ck_assert_int_eq(compile(&m, &p), KILN_OK); /* fills the cache: the loop below hits it */
+    kiln_program_destroy(p);
+    g_count = 0;
+    ck_assert_int_eq(compile(&m, &p), KILN_OK);
+    long total = g_count;
+    kiln_program_destroy(p);
+    int nomem = 0;
+    for (long n = 1; n <= total; n++) {
+        g_count = 0;
+        g_fail_at = n;
+        p = NULL;
+        enum kiln_status st = compile(&m, &p);
+        g_fail_at = -1;
+        if (st != KILN_OK) {
+            ck_assert_msg(p == NULL || kiln_program_errmsg(p)[0] != '\0', "allocation %ld: no message", n);
+            nomem += st == KILN_ERR_NOMEM;
+            if (p) /* NULL only when the program itself could not be allocated */
+                ck_assert_int_eq(kiln_program_train_step(p, 1) == KILN_OK, 0);
+        }
+        kiln_program_destroy(p);
+    }
+    printf("test_faults: compiling (cache hit): %ld allocations, each failed once\n", total);
+    ck_assert_int_gt(nomem, 0);
+    /* and the graph and bricks are still usable */
+    ck_assert_int_eq(compile(&m, &p), KILN_OK);
+    float x[6] = {0};
+    int32_t y[1] = {0};
+    kiln_program_bind_input(p, "features", x);
+    kiln_program_bind_input(p, "targets", y);
+    ck_assert_int_eq(kiln_program_train_step(p, 1), KILN_OK);
+    kiln_program_destroy(p);
+    destroy(&m);
+#else
+    printf("test_faults: skipped under AddressSanitizer (it owns malloc)\n");
+#endif
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("faults");
+    TCase *t = tcase_create("faults");
+    tcase_set_timeout(t, 600);
+    tcase_add_test(t, building_a_model_survives_every_failed_allocation);
+    tcase_add_test(t, compiling_survives_every_failed_allocation);
+    suite_add_tcase(s, t);
+    SRunner *r = srunner_create(s);
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed ? 1 : 0;
+}
