@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <kiln/kiln.h>
 
@@ -24,6 +25,7 @@
 #endif
 
 #if FAULTS
+static kiln_node g_cost = {-1}; /* the monitored cost, for data_run */
 extern void *__libc_malloc(size_t);
 extern void *__libc_calloc(size_t, size_t);
 extern void *__libc_realloc(void *, size_t);
@@ -85,6 +87,74 @@ static enum kiln_status compile(model *m, kiln_program **p)
     o.n_outputs = 1;
     o.max_batch = 8;
     return kiln_compile(m->g, &o, p);
+}
+
+/* Small IDX files: 10 images of 2x3 and their labels, gzipped by zlib's
+** gzopen so the gzip path is exercised too (plain files read the same way). */
+static void write_idx(const char *dir, char *images, char *labels, size_t cap)
+{
+    snprintf(images, cap, "%s/img.idx", dir);
+    snprintf(labels, cap, "%s/lbl.idx", dir);
+    FILE *f = fopen(images, "wb");
+    unsigned char hdr[16] = {0, 0, 8, 3, 0, 0, 0, 10, 0, 0, 0, 2, 0, 0, 0, 3};
+    fwrite(hdr, 1, 16, f);
+    for (int i = 0; i < 60; i++)
+        fputc(i * 4, f);
+    fclose(f);
+    f = fopen(labels, "wb");
+    unsigned char lh[8] = {0, 0, 8, 1, 0, 0, 0, 10};
+    fwrite(lh, 1, 8, f);
+    for (int i = 0; i < 10; i++)
+        fputc(i % 3, f);
+    fclose(f);
+}
+
+/* Load, stream and train two epochs with monitoring and printing: 0 when
+** everything worked, 1 when a step failed and said why (a constructor's
+** NULL means out of memory, as documented), 2 when one failed silently. */
+static int data_run(const char *images, const char *labels, kiln_program *p, FILE *sink)
+{
+    kiln_dataset *d = NULL;
+    kiln_stream *s = NULL, *t = NULL;
+    kiln_main_loop *m = NULL;
+    int r = 1;
+    enum kiln_status st = kiln_dataset_open_idx(images, labels, &d);
+    if (st) {
+        r = d && !kiln_dataset_errmsg(d)[0] ? 2 : 1;
+        goto out;
+    }
+    if ((st = kiln_stream_create(d, KILN_SCHEME_SHUFFLED, 4, 7, &s)) ||
+        (st = kiln_stream_create(d, KILN_SCHEME_SEQUENTIAL, 5, 0, &t)))
+        goto out;
+    if ((st = kiln_main_loop_create(p, s, &m))) {
+        r = m && !kiln_main_loop_errmsg(m)[0] ? 2 : 1;
+        goto out;
+    }
+    kiln_extension *ext[3] = {kiln_finish_after(2, 0), kiln_printing(sink),
+                              kiln_data_stream_monitoring(&g_cost, 1, t, "valid")};
+    bool all = ext[0] && ext[1] && ext[2];
+    for (int i = 0; i < 3; i++) {
+        if (!all) { /* a constructor ran out of memory: drop the others */
+            kiln_extension_destroy(ext[i]);
+            continue;
+        }
+        if (kiln_main_loop_add_extension(m, ext[i]) != KILN_OK) {
+            all = false;
+            r = kiln_main_loop_errmsg(m)[0] ? 1 : 2;
+        }
+    }
+    if (!all)
+        goto out;
+    if (kiln_main_loop_run(m) == KILN_OK)
+        r = kiln_main_loop_epochs_done(m) == 2 ? 0 : 2;
+    else
+        r = kiln_main_loop_errmsg(m)[0] ? 1 : 2;
+out:
+    kiln_main_loop_destroy(m);
+    kiln_stream_destroy(s);
+    kiln_stream_destroy(t);
+    kiln_dataset_destroy(d);
+    return r;
 }
 #endif
 
@@ -159,6 +229,54 @@ START_TEST(compiling_survives_every_failed_allocation)
 }
 END_TEST
 
+START_TEST(loading_and_training_survive_every_failed_allocation)
+{
+#if FAULTS
+    model m;
+    ck_assert_int_eq(build(&m), 0);
+    kiln_program *p = NULL;
+    kiln_compile_options o = kiln_compile_options_default();
+    o.name = "faults_data";
+    o.cost = m.cost;
+    o.monitors = &m.cost;
+    o.n_monitors = 1;
+    o.step_rule = kiln_step_scale(0.1);
+    o.max_batch = 8;
+    ck_assert_int_eq(kiln_compile(m.g, &o, &p), KILN_OK);
+    g_cost = m.cost;
+    char dir[] = "/tmp/kiln_faults_XXXXXX", images[256], labels[256];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    write_idx(dir, images, labels, sizeof images);
+    FILE *sink = fopen("/dev/null", "w");
+    ck_assert_ptr_nonnull(sink);
+    g_fail_at = -1;
+    g_count = 0;
+    ck_assert_int_eq(data_run(images, labels, p, sink), 0);
+    long total = g_count;
+    int failed = 0;
+    for (long n = 1; n <= total; n++) {
+        g_count = 0;
+        g_fail_at = n;
+        int r = data_run(images, labels, p, sink);
+        g_fail_at = -1;
+        ck_assert_msg(r != 2, "allocation %ld: a failure without a message", n);
+        failed += r != 0;
+    }
+    printf("test_faults: loading, streaming, training: %ld allocations, each failed once\n", total);
+    ck_assert_int_gt(failed, 0);
+    ck_assert_int_eq(data_run(images, labels, p, sink), 0);
+    fclose(sink);
+    kiln_program_destroy(p);
+    destroy(&m);
+    remove(images);
+    remove(labels);
+    rmdir(dir);
+#else
+    printf("test_faults: skipped under AddressSanitizer (it owns malloc)\n");
+#endif
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("faults");
@@ -166,6 +284,7 @@ int main(void)
     tcase_set_timeout(t, 600);
     tcase_add_test(t, building_a_model_survives_every_failed_allocation);
     tcase_add_test(t, compiling_survives_every_failed_allocation);
+    tcase_add_test(t, loading_and_training_survive_every_failed_allocation);
     suite_add_tcase(s, t);
     SRunner *r = srunner_create(s);
     srunner_run_all(r, CK_NORMAL);
