@@ -83,6 +83,10 @@ typedef struct emitter {
     sbuf body;            /* current function's kernels */
     int *fused;           /* per node: param whose update this GEMM applies, or -1 */
     int32_t *sibling;     /* per node: a sum computed in this node's loop, or -1 */
+    int64_t *defer;       /* per param: arena offset of its deferred batch-1 update, or -1 */
+    char (*pend)[VAR_MAX + 8]; /* per param: C name of that slot */
+    int32_t *defer_at;    /* per node: param whose deferred update this product applies, or -1 */
+    int64_t arena_bytes;  /* the plan's arena and the deferred updates' slots */
     const char *real;     /* "float" or "double" */
     bool failed;
 } emitter;
@@ -409,8 +413,12 @@ static void kernel_comment(emitter *e, int32_t id)
         put_comment_text(&e->body, kiln_brick_path(gi.bricks[i]));
     }
     if (e->fused && e->fused[id] >= 0)
-        sb_put(&e->body, "\n    ** fused update: %s -= lr * this product (its gradient is not stored)",
-               e->var[e->p->param_node[e->fused[id]]]);
+        sb_put(&e->body, "\n    ** fused update: %s -= lr * this product (its gradient is not stored)%s",
+               e->var[e->p->param_node[e->fused[id]]],
+               e->defer[e->fused[id]] >= 0 ? "; at batch 1 deferred to the next step's first product" : "");
+    if (e->defer_at && e->defer_at[id] >= 0)
+        sb_put(&e->body, "\n    ** at batch 1, first applies the update of %s deferred by the last step",
+               e->var[e->p->param_node[e->defer_at[id]]]);
     if (r->name) {
         sb_put(&e->body, "%svalue '", gi.n_bricks ? ", " : "\n    ** ");
         put_comment_text(&e->body, r->name);
@@ -547,9 +555,20 @@ static void kernel_matmul(emitter *e, int32_t id)
     const char *ta = r->trans_a ? "CblasTrans" : "CblasNoTrans", *tb = r->trans_b ? "CblasTrans" : "CblasNoTrans";
     const char *ind = "    ";
     bool one = false;
+    int dp = e->defer_at[id];
+    if (dm == KILN_BATCH && dp >= 0) {
+        /* W's update from the last batch-1 step, applied in the pass that
+        ** computes this product (plan_deferred) */
+        const char *pv = e->pend[dp];
+        sb_put(&e->body, "    if (B == 1 && %s[0] != 0) {\n"
+                         "        rt->sger_gemv((int)%s, (int)%s, %s, (int)%s, %s + 1, %s + 1 + %s, %s, %s);\n"
+                         "        %s[0] = 0;\n"
+                         "    } else", pv, k, nn, b, ldb, pv, pv, k, a, c, pv);
+    }
     if (dm == KILN_BATCH) {
         /* one row: c (n) = op(B)^T a, a read with stride lda when A is transposed */
-        sb_put(&e->body, "    if (B == 1)\n        cblas_%cgemv(CblasRowMajor, %s, (int)%s, (int)%s, %s, %s, (int)%s, %s, %s, %s, %s, 1);\n"
+        sb_put(&e->body, dp >= 0 ? " if (B == 1)\n" : "    if (B == 1)\n");
+        sb_put(&e->body, "        cblas_%cgemv(CblasRowMajor, %s, (int)%s, (int)%s, %s, %s, (int)%s, %s, %s, %s, %s, 1);\n"
                          "    else\n", t, r->trans_b ? "CblasNoTrans" : "CblasTrans", r->trans_b ? nn : k,
                r->trans_b ? k : nn, alpha, b, ldb, a, "1", beta, c); /* a: B = 1 row, contiguous */
         one = true;
@@ -557,6 +576,18 @@ static void kernel_matmul(emitter *e, int32_t id)
         /* one column: c (m) = op(A) b, b read with stride ldb unless B is transposed */
         sb_put(&e->body, "    if (B == 1)\n        cblas_%cgemv(CblasRowMajor, %s, (int)%s, (int)%s, %s, %s, (int)%s, %s, 1, %s, %s, 1);\n"
                          "    else\n", t, ta, r->trans_a ? k : m, r->trans_a ? m : k, alpha, a, lda, b, beta, c);
+        one = true;
+    } else if (dk == KILN_BATCH && fp >= 0 && e->defer[fp] >= 0) {
+        /* contracted over one example: keep u = a and v = -lr b, and let the
+        ** next step apply W += u v^T while it reads W (plan_deferred) */
+        const char *pv = e->pend[fp];
+        sb_put(&e->body,
+               "    if (B == 1) {\n"
+               "        if (%s[0] != 0) rt->sger_gemv((int)%s, (int)%s, %s, (int)%s, %s + 1, %s + 1 + %s, 0, 0);\n"
+               "        for (int64_t i = 0; i < %s; i++) %s[1 + i] = %s[i];\n"
+               "        for (int64_t j = 0; j < %s; j++) %s[1 + %s + j] = -lr * %s[j];\n"
+               "        %s[0] = 1;\n"
+               "    } else\n", pv, m, nn, c, nn, pv, pv, m, m, pv, a, nn, pv, m, b, pv);
         one = true;
     } else if (dk == KILN_BATCH && fp >= 0) {
         /* contracted over one example: W -= lr * a b^T, a rank-1 update */
@@ -694,6 +725,20 @@ static void emit_decls(emitter *e, sbuf *out)
     }
 }
 
+/* kernel_of[id]: the kernel that computes node id (itself, or the consumer
+** whose loop an inline node is computed in). */
+static void kernel_owners(const emitter *e, int32_t *kernel_of)
+{
+    const kiln_plan *p = e->p;
+    for (int32_t id = p->n - 1; id >= 0; id--) {
+        if (!p->inline_[id])
+            kernel_of[id] = id;
+        for (int k = 0; k < R(e, id)->n_in; k++)
+            if (p->inline_[R(e, id)->in[k]])
+                kernel_of[R(e, id)->in[k]] = kernel_of[id];
+    }
+}
+
 /* Which parameters train_step updates inside their gradient's GEMM: the
 ** gradient is one matrix product, stored nowhere else, read by no other
 ** kernel, and every kernel that reads the parameter runs before it (so the
@@ -714,13 +759,7 @@ static void plan_fused_updates(emitter *e)
         free(readers);
         return; /* without memory, fuse nothing: still correct */
     }
-    for (int32_t id = n - 1; id >= 0; id--) {
-        if (!p->inline_[id])
-            kernel_of[id] = id;
-        for (int k = 0; k < R(e, id)->n_in; k++)
-            if (p->inline_[R(e, id)->in[k]])
-                kernel_of[R(e, id)->in[k]] = kernel_of[id];
-    }
+    kernel_owners(e, kernel_of);
     for (int32_t i = 0; i < n; i++)
         last_read[i] = -1;
     for (int32_t id = 0; id < n; id++) {
@@ -744,6 +783,93 @@ static void plan_fused_updates(emitter *e)
     free(kernel_of);
     free(last_read);
     free(readers);
+}
+
+/* Which fused updates train_step defers at batch 1. There the update is the
+** rank-1 W -= lr x^T d, and the next step's first use of W is usually the
+** product x' W: applied apart they read W twice and write it once (sger,
+** then sgemv), applied together one pass reads and writes it
+** (rt->sger_gemv): a third less memory traffic, for a weight that does not
+** fit in L2 about a third of the step. So the step keeps u = x and v = -lr d
+** in a slot after the plan's arena, and the next batch-1 train_step's first
+** kernel reading W applies them while it computes its product. Anything
+** else first flushes them (k_flush): every other entry point and batch
+** size at the start of _run, and the runtime before it reads or writes a
+** parameter. Deferred only when that first reader is a product x W (W the
+** right operand, not transposed, the batch as its rows) and floats are
+** float (the kernel is single precision). */
+static void plan_deferred(emitter *e)
+{
+    const kiln_plan *p = e->p;
+    int32_t n = p->n;
+    int64_t off = (p->arena_bytes + 63) / 64 * 64, esz = (int64_t)kiln_dtype_size(p->g->floatx);
+    e->arena_bytes = p->arena_bytes;
+    for (int i = 0; i < p->n_params; i++)
+        e->defer[i] = -1;
+    for (int32_t id = 0; id < n; id++)
+        e->defer_at[id] = -1;
+    if (!e->o->has_train || p->g->floatx != KILN_DTYPE_F32)
+        return;
+    int32_t *kernel_of = malloc(sizeof(int32_t) * ((size_t)n + 1));
+    if (!kernel_of)
+        return; /* without memory, defer nothing: still correct */
+    kernel_owners(e, kernel_of);
+    for (int32_t gid = 0; gid < n; gid++) {
+        int i = e->fused[gid];
+        if (i < 0)
+            continue;
+        const kiln_node_rec *g = R(e, gid);
+        if (R(e, g->in[0])->shape.dims[g->trans_a ? 0 : 1] != KILN_BATCH)
+            continue; /* not a rank-1 update at batch 1 */
+        int32_t pid = p->param_node[i], first = -1;
+        for (int32_t id = 0; id < n && first < 0; id++) {
+            if (!(p->entries[id] & KILN_ENTRY_TRAIN))
+                continue;
+            for (int k = 0; k < R(e, id)->n_in; k++)
+                if (p->alias[R(e, id)->in[k]] == pid && (first < 0 || kernel_of[id] < first))
+                    first = kernel_of[id];
+        }
+        if (first < 0)
+            continue;
+        const kiln_node_rec *f = R(e, first);
+        if (f->op != KILN_OP_MATMUL || f->in[1] != pid || p->alias[f->in[0]] == pid || f->trans_b ||
+            f->shape.dims[0] != KILN_BATCH || e->fused[first] >= 0 || e->defer_at[first] >= 0)
+            continue;
+        const kiln_shape *w = &R(e, pid)->shape;
+        e->defer[i] = off;
+        e->defer_at[first] = i;
+        snprintf(e->pend[i], sizeof e->pend[i], "pend_%s", e->var[pid]);
+        off += (1 + w->dims[0] + w->dims[1]) * esz;
+        off = (off + 63) / 64 * 64;
+        e->arena_bytes = off;
+    }
+    free(kernel_of);
+}
+
+/* k_flush: apply the deferred updates (plan_deferred), and <model>_flush,
+** which the runtime calls before it touches a parameter. */
+static void emit_flush(emitter *e, sbuf *out)
+{
+    const kiln_plan *p = e->p;
+    sb_put(out, "\n/* Apply the updates a batch-1 train_step deferred to the next step's first\n"
+                "** product with the weight: before any other entry point, batch size, or\n"
+                "** read or write of a parameter. */\n"
+                "static void k_flush(char *arena, const k_runtime *rt)\n{\n    (void)arena;\n    (void)rt;\n");
+    for (int i = 0; i < p->n_params; i++) {
+        if (e->defer[i] < 0)
+            continue;
+        const kiln_shape *w = &R(e, p->param_node[i])->shape;
+        const char *pv = e->pend[i];
+        sb_put(out, "    real *%s = (real *)(arena + %" PRId64 ");\n", pv, e->defer[i]);
+        sb_put(out, "    if (%s[0] != 0) { /* %s += u v^T */\n"
+                    "        rt->sger_gemv(%" PRId64 ", %" PRId64 ", (real *)(arena + %" PRId64 "), %" PRId64
+                    ", %s + 1, %s + %" PRId64 ", 0, 0);\n"
+                    "        %s[0] = 0;\n    }\n",
+               pv, e->var[p->param_node[i]], w->dims[0], w->dims[1], p->param_offset[i], w->dims[1], pv, pv,
+               1 + w->dims[0], pv);
+    }
+    sb_put(out, "}\n\nint64_t %s_flush(char *arena, const k_runtime *rt)\n{\n    k_flush(arena, rt);\n    return 0;\n}\n",
+           e->o->model);
 }
 
 /* The update p -= lr * grad over every parameter not updated in a GEMM, as
@@ -830,12 +956,13 @@ static void emit_run(emitter *e, sbuf *out)
     e->body.n = 0;
     if (e->body.s)
         e->body.s[0] = '\0';
-    if (e->o->has_train)
-        plan_fused_updates(e);
-    else
-        for (int32_t id = 0; id < p->n; id++)
-            e->fused[id] = -1;
     sb_put(&e->body, "    const real lr = hyper[%d];\n    (void)lr;\n", KILN_HYPER_LEARNING_RATE);
+    bool deferred = false;
+    for (int i = 0; i < p->n_params; i++)
+        deferred |= e->defer[i] >= 0;
+    if (deferred)
+        sb_put(&e->body, "    if (!(mode == MODE_TRAIN && B == 1)) /* only a batch-1 step applies deferred updates itself */\n"
+                         "        k_flush(arena, rt);\n");
     /* Sums over one axis of a stored elementwise value, into a gradient slot
     ** (pinned: no other value lives there, so it may be written early), are
     ** computed in the loop that writes the value: one pass instead of two
@@ -924,6 +1051,7 @@ static void emit_run(emitter *e, sbuf *out)
     free(done);
     free(absorbed);
 
+    emit_flush(e, out);
     sb_put(out, "\nenum { MODE_FORWARD = 1, MODE_EVAL = 2, MODE_GRADIENTS = 4, MODE_TRAIN = 8 };\n");
     sb_put(out, "\n/* Every entry point's kernels; mode says which entry point runs. */\n"
                 "__attribute__((noinline))\n"
@@ -935,6 +1063,10 @@ static void emit_run(emitter *e, sbuf *out)
     sb_put(out, "    const k_%cgemv_fn cblas_%cgemv = rt->%cgemv;\n", t, t, t);
     sb_put(out, "    const k_%cger_fn cblas_%cger = rt->%cger;\n", t, t, t);
     emit_decls(e, out);
+    for (int i = 0; i < p->n_params; i++)
+        if (e->defer[i] >= 0)
+            sb_put(out, "    real *%s = (real *)(arena + %" PRId64 "); /* deferred update: flag, u, v */\n", e->pend[i],
+                   e->defer[i]);
     sb_put(out, "    (void)inputs;\n    (void)B;\n    (void)hyper;\n    (void)mode;\n");
     sb_put(out, "    (void)cblas_%cgemm;\n    (void)cblas_%cgemv;\n    (void)cblas_%cger;\n", t, t, t);
     if (e->body.s)
@@ -966,8 +1098,12 @@ static const char PRELUDE[] =
     "                           double *, int);\n"
     "typedef void (*k_sger_fn)(int, int, int, float, const float *, int, const float *, int, float *, int);\n"
     "typedef void (*k_dger_fn)(int, int, int, double, const double *, int, const double *, int, double *, int);\n"
+    "/* kiln's own: W (m x n, stride ldw) += u v^T, then, if x, y = x W (runtime/kernels.h) */\n"
+    "typedef void (*k_sger_gemv_fn)(int m, int n, float *w, int ldw, const float *u, const float *v,\n"
+    "                               const float *x, float *y);\n"
     "typedef struct k_runtime {\n"
     "    k_sgemm_fn sgemm; k_dgemm_fn dgemm; k_sgemv_fn sgemv; k_dgemv_fn dgemv; k_sger_fn sger; k_dger_fn dger;\n"
+    "    k_sger_gemv_fn sger_gemv;\n"
     "} k_runtime;\n"
     "\n"
     "typedef %s real;\n"
@@ -981,7 +1117,20 @@ static const char PRELUDE[] =
     "/* An integer read from the data (a target) out of range: node and row. */\n"
     "static int64_t k_bad_index(int node, int64_t row) { return ((int64_t)node << 32) | (row + 1); }\n";
 
-enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, char **out_src, kiln_err *err)
+static void emitter_free(emitter *e)
+{
+    free(e->var);
+    free(e->used);
+    free(e->fused);
+    free(e->sibling);
+    free(e->defer);
+    free(e->defer_at);
+    free(e->pend);
+    free(e->body.s);
+}
+
+enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, char **out_src, int64_t *arena_bytes,
+                             kiln_err *err)
 {
     emitter e = {.p = p, .g = p->g, .o = o};
     e.real = p->g->floatx == KILN_DTYPE_F64 ? "double" : "float";
@@ -989,23 +1138,33 @@ enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, cha
     e.used = calloc((size_t)p->n + 1, 1);
     e.fused = calloc((size_t)p->n + 1, sizeof *e.fused);
     e.sibling = calloc((size_t)p->n + 1, sizeof *e.sibling);
+    e.defer = calloc((size_t)p->n_params + 1, sizeof *e.defer);
+    e.defer_at = calloc((size_t)p->n + 1, sizeof *e.defer_at);
+    e.pend = calloc((size_t)p->n_params + 1, sizeof *e.pend);
     sbuf out = {0};
-    if (!e.var || !e.used || !e.fused || !e.sibling) {
-        free(e.var);
-        free(e.used);
-        free(e.fused);
-        free(e.sibling);
+    if (!e.var || !e.used || !e.fused || !e.sibling || !e.defer || !e.defer_at || !e.pend) {
+        emitter_free(&e);
         return kiln_err_set(err, KILN_ERR_NOMEM, "codegen: no memory");
     }
     name_nodes(&e);
+    if (o->has_train)
+        plan_fused_updates(&e);
+    else
+        for (int32_t id = 0; id < p->n; id++)
+            e.fused[id] = -1;
+    plan_deferred(&e);
 
     /* 1. Header: what made this file, and the arena layout. */
     sb_put(&out, "/* %s.c: generated by kiln %s (%s), do not edit.\n", o->model, KILN_VERSION, KILN_CODEGEN_VERSION);
     sb_put(&out, "**\n** model %s: %d nodes, %d parameters (%" PRId64 " bytes), floats are %s\n", o->model,
            (int)p->n, p->n_params, p->param_bytes, e.real);
     sb_put(&out, "** arena: params @0 | grads @%" PRId64 " | fixed @%" PRId64 " (%" PRId64 " bytes) | batch @%" PRId64
-                 " (%" PRId64 " bytes per example, max batch %" PRId64 ")\n*/\n",
+                 " (%" PRId64 " bytes per example, max batch %" PRId64 ")\n",
            p->off_grads, p->off_fixed, p->fixed_bytes, p->off_batch, p->batch_bytes_per_example, p->max_batch);
+    if (e.arena_bytes != p->arena_bytes)
+        sb_put(&out, "**        | deferred batch-1 updates @%" PRId64 " (%" PRId64 " bytes)\n",
+               (p->arena_bytes + 63) / 64 * 64, e.arena_bytes - (p->arena_bytes + 63) / 64 * 64);
+    sb_put(&out, "*/\n");
     /* libm by the float type, spelled out: <tgmath.h> costs compile time */
     static const char MATH_F32[] = "#define k_exp expf\n#define k_log logf\n#define k_log1p log1pf\n"
                                    "#define k_fabs fabsf\n#define k_sqrt sqrtf\n#define k_tanh tanhf\n"
@@ -1014,7 +1173,7 @@ enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, cha
                                    "#define k_fabs fabs\n#define k_sqrt sqrt\n#define k_tanh tanh\n"
                                    "#define k_pow pow\n";
     sb_put(&out, PRELUDE, e.real, p->g->floatx == KILN_DTYPE_F64 ? MATH_F64 : MATH_F32);
-    sb_put(&out, "\n#define ARENA_BYTES %" PRId64 "\n#define PARAM_FLOATS %" PRId64 "\n", p->arena_bytes,
+    sb_put(&out, "\n#define ARENA_BYTES %" PRId64 "\n#define PARAM_FLOATS %" PRId64 "\n", e.arena_bytes,
            p->param_bytes / (int64_t)kiln_dtype_size(p->g->floatx));
     sb_put(&out, "\n/* parameters, in slab order:\n");
     for (int i = 0; i < p->n_params; i++) {
@@ -1030,9 +1189,13 @@ enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, cha
            "\n/* Check the arena's size and clear the gradient slab. */\n"
            "int64_t %s_init(char *arena, int64_t arena_bytes)\n{\n"
            "    if (arena_bytes != ARENA_BYTES) return -1;\n"
-           "    for (int64_t i = 0; i < PARAM_FLOATS; i++) ((real *)(arena + %" PRId64 "))[i] = 0;\n"
-           "    return 0;\n}\n",
+           "    for (int64_t i = 0; i < PARAM_FLOATS; i++) ((real *)(arena + %" PRId64 "))[i] = 0;\n",
            o->model, p->off_grads);
+    for (int i = 0; i < p->n_params; i++)
+        if (e.defer[i] >= 0)
+            sb_put(&out, "    ((real *)(arena + %" PRId64 "))[0] = 0; /* no deferred update of %s */\n", e.defer[i],
+                   e.var[p->param_node[i]]);
+    sb_put(&out, "    return 0;\n}\n");
 
     /* 3. Entry points. */
     emit_run(&e, &out);
@@ -1047,12 +1210,10 @@ enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, cha
                    "** monitors with the parameters as they were, then p -= lr * grad, inside\n"
                    "** the gradient's GEMM where it can be, else over the parameter slab.");
     }
-    free(e.var);
-    free(e.used);
-    free(e.fused);
-    free(e.sibling);
-    free(e.body.s);
-    if (out.oom || e.body.oom) {
+    bool oom = e.body.oom;
+    int64_t total = e.arena_bytes;
+    emitter_free(&e);
+    if (out.oom || oom) {
         free(out.s);
         return kiln_err_set(err, KILN_ERR_NOMEM, "codegen: no memory for the source");
     }
@@ -1061,5 +1222,6 @@ enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, cha
         return kiln_err_set(err, KILN_ERR_UNSUPPORTED, "codegen: the plan has a node this emitter cannot place");
     }
     *out_src = out.s;
+    *arena_bytes = total;
     return KILN_OK;
 }

@@ -6,7 +6,7 @@
 
 /* Bumped whenever the generated code or its ABI changes; part of the JIT
 ** cache key. */
-#define KILN_CODEGEN_VERSION "kiln-codegen-3"
+#define KILN_CODEGEN_VERSION "kiln-codegen-4"
 
 typedef struct kiln_emit_options {
     const char *model;      /* sanitised C identifier prefix */
@@ -18,6 +18,10 @@ typedef struct kiln_emit_options {
 **   int64_t mlp_forward(char *arena, const void *const *inputs, int64_t B,
 **                       const kiln_codegen_runtime *rt)
 **   int64_t mlp_eval_step(...), mlp_gradients(...), mlp_train_step(...)
+**   int64_t mlp_flush(char *arena, const kiln_codegen_runtime *rt)
+** flush applies the updates a batch-1 train_step deferred (emit_c.c,
+** plan_deferred); the runtime calls it before it reads or writes a
+** parameter in the arena.
 ** rt hands the code its BLAS functions; the file links only libm.
 ** They return 0, or KILN_CODEGEN_BAD_INDEX(node, row) when an integer index
 ** read from the data is out of range. */
@@ -34,9 +38,12 @@ typedef struct kiln_codegen_runtime {
     void (*dgemv)(int, int, int, int, double, const double *, int, const double *, int, double, double *, int);
     void (*sger)(int, int, int, float, const float *, int, const float *, int, float *, int);
     void (*dger)(int, int, int, double, const double *, int, const double *, int, double *, int);
+    void (*sger_gemv)(int, int, float *, int, const float *, const float *, const float *, float *);
 } kiln_codegen_runtime;
 
-/* *out is malloc'ed, NUL-terminated. */
-enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, char **out, kiln_err *err);
+/* *out is malloc'ed, NUL-terminated. *arena_bytes: the arena the code
+** needs, the plan's and the slots of deferred updates after it. */
+enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, char **out, int64_t *arena_bytes,
+                             kiln_err *err);
 
 #endif

@@ -26,6 +26,7 @@
 #include "kiln/compile.h"
 #include "kiln_config.h"
 #include "runtime/jit.h"
+#include "runtime/kernels.h"
 
 #define DEFAULT_MAX_BATCH 1024
 /* Below this many GEMM flops a step runs BLAS on one thread (measured on 2
@@ -40,6 +41,7 @@ extern int openblas_get_num_threads(void) __attribute__((weak));
 
 typedef int64_t (*entry_fn)(char *arena, const void *const *inputs, int64_t B, const kiln_codegen_runtime *rt);
 typedef int64_t (*init_fn)(char *arena, int64_t bytes);
+typedef int64_t (*flush_fn)(char *arena, const kiln_codegen_runtime *rt);
 
 struct kiln_program {
     kiln_err err;
@@ -49,7 +51,9 @@ struct kiln_program {
     char *source;
     kiln_jit *jit;
     entry_fn forward, eval_step, gradients, train_step;
+    flush_fn flush;           /* applies deferred batch-1 updates (emit_c.h) */
     char *arena;
+    int64_t arena_bytes;      /* the plan's arena and the deferred updates' slots */
     int32_t n_user;
     int32_t *map;             /* user node id -> program node id, or -1 */
     char **user_names;        /* names of the user's nodes at compile time */
@@ -397,7 +401,7 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
         p->params[i] = p->pg->nodes[p->plan.param_node[i]].param;
 
     kiln_emit_options eo = {.model = p->model, .has_forward = o->n_outputs > 0, .has_train = cost >= 0};
-    if ((st = kiln_emit_c(&p->plan, &eo, &p->source, &p->err)))
+    if ((st = kiln_emit_c(&p->plan, &eo, &p->source, &p->arena_bytes, &p->err)))
         return st;
     const char *dump = o->source_path ? o->source_path : getenv("KILN_DUMP_SOURCE");
     if (dump && *dump && (st = write_source_file(p, dump)))
@@ -416,6 +420,7 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
     p->rt.sger = (void (*)(int, int, int, float, const float *, int, const float *, int, float *, int))cblas_sger;
     p->rt.dger = (void (*)(int, int, int, double, const double *, int, const double *, int, double *,
                            int))cblas_dger;
+    p->rt.sger_gemv = kiln_kernel_sger_gemv();
     const char *link[2];
     int n_link = 0;
     if (have_program("ld.gold")) /* links a small library ~10 ms faster than ld.bfd */
@@ -426,7 +431,7 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
     if (st)
         return fail(p, st, "%s", p->jit ? kiln_jit_errmsg(p->jit) : "out of memory");
     init_fn init = (init_fn)symbol(p, "init");
-    if (!init)
+    if (!init || !(p->flush = (flush_fn)symbol(p, "flush")))
         return p->err.status;
     if (eo.has_forward && !(p->forward = (entry_fn)symbol(p, "forward")))
         return p->err.status;
@@ -434,12 +439,12 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
                          !(p->gradients = (entry_fn)symbol(p, "gradients")) ||
                          !(p->train_step = (entry_fn)symbol(p, "train_step"))))
         return p->err.status;
-    size_t bytes = (size_t)p->plan.arena_bytes;
+    size_t bytes = (size_t)p->arena_bytes;
     p->arena = aligned_alloc(64, (bytes + 63) / 64 * 64);
     if (!p->arena)
         return fail(p, KILN_ERR_NOMEM, "arena: no memory for %zu bytes", bytes);
     memset(p->arena, 0, bytes);
-    if (init(p->arena, p->plan.arena_bytes) != 0)
+    if (init(p->arena, p->arena_bytes) != 0)
         return fail(p, KILN_ERR_COMPILE, "generated init rejected the arena (%zu bytes)", bytes);
     if ((st = kiln_program_set_learning_rate(p, o->step_rule.learning_rate)))
         return st;
@@ -584,6 +589,15 @@ enum kiln_status kiln_program_gradients(kiln_program *p, int64_t batch)
 
 /* ---- reading values ---------------------------------------------------------- */
 
+/* The parameter slab as of the last step: a batch-1 train_step may leave
+** its weight updates deferred in the arena (emit_c.c, plan_deferred). */
+static void flush_params(kiln_program *p)
+{
+    if (p->flush && p->arena)
+        p->flush(p->arena, &p->rt);
+}
+
+
 static void convert_out(double *dst, const void *src, enum kiln_dtype t, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)
@@ -625,8 +639,11 @@ enum kiln_status kiln_program_read(kiln_program *p, kiln_node n, double *dst, in
         src = p->bound[b->index];
     else if (b->zone == KILN_ZONE_NONE)
         return fail(p, KILN_ERR_STATE, "'%s' is not stored", kiln_program_node_name(p, n));
-    else
+    else {
+        if (b->zone == KILN_ZONE_PARAM)
+            flush_params(p);
         src = p->arena + kiln_plan_arena_offset(&p->plan, id, p->last_batch);
+    }
     convert_out(dst, src, r->dtype, count);
     return KILN_OK;
 }
@@ -662,6 +679,7 @@ static enum kiln_status param_access(kiln_program *p, kiln_node n, int64_t count
                     (long long)count, (long long)size);
     *at = p->arena + (grad ? p->plan.off_grads : 0) + p->plan.param_offset[i];
     *idx = i;
+    flush_params(p);
     return KILN_OK;
 }
 
@@ -715,6 +733,7 @@ enum kiln_status kiln_program_load_params(kiln_program *p)
 {
     if (!p->arena)
         return fail(p, KILN_ERR_STATE, "the program was not compiled");
+    flush_params(p); /* so that no deferred update lands on the loaded values */
     for (int i = 0; i < p->plan.n_params; i++) {
         double *v = kiln_param_data(p->params[i]);
         const kiln_shape *s = kiln_param_shape(p->params[i]);
@@ -732,6 +751,7 @@ enum kiln_status kiln_program_store_params(kiln_program *p)
 {
     if (!p->arena)
         return fail(p, KILN_ERR_STATE, "the program was not compiled");
+    flush_params(p);
     for (int i = 0; i < p->plan.n_params; i++) {
         double *v = kiln_param_data(p->params[i]);
         const kiln_shape *s = kiln_param_shape(p->params[i]);

@@ -1,0 +1,80 @@
+/* kernels.c: vector kernels the generated code calls through k_runtime.
+**
+** Built with -O3 -ffp-contract=off (meson.build): -O3 so that GCC
+** vectorises the loops at all, no contraction so that the AVX-512, AVX2 and
+** plain variants give the same bits (each multiply and add is rounded on its
+** own, as in the generated code). The variants are one body compiled under
+** three target attributes; the right one is chosen once per program with
+** __builtin_cpu_supports, so the library itself runs on any x86-64 (and the
+** plain body on any architecture). */
+#include "runtime/kernels.h"
+
+#include <stddef.h>
+
+/* One body for every variant: row by row, update the row, then accumulate
+** it into y while it is in L1. W is read and written once. */
+#define SGER_GEMV_BODY                                                                        \
+    {                                                                                         \
+        if (x)                                                                                \
+            for (int j = 0; j < n; j++)                                                       \
+                y[j] = 0;                                                                     \
+        for (int i = 0; i < m; i++) {                                                         \
+            float *restrict wi = w + (ptrdiff_t)i * ldw;                                      \
+            const float ui = u[i];                                                            \
+            if (x) {                                                                          \
+                const float xi = x[i];                                                        \
+                for (int j = 0; j < n; j++) {                                                 \
+                    float t = wi[j] + ui * v[j];                                              \
+                    wi[j] = t;                                                                \
+                    y[j] += xi * t;                                                           \
+                }                                                                             \
+            } else {                                                                          \
+                for (int j = 0; j < n; j++)                                                   \
+                    wi[j] += ui * v[j];                                                       \
+            }                                                                                 \
+        }                                                                                     \
+    }
+
+static void sger_gemv_plain(int m, int n, float *restrict w, int ldw, const float *restrict u,
+                            const float *restrict v, const float *restrict x, float *restrict y)
+SGER_GEMV_BODY
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define KILN_X86_VARIANTS 1
+__attribute__((target("avx2")))
+static void sger_gemv_avx2(int m, int n, float *restrict w, int ldw, const float *restrict u,
+                           const float *restrict v, const float *restrict x, float *restrict y)
+SGER_GEMV_BODY
+
+__attribute__((target("avx512f")))
+static void sger_gemv_avx512(int m, int n, float *restrict w, int ldw, const float *restrict u,
+                             const float *restrict v, const float *restrict x, float *restrict y)
+SGER_GEMV_BODY
+#endif
+
+int kiln_kernel_sger_gemv_variants(kiln_sger_gemv_fn *fns, const char **names, int cap)
+{
+    int k = 0;
+#ifdef KILN_X86_VARIANTS
+    if (k < cap && __builtin_cpu_supports("avx512f")) {
+        fns[k] = sger_gemv_avx512;
+        names[k++] = "avx512";
+    }
+    if (k < cap && __builtin_cpu_supports("avx2")) {
+        fns[k] = sger_gemv_avx2;
+        names[k++] = "avx2";
+    }
+#endif
+    if (k < cap) {
+        fns[k] = sger_gemv_plain;
+        names[k++] = "plain";
+    }
+    return k;
+}
+
+kiln_sger_gemv_fn kiln_kernel_sger_gemv(void)
+{
+    kiln_sger_gemv_fn f;
+    const char *name;
+    return kiln_kernel_sger_gemv_variants(&f, &name, 1) == 1 ? f : sger_gemv_plain;
+}
