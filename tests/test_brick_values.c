@@ -270,6 +270,17 @@ static void check_brick_gradient(const char *what, kiln_graph *g, kiln_node cost
     check_gradient(what, g, cost, params, np, in, n_in, batch);
 }
 
+/* The common case: brick b applied to a (BATCH, 4) input x, cost half the
+** sum of squares, `expect` parameters checked by finite differences. */
+static void check_gradient_on_x(const char *what, kiln_brick *b, int expect, const double *x)
+{
+    kiln_graph *g = kiln_graph_create(KILN_DTYPE_F64);
+    kiln_node cost = half_square_cost(g, apply(b, g, batch_input(g, "x", 4)));
+    gc_input in[] = {{"x", x}};
+    check_brick_gradient(what, g, cost, &b, 1, expect, in, 1, BATCH);
+    kiln_graph_destroy(g);
+}
+
 static void assert_away_from_zero(const char *what, const double *v, int n)
 {
     for (int i = 0; i < n; i++)
@@ -313,11 +324,7 @@ START_TEST(linear_gradient_matches_finite_differences)
     fill_param(lin, "W", -1, 1, 1, v, 12);
     fill_param(lin, "b", -1, 1, 2, v, 3);
     gc_fill(x, BATCH * 4, -1, 1, 0, 3);
-    kiln_graph *g = kiln_graph_create(KILN_DTYPE_F64);
-    kiln_node cost = half_square_cost(g, apply(lin, g, batch_input(g, "x", 4)));
-    gc_input in[] = {{"x", x}};
-    check_brick_gradient("linear", g, cost, &lin, 1, 2, in, 1, BATCH);
-    kiln_graph_destroy(g);
+    check_gradient_on_x("linear", lin, 2, x);
     kiln_brick_destroy(lin);
 }
 END_TEST
@@ -349,11 +356,7 @@ START_TEST(bias_gradient_matches_finite_differences)
     ck_assert_int_eq(kiln_brick_allocate(bias), KILN_OK);
     fill_param(bias, "b", -1, 1, 4, b, 4);
     gc_fill(x, BATCH * 4, -1, 1, 0, 5);
-    kiln_graph *g = kiln_graph_create(KILN_DTYPE_F64);
-    kiln_node cost = half_square_cost(g, apply(bias, g, batch_input(g, "x", 4)));
-    gc_input in[] = {{"x", x}};
-    check_brick_gradient("bias", g, cost, &bias, 1, 1, in, 1, BATCH);
-    kiln_graph_destroy(g);
+    check_gradient_on_x("bias", bias, 1, x);
     kiln_brick_destroy(bias);
 }
 END_TEST
@@ -549,11 +552,7 @@ START_TEST(sequence_gradient_matches_finite_differences)
     double v[48], x[BATCH * 4];
     kiln_brick *s = sequence_with_values(v);
     gc_fill(x, BATCH * 4, -1, 1, 0, 26);
-    kiln_graph *g = kiln_graph_create(KILN_DTYPE_F64);
-    kiln_node cost = half_square_cost(g, apply(s, g, batch_input(g, "x", 4)));
-    gc_input in[] = {{"x", x}};
-    check_brick_gradient("sequence", g, cost, &s, 1, 5, in, 1, BATCH);
-    kiln_graph_destroy(g);
+    check_gradient_on_x("sequence", s, 5, x);
     kiln_brick_destroy(s);
 }
 END_TEST
@@ -637,11 +636,7 @@ START_TEST(mlp_tanh_none_gradient_matches_finite_differences)
     double v[43], x[BATCH * 4];
     kiln_brick *m = mlp_with_values(kiln_tanh_create(NULL), NULL, v);
     gc_fill(x, BATCH * 4, -1, 1, 0, 35);
-    kiln_graph *g = kiln_graph_create(KILN_DTYPE_F64);
-    kiln_node cost = half_square_cost(g, apply(m, g, batch_input(g, "x", 4)));
-    gc_input in[] = {{"x", x}};
-    check_brick_gradient("mlp [tanh, none]", g, cost, &m, 1, 4, in, 1, BATCH);
-    kiln_graph_destroy(g);
+    check_gradient_on_x("mlp [tanh, none]", m, 4, x);
     kiln_brick_destroy(m);
 }
 END_TEST
@@ -672,11 +667,7 @@ START_TEST(mlp_rectifier_softmax_gradient_matches_finite_differences)
     gc_fill(x, BATCH * 4, -1, 1, 0, 36);
     ref_linear(x, BATCH, 4, v, v + 20, 5, pre);
     assert_away_from_zero("relu pre-activation", pre, BATCH * 5);
-    kiln_graph *g = kiln_graph_create(KILN_DTYPE_F64);
-    kiln_node cost = half_square_cost(g, apply(m, g, batch_input(g, "x", 4)));
-    gc_input in[] = {{"x", x}};
-    check_brick_gradient("mlp [rectifier, softmax]", g, cost, &m, 1, 4, in, 1, BATCH);
-    kiln_graph_destroy(g);
+    check_gradient_on_x("mlp [rectifier, softmax]", m, 4, x);
     kiln_brick_destroy(m);
 }
 END_TEST

@@ -82,6 +82,16 @@ static kiln_compile_options opts(model *m)
     return o;
 }
 
+/* The model, compiled with opts(); the program must compile. */
+static kiln_program *compile_model(model *m)
+{
+    make_model(m, NULL);
+    kiln_compile_options o = opts(m);
+    kiln_program *p;
+    ck_assert_int_eq(kiln_compile(m->g, &o, &p), KILN_OK);
+    return p;
+}
+
 START_TEST(source_reads_like_the_model)
 {
     model m;
@@ -112,10 +122,7 @@ END_TEST
 START_TEST(bias_and_relu_share_one_loop)
 {
     model m;
-    make_model(&m, NULL);
-    kiln_compile_options o = opts(&m);
-    kiln_program *p;
-    ck_assert_int_eq(kiln_compile(m.g, &o, &p), KILN_OK);
+    kiln_program *p = compile_model(&m);
     const char *src = kiln_program_source(p);
     const char *c = strstr(src, ":add ");
     ck_assert_ptr_nonnull(c);
@@ -263,10 +270,7 @@ START_TEST(a_training_step_does_not_allocate)
 {
 #if COUNT_ALLOCS
     model m;
-    make_model(&m, NULL);
-    kiln_compile_options o = opts(&m);
-    kiln_program *p;
-    ck_assert_int_eq(kiln_compile(m.g, &o, &p), KILN_OK);
+    kiln_program *p = compile_model(&m);
     float x[16 * 6];
     int32_t y[16];
     for (int i = 0; i < 16 * 6; i++) x[i] = (float)(i % 7) / 7;
@@ -294,10 +298,7 @@ END_TEST
 START_TEST(steps_check_batch_and_bindings)
 {
     model m;
-    make_model(&m, NULL);
-    kiln_compile_options o = opts(&m);
-    kiln_program *p;
-    ck_assert_int_eq(kiln_compile(m.g, &o, &p), KILN_OK);
+    kiln_program *p = compile_model(&m);
     ck_assert_int_eq(kiln_program_train_step(p, 4), KILN_ERR_STATE);
     ck_assert_ptr_nonnull(strstr(kiln_program_errmsg(p), "input 'features' is not bound"));
     float x[17 * 6] = {0};
@@ -345,10 +346,7 @@ END_TEST
 START_TEST(parameters_round_trip_through_the_program)
 {
     model m;
-    make_model(&m, NULL);
-    kiln_compile_options o = opts(&m);
-    kiln_program *p;
-    ck_assert_int_eq(kiln_compile(m.g, &o, &p), KILN_OK);
+    kiln_program *p = compile_model(&m);
     kiln_param *w = kiln_brick_param_by_name(kiln_brick_child_by_name(m.mlp, "linear_0"), "W");
     double before[30], after[30];
     kiln_param_get_values(w, before, 30);
@@ -376,10 +374,7 @@ START_TEST(fused_updates_equal_gradient_then_update)
 {
     const int64_t batch = _i ? 1 : 8; /* batch 1 takes the gemv/ger paths */
     model m;
-    make_model(&m, NULL);
-    kiln_compile_options o = opts(&m);
-    kiln_program *p;
-    ck_assert_int_eq(kiln_compile(m.g, &o, &p), KILN_OK);
+    kiln_program *p = compile_model(&m);
     ck_assert_ptr_nonnull(strstr(kiln_program_source(p), "fused update: mlp_linear_0_W -= lr"));
     float x[8 * 6];
     int32_t y[8];
