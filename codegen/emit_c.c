@@ -86,7 +86,8 @@ typedef struct emitter {
     int64_t *defer;       /* per param: arena offset of its deferred batch-1 update, or -1 */
     char (*pend)[VAR_MAX + 8]; /* per param: C name of that slot */
     int32_t *defer_at;    /* per node: param whose deferred update this product applies, or -1 */
-    int64_t arena_bytes;  /* the plan's arena and the deferred updates' slots */
+    int64_t arena_bytes;  /* the plan's arena, the deferred updates' slots, the GEMM scratch */
+    int64_t scratch;      /* arena offset of rt->sgemm_nn's scratch, or -1 (plan_scratch) */
     const char *real;     /* "float" or "double" */
     bool failed;
 } emitter;
@@ -532,6 +533,17 @@ static void kernel_reduce(emitter *e, int32_t id)
     close_loops(e, xs, false);
 }
 
+/* Whether product id may go to rt->sgemm_nn, kiln's kernel for few rows
+** (runtime/gemm.c): y = x W in floats, neither transposed, not an update,
+** with the columns and the contracted size fixed. */
+static bool own_gemm_ok(const emitter *e, int32_t id)
+{
+    const kiln_node_rec *r = R(e, id), *ra = R(e, r->in[0]);
+    int64_t n = r->shape.dims[1], k = ra->shape.dims[1];
+    return r->op == KILN_OP_MATMUL && e->g->floatx == KILN_DTYPE_F32 && !r->trans_a && !r->trans_b &&
+           e->fused[id] < 0 && n != KILN_BATCH && k != KILN_BATCH && n <= INT32_MAX && k <= INT32_MAX;
+}
+
 /* A matrix product C = op(A) op(B) through CBLAS, or, fused, W -= lr *
 ** op(A) op(B) (alpha -lr, beta 1, C = W). When the batch dim is one of the
 ** sizes, a batch of 1 makes it a matrix-vector product (or, when B is the
@@ -595,10 +607,25 @@ static void kernel_matmul(emitter *e, int32_t id)
                          "    else\n", t, m, nn, a, b, c, nn);
         one = true;
     }
+    if (e->scratch >= 0 && own_gemm_ok(e, id)) {
+        /* kiln's kernel for few rows where the CPU has it; it calls the BLAS
+        ** itself at shapes where OpenBLAS is faster (runtime/gemm.c). After
+        ** a B == 1 branch, "else\n" becomes "else if". */
+        if (one && e->body.n && e->body.s[e->body.n - 1] == '\n')
+            e->body.s[--e->body.n] = '\0';
+        sb_put(&e->body,
+               "%sif (rt->sgemm_nn)\n"
+               "        rt->sgemm_nn((int)%s, (int)%s, (int)%s, %s, (int)%s, %s, (int)%s, %s, (int)%s, gemm_scratch);\n"
+               "    else\n",
+               one ? " " : "    ", m, nn, k, a, lda, b, ldb, c, nn);
+        one = true;
+    }
+    if (one)
+        ind = "        ";
     sb_put(&e->body,
            "%scblas_%cgemm(CblasRowMajor, %s, %s, (int)%s, (int)%s, (int)%s,\n"
            "%s            %s, %s, (int)%s, %s, (int)%s, %s, %s, (int)%s);\n",
-           one ? "        " : ind, t, ta, tb, m, nn, k, one ? "    " : "", alpha, a, lda, b, ldb, beta, c, nn);
+           ind, t, ta, tb, m, nn, k, ind + 4, alpha, a, lda, b, ldb, beta, c, nn);
 }
 
 /* Row-wise ops over a 2-D input (rows, cols). */
@@ -846,6 +873,24 @@ static void plan_deferred(emitter *e)
     free(kernel_of);
 }
 
+/* One scratch slot after the arena, as large as the largest product that
+** may go to rt->sgemm_nn needs (the products run one at a time). */
+static void plan_scratch(emitter *e)
+{
+    int64_t need = 0;
+    e->scratch = -1;
+    for (int32_t id = 0; id < e->p->n; id++)
+        if (R(e, id)->op == KILN_OP_MATMUL && own_gemm_ok(e, id)) {
+            int64_t f = KILN_CODEGEN_GEMM_SCRATCH(R(e, id)->shape.dims[1], R(e, R(e, id)->in[0])->shape.dims[1]);
+            if (f > need)
+                need = f;
+        }
+    if (!need)
+        return;
+    e->scratch = (e->arena_bytes + 63) / 64 * 64;
+    e->arena_bytes = e->scratch + need * (int64_t)sizeof(float);
+}
+
 /* k_flush: apply the deferred updates (plan_deferred), and <model>_flush,
 ** which the runtime calls before it touches a parameter. */
 static void emit_flush(emitter *e, sbuf *out)
@@ -1067,6 +1112,8 @@ static void emit_run(emitter *e, sbuf *out)
         if (e->defer[i] >= 0)
             sb_put(out, "    real *%s = (real *)(arena + %" PRId64 "); /* deferred update: flag, u, v */\n", e->pend[i],
                    e->defer[i]);
+    if (e->scratch >= 0)
+        sb_put(out, "    float *gemm_scratch = (float *)(arena + %" PRId64 "); /* rt->sgemm_nn's */\n", e->scratch);
     sb_put(out, "    (void)inputs;\n    (void)B;\n    (void)hyper;\n    (void)mode;\n");
     sb_put(out, "    (void)cblas_%cgemm;\n    (void)cblas_%cgemv;\n    (void)cblas_%cger;\n", t, t, t);
     if (e->body.s)
@@ -1101,9 +1148,13 @@ static const char PRELUDE[] =
     "/* kiln's own: W (m x n, stride ldw) += u v^T, then, if x, y = x W (runtime/kernels.h) */\n"
     "typedef void (*k_sger_gemv_fn)(int m, int n, float *w, int ldw, const float *u, const float *v,\n"
     "                               const float *x, float *y);\n"
+    "/* kiln's own: y = x W for few rows, or NULL (runtime/gemm.c) */\n"
+    "typedef void (*k_sgemm_nn_fn)(int m, int n, int k, const float *x, int ldx, const float *w, int ldw,\n"
+    "                              float *y, int ldy, float *scratch);\n"
     "typedef struct k_runtime {\n"
     "    k_sgemm_fn sgemm; k_dgemm_fn dgemm; k_sgemv_fn sgemv; k_dgemv_fn dgemv; k_sger_fn sger; k_dger_fn dger;\n"
     "    k_sger_gemv_fn sger_gemv;\n"
+    "    k_sgemm_nn_fn sgemm_nn;\n"
     "} k_runtime;\n"
     "\n"
     "typedef %s real;\n"
@@ -1153,6 +1204,7 @@ enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, cha
         for (int32_t id = 0; id < p->n; id++)
             e.fused[id] = -1;
     plan_deferred(&e);
+    plan_scratch(&e);
 
     /* 1. Header: what made this file, and the arena layout. */
     sb_put(&out, "/* %s.c: generated by kiln %s (%s), do not edit.\n", o->model, KILN_VERSION, KILN_CODEGEN_VERSION);
@@ -1161,9 +1213,13 @@ enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, cha
     sb_put(&out, "** arena: params @0 | grads @%" PRId64 " | fixed @%" PRId64 " (%" PRId64 " bytes) | batch @%" PRId64
                  " (%" PRId64 " bytes per example, max batch %" PRId64 ")\n",
            p->off_grads, p->off_fixed, p->fixed_bytes, p->off_batch, p->batch_bytes_per_example, p->max_batch);
-    if (e.arena_bytes != p->arena_bytes)
+    int64_t end_deferred = e.scratch >= 0 ? e.scratch : e.arena_bytes;
+    if (end_deferred > (p->arena_bytes + 63) / 64 * 64)
         sb_put(&out, "**        | deferred batch-1 updates @%" PRId64 " (%" PRId64 " bytes)\n",
-               (p->arena_bytes + 63) / 64 * 64, e.arena_bytes - (p->arena_bytes + 63) / 64 * 64);
+               (p->arena_bytes + 63) / 64 * 64, end_deferred - (p->arena_bytes + 63) / 64 * 64);
+    if (e.scratch >= 0)
+        sb_put(&out, "**        | GEMM scratch @%" PRId64 " (%" PRId64 " bytes)\n", e.scratch,
+               e.arena_bytes - e.scratch);
     sb_put(&out, "*/\n");
     /* libm by the float type, spelled out: <tgmath.h> costs compile time */
     static const char MATH_F32[] = "#define k_exp expf\n#define k_log logf\n#define k_log1p log1pf\n"

@@ -6,7 +6,7 @@
 
 /* Bumped whenever the generated code or its ABI changes; part of the JIT
 ** cache key. */
-#define KILN_CODEGEN_VERSION "kiln-codegen-4"
+#define KILN_CODEGEN_VERSION "kiln-codegen-5"
 
 typedef struct kiln_emit_options {
     const char *model;      /* sanitised C identifier prefix */
@@ -39,7 +39,15 @@ typedef struct kiln_codegen_runtime {
     void (*sger)(int, int, int, float, const float *, int, const float *, int, float *, int);
     void (*dger)(int, int, int, double, const double *, int, const double *, int, double *, int);
     void (*sger_gemv)(int, int, float *, int, const float *, const float *, const float *, float *);
+    /* y = x W for few rows, or NULL: then the code calls sgemm (runtime/gemm.c) */
+    void (*sgemm_nn)(int m, int n, int k, const float *x, int ldx, const float *w, int ldw, float *y, int ldy,
+                     float *scratch);
 } kiln_codegen_runtime;
+
+/* The scratch sgemm_nn needs for a product with n columns and k terms, in
+** floats: x^T for a block of rows, and the block's sums. */
+#define KILN_CODEGEN_GEMM_ROWS 32
+#define KILN_CODEGEN_GEMM_SCRATCH(n, k) ((int64_t)KILN_CODEGEN_GEMM_ROWS * ((int64_t)(n) + (int64_t)(k)))
 
 /* *out is malloc'ed, NUL-terminated. *arena_bytes: the arena the code
 ** needs, the plan's and the slots of deferred updates after it. */

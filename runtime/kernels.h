@@ -7,6 +7,8 @@
 #ifndef KILN_RUNTIME_KERNELS_H
 #define KILN_RUNTIME_KERNELS_H
 
+#include <stdbool.h>
+
 /* A rank-1 update of W (m x n, row stride ldw) and, when x is not NULL, a
 ** product of x with the updated W, in one pass over W:
 **     W[i][j] += u[i] * v[j]            for every i, j
@@ -22,5 +24,23 @@ kiln_sger_gemv_fn kiln_kernel_sger_gemv(void);
 /* Every variant this CPU runs, fastest first, with its name (for tests).
 ** Returns how many were written (at most cap). */
 int kiln_kernel_sger_gemv_variants(kiln_sger_gemv_fn *fns, const char **names, int cap);
+
+/* y = x W, x (m x k, row stride ldx), W (k x n, ldw), y (m x n, ldy), all
+** row-major, for a few rows against a weight read in place (runtime/gemm.c).
+** scratch: KILN_CODEGEN_GEMM_SCRATCH(n, k) floats (codegen/emit_c.h),
+** 64-byte aligned, clobbered. */
+typedef void (*kiln_sgemm_nn_fn)(int m, int n, int k, const float *x, int ldx, const float *w, int ldw, float *y,
+                                 int ldy, float *scratch);
+
+/* What the generated code calls: kiln's kernel at the shapes where it beats
+** OpenBLAS (kiln_kernel_sgemm_nn_wins), cblas_sgemm at the others. NULL
+** where this CPU has no kernel of kiln's (no AVX-512). */
+kiln_sgemm_nn_fn kiln_kernel_sgemm_nn(void);
+
+/* kiln's kernel alone, at every shape (for tests), or NULL. */
+kiln_sgemm_nn_fn kiln_kernel_sgemm_nn_own(void);
+
+/* Whether kiln's kernel measured faster than OpenBLAS at this shape. */
+bool kiln_kernel_sgemm_nn_wins(int m, int n, int k);
 
 #endif

@@ -65,7 +65,8 @@ struct kiln_program {
     int64_t last_batch;
     int64_t max_batch;
     char model[MAX_MODEL_NAME + 1];
-    kiln_codegen_runtime rt; /* BLAS for the generated code */
+    kiln_codegen_runtime rt; /* BLAS and kernels for the generated code */
+    kiln_codegen_runtime rt_threaded; /* the same, for a step that runs the BLAS on more threads */
     int threads;             /* BLAS threads for large batches, 0: leave as is */
     int64_t small_batch;     /* below it, BLAS runs on one thread */
 };
@@ -421,6 +422,9 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
     p->rt.dger = (void (*)(int, int, int, double, const double *, int, const double *, int, double *,
                            int))cblas_dger;
     p->rt.sger_gemv = kiln_kernel_sger_gemv();
+    p->rt.sgemm_nn = kiln_kernel_sgemm_nn();
+    p->rt_threaded = p->rt;
+    p->rt_threaded.sgemm_nn = NULL; /* single-threaded: leave threaded steps to the BLAS */
     const char *link[2];
     int n_link = 0;
     if (have_program("ld.gold")) /* links a small library ~10 ms faster than ld.bfd */
@@ -556,7 +560,7 @@ static enum kiln_status run(kiln_program *p, entry_fn fn, unsigned entry, const 
         if (want != saved)
             openblas_set_num_threads(want);
     }
-    int64_t code = fn(p->arena, p->bound, batch, &p->rt);
+    int64_t code = fn(p->arena, p->bound, batch, want > 1 ? &p->rt_threaded : &p->rt);
     if (want && want != saved)
         openblas_set_num_threads(saved);
     if (code)

@@ -576,6 +576,75 @@ START_TEST(steps_restore_the_blas_thread_count)
 }
 END_TEST
 
+/* A layer of 300 -> 64 at 32 or 64 examples goes to kiln's own GEMM
+** (runtime/gemm.c) where the CPU has it, at 8 to the BLAS: the program's
+** outputs match the network computed in float64 from its parameters. */
+START_TEST(few_row_products_match_float64)
+{
+    enum { IN = 300, HID = 64, OUT = 3, MAXB = 64 };
+    kiln_graph *g = kiln_graph_create(KILN_DTYPE_F32);
+    kiln_node x = kiln_graph_input(g, "features", KILN_DTYPE_F32, 2, (int64_t[]){KILN_BATCH, IN}), probs;
+    kiln_brick *acts[2] = {kiln_rectifier_create(NULL), kiln_softmax_create(NULL)};
+    kiln_brick *mlp = kiln_mlp_create(NULL, acts, 2, (int64_t[]){IN, HID, OUT});
+    kiln_brick_set_weights_init(mlp, kiln_init_isotropic_gaussian(0.1, 0));
+    kiln_brick_set_biases_init(mlp, kiln_init_constant(0.05));
+    ck_assert_int_eq(kiln_brick_apply(mlp, g, x, &probs), KILN_OK);
+    ck_assert_int_eq(kiln_brick_initialize(mlp), KILN_OK);
+    kiln_compile_options o = kiln_compile_options_default();
+    o.name = "wide";
+    o.outputs = &probs;
+    o.n_outputs = 1;
+    o.max_batch = MAXB;
+    kiln_program *p;
+    ck_assert_int_eq(kiln_compile(g, &o, &p), KILN_OK);
+    ck_assert_ptr_nonnull(strstr(kiln_program_source(p), "rt->sgemm_nn((int)B, (int)64, (int)300,"));
+    kiln_node params[4];
+    kiln_filter f = {.roles = KILN_ROLE_PARAMETER};
+    ck_assert_int_eq(kiln_graph_filter(g, &probs, 1, &f, params, 4), 4);
+    static double w0[IN * HID], b0[HID], w1[HID * OUT], b1[OUT];
+    double *dst[4] = {NULL};
+    for (int k = 0; k < 4; k++) { /* W (in, out) and b (out,) per layer, in either order */
+        int64_t size = kiln_param_size(kiln_graph_node_param(g, params[k]));
+        dst[k] = size == IN * HID ? w0 : size == HID ? b0 : size == HID * OUT ? w1 : b1;
+        ck_assert_int_eq(kiln_program_get_param(p, params[k], dst[k], size), KILN_OK);
+    }
+    static float in[MAXB * IN];
+    for (int i = 0; i < MAXB * IN; i++)
+        in[i] = (float)((i * 13) % 17) / 17 - 0.4f;
+    kiln_program_bind_input(p, "features", in);
+    static const int64_t batches[] = {32, 8, 64, 32};
+    for (size_t bi = 0; bi < sizeof batches / sizeof batches[0]; bi++) {
+        int64_t B = batches[bi];
+        ck_assert_int_eq(kiln_program_forward(p, B), KILN_OK);
+        static double got[MAXB * OUT];
+        ck_assert_int_eq(kiln_program_read(p, probs, got, B * OUT), KILN_OK);
+        for (int64_t r = 0; r < B; r++) {
+            double h[HID], z[OUT], mx = -1e300, sum = 0;
+            for (int j = 0; j < HID; j++) {
+                double a = b0[j];
+                for (int i = 0; i < IN; i++)
+                    a += (double)in[r * IN + i] * w0[i * HID + j];
+                h[j] = a > 0 ? a : 0;
+            }
+            for (int j = 0; j < OUT; j++) {
+                z[j] = b1[j];
+                for (int i = 0; i < HID; i++)
+                    z[j] += h[i] * w1[i * OUT + j];
+                mx = z[j] > mx ? z[j] : mx;
+            }
+            for (int j = 0; j < OUT; j++)
+                sum += exp(z[j] - mx);
+            for (int j = 0; j < OUT; j++)
+                ck_assert_msg(fabs(got[r * OUT + j] - exp(z[j] - mx) / sum) < 1e-5, "batch %lld, row %lld: %g, want %g",
+                              (long long)B, (long long)r, got[r * OUT + j], exp(z[j] - mx) / sum);
+        }
+    }
+    kiln_program_destroy(p);
+    kiln_graph_destroy(g);
+    kiln_brick_destroy(mlp);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("codegen");
@@ -595,6 +664,7 @@ int main(void)
     tcase_add_loop_test(t, fused_updates_equal_gradient_then_update, 0, 2);
     tcase_add_test(t, deferred_batch_one_updates_are_never_seen_late);
     tcase_add_test(t, steps_restore_the_blas_thread_count);
+    tcase_add_test(t, few_row_products_match_float64);
     tcase_add_loop_test(t, gradients_at_batch_one_match_finite_differences, 0, 2);
     suite_add_tcase(s, t);
     SRunner *r = srunner_create(s);

@@ -1,0 +1,214 @@
+/* gemm.c: kiln's own matrix product for a few rows against a weight read in
+** place, y = x W with x (m x k), W (k x n), y (m x n), all row-major.
+**
+** Why: at 32 rows x 784 x 500, OpenBLAS packs all of W on every call (its
+** sgemm_itcopy was 17.5% of a batch-32 training step by perf) and reaches
+** ~75 GFLOP/s; this kernel reads W where it lies and reaches ~105
+** (docs/performance.md). It computes y^T: a tile of the accumulators holds
+** 12 columns of W times 32 rows of x (24 zmm registers); for each k it loads
+** the 32 values of column k of x (packed once, x^T, 32 to a row) and
+** broadcasts 12 consecutive values of row k of W, so W is read exactly once
+** for a block of 32 rows, in its own layout. k runs in blocks of KC so that
+** the rows of W a tile touches stay in L1 for the next tile.
+**
+** It wins only where OpenBLAS is weak: a block of 32 rows costs the same
+** whether 1 or 32 are used, and from 96 rows on OpenBLAS's packing pays for
+** itself (0.9-1.0x). sgemm_nn() below takes it where it measured faster
+** (1.28-1.36x at 32 rows, k >= 500, n >= 100; docs/performance.md) and
+** calls the BLAS elsewhere.
+**
+** Every output is sum over k, in order, of fma(W[k][j], x[i][k], acc),
+** starting from 0: the same bits as the plain loop in tests/test_kernels.c.
+** AVX-512 only; on other CPUs kiln_kernel_sgemm_nn() returns NULL and the
+** generated code calls the BLAS. */
+#include "runtime/kernels.h"
+
+#include "codegen/emit_c.h"
+
+#include <cblas.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+enum { ROWS = KILN_CODEGEN_GEMM_ROWS, MR = 12, KC = 128 };
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+/* Transpose 16 x 16 floats in registers: on return r[q] holds what was
+** column q (lane q of every r[i]). */
+__attribute__((target("avx512f"), always_inline)) static inline void transpose16(__m512 r[16])
+{
+    __m512 t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+        t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
+        t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+        t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
+    }
+    for (int i = 0; i < 8; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+    }
+}
+
+static inline __mmask16 first_lanes(int n) { return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1); }
+
+/* xt (k x 32) = x^T for rows 0 .. m-1 of x, zeros for rows m .. 31 (never
+** stored, but garbage there could be denormal and slow the FMAs), 16 x 16
+** at a time. */
+__attribute__((target("avx512f"))) static void pack_xt(int m, int k, const float *restrict x, ptrdiff_t ldx,
+                                                      float *restrict xt)
+{
+    for (int i0 = 0; i0 < ROWS; i0 += 16)
+        for (int p0 = 0; p0 < k; p0 += 16) {
+            const __mmask16 cols = first_lanes(k - p0);
+            __m512 r[16];
+#pragma GCC unroll 16
+            for (int i = 0; i < 16; i++)
+                r[i] = i0 + i < m ? _mm512_maskz_loadu_ps(cols, x + (i0 + i) * ldx + p0) : _mm512_setzero_ps();
+            transpose16(r);
+            const int np = k - p0 < 16 ? k - p0 : 16;
+            for (int q = 0; q < np; q++)
+                _mm512_store_ps(xt + (ptrdiff_t)ROWS * (p0 + q) + i0, r[q]);
+        }
+}
+
+/* y (m x n) from the sums ct, stored column by column (n x 32). */
+__attribute__((target("avx512f"))) static void store_y(int m, int n, const float *restrict ct, float *restrict y,
+                                                      ptrdiff_t ldy)
+{
+    for (int i0 = 0; i0 < m; i0 += 16)
+        for (int j0 = 0; j0 < n; j0 += 16) {
+            const int nj = n - j0 < 16 ? n - j0 : 16;
+            __m512 r[16];
+#pragma GCC unroll 16
+            for (int j = 0; j < 16; j++)
+                r[j] = j < nj ? _mm512_load_ps(ct + (ptrdiff_t)ROWS * (j0 + j) + i0) : _mm512_setzero_ps();
+            transpose16(r);
+            const __mmask16 cols = first_lanes(nj);
+            const int ni = m - i0 < 16 ? m - i0 : 16;
+            for (int i = 0; i < ni; i++)
+                _mm512_mask_storeu_ps(y + (i0 + i) * ldy + j0, cols, r[i]);
+        }
+}
+
+/* nr columns (a constant once inlined: 12, 8, 4, 2 or 1) of W from column
+** j0, rows p0 .. p0+kc, against xt (kc x 32); ct: the tile's 32 x nr sums,
+** column by column, read back unless first. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+tile(int nr, int kc, const float *restrict xt, const float *restrict w, ptrdiff_t ldw, float *restrict ct,
+     bool first)
+{
+    __m512 a0[MR], a1[MR];
+#pragma GCC unroll 12
+    for (int r = 0; r < nr; r++) {
+        a0[r] = first ? _mm512_setzero_ps() : _mm512_load_ps(ct + ROWS * r);
+        a1[r] = first ? _mm512_setzero_ps() : _mm512_load_ps(ct + ROWS * r + 16);
+    }
+    for (int p = 0; p < kc; p++) {
+        const __m512 x0 = _mm512_load_ps(xt + ROWS * p), x1 = _mm512_load_ps(xt + ROWS * p + 16);
+        const float *wr = w + p * ldw;
+    #pragma GCC unroll 12
+    for (int r = 0; r < nr; r++) {
+            const __m512 b = _mm512_set1_ps(wr[r]);
+            a0[r] = _mm512_fmadd_ps(b, x0, a0[r]);
+            a1[r] = _mm512_fmadd_ps(b, x1, a1[r]);
+        }
+    }
+#pragma GCC unroll 12
+    for (int r = 0; r < nr; r++) {
+        _mm512_store_ps(ct + ROWS * r, a0[r]);
+        _mm512_store_ps(ct + ROWS * r + 16, a1[r]);
+    }
+}
+
+/* One block of at most 32 rows. */
+__attribute__((target("avx512f"))) static void block(int m, int n, int k, const float *restrict x, ptrdiff_t ldx,
+                                                     const float *restrict w, ptrdiff_t ldw, float *restrict y,
+                                                     ptrdiff_t ldy, float *restrict xt, float *restrict ct)
+{
+    pack_xt(m, k, x, ldx, xt);
+    for (int p0 = 0; p0 < k; p0 += KC) {
+        const int kc = k - p0 < KC ? k - p0 : KC;
+        const float *xp = xt + ROWS * p0, *wp = w + p0 * ldw;
+        const bool first = p0 == 0;
+        int j = 0;
+        for (; j + MR <= n; j += MR)
+            tile(MR, kc, xp, wp + j, ldw, ct + ROWS * j, first);
+        if (n - j >= 8) {
+            tile(8, kc, xp, wp + j, ldw, ct + ROWS * j, first);
+            j += 8;
+        }
+        if (n - j >= 4) {
+            tile(4, kc, xp, wp + j, ldw, ct + ROWS * j, first);
+            j += 4;
+        }
+        if (n - j >= 2) {
+            tile(2, kc, xp, wp + j, ldw, ct + ROWS * j, first);
+            j += 2;
+        }
+        if (n - j >= 1)
+            tile(1, kc, xp, wp + j, ldw, ct + ROWS * j, first);
+    }
+    store_y(m, n, ct, y, ldy);
+}
+
+__attribute__((target("avx512f"))) static void own_avx512(int m, int n, int k, const float *x, int ldx,
+                                                         const float *w, int ldw, float *y, int ldy, float *scratch)
+{
+    float *xt = scratch, *ct = scratch + (ptrdiff_t)ROWS * k;
+    for (int i0 = 0; i0 < m; i0 += ROWS) {
+        const int mb = m - i0 < ROWS ? m - i0 : ROWS;
+        block(mb, n, k, x + (ptrdiff_t)i0 * ldx, ldx, w, ldw, y + (ptrdiff_t)i0 * ldy, ldy, xt, ct);
+    }
+}
+
+/* The kernel where it is faster than OpenBLAS, the BLAS elsewhere. */
+static void sgemm_nn(int m, int n, int k, const float *x, int ldx, const float *w, int ldw, float *y, int ldy,
+                     float *scratch)
+{
+    if (kiln_kernel_sgemm_nn_wins(m, n, k))
+        own_avx512(m, n, k, x, ldx, w, ldw, y, ldy, scratch);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1, x, ldx, w, ldw, 0, y, ldy);
+}
+#define KILN_HAVE_OWN_GEMM 1
+#endif
+
+/* Measured on a Sapphire Rapids core against OpenBLAS 0.3.21 (1 thread):
+** at 32 rows 1.28-1.36x for k >= 500 and n >= 100, 0.65-0.93x at k = 100;
+** at 64 rows 1.00-1.10x; with a block less than 7/8 full, or n = 10, it
+** loses (0.4-0.9x). */
+bool kiln_kernel_sgemm_nn_wins(int m, int n, int k)
+{
+    const int blocks = (m + ROWS - 1) / ROWS;
+    return m > 0 && blocks <= 2 && 8 * m >= 7 * ROWS * blocks && n >= 64 && k >= 256;
+}
+
+kiln_sgemm_nn_fn kiln_kernel_sgemm_nn_own(void)
+{
+#ifdef KILN_HAVE_OWN_GEMM
+    if (__builtin_cpu_supports("avx512f"))
+        return own_avx512;
+#endif
+    return NULL;
+}
+
+kiln_sgemm_nn_fn kiln_kernel_sgemm_nn(void)
+{
+#ifdef KILN_HAVE_OWN_GEMM
+    if (__builtin_cpu_supports("avx512f"))
+        return sgemm_nn;
+#endif
+    return NULL;
+}
