@@ -83,6 +83,7 @@ typedef struct emitter {
     sbuf body;            /* current function's kernels */
     int *fused;           /* per node: param whose update this GEMM applies, or -1 */
     int32_t *sibling;     /* per node: a sum computed in this node's loop, or -1 */
+    int32_t *rows_with;   /* per cross-entropy node: the softmax of the same logits computed in its loop, or -1 */
     int64_t *defer;       /* per param: arena offset of its deferred batch-1 update, or -1 */
     char (*pend)[VAR_MAX + 8]; /* per param: C name of that slot */
     int32_t *defer_at;    /* per node: param whose deferred update this product applies, or -1 */
@@ -417,6 +418,9 @@ static void kernel_comment(emitter *e, int32_t id)
         sb_put(&e->body, "\n    ** fused update: %s -= lr * this product (its gradient is not stored)%s",
                e->var[e->p->param_node[e->fused[id]]],
                e->defer[e->fused[id]] >= 0 ? "; at batch 1 deferred to the next step's first product" : "");
+    if (e->rows_with && e->rows_with[id] >= 0)
+        sb_put(&e->body, "\n    ** and node %d:softmax -> %s in the same loop, where gradients are wanted", (int)e->rows_with[id],
+               e->var[e->rows_with[id]]);
     if (e->defer_at && e->defer_at[id] >= 0)
         sb_put(&e->body, "\n    ** at batch 1, first applies the update of %s deferred by the last step",
                e->var[e->p->param_node[e->defer_at[id]]]);
@@ -674,6 +678,18 @@ static void kernel_rows(emitter *e, int32_t id)
                    "        %s lse = m + k_log(s);\n"
                    "        for (int64_t j = 0; j < %s; j++) y[j] = x[j] - lse;\n",
                    t, y, cols, cols, t, cols);
+        else if (e->rows_with[id] >= 0) /* SOFTMAX_XENT and the softmax: the same exps, summed in the same order */
+            sb_put(&e->body,
+                   "        %s s = 0;\n"
+                   "        if (mode & (MODE_GRADIENTS | MODE_TRAIN)) {\n"
+                   "            %s *y = %s + r * %s;\n"
+                   "            for (int64_t j = 0; j < %s; j++) { y[j] = k_exp(x[j] - m); s += y[j]; }\n"
+                   "            %s inv = 1 / s;\n"
+                   "            for (int64_t j = 0; j < %s; j++) y[j] *= inv;\n"
+                   "        } else\n"
+                   "            for (int64_t j = 0; j < %s; j++) s += k_exp(x[j] - m);\n"
+                   "        %s[r] = m + k_log(s) - x[t];\n",
+                   t, t, storage_name(e, e->rows_with[id]), cols, cols, t, cols, cols, y);
         else /* SOFTMAX_XENT: log(sum exp(x)) - x[t], computed stably */
             sb_put(&e->body,
                    "        %s s = 0;\n"
@@ -1028,6 +1044,36 @@ static void emit_run(emitter *e, sbuf *out)
         e->sibling[k] = id;
         absorbed[id] = 1;
     }
+    /* The softmax of a classifier's logits (wanted for the gradient) and the
+    ** cross-entropy of the same logits (the cost) share one row loop: one
+    ** exp per logit instead of two, the same values and order, the same bits.
+    ** Only when the softmax runs in no mode the cross-entropy does not, and
+    ** nothing reads the softmax before the cross-entropy's place. */
+    for (int32_t id = 0; id < p->n; id++)
+        e->rows_with[id] = -1;
+    for (int32_t id = 0; absorbed && id < p->n; id++) {
+        const kiln_node_rec *r = R(e, id);
+        if (r->op != KILN_OP_SOFTMAX_XENT || !kernel_modes(e, id) ||
+            !is_kernel(e, id, KILN_ENTRY_FORWARD | KILN_ENTRY_EVAL | KILN_ENTRY_TRAIN))
+            continue;
+        for (int32_t sm = 0; sm < id; sm++) {
+            const kiln_node_rec *q = R(e, sm);
+            unsigned qm = kernel_modes(e, sm);
+            if (q->op != KILN_OP_SOFTMAX || q->in[0] != r->in[0] || p->inline_[sm] || p->alias[sm] != sm ||
+                absorbed[sm] || !qm || (qm & ~kernel_modes(e, id)) || (qm & (MODE_FORWARD | MODE_EVAL)) ||
+                !is_kernel(e, sm, KILN_ENTRY_FORWARD | KILN_ENTRY_EVAL | KILN_ENTRY_TRAIN))
+                continue;
+            bool read_early = false;
+            for (int32_t k = sm + 1; k < id && !read_early; k++)
+                for (int a = 0; a < R(e, k)->n_in; a++)
+                    read_early |= p->alias[R(e, k)->in[a]] == sm;
+            if (read_early)
+                continue;
+            e->rows_with[id] = sm;
+            absorbed[sm] = 1;
+            break;
+        }
+    }
     for (int32_t id = 0; id < p->n; id++) {
         unsigned m = kernel_modes(e, id);
         if (!m || !is_kernel(e, id, KILN_ENTRY_FORWARD | KILN_ENTRY_EVAL | KILN_ENTRY_TRAIN))
@@ -1174,6 +1220,7 @@ static void emitter_free(emitter *e)
     free(e->used);
     free(e->fused);
     free(e->sibling);
+    free(e->rows_with);
     free(e->defer);
     free(e->defer_at);
     free(e->pend);
@@ -1189,11 +1236,12 @@ enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, cha
     e.used = calloc((size_t)p->n + 1, 1);
     e.fused = calloc((size_t)p->n + 1, sizeof *e.fused);
     e.sibling = calloc((size_t)p->n + 1, sizeof *e.sibling);
+    e.rows_with = calloc((size_t)p->n + 1, sizeof *e.rows_with);
     e.defer = calloc((size_t)p->n_params + 1, sizeof *e.defer);
     e.defer_at = calloc((size_t)p->n + 1, sizeof *e.defer_at);
     e.pend = calloc((size_t)p->n_params + 1, sizeof *e.pend);
     sbuf out = {0};
-    if (!e.var || !e.used || !e.fused || !e.sibling || !e.defer || !e.defer_at || !e.pend) {
+    if (!e.var || !e.used || !e.fused || !e.sibling || !e.rows_with || !e.defer || !e.defer_at || !e.pend) {
         emitter_free(&e);
         return kiln_err_set(err, KILN_ERR_NOMEM, "codegen: no memory");
     }

@@ -645,6 +645,54 @@ START_TEST(few_row_products_match_float64)
 }
 END_TEST
 
+/* Without outputs, the softmax is wanted only for the gradient, and the
+** cross-entropy's row loop computes it too (emit_run): the cost and every
+** gradient are bit for bit those of the program that computes it apart
+** (with the softmax as an output, which keeps its own loop). */
+START_TEST(softmax_in_the_cross_entropy_loop_changes_no_bit)
+{
+    model m;
+    make_model(&m, NULL);
+    kiln_compile_options apart = opts(&m), shared = opts(&m);
+    shared.outputs = NULL;
+    shared.n_outputs = 0;
+    kiln_program *p, *q;
+    ck_assert_int_eq(kiln_compile(m.g, &apart, &p), KILN_OK);
+    ck_assert_int_eq(kiln_compile(m.g, &shared, &q), KILN_OK);
+    ck_assert_ptr_null(strstr(kiln_program_source(p), "in the same loop, where gradients are wanted"));
+    ck_assert_ptr_nonnull(strstr(kiln_program_source(q), "in the same loop, where gradients are wanted"));
+    float x[8 * 6];
+    int32_t y[8];
+    for (int i = 0; i < 48; i++)
+        x[i] = (float)((i * 5) % 13) / 6 - 1;
+    for (int i = 0; i < 8; i++)
+        y[i] = (i * 2) % 3;
+    kiln_program *both[2] = {p, q};
+    double cost[2], grad[2][4][30];
+    kiln_node params[4];
+    kiln_filter f = {.roles = KILN_ROLE_PARAMETER};
+    ck_assert_int_eq(kiln_graph_filter(m.g, &m.cost, 1, &f, params, 4), 4);
+    for (int k = 0; k < 2; k++) {
+        kiln_program_bind_input(both[k], "features", x);
+        kiln_program_bind_input(both[k], "targets", y);
+        ck_assert_int_eq(kiln_program_gradients(both[k], 8), KILN_OK);
+        ck_assert_int_eq(kiln_program_read_scalar(both[k], m.cost, &cost[k]), KILN_OK);
+        for (int i = 0; i < 4; i++)
+            ck_assert_int_eq(kiln_program_read_gradient(both[k], params[i], grad[k][i],
+                                                        kiln_param_size(kiln_graph_node_param(m.g, params[i]))),
+                             KILN_OK);
+    }
+    ck_assert(cost[0] == cost[1]);
+    for (int i = 0; i < 4; i++)
+        for (int64_t j = 0; j < kiln_param_size(kiln_graph_node_param(m.g, params[i])); j++)
+            ck_assert_msg(grad[0][i][j] == grad[1][i][j], "param %d [%lld]: %a vs %a", i, (long long)j,
+                          grad[0][i][j], grad[1][i][j]);
+    kiln_program_destroy(p);
+    kiln_program_destroy(q);
+    free_model(&m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("codegen");
@@ -665,6 +713,7 @@ int main(void)
     tcase_add_test(t, deferred_batch_one_updates_are_never_seen_late);
     tcase_add_test(t, steps_restore_the_blas_thread_count);
     tcase_add_test(t, few_row_products_match_float64);
+    tcase_add_test(t, softmax_in_the_cross_entropy_loop_changes_no_bit);
     tcase_add_loop_test(t, gradients_at_batch_one_match_finite_differences, 0, 2);
     suite_add_tcase(s, t);
     SRunner *r = srunner_create(s);
