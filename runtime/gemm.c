@@ -1,9 +1,10 @@
-/* gemm.c: kiln's own matrix product for a few rows against a weight read in
-** place, y = x W with x (m x k), W (k x n), y (m x n), all row-major.
+/* gemm.c: kiln's own matrix product for up to a few hundred rows against a
+** weight read in place, y = x W with x (m x k), W (k x n), y (m x n), all
+** row-major.
 **
 ** Why: at 32 rows x 784 x 500, OpenBLAS packs all of W on every call (its
 ** sgemm_itcopy was 17.5% of a batch-32 training step by perf) and reaches
-** ~75 GFLOP/s; this kernel reads W where it lies and reaches ~105
+** ~75 GFLOP/s; this kernel reads W where it lies and reaches ~120
 ** (docs/performance.md). It computes y^T: a tile of the accumulators holds
 ** 12 columns of W times 32 rows of x (24 zmm registers); for each k it loads
 ** the 32 values of column k of x (packed once, x^T, 32 to a row) and
@@ -11,11 +12,15 @@
 ** for a block of 32 rows, in its own layout. k runs in blocks of KC so that
 ** the rows of W a tile touches stay in L1 for the next tile.
 **
-** It wins only where OpenBLAS is weak: a block of 32 rows costs the same
-** whether 1 or 32 are used, and from 96 rows on OpenBLAS's packing pays for
-** itself (0.9-1.0x). sgemm_nn() below takes it where it measured faster
-** (1.28-1.36x at 32 rows, k >= 500, n >= 100; docs/performance.md) and
-** calls the BLAS elsewhere.
+** Rows of W lie ldw floats apart, a page or more for wide layers, where the
+** hardware prefetcher stops; the tile asks for row p + 16 while it works on
+** row p (without it the kernel fell to 0.57x OpenBLAS at 32 x 784 x 2000,
+** with it 1.38x, and 1.47 -> 1.62x at 32 x 784 x 500).
+**
+** A block of 32 rows costs the same whether 1 or 32 are used, and with many
+** rows OpenBLAS's packing pays for itself: sgemm_nn() below takes the kernel
+** where it measured faster (kiln_kernel_sgemm_nn_wins; docs/performance.md)
+** and calls the BLAS elsewhere.
 **
 ** Every output is sum over k, in order, of fma(W[k][j], x[i][k], acc),
 ** starting from 0: the same bits as the plain loop in tests/test_kernels.c.
@@ -29,7 +34,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-enum { ROWS = KILN_CODEGEN_GEMM_ROWS, MR = 12, KC = 128 };
+enum { ROWS = KILN_CODEGEN_GEMM_ROWS, MR = 12, KC = 128, PD = 16 };
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -118,8 +123,12 @@ tile(int nr, int kc, const float *restrict xt, const float *restrict w, ptrdiff_
     for (int p = 0; p < kc; p++) {
         const __m512 x0 = _mm512_load_ps(xt + ROWS * p), x1 = _mm512_load_ps(xt + ROWS * p + 16);
         const float *wr = w + p * ldw;
-    #pragma GCC unroll 12
-    for (int r = 0; r < nr; r++) {
+        /* rows of W are ldw apart, often a page or more: the hardware does
+        ** not prefetch across pages, so ask for row p + PD's floats now */
+        _mm_prefetch((const char *)(wr + PD * ldw), _MM_HINT_T0);
+        _mm_prefetch((const char *)(wr + PD * ldw + nr - 1), _MM_HINT_T0);
+#pragma GCC unroll 12
+        for (int r = 0; r < nr; r++) {
             const __m512 b = _mm512_set1_ps(wr[r]);
             a0[r] = _mm512_fmadd_ps(b, x0, a0[r]);
             a1[r] = _mm512_fmadd_ps(b, x1, a1[r]);
@@ -185,14 +194,14 @@ static void sgemm_nn(int m, int n, int k, const float *x, int ldx, const float *
 #define KILN_HAVE_OWN_GEMM 1
 #endif
 
-/* Measured on a Sapphire Rapids core against OpenBLAS 0.3.21 (1 thread):
-** at 32 rows 1.28-1.36x for k >= 500 and n >= 100, 0.65-0.93x at k = 100;
-** at 64 rows 1.00-1.10x; with a block less than 7/8 full, or n = 10, it
-** loses (0.4-0.9x). */
+/* Measured on a Sapphire Rapids core against OpenBLAS 0.3.21 (1 thread),
+** n >= 100 and k >= 500: 1.41-1.62x at 32 rows, 1.11-1.33x at 64,
+** 1.0-1.24x at 96-128, 1.02-1.14x at 256, 0.88-1.06x at 1000; with a block
+** 3/4 full or less (48 rows: 0.82-1.04x), or k = 100, it may lose. */
 bool kiln_kernel_sgemm_nn_wins(int m, int n, int k)
 {
     const int blocks = (m + ROWS - 1) / ROWS;
-    return m > 0 && blocks <= 2 && 8 * m >= 7 * ROWS * blocks && n >= 64 && k >= 256;
+    return m > 0 && m <= 8 * ROWS && 8 * m >= 7 * ROWS * blocks && n >= 64 && k >= 256;
 }
 
 kiln_sgemm_nn_fn kiln_kernel_sgemm_nn_own(void)

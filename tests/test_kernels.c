@@ -180,7 +180,8 @@ START_TEST(gemm_dispatch_gives_the_product_at_every_shape)
     ck_assert(!kiln_kernel_sgemm_nn_wins(0, 500, 784));
     ck_assert(!kiln_kernel_sgemm_nn_wins(1, 500, 784));   /* a block of 32 for one row */
     ck_assert(!kiln_kernel_sgemm_nn_wins(48, 500, 784));  /* the second block half empty */
-    ck_assert(!kiln_kernel_sgemm_nn_wins(128, 500, 784)); /* OpenBLAS's packing pays */
+    ck_assert(kiln_kernel_sgemm_nn_wins(128, 500, 784));
+    ck_assert(!kiln_kernel_sgemm_nn_wins(1000, 500, 784)); /* OpenBLAS's packing pays */
     ck_assert(!kiln_kernel_sgemm_nn_wins(32, 10, 784));   /* column tails */
     ck_assert(!kiln_kernel_sgemm_nn_wins(32, 500, 100));  /* short sums */
     kiln_sgemm_nn_fn f = kiln_kernel_sgemm_nn();
