@@ -33,6 +33,7 @@
 #include <cblas.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum { ROWS = KILN_CODEGEN_GEMM_ROWS, MR = 12, KC = 128, PD = 16 };
 
@@ -124,9 +125,12 @@ tile(int nr, int kc, const float *restrict xt, const float *restrict w, ptrdiff_
         const __m512 x0 = _mm512_load_ps(xt + ROWS * p), x1 = _mm512_load_ps(xt + ROWS * p + 16);
         const float *wr = w + p * ldw;
         /* rows of W are ldw apart, often a page or more: the hardware does
-        ** not prefetch across pages, so ask for row p + PD's floats now */
-        _mm_prefetch((const char *)(wr + PD * ldw), _MM_HINT_T0);
-        _mm_prefetch((const char *)(wr + PD * ldw + nr - 1), _MM_HINT_T0);
+        ** not prefetch across pages, so ask for row p + PD's floats now (an
+        ** address, not a pointer: it may lie past W, and a prefetch never
+        ** faults) */
+        const uintptr_t ahead = (uintptr_t)wr + (uintptr_t)(PD * ldw) * sizeof(float);
+        _mm_prefetch((const char *)ahead, _MM_HINT_T0);
+        _mm_prefetch((const char *)(ahead + (uintptr_t)(nr - 1) * sizeof(float)), _MM_HINT_T0);
 #pragma GCC unroll 12
         for (int r = 0; r < nr; r++) {
             const __m512 b = _mm512_set1_ps(wr[r]);
