@@ -359,7 +359,8 @@ START_TEST(tutorial_mlp_learns_fashion_mnist_in_one_epoch)
     double c1 = record_last(m, "test_cost_with_regularization");
     double e1 = record_last(m, "test_error_rate");
     /* Blocks' tutorial on MNIST starts at 2.34; this model on Fashion-MNIST
-    ** prints 2.34219088554 and, after one epoch, 0.966180759668. */
+    ** prints 2.34219088554 and, after one epoch, 0.966180771589 on the
+    ** development machine (the last digits depend on the CPU's kernels). */
     ck_assert_msg(c0 >= 2.332 && c0 <= 2.352, "test cost before training %.12g", c0);
     ck_assert_msg(c1 >= 0.94 && c1 <= 1.00, "test cost after one epoch %.12g", c1);
     ck_assert_msg(e0 > 0.5 && e0 <= 1.0, "test error rate before training %.12g", e0);
