@@ -17,6 +17,9 @@
 ** row p (without it the kernel fell to 0.57x OpenBLAS at 32 x 784 x 2000,
 ** with it 1.38x, and 1.47 -> 1.62x at 32 x 784 x 500).
 **
+** Fewer than 16 columns (a classifier's last layer) take a loop of their
+** own, a row of y to a masked vector (narrow()).
+**
 ** A block of 32 rows costs the same whether 1 or 32 are used, and with many
 ** rows OpenBLAS's packing pays for itself: sgemm_nn() below takes the kernel
 ** where it measured faster (kiln_kernel_sgemm_nn_wins; docs/performance.md)
@@ -176,9 +179,46 @@ __attribute__((target("avx512f"))) static void block(int m, int n, int k, const 
     store_y(m, n, ct, y, ldy);
 }
 
+/* Fewer than 16 columns (a classifier's last layer): a row of y is one
+** vector, masked to n lanes; eight rows at a time keep eight FMA chains in
+** flight. W's row p is one masked load, x's values are broadcast. */
+__attribute__((target("avx512f"))) static void narrow(int m, int n, int k, const float *restrict x, ptrdiff_t ldx,
+                                                      const float *restrict w, ptrdiff_t ldw, float *restrict y,
+                                                      ptrdiff_t ldy)
+{
+    const __mmask16 cols = first_lanes(n);
+    int i = 0;
+    for (; i + 8 <= m; i += 8) {
+        const float *xi = x + i * ldx;
+        __m512 a[8];
+#pragma GCC unroll 8
+        for (int r = 0; r < 8; r++)
+            a[r] = _mm512_setzero_ps();
+        for (int p = 0; p < k; p++) {
+            const __m512 wv = _mm512_maskz_loadu_ps(cols, w + p * ldw);
+#pragma GCC unroll 8
+            for (int r = 0; r < 8; r++)
+                a[r] = _mm512_fmadd_ps(wv, _mm512_set1_ps(xi[r * ldx + p]), a[r]);
+        }
+#pragma GCC unroll 8
+        for (int r = 0; r < 8; r++)
+            _mm512_mask_storeu_ps(y + (i + r) * ldy, cols, a[r]);
+    }
+    for (; i < m; i++) {
+        __m512 a = _mm512_setzero_ps();
+        for (int p = 0; p < k; p++)
+            a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(cols, w + p * ldw), _mm512_set1_ps(x[i * ldx + p]), a);
+        _mm512_mask_storeu_ps(y + i * ldy, cols, a);
+    }
+}
+
 __attribute__((target("avx512f"))) static void own_avx512(int m, int n, int k, const float *x, int ldx,
                                                          const float *w, int ldw, float *y, int ldy, float *scratch)
 {
+    if (n < 16) {
+        narrow(m, n, k, x, ldx, w, ldw, y, ldy);
+        return;
+    }
     float *xt = scratch, *ct = scratch + (ptrdiff_t)ROWS * k;
     for (int i0 = 0; i0 < m; i0 += ROWS) {
         const int mb = m - i0 < ROWS ? m - i0 : ROWS;
@@ -198,12 +238,16 @@ static void sgemm_nn(int m, int n, int k, const float *x, int ldx, const float *
 #define KILN_HAVE_OWN_GEMM 1
 #endif
 
-/* Measured on a Sapphire Rapids core against OpenBLAS 0.3.21 (1 thread),
-** n >= 100 and k >= 500: 1.41-1.62x at 32 rows, 1.11-1.33x at 64,
-** 1.0-1.24x at 96-128, 1.02-1.14x at 256, 0.88-1.06x at 1000; with a block
-** 3/4 full or less (48 rows: 0.82-1.04x), or k = 100, it may lose. */
+/* Measured on a Sapphire Rapids core against OpenBLAS 0.3.21 (1 thread).
+** Blocks of 32 rows, n >= 100 and k >= 500: 1.41-1.62x at 32 rows,
+** 1.11-1.33x at 64, 1.0-1.24x at 96-128, 1.02-1.14x at 256, 0.88-1.06x at
+** 1000; with a block 3/4 full or less (48 rows: 0.82-1.04x), or k = 100, it
+** may lose. Fewer than 16 columns (narrow): 1.25-2.7x for 10-15 columns
+** from 8 rows (k 100-2000), 0.5x at 1-2 rows, 0.25-0.6x at 3 columns. */
 bool kiln_kernel_sgemm_nn_wins(int m, int n, int k)
 {
+    if (n < 16)
+        return n >= 8 && m >= 8 && k >= 64;
     const int blocks = (m + ROWS - 1) / ROWS;
     return m > 0 && m <= 8 * ROWS && 8 * m >= 7 * ROWS * blocks && n >= 64 && k >= 256;
 }

@@ -4,7 +4,8 @@
 ** sizes that leave vector remainders, with a row stride wider than a row
 ** (the gap untouched) and without the product (x NULL). kiln's own GEMM
 ** gives the bits of an fma loop in order, at sizes that leave partial row
-** blocks, column tiles and k blocks, with strides wider than rows. */
+** blocks, column tiles and k blocks, fewer than 16 columns (the narrow
+** loop), with strides wider than rows. */
 #include <check.h>
 #include <math.h>
 #include <stdbool.h>
@@ -102,7 +103,7 @@ typedef struct gemm_case {
 static const gemm_case GEMM_CASES[] = {
     {1, 1, 1, 1, 1, 1},          {5, 13, 3, 3, 13, 13},     {31, 12, 128, 130, 14, 15},
     {32, 100, 300, 300, 100, 100}, {33, 25, 129, 129, 27, 26}, {64, 37, 257, 260, 40, 41},
-    {70, 500, 784, 784, 500, 500},
+    {70, 500, 784, 784, 500, 500}, {70, 10, 500, 500, 10, 12}, {9, 15, 33, 40, 15, 15},
 };
 
 typedef struct gemm_run {
@@ -182,7 +183,11 @@ START_TEST(gemm_dispatch_gives_the_product_at_every_shape)
     ck_assert(!kiln_kernel_sgemm_nn_wins(48, 500, 784));  /* the second block half empty */
     ck_assert(kiln_kernel_sgemm_nn_wins(128, 500, 784));
     ck_assert(!kiln_kernel_sgemm_nn_wins(1000, 500, 784)); /* OpenBLAS's packing pays */
-    ck_assert(!kiln_kernel_sgemm_nn_wins(32, 10, 784));   /* column tails */
+    ck_assert(kiln_kernel_sgemm_nn_wins(32, 10, 500));    /* narrow: a classifier's last layer */
+    ck_assert(kiln_kernel_sgemm_nn_wins(1000, 10, 500));
+    ck_assert(!kiln_kernel_sgemm_nn_wins(4, 10, 500));    /* too few rows for eight chains */
+    ck_assert(!kiln_kernel_sgemm_nn_wins(32, 3, 784));    /* three columns of sixteen lanes */
+    ck_assert(!kiln_kernel_sgemm_nn_wins(32, 40, 784));   /* 16 to 63 columns: column tails */
     ck_assert(!kiln_kernel_sgemm_nn_wins(32, 500, 100));  /* short sums */
     kiln_sgemm_nn_fn f = kiln_kernel_sgemm_nn();
     if (!f)
