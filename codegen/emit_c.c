@@ -89,6 +89,7 @@ typedef struct emitter {
     int32_t *defer_at;    /* per node: param whose deferred update this product applies, or -1 */
     int64_t arena_bytes;  /* the plan's arena, the deferred updates' slots, the GEMM scratch */
     int64_t scratch;      /* arena offset of rt->sgemm_nn's scratch, or -1 (plan_scratch) */
+    int gemm_n, gemm_k;   /* the widest product that calls rt->sgemm_nn */
     const char *real;     /* "float" or "double" */
     bool failed;
 } emitter;
@@ -897,9 +898,13 @@ static void plan_scratch(emitter *e)
     e->scratch = -1;
     for (int32_t id = 0; id < e->p->n; id++)
         if (R(e, id)->op == KILN_OP_MATMUL && own_gemm_ok(e, id)) {
-            int64_t f = KILN_CODEGEN_GEMM_SCRATCH(R(e, id)->shape.dims[1], R(e, R(e, id)->in[0])->shape.dims[1]);
-            if (f > need)
-                need = f;
+            int64_t n = R(e, id)->shape.dims[1], k = R(e, R(e, id)->in[0])->shape.dims[1];
+            if (KILN_CODEGEN_GEMM_SCRATCH(n, k) > need)
+                need = KILN_CODEGEN_GEMM_SCRATCH(n, k);
+            if (n * k > (int64_t)e->gemm_n * e->gemm_k) {
+                e->gemm_n = (int)n;
+                e->gemm_k = (int)k;
+            }
         }
     if (!need)
         return;
@@ -1227,7 +1232,7 @@ static void emitter_free(emitter *e)
     free(e->body.s);
 }
 
-enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, char **out_src, int64_t *arena_bytes,
+enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, char **out_src, kiln_emit_info *info,
                              kiln_err *err)
 {
     emitter e = {.p = p, .g = p->g, .o = o};
@@ -1315,7 +1320,7 @@ enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, cha
                    "** the gradient's GEMM where it can be, else over the parameter slab.");
     }
     bool oom = e.body.oom;
-    int64_t total = e.arena_bytes;
+    kiln_emit_info facts = {.arena_bytes = e.arena_bytes, .gemm_n = e.gemm_n, .gemm_k = e.gemm_k};
     emitter_free(&e);
     if (out.oom || oom) {
         free(out.s);
@@ -1326,6 +1331,6 @@ enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, cha
         return kiln_err_set(err, KILN_ERR_UNSUPPORTED, "codegen: the plan has a node this emitter cannot place");
     }
     *out_src = out.s;
-    *arena_bytes = total;
+    *info = facts;
     return KILN_OK;
 }

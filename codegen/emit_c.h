@@ -49,9 +49,14 @@ typedef struct kiln_codegen_runtime {
 #define KILN_CODEGEN_GEMM_ROWS 32
 #define KILN_CODEGEN_GEMM_SCRATCH(n, k) ((int64_t)KILN_CODEGEN_GEMM_ROWS * ((int64_t)(n) + (int64_t)(k)))
 
-/* *out is malloc'ed, NUL-terminated. *arena_bytes: the arena the code
-** needs, the plan's and the slots of deferred updates after it. */
-enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, char **out, int64_t *arena_bytes,
+/* What the runtime needs to know of the code besides its text. */
+typedef struct kiln_emit_info {
+    int64_t arena_bytes; /* the plan's arena, deferred updates' slots, GEMM scratch */
+    int gemm_n, gemm_k;  /* the widest product that calls rt->sgemm_nn (0, 0: none) */
+} kiln_emit_info;
+
+/* *out is malloc'ed, NUL-terminated. */
+enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, char **out, kiln_emit_info *info,
                              kiln_err *err);
 
 #endif

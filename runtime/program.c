@@ -53,7 +53,7 @@ struct kiln_program {
     entry_fn forward, eval_step, gradients, train_step;
     flush_fn flush;           /* applies deferred batch-1 updates (emit_c.h) */
     char *arena;
-    int64_t arena_bytes;      /* the plan's arena and the deferred updates' slots */
+    kiln_emit_info emit;      /* arena size, the widest product given to rt.sgemm_nn */
     int32_t n_user;
     int32_t *map;             /* user node id -> program node id, or -1 */
     char **user_names;        /* names of the user's nodes at compile time */
@@ -66,10 +66,8 @@ struct kiln_program {
     int64_t max_batch;
     char model[MAX_MODEL_NAME + 1];
     kiln_codegen_runtime rt; /* BLAS and kernels for the generated code */
-    kiln_codegen_runtime rt_threaded; /* the same, for a step that runs the BLAS on more threads */
     int threads;             /* BLAS threads for large batches, 0: leave as is */
     int64_t small_batch;     /* below it, BLAS runs on one thread */
-    int own_n, own_k;        /* the widest product rt.sgemm_nn may take (0: none) */
 };
 
 static enum kiln_status fail(kiln_program *p, enum kiln_status s, const char *fmt, ...) KILN_PRINTF(3, 4);
@@ -395,18 +393,6 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
         }
         p->small_batch = per_example > 0 ? (int64_t)(SMALL_STEP_FLOPS / per_example) + 1 : 1;
     }
-    for (int32_t id = 0; id < p->pg->n_nodes; id++) { /* as codegen's own_gemm_ok */
-        const kiln_node_rec *r = &p->pg->nodes[id];
-        if (r->op != KILN_OP_MATMUL || !p->plan.entries[id] || r->trans_a || r->trans_b ||
-            p->pg->floatx != KILN_DTYPE_F32)
-            continue;
-        int64_t n = r->shape.dims[1], k = p->pg->nodes[r->in[0]].shape.dims[1];
-        if (n != KILN_BATCH && k != KILN_BATCH && n <= INT32_MAX && k <= INT32_MAX &&
-            n * k > (int64_t)p->own_n * p->own_k) {
-            p->own_n = (int)n;
-            p->own_k = (int)k;
-        }
-    }
     p->params = calloc((size_t)p->plan.n_params + 1, sizeof *p->params);
     p->bound = calloc((size_t)p->plan.n_inputs + 1, sizeof *p->bound);
     if (!p->params || !p->bound)
@@ -415,7 +401,7 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
         p->params[i] = p->pg->nodes[p->plan.param_node[i]].param;
 
     kiln_emit_options eo = {.model = p->model, .has_forward = o->n_outputs > 0, .has_train = cost >= 0};
-    if ((st = kiln_emit_c(&p->plan, &eo, &p->source, &p->arena_bytes, &p->err)))
+    if ((st = kiln_emit_c(&p->plan, &eo, &p->source, &p->emit, &p->err)))
         return st;
     const char *dump = o->source_path ? o->source_path : getenv("KILN_DUMP_SOURCE");
     if (dump && *dump && (st = write_source_file(p, dump)))
@@ -436,8 +422,6 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
                            int))cblas_dger;
     p->rt.sger_gemv = kiln_kernel_sger_gemv();
     p->rt.sgemm_nn = kiln_kernel_sgemm_nn();
-    p->rt_threaded = p->rt;
-    p->rt_threaded.sgemm_nn = NULL; /* single-threaded: leave threaded steps to the BLAS */
     const char *link[2];
     int n_link = 0;
     if (have_program("ld.gold")) /* links a small library ~10 ms faster than ld.bfd */
@@ -456,12 +440,12 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
                          !(p->gradients = (entry_fn)symbol(p, "gradients")) ||
                          !(p->train_step = (entry_fn)symbol(p, "train_step"))))
         return p->err.status;
-    size_t bytes = (size_t)p->arena_bytes;
+    size_t bytes = (size_t)p->emit.arena_bytes;
     p->arena = aligned_alloc(64, (bytes + 63) / 64 * 64);
     if (!p->arena)
         return fail(p, KILN_ERR_NOMEM, "arena: no memory for %zu bytes", bytes);
     memset(p->arena, 0, bytes);
-    if (init(p->arena, p->arena_bytes) != 0)
+    if (init(p->arena, p->emit.arena_bytes) != 0)
         return fail(p, KILN_ERR_COMPILE, "generated init rejected the arena (%zu bytes)", bytes);
     if ((st = kiln_program_set_learning_rate(p, o->step_rule.learning_rate)))
         return st;
@@ -573,12 +557,16 @@ static enum kiln_status run(kiln_program *p, entry_fn fn, unsigned entry, const 
         /* One block of rows in kiln's kernel, on one thread, beats OpenBLAS
         ** on two (784-500-10 at batch 32: 0.55-0.63 against 0.64-0.71 ms) */
         if (want > 1 && p->rt.sgemm_nn && batch <= KILN_CODEGEN_GEMM_ROWS &&
-            kiln_kernel_sgemm_nn_wins((int)batch, p->own_n, p->own_k))
+            kiln_kernel_sgemm_nn_wins((int)batch, p->emit.gemm_n, p->emit.gemm_k))
             want = 1;
         if (want != saved)
             openblas_set_num_threads(want);
     }
-    int64_t code = fn(p->arena, p->bound, batch, want > 1 ? &p->rt_threaded : &p->rt);
+    /* kiln's kernel is single-threaded: a step on more BLAS threads leaves
+    ** every product to the BLAS */
+    kiln_codegen_runtime threaded = p->rt;
+    threaded.sgemm_nn = NULL;
+    int64_t code = fn(p->arena, p->bound, batch, want > 1 ? &threaded : &p->rt);
     if (want && want != saved)
         openblas_set_num_threads(saved);
     if (code)
