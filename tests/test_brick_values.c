@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "gradcheck.h"
+#include "testutil.h"
 
 #define BATCH 3
 #define MAX_BATCH 8
@@ -45,31 +46,32 @@ static void ref_linear(const double *x, int rows, int in, const double *w, const
         }
 }
 
+/* log(sum exp(r[j])) over a row, computed stably. */
+static double row_logsumexp(const double *r, int cols)
+{
+    double m = r[0], s = 0;
+    for (int j = 1; j < cols; j++)
+        m = fmax(m, r[j]);
+    for (int j = 0; j < cols; j++)
+        s += exp(r[j] - m);
+    return m + log(s);
+}
+
 static void ref_softmax(const double *x, int rows, int cols, double *y)
 {
     for (int i = 0; i < rows; i++) {
-        const double *r = x + i * cols;
-        double m = r[0], s = 0;
-        for (int j = 1; j < cols; j++)
-            m = fmax(m, r[j]);
+        double lse = row_logsumexp(x + i * cols, cols);
         for (int j = 0; j < cols; j++)
-            s += exp(r[j] - m);
-        for (int j = 0; j < cols; j++)
-            y[i * cols + j] = exp(r[j] - m) / s;
+            y[i * cols + j] = exp(x[i * cols + j] - lse);
     }
 }
 
 static void ref_log_softmax(const double *x, int rows, int cols, double *y)
 {
     for (int i = 0; i < rows; i++) {
-        const double *r = x + i * cols;
-        double m = r[0], s = 0;
-        for (int j = 1; j < cols; j++)
-            m = fmax(m, r[j]);
+        double lse = row_logsumexp(x + i * cols, cols);
         for (int j = 0; j < cols; j++)
-            s += exp(r[j] - m);
-        for (int j = 0; j < cols; j++)
-            y[i * cols + j] = r[j] - m - log(s);
+            y[i * cols + j] = x[i * cols + j] - lse;
     }
 }
 
@@ -1007,9 +1009,5 @@ static Suite *brick_values_suite(void)
 
 int main(void)
 {
-    SRunner *r = srunner_create(brick_values_suite());
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return kiln_test_run(brick_values_suite());
 }

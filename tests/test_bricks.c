@@ -17,6 +17,7 @@
 #include "compiler/init.h"
 #include "compiler/rng.h"
 #include "kiln/bricks.h"
+#include "testutil.h"
 
 /* ---- helpers -------------------------------------------------------------- */
 
@@ -1106,9 +1107,5 @@ static Suite *bricks_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(bricks_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failures = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failures == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return kiln_test_run(bricks_suite());
 }

@@ -14,6 +14,7 @@
 #include <kiln/kiln.h>
 
 #include "gradcheck.h"
+#include "testutil.h"
 
 /* ---- counting allocations (not under AddressSanitizer, which owns malloc) -- */
 #if defined(__SANITIZE_ADDRESS__)
@@ -716,9 +717,5 @@ int main(void)
     tcase_add_test(t, softmax_in_the_cross_entropy_loop_changes_no_bit);
     tcase_add_loop_test(t, gradients_at_batch_one_match_finite_differences, 0, 2);
     suite_add_tcase(s, t);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return kiln_test_run(s);
 }

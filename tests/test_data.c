@@ -11,7 +11,6 @@
 #endif
 #include <check.h>
 #include <errno.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +19,7 @@
 #include <zlib.h>
 
 #include "kiln/data.h"
+#include "testutil.h"
 
 #define MAGIC_IMAGES 0x00000803u
 #define MAGIC_LABELS 0x00000801u
@@ -34,22 +34,9 @@ static const uint32_t LABEL_DIMS[] = {N};
 
 static char tmpdir[64];
 
-static void tmp_setup(void)
-{
-    strcpy(tmpdir, "/tmp/kiln_test_data_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
+static void tmp_setup(void) { kiln_test_tmpdir(tmpdir, sizeof tmpdir, "kiln_test_data"); }
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static void tmp_teardown(void)
-{
-    nftw(tmpdir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
-}
+static void tmp_teardown(void) { kiln_test_rmtree(tmpdir); }
 
 /* buf (PATH_MAX) = tmpdir/name */
 static char *tmp_path(char *buf, const char *name)
@@ -893,9 +880,5 @@ static Suite *data_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(data_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failures = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failures ? 1 : 0;
+    return kiln_test_run(data_suite());
 }

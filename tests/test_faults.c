@@ -13,6 +13,8 @@
 
 #include <kiln/kiln.h>
 
+#include "testutil.h"
+
 #if defined(__SANITIZE_ADDRESS__)
 #define FAULTS 0
 #elif defined(__has_feature)
@@ -286,9 +288,5 @@ int main(void)
     tcase_add_test(t, compiling_survives_every_failed_allocation);
     tcase_add_test(t, loading_and_training_survive_every_failed_allocation);
     suite_add_tcase(s, t);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return kiln_test_run(s);
 }

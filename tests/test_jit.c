@@ -12,7 +12,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +19,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "testutil.h"
 
 static const char SRC_ADD[] = "/* test */\nint kiln_test_add(int a, int b) { return a + b; }\n";
 static const char SRC_MUL[] = "int kiln_test_mul(int a, int b) { return a * b; }\n";
@@ -46,23 +47,15 @@ static double now_ms(void)
     return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    remove(path);
-    return 0;
-}
-
 static void setup(void)
 {
-    strcpy(g_tmp, "/tmp/kiln_test_jit_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(g_tmp));
+    kiln_test_tmpdir(g_tmp, sizeof g_tmp, "kiln_test_jit");
     ck_assert_int_eq(snprintf(g_cache, sizeof g_cache, "%s/cache", g_tmp) < (int)sizeof g_cache, 1);
 }
 
 static void teardown(void)
 {
-    nftw(g_tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    kiln_test_rmtree(g_tmp);
 }
 
 static kiln_jit_options opts(const char *cc)
@@ -766,9 +759,5 @@ int main(int argc, char **argv)
 {
     if (argc == 4 && strcmp(argv[1], "--load-child") == 0)
         return child_load(argv[2], argv[3], true);
-    SRunner *sr = srunner_create(jit_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return kiln_test_run(jit_suite());
 }

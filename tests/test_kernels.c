@@ -15,6 +15,7 @@
 
 #include "codegen/emit_c.h"
 #include "runtime/kernels.h"
+#include "testutil.h"
 
 static float val(int64_t i, int salt) { return (float)(((i * 37 + salt * 11) % 23) - 11) / 8.0f; }
 
@@ -217,9 +218,5 @@ int main(void)
     tcase_add_test(t, own_gemm_gives_the_bits_of_an_fma_loop);
     tcase_add_test(t, gemm_dispatch_gives_the_product_at_every_shape);
     suite_add_tcase(s, t);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return kiln_test_run(s);
 }

@@ -12,6 +12,7 @@
 
 #include "kiln/kiln.h"
 #include "runtime/log.h"
+#include "testutil.h"
 
 #define N_FEAT 4
 #define N_CLASS 3
@@ -111,26 +112,6 @@ static void toy_free(toy *t)
     kiln_brick_destroy(t->linear);
     kiln_brick_destroy(t->softmax);
     kiln_brick_destroy(t->cce);
-}
-
-static kiln_main_loop *loop_create(kiln_program *p, kiln_stream *s)
-{
-    kiln_main_loop *m = NULL;
-    enum kiln_status st = kiln_main_loop_create(p, s, &m);
-    ck_assert_msg(st == KILN_OK, "main loop: %s", m ? kiln_main_loop_errmsg(m) : "out of memory");
-    return m;
-}
-
-static void loop_add(kiln_main_loop *m, kiln_extension *e)
-{
-    ck_assert(e);
-    ck_assert_msg(kiln_main_loop_add_extension(m, e) == KILN_OK, "%s", kiln_main_loop_errmsg(m));
-}
-
-static void loop_run(kiln_main_loop *m)
-{
-    enum kiln_status st = kiln_main_loop_run(m);
-    ck_assert_msg(st == KILN_OK, "run: %s: %s", kiln_status_string(st), kiln_main_loop_errmsg(m));
 }
 
 /* Unweighted mean of the per-batch costs over one epoch of s, computed with
@@ -240,9 +221,9 @@ START_TEST(finish_after_epochs_stops_after_that_many_epochs)
     toy_build(&t, "features", 0.1);
     kiln_dataset *d = toy_dataset(N_TRAIN, 0);
     kiln_stream *s = toy_stream(d, BATCH);
-    kiln_main_loop *m = loop_create(t.p, s);
-    loop_add(m, kiln_finish_after(2, 0));
-    loop_run(m);
+    kiln_main_loop *m = kiln_test_loop(t.p, s);
+    kiln_test_loop_add(m, kiln_finish_after(2, 0));
+    kiln_test_loop_run(m);
     ck_assert_int_eq(kiln_main_loop_epochs_done(m), 2);
     ck_assert_int_eq(kiln_main_loop_iterations_done(m), 2 * BATCHES_PER_EPOCH);
     double v;
@@ -270,17 +251,17 @@ START_TEST(finish_after_batches_stops_mid_epoch)
     kiln_dataset *d = toy_dataset(N_TRAIN, 0);
     kiln_stream *s = toy_stream(d, BATCH);
 
-    kiln_main_loop *m = loop_create(t.p, s);
-    loop_add(m, kiln_finish_after(0, 3));
-    loop_run(m);
+    kiln_main_loop *m = kiln_test_loop(t.p, s);
+    kiln_test_loop_add(m, kiln_finish_after(0, 3));
+    kiln_test_loop_run(m);
     ck_assert_int_eq(kiln_main_loop_iterations_done(m), 3);
     ck_assert_int_eq(kiln_main_loop_epochs_done(m), 0); /* stopped inside epoch 1 */
     kiln_main_loop_destroy(m);
 
     /* Across an epoch boundary; and the earlier of two conditions wins. */
-    m = loop_create(t.p, s);
-    loop_add(m, kiln_finish_after(3, BATCHES_PER_EPOCH + 2));
-    loop_run(m);
+    m = kiln_test_loop(t.p, s);
+    kiln_test_loop_add(m, kiln_finish_after(3, BATCHES_PER_EPOCH + 2));
+    kiln_test_loop_run(m);
     ck_assert_int_eq(kiln_main_loop_iterations_done(m), BATCHES_PER_EPOCH + 2);
     ck_assert_int_eq(kiln_main_loop_epochs_done(m), 1);
     kiln_main_loop_destroy(m);
@@ -339,12 +320,12 @@ START_TEST(callbacks_run_in_blocks_order)
     kiln_dataset *d = toy_dataset(N_TRAIN, 0);
     kiln_stream *s = toy_stream(d, BATCH);
     trace tr = {0};
-    kiln_main_loop *m = loop_create(t.p, s);
-    loop_add(m, trace_ext(&tr, "trace"));
-    loop_add(m, kiln_finish_after(2, 0));
+    kiln_main_loop *m = kiln_test_loop(t.p, s);
+    kiln_test_loop_add(m, trace_ext(&tr, "trace"));
+    kiln_test_loop_add(m, kiln_finish_after(2, 0));
     ck_assert_ptr_nonnull(kiln_main_loop_find_extension(m, "FinishAfter"));
     ck_assert_ptr_null(kiln_main_loop_find_extension(m, "Printing"));
-    loop_run(m);
+    kiln_test_loop_run(m);
     tr.calls[tr.n] = '\0';
     char want[256] = "T";
     for (int e = 0; e < 2; e++) {
@@ -382,21 +363,21 @@ START_TEST(integer_triggers_fire_on_their_counts)
     kiln_dataset *d = toy_dataset(N_TRAIN, 0);
     kiln_stream *s = toy_stream(d, BATCH);
     int every2 = 0, after5 = 0, first = 0, everyep = 0;
-    kiln_main_loop *m = loop_create(t.p, s);
+    kiln_main_loop *m = kiln_test_loop(t.p, s);
     kiln_extension *e = kiln_extension_create("every2", count_fn, &every2, NULL);
     ck_assert(kiln_extension_add_trigger(e, KILN_TRIGGER_EVERY_N_BATCHES, 2) == KILN_OK);
-    loop_add(m, e);
+    kiln_test_loop_add(m, e);
     e = kiln_extension_create("after5", count_fn, &after5, NULL);
     ck_assert(kiln_extension_add_trigger(e, KILN_TRIGGER_AFTER_N_BATCHES, 5) == KILN_OK);
-    loop_add(m, e);
+    kiln_test_loop_add(m, e);
     e = kiln_extension_create("first", count_fn, &first, NULL);
     ck_assert(kiln_extension_add_trigger(e, KILN_TRIGGER_BEFORE_FIRST_EPOCH, 0) == KILN_OK);
-    loop_add(m, e);
+    kiln_test_loop_add(m, e);
     e = kiln_extension_create("everyep", count_fn, &everyep, NULL);
     ck_assert(kiln_extension_add_trigger(e, KILN_TRIGGER_EVERY_N_EPOCHS, 2) == KILN_OK);
-    loop_add(m, e);
-    loop_add(m, kiln_finish_after(3, 0));
-    loop_run(m);
+    kiln_test_loop_add(m, e);
+    kiln_test_loop_add(m, kiln_finish_after(3, 0));
+    kiln_test_loop_run(m);
     ck_assert_int_eq(every2, 3 * BATCHES_PER_EPOCH / 2);
     ck_assert_int_eq(after5, 1);
     ck_assert_int_eq(first, 1);
@@ -418,9 +399,9 @@ START_TEST(failing_extension_stops_the_loop_and_names_the_iteration)
     kiln_dataset *d = toy_dataset(N_TRAIN, 0);
     kiln_stream *s = toy_stream(d, BATCH);
     trace tr = {.fail_at = 2};
-    kiln_main_loop *m = loop_create(t.p, s);
-    loop_add(m, trace_ext(&tr, "bomb"));
-    loop_add(m, kiln_finish_after(2, 0));
+    kiln_main_loop *m = kiln_test_loop(t.p, s);
+    kiln_test_loop_add(m, trace_ext(&tr, "bomb"));
+    kiln_test_loop_add(m, kiln_finish_after(2, 0));
     ck_assert(kiln_main_loop_run(m) == KILN_ERR_ARG);
     const char *msg = kiln_main_loop_errmsg(m);
     ck_assert_msg(strstr(msg, "'bomb'") && strstr(msg, "after_batch") &&
@@ -449,11 +430,11 @@ START_TEST(data_stream_monitoring_records_mean_of_batch_costs)
     kiln_stream *sv = toy_stream(dv, BATCH);
 
     double before = mean_cost(&t, sv);
-    kiln_main_loop *m = loop_create(t.p, s);
-    loop_add(m, kiln_data_stream_monitoring(&t.cost, 1, sv, "valid"));
-    loop_add(m, kiln_data_stream_monitoring(&t.cost, 1, sv, NULL));
-    loop_add(m, kiln_finish_after(1, 0));
-    loop_run(m);
+    kiln_main_loop *m = kiln_test_loop(t.p, s);
+    kiln_test_loop_add(m, kiln_data_stream_monitoring(&t.cost, 1, sv, "valid"));
+    kiln_test_loop_add(m, kiln_data_stream_monitoring(&t.cost, 1, sv, NULL));
+    kiln_test_loop_add(m, kiln_finish_after(1, 0));
+    kiln_test_loop_run(m);
 
     double v0, v1, bare;
     ck_assert(kiln_main_loop_record(m, 0, "valid_cost", &v0) == KILN_OK);
@@ -491,12 +472,12 @@ START_TEST(printing_writes_blocks_layout)
     size_t len = 0;
     FILE *out = open_memstream(&text, &len);
     ck_assert(out);
-    kiln_main_loop *m = loop_create(t.p, s);
-    loop_add(m, kiln_data_stream_monitoring(&t.cost, 1, sv, "test"));
-    loop_add(m, kiln_finish_after(1, 0));
-    loop_add(m, kiln_printing(out));
-    loop_add(m, kiln_progress_bar(out)); /* not a terminal: silent */
-    loop_run(m);
+    kiln_main_loop *m = kiln_test_loop(t.p, s);
+    kiln_test_loop_add(m, kiln_data_stream_monitoring(&t.cost, 1, sv, "test"));
+    kiln_test_loop_add(m, kiln_finish_after(1, 0));
+    kiln_test_loop_add(m, kiln_printing(out));
+    kiln_test_loop_add(m, kiln_progress_bar(out)); /* not a terminal: silent */
+    kiln_test_loop_run(m);
     fclose(out);
 
     double v0, v1;
@@ -620,7 +601,7 @@ START_TEST(monitoring_checks_its_stream_and_variables)
     toy_build(&t, "features", 0.1);
     kiln_dataset *d = toy_dataset(N_TRAIN, 0);
     kiln_stream *s = toy_stream(d, BATCH);
-    kiln_main_loop *m = loop_create(t.p, s);
+    kiln_main_loop *m = kiln_test_loop(t.p, s);
 
     /* A stream without targets. */
     float xf[3 * N_FEAT] = {0};
@@ -666,10 +647,10 @@ START_TEST(cost_decreases_on_separable_toy_problem)
     kiln_dataset *d = toy_dataset(N_TRAIN, 0);
     kiln_stream *s = toy_stream(d, BATCH);
     kiln_stream *sm = toy_stream(d, N_TRAIN);
-    kiln_main_loop *m = loop_create(t.p, s);
-    loop_add(m, kiln_data_stream_monitoring(&t.cost, 1, sm, "train"));
-    loop_add(m, kiln_finish_after(20, 0));
-    loop_run(m);
+    kiln_main_loop *m = kiln_test_loop(t.p, s);
+    kiln_test_loop_add(m, kiln_data_stream_monitoring(&t.cost, 1, sm, "train"));
+    kiln_test_loop_add(m, kiln_finish_after(20, 0));
+    kiln_test_loop_run(m);
     double first, prev, last;
     ck_assert(kiln_main_loop_record(m, 0, "train_cost", &first) == KILN_OK);
     ck_assert_msg(fabs(first - log(3.0)) < 0.05, "initial cost %g, expected about ln 3", first);
@@ -715,8 +696,8 @@ START_TEST(regress_2_stream_error_is_not_the_end_of_an_epoch)
     toy_build(&t, "features", 0.1);
     kiln_dataset *d = toy_dataset(N_TRAIN, 0);
     kiln_stream *s = toy_stream(d, 4);
-    kiln_main_loop *m = loop_create(t.p, s);
-    loop_add(m, kiln_finish_after(2, 0));
+    kiln_main_loop *m = kiln_test_loop(t.p, s);
+    kiln_test_loop_add(m, kiln_finish_after(2, 0));
     float extra[N_TRAIN] = {0};
     ck_assert_int_eq(kiln_dataset_add_source(d, "extra", KILN_DTYPE_F32, N_TRAIN, 0, NULL, extra), KILN_OK);
     ck_assert_int_ne(kiln_main_loop_run(m), KILN_OK);
@@ -759,9 +740,5 @@ static Suite *mainloop_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(mainloop_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return kiln_test_run(mainloop_suite());
 }

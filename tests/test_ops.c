@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "gradcheck.h"
+#include "testutil.h"
 
 #define MAX_ARGS 3
 #define BATCH 3
@@ -416,9 +417,5 @@ static Suite *ops_suite(void)
 
 int main(void)
 {
-    SRunner *r = srunner_create(ops_suite());
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return kiln_test_run(ops_suite());
 }

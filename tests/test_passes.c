@@ -9,6 +9,7 @@
 #include "compiler/graph.h"
 #include "compiler/memplan.h"
 #include "compiler/passes.h"
+#include "testutil.h"
 
 static kiln_node input2(kiln_graph *g, const char *name, int64_t n)
 {
@@ -235,9 +236,5 @@ int main(void)
     tcase_add_test(t, memory_plan_slabs_and_reuse);
     tcase_add_test(t, shape_errors_name_the_shapes);
     suite_add_tcase(s, t);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return kiln_test_run(s);
 }

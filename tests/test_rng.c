@@ -12,6 +12,7 @@
 
 #include "compiler/init.h"
 #include "compiler/rng.h"
+#include "testutil.h"
 
 /* Doubles come from the same integer draws and glibc's log/sqrt as numpy;
 ** allow a few ulps so a different libm does not fail the suite. */
@@ -430,9 +431,5 @@ static Suite *rng_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(rng_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failures = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failures ? 1 : 0;
+    return kiln_test_run(rng_suite());
 }

@@ -21,7 +21,6 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -36,6 +35,7 @@
 
 #include "kiln/kiln.h"
 #include "runtime/log.h"
+#include "testutil.h"
 
 extern char **environ;
 
@@ -237,26 +237,6 @@ static kiln_stream *stream_make(kiln_dataset *d, enum kiln_scheme scheme, int64_
     return s;
 }
 
-static kiln_main_loop *loop_make(kiln_program *p, kiln_stream *s)
-{
-    kiln_main_loop *m = NULL;
-    enum kiln_status st = kiln_main_loop_create(p, s, &m);
-    ck_assert_msg(st == KILN_OK, "main loop: %s", m ? kiln_main_loop_errmsg(m) : "out of memory");
-    return m;
-}
-
-static void loop_add(kiln_main_loop *m, kiln_extension *e)
-{
-    ck_assert_ptr_nonnull(e);
-    ck_assert_msg(kiln_main_loop_add_extension(m, e) == KILN_OK, "%s", kiln_main_loop_errmsg(m));
-}
-
-static void loop_run(kiln_main_loop *m)
-{
-    enum kiln_status st = kiln_main_loop_run(m);
-    ck_assert_msg(st == KILN_OK, "run: %s: %s", kiln_status_string(st), kiln_main_loop_errmsg(m));
-}
-
 static double record_at(kiln_main_loop *m, int64_t iteration, const char *key)
 {
     double v = NAN;
@@ -344,12 +324,12 @@ START_TEST(tutorial_mlp_learns_fashion_mnist_in_one_epoch)
     size_t len = 0;
     FILE *out = open_memstream(&text, &len);
     ck_assert_ptr_nonnull(out);
-    kiln_main_loop *m = loop_make(t.p, train);
-    loop_add(m, kiln_data_stream_monitoring(t.monitors, 2, test, "test"));
-    loop_add(m, kiln_finish_after(1, 0));
-    loop_add(m, kiln_progress_bar(out)); /* not a terminal: silent */
-    loop_add(m, kiln_printing(out));
-    loop_run(m);
+    kiln_main_loop *m = kiln_test_loop(t.p, train);
+    kiln_test_loop_add(m, kiln_data_stream_monitoring(t.monitors, 2, test, "test"));
+    kiln_test_loop_add(m, kiln_finish_after(1, 0));
+    kiln_test_loop_add(m, kiln_progress_bar(out)); /* not a terminal: silent */
+    kiln_test_loop_add(m, kiln_printing(out));
+    kiln_test_loop_run(m);
     ck_assert_int_eq(fclose(out), 0);
 
     ck_assert_int_eq(kiln_main_loop_epochs_done(m), 1);
@@ -405,9 +385,9 @@ static void short_run_start(short_run *r, int64_t n_batches, enum kiln_scheme sc
     mlp_build(&r->t, "features");
     r->ct.cost = r->t.cost_reg;
     r->s = stream_make(fm.train, scheme, TRAIN_BATCH, seed);
-    r->m = loop_make(r->t.p, r->s);
-    loop_add(r->m, kiln_finish_after(0, n_batches));
-    loop_add(r->m, cost_trace_ext(&r->ct));
+    r->m = kiln_test_loop(r->t.p, r->s);
+    kiln_test_loop_add(r->m, kiln_finish_after(0, n_batches));
+    kiln_test_loop_add(r->m, cost_trace_ext(&r->ct));
 }
 
 static void short_run_free(short_run *r)
@@ -435,9 +415,9 @@ START_TEST(same_seed_trains_to_bit_identical_parameters)
     ck_assert_msg(memcmp(init_a, init_b, (size_t)n * sizeof *init_a) == 0,
                   "initial parameters differ between two builds with the same seeds");
 
-    loop_run(a.m);
+    kiln_test_loop_run(a.m);
     double *pa = mlp_get_params(&a.t, &n);
-    loop_run(b.m);
+    kiln_test_loop_run(b.m);
     double *pa_again = mlp_get_params(&a.t, &n);
     double *pb = mlp_get_params(&b.t, &n_b);
     ck_assert_int_eq(kiln_main_loop_iterations_done(a.m), N_BATCHES);
@@ -502,11 +482,11 @@ START_TEST(shuffled_scheme_learns_in_one_epoch)
     kiln_stream *train = stream_make(fm.train, KILN_SCHEME_SHUFFLED, TRAIN_BATCH, 1234);
     kiln_stream *test = stream_make(fm.test, KILN_SCHEME_SEQUENTIAL, TEST_BATCH, 0);
     cost_trace ct = {.cost = t.cost_reg};
-    kiln_main_loop *m = loop_make(t.p, train);
-    loop_add(m, kiln_data_stream_monitoring(t.monitors, 2, test, "test"));
-    loop_add(m, kiln_finish_after(1, 0));
-    loop_add(m, cost_trace_ext(&ct));
-    loop_run(m);
+    kiln_main_loop *m = kiln_test_loop(t.p, train);
+    kiln_test_loop_add(m, kiln_data_stream_monitoring(t.monitors, 2, test, "test"));
+    kiln_test_loop_add(m, kiln_finish_after(1, 0));
+    kiln_test_loop_add(m, cost_trace_ext(&ct));
+    kiln_test_loop_run(m);
 
     ck_assert_int_eq(kiln_main_loop_iterations_done(m), BATCHES_PER_EPOCH);
     ck_assert_int_eq(ct.n, BATCHES_PER_EPOCH);
@@ -539,7 +519,7 @@ START_TEST(shuffled_runs_repeat_with_their_seed)
     const uint64_t seeds[3] = {7, 7, 8};
     for (int i = 0; i < 3; i++) {
         short_run_start(&r[i], N_BATCHES, KILN_SCHEME_SHUFFLED, seeds[i]);
-        loop_run(r[i].m);
+        kiln_test_loop_run(r[i].m);
         ck_assert_int_eq(r[i].ct.n, N_BATCHES);
     }
     ck_assert_msg(memcmp(r[0].ct.v, r[1].ct.v, N_BATCHES * sizeof r[0].ct.v[0]) == 0 &&
@@ -590,8 +570,8 @@ START_TEST(tutorial_input_without_source_fails_naming_it)
     size_t len = 0;
     FILE *out = open_memstream(&text, &len);
     ck_assert_ptr_nonnull(out);
-    loop_add(m, kiln_finish_after(1, 0));
-    loop_add(m, kiln_printing(out));
+    kiln_test_loop_add(m, kiln_finish_after(1, 0));
+    kiln_test_loop_add(m, kiln_printing(out));
 
     st = kiln_main_loop_run(m);
     ck_assert_int_eq(st, KILN_ERR_NOT_FOUND);
@@ -653,22 +633,9 @@ END_TEST
 
 static char tmpdir[64];
 
-static void tmp_setup(void)
-{
-    strcpy(tmpdir, "/tmp/kiln_test_e2e_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
+static void tmp_setup(void) { kiln_test_tmpdir(tmpdir, sizeof tmpdir, "kiln_test_e2e"); }
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static void tmp_teardown(void)
-{
-    nftw(tmpdir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
-}
+static void tmp_teardown(void) { kiln_test_rmtree(tmpdir); }
 
 /* buf (PATH_MAX) = tmpdir/a[/b] */
 static char *tmp_path(char *buf, const char *a, const char *b)
@@ -1082,9 +1049,5 @@ static Suite *train_e2e_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(train_e2e_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return kiln_test_run(train_e2e_suite());
 }
