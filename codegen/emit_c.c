@@ -1,16 +1,31 @@
 /* emit_c.c: one C translation unit for a planned program graph.
 **
-** Design: the emitter walks the nodes of each entry point in id (schedule)
-** order and writes one kernel per stored node: a BLAS call for a matrix
-** product, a row loop for softmax-like ops, and a loop nest for elementwise
-** and reduction nodes in which every inline node of its fusion group is
-** computed as a C expression (so a chain of elementwise ops is one loop).
-** Every static dim is a literal; the batch dim is the run-time argument B.
-** The text is meant to be read: pointers take names from the model (brick
-** paths, variable names), each kernel has a comment naming its nodes and
-** shapes, and user text appears only inside comments, escaped.
-** The same plan always gives the same bytes: no addresses, times or hash
-** order reach the output (the JIT cache is keyed on it).
+** Design: the emitter walks the nodes in id (schedule) order and writes one
+** kernel per stored node: a BLAS call for a matrix product, a row loop for
+** last-axis ops (softmax, argmax, pick), an index loop for structural ops
+** (transpose, slice, concat, gather), and a loop nest for elementwise and
+** reduction nodes in which every inline node of its fusion group is one
+** statement, `const float v_x = ...;`, in id order: a chain of a thousand
+** fused ops is a thousand statements, never a nested expression a compiler
+** chokes on. Static dims are literals; symbolic dims are the run-time sizes
+** (B, T, ...) from the `sizes` argument, and products of them.
+** The text is meant to be read: values take names from the model (brick
+** paths, variable names, d_<name> for adjoints), each kernel has a comment
+** naming its nodes, shapes and bricks, and user text appears only inside
+** comments, escaped. The same plan always gives the same bytes: no
+** addresses, times or hash order reach the output (the JIT cache is keyed
+** on it).
+**
+** Lowering patterns (each behind `no_fast_paths`, a compile option):
+**   - an update W - s * (x^T d) whose product nothing else reads becomes the
+**     product itself with alpha = -s, beta = 1, C = W (plan_fused_updates);
+**   - at batch 1 such an update is kept and applied inside the next step's
+**     first product with W (plan_deferred);
+**   - updates p - s * grad of adjacent parameters become one loop over the
+**     parameter slab (plan_slab_updates);
+**   - float products x W go to kiln's own GEMM where the CPU has one.
+** Each is legal only where the update is linear in the gradient and every
+** other reader of the parameter has run (the plan's in-place rule).
 **
 ** Rejected: a library of hand-written kernels called in sequence (no
 ** fusion, no constants baked in); emitting one function per node (the
@@ -71,28 +86,46 @@ static void sb_put(sbuf *b, const char *fmt, ...)
 
 /* ---- emitter state ------------------------------------------------------- */
 
-#define VAR_MAX 64
-#define EXPR_MAX 8192
+#define VAR_MAX 72
+#define DIM_MAX 96
 
 typedef struct emitter {
     const kiln_plan *p;
     const kiln_graph *g;
     const kiln_emit_options *o;
-    char (*var)[VAR_MAX]; /* C name of each node's storage */
+    char (*var)[VAR_MAX]; /* C name of each node's storage, or of its temporary when inline */
     unsigned char *used;  /* storage referenced by the current function */
     sbuf body;            /* current function's kernels */
-    int *fused;           /* per node: param whose update this GEMM applies, or -1 */
+    int32_t *kernel_of;   /* per node: the kernel that computes it */
+    int32_t *readers;     /* per storage root: how many nodes read it */
+    int *fused;           /* per node: update whose value this product applies, or -1 */
+    bool *absorbed;       /* per node: computed by another kernel (never emitted alone) */
     int32_t *sibling;     /* per node: a sum computed in this node's loop, or -1 */
     int32_t *rows_with;   /* per cross-entropy node: the softmax of the same logits computed in its loop, or -1 */
+    bool *slab_update;    /* per update: applied by a loop over the slab (plan_slab_updates) */
     int64_t *defer;       /* per param: arena offset of its deferred batch-1 update, or -1 */
     char (*pend)[VAR_MAX + 8]; /* per param: C name of that slot */
     int32_t *defer_at;    /* per node: param whose deferred update this product applies, or -1 */
     int64_t arena_bytes;  /* the plan's arena, the deferred updates' slots, the GEMM scratch */
     int64_t scratch;      /* arena offset of rt->sgemm_nn's scratch, or -1 (plan_scratch) */
     int gemm_n, gemm_k;   /* the widest product that calls rt->sgemm_nn */
+    bool any_fused;
+    int32_t *members, *stack, *mark; /* group_members' scratch, one per node */
+    int32_t epoch;
     const char *real;     /* "float" or "double" */
     bool failed;
 } emitter;
+
+/* Modes of the generated <model>_run: which entry point is running (the
+** plan's kiln_mode bits). */
+enum { MODE_FORWARD = 1, MODE_EVAL = 2, MODE_GRADIENTS = 4, MODE_TRAIN = 8 };
+
+static const kiln_node_rec *R(const emitter *e, int32_t id) { return kiln_graph_cnode(e->g, id); }
+
+static const char *ctype(const emitter *e, enum kiln_dtype t)
+{
+    return t == KILN_DTYPE_I32 ? "int32_t" : e->real;
+}
 
 /* User text inside a comment: printable ASCII only, no comment terminator. */
 static void put_comment_text(sbuf *b, const char *s)
@@ -107,10 +140,15 @@ static void put_comment_text(sbuf *b, const char *s)
     }
 }
 
+/* ---- names ------------------------------------------------------------------ */
+
+/* [A-Za-z0-9_] only, no leading or doubled or trailing '_': "/mlp/linear_0"
+** gives "mlp_linear_0". So "__" never occurs in a sanitised name, and the
+** emitter's uniquing suffix "__<n>" cannot be produced by one. */
 static void sanitize(char *dst, size_t cap, const char *src)
 {
     size_t n = 0;
-    while (src && (*src == '/' || *src == '_')) /* "/mlp/linear_0" -> "mlp_linear_0" */
+    while (src && (*src == '/' || *src == '_'))
         src++;
     for (; src && *src && n + 1 < cap; src++) {
         unsigned char c = (unsigned char)*src;
@@ -124,82 +162,140 @@ static void sanitize(char *dst, size_t cap, const char *src)
     dst[n] = '\0';
 }
 
-static const char *ctype(const emitter *e, enum kiln_dtype t)
+/* Identifiers the prelude and the generated functions use, and C's words: a
+** name from the model that would be one of them, or that starts like kiln's
+** own (k_, K_, MODE_) or with a digit, is prefixed with "u_". */
+static bool reserved(const char *s)
 {
-    return t == KILN_DTYPE_I32 ? "int32_t" : e->real;
+    static const char *const words[] = {
+        "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum", "extern",
+        "float", "for", "goto", "if", "inline", "int", "long", "register", "restrict", "return", "short", "signed",
+        "sizeof", "static", "struct", "switch", "typedef", "union", "unsigned", "void", "volatile", "while",
+        "real", "arena", "inputs", "sizes", "mode", "rt", "lr", "params", "grads", "B", "T", "i", "j", "r", "x",
+        "y", "t", "m", "s", "inv", "lse", "best", "acc", "v", "row", "gemm_scratch", "int32_t", "int64_t",
+        "uint32_t", "uint64_t", "ARENA_BYTES", "PARAM_FLOATS", "NAN", "INFINITY"};
+    if (!*s || isdigit((unsigned char)*s) || strncmp(s, "k_", 2) == 0 || strncmp(s, "K_", 2) == 0 ||
+        strncmp(s, "MODE_", 5) == 0 || strncmp(s, "Cblas", 5) == 0 || strncmp(s, "cblas", 5) == 0 ||
+        strncmp(s, "pend_", 5) == 0 || strncmp(s, "in_", 3) == 0 || strncmp(s, "grad_", 5) == 0 ||
+        strncmp(s, "S_", 2) == 0 || (s[0] == 'i' && isdigit((unsigned char)s[1])) ||
+        (s[0] == 'u' && s[1] == '_'))
+        return true;
+    for (size_t k = 0; k < KILN_ARRAY_LEN(words); k++)
+        if (strcmp(s, words[k]) == 0)
+            return true;
+    return false;
 }
 
-static const kiln_node_rec *R(const emitter *e, int32_t id) { return kiln_graph_cnode(e->g, id); }
+/* The C name of a run-time symbol: B, T, S_<name>. */
+static void symbol_name(const emitter *e, int k, char *dst, size_t cap)
+{
+    if (k < 2) {
+        snprintf(dst, cap, "%s", k == 0 ? "B" : "T");
+        return;
+    }
+    char s[40];
+    sanitize(s, sizeof s, e->g->symbol_names[k] ? e->g->symbol_names[k] : "");
+    snprintf(dst, cap, "S_%s", s[0] ? s : "x");
+}
 
-/* Name every stored node: params after their brick path, inputs after
-** their name, values v<id>_<name>. Uniqueness comes from the id or, for
-** params and inputs, from an index suffix on collision. */
+/* Name every node: parameters and states after their owner path and name
+** ("mlp_linear_0_W"), inputs in_<name>, gradients in the slab
+** grad_<param>, other values after their name ("d_linear_apply_output"),
+** else their op and id. A name taken already gets "__<n>". */
 static void name_nodes(emitter *e)
 {
     const kiln_plan *p = e->p;
     for (int32_t id = 0; id < p->n; id++) {
         const kiln_node_rec *r = R(e, id);
-        char base[VAR_MAX];
-        char *v = e->var[id];
-        if (r->op == KILN_OP_PARAM) {
-            char path[VAR_MAX * 2];
-            const char *bp = r->brick ? kiln_brick_path(r->brick) : "";
-            snprintf(path, sizeof path, "%s_%s", bp, r->name ? r->name : "param");
-            sanitize(base, 40, path);
-            snprintf(v, VAR_MAX, "%s", base[0] ? base : "param");
+        char base[VAR_MAX], *v = e->var[id];
+        char path[VAR_MAX * 4];
+        if (r->op == KILN_OP_PARAM || r->op == KILN_OP_STATE) {
+            snprintf(path, sizeof path, "%s_%s", r->owner ? r->owner : "", r->name ? r->name : "param");
+            sanitize(base, 48, path);
+            snprintf(v, VAR_MAX, "%s%s", reserved(base) ? "u_" : "", base[0] ? base : "param");
         } else if (r->op == KILN_OP_INPUT) {
-            sanitize(base, 40, r->name);
+            sanitize(base, 48, r->name);
             snprintf(v, VAR_MAX, "in_%s", base);
         } else {
-            sanitize(base, 36, r->name);
-            snprintf(v, VAR_MAX, base[0] ? "v%d_%s" : "v%d", (int)id, base);
+            sanitize(base, 44, r->name);
+            if (base[0])
+                snprintf(v, VAR_MAX, "%s%s", reserved(base) ? "u_" : "", base);
+            else
+                snprintf(v, VAR_MAX, "v%d_%s", (int)id, kiln_op_info_of(r->op)->name);
         }
-        for (int32_t j = 0; j < id; j++) /* params/inputs whose names collide */
-            if (strcmp(e->var[j], v) == 0) {
-                size_t len = strlen(v);
-                snprintf(v + (len > 48 ? 48 : len), VAR_MAX - 48, "_%d", (int)id);
-                break;
-            }
     }
     for (int i = 0; i < p->n_params; i++) { /* gradients read as grad_<param> */
         int32_t gid = p->grad_node[i];
         if (gid >= 0 && !p->grad_copy[i] && p->buf[gid].zone == KILN_ZONE_GRAD) {
             char tmp[VAR_MAX];
-            snprintf(tmp, sizeof tmp, "grad_%.50s", e->var[p->param_node[i]]);
+            snprintf(tmp, sizeof tmp, "grad_%.56s", e->var[p->param_node[i]]);
             memcpy(e->var[gid], tmp, VAR_MAX);
         }
     }
+    /* unique: the first keeps its name, later ones get __<id> */
+    for (int32_t id = 0; id < p->n; id++)
+        for (int32_t j = 0; j < id; j++)
+            if (strcmp(e->var[j], e->var[id]) == 0) {
+                size_t len = strlen(e->var[id]);
+                snprintf(e->var[id] + (len > 56 ? 56 : len), VAR_MAX - 56, "__%d", (int)id);
+                break;
+            }
 }
 
-/* Size expression of a dim: a literal, or B. */
-static void dim_str(char *dst, size_t cap, int64_t d)
+/* ---- dims as C ---------------------------------------------------------------- */
+
+/* A monomial as C: "784", "B", "T * B", "B * 100"; parenthesised when it
+** is a product and paren is set (after a cast). */
+static const char *mono_c(const emitter *e, const kiln_mono *m, bool paren, char *dst, size_t cap)
 {
-    if (d == KILN_BATCH)
-        snprintf(dst, cap, "B");
-    else
-        snprintf(dst, cap, "%" PRId64, d);
+    char body[DIM_MAX] = "";
+    size_t n = 0;
+    int factors = 0;
+    for (int k = KILN_MAX_SYMBOLS - 1; k >= 0; k--)
+        for (int j = 0; j < m->e[k]; j++) {
+            char s[48];
+            symbol_name(e, k, s, sizeof s);
+            n += (size_t)snprintf(body + n, sizeof body - n, "%s%s", n ? " * " : "", s);
+            factors++;
+        }
+    if (m->c != 1 || factors == 0) {
+        n += (size_t)snprintf(body + n, sizeof body - n, "%s%" PRId64, n ? " * " : "", m->c);
+        factors++;
+    }
+    snprintf(dst, cap, paren && factors > 1 ? "(%s)" : "%s", body);
+    return dst;
 }
 
-/* "B * 100" style element count of a shape. */
-static void size_str(char *dst, size_t cap, const kiln_shape *s)
+static const char *dim_c(const emitter *e, int64_t d, char *dst, size_t cap)
 {
-    int64_t c = kiln_shape_const_size(s);
-    if (kiln_shape_has_batch(s))
-        snprintf(dst, cap, c == 1 ? "B" : "B * %" PRId64, c);
-    else
-        snprintf(dst, cap, "%" PRId64, c);
+    kiln_mono m;
+    if (!kiln_dim_mono(e->g, d, &m)) {
+        ((emitter *)e)->failed = true;
+        snprintf(dst, cap, "0");
+        return dst;
+    }
+    return mono_c(e, &m, true, dst, cap);
 }
 
-static void shape_comment(char *dst, size_t cap, const kiln_shape *s) { kiln_shape_str(s, dst, cap); }
+/* Elements of dims [from, to) of s as C. */
+static const char *span_c(const emitter *e, const kiln_shape *s, int from, int to, bool paren, char *dst,
+                          size_t cap)
+{
+    kiln_mono acc = {.c = 1};
+    for (int i = from; i < to; i++) {
+        kiln_mono d;
+        if (!kiln_dim_mono(e->g, s->dims[i], &d) || !kiln_mono_mul(&acc, &d, &acc))
+            ((emitter *)e)->failed = true;
+    }
+    return mono_c(e, &acc, paren, dst, cap);
+}
 
-/* ---- expressions --------------------------------------------------------- */
+static const char *size_c(const emitter *e, const kiln_shape *s, char *dst, size_t cap)
+{
+    return span_c(e, s, 0, s->rank, false, dst, cap);
+}
 
-/* Index of a node's own axes: idx[k] is a C expression for axis k. */
-typedef struct kindex {
-    bool flat;                 /* one index "i" over same-shaped values */
-    int rank;
-    char ax[KILN_MAX_RANK][24];
-} kindex;
+/* ---- values and indices ------------------------------------------------------ */
 
 static const char *storage_name(emitter *e, int32_t id)
 {
@@ -208,8 +304,16 @@ static const char *storage_name(emitter *e, int32_t id)
     return e->var[s];
 }
 
-/* name[offset] with the row-major offset of idx in shape s. */
-static void access(emitter *e, char *dst, size_t cap, int32_t id, const kindex *ix)
+/* Index of a loop over shape L: one flat "i", or one variable per axis. */
+typedef struct kindex {
+    bool flat;
+    int rank;
+    char ax[KILN_MAX_RANK][8];
+} kindex;
+
+/* name[offset] of node id read under loop index ix over shape ls, numpy
+** broadcasting (right-aligned; an axis of size 1 reads element 0). */
+static void access(emitter *e, char *dst, size_t cap, int32_t id, const kindex *ix, const kiln_shape *ls)
 {
     const kiln_shape *s = &R(e, id)->shape;
     const char *name = storage_name(e, id);
@@ -221,158 +325,235 @@ static void access(emitter *e, char *dst, size_t cap, int32_t id, const kindex *
         snprintf(dst, cap, "%s[i]", name);
         return;
     }
-    char off[512] = "";
+    char off[1024] = "";
     size_t n = 0;
     for (int k = 0; k < s->rank; k++) {
-        if (strcmp(ix->ax[k], "0") == 0)
+        int lk = ls->rank - s->rank + k;
+        if (lk < 0 || (s->dims[k] == 1 && ls->dims[lk] != 1))
             continue;
-        char stride[128] = "";
-        size_t m = 0;
-        for (int j = k + 1; j < s->rank; j++) {
-            char d[24];
-            dim_str(d, sizeof d, s->dims[j]);
-            m += (size_t)snprintf(stride + m, sizeof stride - m, "%s%s", m ? " * " : "", d);
-        }
-        n += (size_t)snprintf(off + n, sizeof off - n, "%s%s%s%s", n ? " + " : "", ix->ax[k], m ? " * " : "",
-                              stride);
+        char stride[DIM_MAX];
+        span_c(e, s, k + 1, s->rank, false, stride, sizeof stride);
+        if (strcmp(stride, "1") == 0)
+            n += (size_t)snprintf(off + n, sizeof off - n, "%s%s", n ? " + " : "", ix->ax[lk]);
+        else
+            n += (size_t)snprintf(off + n, sizeof off - n, "%s%s * %s", n ? " + " : "", ix->ax[lk], stride);
     }
+    if (n >= sizeof off)
+        e->failed = true;
     snprintf(dst, cap, "%s[%s]", name, n ? off : "0");
 }
 
-/* Index of child c (right-aligned, broadcasting) under parent kindex ix of
-** shape ps. */
-static void child_index(const emitter *e, const kindex *ix, const kiln_shape *ps, int32_t c, kindex *out)
+/* Open a loop nest over shape s with indices i0.. (or one flat i); pre is
+** extra indentation. Returns the body's depth. */
+static int open_loops(emitter *e, const kiln_shape *s, bool flat, kindex *ix, const char *pre)
 {
-    const kiln_shape *cs = &R(e, c)->shape;
-    out->flat = ix->flat;
-    out->rank = cs->rank;
-    for (int k = 0; k < cs->rank; k++) {
-        int pk = ps->rank - cs->rank + k;
-        if (pk < 0 || (cs->dims[k] == 1 && ps->dims[pk] != 1))
-            snprintf(out->ax[k], sizeof out->ax[k], "0");
-        else
-            snprintf(out->ax[k], sizeof out->ax[k], "%s", ix->ax[pk]);
+    memset(ix, 0, sizeof *ix);
+    ix->flat = flat;
+    ix->rank = s->rank;
+    if (flat) {
+        char n[DIM_MAX];
+        size_c(e, s, n, sizeof n);
+        sb_put(&e->body, "%s    for (int64_t i = 0; i < %s; i++) {\n", pre, n);
+        return 1;
     }
+    for (int k = 0; k < s->rank; k++) {
+        char d[DIM_MAX];
+        dim_c(e, s->dims[k], d, sizeof d);
+        snprintf(ix->ax[k], sizeof ix->ax[k], "i%d", k);
+        sb_put(&e->body, "%s    %*sfor (int64_t i%d = 0; i%d < %s; i%d++)%s\n", pre, 4 * k, "", k, k, d, k,
+               k == s->rank - 1 ? " {" : "");
+    }
+    if (s->rank == 0)
+        sb_put(&e->body, "%s    {\n", pre);
+    return s->rank ? s->rank : 1;
 }
 
-static void expr(emitter *e, char *dst, size_t cap, int32_t id, const kindex *ix, bool root);
-
-/* snprintf for expressions: a fusion group too large for the buffer fails
-** the compile rather than emitting a cut expression. */
-static void xput(emitter *e, char *dst, size_t cap, const char *fmt, ...) KILN_PRINTF(4, 5);
-static void xput(emitter *e, char *dst, size_t cap, const char *fmt, ...)
+static void close_loops(emitter *e, const kiln_shape *s, bool flat, const char *pre)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(dst, cap, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= cap)
-        e->failed = true;
+    int depth = flat ? 0 : (s->rank > 0 ? s->rank - 1 : 0);
+    sb_put(&e->body, "%s    %*s}\n", pre, 4 * depth, "");
 }
 
-static void expr_child(emitter *e, char *dst, size_t cap, int32_t parent, int k, const kindex *ix)
+/* ---- fusion groups as statements ------------------------------------------- */
+
+/* The inline nodes of root's group (root excluded), in id order, into
+** e->members (count returned). A walk down from root through inline
+** inputs; e->mark (an epoch per call) keeps it linear. */
+static int group_members(emitter *e, int32_t root)
 {
-    const kiln_node_rec *r = R(e, parent);
-    kindex cix;
-    if (r->op == KILN_OP_ONEHOT) {
-        cix.flat = false;
-        cix.rank = 1;
-        snprintf(cix.ax[0], sizeof cix.ax[0], "%s", ix->ax[0]);
+    int n = 0, sp = 0;
+    int32_t *stack = e->stack;
+    e->epoch++;
+    stack[sp++] = root;
+    while (sp > 0) {
+        int32_t id = stack[--sp];
+        const kiln_node_rec *r = R(e, id);
+        for (int k = 0; k < r->n_in; k++) {
+            int32_t c = r->in[k];
+            const kiln_node_rec *rc = R(e, c);
+            if (!e->p->inline_[c] || rc->op == KILN_OP_CONST || rc->op == KILN_OP_SYMBOL || e->mark[c] == e->epoch)
+                continue;
+            e->mark[c] = e->epoch;
+            e->members[n++] = c;
+            stack[sp++] = c;
+        }
+    }
+    /* id order, for stable bytes: a counting pass over the marked ids when
+    ** the group is large, an insertion sort when it is small */
+    if (n > 64) {
+        int m = 0;
+        for (int32_t id = 0; id < root; id++)
+            if (e->mark[id] == e->epoch)
+                e->members[m++] = id;
     } else {
-        child_index(e, ix, &r->shape, r->in[k], &cix);
+        for (int a = 1; a < n; a++)
+            for (int b = a; b > 0 && e->members[b - 1] > e->members[b]; b--) {
+                int32_t t = e->members[b];
+                e->members[b] = e->members[b - 1];
+                e->members[b - 1] = t;
+            }
     }
-    expr(e, dst, cap, r->in[k], &cix, false);
+    return n;
 }
 
-static void expr(emitter *e, char *dst, size_t cap, int32_t id, const kindex *ix, bool root)
+/* An operand of a statement: an inline node's temporary, a literal, a
+** symbol's size, or a read of stored memory. */
+static void operand(emitter *e, char *dst, size_t cap, int32_t c, const kindex *ix, const kiln_shape *ls)
+{
+    const kiln_node_rec *r = R(e, c);
+    if (r->op == KILN_OP_CONST) {
+        snprintf(dst, cap, "(%s)%.17g", e->real, r->attr.f[0]);
+        return;
+    }
+    if (r->op == KILN_OP_SYMBOL) {
+        char s[48];
+        symbol_name(e, kiln_dim_symbol(r->attr.i[0]), s, sizeof s);
+        snprintf(dst, cap, "(%s)%s", e->real, s);
+        return;
+    }
+    if (e->p->inline_[c]) {
+        snprintf(dst, cap, "%s", e->var[c]);
+        return;
+    }
+    access(e, dst, cap, c, ix, ls);
+}
+
+/* The C expression of elementwise node id over its operands. */
+static void value_expr(emitter *e, char *dst, size_t cap, int32_t id, const kindex *ix, const kiln_shape *ls)
 {
     const kiln_node_rec *r = R(e, id);
-    if (r->op == KILN_OP_CONST) {
-        xput(e, dst, cap, "(%s)%.17g", e->real, r->value);
-        return;
-    }
-    if (r->op == KILN_OP_BATCH) {
-        xput(e, dst, cap, "(%s)B", e->real);
-        return;
-    }
-    if (r->op == KILN_OP_HYPER) { /* `hyper` is declared in every function */
-        xput(e, dst, cap, "hyper[%d]", (int)r->iattr);
-        return;
-    }
-    if (!root && !e->p->inline_[id]) {
-        access(e, dst, cap, id, ix);
-        return;
-    }
-    char a[EXPR_MAX], b[EXPR_MAX] = "";
-    expr_child(e, a, sizeof a, id, 0, ix);
-    if (r->n_in > 1 && r->op != KILN_OP_ONEHOT)
-        expr_child(e, b, sizeof b, id, 1, ix);
+    char a[1200] = "", b[1200] = "", c[1200] = "";
     const char *t = e->real;
+    if (r->op == KILN_OP_ONEHOT) { /* idx over the leading axes, compared with the last */
+        const kiln_node_rec *ri = R(e, r->in[0]);
+        if (ri->shape.rank == 0 || ix->flat) {
+            access(e, a, sizeof a, r->in[0], ix, &ri->shape);
+        } else {
+            kindex lead = *ix;
+            lead.rank = ls->rank - 1;
+            kiln_shape lshape = *ls;
+            lshape.rank--;
+            access(e, a, sizeof a, r->in[0], &lead, &lshape);
+        }
+        snprintf(dst, cap, "(%s)(%s == %s)", t, a, ix->flat ? "0" : ix->ax[ls->rank - 1]);
+        return;
+    }
+    if (r->n_in > 0)
+        operand(e, a, sizeof a, r->in[0], ix, ls);
+    if (r->n_in > 1)
+        operand(e, b, sizeof b, r->in[1], ix, ls);
+    if (r->n_in > 2)
+        operand(e, c, sizeof c, r->in[2], ix, ls);
     switch (r->op) {
-    case KILN_OP_NEG: xput(e, dst, cap, "(-%s)", a); break;
-    case KILN_OP_EXP: xput(e, dst, cap, "k_exp(%s)", a); break;
-    case KILN_OP_LOG: xput(e, dst, cap, "k_log(%s)", a); break;
-    case KILN_OP_ABS: xput(e, dst, cap, "k_fabs(%s)", a); break;
-    case KILN_OP_SQRT: xput(e, dst, cap, "k_sqrt(%s)", a); break;
-    case KILN_OP_SQUARE: xput(e, dst, cap, "k_sq(%s)", a); break;
-    case KILN_OP_TANH: xput(e, dst, cap, "k_tanh(%s)", a); break;
-    case KILN_OP_SIGMOID: xput(e, dst, cap, "k_sigmoid(%s)", a); break;
-    case KILN_OP_SOFTPLUS: xput(e, dst, cap, "k_softplus(%s)", a); break;
-    case KILN_OP_RELU: xput(e, dst, cap, "k_relu(%s)", a); break;
-    case KILN_OP_SIGN: xput(e, dst, cap, "k_sign(%s)", a); break;
-    case KILN_OP_STEP: xput(e, dst, cap, "(%s)(%s > 0)", t, a); break;
-    case KILN_OP_BROADCAST: xput(e, dst, cap, "%s", a); break;
-    case KILN_OP_ONEHOT: xput(e, dst, cap, "(%s)(%s == %s)", t, a, ix->ax[1]); break;
-    case KILN_OP_ADD: xput(e, dst, cap, "(%s + %s)", a, b); break;
-    case KILN_OP_SUB: xput(e, dst, cap, "(%s - %s)", a, b); break;
-    case KILN_OP_MUL: xput(e, dst, cap, "(%s * %s)", a, b); break;
-    case KILN_OP_DIV: xput(e, dst, cap, "(%s / %s)", a, b); break;
-    case KILN_OP_POW: xput(e, dst, cap, "k_pow(%s, %s)", a, b); break;
-    case KILN_OP_MAXIMUM: xput(e, dst, cap, "k_max(%s, %s)", a, b); break;
-    case KILN_OP_GE: xput(e, dst, cap, "(%s)(%s >= %s)", t, a, b); break;
-    case KILN_OP_EQ: xput(e, dst, cap, "(%s)(%s == %s)", t, a, b); break;
-    case KILN_OP_NE: xput(e, dst, cap, "(%s)(%s != %s)", t, a, b); break;
-    case KILN_OP_RESHAPE: xput(e, dst, cap, "%s", a); break;
+    case KILN_OP_NEG: snprintf(dst, cap, "-%s", a); break;
+    case KILN_OP_EXP: snprintf(dst, cap, "k_exp(%s)", a); break;
+    case KILN_OP_LOG: snprintf(dst, cap, "k_log(%s)", a); break;
+    case KILN_OP_ABS: snprintf(dst, cap, "k_fabs(%s)", a); break;
+    case KILN_OP_SQRT: snprintf(dst, cap, "k_sqrt(%s)", a); break;
+    case KILN_OP_SQUARE: snprintf(dst, cap, "k_sq(%s)", a); break;
+    case KILN_OP_TANH: snprintf(dst, cap, "k_tanh(%s)", a); break;
+    case KILN_OP_SIGMOID: snprintf(dst, cap, "k_sigmoid(%s)", a); break;
+    case KILN_OP_SOFTPLUS: snprintf(dst, cap, "k_softplus(%s)", a); break;
+    case KILN_OP_RELU: snprintf(dst, cap, "k_relu(%s)", a); break;
+    case KILN_OP_SIGN: snprintf(dst, cap, "k_sign(%s)", a); break;
+    case KILN_OP_STEP: snprintf(dst, cap, "(%s)(%s > 0)", t, a); break;
+    case KILN_OP_CLIP:
+        snprintf(dst, cap, "k_clip(%s, (%s)%.17g, (%s)%.17g)", a, t, r->attr.f[0], t, r->attr.f[1]);
+        break;
+    case KILN_OP_CAST: snprintf(dst, cap, "(%s)%s", ctype(e, r->dtype), a); break;
+    case KILN_OP_BROADCAST: snprintf(dst, cap, "%s", a); break;
+    case KILN_OP_ADD: snprintf(dst, cap, "%s + %s", a, b); break;
+    case KILN_OP_SUB: snprintf(dst, cap, "%s - %s", a, b); break;
+    case KILN_OP_MUL: snprintf(dst, cap, "%s * %s", a, b); break;
+    case KILN_OP_DIV: snprintf(dst, cap, "%s / %s", a, b); break;
+    case KILN_OP_POW: snprintf(dst, cap, "k_pow(%s, %s)", a, b); break;
+    case KILN_OP_MAXIMUM: snprintf(dst, cap, "k_max(%s, %s)", a, b); break;
+    case KILN_OP_MINIMUM: snprintf(dst, cap, "k_min(%s, %s)", a, b); break;
+    case KILN_OP_GE: snprintf(dst, cap, "(%s)(%s >= %s)", t, a, b); break;
+    case KILN_OP_GT: snprintf(dst, cap, "(%s)(%s > %s)", t, a, b); break;
+    case KILN_OP_EQ: snprintf(dst, cap, "(%s)(%s == %s)", t, a, b); break;
+    case KILN_OP_NE: snprintf(dst, cap, "(%s)(%s != %s)", t, a, b); break;
+    case KILN_OP_SELECT: snprintf(dst, cap, "%s != 0 ? %s : %s", a, b, c); break;
+    case KILN_OP_RESHAPE: snprintf(dst, cap, "%s", a); break;
     default:
         e->failed = true;
-        xput(e, dst, cap, "0 /* %s cannot be inline */", kiln_op_info_of(r->op)->name);
+        snprintf(dst, cap, "0 /* %s cannot be inline */", kiln_op_info_of(r->op)->name);
     }
 }
 
-/* Can the fusion group of root be indexed by one flat kindex? Yes when every
-** value it reads has root's shape or is a scalar, and it holds no onehot. */
-static bool flat_ok(const emitter *e, int32_t id, const kiln_shape *s, bool root)
+/* Write root's group as statements at depth: each member, then root's own
+** value into `out` (a C lvalue) or, with out NULL, into a temporary named
+** after root. */
+static void group_statements(emitter *e, int32_t root, const kindex *ix, const kiln_shape *ls, int depth,
+                             const char *pre)
 {
-    const kiln_node_rec *r = R(e, id);
-    if (r->shape.rank != 0 && !kiln_shape_equal(&r->shape, s))
-        return false;
-    if (!root && !e->p->inline_[id])
-        return true;
-    if (r->op == KILN_OP_ONEHOT || (r->op == KILN_OP_RESHAPE && !root))
-        return false;
-    if (kiln_op_info_of(r->op)->cls == KILN_CLASS_LEAF)
-        return true;
-    for (int k = 0; k < r->n_in; k++)
-        if (!flat_ok(e, r->in[k], s, false))
+    int n = group_members(e, root);
+    char x[4096];
+    for (int k = 0; k < n; k++) {
+        int32_t m = e->members[k];
+        value_expr(e, x, sizeof x, m, ix, ls);
+        sb_put(&e->body, "%s    %*sconst %s %s = %s;\n", pre, 4 * depth, "", ctype(e, R(e, m)->dtype), e->var[m], x);
+    }
+}
+
+/* Can root's group loop over ls with one flat index? Yes when every stored
+** value it reads has shape ls or is a scalar, and it holds no onehot. */
+static bool flat_ok(emitter *e, int32_t root, const kiln_shape *ls)
+{
+    int n = group_members(e, root);
+    for (int k = -1; k < n; k++) {
+        const kiln_node_rec *r = R(e, k < 0 ? root : e->members[k]);
+        if (r->op == KILN_OP_ONEHOT)
             return false;
+        if (k < 0 && !kiln_op_is_elementwise(r->op))
+            continue; /* a reduction or reshape root: its input is the loop */
+        for (int j = 0; j < r->n_in; j++) {
+            const kiln_node_rec *c = R(e, r->in[j]);
+            if (e->p->inline_[r->in[j]] || c->shape.rank == 0)
+                continue;
+            if (!kiln_shape_equal(&c->shape, ls))
+                return false;
+        }
+    }
     return true;
 }
 
-/* Walk a fusion group: the ops it computes ("12:add 13:relu"), the bricks
-** that made them and the stored values it reads. */
+/* ---- kernel comments ----------------------------------------------------------- */
+
 typedef struct group_info {
     sbuf ops;
-    const kiln_brick *bricks[8];
-    int n_bricks;
+    const char *owners[8];
+    int n_owners;
     int32_t reads[8];
     int n_reads;
 } group_info;
 
-static void group_walk(const emitter *e, group_info *gi, int32_t id, bool root)
+static void group_walk(emitter *e, group_info *gi, int32_t id, bool root)
 {
     const kiln_node_rec *r = R(e, id);
-    bool stored_leaf = !root && (!e->p->inline_[id] || r->op == KILN_OP_INPUT || r->op == KILN_OP_PARAM);
-    if (stored_leaf) {
+    bool stored = !root && (!e->p->inline_[id] || r->op == KILN_OP_INPUT || r->op == KILN_OP_PARAM ||
+                            r->op == KILN_OP_STATE);
+    if (stored) {
         int32_t s = e->p->alias[id];
         for (int i = 0; i < gi->n_reads; i++)
             if (gi->reads[i] == s)
@@ -381,17 +562,18 @@ static void group_walk(const emitter *e, group_info *gi, int32_t id, bool root)
             gi->reads[gi->n_reads++] = s;
         return;
     }
-    if (!root && kiln_op_info_of(r->op)->cls == KILN_CLASS_LEAF)
+    if (!root && kiln_op_is_leaf(r->op))
         return;
     for (int k = 0; k < r->n_in; k++)
         group_walk(e, gi, r->in[k], false);
-    sb_put(&gi->ops, " %d:%s", (int)id, kiln_op_info_of(r->op)->name);
-    if (r->brick) {
-        for (int i = 0; i < gi->n_bricks; i++)
-            if (gi->bricks[i] == r->brick)
+    if (gi->ops.n < 600) /* a long chain is summarised by its first ops */
+        sb_put(&gi->ops, " %d:%s", (int)id, kiln_op_info_of(r->op)->name);
+    if (r->owner) {
+        for (int i = 0; i < gi->n_owners; i++)
+            if (gi->owners[i] == r->owner)
                 return;
-        if (gi->n_bricks < 8)
-            gi->bricks[gi->n_bricks++] = r->brick;
+        if (gi->n_owners < 8)
+            gi->owners[gi->n_owners++] = r->owner;
     }
 }
 
@@ -401,97 +583,80 @@ static void kernel_comment(emitter *e, int32_t id)
     char sh[KILN_SHAPE_STR_MAX];
     group_info gi = {0};
     group_walk(e, &gi, id, true);
-    shape_comment(sh, sizeof sh, &r->shape);
-    sb_put(&e->body, "\n    /* node%s -> %s %s", gi.ops.s ? gi.ops.s : "", e->var[e->p->alias[id]], sh);
+    if (r->n_out)
+        sb_put(&e->body, "\n    /* node%s -> %d results", gi.ops.s ? gi.ops.s : "", r->n_out);
+    else
+        sb_put(&e->body, "\n    /* node%s -> %s %s", gi.ops.s ? gi.ops.s : "", e->var[e->p->alias[id]],
+               kiln_shape_str(e->g, &r->shape, sh, sizeof sh));
     free(gi.ops.s);
     if (gi.n_reads) {
         sb_put(&e->body, "\n    ** reads");
-        for (int i = 0; i < gi.n_reads; i++) {
-            shape_comment(sh, sizeof sh, &R(e, gi.reads[i])->shape);
-            sb_put(&e->body, "%s %s %s", i ? "," : "", e->var[gi.reads[i]], sh);
-        }
+        for (int i = 0; i < gi.n_reads; i++)
+            sb_put(&e->body, "%s %s %s", i ? "," : "", e->var[gi.reads[i]],
+                   kiln_shape_str(e->g, &R(e, gi.reads[i])->shape, sh, sizeof sh));
     }
-    for (int i = 0; i < gi.n_bricks; i++) {
+    for (int i = 0; i < gi.n_owners; i++) {
         sb_put(&e->body, i ? ", " : "\n    ** brick ");
-        put_comment_text(&e->body, kiln_brick_path(gi.bricks[i]));
+        put_comment_text(&e->body, gi.owners[i]);
     }
-    if (e->fused && e->fused[id] >= 0)
+    if (e->fused[id] >= 0) {
+        const kiln_plan_update *u = &e->p->updates[e->fused[id]];
+        int pi = -1;
+        for (int i = 0; i < e->p->n_params; i++)
+            if (e->p->param_node[i] == u->target)
+                pi = i;
         sb_put(&e->body, "\n    ** fused update: %s -= lr * this product (its gradient is not stored)%s",
-               e->var[e->p->param_node[e->fused[id]]],
-               e->defer[e->fused[id]] >= 0 ? "; at batch 1 deferred to the next step's first product" : "");
-    if (e->rows_with && e->rows_with[id] >= 0)
-        sb_put(&e->body, "\n    ** and node %d:softmax -> %s in the same loop, where gradients are wanted", (int)e->rows_with[id],
-               e->var[e->rows_with[id]]);
-    if (e->defer_at && e->defer_at[id] >= 0)
+               e->var[u->target], pi >= 0 && e->defer[pi] >= 0 ? "; at batch 1 deferred to the next step's first product" : "");
+    }
+    if (e->rows_with[id] >= 0)
+        sb_put(&e->body, "\n    ** and node %d:softmax -> %s in the same loop, where gradients are wanted",
+               (int)e->rows_with[id], e->var[e->rows_with[id]]);
+    if (e->defer_at[id] >= 0)
         sb_put(&e->body, "\n    ** at batch 1, first applies the update of %s deferred by the last step",
                e->var[e->p->param_node[e->defer_at[id]]]);
     if (r->name) {
-        sb_put(&e->body, "%svalue '", gi.n_bricks ? ", " : "\n    ** ");
+        sb_put(&e->body, "%svalue '", gi.n_owners ? ", " : "\n    ** ");
         put_comment_text(&e->body, r->name);
         sb_put(&e->body, "'");
     }
     sb_put(&e->body, " */\n");
 }
 
-/* Open a loop nest over shape s with indices i0.. (or one flat i). */
-static int open_loops(emitter *e, const kiln_shape *s, bool flat, kindex *ix, const char *pre)
-{
-    memset(ix, 0, sizeof *ix); /* flat loops leave ax[] unused; children still copy it */
-    ix->flat = flat;
-    ix->rank = s->rank;
-    if (flat) {
-        char n[64];
-        size_str(n, sizeof n, s);
-        sb_put(&e->body, "%s    for (int64_t i = 0; i < %s; i++) {\n", pre, n);
-        return 1;
-    }
-    for (int k = 0; k < s->rank; k++) {
-        char d[24];
-        dim_str(d, sizeof d, s->dims[k]);
-        snprintf(ix->ax[k], sizeof ix->ax[k], "i%d", k);
-        sb_put(&e->body, "%s    %*sfor (int64_t i%d = 0; i%d < %s; i%d++)%s\n", pre, 4 * k, "", k, k, d, k,
-               k == s->rank - 1 ? " {" : "");
-    }
-    if (s->rank == 0)
-        sb_put(&e->body, "%s    {\n", pre);
-    return s->rank;
-}
-
-static void close_loops(emitter *e, const kiln_shape *s, bool flat)
-{
-    int depth = flat ? 0 : (s->rank > 0 ? s->rank - 1 : 0);
-    sb_put(&e->body, "    %*s}\n", 4 * depth, "");
-}
+/* ---- kernels -------------------------------------------------------------------- */
 
 static void kernel_elementwise(emitter *e, int32_t id)
 {
     const kiln_node_rec *r = R(e, id);
-    int32_t sum = e->sibling ? e->sibling[id] : -1;
+    int32_t sum = e->sibling[id];
+    const kiln_shape *ls = &r->shape;
     kindex ix;
-    bool flat = flat_ok(e, id, &r->shape, true) && r->shape.rank > 0 && sum < 0;
-    char n[64], x[EXPR_MAX], out[512], acc[512];
-    if (sum >= 0) { /* a sum over one axis of this value, in the same pass */
-        size_str(n, sizeof n, &R(e, sum)->shape);
+    bool flat = r->shape.rank > 0 && sum < 0 && flat_ok(e, id, ls);
+    char n[DIM_MAX], x[4096], out[1200], acc[1200];
+    if (sum >= 0) { /* a sum over some axes of this value, in the same pass */
+        size_c(e, &R(e, sum)->shape, n, sizeof n);
         sb_put(&e->body, "    /* and node %d:sum -> %s in the same loop */\n", (int)sum, e->var[sum]);
         sb_put(&e->body, "    for (int64_t i = 0; i < %s; i++) %s[i] = 0;\n", n, storage_name(e, sum));
     }
-    open_loops(e, &r->shape, flat, &ix, "");
-    expr(e, x, sizeof x, id, &ix, true);
-    access(e, out, sizeof out, id, &ix);
-    int depth = flat ? 1 : (r->shape.rank ? r->shape.rank : 1);
+    int depth = open_loops(e, ls, flat, &ix, "");
+    group_statements(e, id, &ix, ls, depth, "");
+    value_expr(e, x, sizeof x, id, &ix, ls);
+    access(e, out, sizeof out, id, &ix, ls);
     if (sum >= 0) {
         kindex oix = {.flat = false, .rank = 0};
-        for (int k = 0; k < r->shape.rank; k++)
-            if (k != R(e, sum)->axis)
+        kiln_shape os = {.rank = 0};
+        for (int k = 0; k < ls->rank; k++)
+            if (!(kiln_attr_axes(R(e, sum)) >> k & 1)) {
                 snprintf(oix.ax[oix.rank++], sizeof oix.ax[0], "%s", ix.ax[k]);
-        access(e, acc, sizeof acc, sum, &oix);
-        sb_put(&e->body, "    %*s%s v = %s;\n", 4 * depth, "", e->real, x);
+                os.dims[os.rank++] = ls->dims[k];
+            }
+        access(e, acc, sizeof acc, sum, &oix, &os);
+        sb_put(&e->body, "    %*s%s v = %s;\n", 4 * depth, "", ctype(e, r->dtype), x);
         sb_put(&e->body, "    %*s%s = v;\n", 4 * depth, "", out);
         sb_put(&e->body, "    %*s%s += v;\n", 4 * depth, "", acc);
     } else {
         sb_put(&e->body, "    %*s%s = %s;\n", 4 * depth, "", out, x);
     }
-    close_loops(e, &r->shape, flat);
+    close_loops(e, ls, flat, "");
 }
 
 static void kernel_reduce(emitter *e, int32_t id)
@@ -500,76 +665,99 @@ static void kernel_reduce(emitter *e, int32_t id)
     int32_t x = r->in[0];
     const kiln_shape *xs = &R(e, x)->shape;
     bool is_max = r->op == KILN_OP_MAX;
-    char xv[EXPR_MAX], out[512];
+    char xv[1200], out[1200];
     kindex ix;
-    if (r->axis == KILN_ALL_AXES || xs->rank == 0) {
-        bool flat = flat_ok(e, x, xs, false) || xs->rank == 0;
+    if (r->shape.rank == 0) { /* over everything: one accumulator, in double */
+        bool flat = xs->rank > 0 && flat_ok(e, id, xs);
         sb_put(&e->body, "    {\n        double acc = %s;\n", is_max ? "-INFINITY" : "0");
-        open_loops(e, xs, flat && xs->rank > 0, &ix, "    ");
-        expr(e, xv, sizeof xv, x, &ix, false);
-        int depth = (flat && xs->rank > 0) ? 1 : (xs->rank ? xs->rank : 1);
+        int depth = open_loops(e, xs, flat, &ix, "    ");
+        group_statements(e, id, &ix, xs, depth, "    ");
+        operand(e, xv, sizeof xv, x, &ix, xs);
         if (is_max)
             sb_put(&e->body, "        %*sif (%s > acc) acc = %s;\n", 4 * depth, "", xv, xv);
         else
             sb_put(&e->body, "        %*sacc += %s;\n", 4 * depth, "", xv);
-        sb_put(&e->body, "    ");
-        close_loops(e, xs, flat && xs->rank > 0);
+        close_loops(e, xs, flat, "    ");
         sb_put(&e->body, "        %s[0] = (%s)acc;\n    }\n", storage_name(e, id), e->real);
         return;
     }
-    /* Over one axis: initialise, then one pass over x in row-major order
+    /* Over some axes: initialise, then one pass over x in row-major order
     ** (a fixed order: the same bits every run). */
-    char n[64];
-    size_str(n, sizeof n, &r->shape);
+    char n[DIM_MAX];
+    size_c(e, &r->shape, n, sizeof n);
     sb_put(&e->body, "    for (int64_t i = 0; i < %s; i++) %s[i] = %s;\n", n, storage_name(e, id),
            is_max ? "-INFINITY" : "0");
-    open_loops(e, xs, false, &ix, "");
-    expr(e, xv, sizeof xv, x, &ix, false);
+    int depth = open_loops(e, xs, false, &ix, "");
+    group_statements(e, id, &ix, xs, depth, "");
+    operand(e, xv, sizeof xv, x, &ix, xs);
     kindex oix = {.flat = false, .rank = 0};
     for (int k = 0; k < xs->rank; k++)
-        if (k != r->axis)
+        if (!(kiln_attr_axes(r) >> k & 1))
             snprintf(oix.ax[oix.rank++], sizeof oix.ax[0], "%s", ix.ax[k]);
-    access(e, out, sizeof out, id, &oix);
-    int depth = xs->rank;
+    access(e, out, sizeof out, id, &oix, &r->shape);
     if (is_max)
         sb_put(&e->body, "    %*s{ %s v = %s; if (v > %s) %s = v; }\n", 4 * depth, "", e->real, xv, out, out);
     else
         sb_put(&e->body, "    %*s%s += %s;\n", 4 * depth, "", out, xv);
-    close_loops(e, xs, false);
+    close_loops(e, xs, false, "");
 }
 
 /* Whether product id may go to rt->sgemm_nn, kiln's kernel for few rows
-** (runtime/gemm.c): y = x W in floats, neither transposed, not an update,
-** with the columns and the contracted size fixed. */
+** (runtime/gemm.c): y = x W in floats, 2-D, neither transposed, not an
+** update, with the columns and the contracted size fixed. */
 static bool own_gemm_ok(const emitter *e, int32_t id)
 {
-    const kiln_node_rec *r = R(e, id), *ra = R(e, r->in[0]);
+    const kiln_node_rec *r = R(e, id), *ra = R(e, r->in[0]), *rb = R(e, r->in[1]);
+    if (r->op != KILN_OP_MATMUL || e->o->no_fast_paths || r->shape.rank != 2 || ra->shape.rank != 2 ||
+        rb->shape.rank != 2)
+        return false;
     int64_t n = r->shape.dims[1], k = ra->shape.dims[1];
-    return r->op == KILN_OP_MATMUL && e->g->floatx == KILN_DTYPE_F32 && !r->trans_a && !r->trans_b &&
-           e->fused[id] < 0 && n != KILN_BATCH && k != KILN_BATCH && n <= INT32_MAX && k <= INT32_MAX;
+    return e->g->floatx == KILN_DTYPE_F32 && !kiln_attr_trans_a(r) && !kiln_attr_trans_b(r) && e->fused[id] < 0 &&
+           n > 0 && k > 0 && n <= INT32_MAX && k <= INT32_MAX;
 }
 
-/* A matrix product C = op(A) op(B) through CBLAS, or, fused, W -= lr *
-** op(A) op(B) (alpha -lr, beta 1, C = W). When the batch dim is one of the
+/* The scalar s of a fused update W - s * G, as C. */
+static void fused_scale(emitter *e, int32_t id, char *dst, size_t cap)
+{
+    const kiln_plan_update *u = &e->p->updates[e->fused[id]];
+    const kiln_node_rec *v = R(e, u->value), *m = R(e, v->in[1]);
+    int32_t s = m->in[0] == id ? m->in[1] : m->in[0];
+    kindex none = {.flat = true};
+    operand(e, dst, cap, s, &none, &R(e, s)->shape);
+}
+
+/* A 2-D matrix product C = op(A) op(B) through CBLAS, or, fused, W -= s *
+** op(A) op(B) (alpha -s, beta 1, C = W). When the batch dim is one of the
 ** sizes, a batch of 1 makes it a matrix-vector product (or, when B is the
 ** contracted size of a fused update, a rank-1 update): sgemv and sger are
 ** 25-35% faster than sgemm at those shapes in OpenBLAS (docs/performance.md). */
-static void kernel_matmul(emitter *e, int32_t id)
+static void kernel_matmul2(emitter *e, int32_t id)
 {
     const kiln_node_rec *r = R(e, id), *ra = R(e, r->in[0]), *rb = R(e, r->in[1]);
-    char m[24], nn[24], k[24], lda[24], ldb[24];
+    bool ta = kiln_attr_trans_a(r), tb = kiln_attr_trans_b(r);
+    char m[DIM_MAX], nn[DIM_MAX], k[DIM_MAX], lda[DIM_MAX], ldb[DIM_MAX], scale[600] = "lr";
     char t = e->g->floatx == KILN_DTYPE_F64 ? 'd' : 's';
-    int64_t dm = r->shape.dims[0], dn = r->shape.dims[1], dk = ra->shape.dims[r->trans_a ? 0 : 1];
-    dim_str(m, sizeof m, dm);
-    dim_str(nn, sizeof nn, dn);
-    dim_str(k, sizeof k, dk);
-    dim_str(lda, sizeof lda, ra->shape.dims[1]);
-    dim_str(ldb, sizeof ldb, rb->shape.dims[1]);
+    int64_t dm = r->shape.dims[0], dn = r->shape.dims[1], dk = ra->shape.dims[ta ? 0 : 1];
+    dim_c(e, dm, m, sizeof m);
+    dim_c(e, dn, nn, sizeof nn);
+    dim_c(e, dk, k, sizeof k);
+    dim_c(e, ra->shape.dims[1], lda, sizeof lda);
+    dim_c(e, rb->shape.dims[1], ldb, sizeof ldb);
     const char *a = storage_name(e, r->in[0]), *b = storage_name(e, r->in[1]);
-    int fp = e->fused ? e->fused[id] : -1;
-    const char *c = fp >= 0 ? storage_name(e, e->p->param_node[fp]) : storage_name(e, id);
-    const char *alpha = fp >= 0 ? "-lr" : "1", *beta = fp >= 0 ? "1" : "0";
-    const char *ta = r->trans_a ? "CblasTrans" : "CblasNoTrans", *tb = r->trans_b ? "CblasTrans" : "CblasNoTrans";
+    int fu = e->fused[id], fp = -1;
+    if (fu >= 0) {
+        for (int i = 0; i < e->p->n_params; i++)
+            if (e->p->param_node[i] == e->p->updates[fu].target)
+                fp = i;
+        char s[560];
+        fused_scale(e, id, s, sizeof s);
+        snprintf(scale, sizeof scale, "%s", s);
+    }
+    const char *c = fu >= 0 ? storage_name(e, e->p->updates[fu].target) : storage_name(e, id);
+    char alpha[640];
+    snprintf(alpha, sizeof alpha, fu >= 0 ? "-%s" : "1", scale);
+    const char *beta = fu >= 0 ? "1" : "0";
+    const char *tas = ta ? "CblasTrans" : "CblasNoTrans", *tbs = tb ? "CblasTrans" : "CblasNoTrans";
     const char *ind = "    ";
     bool one = false;
     int dp = e->defer_at[id];
@@ -583,33 +771,33 @@ static void kernel_matmul(emitter *e, int32_t id)
                          "    } else", pv, k, nn, b, ldb, pv, pv, k, a, c, pv);
     }
     if (dm == KILN_BATCH) {
-        /* one row: c (n) = op(B)^T a, a read with stride lda when A is transposed */
+        /* one row: c (n) = op(B)^T a */
         sb_put(&e->body, dp >= 0 ? " if (B == 1)\n" : "    if (B == 1)\n");
         sb_put(&e->body, "        cblas_%cgemv(CblasRowMajor, %s, (int)%s, (int)%s, %s, %s, (int)%s, %s, %s, %s, %s, 1);\n"
-                         "    else\n", t, r->trans_b ? "CblasNoTrans" : "CblasTrans", r->trans_b ? nn : k,
-               r->trans_b ? k : nn, alpha, b, ldb, a, "1", beta, c); /* a: B = 1 row, contiguous */
+                         "    else\n", t, tb ? "CblasNoTrans" : "CblasTrans", tb ? nn : k, tb ? k : nn, alpha, b, ldb,
+               a, "1", beta, c);
         one = true;
     } else if (dn == KILN_BATCH) {
-        /* one column: c (m) = op(A) b, b read with stride ldb unless B is transposed */
+        /* one column: c (m) = op(A) b */
         sb_put(&e->body, "    if (B == 1)\n        cblas_%cgemv(CblasRowMajor, %s, (int)%s, (int)%s, %s, %s, (int)%s, %s, 1, %s, %s, 1);\n"
-                         "    else\n", t, ta, r->trans_a ? k : m, r->trans_a ? m : k, alpha, a, lda, b, beta, c);
+                         "    else\n", t, tas, ta ? k : m, ta ? m : k, alpha, a, lda, b, beta, c);
         one = true;
     } else if (dk == KILN_BATCH && fp >= 0 && e->defer[fp] >= 0) {
-        /* contracted over one example: keep u = a and v = -lr b, and let the
+        /* contracted over one example: keep u = a and v = -s b, and let the
         ** next step apply W += u v^T while it reads W (plan_deferred) */
         const char *pv = e->pend[fp];
         sb_put(&e->body,
                "    if (B == 1) {\n"
                "        if (%s[0] != 0) rt->sger_gemv((int)%s, (int)%s, %s, (int)%s, %s + 1, %s + 1 + %s, 0, 0);\n"
                "        for (int64_t i = 0; i < %s; i++) %s[1 + i] = %s[i];\n"
-               "        for (int64_t j = 0; j < %s; j++) %s[1 + %s + j] = -lr * %s[j];\n"
+               "        for (int64_t j = 0; j < %s; j++) %s[1 + %s + j] = -%s * %s[j];\n"
                "        %s[0] = 1;\n"
-               "    } else\n", pv, m, nn, c, nn, pv, pv, m, m, pv, a, nn, pv, m, b, pv);
+               "    } else\n", pv, m, nn, c, nn, pv, pv, m, m, pv, a, nn, pv, m, scale, b, pv);
         one = true;
-    } else if (dk == KILN_BATCH && fp >= 0) {
-        /* contracted over one example: W -= lr * a b^T, a rank-1 update */
-        sb_put(&e->body, "    if (B == 1)\n        cblas_%cger(CblasRowMajor, (int)%s, (int)%s, -lr, %s, 1, %s, 1, %s, (int)%s);\n"
-                         "    else\n", t, m, nn, a, b, c, nn);
+    } else if (dk == KILN_BATCH && fu >= 0) {
+        /* contracted over one example: W -= s * a b^T, a rank-1 update */
+        sb_put(&e->body, "    if (B == 1)\n        cblas_%cger(CblasRowMajor, (int)%s, (int)%s, %s, %s, 1, %s, 1, %s, (int)%s);\n"
+                         "    else\n", t, m, nn, alpha, a, b, c, nn);
         one = true;
     }
     if (e->scratch >= 0 && own_gemm_ok(e, id)) {
@@ -630,20 +818,58 @@ static void kernel_matmul(emitter *e, int32_t id)
     sb_put(&e->body,
            "%scblas_%cgemm(CblasRowMajor, %s, %s, (int)%s, (int)%s, (int)%s,\n"
            "%s            %s, %s, (int)%s, %s, (int)%s, %s, %s, (int)%s);\n",
-           ind, t, ta, tb, m, nn, k, ind + 4, alpha, a, lda, b, ldb, beta, c, nn);
+           ind, t, tas, tbs, m, nn, k, ind + 4, alpha, a, lda, b, ldb, beta, c, nn);
 }
 
-/* Row-wise ops over a 2-D input (rows, cols). */
+/* A batched product: one GEMM per index of the leading axes (a side
+** without them is used for every index). */
+static void kernel_matmul_batched(emitter *e, int32_t id)
+{
+    const kiln_node_rec *r = R(e, id), *ra = R(e, r->in[0]), *rb = R(e, r->in[1]);
+    bool ta = kiln_attr_trans_a(r), tb = kiln_attr_trans_b(r);
+    int lead = r->shape.rank - 2;
+    char nb[DIM_MAX], m[DIM_MAX], nn[DIM_MAX], k[DIM_MAX], lda[DIM_MAX], ldb[DIM_MAX], sa[DIM_MAX], sb2[DIM_MAX],
+        sc[DIM_MAX];
+    char t = e->g->floatx == KILN_DTYPE_F64 ? 'd' : 's';
+    span_c(e, &r->shape, 0, lead, false, nb, sizeof nb);
+    dim_c(e, r->shape.dims[lead], m, sizeof m);
+    dim_c(e, r->shape.dims[lead + 1], nn, sizeof nn);
+    dim_c(e, ra->shape.dims[ra->shape.rank - (ta ? 2 : 1)], k, sizeof k);
+    dim_c(e, ra->shape.dims[ra->shape.rank - 1], lda, sizeof lda);
+    dim_c(e, rb->shape.dims[rb->shape.rank - 1], ldb, sizeof ldb);
+    span_c(e, &ra->shape, ra->shape.rank - 2, ra->shape.rank, true, sa, sizeof sa);
+    span_c(e, &rb->shape, rb->shape.rank - 2, rb->shape.rank, true, sb2, sizeof sb2);
+    span_c(e, &r->shape, lead, lead + 2, true, sc, sizeof sc);
+    char offa[DIM_MAX + 8], offb[DIM_MAX + 8];
+    snprintf(offa, sizeof offa, ra->shape.rank > 2 ? "i * %s" : "0", sa);
+    snprintf(offb, sizeof offb, rb->shape.rank > 2 ? "i * %s" : "0", sb2);
+    sb_put(&e->body,
+           "    for (int64_t i = 0; i < %s; i++)\n"
+           "        cblas_%cgemm(CblasRowMajor, %s, %s, (int)%s, (int)%s, (int)%s,\n"
+           "                    1, %s + %s, (int)%s, %s + %s, (int)%s, 0, %s + i * %s, (int)%s);\n",
+           nb, t, ta ? "CblasTrans" : "CblasNoTrans", tb ? "CblasTrans" : "CblasNoTrans", m, nn, k,
+           storage_name(e, r->in[0]), offa, lda, storage_name(e, r->in[1]), offb, ldb, storage_name(e, id), sc, nn);
+}
+
+static void kernel_matmul(emitter *e, int32_t id)
+{
+    const kiln_node_rec *r = R(e, id);
+    if (r->shape.rank == 2 && R(e, r->in[0])->shape.rank == 2 && R(e, r->in[1])->shape.rank == 2)
+        kernel_matmul2(e, id);
+    else
+        kernel_matmul_batched(e, id);
+}
+
+/* Last-axis ops over x (.., cols), viewed as rows of cols. */
 static void kernel_rows(emitter *e, int32_t id)
 {
     const kiln_node_rec *r = R(e, id), *ra = R(e, r->in[0]);
-    char rows[24], cols[24];
-    dim_str(rows, sizeof rows, ra->shape.dims[0]);
-    dim_str(cols, sizeof cols, ra->shape.dims[1]);
+    char rows[DIM_MAX], cols[DIM_MAX];
+    span_c(e, &ra->shape, 0, ra->shape.rank - 1, false, rows, sizeof rows);
+    dim_c(e, ra->shape.dims[ra->shape.rank - 1], cols, sizeof cols);
     const char *x = storage_name(e, r->in[0]), *y = storage_name(e, id), *t = e->real;
     const char *idx = r->n_in > 1 ? storage_name(e, r->in[1]) : NULL;
-    sb_put(&e->body, "    for (int64_t r = 0; r < %s; r++) {\n        const %s *x = %s + r * %s;\n", rows, t, x,
-           cols);
+    sb_put(&e->body, "    for (int64_t r = 0; r < %s; r++) {\n        const %s *x = %s + r * %s;\n", rows, t, x, cols);
     if (idx)
         sb_put(&e->body,
                "        int32_t t = %s[r];\n"
@@ -703,23 +929,186 @@ static void kernel_rows(emitter *e, int32_t id)
 
 static void kernel_transpose(emitter *e, int32_t id)
 {
-    const kiln_node_rec *ra = R(e, R(e, id)->in[0]);
-    char rows[24], cols[24];
-    dim_str(rows, sizeof rows, ra->shape.dims[0]);
-    dim_str(cols, sizeof cols, ra->shape.dims[1]);
-    sb_put(&e->body,
-           "    for (int64_t i = 0; i < %s; i++)\n"
-           "        for (int64_t j = 0; j < %s; j++) %s[j * %s + i] = %s[i * %s + j];\n",
-           rows, cols, storage_name(e, id), rows, storage_name(e, R(e, id)->in[0]), cols);
+    const kiln_node_rec *r = R(e, id), *ra = R(e, r->in[0]);
+    kindex ix;
+    char src[1200];
+    int depth = open_loops(e, &r->shape, false, &ix, "");
+    /* input axis perm[k] is output axis k: index the input by the output's loop */
+    kindex in = {.flat = false, .rank = ra->shape.rank};
+    for (int k = 0; k < r->shape.rank; k++)
+        snprintf(in.ax[r->attr.i[k]], sizeof in.ax[0], "%s", ix.ax[k]);
+    access(e, src, sizeof src, r->in[0], &in, &ra->shape);
+    char dst[1200];
+    access(e, dst, sizeof dst, id, &ix, &r->shape);
+    sb_put(&e->body, "    %*s%s = %s;\n", 4 * depth, "", dst, src);
+    close_loops(e, &r->shape, false, "");
 }
 
-static bool is_kernel(const emitter *e, int32_t id, unsigned entry)
+/* Slice, pad, reverse, concat, split: the tensors as (outer, axis, inner),
+** with outer the product of the axes before `axis` and inner after it. */
+static void axis_view(const emitter *e, const kiln_shape *s, int axis, char *outer, char *len, char *inner)
+{
+    span_c(e, s, 0, axis, false, outer, DIM_MAX);
+    dim_c(e, s->dims[axis], len, DIM_MAX);
+    span_c(e, s, axis + 1, s->rank, true, inner, DIM_MAX);
+}
+
+static void kernel_axis(emitter *e, int32_t id)
+{
+    const kiln_node_rec *r = R(e, id);
+    int axis = kiln_attr_axis(r);
+    char outer[DIM_MAX], lin[DIM_MAX], lout[DIM_MAX], inner[DIM_MAX];
+    const kiln_node_rec *ra = R(e, r->in[0]);
+    const char *t = ctype(e, r->dtype);
+    switch (r->op) {
+    case KILN_OP_SLICE:
+    case KILN_OP_PAD:
+    case KILN_OP_REVERSE: {
+        axis_view(e, &ra->shape, axis, outer, lin, inner);
+        dim_c(e, r->shape.dims[axis], lout, sizeof lout);
+        const char *x = storage_name(e, r->in[0]), *y = storage_name(e, id);
+        int64_t start = r->attr.i[1], step = r->attr.i[3];
+        if (r->op == KILN_OP_PAD) { /* zeros, then the input at start + k * step */
+            char n[DIM_MAX];
+            size_c(e, &r->shape, n, sizeof n);
+            sb_put(&e->body, "    for (int64_t i = 0; i < %s; i++) %s[i] = 0;\n", n, y);
+        }
+        sb_put(&e->body, "    for (int64_t o = 0; o < %s; o++)\n        for (int64_t k = 0; k < %s; k++)\n"
+                         "            for (int64_t i = 0; i < %s; i++)\n",
+               outer, r->op == KILN_OP_PAD ? lin : lout, inner);
+        if (r->op == KILN_OP_SLICE)
+            sb_put(&e->body, "                %s[(o * %s + k) * %s + i] = %s[(o * %s + %" PRId64 " + k * %" PRId64
+                             ") * %s + i];\n", y, lout, inner, x, lin, start, step, inner);
+        else if (r->op == KILN_OP_PAD)
+            sb_put(&e->body, "                %s[(o * %s + %" PRId64 " + k * %" PRId64 ") * %s + i] = %s[(o * %s + k) * %s + i];\n",
+                   y, lout, start, step, inner, x, lin, inner);
+        else
+            sb_put(&e->body, "                %s[(o * %s + k) * %s + i] = %s[(o * %s + %s - 1 - k) * %s + i];\n", y,
+                   lout, inner, x, lin, lin, inner);
+        break;
+    }
+    case KILN_OP_CONCAT: {
+        dim_c(e, r->shape.dims[axis], lout, sizeof lout);
+        const char *y = storage_name(e, id);
+        int64_t at = 0;
+        for (int p = 0; p < r->n_in; p++) {
+            const kiln_node_rec *rp = R(e, r->in[p]);
+            axis_view(e, &rp->shape, axis, outer, lin, inner);
+            sb_put(&e->body, "    for (int64_t o = 0; o < %s; o++) /* part %d */\n        for (int64_t k = 0; k < %s; k++)\n"
+                             "            for (int64_t i = 0; i < %s; i++)\n"
+                             "                %s[(o * %s + %" PRId64 " + k) * %s + i] = %s[(o * %s + k) * %s + i];\n",
+                   outer, p, lin, inner, y, lout, at, inner, storage_name(e, r->in[p]), lin, inner);
+            at += rp->shape.dims[axis];
+        }
+        break;
+    }
+    case KILN_OP_SPLIT: {
+        axis_view(e, &ra->shape, axis, outer, lin, inner);
+        const char *x = storage_name(e, r->in[0]);
+        int64_t at = 0;
+        for (int32_t j = id + 1; j < e->p->n; j++) { /* each read result, into its storage */
+            const kiln_node_rec *rj = R(e, j);
+            if (rj->op != KILN_OP_PROJ || rj->in[0] != id || !e->p->modes[j] || e->p->alias[j] != j)
+                continue;
+            int64_t k0 = 0;
+            for (int q = 0; q < rj->attr.i[0]; q++)
+                k0 += r->outs[q].shape.dims[axis];
+            dim_c(e, rj->shape.dims[axis], lout, sizeof lout);
+            sb_put(&e->body, "    for (int64_t o = 0; o < %s; o++) /* result %d */\n        for (int64_t k = 0; k < %s; k++)\n"
+                             "            for (int64_t i = 0; i < %s; i++)\n"
+                             "                %s[(o * %s + k) * %s + i] = %s[(o * %s + %" PRId64 " + k) * %s + i];\n",
+                   outer, (int)rj->attr.i[0], lout, inner, storage_name(e, j), lout, inner, x, lin, k0, inner);
+            (void)at;
+        }
+        (void)t;
+        break;
+    }
+    default:
+        e->failed = true;
+    }
+}
+
+static void kernel_gather(emitter *e, int32_t id)
+{
+    const kiln_node_rec *r = R(e, id);
+    const kiln_node_rec *ra = R(e, r->in[0]), *ri = R(e, r->in[1]);
+    char n[DIM_MAX], inner[DIM_MAX], rows[DIM_MAX];
+    if (r->op == KILN_OP_GATHER) {
+        size_c(e, &ri->shape, n, sizeof n);
+        span_c(e, &ra->shape, 1, ra->shape.rank, true, inner, sizeof inner);
+        dim_c(e, ra->shape.dims[0], rows, sizeof rows);
+        sb_put(&e->body,
+               "    for (int64_t r = 0; r < %s; r++) {\n"
+               "        int32_t t = %s[r];\n"
+               "        if (t < 0 || t >= %s) return k_bad_index(%d, r);\n"
+               "        for (int64_t i = 0; i < %s; i++) %s[r * %s + i] = %s[t * %s + i];\n"
+               "    }\n",
+               n, storage_name(e, r->in[1]), rows, (int)id, inner, storage_name(e, id), inner,
+               storage_name(e, r->in[0]), inner);
+    } else { /* SCATTER_ADD: zeros, then each row added where its index says, in order */
+        char total[DIM_MAX];
+        size_c(e, &ri->shape, n, sizeof n);
+        size_c(e, &r->shape, total, sizeof total);
+        span_c(e, &r->shape, 1, r->shape.rank, true, inner, sizeof inner);
+        dim_c(e, r->shape.dims[0], rows, sizeof rows);
+        sb_put(&e->body,
+               "    for (int64_t i = 0; i < %s; i++) %s[i] = 0;\n"
+               "    for (int64_t r = 0; r < %s; r++) {\n"
+               "        int32_t t = %s[r];\n"
+               "        if (t < 0 || t >= %s) return k_bad_index(%d, r);\n"
+               "        for (int64_t i = 0; i < %s; i++) %s[t * %s + i] += %s[r * %s + i];\n"
+               "    }\n",
+               total, storage_name(e, id), n, storage_name(e, r->in[1]), rows, (int)id, inner, storage_name(e, id),
+               inner, storage_name(e, r->in[0]), inner);
+    }
+}
+
+/* Random numbers: element i of stream s at step n is philox of the counter
+** (i, s, n) under the state's key (compiler/rng.c has the same function). */
+static void kernel_random(emitter *e, int32_t id)
+{
+    const kiln_node_rec *r = R(e, id);
+    const char *st = storage_name(e, r->in[0]), *y = storage_name(e, id), *t = e->real;
+    char n[DIM_MAX];
+    if (r->op == KILN_OP_RNG_NEXT) {
+        sb_put(&e->body,
+               "    { /* one more step */\n"
+               "        uint64_t n = ((uint64_t)(uint32_t)%s[3] << 32 | (uint32_t)%s[2]) + 1;\n"
+               "        %s[0] = %s[0];\n        %s[1] = %s[1];\n"
+               "        %s[2] = (int32_t)(uint32_t)n;\n        %s[3] = (int32_t)(uint32_t)(n >> 32);\n    }\n",
+               st, st, y, st, y, st, y, y);
+        return;
+    }
+    size_c(e, &r->shape, n, sizeof n);
+    const char *uni = e->g->floatx == KILN_DTYPE_F64 ? "k_unit53" : "k_unit24";
+    sb_put(&e->body, "    for (int64_t i = 0; i < %s; i++) {\n"
+                     "        uint32_t w[4];\n"
+                     "        k_philox(%s, (uint64_t)i, %" PRId64 ", w);\n", n, st, r->attr.i[1]);
+    switch ((enum kiln_random_kind)r->attr.i[0]) {
+    case KILN_RANDOM_UNIFORM:
+        sb_put(&e->body, "        %s[i] = (%s)%.17g + ((%s)%.17g - (%s)%.17g) * %s(w, 0);\n", y, t, r->attr.f[0], t,
+               r->attr.f[1], t, r->attr.f[0], uni);
+        break;
+    case KILN_RANDOM_NORMAL:
+        sb_put(&e->body, "        %s[i] = (%s)%.17g + (%s)%.17g * k_normal(%s(w, 0), %s(w, 1));\n", y, t, r->attr.f[0], t,
+               r->attr.f[1], uni, uni);
+        break;
+    case KILN_RANDOM_BERNOULLI:
+        sb_put(&e->body, "        %s[i] = (%s)(%s(w, 0) < (%s)%.17g);\n", y, t, uni, t, r->attr.f[0]);
+        break;
+    }
+    sb_put(&e->body, "    }\n");
+}
+
+static bool is_kernel(const emitter *e, int32_t id)
 {
     const kiln_plan *p = e->p;
     const kiln_node_rec *r = R(e, id);
-    if (!(p->entries[id] & entry) || p->inline_[id] || p->alias[id] != id)
+    if (!p->modes[id] || p->inline_[id] || (p->alias[id] != id && !r->n_out))
         return false;
-    return r->op != KILN_OP_INPUT && r->op != KILN_OP_PARAM;
+    if (r->op == KILN_OP_PROJ) /* written by its tuple's kernel */
+        return false;
+    return !kiln_op_is_leaf(r->op);
 }
 
 static void emit_kernel(emitter *e, int32_t id)
@@ -736,7 +1125,16 @@ static void emit_kernel(emitter *e, int32_t id)
     case KILN_OP_ARGMAX:
     case KILN_OP_SOFTMAX_XENT: kernel_rows(e, id); break;
     case KILN_OP_TRANSPOSE: kernel_transpose(e, id); break;
-    default: kernel_elementwise(e, id); break; /* elementwise, scalar leaves, unaliased reshape */
+    case KILN_OP_SLICE:
+    case KILN_OP_PAD:
+    case KILN_OP_REVERSE:
+    case KILN_OP_CONCAT:
+    case KILN_OP_SPLIT: kernel_axis(e, id); break;
+    case KILN_OP_GATHER:
+    case KILN_OP_SCATTER_ADD: kernel_gather(e, id); break;
+    case KILN_OP_RANDOM:
+    case KILN_OP_RNG_NEXT: kernel_random(e, id); break;
+    default: kernel_elementwise(e, id); break; /* elementwise, unaliased reshape */
     }
 }
 
@@ -744,97 +1142,155 @@ static void emit_kernel(emitter *e, int32_t id)
 static void emit_decls(emitter *e, sbuf *out)
 {
     const kiln_plan *p = e->p;
-    sb_put(out, "    %s *hyper = (%s *)(arena + %" PRId64 ");\n", e->real, e->real, p->off_fixed + p->hyper_offset);
     for (int32_t id = 0; id < p->n; id++) {
         if (!e->used[id])
             continue;
         const kiln_node_rec *r = R(e, id);
         const kiln_buffer *b = &p->buf[id];
         const char *t = ctype(e, r->dtype);
+        char unit[DIM_MAX];
         switch (b->zone) {
         case KILN_ZONE_INPUT:
             sb_put(out, "    const %s *%s = (const %s *)inputs[%d];\n", t, e->var[id], t, b->index);
             break;
-        case KILN_ZONE_BATCH:
-            sb_put(out, "    %s *%s = (%s *)(arena + %" PRId64 " + %" PRId64 " * B);\n", t, e->var[id], t,
-                   p->off_batch, b->offset);
+        case KILN_ZONE_VALUE:
+            if (b->z == 0) {
+                sb_put(out, "    %s *%s = (%s *)(arena + %" PRId64 ");\n", t, e->var[id], t, p->zones[0].base + b->offset);
+            } else {
+                mono_c(e, &p->zones[b->z].unit, false, unit, sizeof unit);
+                sb_put(out, "    %s *%s = (%s *)(arena + %" PRId64 " + %" PRId64 " * %s);\n", t, e->var[id], t,
+                       p->zones[b->z].base, b->offset, unit);
+            }
             break;
         case KILN_ZONE_NONE:
             e->failed = true;
             break;
         default:
             sb_put(out, "    %s *%s = (%s *)(arena + %" PRId64 ");\n", t, e->var[id], t,
-                   kiln_plan_arena_offset(p, id, 0));
+                   kiln_plan_arena_offset(p, id, p->max_sizes));
         }
     }
 }
 
-/* kernel_of[id]: the kernel that computes node id (itself, or the consumer
-** whose loop an inline node is computed in). */
-static void kernel_owners(const emitter *e, int32_t *kernel_of)
+/* ---- lowering patterns ------------------------------------------------------ */
+
+/* kernel_of[id] and the number of readers of each storage root. */
+static void kernel_owners(emitter *e)
 {
     const kiln_plan *p = e->p;
     for (int32_t id = p->n - 1; id >= 0; id--) {
         if (!p->inline_[id])
-            kernel_of[id] = id;
+            e->kernel_of[id] = id;
         for (int k = 0; k < R(e, id)->n_in; k++)
             if (p->inline_[R(e, id)->in[k]])
-                kernel_of[R(e, id)->in[k]] = kernel_of[id];
+                e->kernel_of[R(e, id)->in[k]] = e->kernel_of[id];
     }
+    for (int32_t id = 0; id < p->n; id++)
+        for (int k = 0; k < R(e, id)->n_in; k++)
+            e->readers[p->alias[R(e, id)->in[k]]]++;
 }
 
-/* Which parameters train_step updates inside their gradient's GEMM: the
-** gradient is one matrix product, stored nowhere else, read by no other
-** kernel, and every kernel that reads the parameter runs before it (so the
-** cost, monitors and the backward pass all see the old value, as Blocks'
-** updates do). fused[gradient node] = param index. */
+/* The update's value is p - s * g with s a scalar and g the node *grad:
+** true, with s. The multiply is either way round (CSE orders operands). */
+static bool scaled_step(const emitter *e, const kiln_plan_update *u, int32_t *grad, int32_t *s)
+{
+    const kiln_node_rec *v = R(e, u->value);
+    if (v->op != KILN_OP_SUB || v->in[0] != u->target || !e->p->inline_[v->in[1]])
+        return false;
+    const kiln_node_rec *m = R(e, v->in[1]);
+    if (m->op != KILN_OP_MUL)
+        return false;
+    for (int k = 0; k < 2; k++) {
+        const kiln_node_rec *rs = R(e, m->in[k]);
+        if (rs->shape.rank == 0 && (rs->op == KILN_OP_STATE || rs->op == KILN_OP_CONST)) {
+            *s = m->in[k];
+            *grad = m->in[1 - k];
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Whether any update writes state s in place (then s changes mid-step). */
+static bool written_in_place(const emitter *e, int32_t s)
+{
+    for (int w = 0; w < e->p->n_updates; w++)
+        if (e->p->updates[w].target == s && e->p->update_inplace[w])
+            return true;
+    return false;
+}
+
+static int param_index(const emitter *e, int32_t node)
+{
+    for (int i = 0; i < e->p->n_params; i++)
+        if (e->p->param_node[i] == node)
+            return i;
+    return -1;
+}
+
+/* Which updates train_step applies inside their gradient's GEMM: the
+** update is W - s * G with G one matrix product, stored in the gradient
+** slab and read by nothing else, and every kernel that reads W runs before
+** G (so the cost, monitors and the backward pass all see the old value, as
+** Blocks' updates do). fused[G] = the update. */
 static void plan_fused_updates(emitter *e)
 {
     const kiln_plan *p = e->p;
-    int32_t n = p->n;
-    int32_t *kernel_of = malloc(sizeof(int32_t) * ((size_t)n + 1));
-    int32_t *last_read = malloc(sizeof(int32_t) * ((size_t)n + 1));
-    int32_t *readers = calloc((size_t)n + 1, sizeof(int32_t));
-    for (int32_t i = 0; i < n; i++)
-        e->fused[i] = -1;
-    if (!kernel_of || !last_read || !readers) {
-        free(kernel_of);
-        free(last_read);
-        free(readers);
-        return; /* without memory, fuse nothing: still correct */
-    }
-    kernel_owners(e, kernel_of);
-    for (int32_t i = 0; i < n; i++)
-        last_read[i] = -1;
-    for (int32_t id = 0; id < n; id++) {
-        if (!(p->entries[id] & KILN_ENTRY_TRAIN))
+    if (e->o->no_fast_paths)
+        return;
+    for (int u = 0; u < p->n_updates; u++) {
+        const kiln_plan_update *up = &p->updates[u];
+        int32_t gid, s;
+        int pi = param_index(e, up->target);
+        if (pi < 0 || !up->train_only || !p->update_inplace[u] || !scaled_step(e, up, &gid, &s))
             continue;
-        for (int k = 0; k < R(e, id)->n_in; k++) {
-            int32_t s = p->alias[R(e, id)->in[k]];
-            readers[s]++;
-            if (kernel_of[id] > last_read[s])
-                last_read[s] = kernel_of[id];
+        if (gid != p->grad_node[pi] || p->grad_copy[pi] || R(e, gid)->op != KILN_OP_MATMUL ||
+            p->buf[gid].zone != KILN_ZONE_GRAD || e->readers[gid] != 1 || e->readers[p->alias[R(e, up->value)->in[1]]] > 1 ||
+            R(e, gid)->shape.rank != 2 || written_in_place(e, s))
+            continue;
+        int32_t last = -1; /* the last kernel reading W, the update excepted */
+        for (int32_t id = 0; id < p->n; id++) {
+            if (!(p->modes[id] & MODE_TRAIN) || e->kernel_of[id] == up->value)
+                continue;
+            for (int k = 0; k < R(e, id)->n_in; k++)
+                if (p->alias[R(e, id)->in[k]] == up->target && e->kernel_of[id] > last)
+                    last = e->kernel_of[id];
         }
-    }
-    for (int i = 0; i < p->n_params; i++) {
-        int32_t gid = p->grad_node[i], pid = p->param_node[i];
-        if (gid < 0 || p->grad_copy[i] || R(e, gid)->op != KILN_OP_MATMUL || p->buf[gid].zone != KILN_ZONE_GRAD)
+        if (last >= gid)
             continue;
-        if (readers[gid] != 0 || last_read[pid] >= gid)
-            continue;
-        e->fused[gid] = i;
+        e->fused[gid] = u;
+        e->absorbed[up->value] = true;
+        e->any_fused = true;
     }
-    free(kernel_of);
-    free(last_read);
-    free(readers);
+}
+
+/* Which updates are slab loops: p - s * grad with grad in the gradient slab,
+** applied at the end of the step (nothing reads the new value, and s does
+** not change on the way); adjacent parameters with the same s merge into
+** one loop. */
+static void plan_slab_updates(emitter *e)
+{
+    const kiln_plan *p = e->p;
+    for (int u = 0; u < p->n_updates; u++) {
+        const kiln_plan_update *up = &p->updates[u];
+        int32_t gid, s;
+        int pi = param_index(e, up->target);
+        if (pi < 0 || !up->train_only || !p->update_inplace[u] || e->absorbed[up->value] ||
+            !scaled_step(e, up, &gid, &s) || gid != p->grad_node[pi] || p->grad_copy[pi] ||
+            p->buf[gid].zone != KILN_ZONE_GRAD || e->readers[up->value] != 0 || written_in_place(e, s) ||
+            R(e, s)->op != KILN_OP_STATE)
+            continue;
+        e->slab_update[u] = true;
+        e->absorbed[up->value] = true;
+    }
 }
 
 /* Which fused updates train_step defers at batch 1. There the update is the
-** rank-1 W -= lr x^T d, and the next step's first use of W is usually the
+** rank-1 W -= s x^T d, and the next step's first use of W is usually the
 ** product x' W: applied apart they read W twice and write it once (sger,
 ** then sgemv), applied together one pass reads and writes it
 ** (rt->sger_gemv): a third less memory traffic, for a weight that does not
-** fit in L2 about a third of the step. So the step keeps u = x and v = -lr d
+** fit in L2 about a third of the step. So the step keeps u = x and v = -s d
 ** in a slot after the plan's arena, and the next batch-1 train_step's first
 ** kernel reading W applies them while it computes its product. Anything
 ** else first flushes them (k_flush): every other entry point and batch
@@ -848,36 +1304,29 @@ static void plan_deferred(emitter *e)
     int32_t n = p->n;
     int64_t off = (p->arena_bytes + 63) / 64 * 64, esz = (int64_t)kiln_dtype_size(p->g->floatx);
     e->arena_bytes = p->arena_bytes;
-    for (int i = 0; i < p->n_params; i++)
-        e->defer[i] = -1;
-    for (int32_t id = 0; id < n; id++)
-        e->defer_at[id] = -1;
-    if (!e->o->has_train || p->g->floatx != KILN_DTYPE_F32)
+    if (!e->o->has_train || p->g->floatx != KILN_DTYPE_F32 || e->o->no_fast_paths)
         return;
-    int32_t *kernel_of = malloc(sizeof(int32_t) * ((size_t)n + 1));
-    if (!kernel_of)
-        return; /* without memory, defer nothing: still correct */
-    kernel_owners(e, kernel_of);
     for (int32_t gid = 0; gid < n; gid++) {
-        int i = e->fused[gid];
-        if (i < 0)
+        int u = e->fused[gid];
+        if (u < 0)
             continue;
         const kiln_node_rec *g = R(e, gid);
-        if (R(e, g->in[0])->shape.dims[g->trans_a ? 0 : 1] != KILN_BATCH)
+        if (R(e, g->in[0])->shape.dims[kiln_attr_trans_a(g) ? 0 : 1] != KILN_BATCH)
             continue; /* not a rank-1 update at batch 1 */
-        int32_t pid = p->param_node[i], first = -1;
+        int32_t pid = p->updates[u].target, first = -1;
+        int i = param_index(e, pid);
         for (int32_t id = 0; id < n && first < 0; id++) {
-            if (!(p->entries[id] & KILN_ENTRY_TRAIN))
+            if (!(p->modes[id] & MODE_TRAIN))
                 continue;
             for (int k = 0; k < R(e, id)->n_in; k++)
-                if (p->alias[R(e, id)->in[k]] == pid && (first < 0 || kernel_of[id] < first))
-                    first = kernel_of[id];
+                if (p->alias[R(e, id)->in[k]] == pid && (first < 0 || e->kernel_of[id] < first))
+                    first = e->kernel_of[id];
         }
-        if (first < 0)
+        if (first < 0 || i < 0)
             continue;
         const kiln_node_rec *f = R(e, first);
-        if (f->op != KILN_OP_MATMUL || f->in[1] != pid || p->alias[f->in[0]] == pid || f->trans_b ||
-            f->shape.dims[0] != KILN_BATCH || e->fused[first] >= 0 || e->defer_at[first] >= 0)
+        if (f->op != KILN_OP_MATMUL || f->in[1] != pid || p->alias[f->in[0]] == pid || kiln_attr_trans_b(f) ||
+            f->shape.rank != 2 || f->shape.dims[0] != KILN_BATCH || e->fused[first] >= 0 || e->defer_at[first] >= 0)
             continue;
         const kiln_shape *w = &R(e, pid)->shape;
         e->defer[i] = off;
@@ -887,7 +1336,6 @@ static void plan_deferred(emitter *e)
         off = (off + 63) / 64 * 64;
         e->arena_bytes = off;
     }
-    free(kernel_of);
 }
 
 /* One scratch slot after the arena, as large as the largest product that
@@ -897,7 +1345,7 @@ static void plan_scratch(emitter *e)
     int64_t need = 0;
     e->scratch = -1;
     for (int32_t id = 0; id < e->p->n; id++)
-        if (R(e, id)->op == KILN_OP_MATMUL && own_gemm_ok(e, id)) {
+        if (R(e, id)->op == KILN_OP_MATMUL && e->p->modes[id] && own_gemm_ok(e, id)) {
             int64_t n = R(e, id)->shape.dims[1], k = R(e, R(e, id)->in[0])->shape.dims[1];
             if (KILN_CODEGEN_GEMM_SCRATCH(n, k) > need)
                 need = KILN_CODEGEN_GEMM_SCRATCH(n, k);
@@ -911,6 +1359,59 @@ static void plan_scratch(emitter *e)
     e->scratch = (e->arena_bytes + 63) / 64 * 64;
     e->arena_bytes = e->scratch + need * (int64_t)sizeof(float);
 }
+
+/* Sums over some axes of a stored elementwise value, into a gradient slot
+** (pinned: no other value lives there, so it may be written early), are
+** computed in the loop that writes the value: one pass instead of two (a
+** bias gradient beside its layer's delta), same order, same bits. */
+static void plan_siblings(emitter *e)
+{
+    const kiln_plan *p = e->p;
+    for (int32_t id = 0; id < p->n; id++) {
+        const kiln_node_rec *r = R(e, id);
+        int32_t k = r->n_in ? r->in[0] : -1;
+        if (r->op != KILN_OP_SUM || r->shape.rank == 0 || p->inline_[id] || p->alias[id] != id ||
+            p->buf[id].zone != KILN_ZONE_GRAD || k < 0 || p->inline_[k] || p->alias[k] != k ||
+            !kiln_op_is_elementwise(R(e, k)->op) || e->sibling[k] >= 0 || e->fused[k] >= 0 ||
+            p->modes[id] != p->modes[k] || !is_kernel(e, k) || R(e, k)->op == KILN_OP_ONEHOT)
+            continue;
+        e->sibling[k] = id;
+        e->absorbed[id] = true;
+    }
+}
+
+/* The softmax of a classifier's logits (wanted for the gradient) and the
+** cross-entropy of the same logits (the cost) share one row loop: one exp
+** per logit instead of two, the same values and order, the same bits. Only
+** when the softmax runs in no mode the cross-entropy does not, and nothing
+** reads the softmax before the cross-entropy's place. */
+static void plan_shared_rows(emitter *e)
+{
+    const kiln_plan *p = e->p;
+    for (int32_t id = 0; id < p->n; id++) {
+        const kiln_node_rec *r = R(e, id);
+        if (r->op != KILN_OP_SOFTMAX_XENT || !is_kernel(e, id))
+            continue;
+        for (int32_t sm = 0; sm < id; sm++) {
+            const kiln_node_rec *q = R(e, sm);
+            unsigned qm = p->modes[sm];
+            if (q->op != KILN_OP_SOFTMAX || q->in[0] != r->in[0] || !is_kernel(e, sm) || e->absorbed[sm] ||
+                (qm & ~p->modes[id]) || (qm & (MODE_FORWARD | MODE_EVAL)))
+                continue;
+            bool read_early = false;
+            for (int32_t k = sm + 1; k < id && !read_early; k++)
+                for (int a = 0; a < R(e, k)->n_in; a++)
+                    read_early |= p->alias[R(e, k)->in[a]] == sm;
+            if (read_early)
+                continue;
+            e->rows_with[id] = sm;
+            e->absorbed[sm] = true;
+            break;
+        }
+    }
+}
+
+/* ---- functions -------------------------------------------------------------- */
 
 /* k_flush: apply the deferred updates (plan_deferred), and <model>_flush,
 ** which the runtime calls before it touches a parameter. */
@@ -938,46 +1439,54 @@ static void emit_flush(emitter *e, sbuf *out)
            e->o->model);
 }
 
-/* The update p -= lr * grad over every parameter not updated in a GEMM, as
-** few loops as possible (adjacent slots merge). */
-static void emit_slab_update(emitter *e, const bool *done)
+/* The slab updates: p -= lr * grad over runs of adjacent parameters with
+** the same lr (plan_slab_updates). */
+static void emit_slab_updates(emitter *e)
 {
     const kiln_plan *p = e->p;
     int64_t esz = (int64_t)kiln_dtype_size(p->g->floatx);
-    sb_put(&e->body, "\n    /* Scale(learning_rate): p -= lr * grad over the parameter slab */\n");
-    sb_put(&e->body, "    real *params = (real *)arena;\n    const real *grads = (const real *)(arena + %" PRId64 ");\n",
+    int32_t *scale = malloc(sizeof(int32_t) * ((size_t)p->n_params + 1));
+    if (!scale) {
+        e->failed = true;
+        return;
+    }
+    bool any = false;
+    for (int i = 0; i < p->n_params; i++) {
+        scale[i] = -1;
+        for (int u = 0; u < p->n_updates; u++) {
+            int32_t gid, s;
+            if (e->slab_update[u] && p->updates[u].target == p->param_node[i] && scaled_step(e, &p->updates[u], &gid, &s))
+                scale[i] = s;
+        }
+        any |= scale[i] >= 0;
+    }
+    if (!any) {
+        free(scale);
+        return;
+    }
+    sb_put(&e->body, "\n    if (mode == MODE_TRAIN) {\n"
+                     "        /* Scale(learning_rate): p -= lr * grad over the parameter slab */\n"
+                     "        real *params = (real *)arena;\n"
+                     "        const real *grads = (const real *)(arena + %" PRId64 ");\n",
            p->off_grads);
     for (int i = 0; i < p->n_params;) {
-        if (done[i]) {
+        if (scale[i] < 0) {
             i++;
             continue;
         }
         int j = i;
-        while (j + 1 < p->n_params && !done[j + 1])
+        while (j + 1 < p->n_params && scale[j + 1] == scale[i])
             j++;
         int64_t lo = p->param_offset[i] / esz;
         int64_t hi = j + 1 < p->n_params ? p->param_offset[j + 1] / esz : p->param_bytes / esz;
-        sb_put(&e->body, "    for (int64_t i = %" PRId64 "; i < %" PRId64 "; i++) params[i] -= lr * grads[i]; /* %s",
+        sb_put(&e->body, "        {\n            const real lr = %s[0];\n", storage_name(e, scale[i]));
+        sb_put(&e->body, "            for (int64_t i = %" PRId64 "; i < %" PRId64 "; i++) params[i] -= lr * grads[i]; /* %s",
                lo, hi, e->var[p->param_node[i]]);
-        sb_put(&e->body, j > i ? " .. %s */\n" : " */\n", e->var[p->param_node[j]]);
+        sb_put(&e->body, j > i ? " .. %s */\n        }\n" : " */\n        }\n", e->var[p->param_node[j]]);
         i = j + 1;
     }
-}
-
-/* Modes of the generated <model>_run: which entry point is running. */
-enum { MODE_FORWARD = 1, MODE_EVAL = 2, MODE_GRADIENTS = 4, MODE_TRAIN = 8 };
-
-/* Modes in which node id's kernel runs. */
-static unsigned kernel_modes(const emitter *e, int32_t id)
-{
-    unsigned m = 0, en = e->p->entries[id];
-    if ((en & KILN_ENTRY_FORWARD) && e->o->has_forward)
-        m |= MODE_FORWARD;
-    if ((en & KILN_ENTRY_EVAL) && e->o->has_train)
-        m |= MODE_EVAL;
-    if ((en & KILN_ENTRY_TRAIN) && e->o->has_train)
-        m |= MODE_GRADIENTS | MODE_TRAIN;
-    return m;
+    sb_put(&e->body, "    }\n");
+    free(scale);
 }
 
 /* Append text to the body, indented by 4 more spaces per line. */
@@ -1004,94 +1513,67 @@ static char *kernel_text(emitter *e, int32_t id)
     return k.s;
 }
 
+static void mode_guard(sbuf *b, unsigned m)
+{
+    sb_put(b, "\n    if (mode & (%s%s%s%s)) {", (m & MODE_FORWARD) ? "MODE_FORWARD | " : "",
+           (m & MODE_EVAL) ? "MODE_EVAL | " : "", (m & MODE_GRADIENTS) ? "MODE_GRADIENTS | " : "",
+           (m & MODE_TRAIN) ? "MODE_TRAIN" : "0");
+}
+
+/* Whether symbol k sizes some value of the program (B always: the batch
+** is every entry point's argument). */
+static bool symbol_used(const emitter *e, int k)
+{
+    if (k == 0)
+        return true;
+    if (!e->g->symbol_names[k])
+        return false;
+    for (int32_t id = 0; id < e->p->n; id++) {
+        const kiln_node_rec *r = R(e, id);
+        if (!e->p->modes[id])
+            continue;
+        if (r->op == KILN_OP_SYMBOL && kiln_dim_symbol(r->attr.i[0]) == k)
+            return true;
+        for (int i = 0; i < r->shape.rank; i++) {
+            kiln_mono m;
+            if (r->shape.dims[i] < 0 && kiln_dim_mono(e->g, r->shape.dims[i], &m) && m.e[k])
+                return true;
+        }
+    }
+    return false;
+}
+
 /* All entry points in one body: each kernel runs in the modes whose entry
 ** point needs it (a guard when that is not every mode), a weight's fused
-** update only in MODE_TRAIN. One body instead of four copies keeps the
-** file, and the C compiler's time, small (see docs/performance.md). */
+** update only in MODE_TRAIN; at the end, gradients stored elsewhere are
+** copied into their slots, the slab updates run, and updates not computed
+** in place are copied into their targets. One body instead of four copies
+** keeps the file, and the C compiler's time, small (docs/performance.md). */
 static void emit_run(emitter *e, sbuf *out)
 {
     const kiln_plan *p = e->p;
     unsigned all = (e->o->has_forward ? MODE_FORWARD : 0) |
                    (e->o->has_train ? MODE_EVAL | MODE_GRADIENTS | MODE_TRAIN : 0);
-    bool *done = calloc((size_t)p->n_params + 1, sizeof *done);
-    if (!done) {
-        e->failed = true;
-        return;
-    }
     memset(e->used, 0, (size_t)p->n + 1);
     e->body.n = 0;
     if (e->body.s)
         e->body.s[0] = '\0';
-    sb_put(&e->body, "    const real lr = hyper[%d];\n    (void)lr;\n", KILN_HYPER_LEARNING_RATE);
     bool deferred = false;
     for (int i = 0; i < p->n_params; i++)
         deferred |= e->defer[i] >= 0;
     if (deferred)
         sb_put(&e->body, "    if (!(mode == MODE_TRAIN && B == 1)) /* only a batch-1 step applies deferred updates itself */\n"
                          "        k_flush(arena, rt);\n");
-    /* Sums over one axis of a stored elementwise value, into a gradient slot
-    ** (pinned: no other value lives there, so it may be written early), are
-    ** computed in the loop that writes the value: one pass instead of two
-    ** (a bias gradient beside its layer's delta), same order, same bits. */
-    unsigned char *absorbed = calloc((size_t)p->n + 1, 1);
-    if (!absorbed)
-        e->failed = true;
-    for (int32_t id = 0; id < p->n; id++)
-        e->sibling[id] = -1;
-    for (int32_t id = 0; absorbed && id < p->n; id++) {
-        const kiln_node_rec *r = R(e, id);
-        int32_t k = r->n_in ? r->in[0] : -1;
-        if (r->op != KILN_OP_SUM || r->axis == KILN_ALL_AXES || p->inline_[id] || p->alias[id] != id ||
-            p->buf[id].zone != KILN_ZONE_GRAD || k < 0 || p->inline_[k] || p->alias[k] != k ||
-            !kiln_op_is_elementwise(R(e, k)->op) || e->sibling[k] >= 0 || e->fused[k] >= 0 ||
-            kernel_modes(e, id) != kernel_modes(e, k) || !is_kernel(e, k, KILN_ENTRY_FORWARD | KILN_ENTRY_EVAL | KILN_ENTRY_TRAIN))
-            continue;
-        e->sibling[k] = id;
-        absorbed[id] = 1;
-    }
-    /* The softmax of a classifier's logits (wanted for the gradient) and the
-    ** cross-entropy of the same logits (the cost) share one row loop: one
-    ** exp per logit instead of two, the same values and order, the same bits.
-    ** Only when the softmax runs in no mode the cross-entropy does not, and
-    ** nothing reads the softmax before the cross-entropy's place. */
-    for (int32_t id = 0; id < p->n; id++)
-        e->rows_with[id] = -1;
-    for (int32_t id = 0; absorbed && id < p->n; id++) {
-        const kiln_node_rec *r = R(e, id);
-        if (r->op != KILN_OP_SOFTMAX_XENT || !kernel_modes(e, id) ||
-            !is_kernel(e, id, KILN_ENTRY_FORWARD | KILN_ENTRY_EVAL | KILN_ENTRY_TRAIN))
-            continue;
-        for (int32_t sm = 0; sm < id; sm++) {
-            const kiln_node_rec *q = R(e, sm);
-            unsigned qm = kernel_modes(e, sm);
-            if (q->op != KILN_OP_SOFTMAX || q->in[0] != r->in[0] || p->inline_[sm] || p->alias[sm] != sm ||
-                absorbed[sm] || !qm || (qm & ~kernel_modes(e, id)) || (qm & (MODE_FORWARD | MODE_EVAL)) ||
-                !is_kernel(e, sm, KILN_ENTRY_FORWARD | KILN_ENTRY_EVAL | KILN_ENTRY_TRAIN))
-                continue;
-            bool read_early = false;
-            for (int32_t k = sm + 1; k < id && !read_early; k++)
-                for (int a = 0; a < R(e, k)->n_in; a++)
-                    read_early |= p->alias[R(e, k)->in[a]] == sm;
-            if (read_early)
-                continue;
-            e->rows_with[id] = sm;
-            absorbed[sm] = 1;
-            break;
-        }
-    }
     for (int32_t id = 0; id < p->n; id++) {
-        unsigned m = kernel_modes(e, id);
-        if (!m || !is_kernel(e, id, KILN_ENTRY_FORWARD | KILN_ENTRY_EVAL | KILN_ENTRY_TRAIN))
+        unsigned m = p->modes[id] & all;
+        if (!m || !is_kernel(e, id) || e->absorbed[id])
             continue;
-        if (absorbed && absorbed[id])
-            continue;
-        int fp = e->fused[id];
-        if (fp >= 0) { /* the plain product, and the fused update in MODE_TRAIN */
-            done[fp] = true;
+        if (e->fused[id] >= 0) { /* the plain product, and the fused update in MODE_TRAIN */
             char *fused = kernel_text(e, id);
+            int fu = e->fused[id];
             e->fused[id] = -1;
             char *plain = kernel_text(e, id);
-            e->fused[id] = fp;
+            e->fused[id] = fu;
             sb_put(&e->body, "\n    if (mode == MODE_TRAIN) {");
             put_indented(&e->body, fused);
             sb_put(&e->body, "    } else {");
@@ -1101,9 +1583,7 @@ static void emit_run(emitter *e, sbuf *out)
             free(plain);
         } else if (m != all) {
             char *k = kernel_text(e, id);
-            sb_put(&e->body, "\n    if (mode & (%s%s%s%s)) {", (m & MODE_FORWARD) ? "MODE_FORWARD | " : "",
-                   (m & MODE_EVAL) ? "MODE_EVAL | " : "", (m & MODE_GRADIENTS) ? "MODE_GRADIENTS | " : "",
-                   (m & MODE_TRAIN) ? "MODE_TRAIN" : "0");
+            mode_guard(&e->body, m);
             put_indented(&e->body, k);
             sb_put(&e->body, "    }\n");
             free(k);
@@ -1120,10 +1600,10 @@ static void emit_run(emitter *e, sbuf *out)
             int32_t gid = p->grad_node[i];
             if (gid < 0 || !p->grad_copy[i])
                 continue;
-            char n[64], x[EXPR_MAX];
-            size_str(n, sizeof n, &R(e, gid)->shape);
+            char n[DIM_MAX], x[1200];
+            size_c(e, &R(e, gid)->shape, n, sizeof n);
             kindex ix = {.flat = true};
-            expr(e, x, sizeof x, gid, &ix, false);
+            operand(e, x, sizeof x, gid, &ix, &R(e, gid)->shape);
             sb_put(&e->body, "        /* gradient of %s, stored elsewhere: copy into its slot */\n",
                    e->var[p->param_node[i]]);
             sb_put(&e->body, "        for (int64_t i = 0; i < %s; i++) ((real *)(arena + %" PRId64 "))[i] = %s;\n", n,
@@ -1131,30 +1611,34 @@ static void emit_run(emitter *e, sbuf *out)
         }
         sb_put(&e->body, "    }\n");
     }
-    if (e->o->has_train) {
-        sbuf saved = e->body, u = {0};
-        e->body = u;
-        emit_slab_update(e, done);
-        u = e->body;
-        e->body = saved;
-        sb_put(&e->body, "\n    if (mode == MODE_TRAIN) {");
-        put_indented(&e->body, u.s);
-        sb_put(&e->body, "    }\n");
-        free(u.s);
+    emit_slab_updates(e);
+    for (int u = 0; u < p->n_updates; u++) { /* updates computed apart: into their targets */
+        const kiln_plan_update *up = &p->updates[u];
+        unsigned m = p->update_modes[u] & all;
+        if (p->update_inplace[u] || !m)
+            continue;
+        char n[DIM_MAX];
+        size_c(e, &R(e, up->target)->shape, n, sizeof n);
+        mode_guard(&e->body, m);
+        sb_put(&e->body, " /* update: %s takes its new value */\n"
+                         "        for (int64_t i = 0; i < %s; i++) %s[i] = %s[i];\n    }\n",
+               e->var[up->target], n, storage_name(e, up->target), storage_name(e, up->value));
     }
-    for (int32_t id = 0; id < p->n; id++)
-        e->fused[id] = -1;
-    free(done);
-    free(absorbed);
 
     emit_flush(e, out);
     sb_put(out, "\nenum { MODE_FORWARD = 1, MODE_EVAL = 2, MODE_GRADIENTS = 4, MODE_TRAIN = 8 };\n");
     sb_put(out, "\n/* Every entry point's kernels; mode says which entry point runs. */\n"
                 "__attribute__((noinline))\n"
-                "static int64_t %s_run(char *arena, const void *const *inputs, int64_t B, int mode,\n"
+                "static int64_t %s_run(char *arena, const void *const *inputs, const int64_t *sizes, int mode,\n"
                 "                      const k_runtime *rt)\n{\n",
            e->o->model);
     char t = e->g->floatx == KILN_DTYPE_F64 ? 'd' : 's';
+    for (int k = 0; k < KILN_MAX_SYMBOLS; k++)
+        if (symbol_used(e, k)) {
+            char s[48];
+            symbol_name(e, k, s, sizeof s);
+            sb_put(out, "    const int64_t %s = sizes[%d];\n", s, k);
+        }
     sb_put(out, "    const k_%cgemm_fn cblas_%cgemm = rt->%cgemm;\n", t, t, t);
     sb_put(out, "    const k_%cgemv_fn cblas_%cgemv = rt->%cgemv;\n", t, t, t);
     sb_put(out, "    const k_%cger_fn cblas_%cger = rt->%cger;\n", t, t, t);
@@ -1165,7 +1649,13 @@ static void emit_run(emitter *e, sbuf *out)
                    e->defer[i]);
     if (e->scratch >= 0)
         sb_put(out, "    float *gemm_scratch = (float *)(arena + %" PRId64 "); /* rt->sgemm_nn's */\n", e->scratch);
-    sb_put(out, "    (void)inputs;\n    (void)B;\n    (void)hyper;\n    (void)mode;\n");
+    sb_put(out, "    (void)inputs;\n    (void)sizes;\n    (void)mode;\n");
+    for (int k = 0; k < KILN_MAX_SYMBOLS; k++)
+        if (symbol_used(e, k)) {
+            char s[48];
+            symbol_name(e, k, s, sizeof s);
+            sb_put(out, "    (void)%s;\n", s);
+        }
     sb_put(out, "    (void)cblas_%cgemm;\n    (void)cblas_%cgemv;\n    (void)cblas_%cger;\n", t, t, t);
     if (e->body.s)
         sb_put(out, "%s", e->body.s);
@@ -1174,8 +1664,9 @@ static void emit_run(emitter *e, sbuf *out)
 
 static void emit_entry(sbuf *out, const char *model, const char *fn, const char *mode, const char *what)
 {
-    sb_put(out, "\n/* %s */\nint64_t %s_%s(char *arena, const void *const *inputs, int64_t B, const k_runtime *rt)\n{\n"
-                "    return %s_run(arena, inputs, B, %s, rt);\n}\n",
+    sb_put(out, "\n/* %s */\nint64_t %s_%s(char *arena, const void *const *inputs, const int64_t *sizes,\n"
+                "        const k_runtime *rt)\n{\n"
+                "    return %s_run(arena, inputs, sizes, %s, rt);\n}\n",
            what, model, fn, model, mode);
 }
 
@@ -1214,21 +1705,54 @@ static const char PRELUDE[] =
     "static inline real k_relu(real x) { return x > 0 ? x : 0; }\n"
     "static inline real k_sign(real x) { return (real)((x > 0) - (x < 0)); }\n"
     "static inline real k_max(real a, real b) { return a >= b ? a : b; }\n"
+    "static inline real k_min(real a, real b) { return a <= b ? a : b; }\n"
+    "static inline real k_clip(real x, real lo, real hi) { return x < lo ? lo : x > hi ? hi : x; }\n"
     "static inline real k_sigmoid(real x) { return 1 / (1 + k_exp(-x)); }\n"
     "static inline real k_softplus(real x) { return x > 0 ? x + k_log1p(k_exp(-x)) : k_log1p(k_exp(x)); }\n"
-    "/* An integer read from the data (a target) out of range: node and row. */\n"
+    "/* An integer read from the data (a target, an index) out of range: node and position. */\n"
     "static int64_t k_bad_index(int node, int64_t row) { return ((int64_t)node << 32) | (row + 1); }\n";
+
+/* Philox4x32-10 (Salmon et al., SC'11), as compiler/rng.c computes it: the
+** counter (i, stream, step) under the state's key. */
+static const char PHILOX[] =
+    "\n/* Random numbers: Philox4x32-10 of the counter (element, stream, step)\n"
+    "** under the state's key (state: key low, key high, step low, step high). */\n"
+    "static void k_philox(const int32_t *state, uint64_t i, int64_t stream, uint32_t w[4])\n{\n"
+    "    uint32_t c0 = (uint32_t)i, c1 = (uint32_t)(i >> 32) ^ ((uint32_t)stream << 16);\n"
+    "    uint32_t c2 = (uint32_t)state[2], c3 = (uint32_t)state[3];\n"
+    "    uint32_t k0 = (uint32_t)state[0], k1 = (uint32_t)state[1];\n"
+    "    for (int r = 0; r < 10; r++) {\n"
+    "        uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;\n"
+    "        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;\n"
+    "        c1 = (uint32_t)p1;\n        c3 = (uint32_t)p0;\n        c0 = n0;\n        c2 = n2;\n"
+    "        k0 += 0x9E3779B9u;\n        k1 += 0xBB67AE85u;\n"
+    "    }\n"
+    "    w[0] = c0;\n    w[1] = c1;\n    w[2] = c2;\n    w[3] = c3;\n}\n"
+    "/* Uniform on [0, 1): 24 bits of word k (float), 53 of words 2k, 2k+1 (double). */\n"
+    "static inline real k_unit24(const uint32_t *w, int k) { return (real)(w[k] >> 8) * (real)0x1p-24; }\n"
+    "static inline real k_unit53(const uint32_t *w, int k)\n"
+    "{ return (real)((((uint64_t)w[2 * k + 1] << 32) | w[2 * k]) >> 11) * (real)0x1p-53; }\n"
+    "/* Box-Muller: a standard normal from two uniforms. */\n"
+    "static inline real k_normal(real u1, real u2)\n"
+    "{ return k_sqrt(-2 * k_log(1 - u1)) * (real)cos(6.283185307179586 * (double)u2); }\n";
 
 static void emitter_free(emitter *e)
 {
     free(e->var);
     free(e->used);
+    free(e->kernel_of);
+    free(e->readers);
     free(e->fused);
+    free(e->absorbed);
     free(e->sibling);
     free(e->rows_with);
+    free(e->slab_update);
     free(e->defer);
     free(e->defer_at);
     free(e->pend);
+    free(e->members);
+    free(e->stack);
+    free(e->mark);
     free(e->body.s);
 }
 
@@ -1237,35 +1761,54 @@ enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, cha
 {
     emitter e = {.p = p, .g = p->g, .o = o};
     e.real = p->g->floatx == KILN_DTYPE_F64 ? "double" : "float";
-    e.var = calloc((size_t)p->n + 1, sizeof *e.var);
-    e.used = calloc((size_t)p->n + 1, 1);
-    e.fused = calloc((size_t)p->n + 1, sizeof *e.fused);
-    e.sibling = calloc((size_t)p->n + 1, sizeof *e.sibling);
-    e.rows_with = calloc((size_t)p->n + 1, sizeof *e.rows_with);
-    e.defer = calloc((size_t)p->n_params + 1, sizeof *e.defer);
-    e.defer_at = calloc((size_t)p->n + 1, sizeof *e.defer_at);
+    size_t n1 = (size_t)p->n + 1;
+    e.var = calloc(n1, sizeof *e.var);
+    e.used = calloc(n1, 1);
+    e.kernel_of = calloc(n1, sizeof *e.kernel_of);
+    e.readers = calloc(n1, sizeof *e.readers);
+    e.fused = malloc(n1 * sizeof *e.fused);
+    e.absorbed = calloc(n1, sizeof *e.absorbed);
+    e.sibling = malloc(n1 * sizeof *e.sibling);
+    e.rows_with = malloc(n1 * sizeof *e.rows_with);
+    e.slab_update = calloc((size_t)p->n_updates + 1, sizeof *e.slab_update);
+    e.defer = malloc(((size_t)p->n_params + 1) * sizeof *e.defer);
+    e.defer_at = malloc(n1 * sizeof *e.defer_at);
     e.pend = calloc((size_t)p->n_params + 1, sizeof *e.pend);
+    e.members = malloc(n1 * sizeof *e.members);
+    e.stack = malloc(n1 * sizeof *e.stack);
+    e.mark = calloc(n1, sizeof *e.mark);
     sbuf out = {0};
-    if (!e.var || !e.used || !e.fused || !e.sibling || !e.rows_with || !e.defer || !e.defer_at || !e.pend) {
+    if (!e.var || !e.used || !e.kernel_of || !e.readers || !e.fused || !e.absorbed || !e.sibling || !e.rows_with ||
+        !e.slab_update || !e.defer || !e.defer_at || !e.pend || !e.members || !e.stack || !e.mark) {
         emitter_free(&e);
         return kiln_err_set(err, KILN_ERR_NOMEM, "codegen: no memory");
     }
+    for (int32_t id = 0; id < p->n; id++)
+        e.fused[id] = e.sibling[id] = e.rows_with[id] = e.defer_at[id] = -1;
+    for (int i = 0; i < p->n_params; i++)
+        e.defer[i] = -1;
     name_nodes(&e);
+    kernel_owners(&e);
     if (o->has_train)
         plan_fused_updates(&e);
-    else
-        for (int32_t id = 0; id < p->n; id++)
-            e.fused[id] = -1;
+    plan_slab_updates(&e);
     plan_deferred(&e);
     plan_scratch(&e);
+    plan_siblings(&e);
+    plan_shared_rows(&e);
 
     /* 1. Header: what made this file, and the arena layout. */
     sb_put(&out, "/* %s.c: generated by kiln %s (%s), do not edit.\n", o->model, KILN_VERSION, KILN_CODEGEN_VERSION);
-    sb_put(&out, "**\n** model %s: %d nodes, %d parameters (%" PRId64 " bytes), floats are %s\n", o->model,
-           (int)p->n, p->n_params, p->param_bytes, e.real);
-    sb_put(&out, "** arena: params @0 | grads @%" PRId64 " | fixed @%" PRId64 " (%" PRId64 " bytes) | batch @%" PRId64
-                 " (%" PRId64 " bytes per example, max batch %" PRId64 ")\n",
-           p->off_grads, p->off_fixed, p->fixed_bytes, p->off_batch, p->batch_bytes_per_example, p->max_batch);
+    sb_put(&out, "**\n** model %s: %d nodes, %d parameters (%" PRId64 " bytes), %d states, floats are %s\n", o->model,
+           (int)p->n, p->n_params, p->param_bytes, p->n_states, e.real);
+    sb_put(&out, "** arena: params @0 | grads @%" PRId64 " | states @%" PRId64 " (%" PRId64 " bytes) | values @%" PRId64 "\n",
+           p->off_grads, p->off_states, p->state_bytes, p->off_values);
+    for (int z = 0; z < p->n_zones; z++) {
+        char unit[DIM_MAX];
+        kiln_mono_str(p->g, &p->zones[z].unit, unit, sizeof unit);
+        sb_put(&out, "**   zone %s @%" PRId64 ": %" PRId64 " bytes per %s, %" PRId64 " at the maxima\n", unit,
+               p->zones[z].base, p->zones[z].bytes, z ? unit : "program", p->zones[z].units);
+    }
     int64_t end_deferred = e.scratch >= 0 ? e.scratch : e.arena_bytes;
     if (end_deferred > (p->arena_bytes + 63) / 64 * 64)
         sb_put(&out, "**        | deferred batch-1 updates @%" PRId64 " (%" PRId64 " bytes)\n",
@@ -1282,18 +1825,31 @@ enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, cha
                                    "#define k_fabs fabs\n#define k_sqrt sqrt\n#define k_tanh tanh\n"
                                    "#define k_pow pow\n";
     sb_put(&out, PRELUDE, e.real, p->g->floatx == KILN_DTYPE_F64 ? MATH_F64 : MATH_F32);
+    bool random = false;
+    for (int32_t id = 0; id < p->n; id++)
+        random |= R(&e, id)->op == KILN_OP_RANDOM && p->modes[id];
+    if (random)
+        sb_put(&out, "%s", PHILOX);
     sb_put(&out, "\n#define ARENA_BYTES %" PRId64 "\n#define PARAM_FLOATS %" PRId64 "\n", e.arena_bytes,
            p->param_bytes / (int64_t)kiln_dtype_size(p->g->floatx));
     sb_put(&out, "\n/* parameters, in slab order:\n");
     for (int i = 0; i < p->n_params; i++) {
         char sh[KILN_SHAPE_STR_MAX];
-        shape_comment(sh, sizeof sh, &R(&e, p->param_node[i])->shape);
-        sb_put(&out, "**   %-32s %s @%" PRId64 "\n", e.var[p->param_node[i]], sh, p->param_offset[i]);
+        sb_put(&out, "**   %-32s %s @%" PRId64 "\n", e.var[p->param_node[i]],
+               kiln_shape_str(p->g, &R(&e, p->param_node[i])->shape, sh, sizeof sh), p->param_offset[i]);
+    }
+    if (p->n_states) {
+        sb_put(&out, "** states:\n");
+        for (int i = 0; i < p->n_states; i++) {
+            char sh[KILN_SHAPE_STR_MAX];
+            sb_put(&out, "**   %-32s %s @%" PRId64 "\n", e.var[p->state_node[i]],
+                   kiln_shape_str(p->g, &R(&e, p->state_node[i])->shape, sh, sizeof sh), p->state_offset[i]);
+        }
     }
     sb_put(&out, "*/\n");
 
-    /* 2. init: hyperparameters' defaults are set by the runtime; gradients
-    ** of parameters the cost does not reach stay zero. */
+    /* 2. init: states' values are set by the runtime; gradients of
+    ** parameters the cost does not reach stay zero. */
     sb_put(&out,
            "\n/* Check the arena's size and clear the gradient slab. */\n"
            "int64_t %s_init(char *arena, int64_t arena_bytes)\n{\n"
@@ -1315,18 +1871,20 @@ enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, cha
         emit_entry(&out, o->model, "gradients", "MODE_GRADIENTS",
                    "Cost, monitored values and the gradient of every parameter.");
         emit_entry(&out, o->model, "train_step", "MODE_TRAIN",
-                   "One step of GradientDescent with Scale(learning_rate): the cost and\n"
-                   "** monitors with the parameters as they were, then p -= lr * grad, inside\n"
-                   "** the gradient's GEMM where it can be, else over the parameter slab.");
+                   "One step of GradientDescent: the cost and monitors with the parameters\n"
+                   "** as they were, then the step rule's updates (p -= lr * grad inside the\n"
+                   "** gradient's GEMM where it can be, else over the parameter slab).");
     }
     bool oom = e.body.oom;
-    kiln_emit_info facts = {.arena_bytes = e.arena_bytes, .gemm_n = e.gemm_n, .gemm_k = e.gemm_k};
+    kiln_emit_info facts = {.arena_bytes = e.arena_bytes, .gemm_n = e.gemm_n, .gemm_k = e.gemm_k,
+                            .fused_updates = e.any_fused};
+    bool failed = e.failed;
     emitter_free(&e);
     if (out.oom || oom) {
         free(out.s);
         return kiln_err_set(err, KILN_ERR_NOMEM, "codegen: no memory for the source");
     }
-    if (e.failed) {
+    if (failed) {
         free(out.s);
         return kiln_err_set(err, KILN_ERR_UNSUPPORTED, "codegen: the plan has a node this emitter cannot place");
     }

@@ -6,25 +6,27 @@
 
 /* Bumped whenever the generated code or its ABI changes; part of the JIT
 ** cache key. */
-#define KILN_CODEGEN_VERSION "kiln-codegen-5"
+#define KILN_CODEGEN_VERSION "kiln-codegen-6"
 
 typedef struct kiln_emit_options {
     const char *model;      /* sanitised C identifier prefix */
     bool has_forward, has_train;
+    bool no_fast_paths;     /* no update inside a GEMM, no deferred update, no own GEMM */
 } kiln_emit_options;
 
 /* Generated entry points, for model "mlp":
 **   int64_t mlp_init(char *arena, int64_t arena_bytes)
-**   int64_t mlp_forward(char *arena, const void *const *inputs, int64_t B,
-**                       const kiln_codegen_runtime *rt)
+**   int64_t mlp_forward(char *arena, const void *const *inputs,
+**                       const int64_t *sizes, const kiln_codegen_runtime *rt)
 **   int64_t mlp_eval_step(...), mlp_gradients(...), mlp_train_step(...)
 **   int64_t mlp_flush(char *arena, const kiln_codegen_runtime *rt)
+** sizes[k] is the run-time size of dim symbol k (B first, then T, ...).
 ** flush applies the updates a batch-1 train_step deferred (emit_c.c,
 ** plan_deferred); the runtime calls it before it reads or writes a
 ** parameter in the arena.
 ** rt hands the code its BLAS functions; the file links only libm.
-** They return 0, or KILN_CODEGEN_BAD_INDEX(node, row) when an integer index
-** read from the data is out of range. */
+** They return 0, or KILN_CODEGEN_BAD_INDEX(node, position) when an integer
+** index read from the data is out of range. */
 #define KILN_CODEGEN_ERR_NODE(code) ((int32_t)((code) >> 32))
 #define KILN_CODEGEN_ERR_ROW(code) ((int64_t)((code) & 0xffffffff) - 1)
 
@@ -53,6 +55,7 @@ typedef struct kiln_codegen_runtime {
 typedef struct kiln_emit_info {
     int64_t arena_bytes; /* the plan's arena, deferred updates' slots, GEMM scratch */
     int gemm_n, gemm_k;  /* the widest product that calls rt->sgemm_nn (0, 0: none) */
+    bool fused_updates;  /* some gradient products apply their update and keep no gradient */
 } kiln_emit_info;
 
 /* *out is malloc'ed, NUL-terminated. */

@@ -61,6 +61,7 @@
 #include "compiler/graph.h"
 #include "compiler/init.h"
 #include "compiler/rng.h"
+#include "compiler/store.h"
 
 /* Blocks' config.default_seed. */
 #define KILN_BRICK_DEFAULT_SEED 1
@@ -107,14 +108,6 @@ static const brick_class brick_classes[BK_COUNT_] = {
     [BK_MISCLASSIFICATION_RATE] = {"MisclassificationRate", "misclassificationrate", CLS_COST},
 };
 
-struct kiln_param {
-    kiln_err err;      /* last failure of get/set_values on this parameter */
-    char name[KILN_MAX_NAME + 1];
-    kiln_shape shape;
-    unsigned roles;    /* PARAMETER, with WEIGHT or BIAS for a brick's */
-    kiln_brick *brick; /* the brick whose slot this is; NULL: kiln_param_create */
-    double *data;      /* size elements, row-major; NULL when not allocated */
-};
 
 struct kiln_brick {
     kiln_err err;
@@ -138,7 +131,7 @@ struct kiln_brick {
     bool seed_set;
     /* life cycle */
     bool alloc_pushed, init_pushed, allocated, initialized;
-    kiln_param slot[BRICK_MAX_PARAMS];
+    kiln_param *slot[BRICK_MAX_PARAMS];   /* store entries, made on first allocation */
     kiln_param *params[BRICK_MAX_PARAMS]; /* allocated slots, in Blocks' order */
     int n_params;
 };
@@ -213,6 +206,9 @@ static bool brick_set_paths(kiln_brick *b)
     snprintf(path, n, "%s/%s", prefix, b->name);
     free(b->path);
     b->path = path;
+    for (int i = 0; i < BRICK_MAX_PARAMS; i++)
+        if (b->slot[i] && !kiln_store_set_owner(b->slot[i], path))
+            return false;
     for (int i = 0; i < b->n_children; i++)
         if (!brick_set_paths(b->children[i]))
             return false;
@@ -241,7 +237,7 @@ void kiln_brick_destroy(kiln_brick *b)
         kiln_brick_destroy(b->children[i]);
     }
     for (int i = 0; i < BRICK_MAX_PARAMS; i++)
-        free(b->slot[i].data);
+        kiln_store_free(b->slot[i]);
     free(b->children);
     free(b->linears);
     free(b->dims);
@@ -584,49 +580,48 @@ typedef struct param_spec {
     int64_t dims[2];
 } param_spec;
 
-/* Replace b's parameters by specs[0..n), NaN-filled. All buffers are made
-** before any is swapped in, so on KILN_ERR_NOMEM b is unchanged. */
+/* Replace b's parameters by specs[0..n), NaN-filled. Store entries are
+** made once per slot and kept for the brick's life (a kiln_param pointer
+** stays valid); every new buffer is made before any is swapped in, so on
+** KILN_ERR_NOMEM b is unchanged. */
 static enum kiln_status alloc_params(kiln_brick *b, const param_spec *specs, int n)
 {
-    double *fresh[BRICK_MAX_PARAMS] = {0};
+    for (int i = 0; i < n; i++) {
+        int s = specs[i].slot;
+        if (b->slot[s])
+            continue;
+        kiln_param *p = kiln_store_new(KILN_STORE_PARAMETER, specs[i].name, KILN_DTYPE_F32, specs[i].rank,
+                                       specs[i].dims, NAN);
+        if (!p || !kiln_store_set_owner(p, b->path)) {
+            kiln_store_free(p);
+            return brick_fail(b, KILN_ERR_NOMEM, "%s: no memory for its values", specs[i].name);
+        }
+        kiln_store_hold(p);
+        kiln_store_set_front(p, b, &b->err);
+        kiln_store_set_roles(p, specs[i].roles);
+        b->slot[s] = p;
+    }
     for (int i = 0; i < n; i++) {
         int64_t size = 1;
-        for (int d = 0; d < specs[i].rank; d++) {
-            if (size > INT64_MAX / (int64_t)sizeof(double) / specs[i].dims[d]) {
-                for (int j = 0; j < i; j++)
-                    free(fresh[j]);
-                return brick_fail(b, KILN_ERR_NOMEM, "%s: too many elements to allocate",
-                                  specs[i].name);
-            }
-            size *= specs[i].dims[d];
-        }
-        if ((uint64_t)size > SIZE_MAX / sizeof(double) ||
-            !(fresh[i] = malloc((size_t)size * sizeof(double)))) {
-            for (int j = 0; j < i; j++)
-                free(fresh[j]);
-            return brick_fail(b, KILN_ERR_NOMEM, "%s: no memory for %lld values", specs[i].name,
-                              (long long)size);
-        }
-        for (int64_t k = 0; k < size; k++)
-            fresh[i][k] = NAN;
+        for (int d = 0; d < specs[i].rank; d++)
+            if (!kiln_mul_i64(size, specs[i].dims[d], &size) || (uint64_t)size > SIZE_MAX / sizeof(double) / 2)
+                return brick_fail(b, KILN_ERR_NOMEM, "%s: too many elements to allocate", specs[i].name);
     }
     /* Swap in; slots not named in specs lose their values. */
-    for (int s = 0; s < BRICK_MAX_PARAMS; s++) {
-        free(b->slot[s].data);
-        b->slot[s].data = NULL;
-    }
+    bool named[BRICK_MAX_PARAMS] = {0};
     b->n_params = 0;
     for (int i = 0; i < n; i++) {
-        kiln_param *p = &b->slot[specs[i].slot];
-        strcpy(p->name, specs[i].name); /* "W" or "b" */
-        p->roles = specs[i].roles;
-        p->brick = b;
-        p->shape.rank = specs[i].rank;
-        for (int d = 0; d < specs[i].rank; d++)
-            p->shape.dims[d] = specs[i].dims[d];
-        p->data = fresh[i];
+        kiln_param *p = b->slot[specs[i].slot];
+        if (kiln_store_reshape(p, specs[i].rank, specs[i].dims, NAN) != KILN_OK)
+            return brick_fail(b, KILN_ERR_NOMEM, "%s: no memory for its values", specs[i].name);
+        kiln_store_rename(p, specs[i].name);
+        kiln_store_set_roles(p, specs[i].roles);
+        named[specs[i].slot] = true;
         b->params[b->n_params++] = p;
     }
+    for (int s = 0; s < BRICK_MAX_PARAMS; s++)
+        if (!named[s] && b->slot[s])
+            kiln_store_release(b->slot[s]);
     return KILN_OK;
 }
 
@@ -725,7 +720,7 @@ static enum kiln_status init_param(kiln_brick *b, kiln_param *p, const kiln_init
                                    kiln_rng *rng, const char *what)
 {
     kiln_err e = {0};
-    enum kiln_status s = kiln_init_fill(init, rng, p->data, kiln_param_size(p), &e);
+    enum kiln_status s = kiln_init_fill(init, rng, kiln_param_data(p), kiln_param_size(p), &e);
     if (s != KILN_OK)
         return brick_fail(b, s, "%s: %s", what, e.msg);
     return KILN_OK;
@@ -737,7 +732,7 @@ static enum kiln_status initialize_self(kiln_brick *b, kiln_rng *rng)
 {
     kiln_param *w = NULL, *bias = NULL;
     for (int i = 0; i < b->n_params; i++) {
-        if (b->params[i]->roles & KILN_ROLE_WEIGHT)
+        if (kiln_param_roles(b->params[i]) & KILN_ROLE_WEIGHT)
             w = b->params[i];
         else
             bias = b->params[i];
@@ -814,7 +809,7 @@ static const char *desc(const kiln_graph *g, kiln_node n, desc_buf *buf)
     const kiln_node_rec *r = rec_of(g, n);
     char shape[KILN_SHAPE_STR_MAX];
     snprintf(buf->s, sizeof buf->s, "%s %s", kiln_dtype_name(r->dtype),
-             kiln_shape_str(&r->shape, shape, sizeof shape));
+             kiln_shape_str(g, &r->shape, shape, sizeof shape));
     return buf->s;
 }
 
@@ -886,9 +881,9 @@ static enum kiln_status tag_output(kiln_brick *b, kiln_graph *g, kiln_node y, in
     }
     if (kiln_graph_set_name(g, y, name) != KILN_OK)
         return brick_fail(b, g->err.status, "%s", g->err.msg);
-    kiln_node_rec *r = kiln_graph_node(g, y.id);
-    r->roles |= KILN_ROLE_OUTPUT;
-    r->brick = b;
+    kiln_graph_node(g, y.id)->roles |= KILN_ROLE_OUTPUT;
+    if (kiln_graph_set_owner(g, y.id, b->path) != KILN_OK)
+        return brick_fail(b, g->err.status, "%s", g->err.msg);
     return KILN_OK;
 }
 
@@ -898,7 +893,8 @@ static enum kiln_status add_norm(kiln_brick *b, kiln_graph *g, kiln_node p, cons
 {
     for (int32_t i = 0; i < g->n_nodes; i++) {
         const kiln_node_rec *r = kiln_graph_cnode(g, i);
-        if (r->brick == b && (r->roles & KILN_ROLE_AUXILIARY) && r->name && strcmp(r->name, name) == 0)
+        if (r->owner && strcmp(r->owner, b->path) == 0 && (r->roles & KILN_ROLE_AUXILIARY) && r->name &&
+            strcmp(r->name, name) == 0)
             return KILN_OK;
     }
     kiln_node norm = kiln_expr_sqrt(g, kiln_expr_sum(g, kiln_expr_square(g, p), KILN_ALL_AXES));
@@ -915,15 +911,15 @@ static enum kiln_status apply_linear(kiln_brick *b, kiln_graph *g, kiln_node x, 
     if (need_float(b, g, x, "input") || need_rank(b, g, x, "input", 2, "(batch, input_dim)"))
         return b->err.status;
     int64_t features = rec_of(g, x)->shape.dims[1];
-    if (features != w->shape.dims[0])
+    if (features != kiln_param_dim(w, 0))
         return brick_fail(b, KILN_ERR_SHAPE, "input has %lld features, expected %lld",
-                          (long long)features, (long long)w->shape.dims[0]);
+                          (long long)features, (long long)kiln_param_dim(w, 0));
     /* b's leaf before W's: Blocks lists a layer's parameters as [b, W] in
     ** graph order. */
     kiln_node nb = KILN_NODE_NONE;
-    if (bias && built(b, g, nb = kiln_graph_param_leaf(g, bias)) != KILN_OK)
+    if (bias && built(b, g, nb = kiln_graph_store_leaf(g, bias)) != KILN_OK)
         return b->err.status;
-    kiln_node nw = kiln_graph_param_leaf(g, w);
+    kiln_node nw = kiln_graph_store_leaf(g, w);
     if (built(b, g, nw) != KILN_OK || add_norm(b, g, nw, "W_norm") != KILN_OK ||
         (bias && add_norm(b, g, nb, "b_norm") != KILN_OK))
         return b->err.status;
@@ -940,13 +936,13 @@ static enum kiln_status apply_bias(kiln_brick *b, kiln_graph *g, kiln_node x, ki
     if (need_float(b, g, x, "input"))
         return b->err.status;
     const kiln_shape *s = &rec_of(g, x)->shape;
-    if (s->rank < 1 || s->dims[s->rank - 1] != bias->shape.dims[0]) {
+    if (s->rank < 1 || s->dims[s->rank - 1] != kiln_param_dim(bias, 0)) {
         desc_buf d;
         return brick_fail(b, KILN_ERR_SHAPE, "input is %s, expected a last dim of %lld",
-                          desc(g, x, &d), (long long)bias->shape.dims[0]);
+                          desc(g, x, &d), (long long)kiln_param_dim(bias, 0));
     }
     /* Blocks' Bias adds no auxiliary variable, unlike Linear. */
-    kiln_node nb = kiln_graph_param_leaf(g, bias);
+    kiln_node nb = kiln_graph_store_leaf(g, bias);
     if (built(b, g, nb) != KILN_OK)
         return b->err.status;
     *y = kiln_expr_add(g, x, nb);
@@ -1172,138 +1168,28 @@ kiln_param *kiln_brick_param_by_name(const kiln_brick *b, const char *name)
     if (!b || !name)
         return NULL;
     for (int i = 0; i < b->n_params; i++)
-        if (strcmp(b->params[i]->name, name) == 0)
+        if (strcmp(kiln_param_name(b->params[i]), name) == 0)
             return b->params[i];
     return NULL;
 }
 
-const char *kiln_param_name(const kiln_param *p) { return p ? p->name : ""; }
-kiln_brick *kiln_param_brick(const kiln_param *p) { return p ? p->brick : NULL; }
-int kiln_param_rank(const kiln_param *p) { return p ? p->shape.rank : 0; }
-unsigned kiln_param_roles(const kiln_param *p) { return p ? p->roles : 0; }
-const kiln_shape *kiln_param_shape(const kiln_param *p) { return &p->shape; }
-double *kiln_param_data(kiln_param *p) { return p ? p->data : NULL; }
+kiln_brick *kiln_param_brick(const kiln_param *p) { return kiln_store_front(p); }
 
-int64_t kiln_param_dim(const kiln_param *p, int axis)
+/* Auxiliary variable (Blocks' add_auxiliary_variable): n marked AUXILIARY,
+** named, and owned by brick b's path. */
+enum kiln_status kiln_graph_add_auxiliary(kiln_graph *g, kiln_node n, const char *name, kiln_brick *b)
 {
-    if (!p || axis < 0 || axis >= p->shape.rank)
-        return 0;
-    return p->shape.dims[axis];
-}
-
-int64_t kiln_param_size(const kiln_param *p)
-{
-    if (!p)
-        return 0;
-    int64_t n = 1;
-    for (int i = 0; i < p->shape.rank; i++)
-        n *= p->shape.dims[i]; /* checked against overflow when allocated */
-    return n;
-}
-
-/* Record a failure on p and, for a brick's parameter, on its brick too
-** ("/linear: parameter W ..."), where kiln_brick_errmsg reads it. */
-static enum kiln_status param_fail(const kiln_param *p, enum kiln_status status, const char *fmt, ...)
-    KILN_PRINTF(3, 4);
-static enum kiln_status param_fail(const kiln_param *p, enum kiln_status status, const char *fmt, ...)
-{
-    char what[KILN_ERRMSG_MAX]; /* a cut here makes the slot end in "..." */
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
-    kiln_param *mp = (kiln_param *)p; /* only the error slots are written */
-    if (p->brick) {
-        kiln_err_set(&p->brick->err, status, "%s: parameter %s %s", p->brick->path, p->name, what);
-        return kiln_err_copy(&mp->err, &p->brick->err, NULL);
+    if (!g)
+        return KILN_ERR_ARG;
+    if (!kiln_graph_check(g, n, "kiln_graph_add_auxiliary"))
+        return g->err.status;
+    if (name) {
+        enum kiln_status s = kiln_graph_set_name_raw(g, n.id, name);
+        if (s)
+            return s;
     }
-    return kiln_err_set(&mp->err, status, "parameter %s %s", p->name, what);
-}
-
-/* Checks shared by get and set. */
-static enum kiln_status values_check(const kiln_param *p, const void *buf, int64_t n)
-{
-    kiln_param *mp = (kiln_param *)p;
-    kiln_err_clear(&mp->err);
-    if (p->brick)
-        kiln_err_clear(&p->brick->err);
-    if (!p->data)
-        return param_fail(p, KILN_ERR_STATE, "is not allocated (allocate the brick first)");
-    int64_t size = kiln_param_size(p);
-    if (n != size) {
-        char shape[KILN_SHAPE_STR_MAX];
-        return param_fail(p, KILN_ERR_ARG, "has %lld values %s, %lld given", (long long)size,
-                          kiln_shape_str(&p->shape, shape, sizeof shape), (long long)n);
-    }
-    if (!buf && n > 0)
-        return param_fail(p, KILN_ERR_ARG, "buffer is NULL");
+    g->nodes[n.id].roles |= KILN_ROLE_AUXILIARY;
+    if (b)
+        return kiln_graph_set_owner(g, n.id, b->path);
     return KILN_OK;
-}
-
-enum kiln_status kiln_param_get_values(const kiln_param *p, double *dst, int64_t n)
-{
-    KILN_API_CHECK(p);
-    if (!p)
-        return KILN_ERR_ARG;
-    enum kiln_status s = values_check(p, dst, n);
-    if (s == KILN_OK && n > 0)
-        memcpy(dst, p->data, (size_t)n * sizeof *dst);
-    return s;
-}
-
-enum kiln_status kiln_param_set_values(kiln_param *p, const double *src, int64_t n)
-{
-    KILN_API_CHECK(p);
-    if (!p)
-        return KILN_ERR_ARG;
-    enum kiln_status s = values_check(p, src, n);
-    if (s == KILN_OK && n > 0)
-        memcpy(p->data, src, (size_t)n * sizeof *src);
-    return s;
-}
-
-const char *kiln_param_errmsg(const kiln_param *p)
-{
-    if (!p)
-        return "no parameter (NULL)";
-    return p->err.status == KILN_OK ? "ok" : p->err.msg;
-}
-
-kiln_param *kiln_param_create(const char *name, int rank, const int64_t *dims)
-{
-    if (!name || !*name || strlen(name) > KILN_MAX_NAME || rank < 0 || rank > KILN_MAX_RANK ||
-        (rank > 0 && !dims))
-        return NULL;
-    int64_t size = 1;
-    for (int i = 0; i < rank; i++) {
-        if (dims[i] <= 0 || size > INT64_MAX / (int64_t)sizeof(double) / dims[i])
-            return NULL;
-        size *= dims[i];
-    }
-    if ((uint64_t)size > SIZE_MAX / sizeof(double))
-        return NULL;
-    kiln_param *p = calloc(1, sizeof *p);
-    if (!p || !(p->data = malloc((size_t)size * sizeof(double)))) {
-        free(p);
-        return NULL;
-    }
-    strcpy(p->name, name); /* length checked above */
-    p->roles = KILN_ROLE_PARAMETER;
-    p->shape.rank = rank;
-    for (int i = 0; i < rank; i++)
-        p->shape.dims[i] = dims[i];
-    for (int64_t k = 0; k < size; k++)
-        p->data[k] = NAN;
-    return p;
-}
-
-void kiln_param_destroy(kiln_param *p)
-{
-    if (!p)
-        return;
-    /* A brick's parameters live in the brick and go with it. */
-    if (p->brick)
-        return;
-    free(p->data);
-    free(p);
 }

@@ -14,4 +14,7 @@
 ** the brick. Borrowed, valid until the next call on p. */
 const char *kiln_param_errmsg(const kiln_param *p);
 
+/* Whether b is ancestor or one of its descendants. */
+bool kiln_brick_is_within(const kiln_brick *b, const kiln_brick *ancestor);
+
 #endif

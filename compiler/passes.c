@@ -22,6 +22,11 @@
 **   log(pick(softmax(x), y))  -> pick(log_softmax(x), y)
 **   -pick(log_softmax(x), y)  -> softmax_xent(x, y) (stable; its gradient is
 **                                softmax(x) - onehot(y))
+**   matmul(a (.., m, k), b (k, n)) -> reshape(matmul(a as (..*m, k), b)):
+**                                one GEMM instead of a batch of small ones,
+**                                and its gradient stays 2-D
+** A rewrite that changes a record's inputs copies them into an array of
+** its own first: a record's `in` may point into the graph.
 */
 #include "compiler/passes.h"
 
@@ -35,7 +40,7 @@ static bool is_const(const kiln_graph *g, int32_t id, double *v)
     if (r->op != KILN_OP_CONST)
         return false;
     if (v)
-        *v = r->value;
+        *v = r->attr.f[0];
     return true;
 }
 
@@ -73,7 +78,9 @@ static double fold_binary(enum kiln_op op, double a, double b)
     case KILN_OP_DIV: return a / b;
     case KILN_OP_POW: return pow(a, b);
     case KILN_OP_MAXIMUM: return a >= b ? a : b;
+    case KILN_OP_MINIMUM: return a <= b ? a : b;
     case KILN_OP_GE: return a >= b;
+    case KILN_OP_GT: return a > b;
     case KILN_OP_EQ: return a == b;
     case KILN_OP_NE: return a != b;
     default: return NAN;
@@ -82,8 +89,17 @@ static double fold_binary(enum kiln_op op, double a, double b)
 
 static int32_t add_const(kiln_graph *g, double v, enum kiln_dtype t)
 {
-    kiln_node_rec c = {.op = KILN_OP_CONST, .dtype = t, .value = v};
+    kiln_node_rec c = kiln_rec(KILN_OP_CONST, t, 0, NULL);
+    c.attr.f[0] = v;
     return kiln_graph_add(g, &c);
+}
+
+/* rec with inputs `in` (an array of the caller's, copied by the builder). */
+static int32_t add_with(kiln_graph *g, const kiln_node_rec *rec, const int32_t *in)
+{
+    kiln_node_rec r2 = *rec;
+    r2.in = (int32_t *)in;
+    return kiln_graph_add(g, &r2);
 }
 
 /* x itself can stand for rec when it already has rec's shape and dtype. */
@@ -99,15 +115,17 @@ int32_t kiln_rewrite_node(kiln_graph *g, const kiln_node_rec *rec)
     int32_t a = rec->n_in > 0 ? rec->in[0] : -1, b = rec->n_in > 1 ? rec->in[1] : -1;
     const kiln_node_rec *ra = a >= 0 ? kiln_graph_cnode(g, a) : NULL;
     double va, vb;
+    int32_t in[3];
 
-    /* Folding of scalar constants. */
-    if (info->cls == KILN_CLASS_UNARY && rec->shape.rank == 0 && is_const(g, a, &va) &&
-        rec->op != KILN_OP_ONEHOT && rec->op != KILN_OP_BROADCAST)
-        return add_const(g, fold_unary(rec->op, va), rec->dtype);
+    /* Folding of scalar constants (CLIP folds with its bounds; CAST, ONEHOT
+    ** and BROADCAST are not arithmetic on floats). */
+    if (info->cls == KILN_CLASS_UNARY && rec->shape.rank == 0 && is_const(g, a, &va) && rec->op != KILN_OP_ONEHOT &&
+        rec->op != KILN_OP_BROADCAST && rec->op != KILN_OP_CAST) {
+        double v = rec->op == KILN_OP_CLIP ? fmin(fmax(va, rec->attr.f[0]), rec->attr.f[1]) : fold_unary(rec->op, va);
+        return add_const(g, v, rec->dtype);
+    }
     if (info->cls == KILN_CLASS_BINARY && rec->shape.rank == 0 && is_const(g, a, &va) && is_const(g, b, &vb))
         return add_const(g, fold_binary(rec->op, va, vb), rec->dtype);
-    if ((rec->op == KILN_OP_SUM || rec->op == KILN_OP_MAX) && is_const(g, a, &va) && ra->shape.rank == 0)
-        return a;
 
     /* A binary op broadcasts by itself: drop a broadcast of a scalar operand. */
     if (info->cls == KILN_CLASS_BINARY) {
@@ -116,9 +134,9 @@ int32_t kiln_rewrite_node(kiln_graph *g, const kiln_node_rec *rec)
             const kiln_node_rec *ro = kiln_graph_cnode(g, rec->in[1 - k]);
             if (rk->op == KILN_OP_BROADCAST && kiln_graph_cnode(g, rk->in[0])->shape.rank == 0 &&
                 kiln_shape_equal(&ro->shape, &rec->shape)) {
-                kiln_node_rec r2 = *rec;
-                r2.in[k] = rk->in[0];
-                return kiln_graph_add(g, &r2);
+                in[k] = rk->in[0];
+                in[1 - k] = rec->in[1 - k];
+                return add_with(g, rec, in);
             }
         }
     }
@@ -127,6 +145,7 @@ int32_t kiln_rewrite_node(kiln_graph *g, const kiln_node_rec *rec)
     case KILN_OP_ADD:
     case KILN_OP_MUL:
     case KILN_OP_MAXIMUM:
+    case KILN_OP_MINIMUM:
     case KILN_OP_EQ:
     case KILN_OP_NE:
         if (rec->op == KILN_OP_ADD) {
@@ -138,10 +157,9 @@ int32_t kiln_rewrite_node(kiln_graph *g, const kiln_node_rec *rec)
             if (is_const_val(g, a, 1) && same_type(g, b, rec)) return b;
         }
         if (b < a) { /* commutative: canonical operand order so CSE sees a+b == b+a */
-            kiln_node_rec swapped = *rec;
-            swapped.in[0] = b;
-            swapped.in[1] = a;
-            return kiln_graph_add(g, &swapped);
+            in[0] = b;
+            in[1] = a;
+            return add_with(g, rec, in);
         }
         break;
     case KILN_OP_SUB:
@@ -167,14 +185,18 @@ int32_t kiln_rewrite_node(kiln_graph *g, const kiln_node_rec *rec)
         }
         break;
     case KILN_OP_TRANSPOSE:
-        if (ra->op == KILN_OP_TRANSPOSE) return ra->in[0];
+        if (ra->op == KILN_OP_TRANSPOSE) { /* compose: out k = in perm[k] = x inner[perm[k]] */
+            int perm[KILN_MAX_RANK];
+            for (int k = 0; k < rec->shape.rank; k++)
+                perm[k] = (int)ra->attr.i[rec->attr.i[k]];
+            return kiln_expr_permute(g, (kiln_node){ra->in[0]}, rec->shape.rank, perm).id;
+        }
         break;
     case KILN_OP_RESHAPE:
         if (same_type(g, a, rec)) return a;
         if (ra->op == KILN_OP_RESHAPE) {
-            kiln_node_rec r2 = *rec;
-            r2.in[0] = ra->in[0];
-            return kiln_graph_add(g, &r2);
+            in[0] = ra->in[0];
+            return add_with(g, rec, in);
         }
         if (ra->op == KILN_OP_BROADCAST && kiln_graph_cnode(g, ra->in[0])->shape.rank == 0)
             return kiln_expr_broadcast_to(g, (kiln_node){ra->in[0]}, &rec->shape).id;
@@ -186,11 +208,26 @@ int32_t kiln_rewrite_node(kiln_graph *g, const kiln_node_rec *rec)
         break;
     case KILN_OP_MATMUL: {
         const kiln_node_rec *rb = kiln_graph_cnode(g, b);
-        if (ra->op == KILN_OP_TRANSPOSE || rb->op == KILN_OP_TRANSPOSE) {
+        bool swap2a = ra->op == KILN_OP_TRANSPOSE && ra->shape.rank == 2;
+        bool swap2b = rb->op == KILN_OP_TRANSPOSE && rb->shape.rank == 2;
+        if (swap2a || swap2b) { /* 2-D transposes become BLAS flags */
             kiln_node_rec r2 = *rec;
-            if (ra->op == KILN_OP_TRANSPOSE) { r2.in[0] = ra->in[0]; r2.trans_a = !rec->trans_a; }
-            if (rb->op == KILN_OP_TRANSPOSE) { r2.in[1] = rb->in[0]; r2.trans_b = !rec->trans_b; }
-            return kiln_graph_add(g, &r2);
+            in[0] = swap2a ? ra->in[0] : a;
+            in[1] = swap2b ? rb->in[0] : b;
+            if (swap2a) r2.attr.i[0] = !rec->attr.i[0];
+            if (swap2b) r2.attr.i[1] = !rec->attr.i[1];
+            return add_with(g, &r2, in);
+        }
+        if (ra->shape.rank > 2 && rb->shape.rank == 2 && !kiln_attr_trans_a(rec)) {
+            /* fold a's batch axes into its rows: one GEMM */
+            kiln_shape flat = {.rank = 2};
+            flat.dims[1] = ra->shape.dims[ra->shape.rank - 1];
+            int64_t dims[2] = {KILN_INFER, flat.dims[1]};
+            kiln_node a2 = kiln_expr_reshape(g, (kiln_node){a}, 2, dims);
+            kiln_node m = kiln_expr_matmul_t(g, a2, (kiln_node){b}, false, kiln_attr_trans_b(rec));
+            if (!kiln_node_ok(m))
+                return -1;
+            return kiln_expr_reshape_shape(g, m, &rec->shape).id;
         }
         break;
     }
@@ -204,12 +241,20 @@ kiln_graph *kiln_rebuild(const kiln_graph *src, const int32_t *roots, int n_root
 {
     kiln_graph *dst = kiln_graph_create_program(src->floatx);
     unsigned char *live = calloc((size_t)src->n_nodes + 1, 1);
-    if (!dst || !live) {
+    int32_t *in = NULL;
+    int max_in = 0;
+    for (int32_t id = 0; id < src->n_nodes; id++)
+        if (src->nodes[id].n_in > max_in)
+            max_in = src->nodes[id].n_in;
+    in = malloc(sizeof *in * ((size_t)max_in + 1));
+    if (!dst || !live || !in || !kiln_graph_copy_dims(dst, src)) {
         kiln_graph_destroy(dst);
         free(live);
+        free(in);
         kiln_err_set(err, KILN_ERR_NOMEM, "rebuild: no memory for %d nodes", (int)src->n_nodes);
         return NULL;
     }
+    dst->n_streams = src->n_streams;
     for (int i = 0; i < n_roots; i++)
         if (roots[i] >= 0)
             live[roots[i]] = 1;
@@ -223,25 +268,40 @@ kiln_graph *kiln_rebuild(const kiln_graph *src, const int32_t *roots, int n_root
             continue;
         kiln_node_rec rec = src->nodes[id];
         for (int k = 0; k < rec.n_in; k++)
-            rec.in[k] = map[rec.in[k]];
+            in[k] = map[rec.in[k]];
+        rec.in = in;
+        rec.replaces = rec.replaces >= 0 ? map[rec.replaces] : -1;
         map[id] = kiln_graph_add(dst, &rec);
         if (map[id] < 0 || dst->err.status) {
             kiln_err_copy(err, &dst->err, "rebuild: ");
             kiln_graph_destroy(dst);
             free(live);
+            free(in);
+            return NULL;
+        }
+    }
+    /* the graph's own updates whose target and value both survive */
+    for (int32_t i = 0; i < src->n_updates; i++) {
+        int32_t t = map[src->updates[i].target], v = map[src->updates[i].value];
+        if (t >= 0 && v >= 0 && t != v && kiln_graph_add_update(dst, t, v) != KILN_OK) {
+            kiln_err_copy(err, &dst->err, "rebuild: ");
+            kiln_graph_destroy(dst);
+            free(live);
+            free(in);
             return NULL;
         }
     }
     free(live);
+    free(in);
     return dst;
 }
 
 /* Fusion: a node is computed inside its consumer's loop (inline) when it is
 ** elementwise, read exactly once, not pinned, and the consumer is an
 ** elementwise node of the same shape or a reduction over it. Scalar leaves
-** (constants, B, hyperparameters) are always inline: they are literals or
-** single loads. BROADCAST and ONEHOT are index maps over a stored input and
-** may be inline wherever their consumer loops over their shape. */
+** (constants, symbol sizes) are always inline: they are literals. BROADCAST
+** and ONEHOT are index maps over a stored input and may be inline wherever
+** their consumer loops over their shape. */
 void kiln_fuse_elementwise(const kiln_graph *g, const bool *pinned, bool *inline_)
 {
     int32_t n = g->n_nodes;
@@ -262,7 +322,7 @@ void kiln_fuse_elementwise(const kiln_graph *g, const bool *pinned, bool *inline
     for (int32_t id = 0; id < n; id++) {
         const kiln_node_rec *r = &g->nodes[id];
         inline_[id] = false;
-        if (r->op == KILN_OP_CONST || r->op == KILN_OP_BATCH || r->op == KILN_OP_HYPER) {
+        if (r->op == KILN_OP_CONST || r->op == KILN_OP_SYMBOL) {
             inline_[id] = !pinned[id];
             continue;
         }

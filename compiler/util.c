@@ -1,6 +1,7 @@
 /* util.c: error slots, checked formatting, status and dtype names. */
 #include "compiler/util.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,6 +56,62 @@ char *kiln_strdup(const char *s)
         return NULL;
     size_t n = strlen(s) + 1;
     char *d = malloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+/* ---- pools ------------------------------------------------------------- */
+
+typedef struct pool_block {
+    struct pool_block *next;
+    size_t used, cap;
+    max_align_t data[]; /* cap bytes */
+} pool_block;
+
+struct kiln_pool {
+    pool_block *head;
+};
+
+kiln_pool *kiln_pool_create(void) { return calloc(1, sizeof(kiln_pool)); }
+
+void kiln_pool_destroy(kiln_pool *p)
+{
+    if (!p)
+        return;
+    for (pool_block *b = p->head, *n; b; b = n) {
+        n = b->next;
+        free(b);
+    }
+    free(p);
+}
+
+void *kiln_pool_alloc(kiln_pool *p, size_t n)
+{
+    n = (n + 7) & ~(size_t)7;
+    if (n == 0)
+        n = 8;
+    pool_block *b = p->head;
+    if (!b || b->cap - b->used < n) {
+        size_t cap = n > 16384 ? n : 16384;
+        pool_block *nb = malloc(sizeof *nb + cap);
+        if (!nb)
+            return NULL;
+        nb->used = 0;
+        nb->cap = cap;
+        nb->next = p->head;
+        p->head = nb;
+        b = nb;
+    }
+    void *r = (char *)b->data + b->used;
+    b->used += n;
+    return r;
+}
+
+char *kiln_pool_strdup(kiln_pool *p, const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = kiln_pool_alloc(p, n);
     if (d)
         memcpy(d, s, n);
     return d;

@@ -51,4 +51,32 @@ char *kiln_strdup(const char *s);
 
 #define KILN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+/* A bump allocator: blocks of memory handed out in order and freed all at
+** once (a graph's node inputs, tuple types and strings). Allocations never
+** move, so pointers into a pool stay valid while it lives. */
+typedef struct kiln_pool kiln_pool;
+kiln_pool *kiln_pool_create(void);
+void kiln_pool_destroy(kiln_pool *p);
+/* n bytes aligned to 8; NULL on OOM. n == 0 gives a valid unique pointer. */
+void *kiln_pool_alloc(kiln_pool *p, size_t n);
+char *kiln_pool_strdup(kiln_pool *p, const char *s);
+
+/* Checked arithmetic on sizes: false on overflow, *out untouched then. */
+static inline bool kiln_mul_i64(int64_t a, int64_t b, int64_t *out)
+{
+    int64_t r;
+    if (__builtin_mul_overflow(a, b, &r))
+        return false;
+    *out = r;
+    return true;
+}
+static inline bool kiln_add_i64(int64_t a, int64_t b, int64_t *out)
+{
+    int64_t r;
+    if (__builtin_add_overflow(a, b, &r))
+        return false;
+    *out = r;
+    return true;
+}
+
 #endif

@@ -17,7 +17,7 @@
 /* Version of the generated code's conventions (entry points, layout). It is
 ** part of every cache key: the code generator bumps it when the meaning of
 ** the same source bytes changes for the runtime, which orphans old entries. */
-#define KILN_JIT_ABI "kiln-codegen-3"
+#define KILN_JIT_ABI "kiln-abi-4"
 
 /* Hex digits of a cache key (SHA-256), terminator excluded. */
 #define KILN_JIT_KEY_HEX 64

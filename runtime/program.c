@@ -1,14 +1,17 @@
 /* program.c: kiln_compile and running a compiled program.
 **
 ** kiln_compile is the pipeline, in order:
-**   1. copy what the cost, monitors and outputs need from the user's graph
-**      into a program graph (folding, rewrites, CSE as nodes are added);
+**   1. copy what the cost, monitors, outputs and the graph's own updates
+**      need from the user's graph into a program graph (folding, rewrites,
+**      CSE as nodes are added);
 **   2. differentiate the cost with respect to every parameter (autodiff.c);
-**   3. rebuild once more, so rewrites and dead-code elimination also see
-**      the backward graph;
-**   4. fuse and plan memory (memplan.c), generate C (codegen/emit_c.c);
-**   5. compile and load it through the cache (jit.c), allocate the arena
-**      (one allocation, sized for max_batch) and copy the parameters in.
+**   3. build the step rule's updates as IR (steprule.c);
+**   4. rebuild once more, so rewrites and dead-code elimination also see
+**      the backward graph and the updates;
+**   5. fuse and plan memory (memplan.c), generate C (codegen/emit_c.c);
+**   6. compile and load it through the cache (jit.c), allocate the arena
+**      (one allocation, sized for the maxima) and copy the parameters and
+**      states in.
 ** Running a step never allocates: inputs are bound by pointer and the
 ** generated code works inside the arena.
 ** The user's node handles are mapped to program-graph nodes (map[]); names
@@ -23,6 +26,8 @@
 #include "compiler/autodiff.h"
 #include "compiler/memplan.h"
 #include "compiler/passes.h"
+#include "compiler/steprule.h"
+#include "compiler/store.h"
 #include "kiln/compile.h"
 #include "kiln_config.h"
 #include "runtime/jit.h"
@@ -32,6 +37,8 @@
 /* Below this many GEMM flops a step runs BLAS on one thread (measured on 2
 ** cores: waking a helper costs more than it saves below ~50 MFLOP). */
 #define SMALL_STEP_FLOPS 50e6
+/* The byte a guard is filled with (kiln_compile_options.guard_bytes). */
+#define GUARD_BYTE 0xA5
 
 /* OpenBLAS's thread control, when the BLAS is OpenBLAS (weak: another CBLAS
 ** links too, and then threads are left alone). */
@@ -39,7 +46,8 @@ extern void openblas_set_num_threads(int) __attribute__((weak));
 extern int openblas_get_num_threads(void) __attribute__((weak));
 #define MAX_MODEL_NAME 48
 
-typedef int64_t (*entry_fn)(char *arena, const void *const *inputs, int64_t B, const kiln_codegen_runtime *rt);
+typedef int64_t (*entry_fn)(char *arena, const void *const *inputs, const int64_t *sizes,
+                            const kiln_codegen_runtime *rt);
 typedef int64_t (*init_fn)(char *arena, int64_t bytes);
 typedef int64_t (*flush_fn)(char *arena, const kiln_codegen_runtime *rt);
 
@@ -58,11 +66,15 @@ struct kiln_program {
     int32_t *map;             /* user node id -> program node id, or -1 */
     char **user_names;        /* names of the user's nodes at compile time */
     unsigned char *role;      /* per user node: 1 cost, 2 monitor, 4 output */
-    kiln_param **params;      /* plan param i -> brick parameter */
+    kiln_param **params;      /* plan param i -> store entry */
+    char **state_names;       /* plan state i -> "owner.name" */
+    kiln_steprule_out rule;   /* the step rule's updates and state entries (owned) */
+    int32_t learning_rate;    /* program node of the first learning rate, or -1 */
     const void **bound;       /* per plan input */
-    unsigned last_entry;      /* KILN_ENTRY_* of the last successful step */
+    unsigned last_mode;       /* KILN_MODE_* of the last successful step */
     bool grads_fresh;         /* the grad slab holds the last kiln_program_gradients */
-    int64_t last_batch;
+    int64_t sizes[KILN_MAX_SYMBOLS];      /* run-time sizes of the next step */
+    int64_t last_sizes[KILN_MAX_SYMBOLS]; /* of the last step */
     int64_t max_batch;
     char model[MAX_MODEL_NAME + 1];
     kiln_codegen_runtime rt; /* BLAS and kernels for the generated code */
@@ -96,6 +108,10 @@ void kiln_program_destroy(kiln_program *p)
     if (p->user_names)
         for (int32_t i = 0; i < p->n_user; i++)
             free(p->user_names[i]);
+    if (p->state_names)
+        for (int i = 0; i < p->plan.n_states; i++)
+            free(p->state_names[i]);
+    free(p->state_names);
     free(p->user_names);
     free(p->map);
     free(p->role);
@@ -107,6 +123,7 @@ void kiln_program_destroy(kiln_program *p)
     if (p->planned)
         kiln_plan_free(&p->plan);
     kiln_graph_destroy(p->pg);
+    kiln_steprule_out_free(&p->rule);
     free(p);
 }
 
@@ -117,15 +134,15 @@ const char *kiln_program_errmsg(const kiln_program *p)
     return p->err.status == KILN_OK ? "ok" : p->err.msg;
 }
 
-const char *kiln_program_source(const kiln_program *p) { return p->source ? p->source : ""; }
-bool kiln_program_compiler_ran(const kiln_program *p) { return p->jit && kiln_jit_compiler_ran(p->jit); }
+const char *kiln_program_source(const kiln_program *p) { return p && p->source ? p->source : ""; }
+bool kiln_program_compiler_ran(const kiln_program *p) { return p && p->jit && kiln_jit_compiler_ran(p->jit); }
 const char *kiln_program_library_path(const kiln_program *p)
 {
-    const char *s = p->jit ? kiln_jit_path(p->jit) : NULL;
+    const char *s = p && p->jit ? kiln_jit_path(p->jit) : NULL;
     return s ? s : "";
 }
-int64_t kiln_program_max_batch(const kiln_program *p) { return p->max_batch; }
-bool kiln_program_can_train(const kiln_program *p) { return p->train_step != NULL; }
+int64_t kiln_program_max_batch(const kiln_program *p) { return p ? p->max_batch : 0; }
+bool kiln_program_can_train(const kiln_program *p) { return p && p->train_step != NULL; }
 
 /* ---- compiling --------------------------------------------------------- */
 
@@ -153,32 +170,77 @@ static enum kiln_status check_root(kiln_program *p, kiln_graph *g, kiln_node n, 
     if (n.id < 0 || n.id >= g->n_nodes)
         return fail(p, KILN_ERR_ARG, "%s: node %d is not a node of the graph (it has %d)", what, (int)n.id,
                     (int)g->n_nodes);
+    if (g->nodes[n.id].n_out)
+        return fail(p, KILN_ERR_ARG, "%s: node %d has %d results; take one with kiln_expr_output", what, (int)n.id,
+                    g->nodes[n.id].n_out);
     return KILN_OK;
 }
 
-/* Step 1-3: program graph, gradients, second rebuild. Leaves p->pg, p->map,
-** and the param/grad lists in program ids. */
-static enum kiln_status build_graph(kiln_program *p, kiln_graph *g, const kiln_compile_options *o,
-                                    int32_t **params_out, int32_t **grads_out, int *n_params_out)
+/* What build_graph leaves for the plan, in program-graph ids. */
+typedef struct built_graph {
+    int32_t *params, *grads;
+    int n_params;
+    kiln_plan_update *updates;
+    int n_updates;
+} built_graph;
+
+static void built_free(built_graph *b)
+{
+    free(b->params);
+    free(b->grads);
+    free(b->updates);
+}
+
+/* Steps 1-4: program graph, gradients, step rule, second rebuild. Leaves
+** p->pg, p->map, and the param/grad/update lists in program ids. */
+static enum kiln_status build_graph(kiln_program *p, kiln_graph *g, const kiln_compile_options *o, built_graph *out)
 {
     int n_roots = 0;
-    int32_t *roots = malloc(sizeof(int32_t) * (size_t)(1 + o->n_monitors + o->n_outputs));
+    int32_t *roots = malloc(sizeof(int32_t) * (size_t)(1 + o->n_monitors + o->n_outputs + 2 * g->n_updates));
     int32_t *map1 = malloc(sizeof(int32_t) * ((size_t)g->n_nodes + 1));
-    int32_t *params = NULL, *grads = NULL, *map2 = NULL;
+    int32_t *params = NULL, *grads = NULL, *map2 = NULL, *roots2 = NULL;
+    kiln_plan_update *ups = NULL;
     kiln_graph *pg1 = NULL;
     enum kiln_status st = KILN_OK;
+    bool train = kiln_node_ok(o->cost);
     if (!roots || !map1) {
         st = fail(p, KILN_ERR_NOMEM, "compile: no memory");
         goto out;
     }
-    if (kiln_node_ok(o->cost))
+    if (train)
         roots[n_roots++] = o->cost.id;
     for (int i = 0; i < o->n_monitors; i++)
         roots[n_roots++] = o->monitors[i].id;
     for (int i = 0; i < o->n_outputs; i++)
         roots[n_roots++] = o->outputs[i].id;
+    int n_value_roots = n_roots;
 
-    /* 1. The part of the user's graph that the roots need. */
+    /* 1. The part of the user's graph that the roots need, with the values
+    ** of the graph's updates whose targets it reads (a random state's
+    ** advance): those run in every entry point that reads the target. */
+    {
+        unsigned char *live = calloc((size_t)g->n_nodes + 1, 1);
+        if (!live) {
+            st = fail(p, KILN_ERR_NOMEM, "compile: no memory");
+            goto out;
+        }
+        for (int i = 0; i < n_roots; i++)
+            live[roots[i]] = 1;
+        for (bool more = true; more;) {
+            more = false;
+            for (int32_t id = g->n_nodes - 1; id >= 0; id--)
+                if (live[id])
+                    for (int k = 0; k < g->nodes[id].n_in; k++)
+                        live[g->nodes[id].in[k]] = 1;
+            for (int32_t u = 0; u < g->n_updates; u++)
+                if (live[g->updates[u].target] && !live[g->updates[u].value]) {
+                    live[g->updates[u].value] = 1;
+                    roots[n_roots++] = g->updates[u].value;
+                    more = true;
+                }
+        }
+        free(live);
+    }
     pg1 = kiln_rebuild(g, roots, n_roots, map1, &p->err);
     if (!pg1) {
         st = p->err.status;
@@ -194,62 +256,78 @@ static enum kiln_status build_graph(kiln_program *p, kiln_graph *g, const kiln_c
     }
     for (int32_t id = 0; id < pg1->n_nodes; id++) {
         kiln_node_rec *r = &pg1->nodes[id];
-        if (r->op != KILN_OP_PARAM)
+        if (r->op != KILN_OP_PARAM && r->op != KILN_OP_STATE)
             continue;
         if (!kiln_param_data(r->param)) {
-            st = fail(p, KILN_ERR_STATE, "parameter %s.%s is not allocated: apply or allocate its brick first",
-                      r->brick ? kiln_brick_path(r->brick) : "?", kiln_param_name(r->param));
+            st = fail(p, KILN_ERR_STATE, "%s %s%s%s is not allocated: apply or allocate its brick first",
+                      r->op == KILN_OP_PARAM ? "parameter" : "state", kiln_param_owner(r->param),
+                      *kiln_param_owner(r->param) ? "." : "", kiln_param_name(r->param));
             goto out;
         }
-        params[n_params++] = id;
+        if (r->op == KILN_OP_PARAM)
+            params[n_params++] = id;
     }
-    if (kiln_node_ok(o->cost)) {
-        if (kiln_autodiff(pg1, map1[o->cost.id], params, n_params, grads) != KILN_OK) {
-            st = kiln_err_copy(&p->err, &pg1->err, "gradient of the cost: ");
-            goto out;
-        }
+    if (train && kiln_autodiff(pg1, map1[o->cost.id], params, n_params, grads) != KILN_OK) {
+        st = kiln_err_copy(&p->err, &pg1->err, "gradient of the cost: ");
+        goto out;
     }
-    /* 3. Rebuild with the gradients as roots too. */
-    int32_t *roots2 = malloc(sizeof(int32_t) * (size_t)(n_roots + 2 * n_params + 1));
+    /* 3. The step rule's updates, as IR. */
+    if (train && (st = kiln_steprule_build(pg1, &o->step_rule, params, grads, n_params, &p->rule, &p->err)))
+        goto out;
+    /* 4. Rebuild with gradients, parameters and every update as roots. */
+    int n_up = (train ? p->rule.n_updates : 0) + pg1->n_updates;
+    roots2 = malloc(sizeof(int32_t) * (size_t)(n_roots + 2 * n_params + 2 * n_up + 1));
     map2 = malloc(sizeof(int32_t) * ((size_t)pg1->n_nodes + 1));
-    if (!roots2 || !map2) {
-        free(roots2);
+    ups = calloc((size_t)n_up + 1, sizeof *ups);
+    if (!roots2 || !map2 || !ups) {
         st = fail(p, KILN_ERR_NOMEM, "compile: no memory");
         goto out;
     }
     int n2 = 0;
-    for (int i = 0; i < n_roots; i++)
+    for (int i = 0; i < n_value_roots; i++)
         roots2[n2++] = map1[roots[i]];
-    if (kiln_node_ok(o->cost))
-        for (int i = 0; i < n_params; i++)
-            roots2[n2++] = grads[i];
+    for (int i = 0; train && i < n_params; i++)
+        roots2[n2++] = grads[i];
     for (int i = 0; i < n_params; i++) /* keep every parameter in its slot */
         roots2[n2++] = params[i];
+    for (int i = 0; train && i < p->rule.n_updates; i++) {
+        roots2[n2++] = p->rule.updates[i].target;
+        roots2[n2++] = p->rule.updates[i].value;
+    }
+    for (int i = 0; i < pg1->n_updates; i++)
+        roots2[n2++] = pg1->updates[i].value;
     p->pg = kiln_rebuild(pg1, roots2, n2, map2, &p->err);
-    free(roots2);
     if (!p->pg) {
         st = p->err.status;
         goto out;
     }
     for (int i = 0; i < n_params; i++) {
         params[i] = map2[params[i]];
-        if (kiln_node_ok(o->cost))
-            grads[i] = map2[grads[i]];
-        else
-            grads[i] = -1;
+        grads[i] = train ? map2[grads[i]] : -1;
     }
+    int nu = 0;
+    for (int i = 0; train && i < p->rule.n_updates; i++)
+        ups[nu++] = (kiln_plan_update){map2[p->rule.updates[i].target], map2[p->rule.updates[i].value], true};
+    for (int i = 0; i < p->pg->n_updates; i++)
+        ups[nu++] = (kiln_plan_update){p->pg->updates[i].target, p->pg->updates[i].value, false};
+    p->learning_rate = train && p->rule.learning_rate >= 0 ? map2[p->rule.learning_rate] : -1;
     for (int32_t u = 0; u < g->n_nodes; u++)
         p->map[u] = map1[u] >= 0 ? map2[map1[u]] : -1;
-    *params_out = params;
-    *grads_out = grads;
-    *n_params_out = n_params;
+    out->params = params;
+    out->grads = grads;
+    out->n_params = n_params;
+    out->updates = ups;
+    out->n_updates = nu;
     params = grads = NULL;
+    ups = NULL;
 out:
     free(roots);
+    free(roots2);
     free(map1);
     free(map2);
     free(params);
     free(grads);
+    free(ups);
     kiln_graph_destroy(pg1);
     return st;
 }
@@ -294,6 +372,27 @@ static void *symbol(kiln_program *p, const char *fn)
     return s;
 }
 
+/* The maxima of the symbols, from the options; B from max_batch unless
+** max_size gives it. */
+static enum kiln_status symbol_maxima(kiln_program *p, const kiln_compile_options *o, int64_t *max)
+{
+    for (int k = 0; k < KILN_MAX_SYMBOLS; k++) {
+        max[k] = o->max_size[k];
+        if (max[k] < 0 || max[k] > (INT64_C(1) << 32))
+            return fail(p, KILN_ERR_ARG, "max_size[%d] is %lld, outside [0, 2^32]", k, (long long)max[k]);
+    }
+    p->max_batch = max[0] ? max[0] : o->max_batch ? o->max_batch : DEFAULT_MAX_BATCH;
+    if (p->max_batch < 1 || p->max_batch > (1 << 24))
+        return fail(p, KILN_ERR_ARG, "max_batch %lld outside [1, %d]", (long long)p->max_batch, 1 << 24);
+    max[0] = p->max_batch;
+    for (int k = 0; k < KILN_MAX_SYMBOLS; k++)
+        p->sizes[k] = max[k] ? 1 : 0;
+    return KILN_OK;
+}
+
+/* Copy the store's values into the arena for plan state i (converted). */
+static void state_in(kiln_program *p, int i);
+
 static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compile_options *o)
 {
     enum kiln_status st;
@@ -311,8 +410,6 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
         if (g->nodes[o->cost.id].shape.rank != 0)
             return fail(p, KILN_ERR_SHAPE, "cost '%s' has rank %d: the cost must be a scalar",
                         kiln_graph_node_name(g, o->cost), g->nodes[o->cost.id].shape.rank);
-        if (o->step_rule.kind != KILN_STEP_SCALE)
-            return fail(p, KILN_ERR_UNSUPPORTED, "step rule %d is not supported", (int)o->step_rule.kind);
     }
     for (int i = 0; i < o->n_monitors; i++)
         if ((st = check_root(p, g, o->monitors[i], "monitor")))
@@ -324,14 +421,16 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
         if (g->nodes[o->monitors[i].id].shape.rank != 0)
             return fail(p, KILN_ERR_SHAPE, "monitor '%s' has rank %d: monitored values are scalars",
                         kiln_graph_node_name(g, o->monitors[i]), g->nodes[o->monitors[i].id].shape.rank);
-    p->max_batch = o->max_batch ? o->max_batch : DEFAULT_MAX_BATCH;
+    int64_t max[KILN_MAX_SYMBOLS];
+    if ((st = symbol_maxima(p, o, max)))
+        return st;
     if (o->threads < 0 || o->threads > 1024 || o->small_batch < 0)
         return fail(p, KILN_ERR_ARG, "compile options: threads %d or small_batch %lld out of range", o->threads,
                     (long long)o->small_batch);
+    if (o->guard_bytes < 0 || o->guard_bytes > 4096)
+        return fail(p, KILN_ERR_ARG, "compile options: guard_bytes %lld outside [0, 4096]", (long long)o->guard_bytes);
     p->threads = o->threads;
     p->small_batch = o->small_batch;
-    if (p->max_batch < 1 || p->max_batch > (1 << 24))
-        return fail(p, KILN_ERR_ARG, "max_batch %lld outside [1, %d]", (long long)p->max_batch, 1 << 24);
 
     /* Remember the user's names and what each node is to the program. */
     p->n_user = g->n_nodes;
@@ -350,33 +449,35 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
         if (p->role[u] && g->nodes[u].name && !(p->user_names[u] = kiln_strdup(g->nodes[u].name)))
             return fail(p, KILN_ERR_NOMEM, "compile: no memory");
 
-    /* Steps 1-3. */
-    int32_t *params = NULL, *grads = NULL;
-    int n_params = 0;
-    if ((st = build_graph(p, g, o, &params, &grads, &n_params)))
+    /* Steps 1-4. */
+    built_graph bg = {0};
+    if ((st = build_graph(p, g, o, &bg))) {
+        built_free(&bg);
         return st;
+    }
 
-    /* Step 4: plan and generate. */
+    /* Step 5: plan and generate. */
     int32_t cost = kiln_node_ok(o->cost) ? p->map[o->cost.id] : -1;
     int32_t *mon = malloc(sizeof(int32_t) * (size_t)(o->n_monitors + 1));
     int32_t *outs = malloc(sizeof(int32_t) * (size_t)(o->n_outputs + 1));
     if (!mon || !outs) {
         free(mon);
         free(outs);
-        free(params);
-        free(grads);
+        built_free(&bg);
         return fail(p, KILN_ERR_NOMEM, "compile: no memory");
     }
     for (int i = 0; i < o->n_monitors; i++)
         mon[i] = p->map[o->monitors[i].id];
     for (int i = 0; i < o->n_outputs; i++)
         outs[i] = p->map[o->outputs[i].id];
-    st = kiln_plan_build(&p->plan, p->pg, cost, mon, o->n_monitors, outs, o->n_outputs, params,
-                         cost >= 0 ? grads : NULL, n_params, p->max_batch, &p->err);
+    kiln_plan_request req = {.cost = cost, .monitors = mon, .n_monitors = o->n_monitors, .outputs = outs,
+                             .n_outputs = o->n_outputs, .params = bg.params, .grads = cost >= 0 ? bg.grads : NULL,
+                             .n_params = bg.n_params, .updates = bg.updates, .n_updates = bg.n_updates,
+                             .max_sizes = max, .guard = o->guard_bytes};
+    st = kiln_plan_build(&p->plan, p->pg, &req, &p->err);
     free(mon);
     free(outs);
-    free(params);
-    free(grads);
+    built_free(&bg);
     if (st)
         return st;
     p->planned = true;
@@ -384,31 +485,44 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
         double per_example = 0;
         for (int32_t id = 0; id < p->pg->n_nodes; id++) {
             const kiln_node_rec *r = &p->pg->nodes[id];
-            if (r->op != KILN_OP_MATMUL || !p->plan.entries[id])
+            if (r->op != KILN_OP_MATMUL || !p->plan.modes[id])
                 continue;
+            kiln_mono size, k;
             const kiln_node_rec *a = &p->pg->nodes[r->in[0]];
-            double f = 2.0 * (double)kiln_shape_const_size(&r->shape) *
-                       (double)(a->shape.dims[r->trans_a ? 0 : 1] == KILN_BATCH ? 1 : a->shape.dims[r->trans_a ? 0 : 1]);
-            per_example += f;
+            if (!kiln_shape_size(p->pg, &r->shape, &size) ||
+                !kiln_dim_mono(p->pg, a->shape.dims[a->shape.rank - (kiln_attr_trans_a(r) ? 2 : 1)], &k))
+                continue;
+            per_example += 2.0 * (double)size.c * (double)k.c;
         }
         p->small_batch = per_example > 0 ? (int64_t)(SMALL_STEP_FLOPS / per_example) + 1 : 1;
     }
     p->params = calloc((size_t)p->plan.n_params + 1, sizeof *p->params);
     p->bound = calloc((size_t)p->plan.n_inputs + 1, sizeof *p->bound);
-    if (!p->params || !p->bound)
+    p->state_names = calloc((size_t)p->plan.n_states + 1, sizeof *p->state_names);
+    if (!p->params || !p->bound || !p->state_names)
         return fail(p, KILN_ERR_NOMEM, "compile: no memory");
     for (int i = 0; i < p->plan.n_params; i++)
         p->params[i] = p->pg->nodes[p->plan.param_node[i]].param;
+    for (int i = 0; i < p->plan.n_states; i++) {
+        kiln_param *sp = p->pg->nodes[p->plan.state_node[i]].param;
+        const char *owner = kiln_param_owner(sp);
+        size_t n = strlen(owner) + strlen(kiln_param_name(sp)) + 2;
+        if (!(p->state_names[i] = malloc(n)))
+            return fail(p, KILN_ERR_NOMEM, "compile: no memory");
+        snprintf(p->state_names[i], n, "%s%s%s", owner, *owner ? "." : "", kiln_param_name(sp));
+    }
 
-    kiln_emit_options eo = {.model = p->model, .has_forward = o->n_outputs > 0, .has_train = cost >= 0};
+    kiln_emit_options eo = {.model = p->model, .has_forward = o->n_outputs > 0, .has_train = cost >= 0,
+                            .no_fast_paths = o->no_fast_paths};
     if ((st = kiln_emit_c(&p->plan, &eo, &p->source, &p->emit, &p->err)))
         return st;
     const char *dump = o->source_path ? o->source_path : getenv("KILN_DUMP_SOURCE");
     if (dump && *dump && (st = write_source_file(p, dump)))
         return st;
 
-    /* Step 5: compile, load, allocate, copy parameters in. The generated code
-    ** gets BLAS through p->rt, so it links libm alone (half the link time). */
+    /* Step 6: compile, load, allocate, copy parameters and states in. The
+    ** generated code gets BLAS through p->rt, so it links libm alone (half
+    ** the link time). */
     p->rt.sgemm = (void (*)(int, int, int, int, int, int, float, const float *, int, const float *, int, float,
                             float *, int))cblas_sgemm;
     p->rt.dgemm = (void (*)(int, int, int, int, int, int, double, const double *, int, const double *, int,
@@ -421,7 +535,7 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
     p->rt.dger = (void (*)(int, int, int, double, const double *, int, const double *, int, double *,
                            int))cblas_dger;
     p->rt.sger_gemv = kiln_kernel_sger_gemv();
-    p->rt.sgemm_nn = kiln_kernel_sgemm_nn();
+    p->rt.sgemm_nn = o->no_fast_paths ? NULL : kiln_kernel_sgemm_nn();
     const char *link[2];
     int n_link = 0;
     if (have_program("ld.gold")) /* links a small library ~10 ms faster than ld.bfd */
@@ -447,17 +561,20 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
     memset(p->arena, 0, bytes);
     if (init(p->arena, p->emit.arena_bytes) != 0)
         return fail(p, KILN_ERR_COMPILE, "generated init rejected the arena (%zu bytes)", bytes);
-    if ((st = kiln_program_set_learning_rate(p, o->step_rule.learning_rate)))
-        return st;
+    for (int i = 0; i < p->plan.n_states; i++)
+        state_in(p, i);
     return kiln_program_load_params(p);
 }
 
 enum kiln_status kiln_compile(kiln_graph *g, const kiln_compile_options *o, kiln_program **out)
 {
+    if (!out)
+        return KILN_ERR_ARG;
     kiln_program *p = calloc(1, sizeof *p);
     *out = p;
     if (!p)
         return KILN_ERR_NOMEM;
+    p->learning_rate = -1;
     if (!g || !o)
         return fail(p, KILN_ERR_ARG, "kiln_compile: %s is NULL", g ? "options" : "graph");
     enum kiln_status st = compile(p, g, o);
@@ -468,11 +585,11 @@ enum kiln_status kiln_compile(kiln_graph *g, const kiln_compile_options *o, kiln
 
 /* ---- inputs and steps ------------------------------------------------------ */
 
-int kiln_program_input_count(const kiln_program *p) { return p->planned ? p->plan.n_inputs : 0; }
+int kiln_program_input_count(const kiln_program *p) { return p && p->planned ? p->plan.n_inputs : 0; }
 
 static const kiln_node_rec *input_rec(const kiln_program *p, int i)
 {
-    if (!p->planned || i < 0 || i >= p->plan.n_inputs)
+    if (!p || !p->planned || i < 0 || i >= p->plan.n_inputs)
         return NULL;
     return &p->pg->nodes[p->plan.input_node[i]];
 }
@@ -492,17 +609,19 @@ enum kiln_dtype kiln_program_input_dtype(const kiln_program *p, int i)
 int64_t kiln_program_input_example_size(const kiln_program *p, int i)
 {
     const kiln_node_rec *r = input_rec(p, i);
-    return r ? kiln_shape_const_size(&r->shape) : 0;
+    return r ? kiln_shape_const_size(p->pg, &r->shape) : 0;
 }
 
 bool kiln_program_input_batched(const kiln_program *p, int i)
 {
     const kiln_node_rec *r = input_rec(p, i);
-    return r && kiln_shape_has_batch(&r->shape);
+    return r && kiln_shape_has_symbol(p->pg, &r->shape, KILN_BATCH);
 }
 
 enum kiln_status kiln_program_bind_input(kiln_program *p, const char *name, const void *data)
 {
+    if (!p)
+        return KILN_ERR_ARG;
     if (!name || !data)
         return fail(p, KILN_ERR_ARG, "kiln_program_bind_input: %s is NULL", name ? "data" : "name");
     for (int i = 0; i < kiln_program_input_count(p); i++)
@@ -517,38 +636,98 @@ enum kiln_status kiln_program_bind_input(kiln_program *p, const char *name, cons
     return fail(p, KILN_ERR_NOT_FOUND, "no program input is named '%s' (inputs: %s)", name, n ? list : "none");
 }
 
+enum kiln_status kiln_program_set_size(kiln_program *p, int64_t symbol, int64_t size)
+{
+    if (!p)
+        return KILN_ERR_ARG;
+    int k = kiln_dim_symbol(symbol);
+    if (!p->planned)
+        return fail(p, KILN_ERR_STATE, "kiln_program_set_size: the program was not compiled");
+    if (k < 1)
+        return fail(p, KILN_ERR_ARG, "kiln_program_set_size: %lld is not a symbol other than the batch (steps "
+                                     "take the batch size)", (long long)symbol);
+    const char *name = p->pg->symbol_names[k] ? p->pg->symbol_names[k] : "?";
+    if (!p->plan.max_sizes[k])
+        return fail(p, KILN_ERR_ARG, "symbol %s: no value of this program has it", name);
+    if (size < 1 || size > p->plan.max_sizes[k])
+        return fail(p, KILN_ERR_ARG, "symbol %s: size %lld, expected 1 to %lld (its maximum)", name, (long long)size,
+                    (long long)p->plan.max_sizes[k]);
+    p->sizes[k] = size;
+    return KILN_OK;
+}
+
 /* A generated entry point reported an index out of range: say which. */
 static enum kiln_status bad_index(kiln_program *p, int64_t code)
 {
     int32_t node = KILN_CODEGEN_ERR_NODE(code);
     int64_t row = KILN_CODEGEN_ERR_ROW(code);
-    if (node < 0 || node >= p->pg->n_nodes)
+    if (node < 0 || node >= p->pg->n_nodes || p->pg->nodes[node].n_in < 2)
         return fail(p, KILN_ERR_ARG, "generated code failed with code %lld", (long long)code);
     const kiln_node_rec *r = &p->pg->nodes[node];
     const kiln_node_rec *idx = &p->pg->nodes[r->in[1]];
-    int64_t k = p->pg->nodes[r->in[0]].shape.dims[1];
+    const kiln_node_rec *a = &p->pg->nodes[r->in[0]];
+    int64_t k = r->op == KILN_OP_GATHER ? a->shape.dims[0]
+              : r->op == KILN_OP_SCATTER_ADD ? r->shape.dims[0]
+                                             : a->shape.dims[a->shape.rank - 1];
+    const char *what = r->op == KILN_OP_GATHER || r->op == KILN_OP_SCATTER_ADD ? "position" : "row";
     if (idx->op == KILN_OP_INPUT) {
         for (int i = 0; i < p->plan.n_inputs; i++)
             if (p->plan.input_node[i] == r->in[1] && p->bound[i])
-                return fail(p, KILN_ERR_ARG, "%s: value %d at row %lld of the batch is outside [0, %lld)",
-                            idx->name ? idx->name : "index", (int)((const int32_t *)p->bound[i])[row],
+                return fail(p, KILN_ERR_ARG, "%s: value %d at %s %lld of the batch is outside [0, %lld)",
+                            idx->name ? idx->name : "index", (int)((const int32_t *)p->bound[i])[row], what,
                             (long long)row, (long long)k);
     }
-    return fail(p, KILN_ERR_ARG, "node %d (%s): index at row %lld is outside [0, %lld)", (int)node,
-                kiln_op_info_of(r->op)->name, (long long)row, (long long)k);
+    return fail(p, KILN_ERR_ARG, "node %d (%s): index at %s %lld is outside [0, %lld)", (int)node,
+                kiln_op_info_of(r->op)->name, what, (long long)row, (long long)k);
 }
 
-static enum kiln_status run(kiln_program *p, entry_fn fn, unsigned entry, const char *what, int64_t batch)
+/* Guards (kiln_compile_options.guard_bytes): each stored value of a zone
+** has guard bytes per unit after it. fill sets them, check finds the first
+** value whose guard was written. */
+static void guards(kiln_program *p, const int64_t *sizes, bool fill, int32_t *bad)
 {
+    const kiln_plan *pl = &p->plan;
+    *bad = -1;
+    if (!pl->guard)
+        return;
+    for (int32_t id = 0; id < pl->n; id++) {
+        const kiln_buffer *b = &pl->buf[id];
+        if (pl->alias[id] != id || (b->zone != KILN_ZONE_VALUE && b->zone != KILN_ZONE_PARAM &&
+                                    b->zone != KILN_ZONE_GRAD && b->zone != KILN_ZONE_STATE))
+            continue;
+        int64_t units = b->zone == KILN_ZONE_VALUE ? kiln_mono_eval(&pl->zones[b->z].unit, sizes) : 1;
+        unsigned char *at = (unsigned char *)p->arena + kiln_plan_arena_offset(pl, id, sizes) +
+                            kiln_plan_value_bytes(pl, id, sizes);
+        int64_t n = pl->guard * units;
+        for (int64_t i = 0; i < n; i++) {
+            if (fill)
+                at[i] = GUARD_BYTE;
+            else if (at[i] != GUARD_BYTE) {
+                *bad = id;
+                return;
+            }
+        }
+    }
+}
+
+static enum kiln_status run(kiln_program *p, entry_fn fn, unsigned mode, const char *what, int64_t batch)
+{
+    if (!p)
+        return KILN_ERR_ARG;
     if (!fn)
         return fail(p, KILN_ERR_STATE, "%s: this program has no %s entry point%s", what, what,
-                    p->err.status ? " (compilation failed)" : (entry == KILN_ENTRY_FORWARD ? " (no outputs)" : " (no cost)"));
+                    p->err.status ? " (compilation failed)" : (mode == KILN_MODE_FORWARD ? " (no outputs)" : " (no cost)"));
     if (batch < 1 || batch > p->max_batch)
         return fail(p, KILN_ERR_ARG, "%s: batch of %lld examples, expected 1 to %lld (max_batch)", what,
                     (long long)batch, (long long)p->max_batch);
     for (int i = 0; i < p->plan.n_inputs; i++)
-        if (!p->bound[i] && (p->plan.entries[p->plan.input_node[i]] & entry))
+        if (!p->bound[i] && (p->plan.modes[p->plan.input_node[i]] & mode))
             return fail(p, KILN_ERR_STATE, "%s: input '%s' is not bound", what, kiln_program_input_name(p, i));
+    int64_t sizes[KILN_MAX_SYMBOLS];
+    memcpy(sizes, p->sizes, sizeof sizes);
+    sizes[0] = batch;
+    int32_t bad;
+    guards(p, sizes, true, &bad);
     /* BLAS threads for this step; put back afterwards (process-wide state). */
     int saved = 0, want = 0;
     if (openblas_set_num_threads && openblas_get_num_threads) {
@@ -566,34 +745,42 @@ static enum kiln_status run(kiln_program *p, entry_fn fn, unsigned entry, const 
     ** every product to the BLAS */
     kiln_codegen_runtime threaded = p->rt;
     threaded.sgemm_nn = NULL;
-    int64_t code = fn(p->arena, p->bound, batch, want > 1 ? &threaded : &p->rt);
+    int64_t code = fn(p->arena, p->bound, sizes, want > 1 ? &threaded : &p->rt);
     if (want && want != saved)
         openblas_set_num_threads(saved);
     if (code)
         return bad_index(p, code);
-    p->last_entry = entry;
-    p->last_batch = batch;
+    guards(p, sizes, false, &bad);
+    if (bad >= 0) {
+        const kiln_node_rec *r = &p->pg->nodes[bad];
+        return fail(p, KILN_ERR_STATE, "%s wrote past node %d (%s%s%s): its guard bytes changed", what, (int)bad,
+                    kiln_op_info_of(r->op)->name, r->name ? " " : "", r->name ? r->name : "");
+    }
+    p->last_mode = mode;
+    memcpy(p->last_sizes, sizes, sizeof sizes);
     kiln_err_clear(&p->err);
     return KILN_OK;
 }
 
 enum kiln_status kiln_program_forward(kiln_program *p, int64_t batch)
 {
-    return run(p, p->forward, KILN_ENTRY_FORWARD, "forward", batch);
+    return run(p, p ? p->forward : NULL, KILN_MODE_FORWARD, "forward", batch);
 }
 enum kiln_status kiln_program_eval_step(kiln_program *p, int64_t batch)
 {
-    return run(p, p->eval_step, KILN_ENTRY_EVAL, "eval_step", batch);
+    return run(p, p ? p->eval_step : NULL, KILN_MODE_EVAL, "eval_step", batch);
 }
 enum kiln_status kiln_program_train_step(kiln_program *p, int64_t batch)
 {
-    p->grads_fresh = false; /* fused updates leave some gradient slots stale */
-    return run(p, p->train_step, KILN_ENTRY_TRAIN, "train_step", batch);
+    if (p)
+        p->grads_fresh = false; /* fused updates leave some gradient slots stale */
+    return run(p, p ? p->train_step : NULL, KILN_MODE_TRAIN, "train_step", batch);
 }
 enum kiln_status kiln_program_gradients(kiln_program *p, int64_t batch)
 {
-    enum kiln_status st = run(p, p->gradients, KILN_ENTRY_TRAIN, "gradients", batch);
-    p->grads_fresh = st == KILN_OK;
+    enum kiln_status st = run(p, p ? p->gradients : NULL, KILN_MODE_GRADIENTS, "gradients", batch);
+    if (p)
+        p->grads_fresh = st == KILN_OK;
     return st;
 }
 
@@ -607,13 +794,24 @@ static void flush_params(kiln_program *p)
         p->flush(p->arena, &p->rt);
 }
 
-
 static void convert_out(double *dst, const void *src, enum kiln_dtype t, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)
         dst[i] = t == KILN_DTYPE_F32 ? ((const float *)src)[i]
                : t == KILN_DTYPE_F64 ? ((const double *)src)[i]
                                      : ((const int32_t *)src)[i];
+}
+
+static void convert_in(void *dst, const double *src, enum kiln_dtype t, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        if (t == KILN_DTYPE_F32)
+            ((float *)dst)[i] = (float)src[i];
+        else if (t == KILN_DTYPE_F64)
+            ((double *)dst)[i] = src[i];
+        else
+            ((int32_t *)dst)[i] = (int32_t)src[i];
+    }
 }
 
 const char *kiln_program_node_name(const kiln_program *p, kiln_node n)
@@ -630,19 +828,25 @@ bool kiln_program_has_value(const kiln_program *p, kiln_node n)
 
 enum kiln_status kiln_program_read(kiln_program *p, kiln_node n, double *dst, int64_t count)
 {
+    if (!p)
+        return KILN_ERR_ARG;
     if (!kiln_program_has_value(p, n))
         return fail(p, KILN_ERR_ARG, "node %d is not the cost, a monitor or an output of this program", (int)n.id);
-    if (!p->last_entry)
+    if (!p->last_mode)
         return fail(p, KILN_ERR_STATE, "no step has run yet");
     int32_t id = p->map[n.id];
-    if (!(p->plan.entries[id] & p->last_entry))
+    if (!(p->plan.modes[id] & p->last_mode))
         return fail(p, KILN_ERR_STATE, "'%s' is not computed by the last entry point run",
                     kiln_program_node_name(p, n));
     const kiln_node_rec *r = &p->pg->nodes[id];
-    int64_t want = kiln_shape_const_size(&r->shape) * (kiln_shape_has_batch(&r->shape) ? p->last_batch : 1);
+    kiln_mono m;
+    kiln_shape_size(p->pg, &r->shape, &m);
+    int64_t want = kiln_mono_eval(&m, p->last_sizes);
     if (count != want)
         return fail(p, KILN_ERR_ARG, "read of '%s': count %lld, the value has %lld elements",
                     kiln_program_node_name(p, n), (long long)count, (long long)want);
+    if (!dst && count > 0)
+        return fail(p, KILN_ERR_ARG, "read of '%s': the buffer is NULL", kiln_program_node_name(p, n));
     const kiln_buffer *b = &p->plan.buf[p->plan.alias[id]];
     const void *src;
     if (b->zone == KILN_ZONE_INPUT)
@@ -652,7 +856,7 @@ enum kiln_status kiln_program_read(kiln_program *p, kiln_node n, double *dst, in
     else {
         if (b->zone == KILN_ZONE_PARAM)
             flush_params(p);
-        src = p->arena + kiln_plan_arena_offset(&p->plan, id, p->last_batch);
+        src = p->arena + kiln_plan_arena_offset(&p->plan, id, p->last_sizes);
     }
     convert_out(dst, src, r->dtype, count);
     return KILN_OK;
@@ -677,16 +881,21 @@ static int param_index(kiln_program *p, kiln_node n)
     return -1;
 }
 
-static enum kiln_status param_access(kiln_program *p, kiln_node n, int64_t count, bool grad, char **at, int *idx)
+static enum kiln_status param_access(kiln_program *p, kiln_node n, const void *buf, int64_t count, bool grad,
+                                     char **at, int *idx)
 {
     int i = param_index(p, n);
     if (i < 0)
         return p->err.status;
     const kiln_node_rec *r = &p->pg->nodes[p->plan.param_node[i]];
-    int64_t size = kiln_shape_const_size(&r->shape);
+    int64_t size = kiln_shape_const_size(p->pg, &r->shape);
     if (count != size)
         return fail(p, KILN_ERR_ARG, "parameter %s: count %lld, it has %lld elements", r->name ? r->name : "?",
                     (long long)count, (long long)size);
+    if (!buf && count > 0)
+        return fail(p, KILN_ERR_ARG, "parameter %s: the buffer is NULL", r->name ? r->name : "?");
+    if (!p->arena)
+        return fail(p, KILN_ERR_STATE, "the program was not compiled");
     *at = p->arena + (grad ? p->plan.off_grads : 0) + p->plan.param_offset[i];
     *idx = i;
     flush_params(p);
@@ -697,7 +906,9 @@ enum kiln_status kiln_program_read_gradient(kiln_program *p, kiln_node param, do
 {
     char *at;
     int i;
-    enum kiln_status st = param_access(p, param, count, true, &at, &i);
+    if (!p)
+        return KILN_ERR_ARG;
+    enum kiln_status st = param_access(p, param, dst, count, true, &at, &i);
     if (st)
         return st;
     if (!p->grads_fresh)
@@ -711,36 +922,59 @@ enum kiln_status kiln_program_get_param(kiln_program *p, kiln_node param, double
 {
     char *at;
     int i;
-    enum kiln_status st = param_access(p, param, count, false, &at, &i);
+    if (!p)
+        return KILN_ERR_ARG;
+    enum kiln_status st = param_access(p, param, dst, count, false, &at, &i);
     if (st)
         return st;
     convert_out(dst, at, p->pg->floatx, count);
     return KILN_OK;
 }
 
-static void convert_in(void *dst, const double *src, enum kiln_dtype t, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++) {
-        if (t == KILN_DTYPE_F32)
-            ((float *)dst)[i] = (float)src[i];
-        else
-            ((double *)dst)[i] = src[i];
-    }
-}
-
 enum kiln_status kiln_program_set_param(kiln_program *p, kiln_node param, const double *src, int64_t count)
 {
     char *at;
     int i;
-    enum kiln_status st = param_access(p, param, count, false, &at, &i);
+    if (!p)
+        return KILN_ERR_ARG;
+    enum kiln_status st = param_access(p, param, src, count, false, &at, &i);
     if (st)
         return st;
     convert_in(at, src, p->pg->floatx, count);
     return KILN_OK;
 }
 
+/* A state's node, dtype, element count and place in the arena. */
+static const kiln_node_rec *state_rec(const kiln_program *p, int i, int64_t *n, char **at)
+{
+    const kiln_node_rec *r = &p->pg->nodes[p->plan.state_node[i]];
+    *n = kiln_shape_const_size(p->pg, &r->shape);
+    *at = p->arena + p->plan.state_offset[i];
+    return r;
+}
+
+static void state_in(kiln_program *p, int i)
+{
+    int64_t n;
+    char *at;
+    const kiln_node_rec *r = state_rec(p, i, &n, &at);
+    const double *v = kiln_param_data(r->param);
+    if (v)
+        convert_in(at, v, r->dtype, n);
+}
+
+/* Only the graph's own states go back to their store entries: the step
+** rule's belong to the program. */
+static bool graph_state(const kiln_program *p, int i)
+{
+    const kiln_node_rec *r = &p->pg->nodes[p->plan.state_node[i]];
+    return !(kiln_param_roles(r->param) & KILN_ROLE_ALGORITHM_STATE);
+}
+
 enum kiln_status kiln_program_load_params(kiln_program *p)
 {
+    if (!p)
+        return KILN_ERR_ARG;
     if (!p->arena)
         return fail(p, KILN_ERR_STATE, "the program was not compiled");
     flush_params(p); /* so that no deferred update lands on the loaded values */
@@ -752,13 +986,18 @@ enum kiln_status kiln_program_load_params(kiln_program *p)
         if (!kiln_shape_equal(s, &p->pg->nodes[p->plan.param_node[i]].shape))
             return fail(p, KILN_ERR_SHAPE, "parameter %s changed shape since compilation (re-allocated?)",
                         kiln_param_name(p->params[i]));
-        convert_in(p->arena + p->plan.param_offset[i], v, p->pg->floatx, kiln_shape_const_size(s));
+        convert_in(p->arena + p->plan.param_offset[i], v, p->pg->floatx, kiln_shape_const_size(p->pg, s));
     }
+    for (int i = 0; i < p->plan.n_states; i++)
+        if (graph_state(p, i))
+            state_in(p, i);
     return KILN_OK;
 }
 
 enum kiln_status kiln_program_store_params(kiln_program *p)
 {
+    if (!p)
+        return KILN_ERR_ARG;
     if (!p->arena)
         return fail(p, KILN_ERR_STATE, "the program was not compiled");
     flush_params(p);
@@ -768,7 +1007,15 @@ enum kiln_status kiln_program_store_params(kiln_program *p)
         if (!v || !kiln_shape_equal(s, &p->pg->nodes[p->plan.param_node[i]].shape))
             return fail(p, KILN_ERR_STATE, "parameter %s is no longer allocated as compiled",
                         kiln_param_name(p->params[i]));
-        convert_out(v, p->arena + p->plan.param_offset[i], p->pg->floatx, kiln_shape_const_size(s));
+        convert_out(v, p->arena + p->plan.param_offset[i], p->pg->floatx, kiln_shape_const_size(p->pg, s));
+    }
+    for (int i = 0; i < p->plan.n_states; i++) {
+        int64_t n;
+        char *at;
+        const kiln_node_rec *r = state_rec(p, i, &n, &at);
+        double *v = kiln_param_data(r->param);
+        if (graph_state(p, i) && v)
+            convert_out(v, at, r->dtype, n);
     }
     return KILN_OK;
 }
@@ -776,19 +1023,80 @@ enum kiln_status kiln_program_store_params(kiln_program *p)
 int64_t kiln_program_param_floats(const kiln_program *p)
 {
     int64_t n = 0;
-    for (int i = 0; p->planned && i < p->plan.n_params; i++)
-        n += kiln_shape_const_size(&p->pg->nodes[p->plan.param_node[i]].shape);
+    for (int i = 0; p && p->planned && i < p->plan.n_params; i++)
+        n += kiln_shape_const_size(p->pg, &p->pg->nodes[p->plan.param_node[i]].shape);
     return n;
 }
 
 enum kiln_status kiln_program_set_learning_rate(kiln_program *p, double lr)
 {
+    if (!p)
+        return KILN_ERR_ARG;
     if (!p->arena)
         return fail(p, KILN_ERR_STATE, "the program was not compiled");
     if (!(lr >= 0) || lr > 1e6)
         return fail(p, KILN_ERR_ARG, "learning rate %g outside [0, 1e6]", lr);
-    char *at = p->arena + p->plan.off_fixed + p->plan.hyper_offset;
-    double v = lr;
-    convert_in(at + KILN_HYPER_LEARNING_RATE * kiln_dtype_size(p->pg->floatx), &v, p->pg->floatx, 1);
+    int i = p->learning_rate >= 0 ? kiln_plan_state_index(&p->plan, p->learning_rate) : -1;
+    if (i < 0)
+        return fail(p, KILN_ERR_STATE, "this program's step rule has no learning rate");
+    int64_t n;
+    char *at;
+    const kiln_node_rec *r = state_rec(p, i, &n, &at);
+    convert_in(at, &lr, r->dtype, 1);
     return KILN_OK;
+}
+
+int kiln_program_state_count(const kiln_program *p) { return p && p->planned ? p->plan.n_states : 0; }
+
+const char *kiln_program_state_name(const kiln_program *p, int i)
+{
+    if (!p || !p->state_names || i < 0 || i >= p->plan.n_states)
+        return "";
+    return p->state_names[i];
+}
+
+int64_t kiln_program_state_size(const kiln_program *p, int i)
+{
+    if (!p || !p->planned || i < 0 || i >= p->plan.n_states)
+        return 0;
+    return kiln_shape_const_size(p->pg, &p->pg->nodes[p->plan.state_node[i]].shape);
+}
+
+static enum kiln_status state_access(kiln_program *p, int i, const void *buf, int64_t count, char **at,
+                                     const kiln_node_rec **r)
+{
+    int64_t n;
+    if (!p->arena)
+        return fail(p, KILN_ERR_STATE, "the program was not compiled");
+    if (i < 0 || i >= p->plan.n_states)
+        return fail(p, KILN_ERR_ARG, "state %d: the program has %d states", i, p->plan.n_states);
+    *r = state_rec(p, i, &n, at);
+    if (count != n || (!buf && count > 0))
+        return fail(p, KILN_ERR_ARG, "state %s: count %lld, it has %lld elements%s", p->state_names[i],
+                    (long long)count, (long long)n, buf ? "" : " (and the buffer is NULL)");
+    return KILN_OK;
+}
+
+enum kiln_status kiln_program_get_state(kiln_program *p, int i, double *dst, int64_t n)
+{
+    char *at;
+    const kiln_node_rec *r;
+    if (!p)
+        return KILN_ERR_ARG;
+    enum kiln_status st = state_access(p, i, dst, n, &at, &r);
+    if (!st)
+        convert_out(dst, at, r->dtype, n);
+    return st;
+}
+
+enum kiln_status kiln_program_set_state(kiln_program *p, int i, const double *src, int64_t n)
+{
+    char *at;
+    const kiln_node_rec *r;
+    if (!p)
+        return KILN_ERR_ARG;
+    enum kiln_status st = state_access(p, i, src, n, &at, &r);
+    if (!st)
+        convert_in(at, src, r->dtype, n);
+    return st;
 }

@@ -30,8 +30,19 @@ extern "C" {
 
 /* Largest tensor rank the IR handles. */
 #define KILN_MAX_RANK 6
-/* A dim given as KILN_BATCH is the symbolic batch dim B (first axis only). */
+/* Symbolic dims. A dim is a constant (> 0) or a symbol whose size is given
+** at run time, below its maximum given at compile time: KILN_BATCH (B),
+** KILN_TIME (T), or one made by kiln_graph_symbol(). Any axis may be one.
+** Reshape and flatten fold symbols into products (T*B), also negative codes
+** (kiln_graph_dim_str prints one). KILN_INFER, in a reshape, is the one dim
+** whose size follows from the others (numpy's -1). */
 #define KILN_BATCH (-1)
+#define KILN_TIME (-2)
+#define KILN_INFER INT64_MIN
+/* Symbols a graph can have: B, T and six of the user's. */
+#define KILN_MAX_SYMBOLS 8
+/* The index of symbol code s (B 0, T 1, ...), for per-symbol arrays. */
+#define KILN_SYMBOL_INDEX(s) ((int)(-(s) - 1))
 /* Longest name (brick, variable, source, model), terminator excluded. */
 #define KILN_MAX_NAME 127
 

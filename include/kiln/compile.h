@@ -25,13 +25,64 @@ extern "C" {
 
 typedef struct kiln_program kiln_program;
 
-enum kiln_step_rule_kind { KILN_STEP_SCALE };
-/* GradientDescent's step rule; Scale(learning_rate): p -= lr * grad. */
+/* GradientDescent's step rules (blocks.algorithms), built into the training
+** step as updates of the graph: p -= step, where the step is the gradient
+** passed through the rule (a CompositeRule passes it through each component
+** in order). A rule's state (a velocity, Adam's moments and time) lives in
+** the program, in slabs beside the parameters; learning rates and momenta
+** are states too, set at compile time from these fields.
+**   Scale(learning_rate = 1):     step = lr * g
+**   BasicMomentum(momentum = 0):  v = momentum * v + g; step = v
+**   Momentum(learning_rate = 1, momentum = 0) = [Scale, BasicMomentum]
+**   Adam(learning_rate = 0.002, beta1 = 0.1, beta2 = 0.001, epsilon = 1e-8,
+**        decay_factor = 1 - 1e-8), Blocks' formulas and its beta = 1 - usual
+**        convention: t = t + 1; lr_t = lr sqrt(1 - (1 - beta2)^t) /
+**        (1 - (1 - beta1)^t); b1 = 1 - (1 - beta1) decay^(t - 1);
+**        m = b1 g + (1 - b1) m; v = beta2 g^2 + (1 - beta2) v;
+**        step = lr_t m / (sqrt(v) + epsilon)
+**   CompositeRule(components): borrowed for the kiln_compile call; at most
+**        8 components, not nested. */
+enum kiln_step_rule_kind { KILN_STEP_SCALE, KILN_STEP_BASIC_MOMENTUM, KILN_STEP_MOMENTUM, KILN_STEP_ADAM,
+                           KILN_STEP_COMPOSITE };
 typedef struct kiln_step_rule {
     enum kiln_step_rule_kind kind;
     double learning_rate;
+    double momentum;
+    double beta1, beta2, epsilon, decay_factor;
+    const struct kiln_step_rule *components;
+    int n_components;
 } kiln_step_rule;
-static inline kiln_step_rule kiln_step_scale(double lr) { return (kiln_step_rule){KILN_STEP_SCALE, lr}; }
+static inline kiln_step_rule kiln_step_scale(double lr)
+{
+    kiln_step_rule r = {KILN_STEP_SCALE, lr, 0, 0, 0, 0, 0, 0, 0};
+    return r;
+}
+static inline kiln_step_rule kiln_step_basic_momentum(double momentum)
+{
+    kiln_step_rule r = {KILN_STEP_BASIC_MOMENTUM, 0, momentum, 0, 0, 0, 0, 0, 0};
+    return r;
+}
+static inline kiln_step_rule kiln_step_momentum(double lr, double momentum)
+{
+    kiln_step_rule r = {KILN_STEP_MOMENTUM, lr, momentum, 0, 0, 0, 0, 0, 0};
+    return r;
+}
+static inline kiln_step_rule kiln_step_adam(double lr, double beta1, double beta2, double epsilon,
+                                            double decay_factor)
+{
+    kiln_step_rule r = {KILN_STEP_ADAM, lr, 0, beta1, beta2, epsilon, decay_factor, 0, 0};
+    return r;
+}
+/* Adam with Blocks' defaults. */
+static inline kiln_step_rule kiln_step_adam_default(void)
+{
+    return kiln_step_adam(0.002, 0.1, 0.001, 1e-8, 1 - 1e-8);
+}
+static inline kiln_step_rule kiln_step_composite(const kiln_step_rule *components, int n)
+{
+    kiln_step_rule r = {KILN_STEP_COMPOSITE, 0, 0, 0, 0, 0, 0, components, n};
+    return r;
+}
 
 typedef struct kiln_compile_options {
     /* Model name: the generated file and symbols take it ("mlp" gives
@@ -49,6 +100,19 @@ typedef struct kiln_compile_options {
     int n_outputs;
     /* Largest batch a step may be given; the arena is sized for it. 0: 1024. */
     int64_t max_batch;
+    /* Largest run-time size of each other symbol a value's shape uses, by
+    ** KILN_SYMBOL_INDEX (max_size[KILN_SYMBOL_INDEX(KILN_TIME)] for T); a
+    ** symbol used with no maximum is an error naming it. max_size[0], when
+    ** set, is the batch's and wins over max_batch. */
+    int64_t max_size[KILN_MAX_SYMBOLS];
+    /* Turn off every fast path that holds only for some models (updates
+    ** inside a GEMM, deferred batch-1 updates, kiln's own GEMM): the plain
+    ** lowering, for checking the fast one against. */
+    bool no_fast_paths;
+    /* Bytes of guard after every stored value, filled with a pattern and
+    ** checked after each step (a step that wrote past a value fails with
+    ** KILN_ERR_STATE naming it); no memory is reused. For tests. 0: none. */
+    int64_t guard_bytes;
     /* Write the generated source here too (NULL: $KILN_DUMP_SOURCE, if set). */
     const char *source_path;
     /* Cache folder (NULL: $XDG_CACHE_HOME/kiln, else ~/.cache/kiln). */
@@ -101,6 +165,11 @@ KILN_API bool kiln_program_input_batched(const kiln_program *p, int i);
 KILN_API enum kiln_status kiln_program_bind_input(kiln_program *p, const char *name,
                                                   const void *data);
 
+/* The run-time size of a symbol other than the batch (KILN_TIME, a user
+** symbol) for the next steps, 1..its maximum. Steps take the batch size
+** themselves. */
+KILN_API enum kiln_status kiln_program_set_size(kiln_program *p, int64_t symbol, int64_t size);
+
 /* Run an entry point on a batch of `batch` examples (1..max_batch). Every
 ** input the entry point reads must be bound. */
 KILN_API enum kiln_status kiln_program_forward(kiln_program *p, int64_t batch);
@@ -136,8 +205,20 @@ KILN_API const char *kiln_program_node_name(const kiln_program *p, kiln_node n);
 /* True when n is the cost, a monitor or an output of p. */
 KILN_API bool kiln_program_has_value(const kiln_program *p, kiln_node n);
 
-/* Learning rate of the step rule, a run-time hyperparameter of the program. */
+/* Learning rate of the step rule (of its first Scale, Momentum or Adam), a
+** state of the program: it changes without recompiling. */
 KILN_API enum kiln_status kiln_program_set_learning_rate(kiln_program *p, double lr);
+
+/* The program's states, in arena order: the step rule's (a velocity or a
+** moment per parameter, "/mlp/linear_0.W_mean"; scalars such as
+** "/step_rule/adam.time"), then the graph's (random states). Name: owner
+** path, '.', name (borrowed, valid while p lives). Values as doubles; n
+** must be the state's size. */
+KILN_API int kiln_program_state_count(const kiln_program *p);
+KILN_API const char *kiln_program_state_name(const kiln_program *p, int i);
+KILN_API int64_t kiln_program_state_size(const kiln_program *p, int i);
+KILN_API enum kiln_status kiln_program_get_state(kiln_program *p, int i, double *dst, int64_t n);
+KILN_API enum kiln_status kiln_program_set_state(kiln_program *p, int i, const double *src, int64_t n);
 
 #ifdef __cplusplus
 }

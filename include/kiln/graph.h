@@ -28,7 +28,9 @@ static inline bool kiln_node_ok(kiln_node n) { return n.id >= 0; }
 
 /* Roles, as in blocks.roles. WEIGHT and BIAS are kinds of PARAMETER: a
 ** filter for PARAMETER matches them, and adding PARAMETER to a WEIGHT keeps
-** WEIGHT (no downgrade). */
+** WEIGHT (no downgrade). DROPOUT marks what apply_dropout made;
+** ALGORITHM_STATE the step rule's state (Blocks' ALGORITHM_BUFFER and
+** ALGORITHM_HYPERPARAMETER). */
 enum kiln_role {
     KILN_ROLE_INPUT = 1u << 0,
     KILN_ROLE_OUTPUT = 1u << 1,
@@ -36,7 +38,10 @@ enum kiln_role {
     KILN_ROLE_AUXILIARY = 1u << 3,
     KILN_ROLE_PARAMETER = 1u << 4,
     KILN_ROLE_WEIGHT = 1u << 5,
-    KILN_ROLE_BIAS = 1u << 6
+    KILN_ROLE_BIAS = 1u << 6,
+    KILN_ROLE_DROPOUT = 1u << 7,
+    KILN_ROLE_ALGORITHM_STATE = 1u << 8,
+    KILN_ROLE_RANDOM_STATE = 1u << 9
 };
 
 /* Create an empty graph whose floating-point tensors have dtype floatx
@@ -51,13 +56,22 @@ KILN_API enum kiln_status kiln_graph_status(const kiln_graph *g);
 KILN_API const char *kiln_graph_errmsg(const kiln_graph *g);
 KILN_API void kiln_graph_clear_error(kiln_graph *g);
 
-/* A named input (Theano's matrix('features')). dims[i] > 0, or KILN_BATCH
-** for dims[0]. name is copied; it binds the input to a data source. */
+/* A named input (Theano's matrix('features')). dims[i] > 0 or a symbol
+** (KILN_BATCH, KILN_TIME, kiln_graph_symbol()), on any axis: a time-major
+** sequence batch is (KILN_TIME, KILN_BATCH, features). name is copied; it
+** binds the input to a data source. */
 KILN_API kiln_node kiln_graph_input(kiln_graph *g, const char *name, enum kiln_dtype dtype,
                                     int rank, const int64_t *dims);
 KILN_API kiln_node kiln_graph_input_by_name(const kiln_graph *g, const char *name);
 
-/* Facts about a node. Shapes report the batch dim as KILN_BATCH. */
+/* A user dim symbol named name (letters, digits, '_'; up to 32), the same
+** code for the same name; at most KILN_MAX_SYMBOLS - 2 per graph. 0 with the
+** error on g. */
+KILN_API int64_t kiln_graph_symbol(kiln_graph *g, const char *name);
+/* A dim of g as text ("784", "B", "T*B") into buf; returns buf. */
+KILN_API const char *kiln_graph_dim_str(const kiln_graph *g, int64_t dim, char *buf, size_t cap);
+
+/* Facts about a node. Shapes report symbols by their codes (KILN_BATCH). */
 KILN_API int kiln_graph_node_count(const kiln_graph *g);
 KILN_API int kiln_graph_node_rank(const kiln_graph *g, kiln_node n);
 KILN_API int64_t kiln_graph_node_dim(const kiln_graph *g, kiln_node n, int axis);
@@ -66,9 +80,17 @@ KILN_API enum kiln_dtype kiln_graph_node_dtype(const kiln_graph *g, kiln_node n)
 ** Borrowed, valid while g lives. "" when unnamed. */
 KILN_API const char *kiln_graph_node_name(const kiln_graph *g, kiln_node n);
 KILN_API enum kiln_status kiln_graph_set_name(kiln_graph *g, kiln_node n, const char *name);
-/* Path of the brick that made n ("/mlp/linear_0"), or "" if none. */
+/* Owner of n: the path of the brick (or layer) that made it ("/mlp/linear_0"),
+** "" if none. The IR keeps paths, not bricks. brick_path is the same call. */
+KILN_API const char *kiln_graph_node_owner(const kiln_graph *g, kiln_node n);
 KILN_API const char *kiln_graph_node_brick_path(const kiln_graph *g, kiln_node n);
+/* The op's name ("matmul", "input", ...). */
+KILN_API const char *kiln_graph_node_op(const kiln_graph *g, kiln_node n);
+/* The store entry of a parameter or state node, else NULL. */
 KILN_API kiln_param *kiln_graph_node_param(const kiln_graph *g, kiln_node n);
+/* In a graph made by kiln_graph_replace or kiln_apply_dropout: the node a
+** replacement stands for (Blocks' tag.replacement_of), else KILN_NODE_NONE. */
+KILN_API kiln_node kiln_graph_node_replacement_of(const kiln_graph *g, kiln_node n);
 /* The node standing for p in g, or KILN_NODE_NONE when p was not applied in g. */
 KILN_API kiln_node kiln_graph_param_node(const kiln_graph *g, const kiln_param *p);
 
@@ -96,17 +118,25 @@ typedef struct kiln_filter {
 KILN_API int kiln_graph_filter(kiln_graph *g, const kiln_node *outputs, int n_outputs,
                                const kiln_filter *f, kiln_node *out, int cap);
 
+/* An update (Theano's updates): after each entry point that reads target (a
+** parameter or state node), target takes value's value, computed with the
+** old values. At most one per target. The step rule's updates are added by
+** kiln_compile; this is for the graph's own (a counter, a running mean). */
+KILN_API enum kiln_status kiln_graph_update(kiln_graph *g, kiln_node target, kiln_node value);
+
 /* ---- Expressions (compiler/expr.c) ------------------------------------ */
 
 KILN_API kiln_node kiln_expr_constant(kiln_graph *g, double value); /* scalar */
 
-/* Elementwise, with numpy broadcasting (dims right-aligned, 1 broadcasts). */
+/* Elementwise, with numpy broadcasting (dims right-aligned, 1 broadcasts;
+** symbolic dims broadcast only against themselves or 1). */
 KILN_API kiln_node kiln_expr_add(kiln_graph *g, kiln_node a, kiln_node b);
 KILN_API kiln_node kiln_expr_sub(kiln_graph *g, kiln_node a, kiln_node b);
 KILN_API kiln_node kiln_expr_mul(kiln_graph *g, kiln_node a, kiln_node b);
 KILN_API kiln_node kiln_expr_div(kiln_graph *g, kiln_node a, kiln_node b);
 KILN_API kiln_node kiln_expr_pow(kiln_graph *g, kiln_node a, kiln_node b);
 KILN_API kiln_node kiln_expr_maximum(kiln_graph *g, kiln_node a, kiln_node b);
+KILN_API kiln_node kiln_expr_minimum(kiln_graph *g, kiln_node a, kiln_node b);
 KILN_API kiln_node kiln_expr_neg(kiln_graph *g, kiln_node a);
 KILN_API kiln_node kiln_expr_square(kiln_graph *g, kiln_node a);
 KILN_API kiln_node kiln_expr_sqrt(kiln_graph *g, kiln_node a);
@@ -117,32 +147,99 @@ KILN_API kiln_node kiln_expr_tanh(kiln_graph *g, kiln_node a);
 KILN_API kiln_node kiln_expr_sigmoid(kiln_graph *g, kiln_node a);
 KILN_API kiln_node kiln_expr_softplus(kiln_graph *g, kiln_node a);
 KILN_API kiln_node kiln_expr_relu(kiln_graph *g, kiln_node a);
+/* -1, 0 or 1 (its gradient is zero). */
+KILN_API kiln_node kiln_expr_sign(kiln_graph *g, kiln_node a);
+/* min(max(a, lo), hi), lo <= hi; the gradient passes where lo < a < hi. */
+KILN_API kiln_node kiln_expr_clip(kiln_graph *g, kiln_node a, double lo, double hi);
+/* a as dtype (int32 <-> the graph's floats; to int32 truncates toward zero). */
+KILN_API kiln_node kiln_expr_cast(kiln_graph *g, kiln_node a, enum kiln_dtype dtype);
+
+/* Comparisons: 1.0 where true else 0.0 (floatx); operands of one dtype,
+** integer or float; no gradient. */
+KILN_API kiln_node kiln_expr_not_equal(kiln_graph *g, kiln_node a, kiln_node b);
+KILN_API kiln_node kiln_expr_equal(kiln_graph *g, kiln_node a, kiln_node b);
+KILN_API kiln_node kiln_expr_greater(kiln_graph *g, kiln_node a, kiln_node b);
+KILN_API kiln_node kiln_expr_greater_equal(kiln_graph *g, kiln_node a, kiln_node b);
+KILN_API kiln_node kiln_expr_less(kiln_graph *g, kiln_node a, kiln_node b);
+KILN_API kiln_node kiln_expr_less_equal(kiln_graph *g, kiln_node a, kiln_node b);
+/* where(cond, a, b): a where cond != 0, else b; all three broadcast. */
+KILN_API kiln_node kiln_expr_select(kiln_graph *g, kiln_node cond, kiln_node a, kiln_node b);
 
 /* Reductions over one axis (0 <= axis < rank) or KILN_ALL_AXES; the axis is
-** removed from the shape. */
+** removed from the shape. The _axes forms take a set of axes as a bit mask
+** (bit k: axis k). A mean over a symbolic axis divides by its run-time size. */
 KILN_API kiln_node kiln_expr_sum(kiln_graph *g, kiln_node a, int axis);
 KILN_API kiln_node kiln_expr_mean(kiln_graph *g, kiln_node a, int axis);
 KILN_API kiln_node kiln_expr_max(kiln_graph *g, kiln_node a, int axis);
+KILN_API kiln_node kiln_expr_sum_axes(kiln_graph *g, kiln_node a, unsigned axes);
+KILN_API kiln_node kiln_expr_mean_axes(kiln_graph *g, kiln_node a, unsigned axes);
+KILN_API kiln_node kiln_expr_max_axes(kiln_graph *g, kiln_node a, unsigned axes);
 
-/* Matrix product of 2-D a (m, k) and b (k, n). */
+/* Matrix product over the last two axes: a (.., m, k) x b (.., k, n) ->
+** (.., m, n). Leading axes are batched: equal on both sides, or only on one
+** side (the other 2-D, used for every batch). */
 KILN_API kiln_node kiln_expr_matmul(kiln_graph *g, kiln_node a, kiln_node b);
-/* 2-D transpose. */
+/* Every axis reversed (numpy's .T): a 2-D transpose. */
 KILN_API kiln_node kiln_expr_transpose(kiln_graph *g, kiln_node a);
-/* Reshape; dims may hold one KILN_BATCH (first) and the element counts of
-** the other dims must agree. */
+/* Axes permuted: output axis k is a's axis perm[k] (numpy's transpose(perm)). */
+KILN_API kiln_node kiln_expr_permute(kiln_graph *g, kiln_node a, int rank, const int *perm);
+/* Reshape; the element counts must agree as monomials (T*B*F = T*B*F).
+** dims: constants, symbols, and at most one KILN_INFER (the rest). */
 KILN_API kiln_node kiln_expr_reshape(kiln_graph *g, kiln_node a, int rank, const int64_t *dims);
-/* Keep the first ndim-1 axes, fold the rest into one (Theano's flatten). */
+/* Keep the first ndim-1 axes, fold the rest into one (Theano's flatten);
+** symbolic axes fold too: (T, B, F) with ndim 1 is (T*B*F,). */
 KILN_API kiln_node kiln_expr_flatten(kiln_graph *g, kiln_node a, int ndim);
+/* Elements start, start + step, ... (count of them) along axis; count =
+** ceil((stop - start) / step) with stop clamped to the dim, as Python's
+** a[start:stop:step] for 0 <= start, step > 0. The axis must be constant
+** (a slice of a symbolic axis has no monomial length), unless the slice is
+** the whole axis. */
+KILN_API kiln_node kiln_expr_slice(kiln_graph *g, kiln_node a, int axis, int64_t start, int64_t stop,
+                                   int64_t step);
+/* Join n >= 1 nodes (at most 64) along axis, whose lengths are constants;
+** the other dims equal (symbols too). */
+KILN_API kiln_node kiln_expr_concat(kiln_graph *g, const kiln_node *parts, int n, int axis);
+/* Reverse the order along axis (any axis, symbolic ones too). */
+KILN_API kiln_node kiln_expr_reverse(kiln_graph *g, kiln_node a, int axis);
+/* Cut a along axis into n pieces of sizes[0..n) (constants summing to the
+** axis): one node with n results, each read with kiln_expr_output. */
+KILN_API kiln_node kiln_expr_split(kiln_graph *g, kiln_node a, int axis, int n, const int64_t *sizes);
+/* Result k of a node with several results. */
+KILN_API kiln_node kiln_expr_output(kiln_graph *g, kiln_node tuple, int k);
+KILN_API int kiln_graph_node_output_count(const kiln_graph *g, kiln_node n);
 
-/* Row-wise over the last axis of a 2-D tensor. */
+/* Over the last axis of an N-d tensor. */
 KILN_API kiln_node kiln_expr_softmax(kiln_graph *g, kiln_node a);
 KILN_API kiln_node kiln_expr_log_softmax(kiln_graph *g, kiln_node a);
-/* out[i] = a[i, idx[i]] for 2-D a and integer vector idx. */
-KILN_API kiln_node kiln_expr_pick(kiln_graph *g, kiln_node a, kiln_node idx);
-/* Integer argmax over the last axis of a 2-D tensor. */
+/* Integer argmax over the last axis; the first of tied maxima. */
 KILN_API kiln_node kiln_expr_argmax(kiln_graph *g, kiln_node a);
-/* 1.0 where a != b else 0.0 (floatx); integer or float operands. */
-KILN_API kiln_node kiln_expr_not_equal(kiln_graph *g, kiln_node a, kiln_node b);
+/* out[..] = a[.., idx[..]] for a (.., k) and int32 idx (..). */
+KILN_API kiln_node kiln_expr_pick(kiln_graph *g, kiln_node a, kiln_node idx);
+/* Rows of table (V, ..) picked by int32 idx of any shape: (idx.., ..)
+** (LookupTable). An index outside [0, V) is an error at run time naming the
+** input and position. The gradient adds rows back (scatter-add). */
+KILN_API kiln_node kiln_expr_gather(kiln_graph *g, kiln_node table, kiln_node idx);
+
+/* ---- Random numbers ------------------------------------------------------
+** A random state is a graph leaf (four int32: a 64-bit key from the seed and
+** a 64-bit step counter) read by random nodes. Each random node is its own
+** stream (never merged with another by CSE); element i of stream s at step n
+** is Philox4x32-10 of (i, s, n) under the key, so a draw depends only on the
+** seed, the step and the node, never on threads or batch order. Each entry
+** point that draws advances the state by one step (an update the state
+** makes itself), so two steps draw different numbers and the same seed
+** draws the same ones. */
+
+/* The random state of g with this seed, made on first use (one per seed). */
+KILN_API kiln_node kiln_graph_random_state(kiln_graph *g, uint64_t seed);
+/* Uniform on [lo, hi), normal (mean, std), Bernoulli (1 with probability p,
+** else 0) of the given shape (symbols allowed), as floats. */
+KILN_API kiln_node kiln_expr_random_uniform(kiln_graph *g, kiln_node state, int rank, const int64_t *dims,
+                                            double lo, double hi);
+KILN_API kiln_node kiln_expr_random_normal(kiln_graph *g, kiln_node state, int rank, const int64_t *dims,
+                                           double mean, double std);
+KILN_API kiln_node kiln_expr_random_bernoulli(kiln_graph *g, kiln_node state, int rank, const int64_t *dims,
+                                              double p);
 
 #ifdef __cplusplus
 }
