@@ -162,3 +162,33 @@ uint64_t kiln_rng_below(kiln_rng *r, uint64_t n)
     }
     return v;
 }
+
+/* ---- counter-based draws for random nodes --------------------------------- */
+
+void kiln_philox(const int32_t state[4], uint64_t i, int64_t stream, uint32_t w[4])
+{
+    uint32_t c0 = (uint32_t)i, c1 = (uint32_t)(i >> 32) ^ ((uint32_t)stream << 16);
+    uint32_t c2 = (uint32_t)state[2], c3 = (uint32_t)state[3];
+    uint32_t k0 = (uint32_t)state[0], k1 = (uint32_t)state[1];
+    for (int r = 0; r < 10; r++) {
+        uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
+        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
+        c1 = (uint32_t)p1;
+        c3 = (uint32_t)p0;
+        c0 = n0;
+        c2 = n2;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    w[0] = c0;
+    w[1] = c1;
+    w[2] = c2;
+    w[3] = c3;
+}
+
+double kiln_philox_unit(const uint32_t w[4], int k, bool f64)
+{
+    if (!f64)
+        return (double)(w[k] >> 8) * 0x1p-24;
+    return (double)((((uint64_t)w[2 * k + 1] << 32) | w[2 * k]) >> 11) * 0x1p-53;
+}

@@ -9,6 +9,7 @@
 #ifndef KILN_RNG_H
 #define KILN_RNG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* MT19937 state words. */
@@ -42,5 +43,14 @@ double kiln_rng_gauss(kiln_rng *r);
 ** so a Fisher-Yates shuffle drawing j = kiln_rng_below(r, i + 1) for i from
 ** n-1 down to 1 is RandomState.shuffle. n == 0 returns 0. */
 uint64_t kiln_rng_below(kiln_rng *r, uint64_t n);
+
+/* Random nodes (codegen/emit_c.c prints the same function into generated
+** code, and the reference interpreter calls this one): Philox4x32-10 of the
+** counter (element i, stream, step) under the key of a random state, whose
+** four int32 words are key low, key high, step low, step high. */
+void kiln_philox(const int32_t state[4], uint64_t i, int64_t stream, uint32_t w[4]);
+/* A uniform on [0, 1) from the words: 24 bits of word k for float32, 53
+** bits of words 2k and 2k+1 for float64 (what generated code computes). */
+double kiln_philox_unit(const uint32_t w[4], int k, bool f64);
 
 #endif
