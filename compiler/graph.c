@@ -603,7 +603,7 @@ int32_t kiln_graph_update_of(const kiln_graph *g, int32_t target)
     return -1;
 }
 
-enum kiln_status kiln_graph_add_update(kiln_graph *g, int32_t target, int32_t value)
+enum kiln_status kiln_graph_add_update(kiln_graph *g, int32_t target, int32_t value, bool on_read)
 {
     const kiln_node_rec *t = &g->nodes[target], *v = &g->nodes[value];
     char a[KILN_SHAPE_STR_MAX], b[KILN_SHAPE_STR_MAX];
@@ -624,7 +624,7 @@ enum kiln_status kiln_graph_add_update(kiln_graph *g, int32_t target, int32_t va
         g->updates = u;
         g->cap_updates = cap;
     }
-    g->updates[g->n_updates++] = (kiln_update){target, value};
+    g->updates[g->n_updates++] = (kiln_update){target, value, on_read};
     return KILN_OK;
 }
 
@@ -636,7 +636,7 @@ enum kiln_status kiln_graph_update(kiln_graph *g, kiln_node target, kiln_node va
         return g->err.status;
     if (g->err.status)
         return g->err.status;
-    return kiln_graph_add_update(g, target.id, value.id);
+    return kiln_graph_add_update(g, target.id, value.id, false);
 }
 
 /* ---- random states ------------------------------------------------------- */
@@ -677,7 +677,7 @@ kiln_node kiln_graph_random_state(kiln_graph *g, uint64_t seed)
     if (!kiln_node_ok(s))
         return s;
     kiln_node next = kiln_expr_rng_next(g, s);
-    if (!kiln_node_ok(next) || kiln_graph_add_update(g, s.id, next.id) != KILN_OK)
+    if (!kiln_node_ok(next) || kiln_graph_add_update(g, s.id, next.id, true) != KILN_OK)
         return KILN_NODE_NONE;
     return s;
 }

@@ -154,9 +154,12 @@ typedef struct kiln_mono {
     uint8_t e[KILN_MAX_SYMBOLS];
 } kiln_mono;
 
-/* An update: target (PARAM or STATE leaf) takes value at the end of a step. */
+/* An update: target (PARAM or STATE leaf) takes value at the end of a step:
+** of train_step (Theano's updates of a training function), or, on_read, of
+** every entry point that reads the target (a random state's advance). */
 typedef struct kiln_update {
     int32_t target, value;
+    bool on_read;
 } kiln_update;
 
 typedef struct kiln_pool kiln_pool;
@@ -255,7 +258,7 @@ kiln_graph *kiln_graph_create_program(enum kiln_dtype floatx);
 /* Role bits with the hierarchy applied (WEIGHT and BIAS are PARAMETERs). */
 unsigned kiln_role_closure(unsigned roles);
 /* Register an update (target a PARAM or STATE leaf of g). */
-enum kiln_status kiln_graph_add_update(kiln_graph *g, int32_t target, int32_t value);
+enum kiln_status kiln_graph_add_update(kiln_graph *g, int32_t target, int32_t value, bool on_read);
 /* The graph's update of target, or -1. */
 int32_t kiln_graph_update_of(const kiln_graph *g, int32_t target);
 

@@ -232,6 +232,10 @@ static void plan_modes(planner *pl)
             }
         }
     }
+    /* a target is written in its update's modes: it has storage even when
+    ** nothing reads it (a state only its own update reads, or none) */
+    for (int u = 0; u < q->n_updates; u++)
+        p->modes[q->updates[u].target] |= p->update_modes[u];
     /* the train step computes what gradients mode does, for its updates */
     for (int32_t id = 0; id < g->n_nodes; id++)
         if (p->modes[id] & KILN_MODE_GRADIENTS)

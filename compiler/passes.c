@@ -283,7 +283,7 @@ kiln_graph *kiln_rebuild(const kiln_graph *src, const int32_t *roots, int n_root
     /* the graph's own updates whose target and value both survive */
     for (int32_t i = 0; i < src->n_updates; i++) {
         int32_t t = map[src->updates[i].target], v = map[src->updates[i].value];
-        if (t >= 0 && v >= 0 && t != v && kiln_graph_add_update(dst, t, v) != KILN_OK) {
+        if (t >= 0 && v >= 0 && t != v && kiln_graph_add_update(dst, t, v, src->updates[i].on_read) != KILN_OK) {
             kiln_err_copy(err, &dst->err, "rebuild: ");
             kiln_graph_destroy(dst);
             free(live);

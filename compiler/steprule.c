@@ -93,7 +93,7 @@ static enum kiln_status add_update(builder *b, kiln_node target, kiln_node value
         o->updates = u;
         o->cap_updates = cap;
     }
-    o->updates[o->n_updates++] = (kiln_update){target.id, value.id};
+    o->updates[o->n_updates++] = (kiln_update){target.id, value.id, false};
     return KILN_OK;
 }
 

@@ -246,6 +246,11 @@ kiln_param *kiln_param_create(const char *name, int rank, const int64_t *dims)
     return kiln_store_new(KILN_STORE_PARAMETER, name, KILN_DTYPE_F32, rank, dims, NAN);
 }
 
+kiln_param *kiln_state_create(const char *name, int rank, const int64_t *dims)
+{
+    return kiln_store_new(KILN_STORE_STATE, name, KILN_DTYPE_F32, rank, dims, 0);
+}
+
 void kiln_param_destroy(kiln_param *p)
 {
     if (!p || p->held) /* a brick's, a graph's or a program's: freed with it */

@@ -216,11 +216,15 @@ static enum kiln_status build_graph(kiln_program *p, kiln_graph *g, const kiln_c
     int n_value_roots = n_roots;
 
     /* 1. The part of the user's graph that the roots need, with the values
-    ** of the graph's updates whose targets it reads (a random state's
-    ** advance): those run in every entry point that reads the target. */
+    ** of the graph's updates: those of train_step when there is a cost, and
+    ** those that run wherever their target is read (a random state's
+    ** advance) when the program reads the target. */
     {
         unsigned char *live = calloc((size_t)g->n_nodes + 1, 1);
-        if (!live) {
+        unsigned char *taken = calloc((size_t)g->n_updates + 1, 1);
+        if (!live || !taken) {
+            free(live);
+            free(taken);
             st = fail(p, KILN_ERR_NOMEM, "compile: no memory");
             goto out;
         }
@@ -232,13 +236,18 @@ static enum kiln_status build_graph(kiln_program *p, kiln_graph *g, const kiln_c
                 if (live[id])
                     for (int k = 0; k < g->nodes[id].n_in; k++)
                         live[g->nodes[id].in[k]] = 1;
-            for (int32_t u = 0; u < g->n_updates; u++)
-                if (live[g->updates[u].target] && !live[g->updates[u].value]) {
-                    live[g->updates[u].value] = 1;
-                    roots[n_roots++] = g->updates[u].value;
-                    more = true;
-                }
+            for (int32_t u = 0; u < g->n_updates; u++) {
+                const kiln_update *up = &g->updates[u];
+                if (taken[u] || !(live[up->target] || (train && !up->on_read)))
+                    continue;
+                taken[u] = 1;
+                live[up->value] = live[up->target] = 1;
+                roots[n_roots++] = up->value;
+                roots[n_roots++] = up->target;
+                more = true;
+            }
         }
+        free(taken);
         free(live);
     }
     pg1 = kiln_rebuild(g, roots, n_roots, map1, &p->err);
@@ -294,8 +303,10 @@ static enum kiln_status build_graph(kiln_program *p, kiln_graph *g, const kiln_c
         roots2[n2++] = p->rule.updates[i].target;
         roots2[n2++] = p->rule.updates[i].value;
     }
-    for (int i = 0; i < pg1->n_updates; i++)
+    for (int i = 0; i < pg1->n_updates; i++) {
+        roots2[n2++] = pg1->updates[i].target;
         roots2[n2++] = pg1->updates[i].value;
+    }
     p->pg = kiln_rebuild(pg1, roots2, n2, map2, &p->err);
     if (!p->pg) {
         st = p->err.status;
@@ -308,8 +319,19 @@ static enum kiln_status build_graph(kiln_program *p, kiln_graph *g, const kiln_c
     int nu = 0;
     for (int i = 0; train && i < p->rule.n_updates; i++)
         ups[nu++] = (kiln_plan_update){map2[p->rule.updates[i].target], map2[p->rule.updates[i].value], true};
-    for (int i = 0; i < p->pg->n_updates; i++)
-        ups[nu++] = (kiln_plan_update){p->pg->updates[i].target, p->pg->updates[i].value, false};
+    for (int i = 0; i < p->pg->n_updates; i++) {
+        const kiln_update *u = &p->pg->updates[i];
+        for (int j = 0; j < nu; j++)
+            if (ups[j].target == u->target) {
+                const kiln_node_rec *t = &p->pg->nodes[u->target];
+                st = fail(p, KILN_ERR_ARG, "%s%s%s has an update in the graph and one from the step rule",
+                          t->owner ? t->owner : "", t->owner ? "." : "", t->name ? t->name : "?");
+                goto out;
+            }
+        if (!u->on_read && !train)
+            continue; /* a training update, and this program does not train */
+        ups[nu++] = (kiln_plan_update){u->target, u->value, !u->on_read};
+    }
     p->learning_rate = train && p->rule.learning_rate >= 0 ? map2[p->rule.learning_rate] : -1;
     for (int32_t u = 0; u < g->n_nodes; u++)
         p->map[u] = map1[u] >= 0 ? map2[map1[u]] : -1;

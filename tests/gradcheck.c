@@ -26,17 +26,32 @@ void gc_fill(double *x, int64_t n, double lo, double hi, double gap, unsigned se
 double gc_check(kiln_graph *g, kiln_node cost, const kiln_node *params, int n_params, const gc_input *in,
                 int n_in, int64_t batch, double eps, char *why, size_t cap)
 {
+    int64_t sizes[KILN_MAX_SYMBOLS] = {batch};
+    return gc_check_sizes(g, cost, params, n_params, in, n_in, sizes, eps, why, cap);
+}
+
+double gc_check_sizes(kiln_graph *g, kiln_node cost, const kiln_node *params, int n_params, const gc_input *in,
+                      int n_in, const int64_t *sizes, double eps, char *why, size_t cap)
+{
     kiln_compile_options o = kiln_compile_options_default();
+    int64_t batch = sizes[0];
     o.name = "gradcheck";
     o.cost = cost;
     o.step_rule = kiln_step_scale(0);
     o.max_batch = batch;
+    for (int k = 1; k < KILN_MAX_SYMBOLS; k++)
+        o.max_size[k] = sizes[k];
     kiln_program *p = NULL;
     double worst = -1;
     if (kiln_compile(g, &o, &p) != KILN_OK) {
         snprintf(why, cap, "compile: %s", kiln_program_errmsg(p));
         goto out;
     }
+    for (int k = 1; k < KILN_MAX_SYMBOLS; k++)
+        if (sizes[k] && kiln_program_set_size(p, -(int64_t)k - 1, sizes[k]) != KILN_OK) {
+            snprintf(why, cap, "set_size: %s", kiln_program_errmsg(p));
+            goto out;
+        }
     for (int i = 0; i < n_in; i++)
         if (kiln_program_bind_input(p, in[i].name, in[i].data) != KILN_OK) {
             snprintf(why, cap, "bind: %s", kiln_program_errmsg(p));

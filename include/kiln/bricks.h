@@ -130,6 +130,13 @@ KILN_API kiln_param *kiln_brick_param_by_name(const kiln_brick *b, const char *n
 ** that use it. name is copied (1 to KILN_MAX_NAME characters). NULL when out
 ** of memory or on a bad argument. */
 KILN_API kiln_param *kiln_param_create(const char *name, int rank, const int64_t *dims);
+/* A persistent state of no brick (Theano's shared variable that is not a
+** parameter: a counter, a running average): it gets no gradient, and a
+** graph update (kiln_graph_update) changes it at the end of each
+** train_step. Zero-filled; float values (the graph's floats in a program).
+** Caller-owned like kiln_param_create (kiln_param_destroy); kiln_graph_param
+** gives its node. NULL on a bad argument or when out of memory. */
+KILN_API kiln_param *kiln_state_create(const char *name, int rank, const int64_t *dims);
 /* Destroy a parameter made by kiln_param_create; NULL is a no-op (a brick's
 ** parameters belong to the brick and are left alone). */
 KILN_API void kiln_param_destroy(kiln_param *p);

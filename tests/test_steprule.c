@@ -1,0 +1,363 @@
+/* test_steprule.c: GradientDescent's step rules, built into the training
+** step as updates of the IR, against an independent float64
+** implementation of Blocks' formulas written here.
+**
+** The problem: y = tanh(x W + b) with x (4, 3) fixed, W (3, 2), b (2,), cost
+** = sum((y - t)^2) / 4. The reference computes the gradient by hand, then
+** the step rule's step and state, for 10 steps; kiln's program, compiled
+** with the rule, runs 10 train_steps. Parameters and the rule's state must
+** agree to a relative 1e-12 after every step. The rules: Scale, BasicMomentum
+** (with Scale in a CompositeRule), Momentum, Adam at Blocks' defaults and at
+** the usual values (beta as 1 - usual, Blocks' convention). */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <kiln/kiln.h>
+
+#include "testutil.h"
+
+enum { N = 4, IN = 3, OUT = 2, STEPS = 10 };
+
+static const double X[N][IN] = {{0.5, -1.0, 0.25}, {1.5, 0.2, -0.7}, {-0.3, 0.8, 1.1}, {0.9, -0.4, 0.6}};
+static const double T[N][OUT] = {{0.3, -0.2}, {-0.5, 0.4}, {0.1, 0.7}, {-0.6, -0.1}};
+static const double W0[IN][OUT] = {{0.2, -0.3}, {0.4, 0.1}, {-0.5, 0.25}};
+static const double B0[OUT] = {0.05, -0.1};
+
+/* ---- the reference ------------------------------------------------------------ */
+
+typedef struct ref {
+    double w[IN * OUT], b[OUT];        /* parameters, in that order */
+    double s1[IN * OUT + OUT];         /* velocity or Adam's mean, per parameter element */
+    double s2[IN * OUT + OUT];         /* Adam's variance */
+    double time;                       /* Adam's step counter */
+} ref;
+
+static void ref_grad(const ref *r, double *g)
+{
+    memset(g, 0, sizeof(double) * (IN * OUT + OUT));
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < OUT; j++) {
+            double a = r->b[j];
+            for (int k = 0; k < IN; k++)
+                a += X[i][k] * r->w[k * OUT + j];
+            double y = tanh(a), dy = 2 * (y - T[i][j]) / N, da = dy * (1 - y * y);
+            for (int k = 0; k < IN; k++)
+                g[k * OUT + j] += X[i][k] * da;
+            g[IN * OUT + j] += da;
+        }
+}
+
+typedef struct rule {
+    enum { R_SCALE, R_MOMENTUM, R_ADAM } kind;
+    double lr, mom, b1, b2, eps, decay;
+} rule;
+
+/* One step of Blocks' GradientDescent with rule, in float64. */
+static void ref_step(ref *r, const rule *u)
+{
+    double g[IN * OUT + OUT], step[IN * OUT + OUT];
+    ref_grad(r, g);
+    int n = IN * OUT + OUT;
+    if (u->kind == R_SCALE) {
+        for (int i = 0; i < n; i++)
+            step[i] = u->lr * g[i];
+    } else if (u->kind == R_MOMENTUM) { /* CompositeRule([Scale(lr), BasicMomentum(mom)]) */
+        for (int i = 0; i < n; i++) {
+            r->s1[i] = u->mom * r->s1[i] + u->lr * g[i];
+            step[i] = r->s1[i];
+        }
+    } else { /* Blocks' Adam, beta as 1 - the usual */
+        double t1 = r->time + 1;
+        double lr_t = u->lr * sqrt(1 - pow(1 - u->b2, t1)) / (1 - pow(1 - u->b1, t1));
+        double beta_1t = 1 - (1 - u->b1) * pow(u->decay, t1 - 1);
+        for (int i = 0; i < n; i++) {
+            r->s1[i] = beta_1t * g[i] + (1 - beta_1t) * r->s1[i];
+            r->s2[i] = u->b2 * g[i] * g[i] + (1 - u->b2) * r->s2[i];
+            step[i] = lr_t * r->s1[i] / (sqrt(r->s2[i]) + u->eps);
+        }
+        r->time = t1;
+    }
+    for (int i = 0; i < IN * OUT; i++)
+        r->w[i] -= step[i];
+    for (int j = 0; j < OUT; j++)
+        r->b[j] -= step[IN * OUT + j];
+}
+
+/* ---- kiln ------------------------------------------------------------------------ */
+
+typedef struct model {
+    kiln_graph *g;
+    kiln_param *w, *b;
+    kiln_node wn, bn, cost;
+    kiln_program *p;
+    double x[N * IN], t[N * OUT];
+} model;
+
+static void build(model *m, const kiln_step_rule *sr)
+{
+    memset(m, 0, sizeof *m);
+    m->g = kiln_graph_create(KILN_DTYPE_F64);
+    m->w = kiln_param_create("W", 2, (int64_t[]){IN, OUT});
+    m->b = kiln_param_create("b", 1, (int64_t[]){OUT});
+    ck_assert_int_eq(kiln_param_set_values(m->w, &W0[0][0], IN * OUT), KILN_OK);
+    ck_assert_int_eq(kiln_param_set_values(m->b, B0, OUT), KILN_OK);
+    kiln_node x = kiln_graph_input(m->g, "x", KILN_DTYPE_F64, 2, (int64_t[]){KILN_BATCH, IN});
+    kiln_node t = kiln_graph_input(m->g, "t", KILN_DTYPE_F64, 2, (int64_t[]){KILN_BATCH, OUT});
+    m->wn = kiln_graph_param(m->g, m->w);
+    m->bn = kiln_graph_param(m->g, m->b);
+    kiln_node y = kiln_expr_tanh(m->g, kiln_expr_add(m->g, kiln_expr_matmul(m->g, x, m->wn), m->bn));
+    kiln_node d = kiln_expr_sub(m->g, y, t);
+    m->cost = kiln_expr_div(m->g, kiln_expr_sum(m->g, kiln_expr_square(m->g, d), KILN_ALL_AXES),
+                            kiln_expr_constant(m->g, N));
+    ck_assert_msg(kiln_node_ok(m->cost), "%s", kiln_graph_errmsg(m->g));
+    kiln_compile_options o = kiln_compile_options_default();
+    o.name = "steprule";
+    o.cost = m->cost;
+    o.step_rule = *sr;
+    o.max_batch = N;
+    ck_assert_msg(kiln_compile(m->g, &o, &m->p) == KILN_OK, "%s", kiln_program_errmsg(m->p));
+    memcpy(m->x, X, sizeof m->x);
+    memcpy(m->t, T, sizeof m->t);
+    ck_assert_int_eq(kiln_program_bind_input(m->p, "x", m->x), KILN_OK);
+    ck_assert_int_eq(kiln_program_bind_input(m->p, "t", m->t), KILN_OK);
+}
+
+static void destroy(model *m)
+{
+    kiln_program_destroy(m->p);
+    kiln_graph_destroy(m->g);
+    kiln_param_destroy(m->w);
+    kiln_param_destroy(m->b);
+}
+
+static void close_to(double got, double want, const char *what, int step, int i)
+{
+    double err = fabs(got - want) / fmax(1e-300, fmax(fabs(got), fabs(want)));
+    ck_assert_msg(got == want || err <= 1e-12, "step %d, %s[%d]: kiln %.17g, reference %.17g (relative %.3g)", step,
+                  what, i, got, want, err);
+}
+
+/* The index of the state named name in p, or fail. */
+static int state_named(kiln_program *p, const char *name)
+{
+    for (int i = 0; i < kiln_program_state_count(p); i++)
+        if (strcmp(kiln_program_state_name(p, i), name) == 0)
+            return i;
+    char all[512] = "";
+    for (int i = 0; i < kiln_program_state_count(p); i++)
+        snprintf(all + strlen(all), sizeof all - strlen(all), " %s", kiln_program_state_name(p, i));
+    ck_abort_msg("no state named %s; the program has:%s", name, all);
+    return -1;
+}
+
+/* Train 10 steps with sr in kiln and with u in the reference; compare the
+** parameters and, by name, the state slabs s1 and s2 (NULL: none). */
+static void run_rule(const kiln_step_rule *sr, const rule *u, const char *s1, const char *s2)
+{
+    model m;
+    build(&m, sr);
+    ref r = {0};
+    memcpy(r.w, W0, sizeof r.w);
+    memcpy(r.b, B0, sizeof r.b);
+    for (int step = 1; step <= STEPS; step++) {
+        ck_assert_msg(kiln_program_train_step(m.p, N) == KILN_OK, "%s", kiln_program_errmsg(m.p));
+        ref_step(&r, u);
+        double w[IN * OUT], b[OUT];
+        ck_assert_int_eq(kiln_program_get_param(m.p, m.wn, w, IN * OUT), KILN_OK);
+        ck_assert_int_eq(kiln_program_get_param(m.p, m.bn, b, OUT), KILN_OK);
+        for (int i = 0; i < IN * OUT; i++)
+            close_to(w[i], r.w[i], "W", step, i);
+        for (int j = 0; j < OUT; j++)
+            close_to(b[j], r.b[j], "b", step, j);
+        const char *names[2] = {s1, s2};
+        const double *want[2] = {r.s1, r.s2};
+        for (int k = 0; k < 2; k++) {
+            if (!names[k])
+                continue;
+            char wname[64], bname[64];
+            double sw[IN * OUT], sb[OUT];
+            snprintf(wname, sizeof wname, "W_%s", names[k]);
+            snprintf(bname, sizeof bname, "b_%s", names[k]);
+            ck_assert_int_eq(kiln_program_get_state(m.p, state_named(m.p, wname), sw, IN * OUT), KILN_OK);
+            ck_assert_int_eq(kiln_program_get_state(m.p, state_named(m.p, bname), sb, OUT), KILN_OK);
+            for (int i = 0; i < IN * OUT; i++)
+                close_to(sw[i], want[k][i], wname, step, i);
+            for (int j = 0; j < OUT; j++)
+                close_to(sb[j], want[k][IN * OUT + j], bname, step, j);
+        }
+    }
+    destroy(&m);
+}
+
+START_TEST(scale_matches_the_formula)
+{
+    kiln_step_rule sr = kiln_step_scale(0.3);
+    rule u = {.kind = R_SCALE, .lr = 0.3};
+    run_rule(&sr, &u, NULL, NULL);
+}
+END_TEST
+
+START_TEST(momentum_matches_the_formula)
+{
+    kiln_step_rule sr = kiln_step_momentum(0.2, 0.9);
+    rule u = {.kind = R_MOMENTUM, .lr = 0.2, .mom = 0.9};
+    run_rule(&sr, &u, "velocity", NULL);
+}
+END_TEST
+
+START_TEST(composite_scale_then_basic_momentum_is_momentum)
+{
+    kiln_step_rule parts[2] = {kiln_step_scale(0.2), kiln_step_basic_momentum(0.5)};
+    kiln_step_rule sr = kiln_step_composite(parts, 2);
+    rule u = {.kind = R_MOMENTUM, .lr = 0.2, .mom = 0.5};
+    run_rule(&sr, &u, "velocity", NULL);
+}
+END_TEST
+
+START_TEST(adam_at_blocks_defaults_matches_the_formula)
+{
+    kiln_step_rule sr = kiln_step_adam_default();
+    rule u = {.kind = R_ADAM, .lr = 0.002, .b1 = 0.1, .b2 = 0.001, .eps = 1e-8, .decay = 1 - 1e-8};
+    run_rule(&sr, &u, "mean", "variance");
+}
+END_TEST
+
+START_TEST(adam_at_the_usual_values_matches_the_formula)
+{
+    /* the usual beta1 = 0.9, beta2 = 0.999 are Blocks' 0.1 and 0.001; lr 0.05 moves it */
+    kiln_step_rule sr = kiln_step_adam(0.05, 0.1, 0.001, 1e-8, 1);
+    rule u = {.kind = R_ADAM, .lr = 0.05, .b1 = 0.1, .b2 = 0.001, .eps = 1e-8, .decay = 1};
+    run_rule(&sr, &u, "mean", "variance");
+}
+END_TEST
+
+/* Adam's counter is a state too, and the learning rate changes without
+** recompiling: set_learning_rate reaches Adam's. */
+START_TEST(adam_time_counts_steps_and_learning_rate_is_a_state)
+{
+    kiln_step_rule sr = kiln_step_adam_default();
+    model m;
+    build(&m, &sr);
+    for (int s = 0; s < 3; s++)
+        ck_assert_int_eq(kiln_program_train_step(m.p, N), KILN_OK);
+    double t, lr;
+    ck_assert_int_eq(kiln_program_get_state(m.p, state_named(m.p, "/step_rule/adam.time"), &t, 1), KILN_OK);
+    ck_assert_double_eq(t, 3);
+    int li = state_named(m.p, "/step_rule/adam.learning_rate");
+    ck_assert_int_eq(kiln_program_get_state(m.p, li, &lr, 1), KILN_OK);
+    ck_assert_double_eq(lr, 0.002);
+    ck_assert_int_eq(kiln_program_set_learning_rate(m.p, 0), KILN_OK);
+    ck_assert_int_eq(kiln_program_get_state(m.p, li, &lr, 1), KILN_OK);
+    ck_assert_double_eq(lr, 0);
+    /* with lr 0 the parameters stay where they are, and the counter moves on */
+    double w[IN * OUT], w2[IN * OUT];
+    ck_assert_int_eq(kiln_program_get_param(m.p, m.wn, w, IN * OUT), KILN_OK);
+    ck_assert_int_eq(kiln_program_train_step(m.p, N), KILN_OK);
+    ck_assert_int_eq(kiln_program_get_param(m.p, m.wn, w2, IN * OUT), KILN_OK);
+    ck_assert_mem_eq(w, w2, sizeof w);
+    ck_assert_int_eq(kiln_program_get_state(m.p, state_named(m.p, "/step_rule/adam.time"), &t, 1), KILN_OK);
+    ck_assert_double_eq(t, 4);
+    destroy(&m);
+}
+END_TEST
+
+START_TEST(bad_rules_are_errors_naming_the_rule)
+{
+    struct {
+        kiln_step_rule rule;
+        const char *says;
+    } rows[] = {
+        {kiln_step_adam(NAN, 0.1, 0.001, 1e-8, 1), "Adam"},
+        {kiln_step_scale(INFINITY), "Scale"},
+        {kiln_step_composite(NULL, 0), "CompositeRule"},
+    };
+    kiln_step_rule inner = kiln_step_composite(NULL, 0);
+    kiln_step_rule nested = kiln_step_composite(&inner, 1);
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0] + 1; i++) {
+        const kiln_step_rule *sr = i < 3 ? &rows[i].rule : &nested;
+        model m;
+        memset(&m, 0, sizeof m);
+        m.g = kiln_graph_create(KILN_DTYPE_F64);
+        m.w = kiln_param_create("W", 1, (int64_t[]){2});
+        kiln_param_set_values(m.w, (double[]){1, 2}, 2);
+        kiln_node c = kiln_expr_sum(m.g, kiln_expr_square(m.g, kiln_graph_param(m.g, m.w)), KILN_ALL_AXES);
+        kiln_compile_options o = kiln_compile_options_default();
+        o.cost = c;
+        o.step_rule = *sr;
+        ck_assert_int_ne(kiln_compile(m.g, &o, &m.p), KILN_OK);
+        ck_assert_msg(strstr(kiln_program_errmsg(m.p), i < 3 ? rows[i].says : "CompositeRule"), "row %zu: %s", i,
+                      kiln_program_errmsg(m.p));
+        destroy(&m);
+    }
+}
+END_TEST
+
+/* A graph's own update runs at the end of each train_step, not in the other
+** entry points; a state that nothing reads, not even its update, still has
+** storage (it had none, and codegen failed: "a node this emitter cannot
+** place"). */
+START_TEST(regress_8_a_state_only_its_update_reads_has_storage)
+{
+    kiln_graph *g = kiln_graph_create(KILN_DTYPE_F64);
+    kiln_param *w = kiln_param_create("w", 1, (int64_t[]){2});
+    kiln_param *count = kiln_state_create("count", 0, NULL), *last = kiln_state_create("last_cost", 0, NULL);
+    ck_assert_ptr_nonnull(count);
+    kiln_param_set_values(w, (double[]){1, -2}, 2);
+    kiln_node wn = kiln_graph_param(g, w), cn = kiln_graph_param(g, count);
+    kiln_node cost = kiln_expr_sum(g, kiln_expr_square(g, wn), KILN_ALL_AXES);
+    ck_assert_int_eq(kiln_graph_update(g, cn, kiln_expr_add(g, cn, kiln_expr_constant(g, 1))), KILN_OK);
+    ck_assert_int_eq(kiln_graph_update(g, kiln_graph_param(g, last), cost), KILN_OK); /* reads no state */
+    /* at most one update per target */
+    ck_assert_int_eq(kiln_graph_update(g, cn, cn), KILN_ERR_ARG);
+    kiln_graph_clear_error(g);
+    kiln_compile_options o = kiln_compile_options_default();
+    o.cost = cost;
+    o.step_rule = kiln_step_scale(0.25);
+    kiln_program *p;
+    ck_assert_msg(kiln_compile(g, &o, &p) == KILN_OK, "%s", kiln_program_errmsg(p));
+    for (int s = 0; s < 3; s++) {
+        ck_assert_int_eq(kiln_program_train_step(p, 1), KILN_OK);
+        ck_assert_int_eq(kiln_program_eval_step(p, 1), KILN_OK);
+        ck_assert_int_eq(kiln_program_gradients(p, 1), KILN_OK);
+    }
+    double c = -1, lc = -1;
+    ck_assert_int_eq(kiln_program_get_state(p, state_named(p, "count"), &c, 1), KILN_OK);
+    ck_assert_double_eq(c, 3); /* train_step only */
+    /* w = (1, -2) * 0.5^s after s steps of w -= 0.25 * 2w: the third step's cost is 5 / 16 */
+    ck_assert_int_eq(kiln_program_get_state(p, state_named(p, "last_cost"), &lc, 1), KILN_OK);
+    ck_assert_double_eq(lc, 5.0 / 16);
+    ck_assert_int_eq(kiln_program_store_params(p), KILN_OK);
+    ck_assert_int_eq(kiln_param_get_values(count, &c, 1), KILN_OK);
+    ck_assert_double_eq(c, 3);
+    kiln_program_destroy(p);
+    /* a parameter with a graph update and the step rule's is an error */
+    ck_assert_int_eq(kiln_graph_update(g, wn, kiln_expr_mul(g, wn, kiln_expr_constant(g, 0.5))), KILN_OK);
+    ck_assert_int_eq(kiln_compile(g, &o, &p), KILN_ERR_ARG);
+    ck_assert_msg(strstr(kiln_program_errmsg(p), "w has an update in the graph and one from the step rule"), "%s",
+                  kiln_program_errmsg(p));
+    kiln_program_destroy(p);
+    kiln_graph_destroy(g);
+    kiln_param_destroy(w);
+    kiln_param_destroy(count);
+    kiln_param_destroy(last);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("steprule");
+    TCase *t = tcase_create("steprule");
+    tcase_set_timeout(t, 300);
+    tcase_add_test(t, scale_matches_the_formula);
+    tcase_add_test(t, momentum_matches_the_formula);
+    tcase_add_test(t, composite_scale_then_basic_momentum_is_momentum);
+    tcase_add_test(t, adam_at_blocks_defaults_matches_the_formula);
+    tcase_add_test(t, adam_at_the_usual_values_matches_the_formula);
+    tcase_add_test(t, adam_time_counts_steps_and_learning_rate_is_a_state);
+    tcase_add_test(t, bad_rules_are_errors_naming_the_rule);
+    tcase_add_test(t, regress_8_a_state_only_its_update_reads_has_storage);
+    suite_add_tcase(s, t);
+    return kiln_test_run(s);
+}
