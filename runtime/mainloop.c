@@ -136,6 +136,14 @@ enum kiln_status kiln_main_loop_bind_stream(kiln_input_binding *b, kiln_program 
                                 "%s%sprogram input '%s' expects %s, data source '%s' is %s", pre,
                                 sep, name, kiln_dtype_name(want), name, kiln_dtype_name(have));
         }
+        if (!kiln_program_input_batch_first(p, i)) {
+            char shape[256];
+            free(src);
+            return kiln_err_set(err, KILN_ERR_UNSUPPORTED,
+                                "%s%sprogram input '%s' is %s: a data stream feeds inputs laid out example "
+                                "after example (constant dims but for the batch first); bind it by hand",
+                                pre, sep, name, kiln_program_input_shape_str(p, i, shape, sizeof shape));
+        }
         int64_t want_n = kiln_program_input_example_size(p, i);
         int64_t have_n = kiln_dataset_source_example_size(d, j);
         if (want_n != have_n) {

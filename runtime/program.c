@@ -640,6 +640,29 @@ bool kiln_program_input_batched(const kiln_program *p, int i)
     return r && kiln_shape_has_symbol(p->pg, &r->shape, KILN_BATCH);
 }
 
+bool kiln_program_input_batch_first(const kiln_program *p, int i)
+{
+    const kiln_node_rec *r = input_rec(p, i);
+    if (!r)
+        return false;
+    for (int k = 0; k < r->shape.rank; k++)
+        if (r->shape.dims[k] < 0 && !(k == 0 && r->shape.dims[k] == KILN_BATCH))
+            return false;
+    return true;
+}
+
+const char *kiln_program_input_shape_str(const kiln_program *p, int i, char *buf, size_t cap)
+{
+    const kiln_node_rec *r = input_rec(p, i);
+    if (!buf || cap == 0)
+        return "";
+    if (!r)
+        snprintf(buf, cap, "?");
+    else
+        kiln_shape_str(p->pg, &r->shape, buf, cap);
+    return buf;
+}
+
 enum kiln_status kiln_program_bind_input(kiln_program *p, const char *name, const void *data)
 {
     if (!p)

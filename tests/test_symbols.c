@@ -210,6 +210,38 @@ START_TEST(time_major_model_runs_below_its_maxima_and_trains)
 }
 END_TEST
 
+/* The main loop's data streams feed inputs laid out example after example:
+** a time-major input is refused with its shape, not read as B rows of F. */
+START_TEST(a_data_stream_does_not_feed_a_time_major_input)
+{
+    tbf m;
+    make_tbf(&m, KILN_DTYPE_F32);
+    kiln_compile_options o = kiln_compile_options_default();
+    o.cost = m.cost;
+    o.max_batch = BMAX;
+    o.max_size[KILN_SYMBOL_INDEX(KILN_TIME)] = TMAX;
+    kiln_program *p;
+    ck_assert_msg(kiln_compile(m.g, &o, &p) == KILN_OK, "%s", kiln_program_errmsg(p));
+    kiln_dataset *d = kiln_dataset_create();
+    float x[8 * F] = {0}, t[8 * H] = {0};
+    ck_assert_int_eq(kiln_dataset_add_source(d, "x", KILN_DTYPE_F32, 8, 1, (int64_t[]){F}, x), KILN_OK);
+    ck_assert_int_eq(kiln_dataset_add_source(d, "target", KILN_DTYPE_F32, 8, 1, (int64_t[]){H}, t), KILN_OK);
+    kiln_stream *s;
+    ck_assert_int_eq(kiln_stream_create(d, KILN_SCHEME_SEQUENTIAL, 4, 0, &s), KILN_OK);
+    kiln_main_loop *ml;
+    kiln_main_loop_create(p, s, &ml);
+    kiln_main_loop_add_extension(ml, kiln_finish_after(1, 0));
+    ck_assert_int_ne(kiln_main_loop_run(ml), KILN_OK);
+    ck_assert_msg(strstr(kiln_main_loop_errmsg(ml), "program input 'x' is (T, B, 3): a data stream feeds"), "%s",
+                  kiln_main_loop_errmsg(ml));
+    kiln_main_loop_destroy(ml);
+    kiln_stream_destroy(s);
+    kiln_dataset_destroy(d);
+    kiln_program_destroy(p);
+    free_tbf(&m);
+}
+END_TEST
+
 /* A chain of a thousand elementwise ops is one loop of a thousand
 ** statements: it used to be one nested expression, which clang refused at a
 ** depth of 200 and which crashed the library at 400. */
@@ -255,6 +287,7 @@ int main(void)
     tcase_add_test(t, reshape_and_flatten_fold_symbols_and_unfold_them);
     tcase_add_test(t, time_major_model_gradient_checks);
     tcase_add_test(t, time_major_model_runs_below_its_maxima_and_trains);
+    tcase_add_test(t, a_data_stream_does_not_feed_a_time_major_input);
     tcase_add_test(t, a_chain_of_a_thousand_fused_ops_compiles_and_runs);
     suite_add_tcase(s, t);
     return kiln_test_run(s);
