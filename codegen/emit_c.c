@@ -1515,11 +1515,22 @@ static char *kernel_text(emitter *e, int32_t id)
     return k.s;
 }
 
+/* "MODE_EVAL | MODE_TRAIN" for mode bits m (not 0). */
+static const char *modes_str(unsigned m, char *buf, size_t cap)
+{
+    static const char *const names[] = {"MODE_FORWARD", "MODE_EVAL", "MODE_GRADIENTS", "MODE_TRAIN"};
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int k = 0; k < 4; k++)
+        if (m & (1u << k))
+            n += (size_t)snprintf(buf + n, cap - n, "%s%s", n ? " | " : "", names[k]);
+    return buf;
+}
+
 static void mode_guard(sbuf *b, unsigned m)
 {
-    sb_put(b, "\n    if (mode & (%s%s%s%s)) {", (m & MODE_FORWARD) ? "MODE_FORWARD | " : "",
-           (m & MODE_EVAL) ? "MODE_EVAL | " : "", (m & MODE_GRADIENTS) ? "MODE_GRADIENTS | " : "",
-           (m & MODE_TRAIN) ? "MODE_TRAIN" : "0");
+    char ms[80];
+    sb_put(b, "\n    if (mode & (%s)) {", modes_str(m, ms, sizeof ms));
 }
 
 /* Whether symbol k sizes some value of the program (B always: the batch
@@ -1576,10 +1587,15 @@ static void emit_run(emitter *e, sbuf *out)
             e->fused[id] = -1;
             char *plain = kernel_text(e, id);
             e->fused[id] = fu;
+            /* the plain product only where the gradient is wanted: in
+            ** forward and eval_step it would be work for nothing (#12) */
             sb_put(&e->body, "\n    if (mode == MODE_TRAIN) {");
             put_indented(&e->body, fused);
-            sb_put(&e->body, "    } else {");
-            put_indented(&e->body, plain);
+            if (m & ~MODE_TRAIN) {
+                char ms[80];
+                sb_put(&e->body, "    } else if (mode & (%s)) {", modes_str(m & ~MODE_TRAIN, ms, sizeof ms));
+                put_indented(&e->body, plain);
+            }
             sb_put(&e->body, "    }\n");
             free(fused);
             free(plain);

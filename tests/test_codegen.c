@@ -694,12 +694,57 @@ START_TEST(softmax_in_the_cross_entropy_loop_changes_no_bit)
 }
 END_TEST
 
+/* forward and eval_step run no gradient product: the plain branch of a
+** weight's fused update ran in every mode but train_step, so forward
+** recomputed (and overwrote) the weight's gradient, and eval_step paid for
+** a product it did not need (issue #12). Observable: gradients kept from
+** kiln_program_gradients survive a forward and an eval_step on other data. */
+START_TEST(regress_12_forward_and_eval_run_no_gradient_product)
+{
+    model m;
+    kiln_program *p = compile_model(&m);
+    ck_assert_ptr_nonnull(strstr(kiln_program_source(p), "fused update: mlp_linear_0_W -= lr"));
+    float x[8 * 6], x2[8 * 6];
+    int32_t y[8];
+    for (int i = 0; i < 48; i++) {
+        x[i] = (float)((i * 7) % 11) / 11;
+        x2[i] = 1 - x[i];
+    }
+    for (int i = 0; i < 8; i++)
+        y[i] = i % 3;
+    kiln_program_bind_input(p, "features", x);
+    kiln_program_bind_input(p, "targets", y);
+    kiln_node params[4];
+    kiln_filter f = {.roles = KILN_ROLE_PARAMETER};
+    ck_assert_int_eq(kiln_graph_filter(m.g, &m.cost, 1, &f, params, 4), 4);
+    double before[4][30], after[4][30];
+    int64_t size[4];
+    ck_assert_int_eq(kiln_program_gradients(p, 8), KILN_OK);
+    for (int k = 0; k < 4; k++) {
+        size[k] = kiln_param_size(kiln_graph_node_param(m.g, params[k]));
+        ck_assert_int_eq(kiln_program_read_gradient(p, params[k], before[k], size[k]), KILN_OK);
+    }
+    kiln_program_bind_input(p, "features", x2);
+    ck_assert_int_eq(kiln_program_forward(p, 8), KILN_OK);
+    ck_assert_int_eq(kiln_program_eval_step(p, 8), KILN_OK);
+    for (int k = 0; k < 4; k++) {
+        ck_assert_int_eq(kiln_program_read_gradient(p, params[k], after[k], size[k]), KILN_OK);
+        for (int64_t i = 0; i < size[k]; i++)
+            ck_assert_msg(before[k][i] == after[k][i], "param %d [%lld]: %g, then %g", k, (long long)i, before[k][i],
+                          after[k][i]);
+    }
+    kiln_program_destroy(p);
+    free_model(&m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("codegen");
     TCase *t = tcase_create("codegen");
     tcase_set_timeout(t, 300);
     tcase_add_test(t, source_reads_like_the_model);
+    tcase_add_test(t, regress_12_forward_and_eval_run_no_gradient_product);
     tcase_add_test(t, bias_and_relu_share_one_loop);
     tcase_add_test(t, same_graph_same_bytes);
     tcase_add_test(t, user_text_is_escaped_in_comments);
