@@ -1104,7 +1104,9 @@ static bool is_kernel(const emitter *e, int32_t id)
 {
     const kiln_plan *p = e->p;
     const kiln_node_rec *r = R(e, id);
-    if (!p->modes[id] || p->inline_[id] || (p->alias[id] != id && !r->n_out))
+    /* a reshape sharing its input's bytes has no kernel; an update's value
+    ** computed in place (aliased to its target) has one, writing the target */
+    if (!p->modes[id] || p->inline_[id] || (p->alias[id] != id && r->op == KILN_OP_RESHAPE))
         return false;
     if (r->op == KILN_OP_PROJ) /* written by its tuple's kernel */
         return false;
