@@ -1479,12 +1479,22 @@ static void emit_slab_updates(emitter *e)
         int j = i;
         while (j + 1 < p->n_params && scale[j + 1] == scale[i])
             j++;
-        int64_t lo = p->param_offset[i] / esz;
-        int64_t hi = j + 1 < p->n_params ? p->param_offset[j + 1] / esz : p->param_bytes / esz;
+        /* one loop per stretch of adjacent parameters: never over the
+        ** padding or guard bytes between two (kiln_plan's slab layout) */
         sb_put(&e->body, "        {\n            const real lr = %s[0];\n", storage_name(e, scale[i]));
-        sb_put(&e->body, "            for (int64_t i = %" PRId64 "; i < %" PRId64 "; i++) params[i] -= lr * grads[i]; /* %s",
-               lo, hi, e->var[p->param_node[i]]);
-        sb_put(&e->body, j > i ? " .. %s */\n        }\n" : " */\n        }\n", e->var[p->param_node[j]]);
+        for (int a = i; a <= j;) {
+            int b = a;
+            int64_t end = p->param_offset[a] + kiln_plan_value_bytes(p, p->param_node[a], p->max_sizes);
+            while (b < j && p->param_offset[b + 1] == end) {
+                b++;
+                end = p->param_offset[b] + kiln_plan_value_bytes(p, p->param_node[b], p->max_sizes);
+            }
+            sb_put(&e->body, "            for (int64_t i = %" PRId64 "; i < %" PRId64 "; i++) params[i] -= lr * grads[i]; /* %s",
+                   p->param_offset[a] / esz, end / esz, e->var[p->param_node[a]]);
+            sb_put(&e->body, b > a ? " .. %s */\n" : " */\n", e->var[p->param_node[b]]);
+            a = b + 1;
+        }
+        sb_put(&e->body, "        }\n");
         i = j + 1;
     }
     sb_put(&e->body, "    }\n");

@@ -51,8 +51,9 @@ static kiln_node sum_last(kiln_graph *g, kiln_node v)
     return kiln_expr_reduce_mask(g, KILN_OP_SUM, v, (int64_t)1 << (rank - 1));
 }
 
-static kiln_node unbroadcast(kiln_graph *g, kiln_node c, const kiln_shape *target)
+static kiln_node unbroadcast(kiln_graph *g, kiln_node c, const kiln_shape *target_)
 {
+    const kiln_shape t = *target_, *target = &t; /* a copy: target_ may point into the node array */
     if (!kiln_node_ok(c) || kiln_shape_equal(shape_of(g, c), target))
         return c;
     const kiln_shape *cs = shape_of(g, c);
@@ -68,8 +69,9 @@ static kiln_node unbroadcast(kiln_graph *g, kiln_node c, const kiln_shape *targe
 }
 
 /* The reduced value (or adjoint) v broadcast back over the reduced axes. */
-static kiln_node unreduce(kiln_graph *g, kiln_node v, const kiln_node_rec *r, const kiln_shape *xs)
+static kiln_node unreduce(kiln_graph *g, kiln_node v, const kiln_node_rec *r, const kiln_shape *xs_)
 {
+    const kiln_shape x = *xs_, *xs = &x; /* a copy: xs_ may point into the node array */
     if (shape_of(g, v)->rank == 0) /* a scalar broadcasts as it is */
         return kiln_expr_broadcast_to(g, v, xs);
     kiln_shape keep = *xs;
@@ -195,9 +197,9 @@ static void rule(ad *d, int32_t id, kiln_node gy, const unsigned char *need, int
         break;
     case KILN_OP_MAX:
         if (na) {
-            const kiln_shape *xs = shape_of(g, a);
-            kiln_node mask = kiln_expr_equal(g, a, unreduce(g, y, &r, xs));
-            accumulate(d, a.id, kiln_expr_mul(g, unreduce(g, gy, &r, xs), mask));
+            const kiln_shape xs = *shape_of(g, a);
+            kiln_node mask = kiln_expr_equal(g, a, unreduce(g, y, &r, &xs));
+            accumulate(d, a.id, kiln_expr_mul(g, unreduce(g, gy, &r, &xs), mask));
         }
         break;
     case KILN_OP_MATMUL: {
@@ -282,18 +284,18 @@ static void rule(ad *d, int32_t id, kiln_node gy, const unsigned char *need, int
         break;
     case KILN_OP_PICK:
         if (na) {
-            const kiln_shape *as = shape_of(g, a);
-            kiln_node oh = kiln_expr_onehot(g, b, as->dims[as->rank - 1]);
-            accumulate(d, a.id, kiln_expr_mul(g, oh, keep_last(g, gy, as)));
+            const kiln_shape as = *shape_of(g, a);
+            kiln_node oh = kiln_expr_onehot(g, b, as.dims[as.rank - 1]);
+            accumulate(d, a.id, kiln_expr_mul(g, oh, keep_last(g, gy, &as)));
         }
         break;
     case KILN_OP_SOFTMAX_XENT:
         /* dx = (softmax(x) - onehot(y)) * g, per row */
         if (na) {
-            const kiln_shape *as = shape_of(g, a);
-            kiln_node oh = kiln_expr_onehot(g, b, as->dims[as->rank - 1]);
+            const kiln_shape as = *shape_of(g, a);
+            kiln_node oh = kiln_expr_onehot(g, b, as.dims[as.rank - 1]);
             kiln_node p = kiln_expr_sub(g, kiln_expr_softmax(g, a), oh);
-            accumulate(d, a.id, kiln_expr_mul(g, p, keep_last(g, gy, as)));
+            accumulate(d, a.id, kiln_expr_mul(g, p, keep_last(g, gy, &as)));
         }
         break;
     case KILN_OP_GATHER:

@@ -77,6 +77,46 @@ const kiln_op_info kiln_op_info_table[KILN_OP_COUNT_] = {
     [KILN_OP_RNG_NEXT] = {"rng_next", KILN_CLASS_OTHER, 1},
 };
 
+/* Scalar semantics of the arithmetic elementwise ops, the formulas the C
+** emitter prints (k_softplus, k_clip, ...), in double. */
+double kiln_op_scalar_unary(enum kiln_op op, double x, const kiln_attr *attr)
+{
+    switch (op) {
+    case KILN_OP_NEG: return -x;
+    case KILN_OP_EXP: return exp(x);
+    case KILN_OP_LOG: return log(x);
+    case KILN_OP_ABS: return fabs(x);
+    case KILN_OP_SQRT: return sqrt(x);
+    case KILN_OP_SQUARE: return x * x;
+    case KILN_OP_TANH: return tanh(x);
+    case KILN_OP_SIGMOID: return 1 / (1 + exp(-x));
+    case KILN_OP_SOFTPLUS: return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
+    case KILN_OP_RELU: return x > 0 ? x : 0;
+    case KILN_OP_SIGN: return (x > 0) - (x < 0);
+    case KILN_OP_STEP: return x > 0;
+    case KILN_OP_CLIP: return x < attr->f[0] ? attr->f[0] : x > attr->f[1] ? attr->f[1] : x;
+    default: return NAN;
+    }
+}
+
+double kiln_op_scalar_binary(enum kiln_op op, double a, double b)
+{
+    switch (op) {
+    case KILN_OP_ADD: return a + b;
+    case KILN_OP_SUB: return a - b;
+    case KILN_OP_MUL: return a * b;
+    case KILN_OP_DIV: return a / b;
+    case KILN_OP_POW: return pow(a, b);
+    case KILN_OP_MAXIMUM: return a >= b ? a : b;
+    case KILN_OP_MINIMUM: return a <= b ? a : b;
+    case KILN_OP_GE: return a >= b;
+    case KILN_OP_GT: return a > b;
+    case KILN_OP_EQ: return a == b;
+    case KILN_OP_NE: return a != b;
+    default: return NAN;
+    }
+}
+
 kiln_node_rec kiln_rec(enum kiln_op op, enum kiln_dtype dtype, int n_in, const int32_t *in)
 {
     kiln_node_rec r;

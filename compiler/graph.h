@@ -125,6 +125,12 @@ typedef struct kiln_attr {
     double f[2];
 } kiln_attr;
 
+/* The value of an arithmetic elementwise op (unary: NEG..CLIP; binary: ADD..NE)
+** on scalars, as generated code computes it, in double: constant folding
+** and the reference interpreter. NAN for any other op. */
+double kiln_op_scalar_unary(enum kiln_op op, double x, const kiln_attr *attr);
+double kiln_op_scalar_binary(enum kiln_op op, double a, double b);
+
 /* A result of a tuple node. */
 typedef struct kiln_value_type {
     enum kiln_dtype dtype;

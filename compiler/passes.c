@@ -50,43 +50,6 @@ static bool is_const_val(const kiln_graph *g, int32_t id, double want)
     return is_const(g, id, &v) && v == want;
 }
 
-static double fold_unary(enum kiln_op op, double x)
-{
-    switch (op) {
-    case KILN_OP_NEG: return -x;
-    case KILN_OP_EXP: return exp(x);
-    case KILN_OP_LOG: return log(x);
-    case KILN_OP_ABS: return fabs(x);
-    case KILN_OP_SQRT: return sqrt(x);
-    case KILN_OP_SQUARE: return x * x;
-    case KILN_OP_TANH: return tanh(x);
-    case KILN_OP_SIGMOID: return 1 / (1 + exp(-x));
-    case KILN_OP_SOFTPLUS: return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
-    case KILN_OP_RELU: return x > 0 ? x : 0;
-    case KILN_OP_SIGN: return (x > 0) - (x < 0);
-    case KILN_OP_STEP: return x > 0;
-    default: return NAN;
-    }
-}
-
-static double fold_binary(enum kiln_op op, double a, double b)
-{
-    switch (op) {
-    case KILN_OP_ADD: return a + b;
-    case KILN_OP_SUB: return a - b;
-    case KILN_OP_MUL: return a * b;
-    case KILN_OP_DIV: return a / b;
-    case KILN_OP_POW: return pow(a, b);
-    case KILN_OP_MAXIMUM: return a >= b ? a : b;
-    case KILN_OP_MINIMUM: return a <= b ? a : b;
-    case KILN_OP_GE: return a >= b;
-    case KILN_OP_GT: return a > b;
-    case KILN_OP_EQ: return a == b;
-    case KILN_OP_NE: return a != b;
-    default: return NAN;
-    }
-}
-
 static int32_t add_const(kiln_graph *g, double v, enum kiln_dtype t)
 {
     kiln_node_rec c = kiln_rec(KILN_OP_CONST, t, 0, NULL);
@@ -121,11 +84,10 @@ int32_t kiln_rewrite_node(kiln_graph *g, const kiln_node_rec *rec)
     ** and BROADCAST are not arithmetic on floats). */
     if (info->cls == KILN_CLASS_UNARY && rec->shape.rank == 0 && is_const(g, a, &va) && rec->op != KILN_OP_ONEHOT &&
         rec->op != KILN_OP_BROADCAST && rec->op != KILN_OP_CAST) {
-        double v = rec->op == KILN_OP_CLIP ? fmin(fmax(va, rec->attr.f[0]), rec->attr.f[1]) : fold_unary(rec->op, va);
-        return add_const(g, v, rec->dtype);
+        return add_const(g, kiln_op_scalar_unary(rec->op, va, &rec->attr), rec->dtype);
     }
     if (info->cls == KILN_CLASS_BINARY && rec->shape.rank == 0 && is_const(g, a, &va) && is_const(g, b, &vb))
-        return add_const(g, fold_binary(rec->op, va, vb), rec->dtype);
+        return add_const(g, kiln_op_scalar_binary(rec->op, va, vb), rec->dtype);
 
     /* A binary op broadcasts by itself: drop a broadcast of a scalar operand. */
     if (info->cls == KILN_CLASS_BINARY) {

@@ -32,6 +32,7 @@
 #include "kiln_config.h"
 #include "runtime/jit.h"
 #include "runtime/kernels.h"
+#include "runtime/program_internal.h"
 
 #define DEFAULT_MAX_BATCH 1024
 /* Below this many GEMM flops a step runs BLAS on one thread (measured on 2
@@ -71,6 +72,8 @@ struct kiln_program {
     kiln_steprule_out rule;   /* the step rule's updates and state entries (owned) */
     int32_t learning_rate;    /* program node of the first learning rate, or -1 */
     const void **bound;       /* per plan input */
+    int32_t *monitors, *outputs; /* program nodes of the options' monitors and outputs */
+    int n_monitors, n_outputs;
     unsigned last_mode;       /* KILN_MODE_* of the last successful step */
     bool grads_fresh;         /* the grad slab holds the last kiln_program_gradients */
     int64_t sizes[KILN_MAX_SYMBOLS];      /* run-time sizes of the next step */
@@ -117,6 +120,8 @@ void kiln_program_destroy(kiln_program *p)
     free(p->role);
     free(p->params);
     free(p->bound);
+    free(p->monitors);
+    free(p->outputs);
     free(p->arena);
     free(p->source);
     kiln_jit_close(p->jit);
@@ -143,6 +148,30 @@ const char *kiln_program_library_path(const kiln_program *p)
 }
 int64_t kiln_program_max_batch(const kiln_program *p) { return p ? p->max_batch : 0; }
 bool kiln_program_can_train(const kiln_program *p) { return p && p->train_step != NULL; }
+
+/* ---- for tests (program_internal.h) ------------------------------------ */
+
+const kiln_graph *kiln_program_graph(const kiln_program *p) { return p ? p->pg : NULL; }
+
+const int32_t *kiln_program_node_map(const kiln_program *p, int32_t *n_user)
+{
+    if (n_user)
+        *n_user = p && p->map ? p->n_user : 0;
+    return p ? p->map : NULL;
+}
+
+const kiln_plan *kiln_program_plan(const kiln_program *p) { return p && p->planned ? &p->plan : NULL; }
+
+bool kiln_program_get_roots(const kiln_program *p, kiln_program_roots *out)
+{
+    if (!p || !p->planned)
+        return false;
+    *out = (kiln_program_roots){.cost = p->plan.cost, .monitors = p->monitors, .n_monitors = p->n_monitors,
+                                .outputs = p->outputs, .n_outputs = p->n_outputs, .params = p->plan.param_node,
+                                .grads = p->plan.grad_node, .n_params = p->plan.n_params,
+                                .updates = p->plan.updates, .n_updates = p->plan.n_updates};
+    return true;
+}
 
 /* ---- compiling --------------------------------------------------------- */
 
@@ -497,8 +526,10 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
                              .n_params = bg.n_params, .updates = bg.updates, .n_updates = bg.n_updates,
                              .max_sizes = max, .guard = o->guard_bytes};
     st = kiln_plan_build(&p->plan, p->pg, &req, &p->err);
-    free(mon);
-    free(outs);
+    p->monitors = mon; /* kept for kiln_program_get_roots */
+    p->outputs = outs;
+    p->n_monitors = o->n_monitors;
+    p->n_outputs = o->n_outputs;
     built_free(&bg);
     if (st)
         return st;
