@@ -203,9 +203,15 @@ static void plan_modes(planner *pl)
     for (int i = 0; i < q->n_params && q->grads; i++)
         if (q->grads[i] >= 0)
             pl->pinned[q->grads[i]] = true;
-    /* Updates: the step rule's in train_step; a graph's own in every mode
-    ** that reads its target (which may make its value read another state:
-    ** repeat until nothing changes). */
+    /* the train step computes what gradients mode does, for its updates
+    ** (here, so that an update whose target only gradients read runs in
+    ** train_step too; and again below, for what the updates added) */
+    for (int32_t id = 0; id < g->n_nodes; id++)
+        if (p->modes[id] & KILN_MODE_GRADIENTS)
+            p->modes[id] |= KILN_MODE_TRAIN;
+    /* Updates: the step rule's in train_step; a random state's in every
+    ** mode that reads its target (which may make its value read another
+    ** state: repeat until nothing changes). */
     for (int u = 0; u < q->n_updates; u++) {
         const kiln_plan_update *up = &q->updates[u];
         pl->pinned[up->value] = true;
