@@ -1241,8 +1241,8 @@ static enum kiln_status check_elementwise(kiln_brick *b, kiln_graph *g, const ap
     for (int i = 0; i < v->n_outputs; i++)
         if (!kiln_shape_equal(&rec_of(g, outputs[i])->shape, &rec_of(g, inputs[k])->shape)) {
             kiln_desc_buf d1, d2;
-            return brick_fail(b, KILN_ERR_SHAPE, "%s: output %s is %s but input %s is %s (an Activation keeps "
-                              "its input's shape)", v->app->name, v->outputs[i],
+            return brick_fail(b, KILN_ERR_SHAPE, "%s: output '%s' is %s but input '%s' is %s: an Activation keeps "
+                              "its input's shape", v->app->name, v->outputs[i],
                               kiln_brick_desc(g, outputs[i], &d1), v->inputs[k].name,
                               kiln_brick_desc(g, inputs[k], &d2));
         }

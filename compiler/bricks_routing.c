@@ -31,7 +31,8 @@ enum routing_kind { ROUTE_PARALLEL, ROUTE_FORK, ROUTE_DISTRIBUTE, ROUTE_MERGE };
 typedef struct routing {
     enum routing_kind kind;
     int n;
-    char **names; /* owned: inputs (Parallel, Merge), outputs (Fork), targets (Distribute) */
+    char **names; /* owned, NULL-terminated: inputs (Parallel, Merge), outputs (Fork),
+                  ** targets (Distribute) */
 } routing;
 
 /* Where copy i takes its dims from: attr, or "<attr>.<name i>" when each. */
@@ -91,10 +92,10 @@ static void free_names(char **names, int n)
     free(names);
 }
 
-/* names[0..n) copied; NULL on OOM. */
+/* names[0..n) copied, then NULL (an outputs list); NULL on OOM. */
 static char **copy_names(const char *const *names, int n)
 {
-    char **c = calloc((size_t)n, sizeof *c);
+    char **c = calloc((size_t)n + 1, sizeof *c);
     for (int i = 0; c && i < n; i++)
         if (!(c[i] = kiln_strdup(names[i]))) {
             free_names(c, n);
@@ -288,8 +289,10 @@ static bool set_io(kiln_brick *b, const routing_args *a)
         }
         in[i].last_dim = keys[i];
     }
+    const routing *r = kiln_brick_data(b);
     ok = ok && kiln_brick_set_application_io(b, "apply", in,
-                                             a->kind == ROUTE_MERGE ? ONE_OUTPUT : a->names) == KILN_OK;
+                                             a->kind == ROUTE_MERGE ? ONE_OUTPUT
+                                                                    : (const char *const *)r->names) == KILN_OK;
     for (int i = 0; keys && i < n_in; i++)
         free(keys[i]);
     free(keys);
