@@ -172,8 +172,8 @@ KILN_API bool kiln_brick_initialized(const kiln_brick *b);
 ** exists already (an input, a child's output) is a fresh copy of it, as
 ** Blocks copies. Allocates b if needed. Every output is KILN_NODE_NONE on
 ** failure; the message names b's path and what was wrong, on b and on g.
-** KILN_ERR_NOT_FOUND: no such application. KILN_ERR_ARG: n_in or n_out is
-** not the application's count, an input is not a node of g.
+** KILN_ERR_ARG: no such application, n_in or n_out is not the
+** application's count, an input is not a node of g.
 ** KILN_ERR_SHAPE: an input of the wrong dtype, rank or last dim.
 ** KILN_ERR_CONFIG: allocation config not set. Or what the class returns. */
 KILN_API enum kiln_status kiln_brick_call(kiln_brick *b, const char *app, kiln_graph *g,
