@@ -195,16 +195,19 @@ static const char *const FORK_DIMS[] = {"input_dim", NULL};
 static const char *const DISTRIBUTE_DIMS[] = {"source_dim", NULL};
 static const char *const MERGE_DIMS[] = {"output_dim", NULL};
 
+/* The four differ in name, dims and application function only. */
+#define ROUTING_CLASS(cls_name, def_name, dim_names, apps)                                                   \
+    {                                                                                                        \
+        .class_name = cls_name, .default_name = def_name, .flags = KILN_BRICK_INITIALIZABLE,                 \
+        .data_size = sizeof(routing), .dims = dim_names, .applications = apps,                               \
+        .push_allocation_config = routing_push_allocation_config, .copy = routing_copy,                      \
+        .destroy = routing_destroy                                                                           \
+    }
 static const kiln_brick_class CLASSES[] = {
-    [ROUTE_PARALLEL] = {"Parallel", "parallel", KILN_BRICK_INITIALIZABLE, sizeof(routing), NULL, PARALLEL_APPS,
-                        routing_push_allocation_config, NULL, NULL, NULL, routing_copy, routing_destroy},
-    [ROUTE_FORK] = {"Fork", "fork", KILN_BRICK_INITIALIZABLE, sizeof(routing), FORK_DIMS, FORK_APPS,
-                    routing_push_allocation_config, NULL, NULL, NULL, routing_copy, routing_destroy},
-    [ROUTE_DISTRIBUTE] = {"Distribute", "distribute", KILN_BRICK_INITIALIZABLE, sizeof(routing), DISTRIBUTE_DIMS,
-                          DISTRIBUTE_APPS, routing_push_allocation_config, NULL, NULL, NULL, routing_copy,
-                          routing_destroy},
-    [ROUTE_MERGE] = {"Merge", "merge", KILN_BRICK_INITIALIZABLE, sizeof(routing), MERGE_DIMS, MERGE_APPS,
-                     routing_push_allocation_config, NULL, NULL, NULL, routing_copy, routing_destroy},
+    [ROUTE_PARALLEL] = ROUTING_CLASS("Parallel", "parallel", NULL, PARALLEL_APPS),
+    [ROUTE_FORK] = ROUTING_CLASS("Fork", "fork", FORK_DIMS, FORK_APPS),
+    [ROUTE_DISTRIBUTE] = ROUTING_CLASS("Distribute", "distribute", DISTRIBUTE_DIMS, DISTRIBUTE_APPS),
+    [ROUTE_MERGE] = ROUTING_CLASS("Merge", "merge", MERGE_DIMS, MERGE_APPS),
 };
 
 /* ---- creation --------------------------------------------------------------------- */

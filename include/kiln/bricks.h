@@ -300,7 +300,8 @@ typedef struct kiln_brick_class {
     ** by several names lists them with '|' ("dim|input_dim|output_dim"). */
     const char *const *dims;
     const kiln_brick_application *applications; /* ends with {NULL} */
-    /* Configure the children from b (Blocks' _push_allocation_config). */
+    /* Configure the children from b (Blocks' _push_allocation_config), e.g.
+    ** their dims with kiln_brick_set_dim; the children's own pushes follow. */
     enum kiln_status (*push_allocation_config)(kiln_brick *b);
     /* Declare b's own parameters with kiln_brick_add_param, in Blocks' order;
     ** children are allocated before. NULL: none. */
