@@ -1,7 +1,7 @@
 /* store.h (internal): making and owning store entries (store.c).
 **
 ** The facts a graph reads of an entry are declared in graph.h; this is for
-** the code that makes entries: front ends (bricks.c), graphs (a random
+** the code that makes entries: front ends (brick.c), graphs (a random
 ** state), kiln_compile (the step rule's state). */
 #ifndef KILN_COMPILER_STORE_H
 #define KILN_COMPILER_STORE_H

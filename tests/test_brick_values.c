@@ -972,6 +972,271 @@ START_TEST(blocks_tutorial_initial_cost_is_near_ln_10)
 }
 END_TEST
 
+/* ---- routing bricks (blocks.bricks.parallel) ---------------------------------------------- */
+
+static void call_apply(kiln_brick *b, kiln_graph *g, const kiln_node *in, int n_in, kiln_node *out, int n_out)
+{
+    ck_assert_msg(kiln_brick_call(b, "apply", g, in, n_in, out, n_out) == KILN_OK, "apply %s: %s",
+                  kiln_brick_path(b), kiln_brick_errmsg(b));
+}
+
+static void initialize_ok(kiln_brick *b)
+{
+    ck_assert_msg(kiln_brick_initialize(b) == KILN_OK, "initialize %s: %s", kiln_brick_path(b), kiln_brick_errmsg(b));
+}
+
+static void assert_all_equal(const char *what, const double *got, int64_t n, double want)
+{
+    for (int64_t i = 0; i < n; i++)
+        ck_assert_msg(got[i] == want, "%s[%lld]: got %.17g, want %.17g", what, (long long)i, got[i], want);
+}
+
+/* Blocks' documented examples (checklist section 9, example 13), one row. */
+START_TEST(fork_example_13)
+{
+    /* Fork(output_names=['y', 'z'], input_dim=2, output_dims=[3, 4],
+    ** weights_init=Constant(2), biases_init=Constant(1)); x = [[1, 1]] */
+    kiln_brick *fork = kiln_fork_create(NULL, (const char *[]){"y", "z"}, 2, 2, (int64_t[]){3, 4}, NULL);
+    ck_assert_ptr_nonnull(fork);
+    ck_assert_int_eq(kiln_brick_set_weights_init(fork, kiln_init_constant(2)), KILN_OK);
+    ck_assert_int_eq(kiln_brick_set_biases_init(fork, kiln_init_constant(1)), KILN_OK);
+    initialize_ok(fork);
+    kiln_graph *g = kiln_graph_create(KILN_DTYPE_F64);
+    kiln_node x = batch_input(g, "x", 2), yz[2];
+    call_apply(fork, g, &x, 1, yz, 2);
+    double xv[2] = {1, 1}, y[3], z[4];
+    gc_input in[] = {{"x", xv}};
+    run_forward("fork", g, yz, 2, in, 1, 1, (double *[]){y, z});
+    assert_all_equal("fork y", y, 3, 5); /* [[5, 5, 5]] */
+    assert_all_equal("fork z", z, 4, 5); /* [[5, 5, 5, 5]] */
+    kiln_graph_destroy(g);
+    kiln_brick_destroy(fork);
+}
+END_TEST
+
+START_TEST(distribute_example_13)
+{
+    /* Distribute(target_names=['x', 'y'], source_name='z', target_dims=[2, 3],
+    ** source_dim=3, weights_init=Constant(2)); x = [[2, 2]], y = [[1, 1, 1]],
+    ** z = [[1, 1, 1]] */
+    kiln_brick *d = kiln_distribute_create(NULL, (const char *[]){"x", "y"}, 2, "z", (int64_t[]){2, 3}, 3, NULL);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_int_eq(kiln_brick_set_weights_init(d, kiln_init_constant(2)), KILN_OK);
+    initialize_ok(d);
+    kiln_graph *g = kiln_graph_create(KILN_DTYPE_F64);
+    kiln_node in3[3] = {batch_input(g, "z", 3), batch_input(g, "x", 2), batch_input(g, "y", 3)}, xy[2];
+    call_apply(d, g, in3, 3, xy, 2);
+    double zv[3] = {1, 1, 1}, xv[2] = {2, 2}, yv[3] = {1, 1, 1}, new_x[2], new_y[3];
+    gc_input in[] = {{"z", zv}, {"x", xv}, {"y", yv}};
+    run_forward("distribute", g, xy, 2, in, 3, 1, (double *[]){new_x, new_y});
+    assert_all_equal("distribute x", new_x, 2, 8); /* [[8, 8]] */
+    assert_all_equal("distribute y", new_y, 3, 7); /* [[7, 7, 7]] */
+    kiln_graph_destroy(g);
+    kiln_brick_destroy(d);
+}
+END_TEST
+
+START_TEST(merge_example_13)
+{
+    /* Merge(input_names=['a', 'b'], input_dims=[3, 4], output_dim=2,
+    ** weights_init=Constant(1.)); a = [[1, 1, 1]], b = [[2, 2, 2, 2]] */
+    kiln_brick *m = kiln_merge_create(NULL, (const char *[]){"a", "b"}, 2, (int64_t[]){3, 4}, 2, NULL, NULL);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(kiln_brick_set_weights_init(m, kiln_init_constant(1)), KILN_OK);
+    initialize_ok(m);
+    kiln_graph *g = kiln_graph_create(KILN_DTYPE_F64);
+    kiln_node ab[2] = {batch_input(g, "a", 3), batch_input(g, "b", 4)}, c;
+    call_apply(m, g, ab, 2, &c, 1);
+    double av[3] = {1, 1, 1}, bv[4] = {2, 2, 2, 2}, got[2];
+    gc_input in[] = {{"a", av}, {"b", bv}};
+    run_forward("merge", g, &c, 1, in, 2, 1, (double *[]){got});
+    assert_all_equal("merge", got, 2, 11); /* [[11, 11]] */
+    kiln_graph_destroy(g);
+    kiln_brick_destroy(m);
+}
+END_TEST
+
+START_TEST(parallel_example_13)
+{
+    /* Parallel(prototype=Linear(use_bias=False), input_names=['x', 'y'],
+    ** input_dims=[2, 3], output_dims=[4, 5], weights_init=Constant(2)) */
+    kiln_brick *proto = kiln_linear_create(NULL, 0, 0);
+    ck_assert_int_eq(kiln_brick_set_use_bias(proto, false), KILN_OK);
+    kiln_brick *p = kiln_parallel_create(NULL, (const char *[]){"x", "y"}, 2, (int64_t[]){2, 3}, (int64_t[]){4, 5},
+                                         proto, NULL);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_int_eq(kiln_brick_set_weights_init(p, kiln_init_constant(2)), KILN_OK);
+    initialize_ok(p);
+    kiln_graph *g = kiln_graph_create(KILN_DTYPE_F64);
+    kiln_node xy[2] = {batch_input(g, "x", 2), batch_input(g, "y", 3)}, out[2];
+    call_apply(p, g, xy, 2, out, 2);
+    double xv[2] = {1, 1}, yv[3] = {1, 1, 1}, new_x[4], new_y[5];
+    gc_input in[] = {{"x", xv}, {"y", yv}};
+    run_forward("parallel", g, out, 2, in, 2, 1, (double *[]){new_x, new_y});
+    assert_all_equal("parallel x", new_x, 4, 4); /* [[4, 4, 4, 4]] */
+    assert_all_equal("parallel y", new_y, 5, 6); /* [[6, 6, 6, 6, 6]] */
+    kiln_graph_destroy(g);
+    kiln_brick_destroy(p);
+}
+END_TEST
+
+/* Allocate b and give each parameter of its children seeded values in
+** [-1, 1); v (cap values) gets them, child by child, in parameter order. */
+static void fill_children(kiln_brick *b, double *v, int64_t cap, unsigned seed)
+{
+    ck_assert_msg(kiln_brick_allocate(b) == KILN_OK, "%s", kiln_brick_errmsg(b));
+    int64_t off = 0;
+    for (int i = 0; i < kiln_brick_child_count(b); i++) {
+        kiln_brick *c = kiln_brick_child(b, i);
+        for (int k = 0; k < kiln_brick_param_count(c); k++) {
+            kiln_param *p = kiln_brick_param(c, k);
+            int64_t n = kiln_param_size(p);
+            ck_assert_int_le(off + n, cap);
+            gc_fill(v + off, n, -1, 1, 0, seed++);
+            ck_assert_int_eq(kiln_param_set_values(p, v + off, n), KILN_OK);
+            off += n;
+        }
+    }
+}
+
+/* Random values against plain C: Distribute gives target i + source . W_i,
+** Merge gives the sum of input i . W_i. */
+START_TEST(distribute_and_merge_forward_match_reference)
+{
+    double w[15 + 15], z[BATCH * 3], x[BATCH * 2], y[BATCH * 3], got_x[BATCH * 2], got_y[BATCH * 3];
+    double want_x[BATCH * 2], want_y[BATCH * 3], got_m[BATCH * 3], want_m[BATCH * 3], t[BATCH * 3];
+    gc_fill(z, BATCH * 3, -1, 1, 0, 51);
+    gc_fill(x, BATCH * 2, -1, 1, 0, 52);
+    gc_fill(y, BATCH * 3, -1, 1, 0, 53);
+    kiln_brick *d = kiln_distribute_create(NULL, (const char *[]){"x", "y"}, 2, "z", (int64_t[]){2, 3}, 3, NULL);
+    kiln_brick *m = kiln_merge_create(NULL, (const char *[]){"x", "z"}, 2, (int64_t[]){2, 3}, 3, NULL, NULL);
+    ck_assert(d && m);
+    fill_children(d, w, 15, 54);      /* W_x (3, 2), W_y (3, 3) */
+    fill_children(m, w + 15, 15, 56); /* W_x (2, 3), W_z (3, 3) */
+    kiln_graph *g = kiln_graph_create(KILN_DTYPE_F64);
+    kiln_node zn = batch_input(g, "z", 3), xn = batch_input(g, "x", 2), yn = batch_input(g, "y", 3), outs[3];
+    call_apply(d, g, (kiln_node[]){zn, xn, yn}, 3, outs, 2);
+    call_apply(m, g, (kiln_node[]){xn, zn}, 2, &outs[2], 1);
+    gc_input in[] = {{"z", z}, {"x", x}, {"y", y}};
+    run_forward("distribute, merge", g, outs, 3, in, 3, BATCH, (double *[]){got_x, got_y, got_m});
+    ref_linear(z, BATCH, 3, w, NULL, 2, want_x);
+    for (int i = 0; i < BATCH * 2; i++)
+        want_x[i] += x[i];
+    ref_linear(z, BATCH, 3, w + 6, NULL, 3, want_y);
+    for (int i = 0; i < BATCH * 3; i++)
+        want_y[i] += y[i];
+    ref_linear(x, BATCH, 2, w + 15, NULL, 3, want_m);
+    ref_linear(z, BATCH, 3, w + 21, NULL, 3, t);
+    for (int i = 0; i < BATCH * 3; i++)
+        want_m[i] += t[i];
+    assert_close("distribute x", got_x, want_x, BATCH * 2);
+    assert_close("distribute y", got_y, want_y, BATCH * 3);
+    assert_close("merge", got_m, want_m, BATCH * 3);
+    kiln_graph_destroy(g);
+    kiln_brick_destroy(d);
+    kiln_brick_destroy(m);
+}
+END_TEST
+
+/* 0.5 * sum((out_k + 0.3)^2), summed over outs[0..n). */
+static kiln_node half_square_costs(kiln_graph *g, const kiln_node *outs, int n)
+{
+    kiln_node c = half_square_cost(g, outs[0]);
+    for (int k = 1; k < n; k++)
+        c = kiln_expr_add(g, c, half_square_cost(g, outs[k]));
+    ck_assert_msg(kiln_node_ok(c), "%s", kiln_graph_errmsg(g));
+    return c;
+}
+
+START_TEST(fork_gradient_matches_finite_differences)
+{
+    double v[4 * 3 + 3 + 4 * 2 + 2], x[BATCH * 4];
+    kiln_brick *fork = kiln_fork_create(NULL, (const char *[]){"y", "z"}, 2, 4, (int64_t[]){3, 2}, NULL);
+    fill_children(fork, v, 25, 61);
+    gc_fill(x, BATCH * 4, -1, 1, 0, 65);
+    kiln_graph *g = kiln_graph_create(KILN_DTYPE_F64);
+    kiln_node xn = batch_input(g, "x", 4), yz[2];
+    call_apply(fork, g, &xn, 1, yz, 2);
+    gc_input in[] = {{"x", x}};
+    check_brick_gradient("fork", g, half_square_costs(g, yz, 2), &fork, 1, 4, in, 1, BATCH);
+    kiln_graph_destroy(g);
+    kiln_brick_destroy(fork);
+}
+END_TEST
+
+/* An affine prototype: four parameters, two per copy. */
+START_TEST(parallel_gradient_matches_finite_differences)
+{
+    double v[4 * 3 + 3 + 2 * 5 + 5], x[BATCH * 4], y[BATCH * 2];
+    kiln_brick *p = kiln_parallel_create(NULL, (const char *[]){"x", "y"}, 2, (int64_t[]){4, 2}, (int64_t[]){3, 5},
+                                         kiln_linear_create(NULL, 0, 0), NULL);
+    ck_assert_ptr_nonnull(p);
+    fill_children(p, v, 30, 71);
+    gc_fill(x, BATCH * 4, -1, 1, 0, 75);
+    gc_fill(y, BATCH * 2, -1, 1, 0, 76);
+    kiln_graph *g = kiln_graph_create(KILN_DTYPE_F64);
+    kiln_node xy[2] = {batch_input(g, "x", 4), batch_input(g, "y", 2)}, out[2];
+    call_apply(p, g, xy, 2, out, 2);
+    gc_input in[] = {{"x", x}, {"y", y}};
+    check_brick_gradient("parallel", g, half_square_costs(g, out, 2), &p, 1, 4, in, 2, BATCH);
+    kiln_graph_destroy(g);
+    kiln_brick_destroy(p);
+}
+END_TEST
+
+/* Blocks' advice for one bias: children[0].use_bias = True. */
+START_TEST(merge_gradient_matches_finite_differences)
+{
+    double v[4 * 3 + 3 + 2 * 3 + 3 * 3], a[BATCH * 4], b[BATCH * 2], c[BATCH * 3];
+    kiln_brick *m = kiln_merge_create(NULL, (const char *[]){"a", "b", "c"}, 3, (int64_t[]){4, 2, 3}, 3, NULL, NULL);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(kiln_brick_set_use_bias(kiln_brick_child(m, 0), true), KILN_OK);
+    fill_children(m, v, 30, 81);
+    ck_assert_int_eq(kiln_brick_param_count(kiln_brick_child(m, 0)), 2);
+    gc_fill(a, BATCH * 4, -1, 1, 0, 85);
+    gc_fill(b, BATCH * 2, -1, 1, 0, 86);
+    gc_fill(c, BATCH * 3, -1, 1, 0, 87);
+    kiln_graph *g = kiln_graph_create(KILN_DTYPE_F64);
+    kiln_node abc[3] = {batch_input(g, "a", 4), batch_input(g, "b", 2), batch_input(g, "c", 3)}, out;
+    call_apply(m, g, abc, 3, &out, 1);
+    gc_input in[] = {{"a", a}, {"b", b}, {"c", c}};
+    check_brick_gradient("merge", g, half_square_cost(g, out), &m, 1, 4, in, 3, BATCH);
+    kiln_graph_destroy(g);
+    kiln_brick_destroy(m);
+}
+END_TEST
+
+/* Source and targets are free parameters too, so that the check covers
+** d out / d target and d out / d source as well as the copies' W. */
+START_TEST(distribute_gradient_matches_finite_differences)
+{
+    double v[3 * 2 + 3 * 3], vz[9], vx[6], vy[9];
+    kiln_brick *d = kiln_distribute_create(NULL, (const char *[]){"x", "y"}, 2, "z", (int64_t[]){2, 3}, 3, NULL);
+    ck_assert_ptr_nonnull(d);
+    fill_children(d, v, 15, 91);
+    kiln_param *z = kiln_param_create("Z", 2, (int64_t[]){3, 3}), *x = kiln_param_create("X", 2, (int64_t[]){3, 2});
+    kiln_param *y = kiln_param_create("Y", 2, (int64_t[]){3, 3});
+    gc_fill(vz, 9, -1, 1, 0, 95);
+    gc_fill(vx, 6, -1, 1, 0, 96);
+    gc_fill(vy, 9, -1, 1, 0, 97);
+    ck_assert_int_eq(kiln_param_set_values(z, vz, 9), KILN_OK);
+    ck_assert_int_eq(kiln_param_set_values(x, vx, 6), KILN_OK);
+    ck_assert_int_eq(kiln_param_set_values(y, vy, 9), KILN_OK);
+    kiln_graph *g = kiln_graph_create(KILN_DTYPE_F64);
+    kiln_node params[5] = {kiln_graph_param(g, z), kiln_graph_param(g, x), kiln_graph_param(g, y)}, out[2];
+    call_apply(d, g, params, 3, out, 2);
+    int np = 3;
+    collect_params(d, g, params, &np, 5);
+    ck_assert_int_eq(np, 5);
+    check_gradient("distribute", g, half_square_costs(g, out, 2), params, np, NULL, 0, 1);
+    kiln_graph_destroy(g);
+    kiln_brick_destroy(d);
+    kiln_param_destroy(z);
+    kiln_param_destroy(x);
+    kiln_param_destroy(y);
+}
+END_TEST
+
 /* ---- suite ------------------------------------------------------------------------------ */
 
 static Suite *brick_values_suite(void)
@@ -1003,6 +1268,15 @@ static Suite *brick_values_suite(void)
     tcase_add_loop_test(t, matrix_cost_gradient_matches_finite_differences, 0, n_mat);
     tcase_add_test(t, misclassification_rate_counts_argmax_mistakes);
     tcase_add_loop_test(t, blocks_tutorial_initial_cost_is_near_ln_10, 0, 2);
+    tcase_add_test(t, fork_example_13);
+    tcase_add_test(t, distribute_example_13);
+    tcase_add_test(t, merge_example_13);
+    tcase_add_test(t, parallel_example_13);
+    tcase_add_test(t, distribute_and_merge_forward_match_reference);
+    tcase_add_test(t, fork_gradient_matches_finite_differences);
+    tcase_add_test(t, parallel_gradient_matches_finite_differences);
+    tcase_add_test(t, merge_gradient_matches_finite_differences);
+    tcase_add_test(t, distribute_gradient_matches_finite_differences);
     suite_add_tcase(s, t);
     return s;
 }

@@ -534,6 +534,27 @@ START_TEST(gaussian_seed_1_matches_blocks_intro)
 }
 END_TEST
 
+START_TEST(linear_draws_biases_before_weights)
+{
+    /* Blocks' Linear._initialize: biases_init, then weights_init, from one
+    ** stream */
+    kiln_brick *lin = kiln_linear_create(NULL, 2, 3);
+    ck_assert_int_eq(kiln_brick_set_weights_init(lin, kiln_init_isotropic_gaussian(1, 0)), KILN_OK);
+    ck_assert_int_eq(kiln_brick_set_biases_init(lin, kiln_init_uniform(0, 2)), KILN_OK);
+    ck_assert_int_eq(kiln_brick_initialize(lin), KILN_OK);
+    double *w = values_of(kiln_brick_param(lin, 0)), *b = values_of(kiln_brick_param(lin, 1));
+    kiln_rng r;
+    kiln_rng_seed(&r, 1);
+    for (int i = 0; i < 3; i++)
+        ck_assert_double_eq(b[i], -1 + 2 * kiln_rng_uniform(&r));
+    for (int i = 0; i < 6; i++)
+        ck_assert_double_eq(w[i], kiln_rng_gauss(&r));
+    free(w);
+    free(b);
+    kiln_brick_destroy(lin);
+}
+END_TEST
+
 /* Values of brick c's W after initialize on root; caller frees. */
 static double *w_after_init(kiln_brick *root, kiln_brick *c)
 {
@@ -1072,6 +1093,315 @@ START_TEST(free_parameter_is_a_shared_variable)
 }
 END_TEST
 
+/* ---- the brick model: applications, children, copies ----------------------------------- */
+
+START_TEST(applications_are_queried_as_blocks_foo_apply_inputs)
+{
+    /* ex. 23: Foo.apply.inputs -> ['x'], foo.apply.outputs -> ['y'] */
+    kiln_brick *sm = kiln_softmax_create(NULL);
+    ck_assert_int_eq(kiln_brick_application_count(sm), 3);
+    ck_assert_str_eq(kiln_brick_application_name(sm, 0), "apply");
+    ck_assert_str_eq(kiln_brick_application_name(sm, 2), "categorical_cross_entropy");
+    ck_assert_ptr_null(kiln_brick_application_name(sm, 3));
+    ck_assert_int_eq(kiln_brick_input_count(sm, "categorical_cross_entropy"), 2);
+    ck_assert_str_eq(kiln_brick_input_name(sm, "categorical_cross_entropy", 0), "y");
+    ck_assert_str_eq(kiln_brick_input_name(sm, "categorical_cross_entropy", 1), "x");
+    ck_assert(!kiln_brick_input_optional(sm, "categorical_cross_entropy", 1));
+    ck_assert_int_eq(kiln_brick_output_count(sm, "log_probabilities"), 1);
+    ck_assert_str_eq(kiln_brick_output_name(sm, "log_probabilities", 0), "output");
+    ck_assert_int_eq(kiln_brick_input_count(sm, "no_such"), -1);
+    ck_assert_ptr_null(kiln_brick_input_name(sm, "apply", 1));
+    kiln_brick *mr = kiln_misclassification_rate_create(NULL);
+    ck_assert_str_eq(kiln_brick_input_name(mr, "apply", 1), "y_hat");
+    ck_assert_str_eq(kiln_brick_output_name(mr, "apply", 0), "error_rate");
+    kiln_brick_destroy(mr);
+    kiln_brick_destroy(sm);
+}
+END_TEST
+
+START_TEST(call_checks_application_and_counts)
+{
+    kiln_brick *cce = kiln_categorical_cross_entropy_create(NULL);
+    kiln_node x, out[2] = {{7}, {7}};
+    kiln_graph *g = graph_with_input(KILN_DTYPE_F32, "x", 10, &x);
+    kiln_node y = int_labels(g, "y");
+    ck_assert_int_eq(kiln_brick_call(cce, "apply", g, &y, 1, out, 1), KILN_ERR_ARG);
+    ck_assert_str_eq(kiln_brick_errmsg(cce), "/categoricalcrossentropy: apply takes 2 inputs (y, y_hat), 1 given");
+    ck_assert(!kiln_node_ok(out[0]));
+    ck_assert_str_eq(kiln_graph_errmsg(g), kiln_brick_errmsg(cce));
+    kiln_graph_clear_error(g);
+    ck_assert_int_eq(kiln_brick_call(cce, "apply", g, (kiln_node[]){y, x}, 2, out, 2), KILN_ERR_ARG);
+    ck_assert_str_eq(kiln_brick_errmsg(cce),
+                     "/categoricalcrossentropy: apply gives 1 output (output), room for 2 given");
+    ck_assert(!kiln_node_ok(out[1]));
+    ck_assert_int_eq(kiln_brick_call(cce, "cost", g, (kiln_node[]){y, x}, 2, out, 1), KILN_ERR_ARG);
+    ck_assert_str_eq(kiln_brick_errmsg(cce),
+                     "/categoricalcrossentropy: CategoricalCrossEntropy has no application 'cost' (it has: apply)");
+    ck_assert_int_eq(kiln_brick_call(cce, "apply", g, (kiln_node[]){y, x}, 2, out, 1), KILN_OK);
+    ck_assert_str_eq(kiln_graph_node_name(g, out[0]), "categoricalcrossentropy_apply_output");
+    kiln_graph_destroy(g);
+    kiln_brick_destroy(cce);
+}
+END_TEST
+
+START_TEST(add_child_passes_ownership_and_refuses_cycles)
+{
+    kiln_brick *s = kiln_sequence_create("outer", NULL, 0);
+    kiln_brick *lin = kiln_linear_create(NULL, 2, 2), *t = kiln_tanh_create(NULL);
+    ck_assert_int_eq(kiln_brick_add_child(s, lin), KILN_OK);
+    ck_assert_str_eq(kiln_brick_path(lin), "/outer/linear");
+    ck_assert_int_eq(kiln_brick_allocate(s), KILN_OK);
+    ck_assert_str_eq(kiln_param_owner(kiln_brick_param(lin, 0)), "/outer/linear");
+    ck_assert_int_eq(kiln_brick_add_child(t, lin), KILN_ERR_ARG);
+    ck_assert_str_eq(kiln_brick_errmsg(t), "/tanh: add_child: /outer/linear has a parent already");
+    ck_assert_int_eq(kiln_brick_add_child(lin, s), KILN_ERR_ARG);
+    ck_assert_str_eq(kiln_brick_errmsg(lin), "/outer/linear: add_child: /outer is this brick or one of its ancestors");
+    /* adopting a tree renames its parameters' owners */
+    ck_assert_int_eq(kiln_brick_add_child(t, s), KILN_OK);
+    ck_assert_str_eq(kiln_param_owner(kiln_brick_param(lin, 0)), "/tanh/outer/linear");
+    kiln_brick_destroy(t);
+}
+END_TEST
+
+START_TEST(clone_copies_configuration_not_parameters)
+{
+    kiln_brick *lin = kiln_linear_create("lin", 3, 4);
+    ck_assert_int_eq(kiln_brick_set_use_bias(lin, false), KILN_OK);
+    ck_assert_int_eq(kiln_brick_set_weights_init(lin, kiln_init_constant(2)), KILN_OK);
+    ck_assert_int_eq(kiln_brick_allocate(lin), KILN_OK);
+    kiln_brick *c = kiln_brick_clone(lin, "copy");
+    ck_assert_ptr_nonnull(c);
+    ck_assert_str_eq(kiln_brick_path(c), "/copy");
+    ck_assert_ptr_eq(kiln_brick_class_of(c), kiln_brick_class_of(lin));
+    ck_assert(!kiln_brick_allocated(c));
+    int64_t d;
+    ck_assert_int_eq(kiln_brick_get_dim(c, "output_dim", &d), KILN_OK);
+    ck_assert_int_eq(d, 4);
+    ck_assert(!kiln_brick_use_bias(c));
+    ck_assert_int_eq(kiln_brick_initialize(c), KILN_OK);
+    ck_assert_int_eq(kiln_brick_param_count(c), 1);
+    ck_assert_ptr_ne(kiln_brick_param(c, 0), kiln_brick_param(lin, 0));
+    assert_all(kiln_brick_param(c, 0), 2);
+    assert_all(kiln_brick_param(lin, 0), NAN);
+    kiln_brick_destroy(c);
+    kiln_brick_destroy(lin);
+}
+END_TEST
+
+/* ---- routing bricks: structure (values: test_brick_values.c) ------------------------------ */
+
+START_TEST(routing_children_are_named_as_blocks_names_them)
+{
+    static const char *const yz[] = {"y", "z"}, *const xy[] = {"x", "y"}, *const ab[] = {"a", "b"};
+    kiln_brick *fork = kiln_fork_create(NULL, yz, 2, 2, (int64_t[]){3, 4}, NULL);
+    kiln_brick *dist = kiln_distribute_create(NULL, xy, 2, "z", (int64_t[]){2, 3}, 3, NULL);
+    kiln_brick *merge = kiln_merge_create(NULL, ab, 2, (int64_t[]){3, 4}, 2, NULL, NULL);
+    kiln_brick *par = kiln_parallel_create("par", xy, 2, NULL, NULL, kiln_linear_create(NULL, 0, 0), "t");
+    ck_assert(fork && dist && merge && par);
+    ck_assert_str_eq(kiln_brick_path(kiln_brick_child(fork, 0)), "/fork/fork_y");
+    ck_assert_str_eq(kiln_brick_path(kiln_brick_child(fork, 1)), "/fork/fork_z");
+    ck_assert_str_eq(kiln_brick_path(kiln_brick_child(dist, 1)), "/distribute/fork_y");
+    ck_assert_str_eq(kiln_brick_path(kiln_brick_child(merge, 0)), "/merge/transform_a");
+    ck_assert_str_eq(kiln_brick_path(kiln_brick_child(par, 1)), "/par/t_y");
+    ck_assert_int_eq(kiln_brick_child_count(par), 2);
+    /* default prototypes: Fork affine; Distribute and Merge without bias */
+    ck_assert_int_eq(kiln_brick_allocate(fork), KILN_OK);
+    ck_assert_int_eq(kiln_brick_allocate(dist), KILN_OK);
+    ck_assert_int_eq(kiln_brick_allocate(merge), KILN_OK);
+    ck_assert_int_eq(kiln_brick_param_count(kiln_brick_child(fork, 1)), 2);
+    ck_assert_int_eq(kiln_brick_param_count(kiln_brick_child(dist, 0)), 1);
+    ck_assert_int_eq(kiln_brick_param_count(kiln_brick_child(merge, 1)), 1);
+    /* dims pushed: fork_z is Linear(2, 4), Distribute's copies read the source */
+    kiln_param *w = kiln_brick_param_by_name(kiln_brick_child(fork, 1), "W");
+    ck_assert_int_eq(kiln_param_dim(w, 0), 2);
+    ck_assert_int_eq(kiln_param_dim(w, 1), 4);
+    w = kiln_brick_param_by_name(kiln_brick_child(dist, 0), "W");
+    ck_assert_int_eq(kiln_param_dim(w, 0), 3);
+    ck_assert_int_eq(kiln_param_dim(w, 1), 2);
+    /* the routing bricks own no parameters */
+    ck_assert_int_eq(kiln_brick_param_count(fork), 0);
+    kiln_brick_destroy(fork);
+    kiln_brick_destroy(dist);
+    kiln_brick_destroy(merge);
+    kiln_brick_destroy(par);
+}
+END_TEST
+
+START_TEST(routing_dims_are_lazy_and_pushed_at_allocation)
+{
+    kiln_brick *m = kiln_merge_create(NULL, (const char *[]){"a", "b"}, 2, NULL, 0, NULL, NULL);
+    int64_t d = -1;
+    ck_assert_int_eq(kiln_brick_get_dim(m, "input_dims.a", &d), KILN_OK);
+    ck_assert_int_eq(d, 0);
+    ck_assert_int_eq(kiln_brick_get_dim(m, "input_dims.c", &d), KILN_ERR_NOT_FOUND);
+    ck_assert_str_eq(kiln_brick_errmsg(m), "/merge: Merge has no dim 'input_dims.c'");
+    ck_assert_int_eq(kiln_brick_allocate(m), KILN_ERR_CONFIG);
+    ck_assert_str_eq(kiln_brick_errmsg(m), "/merge/transform_a: allocation config not set: input_dim");
+    ck_assert_int_eq(kiln_brick_set_dim(m, "input_dims.a", 3), KILN_OK);
+    ck_assert_int_eq(kiln_brick_set_dim(m, "input_dims.b", 4), KILN_OK);
+    ck_assert_int_eq(kiln_brick_allocate(m), KILN_ERR_CONFIG);
+    ck_assert_str_eq(kiln_brick_errmsg(m), "/merge/transform_a: allocation config not set: output_dim");
+    ck_assert_int_eq(kiln_brick_set_dim(m, "output_dim", 2), KILN_OK);
+    ck_assert_int_eq(kiln_brick_allocate(m), KILN_OK);
+    kiln_brick *tb = kiln_brick_child(m, 1);
+    ck_assert_int_eq(kiln_brick_get_dim(tb, "input_dim", &d), KILN_OK);
+    ck_assert_int_eq(d, 4);
+    ck_assert_int_eq(kiln_param_dim(kiln_brick_param(tb, 0), 1), 2);
+    /* a change reaches the copy at the next allocation */
+    ck_assert_int_eq(kiln_brick_set_dim(m, "input_dims.b", 5), KILN_OK);
+    ck_assert_int_eq(kiln_brick_allocate(m), KILN_OK);
+    ck_assert_int_eq(kiln_param_dim(kiln_brick_param(tb, 0), 0), 5);
+    kiln_brick_destroy(m);
+}
+END_TEST
+
+START_TEST(routing_applications_name_inputs_and_outputs)
+{
+    kiln_brick *d = kiln_distribute_create(NULL, (const char *[]){"x", "y"}, 2, "z", (int64_t[]){2, 3}, 3, NULL);
+    kiln_brick *f = kiln_fork_create(NULL, (const char *[]){"y", "z"}, 2, 3, (int64_t[]){2, 4}, NULL);
+    kiln_brick *m = kiln_merge_create(NULL, (const char *[]){"a", "b"}, 2, (int64_t[]){3, 2}, 4, NULL, NULL);
+    ck_assert(d && f && m);
+    /* Blocks: apply.inputs = [source] + targets, apply.outputs = targets */
+    static const char *const d_in[] = {"z", "x", "y"};
+    ck_assert_int_eq(kiln_brick_input_count(d, "apply"), 3);
+    for (int i = 0; i < 3; i++)
+        ck_assert_str_eq(kiln_brick_input_name(d, "apply", i), d_in[i]);
+    ck_assert_str_eq(kiln_brick_output_name(d, "apply", 1), "y");
+    ck_assert_str_eq(kiln_brick_input_name(f, "apply", 0), "input");
+    ck_assert_int_eq(kiln_brick_output_count(f, "apply"), 2);
+    ck_assert_str_eq(kiln_brick_output_name(f, "apply", 1), "z");
+    ck_assert_str_eq(kiln_brick_input_name(m, "apply", 1), "b");
+    ck_assert_str_eq(kiln_brick_output_name(m, "apply", 0), "output");
+
+    kiln_graph *g = kiln_graph_create(KILN_DTYPE_F32);
+    int64_t d2[2] = {KILN_BATCH, 2}, d3[2] = {KILN_BATCH, 3};
+    kiln_node x = kiln_graph_input(g, "x", KILN_DTYPE_F32, 2, d2), y = kiln_graph_input(g, "y", KILN_DTYPE_F32, 2, d3);
+    kiln_node z = kiln_graph_input(g, "z", KILN_DTYPE_F32, 2, d3), out[2], fo[2], mo;
+    ck_assert_int_eq(kiln_brick_call(d, "apply", g, (kiln_node[]){z, x, y}, 3, out, 2), KILN_OK);
+    ck_assert_str_eq(kiln_graph_node_name(g, out[0]), "distribute_apply_x");
+    ck_assert_str_eq(kiln_graph_node_name(g, out[1]), "distribute_apply_y");
+    ck_assert(kiln_graph_has_role(g, out[1], KILN_ROLE_OUTPUT));
+    ck_assert_str_eq(kiln_graph_node_brick_path(g, out[1]), "/distribute");
+    ck_assert_int_eq(kiln_graph_node_dim(g, out[0], 1), 2);
+    ck_assert_str_eq(kiln_graph_node_name(g, x), "x"); /* the target keeps its name */
+    ck_assert_int_eq(kiln_brick_call(f, "apply", g, &z, 1, fo, 2), KILN_OK);
+    ck_assert_str_eq(kiln_graph_node_name(g, fo[1]), "fork_apply_z");
+    ck_assert_int_eq(kiln_graph_node_dim(g, fo[1], 1), 4);
+    /* the copy names its own output; the Fork's is a copy of it */
+    kiln_filter child_out = {.roles = KILN_ROLE_OUTPUT, .name = "fork_z_apply_output"};
+    kiln_node found[2];
+    ck_assert_int_eq(kiln_graph_filter(g, &fo[1], 1, &child_out, found, 2), 1);
+    ck_assert_str_eq(kiln_graph_node_brick_path(g, found[0]), "/fork/fork_z");
+    ck_assert_int_eq(kiln_brick_call(m, "apply", g, (kiln_node[]){z, x}, 2, &mo, 1), KILN_OK);
+    ck_assert_str_eq(kiln_graph_node_name(g, mo), "merge_apply_output");
+    ck_assert_int_eq(kiln_graph_node_dim(g, mo, 1), 4);
+    kiln_graph_destroy(g);
+    kiln_brick_destroy(d);
+    kiln_brick_destroy(f);
+    kiln_brick_destroy(m);
+}
+END_TEST
+
+START_TEST(routing_errors_name_the_brick_and_the_input)
+{
+    kiln_brick *m = kiln_merge_create(NULL, (const char *[]){"a", "b"}, 2, (int64_t[]){3, 4}, 2, NULL, NULL);
+    kiln_brick *d = kiln_distribute_create(NULL, (const char *[]){"x"}, 1, "z", (int64_t[]){2}, 3, NULL);
+    kiln_graph *g = kiln_graph_create(KILN_DTYPE_F32);
+    int64_t d2[2] = {KILN_BATCH, 2}, d3[2] = {KILN_BATCH, 3};
+    kiln_node a = kiln_graph_input(g, "a", KILN_DTYPE_F32, 2, d3), out;
+    kiln_node b3 = kiln_graph_input(g, "b3", KILN_DTYPE_F32, 2, d3);
+    kiln_node xi = kiln_graph_input(g, "xi", KILN_DTYPE_I32, 2, d2);
+    ck_assert_int_eq(kiln_brick_apply(m, g, a, &out), KILN_ERR_ARG);
+    ck_assert_str_eq(kiln_brick_errmsg(m), "/merge: apply takes 2 inputs (a, b), 1 given");
+    ck_assert_int_eq(kiln_brick_call(m, "apply", g, (kiln_node[]){a, b3}, 2, &out, 1), KILN_ERR_SHAPE);
+    ck_assert_str_eq(kiln_brick_errmsg(m), "/merge: b is float32 (B, 3), expected a last dim of 4");
+    ck_assert(!kiln_node_ok(out));
+    ck_assert_int_eq(kiln_brick_call(d, "apply", g, (kiln_node[]){a, xi}, 2, &out, 1), KILN_ERR_SHAPE);
+    ck_assert_str_eq(kiln_brick_errmsg(d), "/distribute: x is int32 (B, 2), expected float32 (the graph's floatx)");
+    /* a copy's failure names the copy */
+    kiln_node ai = kiln_graph_input(g, "ai", KILN_DTYPE_I32, 2, d3);
+    kiln_node b4 = kiln_graph_input(g, "b4", KILN_DTYPE_F32, 2, (int64_t[]){KILN_BATCH, 4});
+    ck_assert_int_eq(kiln_brick_call(m, "apply", g, (kiln_node[]){ai, b4}, 2, &out, 1), KILN_ERR_SHAPE);
+    ck_assert_str_eq(kiln_brick_errmsg(m), "/merge/transform_a: input is int32 (B, 3), expected float32 (the "
+                                           "graph's floatx)");
+    kiln_brick *lazy = kiln_merge_create(NULL, (const char *[]){"a", "b"}, 2, NULL, 2, NULL, NULL);
+    ck_assert_int_eq(kiln_brick_call(lazy, "apply", g, (kiln_node[]){a, b4}, 2, &out, 1), KILN_ERR_CONFIG);
+    ck_assert_str_eq(kiln_brick_errmsg(lazy), "/merge/transform_a: allocation config not set: input_dim");
+    kiln_graph_destroy(g);
+    kiln_brick_destroy(lazy);
+    kiln_brick_destroy(m);
+    kiln_brick_destroy(d);
+}
+END_TEST
+
+START_TEST(routing_pushes_initialization_config_to_its_copies)
+{
+    kiln_brick *f = kiln_fork_create(NULL, (const char *[]){"y", "z"}, 2, 2, (int64_t[]){3, 4}, NULL);
+    ck_assert_int_eq(kiln_brick_set_weights_init(f, kiln_init_constant(2)), KILN_OK);
+    ck_assert_int_eq(kiln_brick_initialize(f), KILN_ERR_CONFIG);
+    ck_assert_str_eq(kiln_brick_errmsg(f), "/fork/fork_y: initialization config not set: biases_init");
+    ck_assert_int_eq(kiln_brick_set_biases_init(f, kiln_init_constant(1)), KILN_OK);
+    ck_assert_int_eq(kiln_brick_initialize(f), KILN_OK);
+    assert_all(kiln_brick_param_by_name(kiln_brick_child(f, 1), "W"), 2);
+    assert_all(kiln_brick_param_by_name(kiln_brick_child(f, 1), "b"), 1);
+    /* the documented override: push, then change a copy */
+    ck_assert_int_eq(kiln_brick_push_initialization_config(f), KILN_OK);
+    ck_assert_int_eq(kiln_brick_set_weights_init(kiln_brick_child(f, 0), kiln_init_constant(-1)), KILN_OK);
+    ck_assert_int_eq(kiln_brick_initialize(f), KILN_OK);
+    assert_all(kiln_brick_param_by_name(kiln_brick_child(f, 0), "W"), -1);
+    assert_all(kiln_brick_param_by_name(kiln_brick_child(f, 1), "W"), 2);
+    ck_assert_int_eq(kiln_brick_weights_init(kiln_brick_child(f, 1)).kind, KILN_INIT_CONSTANT);
+    kiln_brick_destroy(f);
+}
+END_TEST
+
+START_TEST(routing_copies_a_prototype_with_children)
+{
+    /* Fork with an MLP prototype: each copy is an MLP with its own linears */
+    kiln_brick *proto = kiln_mlp_create(NULL, (kiln_brick *[]){kiln_tanh_create(NULL)}, 1, (int64_t[]){0, 0});
+    kiln_brick *f = kiln_fork_create(NULL, (const char *[]){"y", "z"}, 2, 3, (int64_t[]){2, 5}, proto);
+    ck_assert_ptr_nonnull(f);
+    kiln_brick *fz = kiln_brick_child(f, 1);
+    ck_assert_int_eq(kiln_brick_child_count(fz), 2);
+    ck_assert_str_eq(kiln_brick_path(kiln_brick_child(fz, 0)), "/fork/fork_z/linear_0");
+    ck_assert_str_eq(kiln_brick_path(kiln_brick_child(fz, 1)), "/fork/fork_z/tanh_0");
+    kiln_node x, out[2];
+    kiln_graph *g = graph_with_input(KILN_DTYPE_F32, "x", 3, &x);
+    ck_assert_int_eq(kiln_brick_call(f, "apply", g, &x, 1, out, 2), KILN_OK);
+    ck_assert_int_eq(kiln_graph_node_dim(g, out[1], 1), 5);
+    kiln_param *w_y = kiln_brick_param(kiln_brick_child(kiln_brick_child(f, 0), 0), 0);
+    kiln_param *w_z = kiln_brick_param(kiln_brick_child(fz, 0), 0);
+    ck_assert_ptr_ne(w_y, w_z);
+    ck_assert_int_eq(kiln_param_dim(w_z, 1), 5);
+    kiln_filter f_w = {.roles = KILN_ROLE_WEIGHT, .brick = fz};
+    ck_assert_int_eq(kiln_graph_filter(g, out, 2, &f_w, NULL, 0), 1);
+    kiln_graph_destroy(g);
+    kiln_brick_destroy(f);
+}
+END_TEST
+
+START_TEST(routing_constructors_refuse_bad_arguments)
+{
+    static const char *const dup[] = {"x", "x"}, *const empty[] = {"x", ""}, *const bar[] = {"a|b"};
+    static const char *const xy[] = {"x", "y"};
+    ck_assert_ptr_null(kiln_fork_create(NULL, dup, 2, 2, NULL, NULL));
+    ck_assert_ptr_null(kiln_fork_create(NULL, empty, 2, 2, NULL, NULL));
+    ck_assert_ptr_null(kiln_fork_create(NULL, bar, 1, 2, NULL, NULL));
+    ck_assert_ptr_null(kiln_fork_create(NULL, xy, 0, 2, NULL, NULL));
+    ck_assert_ptr_null(kiln_fork_create(NULL, xy, 2, -1, NULL, NULL));
+    ck_assert_ptr_null(kiln_distribute_create(NULL, xy, 2, "y", NULL, 0, NULL));
+    ck_assert_ptr_null(kiln_merge_create(NULL, xy, 2, (int64_t[]){3, -4}, 2, NULL, NULL));
+    /* a prototype must be a Feedforward (input_dim, output_dim); it is taken */
+    ck_assert_ptr_null(kiln_parallel_create(NULL, xy, 2, NULL, NULL, kiln_tanh_create(NULL), NULL));
+    ck_assert_ptr_null(kiln_merge_create(NULL, dup, 2, NULL, 0, kiln_linear_create(NULL, 0, 0), NULL));
+    /* a copy's name "<prefix>_<name>" must fit */
+    char longname[KILN_MAX_NAME + 1];
+    memset(longname, 'n', KILN_MAX_NAME);
+    longname[KILN_MAX_NAME] = '\0';
+    ck_assert_ptr_null(kiln_fork_create(NULL, (const char *[]){longname}, 1, 2, NULL, NULL));
+}
+END_TEST
+
 static Suite *bricks_suite(void)
 {
     Suite *s = suite_create("bricks");
@@ -1093,6 +1423,7 @@ static Suite *bricks_suite(void)
     tcase_add_test(tc, applying_twice_shares_param_nodes);
     tcase_add_test(tc, parameter_paths_follow_the_tree);
     tcase_add_test(tc, gaussian_seed_1_matches_blocks_intro);
+    tcase_add_test(tc, linear_draws_biases_before_weights);
     tcase_add_test(tc, children_share_the_parent_stream);
     tcase_add_test(tc, child_with_own_seed_starts_its_own_stream);
     tcase_add_test(tc, uniform_init_stays_in_range);
@@ -1114,6 +1445,17 @@ static Suite *bricks_suite(void)
     tcase_add_test(tc, cost_matrices_sum_rows_then_average);
     tcase_add_test(tc, errmsg_is_ok_after_success_and_on_null);
     tcase_add_test(tc, free_parameter_is_a_shared_variable);
+    tcase_add_test(tc, applications_are_queried_as_blocks_foo_apply_inputs);
+    tcase_add_test(tc, call_checks_application_and_counts);
+    tcase_add_test(tc, add_child_passes_ownership_and_refuses_cycles);
+    tcase_add_test(tc, clone_copies_configuration_not_parameters);
+    tcase_add_test(tc, routing_children_are_named_as_blocks_names_them);
+    tcase_add_test(tc, routing_dims_are_lazy_and_pushed_at_allocation);
+    tcase_add_test(tc, routing_applications_name_inputs_and_outputs);
+    tcase_add_test(tc, routing_errors_name_the_brick_and_the_input);
+    tcase_add_test(tc, routing_pushes_initialization_config_to_its_copies);
+    tcase_add_test(tc, routing_copies_a_prototype_with_children);
+    tcase_add_test(tc, routing_constructors_refuse_bad_arguments);
     suite_add_tcase(s, tc);
     return s;
 }

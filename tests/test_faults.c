@@ -79,6 +79,29 @@ static void destroy(model *m)
     kiln_brick_destroy(m->cce);
 }
 
+/* Fork (an MLP prototype, copied) into Merge, applied and initialized;
+** returns 0, or 1 when something failed cleanly. */
+static int build_routing(kiln_graph **g, kiln_brick **fork, kiln_brick **merge)
+{
+    *fork = *merge = NULL;
+    if (!(*g = kiln_graph_create(KILN_DTYPE_F32)))
+        return 1;
+    kiln_node x = kiln_graph_input(*g, "x", KILN_DTYPE_F32, 2, (int64_t[]){KILN_BATCH, 4}), yz[2], out;
+    kiln_brick *act = kiln_tanh_create(NULL);
+    kiln_brick *proto = act ? kiln_mlp_create(NULL, &act, 1, (int64_t[]){0, 0}) : NULL;
+    *fork = kiln_fork_create(NULL, (const char *[]){"y", "z"}, 2, 4, (int64_t[]){3, 3}, proto);
+    *merge = kiln_merge_create(NULL, (const char *[]){"a", "b"}, 2, (int64_t[]){3, 3}, 2, NULL, NULL);
+    if (!*fork || !*merge)
+        return 1;
+    kiln_brick_set_weights_init(*fork, kiln_init_isotropic_gaussian(0.1, 0));
+    kiln_brick_set_biases_init(*fork, kiln_init_constant(0));
+    kiln_brick_set_weights_init(*merge, kiln_init_constant(1));
+    if (kiln_brick_call(*fork, "apply", *g, &x, 1, yz, 2) || kiln_brick_call(*merge, "apply", *g, yz, 2, &out, 1) ||
+        kiln_brick_initialize(*fork) || kiln_brick_initialize(*merge) || kiln_graph_status(*g))
+        return 1;
+    return 0;
+}
+
 static enum kiln_status compile(model *m, kiln_program **p)
 {
     kiln_compile_options o = kiln_compile_options_default();
@@ -186,6 +209,37 @@ START_TEST(building_a_model_survives_every_failed_allocation)
 }
 END_TEST
 
+START_TEST(routing_bricks_survive_every_failed_allocation)
+{
+#if FAULTS
+    kiln_graph *g;
+    kiln_brick *fork, *merge;
+    g_fail_at = -1;
+    g_count = 0;
+    ck_assert_int_eq(build_routing(&g, &fork, &merge), 0);
+    long total = g_count;
+    kiln_graph_destroy(g);
+    kiln_brick_destroy(fork);
+    kiln_brick_destroy(merge);
+    int failures = 0;
+    for (long n = 1; n <= total; n++) {
+        g_count = 0;
+        g_fail_at = n;
+        failures += build_routing(&g, &fork, &merge);
+        g_fail_at = -1;
+        kiln_graph_destroy(g);
+        kiln_brick_destroy(fork);
+        kiln_brick_destroy(merge);
+    }
+    printf("test_faults: routing bricks: %ld allocations, each failed once\n", total);
+    ck_assert_int_gt(total, 10);
+    ck_assert_int_gt(failures, 0);
+#else
+    printf("test_faults: skipped under AddressSanitizer (it owns malloc)\n");
+#endif
+}
+END_TEST
+
 START_TEST(compiling_survives_every_failed_allocation)
 {
 #if FAULTS
@@ -285,6 +339,7 @@ int main(void)
     TCase *t = tcase_create("faults");
     tcase_set_timeout(t, 600);
     tcase_add_test(t, building_a_model_survives_every_failed_allocation);
+    tcase_add_test(t, routing_bricks_survive_every_failed_allocation);
     tcase_add_test(t, compiling_survives_every_failed_allocation);
     tcase_add_test(t, loading_and_training_survive_every_failed_allocation);
     suite_add_tcase(s, t);

@@ -1,4 +1,5 @@
-/* kiln/bricks.h: bricks (as in Blocks) and their life cycle.
+/* kiln/bricks.h: bricks (as in Blocks), their life cycle, and how to define
+** a new kind of brick.
 **
 ** A brick is a parametrised operation. Life cycle (Blocks):
 **   configure   create with dims, or set them later (lazy configuration);
@@ -9,6 +10,11 @@
 ** configuration (dims, initialization schemes) to its children before it
 ** allocates or initializes, overwriting what the children had; to override a
 ** child, call kiln_brick_push_initialization_config() and then change the child.
+**
+** A brick's kind is a kiln_brick_class: data and callbacks, as a Blocks
+** user subclasses Brick and decorates methods with @application. The bricks
+** below (Linear, MLP, Fork, ...) are classes of that model; a program can
+** define its own with the calls of the last sections.
 **
 ** Ownership: bricks are caller-owned; a parent owns the children it is given
 ** or makes, and destroys them. Graphs and programs built from a brick borrow
@@ -68,6 +74,49 @@ KILN_API kiln_brick *kiln_absolute_error_create(const char *name);
 ** takes the first maximum, as Theano's argmax (and Blocks' top_k = 1 code). */
 KILN_API kiln_brick *kiln_misclassification_rate_create(const char *name);
 
+/* Routing bricks (blocks.bricks.parallel). Each makes one copy of prototype
+** per name (kiln_brick_clone), named "<prefix>_<name>", as its children in
+** the order of names, and pushes their dims at allocation: the copy for
+** name i gets input_dim and output_dim from the dims below. prototype must
+** be a Feedforward brick: dims input_dim and output_dim, and an application
+** "apply" of one input and one output. NULL: the default prototype. It is
+** taken whatever the outcome (ownership passes; it must have no parent),
+** copied, then destroyed. names[0..n) are copied; n >= 1, distinct,
+** non-empty. A dims array may be NULL (all lazy); a dim of 0 is lazy, set
+** later by name: "input_dims.<name>", "output_dims.<name>", "input_dim",
+** "output_dim", "target_dims.<name>", "source_dim" as each brick lists.
+** NULL when out of memory or on a bad argument (a name too long included).
+** Initializable: weights_init / biases_init are pushed to the copies.
+**
+** Parallel(input_names, input_dims, output_dims, prototype, child_prefix):
+** apply(<input_names>) -> <input_names>, copy i applied to input i.
+** child_prefix NULL: "transform". Dims "input_dims.<name>",
+** "output_dims.<name>". prototype is required. */
+KILN_API kiln_brick *kiln_parallel_create(const char *name, const char *const *input_names, int n,
+                                          const int64_t *input_dims, const int64_t *output_dims,
+                                          kiln_brick *prototype, const char *child_prefix);
+/* Fork(output_names, input_dim, output_dims, prototype): apply(input) ->
+** <output_names>, every copy applied to the one input. Children
+** "fork_<name>"; default prototype an affine Linear (with bias). Dims
+** "input_dim", "output_dims.<name>". */
+KILN_API kiln_brick *kiln_fork_create(const char *name, const char *const *output_names, int n,
+                                      int64_t input_dim, const int64_t *output_dims,
+                                      kiln_brick *prototype);
+/* Distribute(target_names, source_name, target_dims, source_dim, prototype):
+** apply(<source>, <targets>) -> <targets>, target i + copy i (source).
+** Children "fork_<name>" (Distribute is a Fork in Blocks); default prototype
+** Linear without bias, as Blocks'. Dims "source_dim", "target_dims.<name>". */
+KILN_API kiln_brick *kiln_distribute_create(const char *name, const char *const *target_names, int n,
+                                            const char *source_name, const int64_t *target_dims,
+                                            int64_t source_dim, kiln_brick *prototype);
+/* Merge(input_names, input_dims, output_dim, prototype, child_prefix):
+** apply(<input_names>) -> output, the sum of copy i (input i). Default
+** prototype Linear without bias (for one bias, set use_bias on child 0);
+** child_prefix NULL: "transform". Dims "input_dims.<name>", "output_dim". */
+KILN_API kiln_brick *kiln_merge_create(const char *name, const char *const *input_names, int n,
+                                       const int64_t *input_dims, int64_t output_dim,
+                                       kiln_brick *prototype, const char *child_prefix);
+
 KILN_API void kiln_brick_destroy(kiln_brick *b);
 KILN_API const char *kiln_brick_errmsg(const kiln_brick *b);
 
@@ -80,11 +129,24 @@ KILN_API int kiln_brick_child_count(const kiln_brick *b);
 KILN_API kiln_brick *kiln_brick_child(const kiln_brick *b, int i);
 KILN_API kiln_brick *kiln_brick_child_by_name(const kiln_brick *b, const char *name);
 KILN_API kiln_brick *kiln_brick_parent(const kiln_brick *b);
+/* Make child (a root: no parent) the last child of parent; on KILN_OK the
+** parent owns it (destroys it), on failure the caller still does. Paths of
+** child's subtree change. KILN_ERR_ARG (child has a parent, or is parent or
+** one of its ancestors), KILN_ERR_NOMEM; the message is on parent. */
+KILN_API enum kiln_status kiln_brick_add_child(kiln_brick *parent, kiln_brick *child);
+/* A copy of b's configuration (class, dims, schemes, use_bias, seed, the
+** class's data, its applications' inputs and outputs) and of its children's,
+** named name (NULL: b's name), not allocated: Blocks' copy.deepcopy of a
+** prototype. Caller-owned. NULL when out of memory, name too long, or the
+** class's copy callback failed. */
+KILN_API kiln_brick *kiln_brick_clone(const kiln_brick *b, const char *name);
 
 /* ---- Configuration ------------------------------------------------------- */
 
-/* Named dims ("input_dim", "output_dim", "dim"). get gives 0 when not set,
-** KILN_ERR_NOT_FOUND when the brick has no such dim. */
+/* Named dims ("input_dim", "output_dim", "dim", "output_dims.y"): the
+** class's, and those its bricks add (kiln_brick_add_dim). get gives 0 when
+** not set, KILN_ERR_NOT_FOUND when the brick has no such dim. set clears the
+** pushed flag: the next allocation pushes again. */
 KILN_API enum kiln_status kiln_brick_set_dim(kiln_brick *b, const char *name, int64_t value);
 KILN_API enum kiln_status kiln_brick_get_dim(const kiln_brick *b, const char *name, int64_t *out);
 KILN_API enum kiln_status kiln_brick_set_weights_init(kiln_brick *b, kiln_init init);
@@ -102,8 +164,23 @@ KILN_API enum kiln_status kiln_brick_initialize(kiln_brick *b);
 KILN_API bool kiln_brick_allocated(const kiln_brick *b);
 KILN_API bool kiln_brick_initialized(const kiln_brick *b);
 
-/* Apply b to inputs in g; *out is its output (named <brick>_apply_output,
-** role OUTPUT). Allocates b if needed. Errors read from b. */
+/* Call application `app` of b (Blocks' b.app(*inputs)) in g: inputs[i] is
+** the node for input i, in the order kiln_brick_input_name gives,
+** KILN_NODE_NONE for an omitted optional input; outputs[0..n_out) receive
+** the outputs, each a node named "<brick>_<app>_<output>" (Blocks' naming),
+** with role OUTPUT and owner b's path; an output that would be a node that
+** exists already (an input, a child's output) is a fresh copy of it, as
+** Blocks copies. Allocates b if needed. Every output is KILN_NODE_NONE on
+** failure; the message names b's path and what was wrong, on b and on g.
+** KILN_ERR_ARG: no such application, n_in or n_out is not the
+** application's count, an input is not a node of g.
+** KILN_ERR_SHAPE: an input of the wrong dtype, rank or last dim.
+** KILN_ERR_CONFIG: allocation config not set. Or what the class returns. */
+KILN_API enum kiln_status kiln_brick_call(kiln_brick *b, const char *app, kiln_graph *g,
+                                          const kiln_node *inputs, int n_in, kiln_node *outputs,
+                                          int n_out);
+/* kiln_brick_call(b, "apply", g, &input, 1, out, 1): *out is named
+** <brick>_apply_output for the bricks above. */
 KILN_API enum kiln_status kiln_brick_apply(kiln_brick *b, kiln_graph *g, kiln_node input,
                                            kiln_node *out);
 /* Softmax's other applications: log-softmax, and the stable cross-entropy
@@ -113,9 +190,22 @@ KILN_API enum kiln_status kiln_softmax_log_probabilities(kiln_brick *b, kiln_gra
 KILN_API enum kiln_status kiln_softmax_categorical_cross_entropy(kiln_brick *b, kiln_graph *g,
                                                                  kiln_node y, kiln_node x,
                                                                  kiln_node *out);
-/* Cost bricks: a scalar (role COST... only after the user adds it). */
+/* Cost bricks: a scalar (role COST... only after the user adds it).
+** kiln_brick_call(b, "apply", g, {y, y_hat}, 2, out, 1). */
 KILN_API enum kiln_status kiln_cost_apply(kiln_brick *b, kiln_graph *g, kiln_node y,
                                           kiln_node y_hat, kiln_node *out);
+
+/* Applications' metadata (Blocks' Foo.apply.inputs, .outputs), per brick:
+** routing bricks name theirs after their configuration. Names are borrowed,
+** valid while b lives and its class's arrays do. Counts are -1 and names
+** NULL for an unknown application or index. */
+KILN_API int kiln_brick_application_count(const kiln_brick *b);
+KILN_API const char *kiln_brick_application_name(const kiln_brick *b, int i);
+KILN_API int kiln_brick_input_count(const kiln_brick *b, const char *app);
+KILN_API const char *kiln_brick_input_name(const kiln_brick *b, const char *app, int i);
+KILN_API bool kiln_brick_input_optional(const kiln_brick *b, const char *app, int i);
+KILN_API int kiln_brick_output_count(const kiln_brick *b, const char *app);
+KILN_API const char *kiln_brick_output_name(const kiln_brick *b, const char *app, int i);
 
 /* ---- Parameters ----------------------------------------------------------- */
 
@@ -151,6 +241,147 @@ KILN_API int64_t kiln_param_size(const kiln_param *p);
 /* Copy values out of / into the parameter (row-major, n == size). */
 KILN_API enum kiln_status kiln_param_get_values(const kiln_param *p, double *dst, int64_t n);
 KILN_API enum kiln_status kiln_param_set_values(kiln_param *p, const double *src, int64_t n);
+
+/* ---- Defining a brick class (Blocks: subclass Brick, @application) ------ */
+
+/* What a class is (Blocks' mixins). */
+enum kiln_brick_flag {
+    /* Initializable: weights_init, biases_init, seed; the default pushes
+    ** them (and use_bias when set) to Initializable children. */
+    KILN_BRICK_INITIALIZABLE = 1u << 0,
+    /* has use_bias (kiln_brick_set_use_bias, kiln_brick_use_bias) */
+    KILN_BRICK_USE_BIAS = 1u << 1,
+    /* Activation: elementwise, every output has its inputs' shape (checked
+    ** after each call, so a class that breaks it is named) */
+    KILN_BRICK_ACTIVATION = 1u << 2
+};
+
+/* Checks made on an input before the application function runs. */
+enum kiln_brick_input_flag {
+    KILN_INPUT_OPTIONAL = 1u << 0, /* may be KILN_NODE_NONE (Blocks' mask=None) */
+    KILN_INPUT_FLOAT = 1u << 1,    /* of the graph's floatx */
+    KILN_INPUT_LABELS = 1u << 2    /* an int32 vector of class indices */
+};
+
+/* One input of an application. A list of them ends with a {NULL} entry. */
+typedef struct kiln_brick_input {
+    const char *name;     /* "input" (Blocks' input_, without the underscore) */
+    unsigned flags;       /* enum kiln_brick_input_flag */
+    int rank;             /* required rank; 0: any */
+    const char *layout;   /* the rank in words for messages: "(batch, input_dim)" */
+    const char *last_dim; /* the brick's dim its last axis must equal (when set);
+                          ** NULL: none */
+} kiln_brick_input;
+
+/* Builds application outputs: inputs[i] for input i (KILN_NODE_NONE when an
+** optional one is omitted), already checked against the input list; write
+** outputs[0..n_outputs). Build with the public builders; the call names and
+** tags the outputs afterwards. Return KILN_OK, or a status with the message
+** recorded by kiln_brick_fail / kiln_brick_fail_from (a failed builder
+** needs neither: the graph's message is taken). */
+typedef enum kiln_status (*kiln_brick_application_fn)(kiln_brick *b, kiln_graph *g,
+                                                      const kiln_node *inputs, kiln_node *outputs);
+
+/* Application outputs named <output> rather than <brick>_<app>_<output>. */
+#define KILN_APPLICATION_BARE_NAMES (1u << 0)
+
+/* An application (Blocks' @application(inputs=[...], outputs=[...])). A
+** list of them ends with a {NULL} entry. */
+typedef struct kiln_brick_application {
+    const char *name;                /* "apply" */
+    const kiln_brick_input *inputs;  /* ends with {NULL}; NULL: none */
+    const char *const *outputs;      /* ends with NULL; at least one */
+    kiln_brick_application_fn fn;
+    unsigned flags;                  /* KILN_APPLICATION_BARE_NAMES */
+} kiln_brick_application;
+
+/* A class: data and callbacks, borrowed by every brick made from it (give it
+** static storage). Every callback may be NULL. Callbacks report failures
+** with kiln_brick_fail on b and return the status. */
+typedef struct kiln_brick_class {
+    const char *class_name;   /* Blocks' class ("Linear"): messages */
+    const char *default_name; /* a brick's name when created with NULL ("linear") */
+    unsigned flags;           /* enum kiln_brick_flag */
+    size_t data_size;         /* bytes of each brick's own data, zeroed (kiln_brick_data) */
+    /* Named dims, each 0 (not set) at creation, ending with NULL; a dim known
+    ** by several names lists them with '|' ("dim|input_dim|output_dim"). */
+    const char *const *dims;
+    const kiln_brick_application *applications; /* ends with {NULL} */
+    /* Configure the children from b (Blocks' _push_allocation_config), e.g.
+    ** their dims with kiln_brick_set_dim; the children's own pushes follow. */
+    enum kiln_status (*push_allocation_config)(kiln_brick *b);
+    /* Declare b's own parameters with kiln_brick_add_param, in Blocks' order;
+    ** children are allocated before. NULL: none. */
+    enum kiln_status (*allocate)(kiln_brick *b);
+    /* After the Initializable default (see enum kiln_brick_flag). */
+    enum kiln_status (*push_initialization_config)(kiln_brick *b);
+    /* Fill b's own parameters; children are initialized before. NULL:
+    ** kiln_brick_init_weights_and_biases. Draw with kiln_brick_fill_param. */
+    enum kiln_status (*initialize)(kiln_brick *b);
+    /* Fill dst's zeroed data from src's (kiln_brick_clone). NULL: a byte
+    ** copy, right for data holding no pointers. On failure leave dst's data
+    ** fit for destroy. */
+    enum kiln_status (*copy)(kiln_brick *dst, const kiln_brick *src);
+    /* Free what b's data owns (not the data itself). */
+    void (*destroy)(kiln_brick *b);
+} kiln_brick_class;
+
+/* A brick of class cls (borrowed; must outlive the brick), named name (NULL:
+** cls->default_name). Caller-owned (kiln_brick_destroy). NULL when out of
+** memory, name is longer than KILN_MAX_NAME, or cls is incomplete (no
+** class_name, default_name, or an application without fn or outputs). */
+KILN_API kiln_brick *kiln_brick_create(const kiln_brick_class *cls, const char *name);
+KILN_API const kiln_brick_class *kiln_brick_class_of(const kiln_brick *b);
+/* The class's data of b (cls->data_size bytes; NULL when 0). */
+KILN_API void *kiln_brick_data(const kiln_brick *b);
+
+/* Record "<path>: <formatted message>" on b; returns status. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+KILN_API enum kiln_status kiln_brick_fail(kiln_brick *b, enum kiln_status status, const char *fmt, ...);
+/* Make child's failure b's, message unchanged (it names the child's path). */
+KILN_API enum kiln_status kiln_brick_fail_from(kiln_brick *b, const kiln_brick *child);
+
+/* Add a dim to b alone (a routing brick's per-name dims): names as in
+** kiln_brick_class.dims, copied; value >= 0. KILN_ERR_ARG when a name is
+** taken or bad, KILN_ERR_NOMEM. */
+KILN_API enum kiln_status kiln_brick_add_dim(kiln_brick *b, const char *names, int64_t value);
+/* Dim `name` of b, 0 when not set or unknown. */
+KILN_API int64_t kiln_brick_dim(const kiln_brick *b, const char *name);
+/* *out = dim `name`; KILN_ERR_CONFIG "allocation config not set: <name>"
+** when it is 0 (for an allocate callback). */
+KILN_API enum kiln_status kiln_brick_require_dim(kiln_brick *b, const char *name, int64_t *out);
+
+/* Give b's application `app` other inputs and outputs than its class's
+** (Blocks' @apply.property('inputs')): lists as in kiln_brick_application,
+** copied. KILN_ERR_NOT_FOUND, KILN_ERR_ARG, KILN_ERR_NOMEM. */
+KILN_API enum kiln_status kiln_brick_set_application_io(kiln_brick *b, const char *app,
+                                                        const kiln_brick_input *inputs,
+                                                        const char *const *outputs);
+
+/* In an allocate callback only: declare parameter `name` (copied, unique in
+** b) of shape dims[0..rank), roles (PARAMETER is added; WEIGHT and BIAS
+** choose the default initialization). *out (may be NULL) is its store
+** entry, NaN-filled once allocate returns; a parameter of the same name
+** from an earlier allocation is the same entry, reshaped. KILN_ERR_STATE
+** outside allocate, KILN_ERR_ARG, KILN_ERR_NOMEM. */
+KILN_API enum kiln_status kiln_brick_add_param(kiln_brick *b, const char *name, unsigned roles,
+                                               int rank, const int64_t *dims, kiln_param **out);
+
+/* Configuration as a class reads it. */
+KILN_API kiln_init kiln_brick_weights_init(const kiln_brick *b);
+KILN_API kiln_init kiln_brick_biases_init(const kiln_brick *b);
+KILN_API bool kiln_brick_use_bias(const kiln_brick *b);
+
+/* In an initialize callback only: fill p from init, drawing from the stream
+** initialize() is using (Blocks' self.rng). Checks init before drawing.
+** KILN_ERR_STATE outside initialize, KILN_ERR_CONFIG, KILN_ERR_ARG. */
+KILN_API enum kiln_status kiln_brick_fill_param(kiln_brick *b, kiln_param *p, kiln_init init);
+/* The default initialize: BIAS parameters from biases_init, then WEIGHT
+** parameters from weights_init, each in parameter order (Blocks' Linear);
+** every scheme is checked before the first draw. */
+KILN_API enum kiln_status kiln_brick_init_weights_and_biases(kiln_brick *b);
 
 #ifdef __cplusplus
 }
