@@ -209,11 +209,12 @@ KILN_API bool kiln_program_has_value(const kiln_program *p, kiln_node n);
 ** state of the program: it changes without recompiling. */
 KILN_API enum kiln_status kiln_program_set_learning_rate(kiln_program *p, double lr);
 
-/* The program's states, in arena order: the step rule's (a velocity or a
-** moment per parameter, "/mlp/linear_0.W_mean"; scalars such as
-** "/step_rule/adam.time"), then the graph's (random states). Name: owner
-** path, '.', name (borrowed, valid while p lives). Values as doubles; n
-** must be the state's size. */
+/* The program's states, in graph order: the graph's own first (a random
+** state, "random_state": key low, key high, step low, step high), then the
+** step rule's (scalars such as "/step_rule/scale.learning_rate" or
+** "/step_rule/adam.time", a velocity or a moment per parameter,
+** "/mlp/linear_0.W_mean"). Name: owner path, '.', name (borrowed, valid
+** while p lives). Values as doubles; n must be the state's size. */
 KILN_API int kiln_program_state_count(const kiln_program *p);
 KILN_API const char *kiln_program_state_name(const kiln_program *p, int i);
 KILN_API int64_t kiln_program_state_size(const kiln_program *p, int i);

@@ -233,7 +233,12 @@ KILN_API kiln_node kiln_expr_gather(kiln_graph *g, kiln_node table, kiln_node id
 /* The random state of g with this seed, made on first use (one per seed). */
 KILN_API kiln_node kiln_graph_random_state(kiln_graph *g, uint64_t seed);
 /* Uniform on [lo, hi), normal (mean, std), Bernoulli (1 with probability p,
-** else 0) of the given shape (symbols allowed), as floats. */
+** else 0) of the given shape (symbols allowed), as floats. From the words w
+** of element i (kiln_philox in compiler/rng.c), u_k is a uniform on [0, 1)
+** with 24 bits of w[k] for float32, 53 bits of w[2k], w[2k+1] for float64
+** (kiln_philox_unit); then uniform = lo + (hi - lo) u_0, bernoulli =
+** (u_0 < p), and normal = mean + std sqrt(-2 ln(1 - u_0)) cos(2 pi u_1)
+** (Box-Muller, computed in the graph's floats, the cosine in double). */
 KILN_API kiln_node kiln_expr_random_uniform(kiln_graph *g, kiln_node state, int rank, const int64_t *dims,
                                             double lo, double hi);
 KILN_API kiln_node kiln_expr_random_normal(kiln_graph *g, kiln_node state, int rank, const int64_t *dims,
