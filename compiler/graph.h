@@ -29,10 +29,11 @@
 ** kiln_compile (steprule.c); a graph's own (a random state's advance) run in
 ** every entry point that reads the target.
 **
-** Passes never edit a graph in place: they rebuild it (kiln_rebuild, or
-** kiln_clone in transform.c) through the node builder kiln_graph_add(),
-** which folds constants, applies the algebraic rewrites and hash-conses
-** identical nodes (CSE) as it goes.
+** Passes never edit a graph in place: they rebuild it (kiln_rebuild)
+** through the node builder kiln_graph_add(), which folds constants, applies
+** the algebraic rewrites and hash-conses identical nodes (CSE) as it goes.
+** The user's transforms (replace, dropout: transform.c) copy records into a
+** new user graph instead, so every node the user made stays.
 **
 ** Checklist for a new op: its row in kiln_op_info_table (graph.c), a
 ** builder with shape inference (expr.c), a gradient rule (autodiff.c), a
