@@ -150,6 +150,14 @@ KILN_API const char *kiln_program_library_path(const kiln_program *p);
 KILN_API int64_t kiln_program_max_batch(const kiln_program *p);
 KILN_API bool kiln_program_can_train(const kiln_program *p);
 
+/* The program graph after every pass (rewrites, CSE, the gradients and the
+** step rule's updates), as kiln_graph_write_text or, with dot,
+** kiln_graph_write_dot prints a graph; its updates are every update the
+** program runs, the step rule's marked "(train_step)". Ids are the program
+** graph's, not the user's. KILN_OK, KILN_ERR_ARG (f NULL), KILN_ERR_STATE
+** (not compiled), KILN_ERR_IO, KILN_ERR_NOMEM; the message on p. */
+KILN_API enum kiln_status kiln_program_write_graph(kiln_program *p, FILE *f, bool dot);
+
 /* Inputs the program reads, by name. dtype and per-example shape let a data
 ** stream check its sources before the first step. */
 KILN_API int kiln_program_input_count(const kiln_program *p);

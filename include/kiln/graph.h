@@ -9,6 +9,8 @@
 #ifndef KILN_GRAPH_H
 #define KILN_GRAPH_H
 
+#include <stdio.h>
+
 #include "common.h"
 
 #ifdef __cplusplus
@@ -286,6 +288,24 @@ KILN_API enum kiln_status kiln_graph_replace(kiln_graph *g, const kiln_node *out
 KILN_API enum kiln_status kiln_apply_dropout(kiln_graph *g, const kiln_node *outputs, int n_outputs,
                                              const kiln_node *variables, int n_variables, double drop_prob,
                                              uint64_t seed, kiln_graph **new_graph, kiln_node *new_outputs);
+
+/* ---- Printing (compiler/print.c) ----------------------------------------
+** A graph as text, one line per node in id (schedule) order:
+**   n<id> = <op> <dtype> <shape> [(n<in>, ...)] [attributes] [name="..."]
+**           [owner="..."] [roles=A|B] [replaces=n<k>]
+** then one line per update: `update n<target> <- n<value>`. Attributes are
+** the ones that mean something for the op (value=2 for a constant, axes=(1)
+** for a sum, trans_b for a product, dist=bernoulli p=0.5 stream=0 for a
+** random node). A tuple's type is {<dtype> <shape>; ...}. Names and owners
+** are quoted with C escapes (\" \\ \n \t \xHH), so every node is one line.
+** The dot form is a Graphviz digraph: a box per node labelled with the same
+** fields, one per line, an edge from each input (labelled with its place
+** when the node has several), a dashed edge from each update's value to its
+** target; user text is escaped, so a name cannot end a label.
+** KILN_OK; KILN_ERR_ARG for a NULL graph or file; KILN_ERR_IO when writing
+** fails (f's error indicator and errno say why). */
+KILN_API enum kiln_status kiln_graph_write_text(const kiln_graph *g, FILE *f);
+KILN_API enum kiln_status kiln_graph_write_dot(const kiln_graph *g, FILE *f);
 
 #ifdef __cplusplus
 }
