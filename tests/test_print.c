@@ -358,6 +358,38 @@ START_TEST(program_graph_after_passes)
 }
 END_TEST
 
+/* A forward node that is also an adjoint (the mask m is d(h * m)/dh) was
+** named d_<h> by autodiff, so the program graph and the generated code
+** called the dropout mask a gradient. */
+START_TEST(regress_8_dropout_mask_not_named_as_gradient)
+{
+    small m;
+    small_make(&m);
+    kiln_graph *g = m.g;
+    kiln_node h = kiln_graph_input_by_name(g, "x");
+    ck_assert_int_eq(kiln_brick_apply(m.lin, g, h, &h), KILN_OK);
+    kiln_node mask = kiln_expr_random_bernoulli(g, kiln_graph_random_state(g, 3), 2, (int64_t[]){KILN_BATCH, 3}, 0.5);
+    kiln_compile_options o = kiln_compile_options_default();
+    o.cost = kiln_expr_sum(g, kiln_expr_mul(g, h, mask), KILN_ALL_AXES);
+    o.max_batch = 4;
+    kiln_program *p;
+    ck_assert_msg(kiln_compile(g, &o, &p) == KILN_OK, "%s", kiln_program_errmsg(p));
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    ck_assert_int_eq(kiln_program_write_graph(p, f, false), KILN_OK);
+    fclose(f);
+    const char *line = strstr(buf, "= random float32 (B, 3)");
+    ck_assert_ptr_nonnull(line);
+    const char *eol = strchr(line, '\n');
+    ck_assert_msg(!memmem(line, (size_t)(eol - line), "name=", 5), "%.*s", (int)(eol - line), line);
+    ck_assert_msg(strstr(buf, "name=\"d_W\""), "%s", buf); /* real adjoints keep their names */
+    free(buf);
+    kiln_program_destroy(p);
+    small_free(&m);
+}
+END_TEST
+
 START_TEST(write_errors)
 {
     small m;
@@ -385,6 +417,7 @@ static Suite *print_suite(void)
     tcase_add_test(tc, dot_is_well_formed);
     tcase_add_test(tc, hostile_names_stay_inside_their_label);
     tcase_add_test(tc, program_graph_after_passes);
+    tcase_add_test(tc, regress_8_dropout_mask_not_named_as_gradient);
     tcase_add_test(tc, write_errors);
     suite_add_tcase(s, tc);
     return s;
