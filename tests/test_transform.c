@@ -142,6 +142,18 @@ START_TEST(inside_its_own_replacement_a_node_stands_for_itself)
     ck_assert_double_eq(eval_scalar(ng, na, 3), 13.0);
     ck_assert_int_eq(kiln_graph_node_count(ng), 7); /* x, 2, y, 3, z, 5, a */
     kiln_graph_destroy(ng);
+    /* skipped even where a replacement reads it: {y: w * 2, w: x * 3} with w
+    ** = -x outside a's graph leaves w as it is, a = -2x + 5 */
+    {
+        kiln_graph *g = kiln_graph_create(KILN_DTYPE_F32);
+        kiln_node x = kiln_graph_input(g, "x", KILN_DTYPE_F32, 0, NULL), w = kiln_expr_neg(g, x);
+        kiln_node y = kiln_expr_add(g, x, kiln_expr_constant(g, 2)), a = kiln_expr_add(g, y, kiln_expr_constant(g, 5));
+        kiln_node w2 = kiln_expr_mul(g, w, kiln_expr_constant(g, 2)), x3 = kiln_expr_mul(g, x, kiln_expr_constant(g, 3));
+        ck_assert_int_eq(kiln_graph_replace(g, &a, 1, (kiln_node[]){y, w}, (kiln_node[]){w2, x3}, 2, &ng, &na), KILN_OK);
+        ck_assert_double_eq(eval_scalar(ng, na, 3), -1.0);
+        kiln_graph_destroy(ng);
+        kiln_graph_destroy(g);
+    }
     /* no replacement at all: a copy */
     ck_assert_int_eq(kiln_graph_replace(c.g, &c.a, 1, NULL, NULL, 0, &ng, &na), KILN_OK);
     ck_assert_double_eq(eval_scalar(ng, na, 3), 13.0);
