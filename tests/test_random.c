@@ -431,6 +431,11 @@ START_TEST(two_random_nodes_of_one_shape_differ)
     ck_assert_int_eq(c1.id, c2.id); /* CSE is on */
     ck_assert_int_ne(a.id, b.id);
     ck_assert(stream_of(pg, a) != stream_of(pg, b));
+    /* even a record equal to another in every field is a new draw */
+    kiln_node_rec again = *kiln_graph_cnode(pg, a.id);
+    int32_t again_id = kiln_graph_add(pg, &again);
+    ck_assert_int_ge(again_id, 0);
+    ck_assert_int_ne(again_id, a.id);
     kiln_graph_destroy(pg);
 }
 END_TEST
