@@ -323,12 +323,14 @@ static void rule(ad *d, int32_t id, kiln_node gy, const unsigned char *need, int
     }
 }
 
-/* Name a finished adjoint after its value, and give it the value's owner. */
-static void name_adjoint(kiln_graph *g, int32_t id, int32_t adj)
+/* Name a finished adjoint after its value, and give it the value's owner,
+** unless the adjoint is a node of the forward graph (id below n0, such as
+** the dropout mask that is d(x * mask)/dx): that keeps its own meaning. */
+static void name_adjoint(kiln_graph *g, int32_t id, int32_t adj, int32_t n0)
 {
     const kiln_node_rec *r = kiln_graph_cnode(g, id);
     kiln_node_rec *a = kiln_graph_node(g, adj);
-    if (adj <= id || a->name || !r->name || kiln_op_is_leaf(a->op))
+    if (adj <= id || adj < n0 || a->name || !r->name || kiln_op_is_leaf(a->op))
         return;
     char name[KILN_MAX_NAME + 1];
     if (kiln_snprintf(name, sizeof name, "d_%s", r->name) == 0)
@@ -370,7 +372,7 @@ enum kiln_status kiln_autodiff(kiln_graph *g, int32_t cost, const int32_t *wrt, 
         }
         if (d.adj[id] < 0)
             continue;
-        name_adjoint(g, id, d.adj[id]);
+        name_adjoint(g, id, d.adj[id], n0);
         rule(&d, id, N(d.adj[id]), need, n0);
     }
     for (int i = 0; i < n && g->err.status == KILN_OK; i++) {

@@ -29,15 +29,17 @@
 ** kiln_compile (steprule.c); a graph's own (a random state's advance) run in
 ** every entry point that reads the target.
 **
-** Passes never edit a graph in place: they rebuild it (kiln_rebuild, or
-** kiln_clone in transform.c) through the node builder kiln_graph_add(),
-** which folds constants, applies the algebraic rewrites and hash-conses
-** identical nodes (CSE) as it goes.
+** Passes never edit a graph in place: they rebuild it (kiln_rebuild)
+** through the node builder kiln_graph_add(), which folds constants, applies
+** the algebraic rewrites and hash-conses identical nodes (CSE) as it goes.
+** The user's transforms (replace, dropout: transform.c) copy records into a
+** new user graph instead, so every node the user made stays.
 **
 ** Checklist for a new op: its row in kiln_op_info_table (graph.c), a
 ** builder with shape inference (expr.c), a gradient rule (autodiff.c), a
 ** kernel in codegen/emit_c.c, a case in the reference interpreter
-** (interp.c), rows in tests/test_ops.c and tests/test_backends.c. */
+** (interp.c), its attributes in print.c (put_attrs), rows in
+** tests/test_ops.c and tests/test_backends.c. */
 #ifndef KILN_COMPILER_GRAPH_H
 #define KILN_COMPILER_GRAPH_H
 
@@ -267,6 +269,11 @@ unsigned kiln_role_closure(unsigned roles);
 enum kiln_status kiln_graph_add_update(kiln_graph *g, int32_t target, int32_t value, bool on_read);
 /* The graph's update of target, or -1. */
 int32_t kiln_graph_update_of(const kiln_graph *g, int32_t target);
+/* Print g as text or dot (print.c) with the updates ups[0..n_ups); those
+** with train_only[u] set are marked "(train_step)" (train_only may be NULL).
+** What kiln_graph_write_text/dot and kiln_program_write_graph call. */
+enum kiln_status kiln_graph_print(const kiln_graph *g, const kiln_update *ups, const bool *train_only, int n_ups,
+                                  FILE *f, bool dot);
 
 /* Attribute accessors, named by what they mean. */
 static inline int64_t kiln_attr_axes(const kiln_node_rec *r) { return r->attr.i[0]; }

@@ -333,6 +333,51 @@ START_TEST(loading_and_training_survive_every_failed_allocation)
 }
 END_TEST
 
+START_TEST(graph_transforms_survive_every_failed_allocation)
+{
+#if FAULTS
+    model m;
+    ck_assert_int_eq(build(&m), 0);
+    kiln_node x = kiln_graph_input_by_name(m.g, "features"), ny;
+    kiln_graph *ng = NULL;
+    g_fail_at = -1;
+    g_count = 0;
+    ck_assert_int_eq(kiln_apply_dropout(m.g, &m.cost, 1, &x, 1, 0.5, 3, &ng, &ny), KILN_OK);
+    long total = g_count;
+    kiln_graph_destroy(ng);
+    int nomem = 0;
+    for (long n = 1; n <= total; n++) {
+        g_count = 0;
+        g_fail_at = n;
+        enum kiln_status st = kiln_apply_dropout(m.g, &m.cost, 1, &x, 1, 0.5, 3, &ng, &ny);
+        g_fail_at = -1;
+        if (st != KILN_OK) {
+            ck_assert_msg(ng == NULL, "allocation %ld: a new graph on failure", n);
+            ck_assert_msg(kiln_graph_status(m.g) == st && strstr(kiln_graph_errmsg(m.g), "memory"),
+                          "allocation %ld: status %d, message '%s'", n, st, kiln_graph_errmsg(m.g));
+            nomem += st == KILN_ERR_NOMEM;
+            kiln_graph_clear_error(m.g);
+        }
+        kiln_graph_destroy(ng);
+    }
+    printf("test_faults: apply_dropout: %ld allocations, each failed once\n", total);
+    ck_assert_int_gt(nomem, 0);
+    /* and the source is as it was: the transform still works and compiles */
+    ck_assert_int_eq(kiln_apply_dropout(m.g, &m.cost, 1, &x, 1, 0.5, 3, &ng, &ny), KILN_OK);
+    kiln_compile_options o = kiln_compile_options_default();
+    o.name = "faults_dropout";
+    o.cost = ny;
+    kiln_program *p;
+    ck_assert_int_eq(kiln_compile(ng, &o, &p), KILN_OK);
+    kiln_program_destroy(p);
+    kiln_graph_destroy(ng);
+    destroy(&m);
+#else
+    printf("test_faults: skipped under AddressSanitizer (it owns malloc)\n");
+#endif
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("faults");
@@ -342,6 +387,7 @@ int main(void)
     tcase_add_test(t, routing_bricks_survive_every_failed_allocation);
     tcase_add_test(t, compiling_survives_every_failed_allocation);
     tcase_add_test(t, loading_and_training_survive_every_failed_allocation);
+    tcase_add_test(t, graph_transforms_survive_every_failed_allocation);
     suite_add_tcase(s, t);
     return kiln_test_run(s);
 }

@@ -150,6 +150,14 @@ KILN_API const char *kiln_program_library_path(const kiln_program *p);
 KILN_API int64_t kiln_program_max_batch(const kiln_program *p);
 KILN_API bool kiln_program_can_train(const kiln_program *p);
 
+/* The program graph after every pass (rewrites, CSE, the gradients and the
+** step rule's updates), as kiln_graph_write_text or, with dot,
+** kiln_graph_write_dot prints a graph; its updates are every update the
+** program runs, the step rule's marked "(train_step)". Ids are the program
+** graph's, not the user's. KILN_OK, KILN_ERR_ARG (f NULL), KILN_ERR_STATE
+** (not compiled), KILN_ERR_IO, KILN_ERR_NOMEM; the message on p. */
+KILN_API enum kiln_status kiln_program_write_graph(kiln_program *p, FILE *f, bool dot);
+
 /* Inputs the program reads, by name. dtype and per-example shape let a data
 ** stream check its sources before the first step. */
 KILN_API int kiln_program_input_count(const kiln_program *p);
@@ -215,11 +223,12 @@ KILN_API bool kiln_program_has_value(const kiln_program *p, kiln_node n);
 ** state of the program: it changes without recompiling. */
 KILN_API enum kiln_status kiln_program_set_learning_rate(kiln_program *p, double lr);
 
-/* The program's states, in arena order: the step rule's (a velocity or a
-** moment per parameter, "/mlp/linear_0.W_mean"; scalars such as
-** "/step_rule/adam.time"), then the graph's (random states). Name: owner
-** path, '.', name (borrowed, valid while p lives). Values as doubles; n
-** must be the state's size. */
+/* The program's states, in graph order: the graph's own first (a random
+** state, "random_state": key low, key high, step low, step high), then the
+** step rule's (scalars such as "/step_rule/scale.learning_rate" or
+** "/step_rule/adam.time", a velocity or a moment per parameter,
+** "/mlp/linear_0.W_mean"). Name: owner path, '.', name (borrowed, valid
+** while p lives). Values as doubles; n must be the state's size. */
 KILN_API int kiln_program_state_count(const kiln_program *p);
 KILN_API const char *kiln_program_state_name(const kiln_program *p, int i);
 KILN_API int64_t kiln_program_state_size(const kiln_program *p, int i);

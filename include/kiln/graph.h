@@ -9,6 +9,8 @@
 #ifndef KILN_GRAPH_H
 #define KILN_GRAPH_H
 
+#include <stdio.h>
+
 #include "common.h"
 
 #ifdef __cplusplus
@@ -233,13 +235,77 @@ KILN_API kiln_node kiln_expr_gather(kiln_graph *g, kiln_node table, kiln_node id
 /* The random state of g with this seed, made on first use (one per seed). */
 KILN_API kiln_node kiln_graph_random_state(kiln_graph *g, uint64_t seed);
 /* Uniform on [lo, hi), normal (mean, std), Bernoulli (1 with probability p,
-** else 0) of the given shape (symbols allowed), as floats. */
+** else 0) of the given shape (symbols allowed), as floats. From the words w
+** of element i (kiln_philox in compiler/rng.c), u_k is a uniform on [0, 1)
+** with 24 bits of w[k] for float32, 53 bits of w[2k], w[2k+1] for float64
+** (kiln_philox_unit); then uniform = lo + (hi - lo) u_0, bernoulli =
+** (u_0 < p), and normal = mean + std sqrt(-2 ln(1 - u_0)) cos(2 pi u_1)
+** (Box-Muller, computed in the graph's floats, the cosine in double). */
 KILN_API kiln_node kiln_expr_random_uniform(kiln_graph *g, kiln_node state, int rank, const int64_t *dims,
                                             double lo, double hi);
 KILN_API kiln_node kiln_expr_random_normal(kiln_graph *g, kiln_node state, int rank, const int64_t *dims,
                                            double mean, double std);
 KILN_API kiln_node kiln_expr_random_bernoulli(kiln_graph *g, kiln_node state, int rank, const int64_t *dims,
                                               double p);
+
+/* ---- Graph transformations (compiler/transform.c) ----------------------
+** Each returns a new graph and leaves g as it was. The new graph is
+** caller-owned (kiln_graph_destroy) and holds what outputs[0..n_outputs)
+** need, with their names, owners and roles, g's dim table and symbols, and
+** the graph's updates that they read. Its parameters and states are g's
+** store entries (the bricks' parameters, as in g); random states that g
+** made are borrowed from g: destroy the new graph first, or keep g.
+** new_outputs[k] (n_outputs entries, caller's array) is outputs[k] in the
+** new graph. On failure *new_graph is NULL and the error is recorded on g
+** as a builder's is (kiln_graph_errmsg; kiln_graph_clear_error forgets
+** it); a graph that already has an error is refused with its status.
+** Statuses: KILN_OK, KILN_ERR_ARG (bad nodes, no outputs), KILN_ERR_SHAPE,
+** KILN_ERR_NOMEM. */
+
+/* Blocks' ComputationGraph.replace: a new graph in which every from[i] is
+** replaced by to[i] (same dtype and shape, else KILN_ERR_SHAPE naming both).
+** Replacements run one at a time in graph order of from[], each also
+** rewriting the replacements still to come, so dependent replacements work
+** as in Blocks: with y = x + 2, z = y + 3, a = z + 5, {y: x * 2, z: y * 3}
+** makes a = ((x * 2) * 3) + 5. Inside its own replacement a node stands for
+** itself ({x: x * 2} doubles x once). A from[i] the outputs do not need is
+** skipped (Blocks warns); one given twice is KILN_ERR_ARG. In the new
+** graph, a replacement's kiln_graph_node_replacement_of is the node it
+** replaced, which the new graph keeps (with its name and roles) even where
+** no output reads it any more. */
+KILN_API enum kiln_status kiln_graph_replace(kiln_graph *g, const kiln_node *outputs, int n_outputs,
+                                             const kiln_node *from, const kiln_node *to, int n_replace,
+                                             kiln_graph **new_graph, kiln_node *new_outputs);
+
+/* Blocks' apply_dropout: each variable v (a float) becomes
+** v * bernoulli(1 - drop_prob) / (1 - drop_prob) (inverted dropout, as
+** Blocks' source: the expected value is v), a new mask of v's shape per
+** variable, drawn from the random state of seed in the new graph (one per
+** seed: a state of g with that seed is shared). The replacement has role
+** KILN_ROLE_DROPOUT and replacement_of v (v's copy in the new graph).
+** Replacements as kiln_graph_replace. drop_prob in [0, 1), else
+** KILN_ERR_ARG. */
+KILN_API enum kiln_status kiln_apply_dropout(kiln_graph *g, const kiln_node *outputs, int n_outputs,
+                                             const kiln_node *variables, int n_variables, double drop_prob,
+                                             uint64_t seed, kiln_graph **new_graph, kiln_node *new_outputs);
+
+/* ---- Printing (compiler/print.c) ----------------------------------------
+** A graph as text, one line per node in id (schedule) order:
+**   n<id> = <op> <dtype> <shape> [(n<in>, ...)] [attributes] [name="..."]
+**           [owner="..."] [roles=A|B] [replaces=n<k>]
+** then one line per update: `update n<target> <- n<value>`. Attributes are
+** the ones that mean something for the op (value=2 for a constant, axes=(1)
+** for a sum, trans_b for a product, dist=bernoulli p=0.5 stream=0 for a
+** random node). A tuple's type is {<dtype> <shape>; ...}. Names and owners
+** are quoted with C escapes (\" \\ \n \t \xHH), so every node is one line.
+** The dot form is a Graphviz digraph: a box per node labelled with the same
+** fields, one per line, an edge from each input (labelled with its place
+** when the node has several), a dashed edge from each update's value to its
+** target; user text is escaped, so a name cannot end a label.
+** KILN_OK; KILN_ERR_ARG for a NULL graph or file; KILN_ERR_IO when writing
+** fails (f's error indicator and errno say why). */
+KILN_API enum kiln_status kiln_graph_write_text(const kiln_graph *g, FILE *f);
+KILN_API enum kiln_status kiln_graph_write_dot(const kiln_graph *g, FILE *f);
 
 #ifdef __cplusplus
 }
