@@ -270,9 +270,9 @@ enum kiln_status kiln_graph_add_update(kiln_graph *g, int32_t target, int32_t va
 /* The graph's update of target, or -1. */
 int32_t kiln_graph_update_of(const kiln_graph *g, int32_t target);
 /* Print g as text or dot (print.c) with the updates ups[0..n_ups); those
-** with train_only[u] set are marked "(train_step)" (train_only may be NULL).
+** that run at the end of train_step (not on_read) are marked "(train_step)".
 ** What kiln_graph_write_text/dot and kiln_program_write_graph call. */
-enum kiln_status kiln_graph_print(const kiln_graph *g, const kiln_update *ups, const bool *train_only, int n_ups,
+enum kiln_status kiln_graph_print(const kiln_graph *g, const kiln_update *ups, int n_ups,
                                   FILE *f, bool dot);
 
 /* Attribute accessors, named by what they mean. */

@@ -246,7 +246,7 @@ static void put_node(printer *p, const kiln_graph *g, int32_t id)
         field(p), put(p, "replaces=n%d", (int)r->replaces);
 }
 
-enum kiln_status kiln_graph_print(const kiln_graph *g, const kiln_update *ups, const bool *train_only, int n_ups,
+enum kiln_status kiln_graph_print(const kiln_graph *g, const kiln_update *ups, int n_ups,
                                   FILE *f, bool dot)
 {
     if (!g || !f)
@@ -267,7 +267,7 @@ enum kiln_status kiln_graph_print(const kiln_graph *g, const kiln_update *ups, c
             raw(&p, "  n%d -> n%d;\n", (int)g->nodes[id].in[k], (int)id);
     }
     for (int u = 0; u < n_ups; u++) {
-        const char *when = train_only && train_only[u] ? " (train_step)" : "";
+        const char *when = ups[u].on_read ? "" : " (train_step)"; /* else: wherever the target is read */
         if (dot)
             raw(&p, "  n%d -> n%d [style=dashed, label=\"update%s\"];\n", (int)ups[u].value, (int)ups[u].target,
                 when);
@@ -283,10 +283,10 @@ enum kiln_status kiln_graph_print(const kiln_graph *g, const kiln_update *ups, c
 
 enum kiln_status kiln_graph_write_text(const kiln_graph *g, FILE *f)
 {
-    return kiln_graph_print(g, g ? g->updates : NULL, NULL, g ? g->n_updates : 0, f, false);
+    return kiln_graph_print(g, g ? g->updates : NULL, g ? g->n_updates : 0, f, false);
 }
 
 enum kiln_status kiln_graph_write_dot(const kiln_graph *g, FILE *f)
 {
-    return kiln_graph_print(g, g ? g->updates : NULL, NULL, g ? g->n_updates : 0, f, true);
+    return kiln_graph_print(g, g ? g->updates : NULL, g ? g->n_updates : 0, f, true);
 }

@@ -119,7 +119,7 @@ static kiln_graph *copy_marked(kiln_graph *err_g, const kiln_graph *src, const u
             dst->nodes[map[id]].replaces = map[src->nodes[id].replaces];
     for (int32_t u = 0; u < src->n_updates; u++) {
         int32_t t = map[src->updates[u].target], v = map[src->updates[u].value];
-        if (t >= 0 && v >= 0 && kiln_graph_add_update(dst, t, v) != KILN_OK) {
+        if (t >= 0 && v >= 0 && kiln_graph_add_update(dst, t, v, src->updates[u].on_read) != KILN_OK) {
             kiln_err_copy(&err_g->err, &dst->err, "graph transform: ");
             kiln_graph_destroy(dst);
             return NULL;

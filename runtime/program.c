@@ -644,20 +644,16 @@ enum kiln_status kiln_program_write_graph(kiln_program *p, FILE *f, bool dot)
         return fail(p, KILN_ERR_STATE, "write_graph: the program was not compiled");
     if (!f)
         return fail(p, KILN_ERR_ARG, "write_graph: the file is NULL");
-    /* every update the program runs: the step rule's (train_step only) and the graph's */
+    /* every update the program runs: the step rule's and the graph's */
     int n = p->plan.n_updates;
     kiln_update *ups = malloc(sizeof *ups * ((size_t)n + 1));
-    bool *train_only = malloc(sizeof *train_only * ((size_t)n + 1));
     enum kiln_status st = KILN_ERR_NOMEM;
-    if (ups && train_only) {
-        for (int u = 0; u < n; u++) {
-            ups[u] = (kiln_update){p->plan.updates[u].target, p->plan.updates[u].value};
-            train_only[u] = p->plan.updates[u].train_only;
-        }
-        st = kiln_graph_print(p->pg, ups, train_only, n, f, dot);
+    if (ups) {
+        for (int u = 0; u < n; u++)
+            ups[u] = (kiln_update){p->plan.updates[u].target, p->plan.updates[u].value, !p->plan.updates[u].train_only};
+        st = kiln_graph_print(p->pg, ups, n, f, dot);
     }
     free(ups);
-    free(train_only);
     if (st == KILN_ERR_NOMEM)
         return fail(p, st, "write_graph: no memory");
     if (st)
