@@ -42,7 +42,6 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -448,9 +447,6 @@ static enum kiln_status idx_open(struct idx_file *x, const char *path, kiln_err 
         int e = errno;
         return kiln_err_set(err, KILN_ERR_IO, "%s: cannot open: %s", x->shown.s, strerror(e));
     }
-    struct stat st;
-    if (fstat(x->fd, &st) == 0 && S_ISDIR(st.st_mode))
-        return kiln_err_set(err, KILN_ERR_IO, "%s: cannot read: %s", x->shown.s, strerror(EISDIR));
     x->in = malloc(IDX_GZ_BUFFER);
     if (!x->in)
         return kiln_err_set(err, KILN_ERR_NOMEM, "%s: out of memory for the read buffer",
