@@ -10,7 +10,8 @@
 **                           unlinking a lock file races with its next taker
 **   <s0s1>/<s2..s63>.idx    index: source key -> key and the compiler that
 **                           built it (a warm cache needs no compiler, below)
-**   compilers/<sha>.txt     first line of `cc --version` for one binary
+**   compilers/<sha>.txt     first line of `cc --version` for one binary,
+**                           written under compilers/<sha>.lock
 **   pending-XXXXXX.c        a speculative compile in flight (below), with
 **                           its temp files pending-XXXXXX.{so,log}.XXXXXX
 ** Every file appears by rename() from a temp file "<name>.XXXXXX" in the
@@ -66,7 +67,8 @@
 **
 ** Cold path: mkdir -p, check the folder, take the key's lock, remove the temp
 ** files of this key that a killed process left (every one is made under this
-** lock, so all that exist are dead) and dead speculative compiles, look
+** lock and named after the key, the index record's too, so all that exist
+** are dead), dead speculative compiles and dead identity writes, look
 ** again (another process may have built it while we waited), write the .c,
 ** run the compiler into a mkstemp() name in the same folder, fsync, hash,
 ** write the .sum, rename() onto the .so, write the index record.
@@ -340,12 +342,14 @@ static int jit_write_all(int fd, const void *data, size_t len)
     return 0;
 }
 
-/* Make path hold data, atomically: a temp file in the same folder, fsync,
-** rename(). A reader sees the old file or the whole new one. */
-static enum kiln_status jit_write_atomic(kiln_jit *j, const char *path, const void *data,
-                                         size_t len)
+/* Make path hold data, atomically: a temp file "<tmp_base>.XXXXXX" (NULL:
+** path's own name) on the same file system, fsync, rename(). A reader sees
+** the old file or the whole new one. The temp file's name says whose lock
+** guards it, for the sweeps of temp files that killed processes left. */
+static enum kiln_status jit_write_atomic(kiln_jit *j, const char *path, const char *tmp_base,
+                                         const void *data, size_t len)
 {
-    char *tmp = jit_strf("%s.XXXXXX", path);
+    char *tmp = jit_strf("%s.XXXXXX", tmp_base ? tmp_base : path);
     if (!tmp)
         return jit_nomem(j, "temp path");
     int fd = mkostemp(tmp, O_CLOEXEC);
@@ -641,7 +645,7 @@ static enum kiln_status jit_sum_store(kiln_jit *j, const jit_paths *p, int fd)
                             kiln_path_show(p->so).s, strerror(e));
     if (jit_sum_format(text, sizeof text, &rec) != 0)
         return jit_nomem(j, "checksum record");
-    return jit_write_atomic(j, p->sum, text, strlen(text));
+    return jit_write_atomic(j, p->sum, NULL, text, strlen(text));
 }
 
 /* ---- temp files of dead processes ----------------------------------------- */
@@ -750,9 +754,10 @@ static void jit_sweep_pending(const char *cache, bool stale, jit_sweep *sw)
     closedir(d);
 }
 
-/* Remove the temp files in one shard folder whose maker is dead: those of
-** a key whose lock is free, and those with no lock to ask once stale. */
-static void jit_sweep_shard(const char *dir, jit_sweep *sw)
+/* Remove the temp files in one folder (a shard, compilers/) whose maker is
+** dead: those whose stem's lock is free, and those with no lock to ask once
+** stale. */
+static void jit_sweep_dir(const char *dir, jit_sweep *sw)
 {
     DIR *d = opendir(dir);
     if (!d)
@@ -1010,15 +1015,26 @@ static enum kiln_status jit_identity_lookup(kiln_jit *j, const char *cache, jit_
 }
 
 /* Store cc->version for the next process. */
+static enum kiln_status jit_lock(kiln_jit *j, const char *path, int *fd);
+
+/* Store cc->version for the next process, under <id>.lock so that a sweep
+** can tell a dead writer's temp file from a live one's. */
 static enum kiln_status jit_identity_store(kiln_jit *j, const char *dir, const char *file, jit_cc *cc)
 {
-    enum kiln_status st = jit_mkdirs(j, dir);
-    if (st)
-        return st;
-    size_t n = strlen(cc->version);
-    cc->version[n] = '\n'; /* stored with its newline, dropped again when read */
-    st = jit_write_atomic(j, file, cc->version, n + 1);
-    cc->version[n] = '\0';
+    int fd = -1;
+    size_t k = strlen(file) - strlen(".txt");
+    char *lock = jit_strf("%.*s.lock", (int)k, file);
+    enum kiln_status st = lock ? jit_mkdirs(j, dir) : jit_nomem(j, "identity lock path");
+    if (!st)
+        st = jit_lock(j, lock, &fd);
+    if (!st) {
+        size_t n = strlen(cc->version);
+        cc->version[n] = '\n'; /* stored with its newline, dropped again when read */
+        st = jit_write_atomic(j, file, NULL, cc->version, n + 1);
+        cc->version[n] = '\0';
+        close(fd);
+    }
+    free(lock);
     return st;
 }
 
@@ -1312,7 +1328,7 @@ static enum kiln_status jit_build(kiln_jit *j, const jit_cc *cc, const jit_paths
                                   const char *source, size_t len, const kiln_jit_options *o)
 {
     jit_job job = {.log_fd = -1, .hold_fd = -1}; /* freed below even when the write fails first */
-    enum kiln_status st = jit_write_atomic(j, p->src, source, len);
+    enum kiln_status st = jit_write_atomic(j, p->src, NULL, source, len);
     if (!st)
         st = jit_compile_start(j, cc, p->src, p->base, o, &job);
     if (st) {
@@ -1368,7 +1384,7 @@ static enum kiln_status jit_lock(kiln_jit *j, const char *path, int *fd)
 }
 
 static enum kiln_status jit_index_store(kiln_jit *j, const char *cache, const jit_cc *cc,
-                                        const char *source, size_t len,
+                                        const jit_paths *p, const char *source, size_t len,
                                         const kiln_jit_options *o);
 
 /* The cold path, under the key's lock:
@@ -1396,8 +1412,12 @@ static enum kiln_status jit_load_locked(kiln_jit *j, const char *cache, const ji
     if (st)
         goto out;
     jit_sweep sw = {0};
+    char *compilers = jit_strf("%s/compilers", cache);
     jit_sweep_key(p->dir, j->key + JIT_SHARD_HEX, &sw);
     jit_sweep_pending(cache, false, &sw);
+    if (compilers) /* identity files a killed process was writing */
+        jit_sweep_dir(compilers, &sw);
+    free(compilers);
 
     /* 3. */
     struct stat sb;
@@ -1429,7 +1449,7 @@ static enum kiln_status jit_load_locked(kiln_jit *j, const char *cache, const ji
     } else {
         st = jit_build(j, cc, p, source, len, o);
     }
-    if (!st && jit_index_store(j, cache, cc, source, len, o) != KILN_OK)
+    if (!st && jit_index_store(j, cache, cc, p, source, len, o) != KILN_OK)
         kiln_err_clear(&j->err); /* the index only serves loads without a compiler */
     if (!st && (st = jit_dlopen(j, p->so, p->dir))) {
         unlink(p->so); /* keep only loadable libraries under their key */
@@ -1503,9 +1523,11 @@ static enum kiln_status jit_index_path(kiln_jit *j, const char *cache, const cha
 }
 
 /* Record that this source was last built as j->key, by cc:
-** "kiln-jit-index 1\nkey K\ncc PATH\ncc-version V\n". */
+** "kiln-jit-index 1\nkey K\ncc PATH\ncc-version V\n". The caller holds the
+** key's lock, and the temp file is named after the key (<key>.idx.XXXXXX,
+** renamed across folders) so that its sweeps find it. */
 static enum kiln_status jit_index_store(kiln_jit *j, const char *cache, const jit_cc *cc,
-                                        const char *source, size_t len,
+                                        const jit_paths *p, const char *source, size_t len,
                                         const kiln_jit_options *o)
 {
     char *dir = NULL, *path = NULL, *text = NULL;
@@ -1515,8 +1537,12 @@ static enum kiln_status jit_index_store(kiln_jit *j, const char *cache, const ji
                         cc->version);
     if (!st && !text)
         st = jit_nomem(j, "index record");
+    char *tmp_base = st ? NULL : jit_strf("%s.idx", p->base);
+    if (!st && !tmp_base)
+        st = jit_nomem(j, "index temp path");
     if (!st && !(st = jit_mkdirs(j, dir)) && !(st = jit_check_dir(&j->err, dir)))
-        st = jit_write_atomic(j, path, text, strlen(text));
+        st = jit_write_atomic(j, path, tmp_base, text, strlen(text));
+    free(tmp_base);
     free(dir);
     free(path);
     free(text);
@@ -1884,7 +1910,7 @@ enum kiln_status kiln_jit_prune(const char *cache_dir, kiln_jit_prune_report *ou
         if (!dir)
             st = jit_nomem(&j, "prune path");
         else if (!(st = jit_check_dir(&j.err, dir)))
-            jit_sweep_shard(dir, &sw);
+            jit_sweep_dir(dir, &sw);
         free(dir);
     }
     if (d)

@@ -906,6 +906,7 @@ static int count_temp(const char *path, const struct stat *sb, int flag, struct 
     }
     if (temp) {
         printf("    temp file: %s\n", path);
+        fflush(stdout);
         g_temps++;
     }
     return 0;
@@ -1289,6 +1290,8 @@ START_TEST(regress_9_prune_removes_dead_temp_files)
     build_add(so, sizeof so, key);
     kill_mid_compile(SRC_MUL, cc); /* keyed temp files in its shard */
     int left = temp_files();
+    printf("  %d temp files left\n", left);
+    fflush(stdout);
     ck_assert_int_gt(left, 0);
 
     /* a live compile's temp file (its key's lock held) stays; so does a
@@ -1309,6 +1312,14 @@ START_TEST(regress_9_prune_removes_dead_temp_files)
     fresh[strlen(g_cache) + 4] ^= 1; /* a name with no lock file beside it */
     write_text(fresh, "fresh");
     write_text(stale, "stale");
+    /* an identity file's temp whose writer died (its lock is free) */
+    char id_tmp[320], id_lock[320];
+    ck_assert_int_lt(snprintf(id_tmp, sizeof id_tmp, "%s/compilers/y.txt.Dead00", g_cache),
+                     (int)sizeof id_tmp);
+    ck_assert_int_lt(snprintf(id_lock, sizeof id_lock, "%s/compilers/y.lock", g_cache),
+                     (int)sizeof id_lock);
+    write_text(id_tmp, "dead");
+    write_text(id_lock, "");
     struct timespec old[2] = {{.tv_sec = time(NULL) - 3600}, {.tv_sec = time(NULL) - 3600}};
     ck_assert_int_eq(utimensat(AT_FDCWD, stale, old, 0), 0);
 
@@ -1316,8 +1327,9 @@ START_TEST(regress_9_prune_removes_dead_temp_files)
     ck_assert_int_eq(kiln_jit_prune(g_cache, &r), KILN_OK);
     printf("  pruned %d files, %lld bytes\n", r.n_removed, (long long)r.bytes_removed);
     ck_assert_str_eq(r.msg, "");
-    ck_assert_int_eq(r.n_removed, left + 1);
-    ck_assert(file_exists(path) && file_exists(fresh) && !file_exists(stale));
+    ck_assert_int_eq(r.n_removed, left + 2);
+    ck_assert(file_exists(path) && file_exists(fresh) && !file_exists(stale) &&
+              !file_exists(id_tmp));
     close(fd); /* the compile "ends" */
     ck_assert_int_eq(kiln_jit_prune(g_cache, &r), KILN_OK);
     ck_assert_int_eq(r.n_removed, 1);
