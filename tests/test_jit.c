@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kiln/kiln.h"
 #include "testutil.h"
 
 static const char SRC_ADD[] = "/* test */\nint kiln_test_add(int a, int b) { return a + b; }\n";
@@ -1346,6 +1347,51 @@ START_TEST(regress_9_prune_removes_dead_temp_files)
 }
 END_TEST
 
+/* kiln_compile's user reads the note too: a truncated program library is
+** rebuilt, and kiln_program_cache_note says so. */
+START_TEST(regress_9_program_reports_a_rebuilt_library)
+{
+    kiln_graph *g = kiln_graph_create(KILN_DTYPE_F32);
+    kiln_node x = kiln_graph_input(g, "x", KILN_DTYPE_F32, 2, (int64_t[]){KILN_BATCH, 3});
+    kiln_node y = kiln_expr_add(g, x, x);
+    kiln_compile_options o = kiln_compile_options_default();
+    o.name = "twice";
+    o.outputs = &y;
+    o.n_outputs = 1;
+    o.max_batch = 4;
+    o.cache_dir = g_cache;
+    char so[256];
+    for (int round = 0; round < 2; round++) {
+        kiln_program *p = NULL;
+        ck_assert_msg(kiln_compile(g, &o, &p) == KILN_OK, "%s", kiln_program_errmsg(p));
+        const char *note = kiln_program_cache_note(p);
+        printf("  round %d note: \"%s\"\n", round, note);
+        if (round == 0) {
+            ck_assert_str_eq(note, "");
+            ck_assert_int_lt(snprintf(so, sizeof so, "%s", kiln_program_library_path(p)),
+                             (int)sizeof so);
+        } else {
+            ck_assert_msg(strncmp(note, "rebuilt ", 8) == 0 && strstr(note, "truncated?"), "%s",
+                          note);
+            ck_assert(kiln_program_compiler_ran(p));
+        }
+        const float in[3] = {1, 2, 3};
+        double out[3];
+        ck_assert_int_eq(kiln_program_bind_input(p, "x", in), KILN_OK);
+        ck_assert_int_eq(kiln_program_forward(p, 1), KILN_OK);
+        ck_assert_int_eq(kiln_program_read(p, y, out, 3), KILN_OK);
+        ck_assert(out[0] == 2 && out[1] == 4 && out[2] == 6);
+        kiln_program_destroy(p);
+        if (round == 0) { /* cut short once nothing maps it */
+            struct stat st;
+            ck_assert_int_eq(stat(so, &st), 0);
+            ck_assert_int_eq(truncate(so, st.st_size / 2), 0);
+        }
+    }
+    kiln_graph_destroy(g);
+}
+END_TEST
+
 static Suite *jit_suite(void)
 {
     Suite *s = suite_create("jit");
@@ -1378,6 +1424,7 @@ static Suite *jit_suite(void)
     tcase_add_test(tc, regress_9_full_disk_says_so);
     tcase_add_test(tc, regress_9_long_cache_path_keeps_the_reason);
     tcase_add_test(tc, regress_9_prune_removes_dead_temp_files);
+    tcase_add_test(tc, regress_9_program_reports_a_rebuilt_library);
     suite_add_tcase(s, tc);
     return s;
 }
