@@ -12,7 +12,9 @@
 ** Build and run: see docs/security.md ("Fuzzing"); scripts/test runs it
 ** for 30 seconds when clang has libFuzzer. The memfd is this harness's only
 ** state, made once: the library keeps none. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
