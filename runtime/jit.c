@@ -1288,11 +1288,13 @@ static enum kiln_status jit_compile_finish(kiln_jit *j, const jit_cc *cc, jit_jo
         st = jit_compile_failed(j, cc, job, p);
         goto out;
     }
-    /* on disk, then recorded, then under its name: a reader that sees the
-    ** new .so sees its record */
+    /* private (the linker picked its mode: ld.bfd 0711, another may follow a
+    ** umask of 002 into group-writable, which verification refuses), on
+    ** disk, recorded, then under its name: a reader that sees the new .so
+    ** sees its record */
     int fd = open(job->tmp_so, O_RDONLY | O_CLOEXEC);
     int e = fd < 0 ? errno : 0;
-    if (fd >= 0 && fsync(fd) != 0)
+    if (fd >= 0 && (fchmod(fd, JIT_DIR_MODE) != 0 || fsync(fd) != 0))
         e = errno;
     if (!e && (st = jit_sum_store(j, p, fd))) {
         close(fd);

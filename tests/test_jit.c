@@ -1347,6 +1347,26 @@ START_TEST(regress_9_prune_removes_dead_temp_files)
 }
 END_TEST
 
+/* Verification refuses a library that group or others can write; under
+** umask 002 a linker may make one so (ld.bfd keeps the temp file's 0600
+** and adds x bits; others need not), so kiln makes it private: a second
+** load is a hit. */
+START_TEST(test_umask_002_library_stays_cached)
+{
+    mode_t old = umask(002);
+    kiln_jit_options o = opts(NULL);
+    kiln_jit *a = load_ok(SRC_ADD, &o);
+    struct stat st;
+    ck_assert_int_eq(stat(kiln_jit_path(a), &st), 0);
+    ck_assert_int_eq(st.st_mode & 077, 0);
+    kiln_jit *b = load_ok(SRC_ADD, &o);
+    ck_assert_msg(!kiln_jit_compiler_ran(b), "rebuilt: %s", kiln_jit_note(b));
+    kiln_jit_close(a);
+    kiln_jit_close(b);
+    umask(old);
+}
+END_TEST
+
 /* kiln_compile's user reads the note too: a truncated program library is
 ** rebuilt, and kiln_program_cache_note says so. */
 START_TEST(regress_9_program_reports_a_rebuilt_library)
@@ -1425,6 +1445,7 @@ static Suite *jit_suite(void)
     tcase_add_test(tc, regress_9_long_cache_path_keeps_the_reason);
     tcase_add_test(tc, regress_9_prune_removes_dead_temp_files);
     tcase_add_test(tc, regress_9_program_reports_a_rebuilt_library);
+    tcase_add_test(tc, test_umask_002_library_stays_cached);
     suite_add_tcase(s, tc);
     return s;
 }
