@@ -61,6 +61,27 @@ char *kiln_strdup(const char *s)
     return d;
 }
 
+kiln_shown_path kiln_path_show(const char *path)
+{
+    kiln_shown_path out;
+    size_t n = path ? strlen(path) : 0;
+    if (n <= KILN_PATH_SHOWN) {
+        memcpy(out.s, path ? path : "", n + 1);
+        return out;
+    }
+    /* keep the last KILN_PATH_SHOWN - 3 bytes, from a '/' when one is there,
+    ** never from the middle of a UTF-8 sequence */
+    const char *tail = path + n - (KILN_PATH_SHOWN - 3);
+    const char *slash = strchr(tail, '/');
+    if (slash && slash[1])
+        tail = slash;
+    while ((*tail & 0xC0) == 0x80)
+        tail++;
+    memcpy(out.s, "...", 3);
+    memcpy(out.s + 3, tail, strlen(tail) + 1);
+    return out;
+}
+
 /* ---- pools ------------------------------------------------------------- */
 
 typedef struct pool_block {

@@ -40,6 +40,16 @@ int kiln_snprintf(char *dst, size_t cap, const char *fmt, ...) KILN_PRINTF(3, 4)
 /* Duplicate a string (NULL on OOM or when s is NULL). */
 char *kiln_strdup(const char *s);
 
+/* A path as a message shows it: whole when it has at most KILN_PATH_SHOWN
+** bytes, else "..." and its tail from a '/', so that a long path never pushes
+** the reason out of a one-line message (#9). Use the member s directly in
+** the call that prints it: kiln_path_show(path).s lives until that call ends. */
+#define KILN_PATH_SHOWN 120
+typedef struct kiln_shown_path {
+    char s[KILN_PATH_SHOWN + 1];
+} kiln_shown_path;
+kiln_shown_path kiln_path_show(const char *path);
+
 /* Misuse of the API by the calling program (NULL handle, foreign node): traps
 ** in debug builds; release builds return an error instead. */
 #ifndef NDEBUG

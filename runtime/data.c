@@ -5,17 +5,24 @@
 ** Every source has the same N (checked on add), so example i of every source
 ** is at i * example_bytes of its block.
 **
-** IDX files (MNIST, Fashion-MNIST) are untrusted. They are read through zlib's
-** gzread, which reads gzipped and plain files alike, in fixed chunks that are
-** converted as they arrive (ubyte -> float32 / 255 or int32), so a 47 MB
-** file never sits in memory twice. The output grows by doubling up to the
+** IDX files (MNIST, Fashion-MNIST) are untrusted. A file that starts with
+** gzip's magic (1f 8b) is inflated, any other is read as it is, in fixed
+** chunks that are converted as they arrive (ubyte -> float32 / 255 or
+** int32), so a 47 MB file never sits in memory twice. kiln drives zlib's
+** inflate itself rather than gzread, which ignores junk after the last gzip
+** member and reports a bad CRC at whatever offset its read-ahead had reached
+** (#9): here gzip members may follow one another (gzip -d reads them as one
+** stream), anything else after them is refused like junk after a plain file,
+** and a corrupt stream is reported at its compressed (file) offset and
+** after how many bytes of data. The output grows by doubling up to the
 ** size the header claims, rather than being allocated whole up front: a
 ** 16-byte file claiming 2^34 bytes costs one small block before the
 ** truncation is found, not 64 GiB. Every header field is checked before
 ** use: magic, dims > 0, the product of dims without overflow and under
 ** IDX_MAX_BYTES; reading past the claimed end must find EOF, which is also
-** where zlib checks the gzip CRC. Errors name the file and the byte offset
-** in the uncompressed stream.
+** where inflate checks the gzip trailer. Errors name the file (a long path
+** shortened to its tail, so the reason shows) and the byte offset in the
+** uncompressed stream. fuzz/fuzz_idx.c runs this reader under libFuzzer.
 ** Rejected: mmap of plain files (gzipped files are the common case) and
 ** reading the whole file then parsing (twice the memory, no early checks).
 **
@@ -31,9 +38,11 @@
 ** Invariants: 0 <= pos <= n_examples; a stream whose create failed is inert
 ** (next returns false, its message stays). */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "compiler/rng.h"
@@ -49,7 +58,7 @@
 #define IDX_MAX_DIMS 3
 /* Pixels are scaled by 1/IDX_PIXEL_MAX to [0, 1] (Fuel's MNIST does the same). */
 #define IDX_PIXEL_MAX 255.0f
-/* Bytes converted per gzread call, and zlib's internal buffer. */
+/* Bytes converted per read, and bytes of the file read at a time. */
 #define IDX_CHUNK (32 * 1024)
 #define IDX_GZ_BUFFER (128 * 1024)
 /* First output allocation, in elements; it doubles up to the claimed size. */
@@ -277,10 +286,18 @@ const void *kiln_dataset_source_data(const kiln_dataset *d, int i)
 
 /* One IDX file being read: where the errors go and how far we got. */
 struct idx_file {
-    gzFile f;
-    const char *path;
-    uint64_t offset; /* bytes consumed, uncompressed */
+    int fd;
+    kiln_shown_path shown; /* path as messages show it (#9: long paths) */
     kiln_err *err;
+    bool gz;               /* gzip members; else the bytes as they are */
+    bool z_live;           /* z holds inflate state (inflateEnd owed) */
+    bool raw_eof;          /* read() has returned 0 */
+    bool cut;              /* the gzip stream ended inside a member */
+    bool done;             /* the last gzip member ended at the end of the file */
+    z_stream z;            /* next_in/avail_in: unread bytes of in */
+    unsigned char *in;     /* IDX_GZ_BUFFER bytes of the file */
+    uint64_t raw_read;     /* file bytes read into in so far */
+    uint64_t offset;       /* bytes delivered, uncompressed */
 };
 
 /* What an IDX file holds, converted to dtype. */
@@ -291,46 +308,174 @@ struct idx_array {
     void *data; /* n_elems of dtype, caller frees */
 };
 
-/* Report why gzread returned -1. */
-static enum kiln_status idx_read_error(struct idx_file *x)
+/* File offset of the next unread byte (the compressed offset for gzip). */
+static uint64_t idx_raw_offset(const struct idx_file *x)
 {
-    int errnum = Z_OK;
-    const char *msg = gzerror(x->f, &errnum);
-    if (errnum == Z_ERRNO)
-        return kiln_err_set(x->err, KILN_ERR_IO, "%s: read error at byte offset %llu: %s",
-                            x->path, (unsigned long long)x->offset, strerror(errno));
-    if (errnum == Z_MEM_ERROR)
-        return kiln_err_set(x->err, KILN_ERR_NOMEM, "%s: zlib out of memory", x->path);
+    return x->raw_read - x->z.avail_in;
+}
+
+/* Make at least `want` unread bytes available, or all that remain; moves
+** the unread tail to the front of the buffer first. */
+static enum kiln_status idx_fill(struct idx_file *x, size_t want)
+{
+    if (x->z.avail_in >= want || x->raw_eof)
+        return KILN_OK;
+    if (x->z.avail_in > 0 && x->z.next_in != x->in)
+        memmove(x->in, x->z.next_in, x->z.avail_in);
+    x->z.next_in = x->in;
+    while (x->z.avail_in < want && !x->raw_eof) {
+        ssize_t n = read(x->fd, x->in + x->z.avail_in, IDX_GZ_BUFFER - x->z.avail_in);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = errno;
+            return kiln_err_set(x->err, KILN_ERR_IO, "%s: read error at byte offset %llu: %s",
+                                x->shown.s, (unsigned long long)x->raw_read, strerror(e));
+        }
+        if (n == 0)
+            x->raw_eof = true;
+        x->z.avail_in += (uInt)n;
+        x->raw_read += (uint64_t)n;
+    }
+    return KILN_OK;
+}
+
+/* inflate failed with ret: say where, in the file and in the data. A bad
+** CRC-32 or length is found after reading the 4-byte field, so the offset
+** named is that field's first byte. */
+static enum kiln_status idx_inflate_error(struct idx_file *x, int ret)
+{
+    if (ret == Z_MEM_ERROR)
+        return kiln_err_set(x->err, KILN_ERR_NOMEM, "%s: zlib out of memory", x->shown.s);
+    const char *why = x->z.msg ? x->z.msg : "unknown zlib error";
+    uint64_t at = idx_raw_offset(x);
+    const char *hint = "";
+    if (strcmp(why, "incorrect data check") == 0 || strcmp(why, "incorrect length check") == 0) {
+        at = at >= 4 ? at - 4 : 0;
+        hint = why[10] == 'd' ? " (the CRC-32 in the gzip trailer does not match the data: the "
+                                "file is damaged)"
+                              : " (the length in the gzip trailer does not match the data: the "
+                                "file is damaged)";
+    }
     return kiln_err_set(x->err, KILN_ERR_FORMAT,
-                        "%s: corrupt gzip data at byte offset %llu (uncompressed): %s", x->path,
-                        (unsigned long long)x->offset, msg ? msg : "unknown zlib error");
+                        "%s: corrupt gzip data at compressed byte offset %llu (after %llu bytes "
+                        "of data): %s%s",
+                        x->shown.s, (unsigned long long)at, (unsigned long long)x->offset, why,
+                        hint);
+}
+
+/* A gzip member ended. Another member may follow (gzip -d reads them as
+** one stream); anything else after it is junk, refused as junk after a
+** plain file is. */
+static enum kiln_status idx_member_end(struct idx_file *x)
+{
+    enum kiln_status st = idx_fill(x, 2);
+    if (st != KILN_OK)
+        return st;
+    if (x->z.avail_in == 0) {
+        x->done = true;
+        return KILN_OK;
+    }
+    if (x->z.avail_in >= 2 && x->z.next_in[0] == 0x1f && x->z.next_in[1] == 0x8b) {
+        inflateReset(&x->z);
+        return KILN_OK;
+    }
+    return kiln_err_set(x->err, KILN_ERR_FORMAT,
+                        "%s: unexpected data after the gzip stream, at compressed byte offset "
+                        "%llu (the gzip data ended after %llu bytes)",
+                        x->shown.s, (unsigned long long)idx_raw_offset(x),
+                        (unsigned long long)x->offset);
 }
 
 /* Read up to n bytes; *got says how many. KILN_OK at EOF too: the caller
 ** decides whether a short read is truncation. */
 static enum kiln_status idx_read(struct idx_file *x, void *buf, size_t n, size_t *got)
 {
+    enum kiln_status st;
+    unsigned char *out = buf;
     *got = 0;
-    while (*got < n) {
-        size_t want = n - *got < INT_MAX ? n - *got : INT_MAX; /* gzread returns int */
-        int r = gzread(x->f, (char *)buf + *got, (unsigned)want);
-        if (r < 0)
-            return idx_read_error(x);
-        if (r == 0)
+    while (*got < n && !x->done) {
+        if ((st = idx_fill(x, 1)) != KILN_OK)
+            return st;
+        if (x->z.avail_in == 0) { /* the file ended */
+            x->cut = x->gz;
+            x->done = true;
             break;
-        *got += (size_t)r;
-        x->offset += (uint64_t)r;
+        }
+        size_t room = n - *got < UINT_MAX ? n - *got : UINT_MAX;
+        if (!x->gz) {
+            size_t k = x->z.avail_in < room ? x->z.avail_in : room;
+            memcpy(out + *got, x->z.next_in, k);
+            x->z.next_in += k;
+            x->z.avail_in -= (uInt)k;
+            *got += k;
+            x->offset += k;
+            continue;
+        }
+        x->z.next_out = out + *got;
+        x->z.avail_out = (uInt)room;
+        int ret = inflate(&x->z, Z_NO_FLUSH);
+        size_t made = room - x->z.avail_out;
+        *got += made;
+        x->offset += made;
+        if (ret == Z_STREAM_END) {
+            if ((st = idx_member_end(x)) != KILN_OK)
+                return st;
+        } else if (ret != Z_OK && ret != Z_BUF_ERROR) {
+            return idx_inflate_error(x, ret == Z_NEED_DICT ? Z_DATA_ERROR : ret);
+        }
     }
     return KILN_OK;
 }
 
 /* After a short read: say so when the gzip stream itself was cut, not just
 ** the IDX payload inside a complete one. */
-static const char *idx_cut_hint(struct idx_file *x)
+static const char *idx_cut_hint(const struct idx_file *x)
 {
-    int errnum = Z_OK;
-    gzerror(x->f, &errnum);
-    return errnum == Z_BUF_ERROR ? " (the gzip stream ends early: download cut short?)" : "";
+    return x->cut ? " (the gzip stream ends early: download cut short?)" : "";
+}
+
+/* Open path and look at its first two bytes: gzip's magic, or plain. */
+static enum kiln_status idx_open(struct idx_file *x, const char *path, kiln_err *err)
+{
+    memset(x, 0, sizeof *x);
+    x->fd = -1;
+    x->shown = kiln_path_show(path);
+    x->err = err;
+    x->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (x->fd < 0) {
+        int e = errno;
+        return kiln_err_set(err, KILN_ERR_IO, "%s: cannot open: %s", x->shown.s, strerror(e));
+    }
+    x->in = malloc(IDX_GZ_BUFFER);
+    if (!x->in)
+        return kiln_err_set(err, KILN_ERR_NOMEM, "%s: out of memory for the read buffer",
+                            x->shown.s);
+    x->z.next_in = x->in;
+    enum kiln_status s = idx_fill(x, 2);
+    if (s != KILN_OK)
+        return s;
+    x->gz = x->z.avail_in >= 2 && x->in[0] == 0x1f && x->in[1] == 0x8b;
+    if (x->gz) {
+        /* 16 + MAX_WBITS: gzip wrapper only; inflate checks the CRC-32 and
+        ** the length in each member's trailer. */
+        if (inflateInit2(&x->z, 16 + MAX_WBITS) != Z_OK)
+            return kiln_err_set(err, KILN_ERR_NOMEM, "%s: zlib out of memory", x->shown.s);
+        x->z_live = true;
+    }
+    return KILN_OK;
+}
+
+static void idx_close(struct idx_file *x)
+{
+    if (x->z_live)
+        inflateEnd(&x->z);
+    if (x->fd >= 0)
+        close(x->fd);
+    free(x->in);
+    x->z_live = false;
+    x->fd = -1;
+    x->in = NULL;
 }
 
 /* Read exactly n header bytes, or report where the file ran out. */
@@ -343,7 +488,8 @@ static enum kiln_status idx_read_header(struct idx_file *x, void *buf, size_t n,
     if (got < n)
         return kiln_err_set(x->err, KILN_ERR_FORMAT,
                             "%s: truncated at byte offset %llu: %s needs %zu bytes, got %zu%s",
-                            x->path, (unsigned long long)x->offset, what, n, got, idx_cut_hint(x));
+                            x->shown.s, (unsigned long long)x->offset, what, n, got,
+                            idx_cut_hint(x));
     return KILN_OK;
 }
 
@@ -359,7 +505,7 @@ static const char *idx_magic_what(uint32_t magic)
 }
 
 /* Check the magic number, naming what was expected and guessing what was found. */
-static enum kiln_status idx_check_magic(struct idx_file *x, uint32_t magic, uint32_t want)
+static enum kiln_status idx_check_magic(const struct idx_file *x, uint32_t magic, uint32_t want)
 {
     if (magic == want)
         return KILN_OK;
@@ -372,7 +518,7 @@ static enum kiln_status idx_check_magic(struct idx_file *x, uint32_t magic, uint
     else if (((magic >> 8) & 0xffu) != IDX_TYPE_UBYTE)
         hint = "; only type code 0x08 (unsigned byte) is supported";
     return kiln_err_set(x->err, KILN_ERR_FORMAT, "%s: bad magic 0x%08X, expected 0x%08X (IDX %s)%s",
-                        x->path, (unsigned)magic, (unsigned)want, idx_magic_what(want), hint);
+                        x->shown.s, (unsigned)magic, (unsigned)want, idx_magic_what(want), hint);
 }
 
 /* Convert n ubytes to dtype at dst (an element pointer). */
@@ -409,20 +555,16 @@ static enum kiln_status idx_load(const char *path, uint32_t want, enum kiln_dtyp
 {
     static const char *const dim_names[IDX_MAX_DIMS] = {"examples", "rows", "columns"};
     unsigned char chunk[IDX_CHUNK];
-    struct idx_file x = {NULL, path, 0, err};
+    struct idx_file x;
     size_t esize = kiln_dtype_size(dtype), extra;
     uint64_t header, done = 0, cap = 0;
     enum kiln_status st;
     memset(a, 0, sizeof *a);
 
-    /* 1. Open. gzopen sets errno when open() fails; it fails without errno
-    ** only when zlib cannot allocate its state. */
-    errno = 0;
-    x.f = gzopen(path, "rb");
-    if (!x.f)
-        return errno ? kiln_err_set(err, KILN_ERR_IO, "%s: cannot open: %s", path, strerror(errno))
-                     : kiln_err_set(err, KILN_ERR_NOMEM, "%s: zlib out of memory", path);
-    gzbuffer(x.f, IDX_GZ_BUFFER);
+    /* 1. Open; gzip or plain. */
+    st = idx_open(&x, path, err);
+    if (st != KILN_OK)
+        goto fail;
 
     /* 2. Magic, then one big-endian uint32 per dim. */
     st = idx_read_header(&x, chunk, 4, "magic number");
@@ -441,7 +583,7 @@ static enum kiln_status idx_load(const char *path, uint32_t want, enum kiln_dtyp
         a->dims[k] = be32(chunk + 4 * k);
         if (a->dims[k] == 0) {
             st = kiln_err_set(err, KILN_ERR_FORMAT, "%s: dimension %d (%s) is 0 at byte offset %d",
-                              path, k, dim_names[k], 4 + 4 * k);
+                              x.shown.s, k, dim_names[k], 4 + 4 * k);
             goto fail;
         }
     }
@@ -452,13 +594,13 @@ static enum kiln_status idx_load(const char *path, uint32_t want, enum kiln_dtyp
             idx_dims_string(a, dims, sizeof dims);
             st = kiln_err_set(err, KILN_ERR_FORMAT,
                               "%s: header claims %s bytes of data, over the limit of %llu bytes",
-                              path, dims, (unsigned long long)IDX_MAX_BYTES);
+                              x.shown.s, dims, (unsigned long long)IDX_MAX_BYTES);
             goto fail;
         }
         a->n_elems *= a->dims[k];
     }
     if (a->n_elems > SIZE_MAX / esize) {
-        st = kiln_err_set(err, KILN_ERR_NOMEM, "%s: %llu elements do not fit in memory", path,
+        st = kiln_err_set(err, KILN_ERR_NOMEM, "%s: %llu elements do not fit in memory", x.shown.s,
                           (unsigned long long)a->n_elems);
         goto fail;
     }
@@ -472,7 +614,7 @@ static enum kiln_status idx_load(const char *path, uint32_t want, enum kiln_dtyp
                 ncap = a->n_elems;
             void *p = realloc(a->data, (size_t)ncap * esize);
             if (!p) {
-                st = kiln_err_set(err, KILN_ERR_NOMEM, "%s: out of memory for %llu bytes", path,
+                st = kiln_err_set(err, KILN_ERR_NOMEM, "%s: out of memory for %llu bytes", x.shown.s,
                                   (unsigned long long)(ncap * esize));
                 goto fail;
             }
@@ -491,14 +633,15 @@ static enum kiln_status idx_load(const char *path, uint32_t want, enum kiln_dtyp
             st = kiln_err_set(err, KILN_ERR_FORMAT,
                               "%s: truncated at byte offset %llu: data needs %llu bytes (%s) "
                               "after the %llu-byte header, got %llu%s",
-                              path, (unsigned long long)x.offset, (unsigned long long)a->n_elems,
+                              x.shown.s, (unsigned long long)x.offset, (unsigned long long)a->n_elems,
                               dims, (unsigned long long)header, (unsigned long long)done,
                               idx_cut_hint(&x));
             goto fail;
         }
     }
 
-    /* 5. The file must end here. Reading on also makes zlib check the CRC. */
+    /* 5. The file must end here. Reading on also makes inflate check the
+    ** gzip trailer (CRC-32 and length) and look for junk after the stream. */
     st = idx_read(&x, chunk, sizeof chunk, &extra);
     if (st != KILN_OK)
         goto fail;
@@ -506,14 +649,14 @@ static enum kiln_status idx_load(const char *path, uint32_t want, enum kiln_dtyp
         st = kiln_err_set(err, KILN_ERR_FORMAT,
                           "%s: unexpected data after byte offset %llu, where the header says the "
                           "file ends",
-                          path, (unsigned long long)(x.offset - extra));
+                          x.shown.s, (unsigned long long)(x.offset - extra));
         goto fail;
     }
-    gzclose(x.f);
+    idx_close(&x);
     return KILN_OK;
 
 fail:
-    gzclose(x.f);
+    idx_close(&x);
     free(a->data);
     a->data = NULL;
     return st;
@@ -557,8 +700,9 @@ enum kiln_status kiln_dataset_open_idx(const char *images_path, const char *labe
         st = idx_load(labels_path, IDX_MAGIC_LABELS, KILN_DTYPE_I32, &lab, &d->err);
     if (st == KILN_OK && images_path && labels_path && img.dims[0] != lab.dims[0])
         st = kiln_err_set(&d->err, KILN_ERR_FORMAT,
-                          "%s has %u images but %s has %u labels; they must agree", images_path,
-                          (unsigned)img.dims[0], labels_path, (unsigned)lab.dims[0]);
+                          "%s has %u images but %s has %u labels; they must agree",
+                          kiln_path_show(images_path).s, (unsigned)img.dims[0],
+                          kiln_path_show(labels_path).s, (unsigned)lab.dims[0]);
     if (st == KILN_OK && images_path)
         st = idx_add(d, "features", KILN_DTYPE_F32, &img);
     if (st == KILN_OK && labels_path)

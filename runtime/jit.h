@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "kiln/common.h"
 
@@ -42,10 +43,17 @@ typedef struct kiln_jit_options {
 ** defaults). *out is caller-owned (kiln_jit_close) and set even on failure,
 ** so kiln_jit_errmsg can say why; NULL only when out of memory. Allocates;
 ** on a cache miss writes files under the cache folder and runs the compiler.
-** KILN_OK; KILN_ERR_ARG; KILN_ERR_COMPILE (no compiler, the compiler failed:
-** the message quotes its first diagnostics and names the full log; or the
-** library does not load); KILN_ERR_IO (the cache folder or a file in it
-** cannot be made or written); KILN_ERR_NOMEM. */
+** A cached library is loaded only once its size and SHA-256 match its
+** record; one that does not is rebuilt, and kiln_jit_note says why. With no
+** compiler to be found, the library last built from this source, flags and
+** requested compiler is loaded if it verifies (kiln_jit_note says so).
+** KILN_OK; KILN_ERR_ARG; KILN_ERR_COMPILE (no compiler and no verified
+** library, the compiler failed: the message quotes its first diagnostics
+** and names the full log, and says when the disk is full; or the library
+** does not load); KILN_ERR_IO (the cache folder or a folder in it belongs
+** to another user or is writable by group or others; it is on a noexec
+** file system; it or a file in it cannot be made or written);
+** KILN_ERR_NOMEM. */
 enum kiln_status kiln_jit_load(const char *source, size_t len, const kiln_jit_options *o,
                                kiln_jit **out);
 
@@ -66,6 +74,31 @@ const char *kiln_jit_key(const kiln_jit *j);
 /* Message of the last failed call on j ("" after a success); borrowed, valid
 ** until the next call on j. For j == NULL: "out of memory". */
 const char *kiln_jit_errmsg(const kiln_jit *j);
+
+/* What a successful load repaired or fell back on, "" when nothing: a cache
+** entry that failed verification and was rebuilt ("rebuilt PATH: WHY"), or
+** a library loaded without a compiler ("no C compiler found; loaded PATH,
+** built by VERSION"). Borrowed, valid until kiln_jit_close; "" for NULL. */
+const char *kiln_jit_note(const kiln_jit *j);
+
+/* Bytes of kiln_jit_prune_report.msg. */
+#define KILN_JIT_MSG_MAX 512
+
+typedef struct kiln_jit_prune_report {
+    int n_removed;          /* files removed */
+    int64_t bytes_removed;  /* their sizes, summed */
+    char msg[KILN_JIT_MSG_MAX]; /* why the prune failed; "" on success */
+} kiln_jit_prune_report;
+
+/* Remove what processes killed mid-compile left in the cache cache_dir
+** (borrowed; NULL: the default folder, as kiln_jit_load picks it): temp
+** files of a key whose lock no process holds, speculative compiles whose
+** process is gone, and temp files with no lock to ask once older than ten
+** minutes. Entries, sources, logs and locks stay. For `kiln cache prune`.
+** A missing folder is KILN_OK with nothing removed. KILN_OK; KILN_ERR_ARG
+** (cache_dir is "", out is NULL); KILN_ERR_IO (the folder is refused as
+** kiln_jit_load refuses it, or cannot be read); KILN_ERR_NOMEM. */
+enum kiln_status kiln_jit_prune(const char *cache_dir, kiln_jit_prune_report *out);
 
 /* dlclose the library and free j. NULL is a no-op. Leaves the cache as is;
 ** symbols taken from j must not be used afterwards. */

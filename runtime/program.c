@@ -146,6 +146,7 @@ const char *kiln_program_library_path(const kiln_program *p)
     const char *s = p && p->jit ? kiln_jit_path(p->jit) : NULL;
     return s ? s : "";
 }
+const char *kiln_program_cache_note(const kiln_program *p) { return p && p->jit ? kiln_jit_note(p->jit) : ""; }
 int64_t kiln_program_max_batch(const kiln_program *p) { return p ? p->max_batch : 0; }
 bool kiln_program_can_train(const kiln_program *p) { return p && p->train_step != NULL; }
 

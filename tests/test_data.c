@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #endif
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -386,6 +387,136 @@ START_TEST(idx_bad_gzip_crc_is_format_error)
     write_bytes(labels, buf, n, false);
     assert_open_fails(images, labels, KILN_ERR_FORMAT, labels, msg, sizeof msg);
     assert_msg_has(msg, "gzip");
+}
+END_TEST
+
+/* Junk after the gzip stream is refused as junk after a plain file is;
+** further gzip members are part of the stream, as gzip -d reads them (#9). */
+START_TEST(regress_9_junk_after_gzip_stream_is_rejected)
+{
+    char images[PATH_MAX], labels[PATH_MAX], msg[1024], want[64];
+    unsigned char buf[4096];
+    write_pair(images, labels, true);
+    size_t n = slurp(labels, buf, sizeof buf);
+    static const char *const junks[] = {"JUNK", "\0\0\0\0\0\0\0\0", "\x1f"};
+    static const size_t junk_len[] = {4, 8, 1};
+    for (int i = 0; i < 3; i++) {
+        memcpy(buf + n, junks[i], junk_len[i]);
+        write_bytes(labels, buf, n + junk_len[i], false);
+        assert_open_fails(images, labels, KILN_ERR_FORMAT, labels, msg, sizeof msg);
+        assert_msg_has(msg, "after the gzip stream");
+        snprintf(want, sizeof want, "compressed byte offset %zu", n);
+        assert_msg_has(msg, want);
+    }
+
+    /* Two members holding the file's two halves load as one file. */
+    unsigned char whole[64];
+    size_t len = write_idx_ex(labels, MAGIC_LABELS, 1, LABEL_DIMS, 0, SIZE_MAX, false);
+    ck_assert_uint_eq(slurp(labels, whole, sizeof whole), len);
+    char half[PATH_MAX];
+    tmp_path(half, "half.gz");
+    write_bytes(half, whole, 7, true);
+    size_t n1 = slurp(half, buf, sizeof buf);
+    write_bytes(half, whole + 7, len - 7, true);
+    size_t n2 = slurp(half, buf + n1, sizeof buf - n1);
+    write_bytes(labels, buf, n1 + n2, false);
+    kiln_dataset *d = NULL;
+    ck_assert_msg(kiln_dataset_open_idx(images, labels, &d) == KILN_OK, "%s", kiln_dataset_errmsg(d));
+    check_small_dataset(d);
+    kiln_dataset_destroy(d);
+}
+END_TEST
+
+/* A bad CRC-32 is reported where the trailer holds it, not at offset 0
+** (gzread's read-ahead had inflated the whole file at the first read). */
+START_TEST(regress_9_gzip_checksum_error_names_its_offset)
+{
+    char images[PATH_MAX], labels[PATH_MAX], msg[1024], want[96];
+    unsigned char buf[4096];
+    write_pair(images, labels, true);
+    for (int field = 0; field < 2; field++) { /* the CRC-32, then the length */
+        write_pair(images, labels, true);
+        size_t n = slurp(images, buf, sizeof buf);
+        buf[n - 8 + 4 * field] ^= 0x5a;
+        write_bytes(images, buf, n, false);
+        assert_open_fails(images, labels, KILN_ERR_FORMAT, images, msg, sizeof msg);
+        snprintf(want, sizeof want, "compressed byte offset %zu", n - 8 + 4 * (size_t)field);
+        assert_msg_has(msg, want);
+        snprintf(want, sizeof want, "after %d bytes of data", HEADER_IMAGES + N * PIX);
+        assert_msg_has(msg, want);
+        assert_msg_has(msg, field == 0 ? "CRC-32" : "length");
+    }
+}
+END_TEST
+
+/* A path too long for a message is shortened, keeping its tail and the
+** reason after it (#9). */
+START_TEST(regress_9_long_path_keeps_the_reason)
+{
+    char dir[PATH_MAX], path[PATH_MAX], msg[1024], part[201];
+    memset(part, 'd', 200);
+    part[200] = '\0';
+    ck_assert_int_lt(snprintf(dir, sizeof dir, "%s", tmpdir), (int)sizeof dir);
+    for (int i = 0; i < 8; i++) { /* about 1600 bytes of folders */
+        size_t used = strlen(dir);
+        ck_assert_int_lt(snprintf(dir + used, sizeof dir - used, "/%s", part),
+                         (int)(sizeof dir - used));
+        ck_assert_int_eq(mkdir(dir, 0700), 0);
+    }
+    ck_assert_int_lt(snprintf(path, sizeof path, "%s/labels.idx1.gz", dir), (int)sizeof path);
+
+    kiln_dataset *d = NULL;
+    ck_assert_int_eq(kiln_dataset_open_idx(NULL, path, &d), KILN_ERR_IO);
+    const char *m = kiln_dataset_errmsg(d);
+    printf("  long path: %s\n", m);
+    assert_msg_has(m, "/labels.idx1.gz: cannot open: ");
+    assert_msg_has(m, strerror(ENOENT));
+    ck_assert_msg(strncmp(m, "...", 3) == 0, "%s", m);
+    kiln_dataset_destroy(d);
+
+    write_idx_ex(path, MAGIC_LABELS, 1, LABEL_DIMS, 0, HEADER_LABELS + 3, true);
+    assert_open_fails(NULL, path, KILN_ERR_FORMAT, "labels.idx1.gz: truncated at byte offset 11",
+                      msg, sizeof msg);
+    assert_msg_has(msg, "after the 8-byte header, got 3");
+}
+END_TEST
+
+/* Every input of fuzz_idx's corpus (seeds, and findings once fixed: see
+** docs/security.md) loads or fails with a one-line message naming the file,
+** in this suite too, and so under ASan and UBSan. */
+START_TEST(idx_fuzz_corpus_loads_or_fails_cleanly)
+{
+    const char *dir = getenv("KILN_IDX_CORPUS");
+    ck_assert_msg(dir && *dir, "KILN_IDX_CORPUS is unset (tests/meson.build sets it)");
+    DIR *d = opendir(dir);
+    ck_assert_msg(d != NULL, "%s: %s", dir, strerror(errno));
+    int n_files = 0, n_loaded = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        char path[PATH_MAX];
+        if (e->d_name[0] == '.')
+            continue;
+        ck_assert_int_lt(snprintf(path, sizeof path, "%s/%s", dir, e->d_name), (int)sizeof path);
+        for (int as_labels = 0; as_labels < 2; as_labels++) {
+            kiln_dataset *ds = NULL;
+            enum kiln_status st = kiln_dataset_open_idx(as_labels ? NULL : path,
+                                                        as_labels ? path : NULL, &ds);
+            ck_assert_ptr_nonnull(ds);
+            if (st == KILN_OK) {
+                ck_assert_int_gt(kiln_dataset_example_count(ds), 0);
+                n_loaded++;
+            } else {
+                ck_assert_msg(st == KILN_ERR_FORMAT || st == KILN_ERR_IO, "%s: status %d", path,
+                              st);
+                assert_msg_has(kiln_dataset_errmsg(ds), e->d_name);
+            }
+            kiln_dataset_destroy(ds);
+        }
+        n_files++;
+    }
+    closedir(d);
+    printf("  corpus: %d files, %d loads\n", n_files, n_loaded);
+    ck_assert_int_ge(n_files, 10);
+    ck_assert_int_ge(n_loaded, 4);
 }
 END_TEST
 
@@ -848,6 +979,10 @@ static Suite *data_suite(void)
     tcase_add_test(tc, idx_cut_gzip_stream_is_truncation);
     tcase_add_test(tc, idx_bad_gzip_crc_is_format_error);
     tcase_add_test(tc, idx_open_without_files_is_an_empty_dataset);
+    tcase_add_test(tc, regress_9_junk_after_gzip_stream_is_rejected);
+    tcase_add_test(tc, regress_9_gzip_checksum_error_names_its_offset);
+    tcase_add_test(tc, regress_9_long_path_keeps_the_reason);
+    tcase_add_test(tc, idx_fuzz_corpus_loads_or_fails_cleanly);
     tcase_add_test(tc, shuffled_stream_gathers_idx_features);
     suite_add_tcase(s, tc);
 

@@ -147,6 +147,11 @@ KILN_API const char *kiln_program_source(const kiln_program *p);
 KILN_API bool kiln_program_compiler_ran(const kiln_program *p);
 /* Path of the loaded shared object (borrowed). */
 KILN_API const char *kiln_program_library_path(const kiln_program *p);
+/* What loading the library repaired or fell back on, "" when nothing: a
+** cached library that failed verification and was rebuilt, saying why, or
+** one loaded without a C compiler, saying which compiler built it
+** (docs/security.md). Borrowed, valid while p lives. */
+KILN_API const char *kiln_program_cache_note(const kiln_program *p);
 KILN_API int64_t kiln_program_max_batch(const kiln_program *p);
 KILN_API bool kiln_program_can_train(const kiln_program *p);
 
