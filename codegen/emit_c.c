@@ -1476,11 +1476,13 @@ static void emit_slab_updates(emitter *e)
             i++;
             continue;
         }
+        /* a run ends at its last parameter's last element; with guard bytes
+        ** (tests) each parameter is its own run, the guards left alone */
         int j = i;
-        while (j + 1 < p->n_params && scale[j + 1] == scale[i])
+        while (j + 1 < p->n_params && scale[j + 1] == scale[i] && !p->guard)
             j++;
         int64_t lo = p->param_offset[i] / esz;
-        int64_t hi = j + 1 < p->n_params ? p->param_offset[j + 1] / esz : p->param_bytes / esz;
+        int64_t hi = (p->param_offset[j] + kiln_plan_value_bytes(p, p->param_node[j], p->max_sizes)) / esz;
         sb_put(&e->body, "        {\n            const real lr = %s[0];\n", storage_name(e, scale[i]));
         sb_put(&e->body, "            for (int64_t i = %" PRId64 "; i < %" PRId64 "; i++) params[i] -= lr * grads[i]; /* %s",
                lo, hi, e->var[p->param_node[i]]);
