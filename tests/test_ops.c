@@ -401,6 +401,27 @@ START_TEST(target_out_of_range_is_an_error_naming_the_input)
 }
 END_TEST
 
+/* A slice's count was (stop - start + step - 1) / step, which overflows
+** for a huge step (a dim of 0 came out); a split's sizes were summed
+** unchecked, so sizes that wrap around to the axis's length passed. */
+START_TEST(regress_8_slice_and_split_sizes_do_not_overflow)
+{
+    kiln_graph *g = kiln_graph_create(KILN_DTYPE_F64);
+    kiln_param *w = kiln_param_create("w", 2, (int64_t[]){3, 5});
+    kiln_node x = kiln_graph_param(g, w);
+    kiln_node s = kiln_expr_slice(g, x, 1, 1, 5, INT64_MAX);
+    ck_assert_msg(kiln_node_ok(s), "%s", kiln_graph_errmsg(g));
+    ck_assert_int_eq(kiln_graph_node_dim(g, s, 1), 1);
+    /* INT64_MAX + INT64_MAX + 7 wraps to 5, the axis's length */
+    kiln_node t = kiln_expr_split(g, x, 1, 3, (int64_t[]){INT64_MAX, INT64_MAX, 7});
+    ck_assert(!kiln_node_ok(t));
+    ck_assert_int_eq(kiln_graph_status(g), KILN_ERR_SHAPE);
+    ck_assert_str_eq(kiln_graph_errmsg(g), "split of (3, 5) along axis 1: the sizes overflow at piece 1");
+    kiln_graph_destroy(g);
+    kiln_param_destroy(w);
+}
+END_TEST
+
 static Suite *ops_suite(void)
 {
     Suite *s = suite_create("ops");
@@ -411,6 +432,7 @@ static Suite *ops_suite(void)
     tcase_add_loop_test(t, op_gradient_matches_finite_differences, 0, n);
     tcase_add_test(t, gradient_of_sum_of_squares_is_twice_w);
     tcase_add_test(t, target_out_of_range_is_an_error_naming_the_input);
+    tcase_add_test(t, regress_8_slice_and_split_sizes_do_not_overflow);
     suite_add_tcase(s, t);
     return s;
 }
