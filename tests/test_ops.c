@@ -890,6 +890,18 @@ static void r_equal_trunc_index(const double *const *a, double *o)
 {
     for (int i = 0; i < 12; i++) o[i] = trunc(a[0][i]) == a[1][i];
 }
+/* tanh(x W + b) over a sequence x (T, B, 4), W (4, 5), b (5): a Linear
+** and Tanh at every step (the bias gradient is summed in the loop that
+** writes the delta) */
+static kiln_node b_seq_affine_tanh(kiln_graph *g, const kiln_node *a)
+{
+    return kiln_expr_tanh(g, kiln_expr_add(g, kiln_expr_matmul(g, a[0], a[1]), a[2]));
+}
+static void r_seq_affine_tanh(const double *const *a, double *o)
+{
+    ref_matmul(a[0], a[1], o, 1, TIME * BATCH, 4, 5, 0, 0, false, false);
+    for (int i = 0; i < TIME * BATCH * 5; i++) o[i] = tanh(o[i] + a[2][i % 5]);
+}
 /* [y, y reversed in time] along the features: a bidirectional layer's input */
 static kiln_node b_seq_bidirectional(kiln_graph *g, const kiln_node *a)
 {
@@ -1103,6 +1115,8 @@ static const op_case OP_CASES[] = {
     {"seq_pick", 3, {IN(3, TB, 5), PN(1, 5), IDXS(5, 2, TB)}, b_seq_pick, r_seq_pick, true, 1e-7, "(T, B)"},
     {"equal_trunc_index", 2, {P34(-3, 3, 0.1), IDXS(3, 2, 3, 4)}, b_equal_trunc_index, r_equal_trunc_index, false, 0,
      "(3, 4)"},
+    {"seq_affine_tanh", 3, {IN(3, TB, 4), PN(2, 4, 5), PN(1, 5)}, b_seq_affine_tanh, r_seq_affine_tanh, true, 1e-7,
+     "(T, B, 5)"},
     {"seq_bidirectional_concat", 2, {IN(3, TB, 3), PN(1, 3)}, b_seq_bidirectional, r_seq_bidirectional, true, 1e-7,
      "(T, B, 6)"},
 };
