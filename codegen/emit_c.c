@@ -495,6 +495,8 @@ static void value_expr(emitter *e, char *dst, size_t cap, int32_t id, const kind
     case KILN_OP_NE: snprintf(dst, cap, "(%s)(%s != %s)", t, a, b); break;
     case KILN_OP_SELECT: snprintf(dst, cap, "%s != 0 ? %s : %s", a, b, c); break;
     case KILN_OP_RESHAPE: snprintf(dst, cap, "%s", a); break;
+    case KILN_OP_CONST:
+    case KILN_OP_SYMBOL: operand(e, dst, cap, id, ix, ls); break; /* a stored literal or size */
     default:
         e->failed = true;
         snprintf(dst, cap, "0 /* %s cannot be inline */", kiln_op_info_of(r->op)->name);
@@ -1110,7 +1112,8 @@ static bool is_kernel(const emitter *e, int32_t id)
         return false;
     if (r->op == KILN_OP_PROJ) /* written by its tuple's kernel */
         return false;
-    return !kiln_op_is_leaf(r->op);
+    /* a stored constant or symbol size (not inline: pinned) is written too */
+    return !kiln_op_is_leaf(r->op) || r->op == KILN_OP_CONST || r->op == KILN_OP_SYMBOL;
 }
 
 static void emit_kernel(emitter *e, int32_t id)

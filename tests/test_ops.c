@@ -902,6 +902,17 @@ static void r_seq_affine_tanh(const double *const *a, double *o)
     ref_matmul(a[0], a[1], o, 1, TIME * BATCH, 4, 5, 0, 0, false, false);
     for (int i = 0; i < TIME * BATCH * 5; i++) o[i] = tanh(o[i] + a[2][i % 5]);
 }
+/* 2 * exp(0), folded to a constant by the builder: an output all the same */
+static kiln_node b_folded_constant(kiln_graph *g, const kiln_node *a)
+{
+    (void)a;
+    return kiln_expr_mul(g, kiln_expr_constant(g, 2), kiln_expr_exp(g, kiln_expr_constant(g, 0)));
+}
+static void r_folded_constant(const double *const *a, double *o)
+{
+    (void)a;
+    o[0] = 2;
+}
 /* [y, y reversed in time] along the features: a bidirectional layer's input */
 static kiln_node b_seq_bidirectional(kiln_graph *g, const kiln_node *a)
 {
@@ -1117,6 +1128,7 @@ static const op_case OP_CASES[] = {
      "(3, 4)"},
     {"seq_affine_tanh", 3, {IN(3, TB, 4), PN(2, 4, 5), PN(1, 5)}, b_seq_affine_tanh, r_seq_affine_tanh, true, 1e-7,
      "(T, B, 5)"},
+    {"output_folded_to_a_constant", 0, {{0}}, b_folded_constant, r_folded_constant, false, 0, "()"},
     {"seq_bidirectional_concat", 2, {IN(3, TB, 3), PN(1, 3)}, b_seq_bidirectional, r_seq_bidirectional, true, 1e-7,
      "(T, B, 6)"},
 };
@@ -1573,6 +1585,45 @@ START_TEST(regress_8_slice_and_split_sizes_do_not_overflow)
 }
 END_TEST
 
+/* A value that folds to a constant had no storage: as an output it could
+** not be read ("not stored"), and as a graph update's value (a state reset
+** to 0 every step) the program did not compile. */
+START_TEST(regress_8_a_constant_output_and_update_value_are_stored)
+{
+    kiln_graph *g = kiln_graph_create(KILN_DTYPE_F64);
+    kiln_param *w = kiln_param_create("w", 1, (int64_t[]){3}), *st = kiln_state_create("s", 0, NULL);
+    double wv[3] = {0.5, -1, 2}, five = 5, got[3];
+    kiln_param_set_values(w, wv, 3);
+    kiln_param_set_values(st, &five, 1);
+    kiln_node wn = kiln_graph_param(g, w), sn = kiln_graph_param(g, st);
+    kiln_node cost = kiln_expr_sum(g, kiln_expr_mul(g, wn, sn), KILN_ALL_AXES);
+    ck_assert_int_eq(kiln_graph_update(g, sn, kiln_expr_constant(g, 0)), KILN_OK);
+    kiln_node two = kiln_expr_mul(g, kiln_expr_constant(g, 2), kiln_expr_exp(g, kiln_expr_constant(g, 0)));
+    kiln_compile_options o = kiln_compile_options_default();
+    o.cost = cost;
+    o.step_rule = kiln_step_scale(0.5);
+    o.outputs = &two;
+    o.n_outputs = 1;
+    kiln_program *p;
+    ck_assert_msg(kiln_compile(g, &o, &p) == KILN_OK, "%s", kiln_program_errmsg(p));
+    ck_assert_int_eq(kiln_program_forward(p, 1), KILN_OK);
+    ck_assert_msg(kiln_program_read_scalar(p, two, got) == KILN_OK, "%s", kiln_program_errmsg(p));
+    ck_assert_double_eq(got[0], 2);
+    ck_assert_msg(kiln_program_train_step(p, 1) == KILN_OK, "%s", kiln_program_errmsg(p));
+    int k = 0;
+    while (k < kiln_program_state_count(p) && strcmp(kiln_program_state_name(p, k), "s") != 0)
+        k++;
+    ck_assert_int_eq(kiln_program_get_state(p, k, got, 1), KILN_OK);
+    ck_assert_double_eq(got[0], 0);
+    ck_assert_int_eq(kiln_program_get_param(p, wn, got, 3), KILN_OK);
+    for (int i = 0; i < 3; i++) ck_assert_double_eq(got[i], wv[i] - 0.5 * 5); /* with s as it was */
+    kiln_program_destroy(p);
+    kiln_graph_destroy(g);
+    kiln_param_destroy(w);
+    kiln_param_destroy(st);
+}
+END_TEST
+
 static Suite *ops_suite(void)
 {
     Suite *s = suite_create("ops");
@@ -1589,6 +1640,7 @@ static Suite *ops_suite(void)
     tcase_add_test(t, gather_index_out_of_range_is_an_error_naming_the_input);
     tcase_add_test(t, random_uniform_compiles_and_stays_in_range);
     tcase_add_test(t, regress_8_slice_and_split_sizes_do_not_overflow);
+    tcase_add_test(t, regress_8_a_constant_output_and_update_value_are_stored);
     suite_add_tcase(s, t);
     return s;
 }
