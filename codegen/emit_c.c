@@ -495,6 +495,8 @@ static void value_expr(emitter *e, char *dst, size_t cap, int32_t id, const kind
     case KILN_OP_NE: snprintf(dst, cap, "(%s)(%s != %s)", t, a, b); break;
     case KILN_OP_SELECT: snprintf(dst, cap, "%s != 0 ? %s : %s", a, b, c); break;
     case KILN_OP_RESHAPE: snprintf(dst, cap, "%s", a); break;
+    case KILN_OP_CONST:
+    case KILN_OP_SYMBOL: operand(e, dst, cap, id, ix, ls); break; /* a stored literal or size */
     default:
         e->failed = true;
         snprintf(dst, cap, "0 /* %s cannot be inline */", kiln_op_info_of(r->op)->name);
@@ -1110,7 +1112,8 @@ static bool is_kernel(const emitter *e, int32_t id)
         return false;
     if (r->op == KILN_OP_PROJ) /* written by its tuple's kernel */
         return false;
-    return !kiln_op_is_leaf(r->op);
+    /* a stored constant or symbol size (not inline: pinned) is written too */
+    return !kiln_op_is_leaf(r->op) || r->op == KILN_OP_CONST || r->op == KILN_OP_SYMBOL;
 }
 
 static void emit_kernel(emitter *e, int32_t id)
@@ -1476,25 +1479,17 @@ static void emit_slab_updates(emitter *e)
             i++;
             continue;
         }
+        /* a run ends at its last parameter's last element; with guard bytes
+        ** (tests) each parameter is its own run, the guards left alone */
         int j = i;
-        while (j + 1 < p->n_params && scale[j + 1] == scale[i])
+        while (j + 1 < p->n_params && scale[j + 1] == scale[i] && !p->guard)
             j++;
-        /* one loop per stretch of adjacent parameters: never over the
-        ** padding or guard bytes between two (kiln_plan's slab layout) */
+        int64_t lo = p->param_offset[i] / esz;
+        int64_t hi = (p->param_offset[j] + kiln_plan_value_bytes(p, p->param_node[j], p->max_sizes)) / esz;
         sb_put(&e->body, "        {\n            const real lr = %s[0];\n", storage_name(e, scale[i]));
-        for (int a = i; a <= j;) {
-            int b = a;
-            int64_t end = p->param_offset[a] + kiln_plan_value_bytes(p, p->param_node[a], p->max_sizes);
-            while (b < j && p->param_offset[b + 1] == end) {
-                b++;
-                end = p->param_offset[b] + kiln_plan_value_bytes(p, p->param_node[b], p->max_sizes);
-            }
-            sb_put(&e->body, "            for (int64_t i = %" PRId64 "; i < %" PRId64 "; i++) params[i] -= lr * grads[i]; /* %s",
-                   p->param_offset[a] / esz, end / esz, e->var[p->param_node[a]]);
-            sb_put(&e->body, b > a ? " .. %s */\n" : " */\n", e->var[p->param_node[b]]);
-            a = b + 1;
-        }
-        sb_put(&e->body, "        }\n");
+        sb_put(&e->body, "            for (int64_t i = %" PRId64 "; i < %" PRId64 "; i++) params[i] -= lr * grads[i]; /* %s",
+               lo, hi, e->var[p->param_node[i]]);
+        sb_put(&e->body, j > i ? " .. %s */\n        }\n" : " */\n        }\n", e->var[p->param_node[j]]);
         i = j + 1;
     }
     sb_put(&e->body, "    }\n");

@@ -482,7 +482,7 @@ kiln_node kiln_expr_slice(kiln_graph *g, kiln_node a, int axis, int64_t start, i
     if (start >= stop)
         return kiln_graph_fail(g, KILN_ERR_ARG, "slice of %s along axis %d: [%lld:%lld] is empty",
                                shp(g, &ra->shape, sa), axis, (long long)start, (long long)stop);
-    int64_t count = (stop - start + step - 1) / step;
+    int64_t count = 1 + (stop - start - 1) / step; /* ceil((stop - start) / step); no overflow for a huge step */
     if (count == d)
         return a;
     kiln_node_rec rec = kiln_rec(KILN_OP_SLICE, ra->dtype, 1, &a.id);
@@ -582,7 +582,9 @@ kiln_node kiln_expr_split(kiln_graph *g, kiln_node a, int axis, int n, const int
     for (int k = 0; k < n; k++) {
         if (sizes[k] < 1)
             return kiln_graph_fail(g, KILN_ERR_ARG, "split: piece %d has size %lld", k, (long long)sizes[k]);
-        total += sizes[k];
+        if (!kiln_add_i64(total, sizes[k], &total))
+            return kiln_graph_fail(g, KILN_ERR_SHAPE, "split of %s along axis %d: the sizes overflow at piece %d",
+                                   shp(g, &ra->shape, sa), axis, k);
     }
     if (ra->shape.dims[axis] != total)
         return kiln_graph_fail(g, KILN_ERR_SHAPE, "split of %s along axis %d: the sizes sum to %lld",

@@ -508,7 +508,11 @@ enum kiln_status kiln_plan_build(kiln_plan *p, const kiln_graph *g, const kiln_p
         }
         if (p->inline_[id] || p->alias[id] != id || p->buf[id].zone != KILN_ZONE_NONE || !p->modes[id])
             continue;
-        if (kiln_op_is_leaf(r->op) || r->n_out)
+        /* leaves have storage of their own, or none (a constant or a
+        ** symbol's size is a literal in its readers' loops), except such a
+        ** scalar that must be read back itself (an output, the cost, an
+        ** update's value: pinned, so not inline) */
+        if ((kiln_op_is_leaf(r->op) && r->op != KILN_OP_CONST && r->op != KILN_OP_SYMBOL) || r->n_out)
             continue;
         if ((st = place(&pl, za, id, free_at_head, free_next)))
             goto done;

@@ -738,6 +738,39 @@ START_TEST(regress_12_forward_and_eval_run_no_gradient_product)
 }
 END_TEST
 
+/* With guard bytes (compile option, for tests), the loop that applies
+** Scale over the parameter slab ran across the guards between parameters
+** and wrote them: every train_step failed. It now stops at each
+** parameter's last element. */
+START_TEST(regress_8_slab_update_leaves_guard_bytes)
+{
+    kiln_graph *g = kiln_graph_create(KILN_DTYPE_F32);
+    kiln_param *w = kiln_param_create("w", 1, (int64_t[]){3}), *v = kiln_param_create("v", 1, (int64_t[]){2});
+    double wv[3] = {0.5, -1, 2}, vv[2] = {1.5, -0.25}, got[3];
+    kiln_param_set_values(w, wv, 3);
+    kiln_param_set_values(v, vv, 2);
+    kiln_node wn = kiln_graph_param(g, w), vn = kiln_graph_param(g, v);
+    kiln_node cost = kiln_expr_add(g, kiln_expr_sum(g, kiln_expr_square(g, wn), KILN_ALL_AXES),
+                                   kiln_expr_sum(g, kiln_expr_square(g, vn), KILN_ALL_AXES));
+    kiln_compile_options o = kiln_compile_options_default();
+    o.cost = cost;
+    o.step_rule = kiln_step_scale(0.25);
+    o.guard_bytes = 16;
+    kiln_program *p;
+    ck_assert_int_eq(kiln_compile(g, &o, &p), KILN_OK);
+    ck_assert_ptr_nonnull(strstr(kiln_program_source(p), "params[i] -= lr * grads[i]"));
+    ck_assert_msg(kiln_program_train_step(p, 1) == KILN_OK, "%s", kiln_program_errmsg(p));
+    ck_assert_int_eq(kiln_program_get_param(p, wn, got, 3), KILN_OK);
+    for (int i = 0; i < 3; i++) ck_assert_double_eq(got[i], 0.5 * wv[i]); /* w - 0.25 * 2w */
+    ck_assert_int_eq(kiln_program_get_param(p, vn, got, 2), KILN_OK);
+    for (int i = 0; i < 2; i++) ck_assert_double_eq(got[i], 0.5 * vv[i]);
+    kiln_program_destroy(p);
+    kiln_graph_destroy(g);
+    kiln_param_destroy(w);
+    kiln_param_destroy(v);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("codegen");
@@ -745,6 +778,7 @@ int main(void)
     tcase_set_timeout(t, 300);
     tcase_add_test(t, source_reads_like_the_model);
     tcase_add_test(t, regress_12_forward_and_eval_run_no_gradient_product);
+    tcase_add_test(t, regress_8_slab_update_leaves_guard_bytes);
     tcase_add_test(t, bias_and_relu_share_one_loop);
     tcase_add_test(t, same_graph_same_bytes);
     tcase_add_test(t, user_text_is_escaped_in_comments);

@@ -88,6 +88,48 @@ START_TEST(transposes_fold_into_matmul_flags)
 }
 END_TEST
 
+/* The rewrites on N-d graphs: a batched product with a 2-D operand is one
+** product over the folded rows (its transpose a BLAS flag); the
+** cross-entropy of (T, B, k) logits is the stable form; two permutes are
+** one, and none when they cancel. */
+START_TEST(nd_rewrites_fold_products_fuse_cross_entropy_and_compose_permutes)
+{
+    kiln_graph *g = kiln_graph_create_program(KILN_DTYPE_F32);
+    kiln_node x = kiln_graph_input(g, "x", KILN_DTYPE_F32, 3, (int64_t[]){KILN_TIME, KILN_BATCH, 4});
+    kiln_param *w = kiln_param_create("w", 2, (int64_t[]){5, 4});
+    kiln_node wn = kiln_graph_param(g, w);
+    kiln_node h = kiln_expr_matmul(g, x, kiln_expr_transpose(g, wn));
+    const kiln_node_rec *rh = &g->nodes[h.id];
+    ck_assert_int_eq(rh->op, KILN_OP_RESHAPE);
+    ck_assert_int_eq(rh->shape.rank, 3);
+    ck_assert(rh->shape.dims[0] == KILN_TIME && rh->shape.dims[1] == KILN_BATCH && rh->shape.dims[2] == 5);
+    const kiln_node_rec *m = &g->nodes[rh->in[0]];
+    ck_assert_int_eq(m->op, KILN_OP_MATMUL);
+    ck_assert_int_eq(m->shape.rank, 2);
+    ck_assert(kiln_attr_trans_b(m) && !kiln_attr_trans_a(m));
+    ck_assert_int_eq(m->in[1], wn.id);
+    ck_assert_int_eq(g->nodes[m->in[0]].op, KILN_OP_RESHAPE);
+    ck_assert_int_eq(g->nodes[m->in[0]].in[0], x.id);
+    char d[32];
+    ck_assert_str_eq(kiln_graph_dim_str(g, m->shape.dims[0], d, sizeof d), "T*B");
+    kiln_node y = kiln_graph_input(g, "y", KILN_DTYPE_I32, 2, (int64_t[]){KILN_TIME, KILN_BATCH});
+    kiln_node ce = kiln_expr_neg(g, kiln_expr_pick(g, kiln_expr_log_softmax(g, h), y));
+    ck_assert_int_eq(g->nodes[ce.id].op, KILN_OP_SOFTMAX_XENT);
+    ck_assert_int_eq(g->nodes[ce.id].in[0], h.id);
+    ck_assert_int_eq(g->nodes[ce.id].shape.rank, 2);
+    kiln_node p = kiln_expr_permute(g, kiln_expr_permute(g, x, 3, (int[]){1, 2, 0}), 3, (int[]){1, 2, 0});
+    ck_assert_int_eq(g->nodes[p.id].op, KILN_OP_TRANSPOSE);
+    ck_assert_int_eq(g->nodes[p.id].in[0], x.id);
+    const int composed[3] = {2, 0, 1};
+    for (int k = 0; k < 3; k++)
+        ck_assert_int_eq(g->nodes[p.id].attr.i[k], composed[k]);
+    kiln_node q = kiln_expr_permute(g, kiln_expr_permute(g, x, 3, (int[]){1, 2, 0}), 3, (int[]){2, 0, 1});
+    ck_assert_int_eq(q.id, x.id);
+    kiln_graph_destroy(g);
+    kiln_param_destroy(w);
+}
+END_TEST
+
 START_TEST(rebuild_drops_what_no_root_needs)
 {
     kiln_graph *g = kiln_graph_create(KILN_DTYPE_F32);
@@ -238,6 +280,7 @@ int main(void)
     tcase_add_test(t, identities_disappear);
     tcase_add_test(t, softmax_cross_entropy_becomes_the_stable_form);
     tcase_add_test(t, transposes_fold_into_matmul_flags);
+    tcase_add_test(t, nd_rewrites_fold_products_fuse_cross_entropy_and_compose_permutes);
     tcase_add_test(t, rebuild_drops_what_no_root_needs);
     tcase_add_test(t, autodiff_of_softmax_xent_is_softmax_minus_onehot);
     tcase_add_test(t, elementwise_chains_fuse);
