@@ -4,11 +4,14 @@
 **
 ** The problem: y = tanh(x W + b) with x (4, 3) fixed, W (3, 2), b (2,), cost
 ** = sum((y - t)^2) / 4. The reference computes the gradient by hand, then
-** the step rule's step and state, for 10 steps; kiln's program, compiled
-** with the rule, runs 10 train_steps. Parameters and the rule's state must
+** the step rule's step and state, for 20 steps; kiln's program, compiled
+** with the rule, runs 20 train_steps. Parameters and the rule's state must
 ** agree to a relative 1e-12 after every step. The rules: Scale, BasicMomentum
 ** (with Scale in a CompositeRule), Momentum, Adam at Blocks' defaults and at
-** the usual values (beta as 1 - usual, Blocks' convention). */
+** the usual values (beta as 1 - usual, Blocks' convention), AdaDelta,
+** RMSProp, AdaGrad, StepClipping and VariableClipping (chained with Scale,
+** thresholds that clip), Restrict, and brainstorm's MomentumStepper; a NaN
+** step and RemoveNotFinite. */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -18,7 +21,7 @@
 
 #include "testutil.h"
 
-enum { N = 4, IN = 3, OUT = 2, STEPS = 10 };
+enum { N = 4, IN = 3, OUT = 2, STEPS = 20 };
 
 static const double X[N][IN] = {{0.5, -1.0, 0.25}, {1.5, 0.2, -0.7}, {-0.3, 0.8, 1.1}, {0.9, -0.4, 0.6}};
 static const double T[N][OUT] = {{0.3, -0.2}, {-0.5, 0.4}, {0.1, 0.7}, {-0.6, -0.1}};
@@ -50,9 +53,21 @@ static void ref_grad(const ref *r, double *g)
 }
 
 typedef struct rule {
-    enum { R_SCALE, R_MOMENTUM, R_ADAM } kind;
+    enum { R_SCALE, R_MOMENTUM, R_ADAM, R_ADADELTA, R_RMSPROP, R_ADAGRAD, R_CLIP_SCALE, R_SCALE_VARCLIP, R_MSTEPPER,
+           R_RESTRICT } kind;
     double lr, mom, b1, b2, eps, decay;
+    double rho, max_scaling, threshold, lr2;
+    bool scaled;
 } rule;
+
+/* The L2 norm of v[lo..hi). */
+static double norm_of(const double *v, int lo, int hi)
+{
+    double s = 0;
+    for (int i = lo; i < hi; i++)
+        s += v[i] * v[i];
+    return sqrt(s);
+}
 
 /* One step of Blocks' GradientDescent with rule, in float64. */
 static void ref_step(ref *r, const rule *u)
@@ -68,7 +83,7 @@ static void ref_step(ref *r, const rule *u)
             r->s1[i] = u->mom * r->s1[i] + u->lr * g[i];
             step[i] = r->s1[i];
         }
-    } else { /* Blocks' Adam, beta as 1 - the usual */
+    } else if (u->kind == R_ADAM) { /* Blocks' Adam, beta as 1 - the usual */
         double t1 = r->time + 1;
         double lr_t = u->lr * sqrt(1 - pow(1 - u->b2, t1)) / (1 - pow(1 - u->b1, t1));
         double beta_1t = 1 - (1 - u->b1) * pow(u->decay, t1 - 1);
@@ -78,6 +93,51 @@ static void ref_step(ref *r, const rule *u)
             step[i] = lr_t * r->s1[i] / (sqrt(r->s2[i]) + u->eps);
         }
         r->time = t1;
+    } else if (u->kind == R_ADADELTA) {
+        for (int i = 0; i < n; i++) {
+            r->s1[i] = u->rho * r->s1[i] + (1 - u->rho) * g[i] * g[i];
+            double d = sqrt(r->s2[i] + u->eps) / sqrt(r->s1[i] + u->eps) * g[i];
+            r->s2[i] = u->rho * r->s2[i] + (1 - u->rho) * d * d;
+            step[i] = d;
+        }
+    } else if (u->kind == R_RMSPROP) { /* [BasicRMSProp, Scale] */
+        for (int i = 0; i < n; i++) {
+            r->s1[i] = u->rho * r->s1[i] + (1 - u->rho) * g[i] * g[i];
+            step[i] = u->lr * (g[i] / fmax(sqrt(r->s1[i]), 1 / u->max_scaling));
+        }
+    } else if (u->kind == R_ADAGRAD) {
+        for (int i = 0; i < n; i++) {
+            r->s1[i] += g[i] * g[i];
+            step[i] = u->lr * g[i] / (sqrt(r->s1[i]) + u->eps);
+        }
+    } else if (u->kind == R_CLIP_SCALE) { /* [StepClipping(threshold), Scale(lr)] */
+        double nrm = norm_of(g, 0, n), k = nrm < u->threshold ? 1 : u->threshold / nrm;
+        for (int i = 0; i < n; i++)
+            step[i] = u->lr * (g[i] * k);
+    } else if (u->kind == R_SCALE_VARCLIP) { /* [Scale(lr), VariableClipping(threshold)], per variable */
+        double p[IN * OUT + OUT], next[IN * OUT + OUT];
+        memcpy(p, r->w, sizeof r->w);
+        memcpy(p + IN * OUT, r->b, sizeof r->b);
+        for (int i = 0; i < n; i++) {
+            step[i] = u->lr * g[i];
+            next[i] = p[i] - step[i];
+        }
+        int lo[2] = {0, IN * OUT}, hi[2] = {IN * OUT, n};
+        for (int v = 0; v < 2; v++) {
+            double nrm = norm_of(next, lo[v], hi[v]);
+            if (nrm > u->threshold)
+                for (int i = lo[v]; i < hi[v]; i++)
+                    step[i] = p[i] - u->threshold / nrm * next[i];
+        }
+    } else if (u->kind == R_MSTEPPER) { /* brainstorm: v = mu v - lr' g; theta += v */
+        double lr = u->scaled ? u->lr * (1 - u->mom) : u->lr;
+        for (int i = 0; i < n; i++) {
+            r->s1[i] = u->mom * r->s1[i] - lr * g[i];
+            step[i] = -r->s1[i];
+        }
+    } else { /* [Restrict(Scale(lr), [W]), Scale(lr2)] */
+        for (int i = 0; i < n; i++)
+            step[i] = u->lr2 * (i < IN * OUT ? u->lr * g[i] : g[i]);
     }
     for (int i = 0; i < IN * OUT; i++)
         r->w[i] -= step[i];
@@ -132,11 +192,27 @@ static void destroy(model *m)
     kiln_param_destroy(m->b);
 }
 
-static void close_to(double got, double want, const char *what, int step, int i)
+/* got and want agree to a relative 1e-12 of the larger of them and of
+** scale, the largest magnitude in their array: an element near zero after
+** cancellation is judged against its array's size, not its own. */
+static void close_to_in(double got, double want, double scale, const char *what, int step, int i)
 {
-    double err = fabs(got - want) / fmax(1e-300, fmax(fabs(got), fabs(want)));
+    double err = fabs(got - want) / fmax(1e-300, fmax(scale, fmax(fabs(got), fabs(want))));
     ck_assert_msg(got == want || err <= 1e-12, "step %d, %s[%d]: kiln %.17g, reference %.17g (relative %.3g)", step,
                   what, i, got, want, err);
+}
+
+static double max_abs(const double *v, int n)
+{
+    double m = 0;
+    for (int i = 0; i < n; i++)
+        m = fmax(m, fabs(v[i]));
+    return m;
+}
+
+static void close_to(double got, double want, const char *what, int step, int i)
+{
+    close_to_in(got, want, 0, what, step, i);
 }
 
 /* The index of the state named name in p, or fail. */
@@ -183,9 +259,9 @@ static void run_rule(const kiln_step_rule *sr, const rule *u, const char *s1, co
             ck_assert_int_eq(kiln_program_get_state(m.p, state_named(m.p, wname), sw, IN * OUT), KILN_OK);
             ck_assert_int_eq(kiln_program_get_state(m.p, state_named(m.p, bname), sb, OUT), KILN_OK);
             for (int i = 0; i < IN * OUT; i++)
-                close_to(sw[i], want[k][i], wname, step, i);
+                close_to_in(sw[i], want[k][i], max_abs(want[k], IN * OUT), wname, step, i);
             for (int j = 0; j < OUT; j++)
-                close_to(sb[j], want[k][IN * OUT + j], bname, step, j);
+                close_to_in(sb[j], want[k][IN * OUT + j], max_abs(want[k] + IN * OUT, OUT), bname, step, j);
         }
     }
     destroy(&m);
@@ -233,6 +309,144 @@ START_TEST(adam_at_the_usual_values_matches_the_formula)
 }
 END_TEST
 
+START_TEST(adadelta_matches_the_formula)
+{
+    kiln_step_rule sr = kiln_step_adadelta(0.95, 1e-6);
+    rule u = {.kind = R_ADADELTA, .rho = 0.95, .eps = 1e-6};
+    run_rule(&sr, &u, "mean_square_step_tm1", "mean_square_delta_x_tm1");
+}
+END_TEST
+
+START_TEST(rmsprop_matches_the_formula)
+{
+    /* max_scaling 20 makes the floor 1/20 bite for the small gradients */
+    kiln_step_rule sr = kiln_step_rmsprop(0.01, 0.9, 20);
+    rule u = {.kind = R_RMSPROP, .lr = 0.01, .rho = 0.9, .max_scaling = 20};
+    run_rule(&sr, &u, "mean_square_step_tm1", NULL);
+}
+END_TEST
+
+START_TEST(adagrad_matches_the_formula)
+{
+    kiln_step_rule sr = kiln_step_adagrad(0.1, 1e-6);
+    rule u = {.kind = R_ADAGRAD, .lr = 0.1, .eps = 1e-6};
+    run_rule(&sr, &u, "ssq", NULL);
+}
+END_TEST
+
+START_TEST(step_clipping_then_scale_matches_the_formula)
+{
+    /* the gradient's norm starts near 0.8 and falls below 0.3 as it learns */
+    kiln_step_rule parts[2] = {kiln_step_step_clipping(0.3), kiln_step_scale(0.5)};
+    kiln_step_rule sr = kiln_step_composite(parts, 2);
+    rule u = {.kind = R_CLIP_SCALE, .lr = 0.5, .threshold = 0.3};
+    run_rule(&sr, &u, NULL, NULL);
+}
+END_TEST
+
+START_TEST(scale_then_variable_clipping_matches_the_formula)
+{
+    /* W's norm is near 0.8: a threshold of 0.7 clips it, b (norm ~0.1) is left alone */
+    kiln_step_rule parts[2] = {kiln_step_scale(0.5), kiln_step_variable_clipping(0.7, 0)};
+    kiln_step_rule sr = kiln_step_composite(parts, 2);
+    rule u = {.kind = R_SCALE_VARCLIP, .lr = 0.5, .threshold = 0.7};
+    run_rule(&sr, &u, NULL, NULL);
+}
+END_TEST
+
+START_TEST(momentum_stepper_matches_brainstorm)
+{
+    for (int scaled = 0; scaled < 2; scaled++) {
+        kiln_step_rule sr = kiln_step_momentum_stepper(0.3, 0.8, scaled);
+        rule u = {.kind = R_MSTEPPER, .lr = 0.3, .mom = 0.8, .scaled = scaled};
+        run_rule(&sr, &u, "velocity", NULL);
+    }
+}
+END_TEST
+
+START_TEST(restrict_applies_its_rule_to_its_variables_only)
+{
+    model m; /* only for the store entry W, which Restrict names */
+    kiln_step_rule s01 = kiln_step_scale(0.1);
+    build(&m, &s01);
+    kiln_param *only_w[1] = {m.w};
+    kiln_step_rule inner = kiln_step_scale(0.1);
+    kiln_step_rule parts[2] = {kiln_step_restrict(&inner, only_w, 1), kiln_step_scale(0.5)};
+    kiln_step_rule sr = kiln_step_composite(parts, 2);
+    /* recompile m's graph with the restricted rule and train it */
+    kiln_program_destroy(m.p);
+    kiln_compile_options o = kiln_compile_options_default();
+    o.cost = m.cost;
+    o.step_rule = sr;
+    o.max_batch = N;
+    ck_assert_msg(kiln_compile(m.g, &o, &m.p) == KILN_OK, "%s", kiln_program_errmsg(m.p));
+    kiln_program_bind_input(m.p, "x", m.x);
+    kiln_program_bind_input(m.p, "t", m.t);
+    rule u = {.kind = R_RESTRICT, .lr = 0.1, .lr2 = 0.5};
+    ref r = {0};
+    memcpy(r.w, W0, sizeof r.w);
+    memcpy(r.b, B0, sizeof r.b);
+    for (int step = 1; step <= STEPS; step++) {
+        ck_assert_int_eq(kiln_program_train_step(m.p, N), KILN_OK);
+        ref_step(&r, &u);
+        double w[IN * OUT], b[OUT];
+        ck_assert_int_eq(kiln_program_get_param(m.p, m.wn, w, IN * OUT), KILN_OK);
+        ck_assert_int_eq(kiln_program_get_param(m.p, m.bn, b, OUT), KILN_OK);
+        for (int i = 0; i < IN * OUT; i++)
+            close_to(w[i], r.w[i], "W", step, i);
+        for (int j = 0; j < OUT; j++)
+            close_to(b[j], r.b[j], "b", step, j);
+    }
+    /* a variable the cost does not use is an error naming it */
+    kiln_param *stranger = kiln_param_create("stranger", 1, (int64_t[]){2});
+    kiln_param_set_values(stranger, (double[]){0, 0}, 2);
+    parts[0] = kiln_step_restrict(&inner, &stranger, 1);
+    kiln_program *q;
+    o.step_rule = kiln_step_composite(parts, 2);
+    ck_assert_int_eq(kiln_compile(m.g, &o, &q), KILN_ERR_ARG);
+    ck_assert_msg(strstr(kiln_program_errmsg(q), "Restrict: variable 0 (stranger)"), "%s", kiln_program_errmsg(q));
+    kiln_program_destroy(q);
+    kiln_param_destroy(stranger);
+    destroy(&m);
+}
+END_TEST
+
+/* A step with a NaN: RemoveNotFinite replaces it by (1 - scaler) p, so
+** with scaler 1 the parameter stays and with 0.5 it halves; the other
+** parameter's finite step goes through. The NaN comes from sqrt of a
+** negative parameter. */
+START_TEST(remove_not_finite_replaces_a_nan_step)
+{
+    for (int k = 0; k < 2; k++) {
+        double scaler = k ? 0.5 : 1;
+        kiln_graph *g = kiln_graph_create(KILN_DTYPE_F64);
+        kiln_param *a = kiln_param_create("a", 1, (int64_t[]){2}), *c = kiln_param_create("c", 1, (int64_t[]){2});
+        kiln_param_set_values(a, (double[]){-1, 4}, 2); /* sqrt(-1): NaN gradient */
+        kiln_param_set_values(c, (double[]){1, 2}, 2);
+        kiln_node an = kiln_graph_param(g, a), cn = kiln_graph_param(g, c);
+        kiln_node cost = kiln_expr_add(g, kiln_expr_sum(g, kiln_expr_sqrt(g, an), KILN_ALL_AXES),
+                                       kiln_expr_sum(g, kiln_expr_square(g, cn), KILN_ALL_AXES));
+        kiln_step_rule parts[2] = {kiln_step_scale(0.25), kiln_step_remove_not_finite(scaler)};
+        kiln_compile_options o = kiln_compile_options_default();
+        o.cost = cost;
+        o.step_rule = kiln_step_composite(parts, 2);
+        kiln_program *p;
+        ck_assert_msg(kiln_compile(g, &o, &p) == KILN_OK, "%s", kiln_program_errmsg(p));
+        ck_assert_int_eq(kiln_program_train_step(p, 1), KILN_OK);
+        double av[2], cv[2];
+        ck_assert_int_eq(kiln_program_get_param(p, an, av, 2), KILN_OK);
+        ck_assert_int_eq(kiln_program_get_param(p, cn, cv, 2), KILN_OK);
+        ck_assert_msg(av[0] == -1 * scaler && av[1] == 4 * scaler, "scaler %g: a = (%g, %g)", scaler, av[0], av[1]);
+        ck_assert_double_eq(cv[0], 1 - 0.25 * 2);
+        ck_assert_double_eq(cv[1], 2 - 0.25 * 4);
+        kiln_program_destroy(p);
+        kiln_graph_destroy(g);
+        kiln_param_destroy(a);
+        kiln_param_destroy(c);
+    }
+}
+END_TEST
+
 /* Adam's counter is a state too, and the learning rate changes without
 ** recompiling: set_learning_rate reaches Adam's. */
 START_TEST(adam_time_counts_steps_and_learning_rate_is_a_state)
@@ -272,11 +486,19 @@ START_TEST(bad_rules_are_errors_naming_the_rule)
         {kiln_step_adam(NAN, 0.1, 0.001, 1e-8, 1), "Adam"},
         {kiln_step_scale(INFINITY), "Scale"},
         {kiln_step_composite(NULL, 0), "CompositeRule"},
+        {kiln_step_adadelta(1.5, 1e-6), "AdaDelta: decay rate 1.5 is outside [0, 1]"},
+        {kiln_step_adadelta(-0.1, 1e-6), "AdaDelta: decay rate -0.1 is outside [0, 1]"},
+        {kiln_step_basic_rmsprop(0.9, 0), "BasicRMSProp: max_scaling is 0"},
+        {kiln_step_step_clipping(0), "StepClipping: threshold is 0"},
+        {kiln_step_variable_clipping(-1, 0), "VariableClipping: threshold is -1"},
+        {kiln_step_variable_clipping(1, 4), "VariableClipping: axes 0x4 outside the 1 axes of W"},
+        {kiln_step_adagrad(0.1, -1), "AdaGrad: epsilon is -1"},
     };
     kiln_step_rule inner = kiln_step_composite(NULL, 0);
     kiln_step_rule nested = kiln_step_composite(&inner, 1);
-    for (size_t i = 0; i < sizeof rows / sizeof rows[0] + 1; i++) {
-        const kiln_step_rule *sr = i < 3 ? &rows[i].rule : &nested;
+    size_t n_rows = sizeof rows / sizeof rows[0];
+    for (size_t i = 0; i < n_rows + 1; i++) {
+        const kiln_step_rule *sr = i < n_rows ? &rows[i].rule : &nested;
         model m;
         memset(&m, 0, sizeof m);
         m.g = kiln_graph_create(KILN_DTYPE_F64);
@@ -287,7 +509,7 @@ START_TEST(bad_rules_are_errors_naming_the_rule)
         o.cost = c;
         o.step_rule = *sr;
         ck_assert_int_ne(kiln_compile(m.g, &o, &m.p), KILN_OK);
-        ck_assert_msg(strstr(kiln_program_errmsg(m.p), i < 3 ? rows[i].says : "CompositeRule"), "row %zu: %s", i,
+        ck_assert_msg(strstr(kiln_program_errmsg(m.p), i < n_rows ? rows[i].says : "CompositeRule"), "row %zu: %s", i,
                       kiln_program_errmsg(m.p));
         destroy(&m);
     }
@@ -355,6 +577,14 @@ int main(void)
     tcase_add_test(t, composite_scale_then_basic_momentum_is_momentum);
     tcase_add_test(t, adam_at_blocks_defaults_matches_the_formula);
     tcase_add_test(t, adam_at_the_usual_values_matches_the_formula);
+    tcase_add_test(t, adadelta_matches_the_formula);
+    tcase_add_test(t, rmsprop_matches_the_formula);
+    tcase_add_test(t, adagrad_matches_the_formula);
+    tcase_add_test(t, step_clipping_then_scale_matches_the_formula);
+    tcase_add_test(t, scale_then_variable_clipping_matches_the_formula);
+    tcase_add_test(t, momentum_stepper_matches_brainstorm);
+    tcase_add_test(t, restrict_applies_its_rule_to_its_variables_only);
+    tcase_add_test(t, remove_not_finite_replaces_a_nan_step);
     tcase_add_test(t, adam_time_counts_steps_and_learning_rate_is_a_state);
     tcase_add_test(t, bad_rules_are_errors_naming_the_rule);
     tcase_add_test(t, regress_8_a_state_only_its_update_reads_has_storage);

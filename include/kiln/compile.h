@@ -17,6 +17,8 @@
 #ifndef KILN_COMPILE_H
 #define KILN_COMPILE_H
 
+#include <string.h>
+
 #include "graph.h"
 
 #ifdef __cplusplus
@@ -25,52 +27,102 @@ extern "C" {
 
 typedef struct kiln_program kiln_program;
 
-/* GradientDescent's step rules (blocks.algorithms), built into the training
-** step as updates of the graph: p -= step, where the step is the gradient
-** passed through the rule (a CompositeRule passes it through each component
-** in order). A rule's state (a velocity, Adam's moments and time) lives in
-** the program, in slabs beside the parameters; learning rates and momenta
-** are states too, set at compile time from these fields.
-**   Scale(learning_rate = 1):     step = lr * g
-**   BasicMomentum(momentum = 0):  v = momentum * v + g; step = v
+/* GradientDescent's step rules (blocks.algorithms) and brainstorm's
+** steppers, built into the training step as updates of the graph: p -=
+** step, where the step is the gradient g passed through the rule (a
+** CompositeRule passes it through each component in order). A rule's state
+** (a velocity, Adam's moments and time) lives in the program, in slabs
+** beside the parameters; learning rates and momenta are states too, set at
+** compile time from these fields and changed without recompiling.
+** Blocks' formulas and defaults (the constructors take every argument; the
+** defaults are in the comments):
+**   Scale(learning_rate = 1):     step = lr g
+**   BasicMomentum(momentum = 0):  v = momentum v + g; step = v
 **   Momentum(learning_rate = 1, momentum = 0) = [Scale, BasicMomentum]
+**   AdaDelta(decay_rate = 0.95, epsilon = 1e-6), decay_rate in [0, 1]:
+**        Eg = rho Eg + (1 - rho) g^2; d = sqrt(Ed + eps) / sqrt(Eg + eps) g;
+**        Ed = rho Ed + (1 - rho) d^2; step = d
+**   BasicRMSProp(decay_rate = 0.9, max_scaling = 1e5), max_scaling > 0:
+**        m = rho m + (1 - rho) g^2; step = g / max(sqrt(m), 1 / max_scaling)
+**   RMSProp(learning_rate = 1, decay_rate = 0.9, max_scaling = 1e5) =
+**        [BasicRMSProp, Scale]
+**   AdaGrad(learning_rate = 0.002, epsilon = 1e-6):
+**        G = G + g^2; step = lr g / (sqrt(G) + eps)
 **   Adam(learning_rate = 0.002, beta1 = 0.1, beta2 = 0.001, epsilon = 1e-8,
-**        decay_factor = 1 - 1e-8), Blocks' formulas and its beta = 1 - usual
-**        convention: t = t + 1; lr_t = lr sqrt(1 - (1 - beta2)^t) /
-**        (1 - (1 - beta1)^t); b1 = 1 - (1 - beta1) decay^(t - 1);
-**        m = b1 g + (1 - b1) m; v = beta2 g^2 + (1 - beta2) v;
-**        step = lr_t m / (sqrt(v) + epsilon)
-**   CompositeRule(components): borrowed for the kiln_compile call; at most
-**        8 components, not nested. */
+**        decay_factor = 1 - 1e-8), Blocks' beta = 1 - usual convention:
+**        t = t + 1; lr_t = lr sqrt(1 - (1 - beta2)^t) / (1 - (1 - beta1)^t);
+**        b1 = 1 - (1 - beta1) decay^(t - 1); m = b1 g + (1 - b1) m;
+**        v = beta2 g^2 + (1 - beta2) v; step = lr_t m / (sqrt(v) + epsilon)
+**   StepClipping(threshold > 0): n = L2 norm of every step together; when
+**        n >= threshold, every step is scaled by threshold / n
+**   VariableClipping(threshold > 0, axes): n = L2 norm of each new value
+**        p - step (over the axes in the bit mask axes, 0: all); where n >
+**        threshold, step = p - (threshold / n)(p - step)
+**   RemoveNotFinite(scaler = 1): where a step has a NaN or infinity, step =
+**        (1 - scaler) p (scaler 1: the parameter stays as it is)
+**   Restrict(rule, variables): rule for those parameters only, the others'
+**        steps pass through
+**   CompositeRule(components): components in order (they may nest: at most
+**        4 deep and 8 components a level).
+** brainstorm's steppers, on the same machinery:
+**   SgdStepper(learning_rate = 0.1): step = lr g
+**   MomentumStepper(learning_rate = 0.1, momentum = 0, scale_learning_rate =
+**        true): v = momentum v - lr' g, lr' = lr (1 - momentum) when scaled;
+**        step = -v
+** components and variables are borrowed for the kiln_compile call. */
 enum kiln_step_rule_kind { KILN_STEP_SCALE, KILN_STEP_BASIC_MOMENTUM, KILN_STEP_MOMENTUM, KILN_STEP_ADAM,
-                           KILN_STEP_COMPOSITE };
+                           KILN_STEP_COMPOSITE, KILN_STEP_ADADELTA, KILN_STEP_BASIC_RMSPROP, KILN_STEP_RMSPROP,
+                           KILN_STEP_ADAGRAD, KILN_STEP_STEP_CLIPPING, KILN_STEP_VARIABLE_CLIPPING,
+                           KILN_STEP_REMOVE_NOT_FINITE, KILN_STEP_RESTRICT, KILN_STEP_MOMENTUM_STEPPER };
 typedef struct kiln_step_rule {
     enum kiln_step_rule_kind kind;
     double learning_rate;
     double momentum;
     double beta1, beta2, epsilon, decay_factor;
-    const struct kiln_step_rule *components;
+    const struct kiln_step_rule *components; /* CompositeRule; Restrict: components[0] */
     int n_components;
+    double decay_rate, max_scaling, threshold, scaler;
+    unsigned axes;                           /* VariableClipping */
+    bool scale_learning_rate;                /* MomentumStepper */
+    kiln_param *const *variables;            /* Restrict */
+    int n_variables;
 } kiln_step_rule;
+/* A rule of kind k, every other field zero (the constructors' start). */
+static inline kiln_step_rule kiln_step_rule_of_(enum kiln_step_rule_kind k)
+{
+    kiln_step_rule r;
+    memset(&r, 0, sizeof r);
+    r.kind = k;
+    return r;
+}
 static inline kiln_step_rule kiln_step_scale(double lr)
 {
-    kiln_step_rule r = {KILN_STEP_SCALE, lr, 0, 0, 0, 0, 0, 0, 0};
+    kiln_step_rule r = kiln_step_rule_of_(KILN_STEP_SCALE);
+    r.learning_rate = lr;
     return r;
 }
 static inline kiln_step_rule kiln_step_basic_momentum(double momentum)
 {
-    kiln_step_rule r = {KILN_STEP_BASIC_MOMENTUM, 0, momentum, 0, 0, 0, 0, 0, 0};
+    kiln_step_rule r = kiln_step_rule_of_(KILN_STEP_BASIC_MOMENTUM);
+    r.momentum = momentum;
     return r;
 }
 static inline kiln_step_rule kiln_step_momentum(double lr, double momentum)
 {
-    kiln_step_rule r = {KILN_STEP_MOMENTUM, lr, momentum, 0, 0, 0, 0, 0, 0};
+    kiln_step_rule r = kiln_step_rule_of_(KILN_STEP_MOMENTUM);
+    r.learning_rate = lr;
+    r.momentum = momentum;
     return r;
 }
 static inline kiln_step_rule kiln_step_adam(double lr, double beta1, double beta2, double epsilon,
                                             double decay_factor)
 {
-    kiln_step_rule r = {KILN_STEP_ADAM, lr, 0, beta1, beta2, epsilon, decay_factor, 0, 0};
+    kiln_step_rule r = kiln_step_rule_of_(KILN_STEP_ADAM);
+    r.learning_rate = lr;
+    r.beta1 = beta1;
+    r.beta2 = beta2;
+    r.epsilon = epsilon;
+    r.decay_factor = decay_factor;
     return r;
 }
 /* Adam with Blocks' defaults. */
@@ -80,7 +132,75 @@ static inline kiln_step_rule kiln_step_adam_default(void)
 }
 static inline kiln_step_rule kiln_step_composite(const kiln_step_rule *components, int n)
 {
-    kiln_step_rule r = {KILN_STEP_COMPOSITE, 0, 0, 0, 0, 0, 0, components, n};
+    kiln_step_rule r = kiln_step_rule_of_(KILN_STEP_COMPOSITE);
+    r.components = components;
+    r.n_components = n;
+    return r;
+}
+static inline kiln_step_rule kiln_step_adadelta(double decay_rate, double epsilon)
+{
+    kiln_step_rule r = kiln_step_rule_of_(KILN_STEP_ADADELTA);
+    r.decay_rate = decay_rate;
+    r.epsilon = epsilon;
+    return r;
+}
+static inline kiln_step_rule kiln_step_basic_rmsprop(double decay_rate, double max_scaling)
+{
+    kiln_step_rule r = kiln_step_rule_of_(KILN_STEP_BASIC_RMSPROP);
+    r.decay_rate = decay_rate;
+    r.max_scaling = max_scaling;
+    return r;
+}
+static inline kiln_step_rule kiln_step_rmsprop(double lr, double decay_rate, double max_scaling)
+{
+    kiln_step_rule r = kiln_step_rule_of_(KILN_STEP_RMSPROP);
+    r.learning_rate = lr;
+    r.decay_rate = decay_rate;
+    r.max_scaling = max_scaling;
+    return r;
+}
+static inline kiln_step_rule kiln_step_adagrad(double lr, double epsilon)
+{
+    kiln_step_rule r = kiln_step_rule_of_(KILN_STEP_ADAGRAD);
+    r.learning_rate = lr;
+    r.epsilon = epsilon;
+    return r;
+}
+static inline kiln_step_rule kiln_step_step_clipping(double threshold)
+{
+    kiln_step_rule r = kiln_step_rule_of_(KILN_STEP_STEP_CLIPPING);
+    r.threshold = threshold;
+    return r;
+}
+static inline kiln_step_rule kiln_step_variable_clipping(double threshold, unsigned axes)
+{
+    kiln_step_rule r = kiln_step_rule_of_(KILN_STEP_VARIABLE_CLIPPING);
+    r.threshold = threshold;
+    r.axes = axes;
+    return r;
+}
+static inline kiln_step_rule kiln_step_remove_not_finite(double scaler)
+{
+    kiln_step_rule r = kiln_step_rule_of_(KILN_STEP_REMOVE_NOT_FINITE);
+    r.scaler = scaler;
+    return r;
+}
+static inline kiln_step_rule kiln_step_restrict(const kiln_step_rule *rule, kiln_param *const *variables, int n)
+{
+    kiln_step_rule r = kiln_step_rule_of_(KILN_STEP_RESTRICT);
+    r.components = rule;
+    r.n_components = 1;
+    r.variables = variables;
+    r.n_variables = n;
+    return r;
+}
+static inline kiln_step_rule kiln_step_sgd_stepper(double lr) { return kiln_step_scale(lr); }
+static inline kiln_step_rule kiln_step_momentum_stepper(double lr, double momentum, bool scale_learning_rate)
+{
+    kiln_step_rule r = kiln_step_rule_of_(KILN_STEP_MOMENTUM_STEPPER);
+    r.learning_rate = lr;
+    r.momentum = momentum;
+    r.scale_learning_rate = scale_learning_rate;
     return r;
 }
 
