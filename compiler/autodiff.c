@@ -318,6 +318,26 @@ static void rule(ad *d, int32_t id, kiln_node gy, const unsigned char *need, int
                 accumulate(d, a.id, kiln_expr_concat(g, parts, r.n_out, kiln_attr_axis(&r)));
         }
         break;
+    case KILN_OP_SCAN: {
+        /* the adjoints of its results, then a reverse scan (scan.c) */
+        int32_t res_adj[256], in_adj[256];
+        if (r.n_out > 256 || r.n_in > 256) {
+            kiln_err_set(&g->err, KILN_ERR_UNSUPPORTED, "autodiff: a scan with more than 256 inputs or results");
+            break;
+        }
+        bool any = false;
+        for (int k = 0; k < r.n_out; k++) {
+            kiln_node a = tuple_adjoint(d, id, k, n0);
+            res_adj[k] = a.id;
+            any |= kiln_node_ok(a);
+        }
+        if (!any || kiln_scan_gradient(g, id, res_adj, need, in_adj) != KILN_OK)
+            break;
+        for (int k = 0; k < r.n_in; k++)
+            if (in_adj[k] >= 0 && need[r.in[k]])
+                accumulate(d, r.in[k], N(in_adj[k]));
+        break;
+    }
     default: /* leaves, PROJ (its tuple gathers it) and non-differentiable ops */
         break;
     }
@@ -339,12 +359,10 @@ static void name_adjoint(kiln_graph *g, int32_t id, int32_t adj, int32_t n0)
         kiln_graph_set_owner(g, adj, r->owner);
 }
 
-enum kiln_status kiln_autodiff(kiln_graph *g, int32_t cost, const int32_t *wrt, int n, int32_t *grads)
+enum kiln_status kiln_vjp(kiln_graph *g, const int32_t *outs, const int32_t *seeds, int n_outs, const int32_t *wrt,
+                          int n, int32_t *grads)
 {
-    const kiln_node_rec *rc = kiln_graph_cnode(g, cost);
-    if (rc->shape.rank != 0 || rc->n_out)
-        return kiln_err_set(&g->err, KILN_ERR_SHAPE, "the cost must be a scalar, got rank %d", rc->shape.rank);
-    int32_t n0 = g->n_nodes;
+    int32_t n0 = g->n_nodes, top = -1;
     ad d = {g, malloc(sizeof(int32_t) * (size_t)(n0 + 1))};
     unsigned char *need = calloc((size_t)n0 + 1, 1);
     if (!d.adj || !need) {
@@ -361,8 +379,12 @@ enum kiln_status kiln_autodiff(kiln_graph *g, int32_t cost, const int32_t *wrt, 
         for (int k = 0; k < r->n_in; k++)
             need[id] |= need[r->in[k]];
     }
-    d.adj[cost] = kiln_expr_constant(g, 1.0).id;
-    for (int32_t id = cost; id >= 0 && g->err.status == KILN_OK; id--) {
+    for (int i = 0; i < n_outs; i++) {
+        d.adj[outs[i]] = d.adj[outs[i]] < 0 ? seeds[i] : kiln_expr_add(g, N(d.adj[outs[i]]), N(seeds[i])).id;
+        if (outs[i] > top)
+            top = outs[i];
+    }
+    for (int32_t id = top; id >= 0 && g->err.status == KILN_OK; id--) {
         const kiln_node_rec *r = kiln_graph_cnode(g, id);
         if (!need[id])
             continue;
@@ -379,11 +401,22 @@ enum kiln_status kiln_autodiff(kiln_graph *g, int32_t cost, const int32_t *wrt, 
         int32_t p = wrt[i];
         if (p < n0 && d.adj[p] >= 0) {
             grads[i] = d.adj[p];
-        } else { /* the cost does not depend on it: a zero gradient */
+        } else { /* nothing depends on it: a zero gradient */
             grads[i] = zeros_like(g, &kiln_graph_cnode(g, p)->shape).id;
         }
     }
     free(d.adj);
     free(need);
     return g->err.status;
+}
+
+enum kiln_status kiln_autodiff(kiln_graph *g, int32_t cost, const int32_t *wrt, int n, int32_t *grads)
+{
+    const kiln_node_rec *rc = kiln_graph_cnode(g, cost);
+    if (rc->shape.rank != 0 || rc->n_out)
+        return kiln_err_set(&g->err, KILN_ERR_SHAPE, "the cost must be a scalar, got rank %d", rc->shape.rank);
+    int32_t one = kiln_expr_constant(g, 1.0).id;
+    if (one < 0)
+        return g->err.status;
+    return kiln_vjp(g, &cost, &one, 1, wrt, n, grads);
 }

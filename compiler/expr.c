@@ -743,6 +743,27 @@ kiln_node kiln_expr_broadcast_to(kiln_graph *g, kiln_node a, const kiln_shape *s
     return add_rec(g, &rec);
 }
 
+kiln_node kiln_expr_broadcast(kiln_graph *g, kiln_node a, int rank, const int64_t *dims)
+{
+    if (!g || !kiln_graph_check(g, a, "broadcast"))
+        return KILN_NODE_NONE;
+    if (rank < 0 || rank > KILN_MAX_RANK || (rank && !dims))
+        return kiln_graph_fail(g, KILN_ERR_ARG, "broadcast: rank %d outside [0, %d]", rank, KILN_MAX_RANK);
+    kiln_shape s = {.rank = rank};
+    for (int i = 0; i < rank; i++) {
+        kiln_mono d;
+        if (dims[i] == 0 || dims[i] == KILN_INFER || !kiln_dim_mono(g, dims[i], &d) ||
+            (dims[i] < 0 && kiln_dim_symbol(dims[i]) >= 0 && !g->symbol_names[kiln_dim_symbol(dims[i])]))
+            return kiln_graph_fail(g, KILN_ERR_ARG, "broadcast: dim %d is %lld, expected > 0 or a symbol", i,
+                                   (long long)dims[i]);
+        s.dims[i] = dims[i];
+    }
+    kiln_mono size;
+    if (!kiln_shape_size(g, &s, &size))
+        return kiln_graph_fail(g, KILN_ERR_SHAPE, "broadcast: the target's size overflows");
+    return kiln_expr_broadcast_to(g, a, &s);
+}
+
 kiln_node kiln_expr_onehot(kiln_graph *g, kiln_node idx, int64_t depth)
 {
     if (!g || !kiln_graph_check(g, idx, "onehot"))

@@ -73,6 +73,8 @@ const kiln_op_info kiln_op_info_table[KILN_OP_COUNT_] = {
     [KILN_OP_SOFTMAX_XENT] = {"softmax_cross_entropy", KILN_CLASS_OTHER, 2},
     [KILN_OP_SPLIT] = {"split", KILN_CLASS_OTHER, 1},
     [KILN_OP_PROJ] = {"proj", KILN_CLASS_OTHER, 1},
+    [KILN_OP_SCAN] = {"scan", KILN_CLASS_OTHER, -1},
+    [KILN_OP_ARG] = {"arg", KILN_CLASS_LEAF, 0},
     [KILN_OP_RANDOM] = {"random", KILN_CLASS_OTHER, 1},
     [KILN_OP_RNG_NEXT] = {"rng_next", KILN_CLASS_OTHER, 1},
 };
@@ -175,6 +177,10 @@ void kiln_graph_destroy(kiln_graph *g)
     for (int32_t i = 0; i < g->n_owned; i++)
         kiln_store_free(g->owned[i]);
     free(g->owned);
+    for (int32_t i = 0; i < g->n_bodies; i++)
+        kiln_graph_destroy(g->bodies[i]);
+    free(g->bodies);
+    free(g->results);
     kiln_pool_destroy(g->pool);
     free(g);
 }

@@ -87,11 +87,27 @@ enum kiln_op {
     KILN_OP_SOFTMAX_XENT, /* stable -log softmax(x)[.., y[..]] from logits x */
     KILN_OP_SPLIT,      /* tuple: pieces of the input along axis attr.i[0], sizes in outs */
     KILN_OP_PROJ,       /* result attr.i[0] of a tuple node */
+    /* recurrence (scan.c) */
+    KILN_OP_SCAN,       /* tuple: a body graph run along axis 0 (T) of its sequences; see below */
+    KILN_OP_ARG,        /* a body graph's argument attr.i[0] (a sequence's slice, a state, a context) */
     /* random, from a counter-based state (rng.c, philox) */
     KILN_OP_RANDOM,     /* attr.i[0] distribution, i[1] stream id; f[0], f[1] its parameters */
     KILN_OP_RNG_NEXT,   /* the state after one more draw of every stream */
     KILN_OP_COUNT_
 };
+
+/* KILN_OP_SCAN. Inputs: n_seq sequences (T, ..) sliced at t, n_state
+** initial states, n_ctx contexts (constant per step; parameters the body
+** reads are made contexts when the scan is built). The body is a graph of
+** the scan's graph (g->bodies[attr body]) whose ARG leaves are, in order,
+** the sequences' slices, the states at t-1 and the contexts, and whose
+** results (g->results of the body) are the states at t and n_out per-step
+** outputs. The scan's results: the states stacked over T (n_state), the
+** final states (n_state), the outputs stacked over T or, for those in the
+** sum mask, summed over the steps (n_out), and the states at t-1 stacked
+** over T (n_state: what the gradient reads). reverse runs t from T-1 down. */
+enum kiln_scan_attr { KILN_SCAN_BODY, KILN_SCAN_SEQ, KILN_SCAN_STATE, KILN_SCAN_CTX, KILN_SCAN_OUT,
+                      KILN_SCAN_REVERSE, KILN_SCAN_SUMS };
 
 /* KILN_OP_RANDOM's distributions (attr.i[0]). */
 enum kiln_random_kind { KILN_RANDOM_UNIFORM, KILN_RANDOM_NORMAL, KILN_RANDOM_BERNOULLI };
@@ -192,6 +208,11 @@ struct kiln_graph {
     /* store entries the graph made and frees (random states) */
     kiln_param **owned;
     int32_t n_owned, cap_owned;
+    /* scan bodies, owned; and, for a body, its results (states at t, outputs) */
+    struct kiln_graph **bodies;
+    int32_t n_bodies, cap_bodies;
+    int32_t *results;
+    int32_t n_results;
     /* open-addressing table of node ids by hash, for CSE */
     int32_t *cse;
     int32_t cap_cse;
@@ -293,6 +314,23 @@ kiln_node kiln_expr_pad(kiln_graph *g, kiln_node a, int axis, int64_t before, in
 kiln_node kiln_expr_scatter_add(kiln_graph *g, kiln_node upd, kiln_node idx, int64_t rows);
 kiln_node kiln_expr_rng_next(kiln_graph *g, kiln_node state);
 kiln_node kiln_expr_reshape_shape(kiln_graph *g, kiln_node a, const kiln_shape *s);
+
+/* ---- scans (scan.c) --------------------------------------------------------- */
+
+/* A scan node over body (g takes it; ARGs and results set) with these
+** counts and inputs (n_seq + n_state + n_ctx ids): its id, or -1 with the
+** error on g. */
+int32_t kiln_scan_add(kiln_graph *g, kiln_graph *body, int n_seq, int n_state, int n_ctx, int n_out, bool reverse,
+                      uint64_t sums, const int32_t *inputs);
+/* Copy src's body number `body` into dst (a program graph's rebuild when
+** program: rewrites, CSE, only what its results need): its index in dst,
+** or -1 with the error on dst. */
+int32_t kiln_scan_copy_body(kiln_graph *dst, const kiln_graph *src, int32_t body, bool program);
+/* The gradient of scan node id: res_adj[k] the adjoint of its result k
+** (-1: none); in_adj[k] receives the adjoint of input k (-1: none), for
+** the inputs need[] marks. Builds a reverse scan in g. */
+enum kiln_status kiln_scan_gradient(kiln_graph *g, int32_t id, const int32_t *res_adj, const unsigned char *need,
+                                    int32_t *in_adj);
 
 /* ---- the neutral store (store.c) ------------------------------------------- */
 

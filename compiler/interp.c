@@ -64,6 +64,10 @@ struct kiln_interp {
     unsigned char *done;     /* the last run computed the node */
     bool *running;           /* per update: runs in the current mode */
     int64_t sizes[KILN_MAX_SYMBOLS];
+    /* scans: a sub-interpreter per body, and each scan's results by index */
+    struct kiln_interp **subs; /* per body of g, made on first use */
+    double ***results;       /* per node: a tuple's result arrays (SCAN) */
+    int64_t **result_count;
 };
 
 static const kiln_node_rec *R(const kiln_interp *it, int32_t id) { return kiln_graph_cnode(it->g, id); }
@@ -452,12 +456,137 @@ static void eval_random(kiln_interp *it, int32_t id, double *y, const dims *od)
     }
 }
 
+/* ---- scans ------------------------------------------------------------------------- */
+
+/* Set the value of an ARG leaf of a body's interpreter. */
+static enum kiln_status set_arg(kiln_interp *sub, int32_t node, const double *src, int64_t n)
+{
+    if (sub->count[node] != n || !sub->val[node]) {
+        free(sub->val[node]);
+        if (!(sub->val[node] = malloc(((size_t)n + 1) * sizeof(double))))
+            return kiln_err_set(&sub->err, KILN_ERR_NOMEM, "scan: no memory");
+        sub->count[node] = n;
+    }
+    memcpy(sub->val[node], src, (size_t)n * sizeof *src);
+    return KILN_OK;
+}
+
+static void free_results(kiln_interp *it, int32_t id)
+{
+    if (!it->results || !it->results[id])
+        return;
+    for (int k = 0; k < R(it, id)->n_out; k++)
+        free(it->results[id][k]);
+    free(it->results[id]);
+    free(it->result_count[id]);
+    it->results[id] = NULL;
+    it->result_count[id] = NULL;
+}
+
+/* Run scan node id: its body, once per step, on a sub-interpreter (see
+** graph.h's KILN_OP_SCAN for the inputs and results). */
+static enum kiln_status eval_scan(kiln_interp *it, int32_t id)
+{
+    const kiln_node_rec *r = R(it, id);
+    int bi = (int)r->attr.i[KILN_SCAN_BODY];
+    int n_seq = (int)r->attr.i[KILN_SCAN_SEQ], n_state = (int)r->attr.i[KILN_SCAN_STATE];
+    int n_ctx = (int)r->attr.i[KILN_SCAN_CTX], n_out = (int)r->attr.i[KILN_SCAN_OUT];
+    bool reverse = r->attr.i[KILN_SCAN_REVERSE] != 0;
+    uint64_t sums = (uint64_t)r->attr.i[KILN_SCAN_SUMS];
+    const kiln_graph *body = it->g->bodies[bi];
+    if (!it->subs[bi]) {
+        kiln_interp_program prog = {.g = body, .cost = -1, .outputs = body->results, .n_outputs = body->n_results};
+        if (kiln_interp_create(&prog, &it->subs[bi]) != KILN_OK)
+            return fail_at(it, id, it->subs[bi] ? it->subs[bi]->err.status : KILN_ERR_NOMEM, "scan body: %s",
+                           kiln_interp_errmsg(it->subs[bi]));
+    }
+    kiln_interp *sub = it->subs[bi];
+    int32_t args[512];
+    int n_args = n_seq + n_state + n_ctx;
+    if (n_args > 512)
+        return fail_at(it, id, KILN_ERR_UNSUPPORTED, "scan with %d arguments", n_args);
+    for (int k = 0; k < n_args; k++)
+        args[k] = -1;
+    for (int32_t b = 0; b < body->n_nodes; b++)
+        if (body->nodes[b].op == KILN_OP_ARG && body->nodes[b].attr.i[0] < n_args)
+            args[body->nodes[b].attr.i[0]] = b;
+    /* the results, zeroed (sums start at 0) */
+    free_results(it, id);
+    it->results[id] = calloc((size_t)r->n_out + 1, sizeof **it->results);
+    it->result_count[id] = calloc((size_t)r->n_out + 1, sizeof **it->result_count);
+    if (!it->results[id] || !it->result_count[id])
+        return fail_at(it, id, KILN_ERR_NOMEM, "scan: no memory");
+    for (int k = 0; k < r->n_out; k++) {
+        dims d;
+        if (!eval_shape(it, &r->outs[k].shape, &d))
+            return fail_at(it, id, KILN_ERR_ARG, "scan result %d: a symbol without a size", k);
+        it->result_count[id][k] = d.count;
+        if (!(it->results[id][k] = calloc((size_t)d.count + 1, sizeof(double))))
+            return fail_at(it, id, KILN_ERR_NOMEM, "scan: no memory");
+    }
+    int64_t T = node_dims(it, r->in[0]).d[0];
+    double **cur = calloc((size_t)n_state + 1, sizeof *cur);
+    int64_t *state_n = calloc((size_t)n_state + 1, sizeof *state_n);
+    enum kiln_status st = cur && state_n ? KILN_OK : fail_at(it, id, KILN_ERR_NOMEM, "scan: no memory");
+    for (int k = 0; !st && k < n_state; k++) {
+        state_n[k] = it->count[r->in[n_seq + k]];
+        if (!(cur[k] = malloc(((size_t)state_n[k] + 1) * sizeof(double))))
+            st = fail_at(it, id, KILN_ERR_NOMEM, "scan: no memory");
+        else
+            memcpy(cur[k], it->val[r->in[n_seq + k]], (size_t)state_n[k] * sizeof(double));
+    }
+    for (int l = 0; !st && l < n_ctx; l++) /* contexts: once */
+        if (args[n_seq + n_state + l] >= 0)
+            st = set_arg(sub, args[n_seq + n_state + l], it->val[r->in[n_seq + n_state + l]],
+                         it->count[r->in[n_seq + n_state + l]]);
+    for (int64_t s = 0; !st && s < T; s++) {
+        int64_t t = reverse ? T - 1 - s : s;
+        for (int j = 0; !st && j < n_seq; j++) {
+            int64_t per = it->count[r->in[j]] / (T ? T : 1);
+            if (args[j] >= 0)
+                st = set_arg(sub, args[j], it->val[r->in[j]] + t * per, per);
+        }
+        for (int k = 0; !st && k < n_state; k++) {
+            memcpy(it->results[id][2 * n_state + n_out + k] + t * state_n[k], cur[k], (size_t)state_n[k] * sizeof(double));
+            if (args[n_seq + k] >= 0)
+                st = set_arg(sub, args[n_seq + k], cur[k], state_n[k]);
+        }
+        if (st || (st = kiln_interp_run(sub, KILN_MODE_FORWARD, it->sizes)) != KILN_OK) {
+            fail_at(it, id, st, "scan step %lld: %s", (long long)t, kiln_interp_errmsg(sub));
+            break;
+        }
+        for (int k = 0; k < n_state; k++) {
+            const double *v = sub->val[body->results[k]];
+            memcpy(cur[k], v, (size_t)state_n[k] * sizeof(double));
+            memcpy(it->results[id][k] + t * state_n[k], v, (size_t)state_n[k] * sizeof(double));
+        }
+        for (int o = 0; o < n_out; o++) {
+            int32_t b = body->results[n_state + o];
+            double *dst = it->results[id][2 * n_state + o];
+            if (sums >> o & 1)
+                for (int64_t i = 0; i < sub->count[b]; i++)
+                    dst[i] += sub->val[b][i];
+            else
+                memcpy(dst + t * sub->count[b], sub->val[b], (size_t)sub->count[b] * sizeof(double));
+        }
+    }
+    for (int k = 0; !st && k < n_state; k++)
+        memcpy(it->results[id][n_state + k], cur[k], (size_t)state_n[k] * sizeof(double));
+    for (int k = 0; cur && k < n_state; k++)
+        free(cur[k]);
+    free(cur);
+    free(state_n);
+    return st;
+}
+
 /* ---- running ----------------------------------------------------------------------- */
 
 static enum kiln_status eval_node(kiln_interp *it, int32_t id)
 {
     const kiln_node_rec *r = R(it, id);
-    if (is_store_leaf(r) || r->n_out) /* persistent; a tuple has no value of its own */
+    if (r->op == KILN_OP_SCAN)
+        return eval_scan(it, id);
+    if (is_store_leaf(r) || r->n_out || r->op == KILN_OP_ARG) /* persistent, or set by the scan running the body */
         return KILN_OK;
     dims od = node_dims(it, id);
     free(it->val[id]);
@@ -497,6 +626,15 @@ static enum kiln_status eval_node(kiln_interp *it, int32_t id)
     case KILN_OP_REVERSE:
     case KILN_OP_CONCAT: eval_axis(it, id, y, &od); return KILN_OK;
     case KILN_OP_PROJ:
+        if (R(it, r->in[0])->op == KILN_OP_SCAN) { /* computed by the scan already */
+            int k = (int)r->attr.i[0];
+            if (!it->results[r->in[0]] || it->result_count[r->in[0]][k] != od.count)
+                return fail_at(it, id, KILN_ERR_ARG, "scan result %d has %lld values, expected %lld", k,
+                               it->results[r->in[0]] ? (long long)it->result_count[r->in[0]][k] : -1LL,
+                               (long long)od.count);
+            memcpy(y, it->results[r->in[0]][k], (size_t)od.count * sizeof *y);
+            return KILN_OK;
+        }
         if (R(it, r->in[0])->op != KILN_OP_SPLIT)
             return fail_at(it, id, KILN_ERR_UNSUPPORTED, "result of a %s node: no interpreter case",
                            kiln_op_info_of(R(it, r->in[0])->op)->name);
@@ -653,10 +791,13 @@ enum kiln_status kiln_interp_create(const kiln_interp_program *prog, kiln_interp
     it->need = calloc(n1, 1);
     it->done = calloc(n1, 1);
     it->running = calloc((size_t)prog->n_updates + 1, sizeof *it->running);
+    it->subs = calloc((size_t)prog->g->n_bodies + 1, sizeof *it->subs);
+    it->results = calloc(n1, sizeof *it->results);
+    it->result_count = calloc(n1, sizeof *it->result_count);
     if (!copy_ids(&it->monitors, prog->monitors, prog->n_monitors) ||
         !copy_ids(&it->outputs, prog->outputs, prog->n_outputs) || !copy_ids(&it->grads, prog->grads, prog->n_grads) ||
         !it->updates || !it->bound || !it->val || !it->count || !it->need || !it->done ||
-        !it->running)
+        !it->running || !it->subs || !it->results || !it->result_count)
         return kiln_err_set(&it->err, KILN_ERR_NOMEM, "interp: no memory for %d nodes", (int)it->n);
     if (prog->n_updates)
         memcpy(it->updates, prog->updates, (size_t)prog->n_updates * sizeof *it->updates);
@@ -698,6 +839,13 @@ void kiln_interp_destroy(kiln_interp *it)
         return;
     for (int32_t id = 0; it->val && id < it->n; id++)
         free(it->val[id]);
+    for (int32_t id = 0; it->results && id < it->n; id++)
+        free_results(it, id);
+    for (int32_t b = 0; it->subs && b < it->g->n_bodies; b++)
+        kiln_interp_destroy(it->subs[b]);
+    free(it->subs);
+    free(it->results);
+    free(it->result_count);
     free(it->val);
     free(it->count);
     free(it->bound);

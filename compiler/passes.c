@@ -233,7 +233,9 @@ kiln_graph *kiln_rebuild(const kiln_graph *src, const int32_t *roots, int n_root
             in[k] = map[rec.in[k]];
         rec.in = in;
         rec.replaces = rec.replaces >= 0 ? map[rec.replaces] : -1;
-        map[id] = kiln_graph_add(dst, &rec);
+        if (rec.op == KILN_OP_SCAN) /* its body is rebuilt too, into dst */
+            rec.attr.i[KILN_SCAN_BODY] = kiln_scan_copy_body(dst, src, (int32_t)rec.attr.i[KILN_SCAN_BODY], true);
+        map[id] = rec.op == KILN_OP_SCAN && rec.attr.i[KILN_SCAN_BODY] < 0 ? -1 : kiln_graph_add(dst, &rec);
         if (map[id] < 0 || dst->err.status) {
             kiln_err_copy(err, &dst->err, "rebuild: ");
             kiln_graph_destroy(dst);

@@ -176,6 +176,16 @@ static void put_attrs(printer *p, const kiln_graph *g, const kiln_node_rec *r)
     case KILN_OP_REVERSE:
     case KILN_OP_SPLIT: put_int(p, "axis", a->i[0]); break;
     case KILN_OP_PROJ: put_int(p, "index", a->i[0]); break;
+    case KILN_OP_ARG: put_int(p, "arg", a->i[0]); break;
+    case KILN_OP_SCAN:
+        put_int(p, "body", a->i[KILN_SCAN_BODY]), put_int(p, "sequences", a->i[KILN_SCAN_SEQ]);
+        put_int(p, "states", a->i[KILN_SCAN_STATE]), put_int(p, "contexts", a->i[KILN_SCAN_CTX]);
+        put_int(p, "outputs", a->i[KILN_SCAN_OUT]);
+        if (a->i[KILN_SCAN_REVERSE])
+            field(p), put(p, "reverse");
+        if (a->i[KILN_SCAN_SUMS])
+            field(p), put(p, "summed=0x%llx", (unsigned long long)a->i[KILN_SCAN_SUMS]);
+        break;
     case KILN_OP_RANDOM: {
         int64_t kind = a->i[0];
         field(p);
@@ -211,14 +221,14 @@ static void put_roles(printer *p, unsigned roles)
         put(p, "%s0x%x", any ? "|" : "", roles >> KILN_ARRAY_LEN(names) << KILN_ARRAY_LEN(names));
 }
 
-/* Every field of node id. */
-static void put_node(printer *p, const kiln_graph *g, int32_t id)
+/* Every field of node id; pre names the graph (a body's "b<k>."). */
+static void put_node(printer *p, const kiln_graph *g, int32_t id, const char *pre)
 {
     const kiln_node_rec *r = &g->nodes[id];
     char s[KILN_SHAPE_STR_MAX];
     p->first = true;
     field(p);
-    put(p, "n%d = %s", (int)id, kiln_op_info_of(r->op)->name);
+    put(p, "%sn%d = %s", pre, (int)id, kiln_op_info_of(r->op)->name);
     field(p);
     if (r->n_out) {
         put(p, "{");
@@ -233,7 +243,7 @@ static void put_node(printer *p, const kiln_graph *g, int32_t id)
         field(p);
         put(p, "(");
         for (int k = 0; k < r->n_in; k++)
-            put(p, "%sn%d", k ? ", " : "", (int)r->in[k]);
+            put(p, "%s%sn%d", k ? ", " : "", pre, (int)r->in[k]);
         put(p, ")");
     }
     put_attrs(p, g, r);
@@ -243,7 +253,48 @@ static void put_node(printer *p, const kiln_graph *g, int32_t id)
         field(p), put(p, "owner="), put_user(p, r->owner);
     put_roles(p, r->roles);
     if (r->replaces >= 0)
-        field(p), put(p, "replaces=n%d", (int)r->replaces);
+        field(p), put(p, "replaces=%sn%d", pre, (int)r->replaces);
+}
+
+/* The nodes of g, then its scans' bodies, each after a header naming it and
+** its results; a body's nodes are named "b<k>.n<id>" (nested: "b<k>.b<j>.";
+** in dot, where an id has no dots, "b<k>_n<id>"). */
+static void put_graph(printer *p, const kiln_graph *g, const char *pre)
+{
+    for (int32_t id = 0; id < g->n_nodes && !p->failed; id++) {
+        if (p->dot)
+            raw(p, "  %sn%d [label=\"", pre, (int)id);
+        put_node(p, g, id, pre);
+        if (!p->dot) {
+            raw(p, "\n");
+            continue;
+        }
+        raw(p, "\\l\"];\n");
+        for (int k = 0; k < g->nodes[id].n_in; k++)
+            raw(p, "  %sn%d -> %sn%d;\n", pre, (int)g->nodes[id].in[k], pre, (int)id);
+    }
+    for (int b = 0; b < g->n_bodies && !p->failed; b++) {
+        const kiln_graph *body = g->bodies[b];
+        char sub[64];
+        if (snprintf(sub, sizeof sub, p->dot ? "%sb%d_" : "%sb%d.", pre, b) >= (int)sizeof sub) {
+            p->failed = true; /* never: bodies nest a few deep */
+            break;
+        }
+        if (p->dot) {
+            raw(p, "  subgraph cluster_%.*s {\n  label=\"scan body %.*s, results", (int)strlen(sub) - 1, sub,
+                (int)strlen(sub) - 1, sub);
+            for (int k = 0; k < body->n_results; k++)
+                raw(p, " %sn%d", sub, (int)body->results[k]);
+            raw(p, "\";\n");
+        } else {
+            raw(p, "body %.*s, results", (int)strlen(sub) - 1, sub);
+            for (int k = 0; k < body->n_results; k++)
+                raw(p, " %sn%d", sub, (int)body->results[k]);
+            raw(p, "\n");
+        }
+        put_graph(p, body, sub);
+        raw(p, p->dot ? "  }\n" : "end %.*s\n", (int)strlen(sub) - 1, sub);
+    }
 }
 
 enum kiln_status kiln_graph_print(const kiln_graph *g, const kiln_update *ups, int n_ups,
@@ -254,18 +305,7 @@ enum kiln_status kiln_graph_print(const kiln_graph *g, const kiln_update *ups, i
     printer p = {.f = f, .dot = dot};
     if (dot)
         raw(&p, "digraph kiln {\n  node [shape=box, fontname=\"monospace\"];\n");
-    for (int32_t id = 0; id < g->n_nodes && !p.failed; id++) {
-        if (dot)
-            raw(&p, "  n%d [label=\"", (int)id);
-        put_node(&p, g, id);
-        if (!dot) {
-            raw(&p, "\n");
-            continue;
-        }
-        raw(&p, "\\l\"];\n");
-        for (int k = 0; k < g->nodes[id].n_in; k++)
-            raw(&p, "  n%d -> n%d;\n", (int)g->nodes[id].in[k], (int)id);
-    }
+    put_graph(&p, g, "");
     for (int u = 0; u < n_ups; u++) {
         const char *when = ups[u].on_read ? "" : " (train_step)"; /* else: wherever the target is read */
         if (dot)

@@ -108,7 +108,12 @@ static kiln_graph *copy_marked(kiln_graph *err_g, const kiln_graph *src, const u
             in[k] = map[rec.in[k]];
         rec.in = in;
         rec.replaces = -1; /* set below: it may name a later node */
-        if ((map[id] = kiln_graph_add_raw(dst, &rec)) < 0) {
+        if (rec.op == KILN_OP_SCAN &&
+            (rec.attr.i[KILN_SCAN_BODY] = kiln_scan_copy_body(dst, src, (int32_t)rec.attr.i[KILN_SCAN_BODY], false)) < 0)
+            map[id] = -1;
+        else
+            map[id] = kiln_graph_add_raw(dst, &rec);
+        if (map[id] < 0) {
             kiln_err_copy(&err_g->err, &dst->err, "graph transform: ");
             kiln_graph_destroy(dst);
             return NULL;

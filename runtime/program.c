@@ -362,6 +362,12 @@ static enum kiln_status build_graph(kiln_program *p, kiln_graph *g, const kiln_c
             continue; /* a training update, and this program does not train */
         ups[nu++] = (kiln_plan_update){u->target, u->value, !u->on_read};
     }
+    for (int32_t id = 0; id < p->pg->n_nodes; id++)
+        if (p->pg->nodes[id].op == KILN_OP_SCAN) { /* the interpreter runs scans; codegen does not yet */
+            st = fail(p, KILN_ERR_UNSUPPORTED,
+                      "compile: node %d is a scan, and kiln does not emit code for scans yet", (int)id);
+            goto out;
+        }
     p->learning_rate = train && p->rule.learning_rate >= 0 ? map2[p->rule.learning_rate] : -1;
     for (int32_t u = 0; u < g->n_nodes; u++)
         p->map[u] = map1[u] >= 0 ? map2[map1[u]] : -1;

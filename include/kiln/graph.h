@@ -181,6 +181,10 @@ KILN_API kiln_node kiln_expr_max_axes(kiln_graph *g, kiln_node a, unsigned axes)
 ** (.., m, n). Leading axes are batched: equal on both sides, or only on one
 ** side (the other 2-D, used for every batch). */
 KILN_API kiln_node kiln_expr_matmul(kiln_graph *g, kiln_node a, kiln_node b);
+/* a broadcast to dims by numpy's rules (size-1 and missing leading axes
+** grow); dims may hold symbols: kiln_expr_broadcast(g, zero, 2, (int64_t[]){
+** KILN_BATCH, 100}) is a recurrent network's zero initial state. */
+KILN_API kiln_node kiln_expr_broadcast(kiln_graph *g, kiln_node a, int rank, const int64_t *dims);
 /* Every axis reversed (numpy's .T): a 2-D transpose. */
 KILN_API kiln_node kiln_expr_transpose(kiln_graph *g, kiln_node a);
 /* Axes permuted: output axis k is a's axis perm[k] (numpy's transpose(perm)). */
@@ -221,6 +225,36 @@ KILN_API kiln_node kiln_expr_pick(kiln_graph *g, kiln_node a, kiln_node idx);
 ** (LookupTable). An index outside [0, V) is an error at run time naming the
 ** input and position. The gradient adds rows back (scatter-add). */
 KILN_API kiln_node kiln_expr_gather(kiln_graph *g, kiln_node table, kiln_node idx);
+
+/* ---- Recurrences (scan) ----------------------------------------------------
+** Theano's scan: a step function run once per step t along the first axis
+** (T) of the sequences. The step is built once, on a body graph kiln hands
+** it, from its arguments: the sequences' slices at t, the states at t-1
+** and the contexts (constant per step), in that order; it sets results[]
+** to the states at t (same dtype and shape as the initial ones) and its
+** per-step outputs, and returns KILN_OK. It may read parameters
+** (kiln_graph_param on the body), which become contexts of the scan; it may
+** not make inputs or draw random numbers. The scan's results, read with
+** kiln_expr_output: the states stacked over T (n_states), the final states
+** (n_states), the outputs, stacked over T or, for those whose bit is set in
+** sum_outputs, summed over the steps (n_outputs), and the states at t-1
+** stacked over T (n_states). reverse runs t from T-1 down to 0 (the results
+** stay in time order). Its gradient is a reverse scan. Not yet compiled:
+** kiln_compile refuses a graph with a scan (KILN_ERR_UNSUPPORTED) until
+** code generation for scans lands; docs/architecture.md has the design. */
+typedef enum kiln_status (*kiln_scan_step_fn)(kiln_graph *body, const kiln_node *args, kiln_node *results,
+                                              void *user);
+typedef struct kiln_scan_spec {
+    int n_sequences;     /* >= 1; the first axis of each is T */
+    int n_states;
+    int n_contexts;
+    int n_outputs;
+    bool reverse;
+    unsigned sum_outputs; /* bit m: output m summed over the steps, not stacked */
+} kiln_scan_spec;
+KILN_API kiln_node kiln_expr_scan(kiln_graph *g, const kiln_scan_spec *spec, const kiln_node *sequences,
+                                  const kiln_node *initial_states, const kiln_node *contexts,
+                                  kiln_scan_step_fn step, void *user);
 
 /* ---- Random numbers ------------------------------------------------------
 ** A random state is a graph leaf (four int32: a 64-bit key from the seed and

@@ -1,0 +1,585 @@
+/* scan.c: recurrences in the IR (Theano's scan).
+**
+** A scan node runs a body graph once per step t along axis 0 (T) of its
+** sequences. The body is a graph of its own, owned by the scan's graph
+** (g->bodies), built like any graph by the expression builders: its leaves
+** are ARG nodes for, in order, the sequences' slices at t, the states at
+** t-1 and the contexts; its results (body->results) are the states at t
+** and the per-step outputs. graph.h (KILN_OP_SCAN) lists the scan's own
+** results: states stacked over T, final states, outputs stacked or summed,
+** and the states at t-1 stacked over T, which the gradient reads.
+**
+** Building (kiln_expr_scan): the caller's step function builds one step on
+** a fresh body whose ARG leaves it is handed. Parameters and states the
+** step reads (store leaves of the body) become contexts of the scan: the
+** body is copied with each such leaf replaced by one more ARG, and the
+** scan gets the outer graph's leaf of the same store entry as that input.
+** So every value the body reads comes in through the scan's inputs, and
+** the gradient of a parameter used at every step is the gradient of a
+** context: a sum over the steps, computed like any other.
+**
+** The gradient (kiln_scan_gradient, called by autodiff.c) is a reverse
+** scan built by the same autodiff: its body recomputes the forward step
+** from the saved states at t-1 (nothing else is saved), seeds the states
+** at t with their adjoint (the stacked states' adjoint at t plus the carry
+** from step t+1) and the outputs with theirs, and differentiates the step
+** with kiln_vjp. It carries the states' adjoints backwards, stacks the
+** sequences' adjoints and sums the contexts'. What it saves: the states at
+** t-1 (a result of the forward scan); what it recomputes: every other value
+** of the step. Rejected: saving every intermediate of every step (memory
+** T times the body's values, and a planner for per-step saves).
+**
+** Bodies are copied with their graph: kiln_rebuild rebuilds a scan's body
+** into a program graph of its own (rewrites, CSE, dead code removed), and a
+** graph transform copies it as it is (kiln_scan_copy_body). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compiler/autodiff.h"
+#include "compiler/graph.h"
+#include "compiler/passes.h"
+
+#define MAX_SCAN_ARGS 256
+
+static const kiln_node_rec *R(const kiln_graph *g, int32_t id) { return kiln_graph_cnode(g, id); }
+
+/* Register body in g (g takes it); its index, or -1 with the error on g. */
+static int32_t adopt_body(kiln_graph *g, kiln_graph *body)
+{
+    if (g->n_bodies == g->cap_bodies) {
+        int32_t cap = g->cap_bodies ? g->cap_bodies * 2 : 4;
+        kiln_graph **b = realloc(g->bodies, (size_t)cap * sizeof *b);
+        if (!b) {
+            kiln_graph_destroy(body);
+            kiln_graph_fail(g, KILN_ERR_NOMEM, "scan: no memory for a body");
+            return -1;
+        }
+        g->bodies = b;
+        g->cap_bodies = cap;
+    }
+    g->bodies[g->n_bodies] = body;
+    return g->n_bodies++;
+}
+
+static bool set_results(kiln_graph *body, const int32_t *res, int n)
+{
+    int32_t *r = malloc(sizeof *r * ((size_t)n + 1));
+    if (!r)
+        return false;
+    memcpy(r, res, sizeof *r * (size_t)n);
+    free(body->results);
+    body->results = r;
+    body->n_results = n;
+    return true;
+}
+
+/* Dim codes mean something only in their graph: s, a shape of src, made a
+** shape of dst (symbols keep their codes; products are looked up or made). */
+static bool tr_shape(kiln_graph *dst, const kiln_graph *src, kiln_shape *s)
+{
+    for (int i = 0; i < s->rank; i++) {
+        kiln_mono m;
+        if (s->dims[i] > 0 || kiln_dim_symbol(s->dims[i]) >= 0)
+            continue;
+        if (!kiln_dim_mono(src, s->dims[i], &m) || !(s->dims[i] = kiln_graph_dim_code(dst, &m)))
+            return false;
+    }
+    return true;
+}
+
+/* rec (a node of src) with its shapes made dst's; outs copied to buf. */
+static bool tr_rec(kiln_graph *dst, const kiln_graph *src, kiln_node_rec *rec, kiln_value_type *buf)
+{
+    if (!tr_shape(dst, src, &rec->shape))
+        return false;
+    if (rec->n_out) {
+        memcpy(buf, rec->outs, sizeof *buf * (size_t)rec->n_out);
+        for (int k = 0; k < rec->n_out; k++)
+            if (!tr_shape(dst, src, &buf[k].shape))
+                return false;
+        rec->outs = buf;
+    }
+    return true;
+}
+
+/* A fresh body graph for g: g's float type, dims and symbols. */
+static kiln_graph *new_body(const kiln_graph *g, bool program)
+{
+    kiln_graph *b = program ? kiln_graph_create_program(g->floatx) : kiln_graph_create(g->floatx);
+    if (b && !kiln_graph_copy_dims(b, g)) {
+        kiln_graph_destroy(b);
+        return NULL;
+    }
+    return b;
+}
+
+/* An ARG leaf of index k with dtype t, shape s and a name. */
+static kiln_node add_arg(kiln_graph *body, int k, enum kiln_dtype t, const kiln_shape *s, const char *name)
+{
+    kiln_node_rec rec = kiln_rec(KILN_OP_ARG, t, 0, NULL);
+    rec.attr.i[0] = k;
+    rec.shape = *s;
+    rec.name = name;
+    return (kiln_node){kiln_graph_add_raw(body, &rec)};
+}
+
+/* The scan's result types from its inputs and body (graph.h's order). */
+static bool result_types(kiln_graph *g, const kiln_graph *body, const int32_t *in, int n_seq, int n_state, int n_out,
+                         uint64_t sums, kiln_value_type *outs)
+{
+    int64_t T = R(g, in[0])->shape.dims[0];
+    int k = 0;
+    for (int pass = 0; pass < 2; pass++) /* stacked states, then final states */
+        for (int s = 0; s < n_state; s++) {
+            const kiln_node_rec *rs = R(body, body->results[s]);
+            outs[k].dtype = rs->dtype;
+            outs[k].shape = rs->shape;
+            if (pass == 0) {
+                if (rs->shape.rank + 1 > KILN_MAX_RANK)
+                    return false;
+                memmove(outs[k].shape.dims + 1, outs[k].shape.dims, sizeof(int64_t) * (size_t)rs->shape.rank);
+                outs[k].shape.dims[0] = T;
+                outs[k].shape.rank++;
+            }
+            k++;
+        }
+    for (int o = 0; o < n_out; o++) {
+        const kiln_node_rec *ro = R(body, body->results[n_state + o]);
+        outs[k].dtype = ro->dtype;
+        outs[k].shape = ro->shape;
+        if (!(sums >> o & 1)) {
+            if (ro->shape.rank + 1 > KILN_MAX_RANK)
+                return false;
+            memmove(outs[k].shape.dims + 1, outs[k].shape.dims, sizeof(int64_t) * (size_t)ro->shape.rank);
+            outs[k].shape.dims[0] = T;
+            outs[k].shape.rank++;
+        }
+        k++;
+    }
+    for (int s = 0; s < n_state; s++) /* the states at t-1, stacked */
+        outs[k++] = outs[s];
+    for (int j = 0; j < k; j++) /* T is g's; the rest was the body's */
+        for (int i = 0; i < outs[j].shape.rank; i++)
+            if (outs[j].shape.dims[i] < 0 && outs[j].shape.dims[i] != T) {
+                kiln_shape one = {.rank = 1, .dims = {outs[j].shape.dims[i]}};
+                if (!tr_shape(g, body, &one))
+                    return false;
+                outs[j].shape.dims[i] = one.dims[0];
+            }
+    (void)n_seq;
+    return true;
+}
+
+int32_t kiln_scan_add(kiln_graph *g, kiln_graph *body, int n_seq, int n_state, int n_ctx, int n_out, bool reverse,
+                      uint64_t sums, const int32_t *inputs)
+{
+    int n_res = 3 * n_state + n_out;
+    kiln_value_type *outs = malloc(sizeof *outs * ((size_t)n_res + 1));
+    if (!outs) {
+        kiln_graph_destroy(body);
+        kiln_graph_fail(g, KILN_ERR_NOMEM, "scan: no memory");
+        return -1;
+    }
+    if (!result_types(g, body, inputs, n_seq, n_state, n_out, sums, outs)) {
+        free(outs);
+        kiln_graph_destroy(body);
+        kiln_graph_fail(g, KILN_ERR_SHAPE, "scan: a state or output stacked over T would have more than %d axes",
+                        KILN_MAX_RANK);
+        return -1;
+    }
+    int32_t bi = adopt_body(g, body);
+    if (bi < 0) {
+        free(outs);
+        return -1;
+    }
+    kiln_node_rec rec = kiln_rec(KILN_OP_SCAN, g->floatx, n_seq + n_state + n_ctx, inputs);
+    rec.n_out = n_res;
+    rec.outs = outs;
+    rec.attr.i[KILN_SCAN_BODY] = bi;
+    rec.attr.i[KILN_SCAN_SEQ] = n_seq;
+    rec.attr.i[KILN_SCAN_STATE] = n_state;
+    rec.attr.i[KILN_SCAN_CTX] = n_ctx;
+    rec.attr.i[KILN_SCAN_OUT] = n_out;
+    rec.attr.i[KILN_SCAN_REVERSE] = reverse;
+    rec.attr.i[KILN_SCAN_SUMS] = (int64_t)sums;
+    int32_t id = kiln_graph_add(g, &rec);
+    free(outs);
+    return id;
+}
+
+/* Copy body into a new graph (a program graph when program: rewrites, CSE
+** and only what the results need), replacing node id by repl[id] >= 0
+** (an ARG made in the new graph) where given. NULL on OOM. */
+static kiln_graph *copy_body(const kiln_graph *src, bool program, const int32_t *repl, int32_t *map)
+{
+    kiln_graph *dst = new_body(src, program);
+    unsigned char *live = calloc((size_t)src->n_nodes + 1, 1);
+    int32_t in[MAX_SCAN_ARGS];
+    if (!dst || !live) {
+        kiln_graph_destroy(dst);
+        free(live);
+        return NULL;
+    }
+    for (int i = 0; i < src->n_results; i++)
+        live[src->results[i]] = 1;
+    for (int32_t id = src->n_nodes - 1; id >= 0; id--)
+        if (live[id] || !program)
+            for (int k = 0; k < src->nodes[id].n_in; k++)
+                live[src->nodes[id].in[k]] = 1;
+    for (int32_t id = 0; id < src->n_nodes; id++) {
+        map[id] = -1;
+        if (program && !live[id])
+            continue;
+        kiln_node_rec rec = src->nodes[id];
+        kiln_value_type obuf[MAX_SCAN_ARGS];
+        if (rec.n_out > MAX_SCAN_ARGS || !tr_rec(dst, src, &rec, obuf))
+            goto fail;
+        if (repl && repl[id] >= 0) { /* a store leaf becomes an ARG */
+            kiln_node a = add_arg(dst, (int)repl[id], rec.dtype, &rec.shape, rec.name);
+            map[id] = a.id;
+        } else {
+            if (rec.n_in > MAX_SCAN_ARGS)
+                goto fail;
+            for (int k = 0; k < rec.n_in; k++)
+                in[k] = map[rec.in[k]];
+            rec.in = in;
+            if (rec.op == KILN_OP_SCAN) { /* a nested scan brings its own body */
+                int32_t bi = kiln_scan_copy_body(dst, src, (int32_t)rec.attr.i[KILN_SCAN_BODY], program);
+                if (bi < 0)
+                    goto fail;
+                rec.attr.i[KILN_SCAN_BODY] = bi;
+            }
+            map[id] = program ? kiln_graph_add(dst, &rec) : kiln_graph_add_raw(dst, &rec);
+        }
+        if (map[id] < 0 || dst->err.status)
+            goto fail;
+    }
+    int32_t res[MAX_SCAN_ARGS];
+    if (src->n_results > MAX_SCAN_ARGS)
+        goto fail;
+    for (int i = 0; i < src->n_results; i++)
+        res[i] = map[src->results[i]];
+    if (!set_results(dst, res, src->n_results))
+        goto fail;
+    free(live);
+    return dst;
+fail:
+    free(live);
+    kiln_graph_destroy(dst);
+    return NULL;
+}
+
+int32_t kiln_scan_copy_body(kiln_graph *dst, const kiln_graph *src, int32_t body, bool program)
+{
+    const kiln_graph *b = src->bodies[body];
+    int32_t *map = malloc(sizeof *map * ((size_t)b->n_nodes + 1));
+    kiln_graph *copy = map ? copy_body(b, program, NULL, map) : NULL;
+    free(map);
+    if (!copy) {
+        kiln_graph_fail(dst, KILN_ERR_NOMEM, "scan: no memory to copy a body of %d nodes", (int)b->n_nodes);
+        return -1;
+    }
+    return adopt_body(dst, copy);
+}
+
+/* ---- building ------------------------------------------------------------ */
+
+kiln_node kiln_expr_scan(kiln_graph *g, const kiln_scan_spec *spec, const kiln_node *sequences,
+                         const kiln_node *initial_states, const kiln_node *contexts, kiln_scan_step_fn step,
+                         void *user)
+{
+    if (!g)
+        return KILN_NODE_NONE;
+    if (!spec || !step || spec->n_sequences < 1 || spec->n_states < 0 || spec->n_contexts < 0 || spec->n_outputs < 0 ||
+        spec->n_states + spec->n_outputs < 1 || (spec->n_states && !initial_states) ||
+        (spec->n_contexts && !contexts) || !sequences ||
+        spec->n_sequences + spec->n_states + spec->n_contexts > MAX_SCAN_ARGS / 2 || spec->n_outputs > 64)
+        return kiln_graph_fail(g, KILN_ERR_ARG,
+                               "scan: needs a step function, at least one sequence, and at most %d arguments",
+                               MAX_SCAN_ARGS / 2);
+    int n_seq = spec->n_sequences, n_state = spec->n_states, n_ctx = spec->n_contexts, n_out = spec->n_outputs;
+    int n_args = n_seq + n_state + n_ctx;
+    int32_t ids[MAX_SCAN_ARGS];
+    char sa[KILN_SHAPE_STR_MAX], sb[KILN_SHAPE_STR_MAX];
+    /* 1. The inputs: sequences share their first axis, T. */
+    for (int k = 0; k < n_args; k++) {
+        kiln_node n = k < n_seq ? sequences[k] : k < n_seq + n_state ? initial_states[k - n_seq]
+                                                                     : contexts[k - n_seq - n_state];
+        if (!kiln_graph_check(g, n, "scan"))
+            return KILN_NODE_NONE;
+        ids[k] = n.id;
+        const kiln_node_rec *r = R(g, n.id);
+        if (k < n_seq && (r->shape.rank < 1 || r->shape.dims[0] != R(g, ids[0])->shape.dims[0]))
+            return kiln_graph_fail(g, KILN_ERR_SHAPE,
+                                   "scan: sequence %d is %s, sequence 0 %s: sequences need one first axis (T)", k,
+                                   kiln_shape_str(g, &r->shape, sa, sizeof sa),
+                                   kiln_shape_str(g, &R(g, ids[0])->shape, sb, sizeof sb));
+    }
+    /* 2. A body with an ARG per step argument, and the caller's step. */
+    kiln_graph *body = new_body(g, false);
+    kiln_node args[MAX_SCAN_ARGS], res[MAX_SCAN_ARGS];
+    if (!body)
+        return kiln_graph_fail(g, KILN_ERR_NOMEM, "scan: no memory for a body");
+    for (int k = 0; k < n_args; k++) {
+        const kiln_node_rec *r = R(g, ids[k]);
+        kiln_shape s = r->shape;
+        if (k < n_seq) { /* the slice at t */
+            memmove(s.dims, s.dims + 1, sizeof(int64_t) * (size_t)(s.rank - 1));
+            s.rank--;
+        }
+        args[k] = add_arg(body, k, r->dtype, &s, r->name);
+    }
+    for (int k = 0; k < n_state + n_out; k++)
+        res[k] = KILN_NODE_NONE;
+    enum kiln_status st = step(body, args, res, user);
+    if (st != KILN_OK || body->err.status) {
+        kiln_graph_fail(g, st ? st : body->err.status, "scan step: %s",
+                        body->err.status ? body->err.msg : "the step function failed");
+        kiln_graph_destroy(body);
+        return KILN_NODE_NONE;
+    }
+    /* 3. Check the step: new states like the old, every result a node. */
+    for (int k = 0; k < n_state + n_out; k++) {
+        if (!kiln_node_ok(res[k]) || res[k].id >= body->n_nodes || body->nodes[res[k].id].n_out) {
+            kiln_graph_destroy(body);
+            return kiln_graph_fail(g, KILN_ERR_ARG, "scan step: result %d is not a node of the body", k);
+        }
+        if (k < n_state) {
+            const kiln_node_rec *a = R(body, args[n_seq + k].id), *b = R(body, res[k].id);
+            if (a->dtype != b->dtype || !kiln_shape_equal(&a->shape, &b->shape)) {
+                kiln_graph_fail(g, KILN_ERR_SHAPE, "scan step: state %d is %s %s but its new value is %s %s", k,
+                                kiln_dtype_name(a->dtype), kiln_shape_str(body, &a->shape, sa, sizeof sa),
+                                kiln_dtype_name(b->dtype), kiln_shape_str(body, &b->shape, sb, sizeof sb));
+                kiln_graph_destroy(body);
+                return KILN_NODE_NONE;
+            }
+        }
+    }
+    /* 4. Store leaves the step read become contexts (ARGs n_args..). */
+    int32_t *repl = malloc(sizeof *repl * ((size_t)body->n_nodes + 1));
+    int32_t *map = malloc(sizeof *map * ((size_t)body->n_nodes + 1));
+    int n_captured = 0;
+    if (!repl || !map) {
+        free(repl);
+        free(map);
+        kiln_graph_destroy(body);
+        return kiln_graph_fail(g, KILN_ERR_NOMEM, "scan: no memory");
+    }
+    for (int32_t id = 0; id < body->n_nodes; id++) {
+        const kiln_node_rec *r = R(body, id);
+        repl[id] = -1;
+        if (r->op == KILN_OP_INPUT || r->op == KILN_OP_RANDOM || (r->op == KILN_OP_STATE && r->param &&
+                                                                   (kiln_param_roles(r->param) & KILN_ROLE_RANDOM_STATE))) {
+            kiln_graph_fail(g, KILN_ERR_UNSUPPORTED,
+                            r->op == KILN_OP_INPUT ? "scan step: input '%s' made in the body: pass it as a sequence or a context"
+                                                   : "scan step: random numbers inside a scan body are not supported yet (%s)",
+                            r->name ? r->name : "?");
+            free(repl);
+            free(map);
+            kiln_graph_destroy(body);
+            return KILN_NODE_NONE;
+        }
+        if ((r->op == KILN_OP_PARAM || r->op == KILN_OP_STATE) && n_args + n_captured < MAX_SCAN_ARGS) {
+            kiln_node outer = kiln_graph_store_leaf(g, r->param);
+            if (!kiln_node_ok(outer))
+                break;
+            repl[id] = n_args + n_captured;
+            ids[n_args + n_captured++] = outer.id;
+        }
+    }
+    int32_t results[MAX_SCAN_ARGS];
+    for (int k = 0; k < n_state + n_out; k++)
+        results[k] = res[k].id;
+    set_results(body, results, n_state + n_out);
+    kiln_graph *final = g->err.status ? NULL : copy_body(body, false, repl, map);
+    free(repl);
+    free(map);
+    kiln_graph_destroy(body);
+    if (!final)
+        return g->err.status ? KILN_NODE_NONE : kiln_graph_fail(g, KILN_ERR_NOMEM, "scan: no memory for the body");
+    /* 5. The scan node. */
+    uint64_t sums = 0;
+    for (int o = 0; o < n_out && o < 64; o++)
+        if (spec->sum_outputs >> o & 1)
+            sums |= (uint64_t)1 << o;
+    int32_t id = kiln_scan_add(g, final, n_seq, n_state, n_ctx + n_captured, n_out, spec->reverse, sums, ids);
+    return (kiln_node){id < 0 ? -1 : id};
+}
+
+/* ---- the gradient: a reverse scan ----------------------------------------- */
+
+/* Zeros of a shape in g. */
+static kiln_node zeros(kiln_graph *g, const kiln_shape *s)
+{
+    return kiln_expr_broadcast_to(g, kiln_expr_constant(g, 0.0), s);
+}
+
+enum kiln_status kiln_scan_gradient(kiln_graph *g, int32_t id, const int32_t *res_adj, const unsigned char *need,
+                                    int32_t *in_adj)
+{
+    const kiln_node_rec fr = *R(g, id); /* copy: builders grow the array */
+    int n_seq = (int)fr.attr.i[KILN_SCAN_SEQ], n_state = (int)fr.attr.i[KILN_SCAN_STATE];
+    int n_ctx = (int)fr.attr.i[KILN_SCAN_CTX], n_out = (int)fr.attr.i[KILN_SCAN_OUT];
+    uint64_t sums = (uint64_t)fr.attr.i[KILN_SCAN_SUMS];
+    const kiln_graph *fb = g->bodies[fr.attr.i[KILN_SCAN_BODY]];
+    int n_args = n_seq + n_state + n_ctx;
+    for (int k = 0; k < n_args; k++)
+        in_adj[k] = -1;
+    /* Which adjoints exist: stacked states (gS), final states (gF), outputs
+    ** (gO), states at t-1 (gP). Absent ones are left out, not zero-filled. */
+    const int32_t *gS = res_adj, *gF = res_adj + n_state, *gO = res_adj + 2 * n_state,
+                  *gP = res_adj + 2 * n_state + n_out;
+    /* The backward scan's arguments, in order:
+    **   sequences: x_j (n_seq), P_k the states at t-1 (n_state), then the
+    **     present gS_k, stacked gO_m and gP_k;
+    **   states: the carries (n_state), from gF_k or zeros;
+    **   contexts: c_l (n_ctx), then the present summed gO_m. */
+    int32_t bin[MAX_SCAN_ARGS];
+    int nb = 0;
+    int slot_gS[64], slot_gO[64], slot_gP[64];
+    if (n_seq + 3 * n_state + n_out + n_ctx + n_state > MAX_SCAN_ARGS || n_state > 64 || n_out > 64)
+        return kiln_err_set(&g->err, KILN_ERR_UNSUPPORTED, "scan gradient: too many arguments");
+    for (int j = 0; j < n_seq; j++)
+        bin[nb++] = fr.in[j];
+    int32_t prev_proj[64];
+    for (int k = 0; k < n_state; k++) {
+        prev_proj[k] = kiln_expr_output(g, (kiln_node){id}, 2 * n_state + n_out + k).id;
+        bin[nb++] = prev_proj[k];
+    }
+    for (int k = 0; k < n_state; k++)
+        slot_gS[k] = gS[k] >= 0 ? (bin[nb] = gS[k], nb++) : -1;
+    for (int m = 0; m < n_out; m++)
+        slot_gO[m] = gO[m] >= 0 && !(sums >> m & 1) ? (bin[nb] = gO[m], nb++) : -1;
+    for (int k = 0; k < n_state; k++)
+        slot_gP[k] = gP[k] >= 0 ? (bin[nb] = gP[k], nb++) : -1;
+    int n_bseq = nb;
+    for (int k = 0; k < n_state; k++) { /* carries start from the final states' adjoints */
+        const kiln_shape *s = &R(g, fr.in[n_seq + k])->shape;
+        bin[nb++] = gF[k] >= 0 ? gF[k] : zeros(g, s).id;
+    }
+    for (int l = 0; l < n_ctx; l++)
+        bin[nb++] = fr.in[n_seq + n_state + l];
+    int n_bctx = n_ctx;
+    for (int m = 0; m < n_out; m++)
+        if (gO[m] >= 0 && (sums >> m & 1)) {
+            slot_gO[m] = nb;
+            bin[nb++] = gO[m];
+            n_bctx++;
+        }
+    if (g->err.status)
+        return g->err.status;
+
+    /* The backward body: ARGs for bin, the forward step recomputed, seeds,
+    ** then the step's vector-Jacobian product. */
+    kiln_graph *bb = new_body(g, true);
+    int32_t *map = bb ? malloc(sizeof *map * ((size_t)fb->n_nodes + 1)) : NULL;
+    if (!map) {
+        kiln_graph_destroy(bb);
+        return kiln_err_set(&g->err, KILN_ERR_NOMEM, "scan gradient: no memory");
+    }
+    kiln_node barg[MAX_SCAN_ARGS];
+    for (int k = 0; k < nb; k++) {
+        const kiln_node_rec *r = R(g, bin[k]);
+        kiln_shape s = r->shape;
+        if (k < n_bseq) {
+            memmove(s.dims, s.dims + 1, sizeof(int64_t) * (size_t)(s.rank - 1));
+            s.rank--;
+        }
+        barg[k] = add_arg(bb, k, r->dtype, &s, NULL);
+    }
+    /* forward ARG a -> the backward ARG holding its value at t */
+    for (int32_t fid = 0; fid < fb->n_nodes; fid++) {
+        kiln_node_rec rec = fb->nodes[fid];
+        int32_t in[MAX_SCAN_ARGS];
+        kiln_value_type obuf[MAX_SCAN_ARGS];
+        if (rec.n_out > MAX_SCAN_ARGS || !tr_rec(bb, fb, &rec, obuf))
+            goto nomem;
+        if (rec.op == KILN_OP_ARG) {
+            int a = (int)rec.attr.i[0];
+            int b = a < n_seq ? a : a < n_seq + n_state ? n_seq + (a - n_seq)
+                                                        : n_bseq + n_state + (a - n_seq - n_state);
+            map[fid] = barg[b].id;
+            continue;
+        }
+        if (rec.n_in > MAX_SCAN_ARGS)
+            goto nomem;
+        for (int k = 0; k < rec.n_in; k++)
+            in[k] = map[rec.in[k]];
+        rec.in = in;
+        if (rec.op == KILN_OP_SCAN) {
+            int32_t bi = kiln_scan_copy_body(bb, fb, (int32_t)rec.attr.i[KILN_SCAN_BODY], true);
+            if (bi < 0)
+                goto nomem;
+            rec.attr.i[KILN_SCAN_BODY] = bi;
+        }
+        if ((map[fid] = kiln_graph_add(bb, &rec)) < 0)
+            goto nomem;
+    }
+    int32_t outs[MAX_SCAN_ARGS], seeds[MAX_SCAN_ARGS], wrt[MAX_SCAN_ARGS], grads[MAX_SCAN_ARGS];
+    int n_seeds = 0;
+    for (int k = 0; k < n_state; k++) { /* the state at t: its stacked adjoint plus the carry */
+        kiln_node carry = barg[n_bseq + k];
+        kiln_node seed = slot_gS[k] >= 0 ? kiln_expr_add(bb, barg[slot_gS[k]], carry) : carry;
+        outs[n_seeds] = map[fb->results[k]];
+        seeds[n_seeds++] = seed.id;
+    }
+    for (int m = 0; m < n_out; m++)
+        if (slot_gO[m] >= 0) {
+            outs[n_seeds] = map[fb->results[n_state + m]];
+            seeds[n_seeds++] = barg[slot_gO[m]].id;
+        }
+    for (int a = 0; a < n_args; a++) { /* the images of the forward ARGs */
+        int b = a < n_seq ? a : a < n_seq + n_state ? n_seq + (a - n_seq) : n_bseq + n_state + (a - n_seq - n_state);
+        wrt[a] = barg[b].id;
+    }
+    if (bb->err.status || kiln_vjp(bb, outs, seeds, n_seeds, wrt, n_args, grads) != KILN_OK) {
+        enum kiln_status st = kiln_err_copy(&g->err, &bb->err, "scan gradient: ");
+        free(map);
+        kiln_graph_destroy(bb);
+        return st ? st : KILN_ERR_NOMEM;
+    }
+    /* results of the backward body: new carries (the states at t-1's
+    ** adjoints, plus gP at t), then the sequences' adjoints (stacked) and
+    ** the contexts' (summed) */
+    int32_t bres[MAX_SCAN_ARGS];
+    int nr = 0;
+    for (int k = 0; k < n_state; k++) {
+        kiln_node d = {grads[n_seq + k]};
+        if (slot_gP[k] >= 0)
+            d = kiln_expr_add(bb, d, barg[slot_gP[k]]);
+        bres[nr++] = d.id;
+    }
+    for (int j = 0; j < n_seq; j++)
+        bres[nr++] = grads[j];
+    for (int l = 0; l < n_ctx; l++)
+        bres[nr++] = grads[n_seq + n_state + l];
+    free(map);
+    if (bb->err.status || !set_results(bb, bres, nr)) {
+        enum kiln_status st = kiln_err_copy(&g->err, &bb->err, "scan gradient: ");
+        kiln_graph_destroy(bb);
+        return st ? st : KILN_ERR_NOMEM;
+    }
+    uint64_t bsums = 0;
+    for (int l = 0; l < n_ctx; l++)
+        bsums |= (uint64_t)1 << (n_seq + l);
+    int32_t bid = kiln_scan_add(g, bb, n_bseq, n_state, n_bctx, n_seq + n_ctx, !fr.attr.i[KILN_SCAN_REVERSE], bsums,
+                                bin);
+    if (bid < 0)
+        return g->err.status;
+    /* the inputs' adjoints: final carries, stacked sequence adjoints, summed context adjoints */
+    for (int k = 0; k < n_state; k++)
+        if (need[fr.in[n_seq + k]])
+            in_adj[n_seq + k] = kiln_expr_output(g, (kiln_node){bid}, n_state + k).id;
+    for (int j = 0; j < n_seq; j++)
+        if (need[fr.in[j]])
+            in_adj[j] = kiln_expr_output(g, (kiln_node){bid}, 2 * n_state + j).id;
+    for (int l = 0; l < n_ctx; l++)
+        if (need[fr.in[n_seq + n_state + l]])
+            in_adj[n_seq + n_state + l] = kiln_expr_output(g, (kiln_node){bid}, 2 * n_state + n_seq + l).id;
+    return g->err.status;
+nomem:
+    free(map);
+    kiln_graph_destroy(bb);
+    return kiln_err_set(&g->err, KILN_ERR_NOMEM, "scan gradient: no memory");
+}

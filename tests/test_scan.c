@@ -1,0 +1,558 @@
+/* test_scan.c: recurrences in the IR (compiler/scan.c).
+**
+** A scan is one node holding a body graph. These tests build scans through
+** the public kiln_expr_scan, run them through the reference interpreter
+** (compiler/interp.c) and check: Blocks' example 14 (SimpleRecurrent with
+** W = I on ones(3, 1, 3) gives 1, 2, 3), every kind of result (stacked and
+** final states, stacked and summed outputs, the states at t-1) forwards
+** and in reverse, nested scans, and the gradient (a reverse scan built by
+** autodiff) against float64 central differences for parameters read in
+** the step (contexts), trainable initial states and the sequences
+** themselves. Building errors name what was wrong. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <kiln/kiln.h>
+
+#include "compiler/autodiff.h"
+#include "compiler/graph.h"
+#include "compiler/interp.h"
+#include "compiler/passes.h"
+#include "testutil.h"
+
+enum { D = 3 };
+
+/* ---- a program: the user graph rebuilt, differentiated and rebuilt again,
+** as kiln_compile does, and its interpreter ---------------------------------- */
+
+typedef struct prog {
+    kiln_graph *pg;
+    kiln_interp *it;
+    int32_t cost;
+    int32_t outs[8];
+    int n_outs;
+    int32_t params[8], grads[8];
+    int n_params;
+} prog;
+
+/* wrt: user nodes of the PARAM leaves to differentiate the cost by. */
+static void prog_open(prog *p, const kiln_graph *g, kiln_node cost, const kiln_node *outs, int n_outs,
+                      const kiln_node *wrt, int n_wrt)
+{
+    memset(p, 0, sizeof *p);
+    int32_t roots[16];
+    int n_roots = 0;
+    roots[n_roots++] = cost.id;
+    for (int k = 0; k < n_outs; k++)
+        roots[n_roots++] = outs[k].id;
+    for (int k = 0; k < n_wrt; k++)
+        roots[n_roots++] = wrt[k].id;
+    int32_t *map1 = malloc(sizeof *map1 * ((size_t)g->n_nodes + 1));
+    kiln_err err = {0};
+    kiln_graph *pg1 = kiln_rebuild(g, roots, n_roots, map1, &err);
+    ck_assert_msg(pg1, "rebuild: %s", err.msg);
+    int32_t params[8], grads[8];
+    for (int k = 0; k < n_wrt; k++)
+        params[k] = map1[wrt[k].id];
+    if (n_wrt)
+        ck_assert_msg(kiln_autodiff(pg1, map1[cost.id], params, n_wrt, grads) == KILN_OK, "autodiff: %s",
+                      pg1->err.msg);
+    int32_t roots2[32];
+    int n2 = 0;
+    for (int k = 0; k < n_roots; k++)
+        roots2[n2++] = map1[roots[k]];
+    for (int k = 0; k < n_wrt; k++)
+        roots2[n2++] = grads[k];
+    int32_t *map2 = malloc(sizeof *map2 * ((size_t)pg1->n_nodes + 1));
+    p->pg = kiln_rebuild(pg1, roots2, n2, map2, &err);
+    ck_assert_msg(p->pg, "rebuild 2: %s", err.msg);
+    p->cost = map2[map1[cost.id]];
+    p->n_outs = n_outs;
+    for (int k = 0; k < n_outs; k++)
+        p->outs[k] = map2[map1[outs[k].id]];
+    p->n_params = n_wrt;
+    for (int k = 0; k < n_wrt; k++) {
+        p->params[k] = map2[params[k]];
+        p->grads[k] = map2[grads[k]];
+    }
+    kiln_interp_program ip = {.g = p->pg, .cost = p->cost, .outputs = p->outs, .n_outputs = n_outs,
+                              .grads = p->grads, .n_grads = n_wrt};
+    ck_assert_msg(kiln_interp_create(&ip, &p->it) == KILN_OK, "interp: %s", kiln_interp_errmsg(p->it));
+    kiln_graph_destroy(pg1);
+    free(map1);
+    free(map2);
+}
+
+static void prog_close(prog *p)
+{
+    kiln_interp_destroy(p->it);
+    kiln_graph_destroy(p->pg);
+}
+
+static void prog_run(prog *p, enum kiln_mode mode, int64_t b, int64_t t)
+{
+    int64_t sizes[KILN_MAX_SYMBOLS] = {b, t};
+    ck_assert_msg(kiln_interp_run(p->it, mode, sizes) == KILN_OK, "run: %s", kiln_interp_errmsg(p->it));
+}
+
+static void read_node(prog *p, int32_t id, double *dst, int64_t n)
+{
+    ck_assert_int_eq(kiln_interp_count(p->it, id), n);
+    ck_assert_msg(kiln_interp_read(p->it, id, dst, n) == KILN_OK, "%s", kiln_interp_errmsg(p->it));
+}
+
+static void assert_values(const double *got, const double *want, int64_t n, const char *what)
+{
+    for (int64_t i = 0; i < n; i++)
+        ck_assert_msg(fabs(got[i] - want[i]) <= 1e-12 * (1 + fabs(want[i])), "%s[%lld]: %.17g, expected %.17g",
+                      what, (long long)i, got[i], want[i]);
+}
+
+/* ---- steps ----------------------------------------------------------------- */
+
+/* SimpleRecurrent with the identity activation: h_t = x_t + h_{t-1} W;
+** outputs: tanh(h_t) stacked and h_t summed. user: W's param. */
+static enum kiln_status step_identity(kiln_graph *body, const kiln_node *args, kiln_node *res, void *user)
+{
+    kiln_node w = kiln_graph_param(body, user);
+    res[0] = kiln_expr_add(body, args[0], kiln_expr_matmul(body, args[1], w));
+    res[1] = kiln_expr_tanh(body, res[0]);
+    res[2] = res[0];
+    return KILN_OK;
+}
+
+/* Blocks' example 14 (SimpleRecurrent(dim=3, Identity, W=Identity()) on
+** x = ones(3, 1, 3) gives [[[1,1,1]], [[2,2,2]], [[3,3,3]]]), with every
+** result of the scan checked, forwards and in reverse. */
+static void example_14(bool reverse)
+{
+    kiln_graph *g = kiln_graph_create(KILN_DTYPE_F64);
+    kiln_param *w = kiln_param_create("W", 2, (int64_t[]){D, D});
+    double eye[D * D] = {1, 0, 0, 0, 1, 0, 0, 0, 1};
+    ck_assert_int_eq(kiln_param_set_values(w, eye, D * D), KILN_OK);
+    kiln_node x = kiln_graph_input(g, "x", KILN_DTYPE_F64, 3, (int64_t[]){KILN_TIME, KILN_BATCH, D});
+    kiln_node h0 = kiln_expr_broadcast(g, kiln_expr_constant(g, 0), 2, (int64_t[]){KILN_BATCH, D});
+    kiln_scan_spec spec = {.n_sequences = 1, .n_states = 1, .n_outputs = 2, .reverse = reverse, .sum_outputs = 2};
+    kiln_node s = kiln_expr_scan(g, &spec, &x, &h0, NULL, step_identity, w);
+    ck_assert_msg(kiln_node_ok(s), "%s", kiln_graph_errmsg(g));
+    ck_assert_int_eq(kiln_graph_node_output_count(g, s), 5);
+    kiln_node outs[5];
+    for (int k = 0; k < 5; k++)
+        outs[k] = kiln_expr_output(g, s, k);
+    char buf[64];
+    /* the shapes: (T, B, 3), (B, 3), (T, B, 3), (B, 3), (T, B, 3) */
+    ck_assert_str_eq(kiln_graph_dim_str(g, kiln_graph_node_dim(g, outs[0], 0), buf, sizeof buf), "T");
+    ck_assert_int_eq(kiln_graph_node_rank(g, outs[1]), 2);
+    ck_assert_int_eq(kiln_graph_node_rank(g, outs[3]), 2);
+    ck_assert_int_eq(kiln_graph_node_rank(g, outs[4]), 3);
+    kiln_node cost = kiln_expr_sum(g, outs[1], KILN_ALL_AXES);
+    ck_assert_msg(kiln_node_ok(cost), "%s", kiln_graph_errmsg(g));
+
+    prog p;
+    prog_open(&p, g, cost, outs, 5, NULL, 0);
+    double ones[9];
+    for (int i = 0; i < 9; i++)
+        ones[i] = 1;
+    ck_assert_int_eq(kiln_interp_bind_input(p.it, kiln_graph_input_by_name(p.pg, "x").id, ones), KILN_OK);
+    prog_run(&p, KILN_MODE_FORWARD, 1, 3);
+    double got[9], want[9];
+    /* stacked states, in time order: t = 0, 1, 2 */
+    read_node(&p, p.outs[0], got, 9);
+    for (int t = 0; t < 3; t++)
+        for (int i = 0; i < D; i++)
+            want[t * D + i] = reverse ? 3 - t : t + 1;
+    assert_values(got, want, 9, "stacked states");
+    double stacked[9];
+    memcpy(stacked, want, sizeof stacked);
+    /* the final state: the last one computed */
+    read_node(&p, p.outs[1], got, 3);
+    for (int i = 0; i < D; i++)
+        want[i] = 3;
+    assert_values(got, want, 3, "final state");
+    /* tanh of each, stacked */
+    read_node(&p, p.outs[2], got, 9);
+    for (int i = 0; i < 9; i++)
+        want[i] = tanh(stacked[i]);
+    assert_values(got, want, 9, "stacked output");
+    /* the sum of h over the steps: 1 + 2 + 3 */
+    read_node(&p, p.outs[3], got, 3);
+    for (int i = 0; i < D; i++)
+        want[i] = 6;
+    assert_values(got, want, 3, "summed output");
+    /* the states each step read: h_{t-1} (h0 = 0 first) */
+    read_node(&p, p.outs[4], got, 9);
+    for (int t = 0; t < 3; t++)
+        for (int i = 0; i < D; i++)
+            want[t * D + i] = reverse ? 2 - t : t;
+    assert_values(got, want, 9, "states at t-1");
+    prog_close(&p);
+    kiln_graph_destroy(g);
+    kiln_param_destroy(w);
+}
+
+START_TEST(blocks_example_14_every_result)
+{
+    example_14(false);
+}
+END_TEST
+
+START_TEST(blocks_example_14_reversed)
+{
+    example_14(true);
+}
+END_TEST
+
+/* ---- gradients ---------------------------------------------------------------- */
+
+typedef struct tanh_rnn {
+    kiln_param *u, *w, *b;
+} tanh_rnn;
+
+/* h_t = tanh(x_t U + h_{t-1} W + b); outputs h_t * c (stacked, c a
+** context) and sum(h_t^2) per row (summed). */
+static enum kiln_status step_tanh(kiln_graph *body, const kiln_node *args, kiln_node *res, void *user)
+{
+    tanh_rnn *m = user;
+    kiln_node u = kiln_graph_param(body, m->u), w = kiln_graph_param(body, m->w), b = kiln_graph_param(body, m->b);
+    kiln_node pre = kiln_expr_add(body, kiln_expr_matmul(body, args[0], u), kiln_expr_matmul(body, args[1], w));
+    res[0] = kiln_expr_tanh(body, kiln_expr_add(body, pre, b));
+    res[1] = kiln_expr_mul(body, res[0], args[2]);
+    res[2] = kiln_expr_sum(body, kiln_expr_square(body, res[0]), 1);
+    return KILN_OK;
+}
+
+static void fill(kiln_param *p, int64_t n, double scale, unsigned seed)
+{
+    double v[64];
+    ck_assert_int_le(n, 64);
+    for (int64_t i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        v[i] = scale * ((double)(seed >> 8 & 0xffff) / 65535.0 * 2 - 1);
+    }
+    ck_assert_int_eq(kiln_param_set_values(p, v, n), KILN_OK);
+}
+
+/* Central differences of the cost by every element of PARAM leaf k,
+** against the interpreter's gradient. */
+static void check_gradient(prog *p, int k, const char *what, int64_t b, int64_t t)
+{
+    int32_t leaf = p->params[k];
+    int64_t n = kiln_interp_count(p->it, leaf);
+    ck_assert_int_gt(n, 0);
+    double *v = malloc(sizeof *v * (size_t)n), *grad = malloc(sizeof *grad * (size_t)n);
+    prog_run(p, KILN_MODE_GRADIENTS, b, t);
+    read_node(p, p->grads[k], grad, n);
+    read_node(p, leaf, v, n);
+    double worst = 0, scale = 1e-12;
+    for (int64_t i = 0; i < n; i++) {
+        const double h = 1e-6, keep = v[i];
+        double c[2];
+        for (int s = 0; s < 2; s++) {
+            v[i] = keep + (s ? -h : h);
+            ck_assert_int_eq(kiln_interp_set_leaf(p->it, leaf, v, n), KILN_OK);
+            prog_run(p, KILN_MODE_EVAL, b, t);
+            read_node(p, p->cost, &c[s], 1);
+        }
+        v[i] = keep;
+        double fd = (c[0] - c[1]) / (2 * h);
+        worst = fmax(worst, fabs(fd - grad[i]));
+        scale = fmax(scale, fabs(fd));
+    }
+    ck_assert_int_eq(kiln_interp_set_leaf(p->it, leaf, v, n), KILN_OK);
+    ck_assert_msg(worst <= 1e-7 * scale, "%s: gradient off by %.3g (scale %.3g)", what, worst, scale);
+    free(v);
+    free(grad);
+}
+
+/* A tanh RNN whose sequence, initial state and step parameters are all
+** parameters, every result of the scan in the cost with its own weight,
+** forwards and reversed. */
+static void gradient_case(bool reverse)
+{
+    enum { T = 4, B = 2 };
+    kiln_graph *g = kiln_graph_create(KILN_DTYPE_F64);
+    tanh_rnn m = {kiln_param_create("U", 2, (int64_t[]){D, D}), kiln_param_create("W", 2, (int64_t[]){D, D}),
+                  kiln_param_create("b", 1, (int64_t[]){D})};
+    kiln_param *px = kiln_param_create("x", 3, (int64_t[]){T, B, D});
+    kiln_param *ph0 = kiln_param_create("h0", 1, (int64_t[]){D});
+    kiln_param *pc = kiln_param_create("c", 2, (int64_t[]){B, D});
+    kiln_param *pr[4];
+    fill(m.u, D * D, 0.8, 1);
+    fill(m.w, D * D, 0.8, 2);
+    fill(m.b, D, 0.3, 3);
+    fill(px, T * B * D, 1.0, 4);
+    fill(ph0, D, 0.5, 5);
+    fill(pc, B * D, 1.0, 6);
+    kiln_node x = kiln_graph_param(g, px), c = kiln_graph_param(g, pc);
+    kiln_node h0 = kiln_expr_broadcast(g, kiln_graph_param(g, ph0), 2, (int64_t[]){B, D});
+    kiln_scan_spec spec = {.n_sequences = 1, .n_states = 1, .n_contexts = 1, .n_outputs = 2, .reverse = reverse,
+                           .sum_outputs = 2};
+    kiln_node s = kiln_expr_scan(g, &spec, &x, &h0, &c, step_tanh, &m);
+    ck_assert_msg(kiln_node_ok(s), "%s", kiln_graph_errmsg(g));
+    /* cost = sum_k sum(r_k * result_k), r_k fixed weights */
+    kiln_node cost = KILN_NODE_NONE;
+    for (int k = 0; k < 5; k++) {
+        kiln_node out = kiln_expr_output(g, s, k);
+        int rank = kiln_graph_node_rank(g, out);
+        int64_t dims[3];
+        int64_t n = 1;
+        for (int a = 0; a < rank; a++)
+            n *= dims[a] = kiln_graph_node_dim(g, out, a);
+        char name[8];
+        snprintf(name, sizeof name, "r%d", k);
+        kiln_param *r = kiln_param_create(name, rank, dims);
+        fill(r, n, 1.0, 10 + (unsigned)k);
+        if (k < 4)
+            pr[k] = r;
+        kiln_node term = kiln_expr_sum(g, kiln_expr_mul(g, kiln_graph_param(g, r), out), KILN_ALL_AXES);
+        cost = k ? kiln_expr_add(g, cost, term) : term;
+        if (k == 4) {
+            ck_assert_msg(kiln_node_ok(cost), "%s", kiln_graph_errmsg(g));
+            /* r4 lives as long as the graph: keep it for destruction */
+            kiln_node wrt[] = {kiln_graph_param_node(g, m.u), kiln_graph_param_node(g, m.w),
+                               kiln_graph_param_node(g, m.b), x, kiln_graph_param_node(g, ph0), c};
+            prog p;
+            prog_open(&p, g, cost, NULL, 0, wrt, 6);
+            const char *names[] = {"U", "W", "b", "x (the sequence)", "h0 (the initial state)", "c (a context)"};
+            for (int q = 0; q < 6; q++)
+                check_gradient(&p, q, names[q], B, T);
+            prog_close(&p);
+            kiln_graph_destroy(g);
+            kiln_param_destroy(r);
+        }
+    }
+    for (int k = 0; k < 4; k++)
+        kiln_param_destroy(pr[k]);
+    kiln_param_destroy(m.u);
+    kiln_param_destroy(m.w);
+    kiln_param_destroy(m.b);
+    kiln_param_destroy(px);
+    kiln_param_destroy(ph0);
+    kiln_param_destroy(pc);
+}
+
+START_TEST(gradient_matches_central_differences)
+{
+    gradient_case(false);
+}
+END_TEST
+
+START_TEST(gradient_of_a_reverse_scan_matches_central_differences)
+{
+    gradient_case(true);
+}
+END_TEST
+
+/* ---- nesting ---------------------------------------------------------------- */
+
+/* The inner step: a running sum of its sequence's rows, scaled by v. */
+static enum kiln_status step_inner(kiln_graph *body, const kiln_node *args, kiln_node *res, void *user)
+{
+    res[0] = kiln_expr_add(body, args[1], kiln_expr_mul(body, args[0], kiln_graph_param(body, user)));
+    return KILN_OK;
+}
+
+/* The outer step: x_t is (L, D); its inner scan's final state added to h. */
+static enum kiln_status step_outer(kiln_graph *body, const kiln_node *args, kiln_node *res, void *user)
+{
+    kiln_node zero = kiln_expr_broadcast(body, kiln_expr_constant(body, 0), 1, (int64_t[]){D});
+    kiln_scan_spec spec = {.n_sequences = 1, .n_states = 1};
+    kiln_node inner = kiln_expr_scan(body, &spec, &args[0], &zero, NULL, step_inner, user);
+    res[0] = kiln_expr_tanh(body, kiln_expr_add(body, args[1], kiln_expr_output(body, inner, 1)));
+    return KILN_OK;
+}
+
+/* A scan inside a scan's step: values by hand, and the gradient of the
+** inner step's parameter (read two bodies deep) by central differences. */
+START_TEST(nested_scan_forward_and_gradient)
+{
+    enum { T = 3, L = 2 };
+    kiln_graph *g = kiln_graph_create(KILN_DTYPE_F64);
+    kiln_param *v = kiln_param_create("v", 1, (int64_t[]){D});
+    kiln_param *px = kiln_param_create("x", 3, (int64_t[]){T, L, D});
+    fill(v, D, 1.0, 7);
+    fill(px, T * L * D, 1.0, 8);
+    kiln_node x = kiln_graph_param(g, px);
+    kiln_node h0 = kiln_expr_broadcast(g, kiln_expr_constant(g, 0.25), 1, (int64_t[]){D});
+    kiln_scan_spec spec = {.n_sequences = 1, .n_states = 1};
+    kiln_node s = kiln_expr_scan(g, &spec, &x, &h0, NULL, step_outer, v);
+    ck_assert_msg(kiln_node_ok(s), "%s", kiln_graph_errmsg(g));
+    kiln_node fin = kiln_expr_output(g, s, 1);
+    kiln_node cost = kiln_expr_sum(g, kiln_expr_square(g, fin), KILN_ALL_AXES);
+    kiln_node wrt[] = {kiln_graph_param_node(g, v), x};
+    prog p;
+    prog_open(&p, g, cost, &fin, 1, wrt, 2);
+    prog_run(&p, KILN_MODE_FORWARD, 1, 1);
+    /* by hand */
+    const double *xv = kiln_param_data(px), *vv = kiln_param_data(v);
+    double h[D], want[D], got[D];
+    for (int i = 0; i < D; i++)
+        h[i] = 0.25;
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < D; i++) {
+            double acc = 0;
+            for (int l = 0; l < L; l++)
+                acc += xv[(t * L + l) * D + i] * vv[i];
+            h[i] = tanh(h[i] + acc);
+        }
+    memcpy(want, h, sizeof want);
+    read_node(&p, p.outs[0], got, D);
+    assert_values(got, want, D, "nested final state");
+    check_gradient(&p, 0, "v (read by the inner step)", 1, 1);
+    check_gradient(&p, 1, "x (the outer sequence)", 1, 1);
+    prog_close(&p);
+    kiln_graph_destroy(g);
+    kiln_param_destroy(v);
+    kiln_param_destroy(px);
+}
+END_TEST
+
+/* ---- a scan through the graph tools ---------------------------------------------- */
+
+/* x (T, B, 3) -> the scan of example 14; the stacked states. */
+static kiln_node identity_scan(kiln_graph *g, kiln_param *w, kiln_node x)
+{
+    kiln_node h0 = kiln_expr_broadcast(g, kiln_expr_constant(g, 0), 2, (int64_t[]){KILN_BATCH, D});
+    kiln_scan_spec spec = {.n_sequences = 1, .n_states = 1, .n_outputs = 2, .sum_outputs = 2};
+    return kiln_expr_output(g, kiln_expr_scan(g, &spec, &x, &h0, NULL, step_identity, w), 0);
+}
+
+/* kiln_graph_replace copies a scan with its body: replacing the sequence
+** by 2x doubles every state; the printed graph shows the body. */
+START_TEST(replace_and_print_carry_the_body)
+{
+    kiln_graph *g = kiln_graph_create(KILN_DTYPE_F64);
+    kiln_param *w = kiln_param_create("W", 2, (int64_t[]){D, D});
+    double eye[D * D] = {1, 0, 0, 0, 1, 0, 0, 0, 1};
+    ck_assert_int_eq(kiln_param_set_values(w, eye, D * D), KILN_OK);
+    kiln_node x = kiln_graph_input(g, "x", KILN_DTYPE_F64, 3, (int64_t[]){KILN_TIME, KILN_BATCH, D});
+    kiln_node h = identity_scan(g, w, x);
+    ck_assert_msg(kiln_node_ok(h), "%s", kiln_graph_errmsg(g));
+    kiln_node twice = kiln_expr_mul(g, x, kiln_expr_constant(g, 2));
+    kiln_graph *g2;
+    kiln_node h2;
+    ck_assert_msg(kiln_graph_replace(g, &h, 1, &x, &twice, 1, &g2, &h2) == KILN_OK, "%s", kiln_graph_errmsg(g));
+    kiln_graph_destroy(g); /* the new graph stands alone */
+    kiln_node cost = kiln_expr_sum(g2, h2, KILN_ALL_AXES);
+    prog p;
+    prog_open(&p, g2, cost, &h2, 1, NULL, 0);
+    double ones[6] = {1, 1, 1, 1, 1, 1}, got[6];
+    ck_assert_int_eq(kiln_interp_bind_input(p.it, kiln_graph_input_by_name(p.pg, "x").id, ones), KILN_OK);
+    prog_run(&p, KILN_MODE_FORWARD, 1, 2);
+    read_node(&p, p.outs[0], got, 6);
+    assert_values(got, (const double[]){2, 2, 2, 4, 4, 4}, 6, "states of the replaced graph");
+    prog_close(&p);
+
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    ck_assert_int_eq(kiln_graph_write_text(g2, f), KILN_OK);
+    fclose(f);
+    ck_assert_msg(strstr(text, "= scan {float64 (T, B, 3); float64 (B, 3)"), "%s", text);
+    ck_assert_msg(strstr(text, "body=0 sequences=1 states=1 contexts=1 outputs=2 summed=0x2"), "%s", text);
+    ck_assert_msg(strstr(text, "body b0, results b0.n"), "%s", text);
+    ck_assert_msg(strstr(text, "b0.n0 = arg float64 (B, 3) arg=0"), "%s", text);
+    ck_assert_msg(strstr(text, "= matmul float64 (B, 3) (b0.n1, b0.n"), "%s", text);
+    ck_assert_msg(strstr(text, "\nend b0\n"), "%s", text);
+    free(text);
+    kiln_graph_destroy(g2);
+    kiln_param_destroy(w);
+}
+END_TEST
+
+/* ---- errors ---------------------------------------------------------------- */
+
+static enum kiln_status step_bad_shape(kiln_graph *body, const kiln_node *args, kiln_node *res, void *user)
+{
+    (void)user;
+    res[0] = kiln_expr_sum(body, args[1], 1); /* (B,) for a (B, 3) state */
+    return KILN_OK;
+}
+
+static enum kiln_status step_makes_input(kiln_graph *body, const kiln_node *args, kiln_node *res, void *user)
+{
+    (void)user;
+    kiln_node y = kiln_graph_input(body, "y", KILN_DTYPE_F64, 2, (int64_t[]){KILN_BATCH, D});
+    res[0] = kiln_expr_add(body, args[1], y);
+    return KILN_OK;
+}
+
+static enum kiln_status step_fails(kiln_graph *body, const kiln_node *args, kiln_node *res, void *user)
+{
+    (void)args;
+    (void)res;
+    (void)user;
+    (void)body;
+    return KILN_ERR_ARG;
+}
+
+static enum kiln_status step_no_result(kiln_graph *body, const kiln_node *args, kiln_node *res, void *user)
+{
+    (void)body;
+    (void)args;
+    (void)res;
+    (void)user;
+    return KILN_OK;
+}
+
+START_TEST(bad_scans_are_errors_naming_what_was_wrong)
+{
+    kiln_graph *g = kiln_graph_create(KILN_DTYPE_F64);
+    kiln_node x = kiln_graph_input(g, "x", KILN_DTYPE_F64, 3, (int64_t[]){KILN_TIME, KILN_BATCH, D});
+    kiln_node x5 = kiln_graph_input(g, "x5", KILN_DTYPE_F64, 3, (int64_t[]){5, KILN_BATCH, D});
+    kiln_node h0 = kiln_expr_broadcast(g, kiln_expr_constant(g, 0), 2, (int64_t[]){KILN_BATCH, D});
+    kiln_scan_spec spec = {.n_sequences = 1, .n_states = 1};
+    struct {
+        kiln_scan_step_fn fn;
+        enum kiln_status st;
+        const char *says;
+    } cases[] = {
+        {step_bad_shape, KILN_ERR_SHAPE, "state 0 is float64 (B, 3) but its new value is float64 (B,)"},
+        {step_makes_input, KILN_ERR_UNSUPPORTED, "input 'y' made in the body"},
+        {step_fails, KILN_ERR_ARG, "the step function failed"},
+        {step_no_result, KILN_ERR_ARG, "result 0 is not a node of the body"},
+    };
+    for (size_t k = 0; k < KILN_ARRAY_LEN(cases); k++) {
+        kiln_node s = kiln_expr_scan(g, &spec, &x, &h0, NULL, cases[k].fn, NULL);
+        ck_assert(!kiln_node_ok(s));
+        ck_assert_int_eq(kiln_graph_status(g), cases[k].st);
+        ck_assert_msg(strstr(kiln_graph_errmsg(g), cases[k].says), "case %zu: %s", k, kiln_graph_errmsg(g));
+        kiln_graph_clear_error(g);
+    }
+    /* sequences of two lengths */
+    kiln_node seqs[] = {x, x5};
+    kiln_scan_spec two = {.n_sequences = 2, .n_states = 1};
+    ck_assert(!kiln_node_ok(kiln_expr_scan(g, &two, seqs, &h0, NULL, step_identity, NULL)));
+    ck_assert_int_eq(kiln_graph_status(g), KILN_ERR_SHAPE);
+    ck_assert_msg(strstr(kiln_graph_errmsg(g), "sequence 1 is (5, B, 3), sequence 0 (T, B, 3)"), "%s",
+                  kiln_graph_errmsg(g));
+    kiln_graph_clear_error(g);
+    /* no step, no sequence */
+    ck_assert(!kiln_node_ok(kiln_expr_scan(g, &spec, &x, &h0, NULL, NULL, NULL)));
+    ck_assert_int_eq(kiln_graph_status(g), KILN_ERR_ARG);
+    kiln_graph_clear_error(g);
+    kiln_scan_spec none = {.n_sequences = 0, .n_states = 1};
+    ck_assert(!kiln_node_ok(kiln_expr_scan(g, &none, &x, &h0, NULL, step_identity, NULL)));
+    ck_assert_int_eq(kiln_graph_status(g), KILN_ERR_ARG);
+    kiln_graph_destroy(g);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("scan");
+    TCase *tc = tcase_create("scan");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, blocks_example_14_every_result);
+    tcase_add_test(tc, blocks_example_14_reversed);
+    tcase_add_test(tc, gradient_matches_central_differences);
+    tcase_add_test(tc, gradient_of_a_reverse_scan_matches_central_differences);
+    tcase_add_test(tc, nested_scan_forward_and_gradient);
+    tcase_add_test(tc, replace_and_print_carry_the_body);
+    tcase_add_test(tc, bad_scans_are_errors_naming_what_was_wrong);
+    suite_add_tcase(s, tc);
+    return kiln_test_run(s);
+}
