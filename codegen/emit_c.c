@@ -113,6 +113,15 @@ typedef struct emitter {
     int32_t *members, *stack, *mark; /* group_members' scratch, one per node */
     int32_t epoch;
     const char *real;     /* "float" or "double" */
+    /* scans (plan_scans): each body is a function of its own, emitted
+    ** before this graph's; a scan's region in this arena holds the body's
+    ** values and the states carried from step to step */
+    bool is_body;         /* this emitter prints a scan body's function */
+    sbuf fns;             /* the bodies' functions, innermost first */
+    int64_t *scan_at;     /* per node: arena offset of a scan's region, or -1 */
+    int64_t *scan_carry;  /* per node: offset of the carried states in that region */
+    int64_t deferred_end, scratch_end; /* ends of the deferred updates' slots and the GEMM scratch */
+    kiln_err *err;        /* where a failure in a body's plan is told */
     bool failed;
 } emitter;
 
@@ -1102,6 +1111,116 @@ static void kernel_random(emitter *e, int32_t id)
     sb_put(&e->body, "    }\n");
 }
 
+/* The stored node reading result k of tuple id, or -1 when nothing keeps it. */
+static int32_t result_node(const emitter *e, int32_t id, int k)
+{
+    for (int32_t j = id + 1; j < e->p->n; j++) {
+        const kiln_node_rec *r = R(e, j);
+        if (r->op == KILN_OP_PROJ && r->in[0] == id && r->attr.i[0] == k && e->p->modes[j] &&
+            e->p->buf[e->p->alias[j]].zone != KILN_ZONE_NONE)
+            return j;
+    }
+    return -1;
+}
+
+/* A scan: its body's function (plan_scans) called once per step t, with
+** the arguments' addresses (sequences at t, the carried states, the
+** contexts); after each step the new states are carried and every kept
+** result is written: stacked at t, summed, or (after the loop) final. */
+static void kernel_scan(emitter *e, int32_t id)
+{
+    const kiln_node_rec *r = R(e, id);
+    int bi = (int)r->attr.i[KILN_SCAN_BODY];
+    int n_seq = (int)r->attr.i[KILN_SCAN_SEQ], n_state = (int)r->attr.i[KILN_SCAN_STATE];
+    int n_ctx = (int)r->attr.i[KILN_SCAN_CTX], n_out = (int)r->attr.i[KILN_SCAN_OUT];
+    bool reverse = r->attr.i[KILN_SCAN_REVERSE] != 0;
+    uint64_t sums = (uint64_t)r->attr.i[KILN_SCAN_SUMS];
+    int n_args = n_seq + n_state + n_ctx;
+    if (e->scan_at[id] < 0) {
+        e->failed = true;
+        return;
+    }
+    char T[DIM_MAX], n[DIM_MAX], per[DIM_MAX];
+    dim_c(e, R(e, r->in[0])->shape.dims[0], T, sizeof T);
+    sb_put(&e->body, "    {\n        char *const k_body = arena + %" PRId64 "; /* the step's values */\n",
+           e->scan_at[id]);
+    sb_put(&e->body, "        const void *k_args[%d];\n        void *k_res[%d];\n", n_args, n_state + n_out);
+    int64_t carry = e->scan_at[id] + e->scan_carry[id];
+    for (int k = 0; k < n_state; k++) { /* carries, from the initial states */
+        int32_t init = r->in[n_seq + k];
+        const char *t = ctype(e, R(e, init)->dtype);
+        size_c(e, &R(e, init)->shape, n, sizeof n);
+        sb_put(&e->body, "        %s *const k_carry%d = (%s *)(arena + %" PRId64 "); /* state %d, from %s */\n", t,
+               k, t, carry, k, e->var[e->p->alias[init]]);
+        sb_put(&e->body, "        for (int64_t i = 0; i < %s; i++) k_carry%d[i] = %s[i];\n", n, k,
+               storage_name(e, init));
+        sb_put(&e->body, "        k_args[%d] = k_carry%d;\n", n_seq + k, k);
+        carry += (kiln_plan_value_bytes(e->p, init, e->p->max_sizes) + 63) / 64 * 64;
+    }
+    for (int l = 0; l < n_ctx; l++)
+        sb_put(&e->body, "        k_args[%d] = %s; /* context */\n", n_seq + n_state + l,
+               storage_name(e, r->in[n_seq + n_state + l]));
+    for (int m = 0; m < n_out; m++) { /* sums start at zero */
+        int32_t o = result_node(e, id, 2 * n_state + m);
+        if (o < 0 || !(sums >> m & 1))
+            continue;
+        size_c(e, &R(e, o)->shape, n, sizeof n);
+        sb_put(&e->body, "        for (int64_t i = 0; i < %s; i++) %s[i] = 0;\n", n, storage_name(e, o));
+    }
+    sb_put(&e->body, "        for (int64_t k_s = 0; k_s < %s; k_s++) {\n", T);
+    if (reverse)
+        sb_put(&e->body, "            const int64_t t = %s - 1 - k_s; /* reverse */\n", T);
+    else
+        sb_put(&e->body, "            const int64_t t = k_s;\n");
+    for (int j = 0; j < n_seq; j++) {
+        span_c(e, &R(e, r->in[j])->shape, 1, R(e, r->in[j])->shape.rank, true, per, sizeof per);
+        sb_put(&e->body, "            k_args[%d] = %s + t * %s;\n", j, storage_name(e, r->in[j]), per);
+    }
+    for (int k = 0; k < n_state; k++) { /* the states each step reads, kept */
+        int32_t o = result_node(e, id, 2 * n_state + n_out + k);
+        if (o < 0)
+            continue;
+        size_c(e, &R(e, r->in[n_seq + k])->shape, n, sizeof n);
+        sb_put(&e->body, "            for (int64_t i = 0; i < %s; i++) %s[t * %s + i] = k_carry%d[i];\n", n,
+               storage_name(e, o), n, k);
+    }
+    /* a failure inside the step names this scan (the body's node ids mean
+    ** nothing outside it) and keeps the position */
+    sb_put(&e->body, "            const int64_t k_err = %s_b%d_run(k_body, k_args, sizes, rt, k_res);\n"
+                     "            if (k_err) return ((int64_t)%d << 32) | (k_err & 0xffffffff);\n", e->o->model, bi,
+           (int)id);
+    for (int k = 0; k < n_state + n_out; k++) {
+        bool state = k < n_state, summed = !state && (sums >> (k - n_state) & 1);
+        int32_t o = result_node(e, id, state ? k : n_state + k);
+        int32_t like = state ? r->in[n_seq + k] : o;
+        if (!state && o < 0)
+            continue;
+        const char *t = ctype(e, state ? R(e, like)->dtype : R(e, o)->dtype);
+        if (state)
+            size_c(e, &R(e, like)->shape, n, sizeof n);
+        else
+            span_c(e, &R(e, o)->shape, summed ? 0 : 1, R(e, o)->shape.rank, false, n, sizeof n);
+        sb_put(&e->body, "            {\n                const %s *k_r = (const %s *)k_res[%d];\n", t, t, k);
+        sb_put(&e->body, "                for (int64_t i = 0; i < %s; i++) {\n", n);
+        if (state)
+            sb_put(&e->body, "                    k_carry%d[i] = k_r[i];\n", k);
+        if (o >= 0 && summed)
+            sb_put(&e->body, "                    %s[i] += k_r[i];\n", storage_name(e, o));
+        else if (o >= 0)
+            sb_put(&e->body, "                    %s[t * %s + i] = k_r[i];\n", storage_name(e, o), n);
+        sb_put(&e->body, "                }\n            }\n");
+    }
+    sb_put(&e->body, "        }\n");
+    for (int k = 0; k < n_state; k++) { /* the final states */
+        int32_t o = result_node(e, id, n_state + k);
+        if (o < 0)
+            continue;
+        size_c(e, &R(e, o)->shape, n, sizeof n);
+        sb_put(&e->body, "        for (int64_t i = 0; i < %s; i++) %s[i] = k_carry%d[i];\n", n, storage_name(e, o), k);
+    }
+    sb_put(&e->body, "    }\n");
+}
+
 static bool is_kernel(const emitter *e, int32_t id)
 {
     const kiln_plan *p = e->p;
@@ -1139,6 +1258,7 @@ static void emit_kernel(emitter *e, int32_t id)
     case KILN_OP_SCATTER_ADD: kernel_gather(e, id); break;
     case KILN_OP_RANDOM:
     case KILN_OP_RNG_NEXT: kernel_random(e, id); break;
+    case KILN_OP_SCAN: kernel_scan(e, id); break;
     default: kernel_elementwise(e, id); break; /* elementwise, unaliased reshape */
     }
 }
@@ -1362,7 +1482,7 @@ static void plan_scratch(emitter *e)
     if (!need)
         return;
     e->scratch = (e->arena_bytes + 63) / 64 * 64;
-    e->arena_bytes = e->scratch + need * (int64_t)sizeof(float);
+    e->arena_bytes = e->scratch_end = e->scratch + need * (int64_t)sizeof(float);
 }
 
 /* Sums over some axes of a stored elementwise value, into a gradient slot
@@ -1648,13 +1768,29 @@ static void emit_run(emitter *e, sbuf *out)
                e->var[up->target], n, storage_name(e, up->target), storage_name(e, up->value));
     }
 
-    emit_flush(e, out);
-    sb_put(out, "\nenum { MODE_FORWARD = 1, MODE_EVAL = 2, MODE_GRADIENTS = 4, MODE_TRAIN = 8 };\n");
-    sb_put(out, "\n/* Every entry point's kernels; mode says which entry point runs. */\n"
-                "__attribute__((noinline))\n"
-                "static int64_t %s_run(char *arena, const void *const *inputs, const int64_t *sizes, int mode,\n"
-                "                      const k_runtime *rt)\n{\n",
-           e->o->model);
+    if (e->is_body) { /* where the step left its results */
+        sb_put(&e->body, "\n    /* the step's results: the states at t, then the outputs */\n");
+        for (int k = 0; k < e->g->n_results; k++)
+            sb_put(&e->body, "    results[%d] = (void *)%s;\n", k, storage_name(e, e->g->results[k]));
+    } else {
+        emit_flush(e, out);
+        sb_put(out, "\nenum { MODE_FORWARD = 1, MODE_EVAL = 2, MODE_GRADIENTS = 4, MODE_TRAIN = 8 };\n");
+    }
+    if (e->fns.s)
+        sb_put(out, "%s", e->fns.s);
+    if (e->is_body)
+        sb_put(out, "\n/* One step of a scan: the arguments (inputs: the sequences at t, the states\n"
+                    "** at t-1, the contexts) to the results. */\n"
+                    "static int64_t %s_run(char *arena, const void *const *inputs, const int64_t *sizes,\n"
+                    "                      const k_runtime *rt, void **results)\n{\n"
+                    "    const int mode = MODE_FORWARD;\n",
+               e->o->model);
+    else
+        sb_put(out, "\n/* Every entry point's kernels; mode says which entry point runs. */\n"
+                    "__attribute__((noinline))\n"
+                    "static int64_t %s_run(char *arena, const void *const *inputs, const int64_t *sizes, int mode,\n"
+                    "                      const k_runtime *rt)\n{\n",
+               e->o->model);
     char t = e->g->floatx == KILN_DTYPE_F64 ? 'd' : 's';
     for (int k = 0; k < KILN_MAX_SYMBOLS; k++)
         if (symbol_used(e, k)) {
@@ -1776,49 +1912,121 @@ static void emitter_free(emitter *e)
     free(e->members);
     free(e->stack);
     free(e->mark);
+    free(e->scan_at);
+    free(e->scan_carry);
+    free(e->fns.s);
     free(e->body.s);
+}
+
+static void plan_scans(emitter *e);
+
+/* Set up e for plan p and run the lowering passes. false: out of memory. */
+static bool emitter_open(emitter *e, const kiln_plan *p, const kiln_emit_options *o, kiln_err *err)
+{
+    *e = (emitter){.p = p, .g = p->g, .o = o, .err = err};
+    e->real = p->g->floatx == KILN_DTYPE_F64 ? "double" : "float";
+    size_t n1 = (size_t)p->n + 1;
+    e->var = calloc(n1, sizeof *e->var);
+    e->used = calloc(n1, 1);
+    e->kernel_of = calloc(n1, sizeof *e->kernel_of);
+    e->readers = calloc(n1, sizeof *e->readers);
+    e->fused = malloc(n1 * sizeof *e->fused);
+    e->absorbed = calloc(n1, sizeof *e->absorbed);
+    e->sibling = malloc(n1 * sizeof *e->sibling);
+    e->rows_with = malloc(n1 * sizeof *e->rows_with);
+    e->slab_update = calloc((size_t)p->n_updates + 1, sizeof *e->slab_update);
+    e->defer = malloc(((size_t)p->n_params + 1) * sizeof *e->defer);
+    e->defer_at = malloc(n1 * sizeof *e->defer_at);
+    e->pend = calloc((size_t)p->n_params + 1, sizeof *e->pend);
+    e->members = malloc(n1 * sizeof *e->members);
+    e->stack = malloc(n1 * sizeof *e->stack);
+    e->mark = calloc(n1, sizeof *e->mark);
+    e->scan_at = malloc(n1 * sizeof *e->scan_at);
+    e->scan_carry = calloc(n1, sizeof *e->scan_carry);
+    if (!e->var || !e->used || !e->kernel_of || !e->readers || !e->fused || !e->absorbed || !e->sibling ||
+        !e->rows_with || !e->slab_update || !e->defer || !e->defer_at || !e->pend || !e->members || !e->stack ||
+        !e->mark || !e->scan_at || !e->scan_carry)
+        return false;
+    for (int32_t id = 0; id < p->n; id++)
+        e->fused[id] = e->sibling[id] = e->rows_with[id] = e->defer_at[id] = -1;
+    for (int32_t id = 0; id < p->n; id++)
+        e->scan_at[id] = -1;
+    for (int i = 0; i < p->n_params; i++)
+        e->defer[i] = -1;
+    name_nodes(e);
+    kernel_owners(e);
+    if (o->has_train)
+        plan_fused_updates(e);
+    plan_slab_updates(e);
+    plan_deferred(e);
+    e->deferred_end = e->arena_bytes;
+    plan_scratch(e);
+    plan_siblings(e);
+    plan_shared_rows(e);
+    plan_scans(e);
+    return !e->fns.oom;
+}
+
+/* Every scan's body: planned (its values in a region of this arena, with
+** the states it carries) and printed as a function <model>_b<k>_run into
+** e->fns, its own scans' bodies first. */
+static void plan_scans(emitter *e)
+{
+    const kiln_plan *p = e->p;
+    for (int32_t id = 0; id < p->n && !e->failed; id++) {
+        const kiln_node_rec *r = R(e, id);
+        if (r->op != KILN_OP_SCAN || !p->modes[id])
+            continue;
+        int bi = (int)r->attr.i[KILN_SCAN_BODY];
+        const kiln_graph *body = e->g->bodies[bi];
+        kiln_plan_request q = {.cost = -1, .outputs = body->results, .n_outputs = body->n_results,
+                               .max_sizes = p->max_sizes, .guard = p->guard};
+        kiln_plan bp;
+        char model[VAR_MAX + 16];
+        snprintf(model, sizeof model, "%s_b%d", e->o->model, bi);
+        if (kiln_plan_build(&bp, body, &q, e->err) != KILN_OK) {
+            e->failed = true;
+            return;
+        }
+        kiln_emit_options bo = {.model = model, .has_forward = true, .no_fast_paths = e->o->no_fast_paths};
+        emitter be;
+        bool ok = emitter_open(&be, &bp, &bo, e->err);
+        be.is_body = true;
+        if (ok && !be.failed)
+            emit_run(&be, &e->fns);
+        ok = ok && !be.failed && !be.body.oom;
+        int64_t bytes = be.arena_bytes;
+        emitter_free(&be);
+        kiln_plan_free(&bp);
+        if (!ok) {
+            e->failed = true;
+            return;
+        }
+        /* the region: the body's arena, then each carried state */
+        int64_t at = (e->arena_bytes + 63) / 64 * 64, end = at + (bytes + 63) / 64 * 64;
+        e->scan_at[id] = at;
+        e->scan_carry[id] = end - at;
+        for (int k = 0; k < r->attr.i[KILN_SCAN_STATE]; k++) {
+            int32_t init = r->in[r->attr.i[KILN_SCAN_SEQ] + k];
+            end += (kiln_plan_value_bytes(p, init, p->max_sizes) + 63) / 64 * 64;
+        }
+        e->arena_bytes = end;
+    }
 }
 
 enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, char **out_src, kiln_emit_info *info,
                              kiln_err *err)
 {
-    emitter e = {.p = p, .g = p->g, .o = o};
-    e.real = p->g->floatx == KILN_DTYPE_F64 ? "double" : "float";
-    size_t n1 = (size_t)p->n + 1;
-    e.var = calloc(n1, sizeof *e.var);
-    e.used = calloc(n1, 1);
-    e.kernel_of = calloc(n1, sizeof *e.kernel_of);
-    e.readers = calloc(n1, sizeof *e.readers);
-    e.fused = malloc(n1 * sizeof *e.fused);
-    e.absorbed = calloc(n1, sizeof *e.absorbed);
-    e.sibling = malloc(n1 * sizeof *e.sibling);
-    e.rows_with = malloc(n1 * sizeof *e.rows_with);
-    e.slab_update = calloc((size_t)p->n_updates + 1, sizeof *e.slab_update);
-    e.defer = malloc(((size_t)p->n_params + 1) * sizeof *e.defer);
-    e.defer_at = malloc(n1 * sizeof *e.defer_at);
-    e.pend = calloc((size_t)p->n_params + 1, sizeof *e.pend);
-    e.members = malloc(n1 * sizeof *e.members);
-    e.stack = malloc(n1 * sizeof *e.stack);
-    e.mark = calloc(n1, sizeof *e.mark);
+    emitter e;
     sbuf out = {0};
-    if (!e.var || !e.used || !e.kernel_of || !e.readers || !e.fused || !e.absorbed || !e.sibling || !e.rows_with ||
-        !e.slab_update || !e.defer || !e.defer_at || !e.pend || !e.members || !e.stack || !e.mark) {
+    if (!emitter_open(&e, p, o, err)) {
         emitter_free(&e);
         return kiln_err_set(err, KILN_ERR_NOMEM, "codegen: no memory");
     }
-    for (int32_t id = 0; id < p->n; id++)
-        e.fused[id] = e.sibling[id] = e.rows_with[id] = e.defer_at[id] = -1;
-    for (int i = 0; i < p->n_params; i++)
-        e.defer[i] = -1;
-    name_nodes(&e);
-    kernel_owners(&e);
-    if (o->has_train)
-        plan_fused_updates(&e);
-    plan_slab_updates(&e);
-    plan_deferred(&e);
-    plan_scratch(&e);
-    plan_siblings(&e);
-    plan_shared_rows(&e);
+    if (e.failed) { /* a scan body's plan failed: the reason is in err */
+        emitter_free(&e);
+        return err->status ? err->status : kiln_err_set(err, KILN_ERR_UNSUPPORTED, "codegen: a scan body failed");
+    }
 
     /* 1. Header: what made this file, and the arena layout. */
     sb_put(&out, "/* %s.c: generated by kiln %s (%s), do not edit.\n", o->model, KILN_VERSION, KILN_CODEGEN_VERSION);
@@ -1832,13 +2040,17 @@ enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, cha
         sb_put(&out, "**   zone %s @%" PRId64 ": %" PRId64 " bytes per %s, %" PRId64 " at the maxima\n", unit,
                p->zones[z].base, p->zones[z].bytes, z ? unit : "program", p->zones[z].units);
     }
-    int64_t end_deferred = e.scratch >= 0 ? e.scratch : e.arena_bytes;
+    int64_t end_deferred = e.deferred_end;
     if (end_deferred > (p->arena_bytes + 63) / 64 * 64)
         sb_put(&out, "**        | deferred batch-1 updates @%" PRId64 " (%" PRId64 " bytes)\n",
                (p->arena_bytes + 63) / 64 * 64, end_deferred - (p->arena_bytes + 63) / 64 * 64);
     if (e.scratch >= 0)
         sb_put(&out, "**        | GEMM scratch @%" PRId64 " (%" PRId64 " bytes)\n", e.scratch,
-               e.arena_bytes - e.scratch);
+               e.scratch_end - e.scratch);
+    for (int32_t id = 0; id < p->n; id++)
+        if (e.scan_at[id] >= 0)
+            sb_put(&out, "**        | scan node %d: its step's values @%" PRId64 ", carried states @%" PRId64 "\n",
+                   (int)id, e.scan_at[id], e.scan_at[id] + e.scan_carry[id]);
     sb_put(&out, "*/\n");
     /* libm by the float type, spelled out: <tgmath.h> costs compile time */
     static const char MATH_F32[] = "#define k_exp expf\n#define k_log logf\n#define k_log1p log1pf\n"

@@ -6,7 +6,7 @@
 
 /* Bumped whenever the generated code or its ABI changes; part of the JIT
 ** cache key. */
-#define KILN_CODEGEN_VERSION "kiln-codegen-6"
+#define KILN_CODEGEN_VERSION "kiln-codegen-7"
 
 typedef struct kiln_emit_options {
     const char *model;      /* sanitised C identifier prefix */
@@ -25,6 +25,9 @@ typedef struct kiln_emit_options {
 ** plan_deferred); the runtime calls it before it reads or writes a
 ** parameter in the arena.
 ** rt hands the code its BLAS functions; the file links only libm.
+** A scan's step is a static function <model>_b<k>_run of the same file
+** (a nested scan's <model>_b<k>_b<j>_run), called once per step; its
+** values and carried states live in a region at the end of the arena.
 ** They return 0, or KILN_CODEGEN_BAD_INDEX(node, position) when an integer
 ** index read from the data is out of range. */
 #define KILN_CODEGEN_ERR_NODE(code) ((int32_t)((code) >> 32))

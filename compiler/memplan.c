@@ -246,6 +246,12 @@ static void plan_modes(planner *pl)
     for (int32_t id = 0; id < g->n_nodes; id++)
         if (p->modes[id] & KILN_MODE_GRADIENTS)
             p->modes[id] |= KILN_MODE_TRAIN;
+    /* a scan's kernel reads its inputs from storage, the step's body from
+    ** its arguments: neither is computed inside another loop */
+    for (int32_t id = 0; id < g->n_nodes; id++)
+        if (g->nodes[id].op == KILN_OP_SCAN)
+            for (int k = 0; k < g->nodes[id].n_in; k++)
+                pl->pinned[g->nodes[id].in[k]] = true;
     kiln_fuse_elementwise(g, pl->pinned, p->inline_);
 }
 
@@ -477,6 +483,10 @@ enum kiln_status kiln_plan_build(kiln_plan *p, const kiln_graph *g, const kiln_p
 
     /* 3. Inputs, params, grads, states. */
     for (int32_t id = 0; id < n; id++) {
+        if (g->nodes[id].op == KILN_OP_ARG) { /* a scan body's argument: the scan hands its address */
+            p->buf[id] = (kiln_buffer){KILN_ZONE_INPUT, 0, 0, (int)g->nodes[id].attr.i[0]};
+            continue;
+        }
         if (g->nodes[id].op != KILN_OP_INPUT)
             continue;
         p->buf[id] = (kiln_buffer){KILN_ZONE_INPUT, 0, 0, p->n_inputs};

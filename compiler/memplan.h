@@ -13,8 +13,10 @@
 ** each zone is sized for the maxima given at compile time, so one plan
 ** serves every size up to them.
 ** Inline nodes have no storage (computed inside their consumer's loop);
-** RESHAPE nodes alias their input; INPUT nodes point at bound data; an
-** update computed in place aliases its target. */
+** RESHAPE nodes alias their input; INPUT nodes point at bound data, and a
+** scan body's ARG nodes (zone INPUT, index: the argument) at what the scan
+** hands the step; an update computed in place aliases its target. A scan's
+** inputs are always stored. */
 #ifndef KILN_COMPILER_MEMPLAN_H
 #define KILN_COMPILER_MEMPLAN_H
 

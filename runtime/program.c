@@ -362,12 +362,6 @@ static enum kiln_status build_graph(kiln_program *p, kiln_graph *g, const kiln_c
             continue; /* a training update, and this program does not train */
         ups[nu++] = (kiln_plan_update){u->target, u->value, !u->on_read};
     }
-    for (int32_t id = 0; id < p->pg->n_nodes; id++)
-        if (p->pg->nodes[id].op == KILN_OP_SCAN) { /* the interpreter runs scans; codegen does not yet */
-            st = fail(p, KILN_ERR_UNSUPPORTED,
-                      "compile: node %d is a scan, and kiln does not emit code for scans yet", (int)id);
-            goto out;
-        }
     p->learning_rate = train && p->rule.learning_rate >= 0 ? map2[p->rule.learning_rate] : -1;
     for (int32_t u = 0; u < g->n_nodes; u++)
         p->map[u] = map1[u] >= 0 ? map2[map1[u]] : -1;
@@ -769,6 +763,9 @@ static enum kiln_status bad_index(kiln_program *p, int64_t code)
 {
     int32_t node = KILN_CODEGEN_ERR_NODE(code);
     int64_t row = KILN_CODEGEN_ERR_ROW(code);
+    if (node >= 0 && node < p->pg->n_nodes && p->pg->nodes[node].op == KILN_OP_SCAN)
+        return fail(p, KILN_ERR_ARG, "scan node %d: an index read in its step at position %lld is out of range",
+                    (int)node, (long long)row);
     if (node < 0 || node >= p->pg->n_nodes || p->pg->nodes[node].n_in < 2)
         return fail(p, KILN_ERR_ARG, "generated code failed with code %lld", (long long)code);
     const kiln_node_rec *r = &p->pg->nodes[node];

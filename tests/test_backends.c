@@ -421,6 +421,84 @@ static void b_sequence_model(ctx *c)
     monitor(c, kiln_expr_mean(g, kiln_expr_max(g, seq, 2), KILN_ALL_AXES));
 }
 
+/* ---- scans ------------------------------------------------------------------ */
+
+typedef struct rnn_params {
+    kiln_param *u, *w;
+} rnn_params;
+
+/* h_t = tanh(x_t U + h_{t-1} W + c); outputs h_t * c (stacked) and
+** h_t^2 (summed over the steps). */
+static enum kiln_status rnn_step(kiln_graph *body, const kiln_node *args, kiln_node *res, void *user)
+{
+    const rnn_params *m = user;
+    kiln_node pre = kiln_expr_add(body, kiln_expr_matmul(body, args[0], kiln_graph_param(body, m->u)),
+                                  kiln_expr_matmul(body, args[1], kiln_graph_param(body, m->w)));
+    res[0] = kiln_expr_tanh(body, kiln_expr_add(body, pre, args[2]));
+    res[1] = kiln_expr_mul(body, res[0], args[2]);
+    res[2] = kiln_expr_square(body, res[0]);
+    return KILN_OK;
+}
+
+/* A tanh RNN over x (T, B, 3) with a trainable initial state and a context,
+** every result of the scan an output (the cost reads them all). */
+static void rnn_scan(ctx *c, bool reverse)
+{
+    kiln_graph *g = c->g;
+    kiln_node x = input(c, "x", FX, 3, D(KILN_TIME, KILN_BATCH, 3), -1, 1);
+    rnn_params m;
+    param(c, "U", 2, D(3, 4), -0.8, 0.8);
+    m.u = c->owned[c->n_owned - 1];
+    param(c, "W", 2, D(4, 4), -0.8, 0.8);
+    m.w = c->owned[c->n_owned - 1];
+    kiln_node h0 = kiln_expr_broadcast(g, param(c, "h0", 1, D(4), -0.5, 0.5), 2, D(KILN_BATCH, 4));
+    kiln_node ctxv = param(c, "c", 1, D(4), -0.5, 0.5);
+    kiln_scan_spec spec = {.n_sequences = 1, .n_states = 1, .n_contexts = 1, .n_outputs = 2, .reverse = reverse,
+                           .sum_outputs = 2};
+    kiln_node s = kiln_expr_scan(g, &spec, &x, &h0, &ctxv, rnn_step, &m);
+    ck_assert_msg(kiln_node_ok(s), "%s", kiln_graph_errmsg(g));
+    for (int k = 0; k < 4; k++) /* stacked h, final h, stacked h * c, summed h^2 */
+        output(c, kiln_expr_output(g, s, k));
+    /* the states read (squared: a plain mean of values around 0 cancels) */
+    monitor(c, kiln_expr_mean(g, kiln_expr_square(g, kiln_expr_output(g, s, 4)), KILN_ALL_AXES));
+}
+
+static void b_scan_rnn(ctx *c) { rnn_scan(c, false); }
+static void b_scan_rnn_reverse(ctx *c) { rnn_scan(c, true); }
+
+/* The inner step: a running sum of its sequence's rows, scaled by v. */
+static enum kiln_status inner_step(kiln_graph *body, const kiln_node *args, kiln_node *res, void *user)
+{
+    res[0] = kiln_expr_add(body, args[1], kiln_expr_mul(body, args[0], kiln_graph_param(body, user)));
+    return KILN_OK;
+}
+
+/* The outer step: x_t is (B, 2, 3), permuted to (2, B, 3); an inner scan
+** sums its 2 rows, and h_t = tanh(h_{t-1} + that). */
+static enum kiln_status outer_step(kiln_graph *body, const kiln_node *args, kiln_node *res, void *user)
+{
+    kiln_node xt = kiln_expr_permute(body, args[0], 3, (const int[]){1, 0, 2});
+    kiln_node zero = kiln_expr_broadcast(body, kiln_expr_constant(body, 0), 2, D(KILN_BATCH, 3));
+    kiln_scan_spec spec = {.n_sequences = 1, .n_states = 1};
+    kiln_node inner = kiln_expr_scan(body, &spec, &xt, &zero, NULL, inner_step, user);
+    res[0] = kiln_expr_tanh(body, kiln_expr_add(body, args[1], kiln_expr_output(body, inner, 1)));
+    return KILN_OK;
+}
+
+/* A scan in a scan's step: the body's own body is a function of its own. */
+static void b_scan_nested(ctx *c)
+{
+    kiln_graph *g = c->g;
+    kiln_node x = input(c, "x", FX, 4, D(KILN_TIME, KILN_BATCH, 2, 3), -1, 1);
+    param(c, "v", 1, D(3), 0.5, 1.5);
+    kiln_param *v = c->owned[c->n_owned - 1];
+    kiln_node h0 = kiln_expr_broadcast(g, kiln_expr_constant(g, 0.25), 2, D(KILN_BATCH, 3));
+    kiln_scan_spec spec = {.n_sequences = 1, .n_states = 1};
+    kiln_node s = kiln_expr_scan(g, &spec, &x, &h0, NULL, outer_step, v);
+    ck_assert_msg(kiln_node_ok(s), "%s", kiln_graph_errmsg(g));
+    output(c, kiln_expr_output(g, s, 0));
+}
+
 #define B1(b) {{b, 0, 0}}
 #define F64 KILN_DTYPE_F64
 #define F32 KILN_DTYPE_F32
@@ -458,6 +536,10 @@ static const row ROWS[] = {
      "pend_mlp_linear_0_W[0] = 1;", 1e-5},
     {"mlp_no_fast_paths", F32, b_plain_mlp, 0, 3, {{1, 0, 0}, {5, 0, 0}, {1, 0, 0}}, true, false, NULL, 1e-5},
     {"mlp_fast_paths_f64", F64, b_plain_mlp, 0, 3, {{1, 0, 0}, {4, 0, 0}}, false, false, "fused update", 1e-12},
+    {"scan_rnn", F64, b_scan_rnn, 0, 3, {{3, 4, 0}, {2, 2, 0}, {1, 1, 0}}, false, false, "_b0_run(k_body", 1e-12},
+    {"scan_rnn_f32", F32, b_scan_rnn, 2, 3, {{3, 5, 0}, {2, 3, 0}}, false, false, NULL, 1e-5},
+    {"scan_rnn_reverse", F64, b_scan_rnn_reverse, 1, 3, {{3, 4, 0}, {2, 3, 0}}, false, false, "T - 1 - k_s", 1e-12},
+    {"scan_nested", F64, b_scan_nested, 0, 3, {{3, 3, 0}, {2, 2, 0}}, false, false, "_b0_b0_run(k_body", 1e-12},
 };
 
 /* ---- the runner ------------------------------------------------------------------- */

@@ -8,7 +8,9 @@
 ** and in reverse, nested scans, and the gradient (a reverse scan built by
 ** autodiff) against float64 central differences for parameters read in
 ** the step (contexts), trainable initial states and the sequences
-** themselves. Building errors name what was wrong. */
+** themselves, in the interpreter and in the compiled program (whose
+** values tests/test_backends.c compares with the interpreter's on every
+** entry point). Building errors name what was wrong. */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -21,6 +23,7 @@
 #include "compiler/graph.h"
 #include "compiler/interp.h"
 #include "compiler/passes.h"
+#include "gradcheck.h"
 #include "testutil.h"
 
 enum { D = 3 };
@@ -320,6 +323,10 @@ static void gradient_case(bool reverse)
             for (int q = 0; q < 6; q++)
                 check_gradient(&p, q, names[q], B, T);
             prog_close(&p);
+            /* and the compiled program: its body a C function, its loop over t */
+            char why[256];
+            double err = gc_check(g, cost, wrt, 6, NULL, 0, 1, 1e-6, why, sizeof why);
+            ck_assert_msg(err >= 0 && err < 1e-7, "compiled: error %g: %s", err, why);
             kiln_graph_destroy(g);
             kiln_param_destroy(r);
         }
@@ -465,6 +472,49 @@ END_TEST
 
 /* ---- errors ---------------------------------------------------------------- */
 
+/* h_t = h_{t-1} + table[idx_t]: a lookup inside the step. */
+static enum kiln_status step_lookup(kiln_graph *body, const kiln_node *args, kiln_node *res, void *user)
+{
+    res[0] = kiln_expr_add(body, args[1], kiln_expr_gather(body, kiln_graph_param(body, user), args[0]));
+    return KILN_OK;
+}
+
+/* A compiled step that reads a bad index fails, naming the scan and the
+** position; with good indices it sums the rows it looked up. */
+START_TEST(an_index_out_of_range_in_a_step_names_the_scan)
+{
+    kiln_graph *g = kiln_graph_create(KILN_DTYPE_F64);
+    kiln_param *table = kiln_param_create("table", 2, (int64_t[]){4, 2});
+    ck_assert_int_eq(kiln_param_set_values(table, (const double[]){0, 1, 10, 11, 20, 21, 30, 31}, 8), KILN_OK);
+    kiln_node idx = kiln_graph_input(g, "idx", KILN_DTYPE_I32, 2, (int64_t[]){KILN_TIME, KILN_BATCH});
+    kiln_node h0 = kiln_expr_broadcast(g, kiln_expr_constant(g, 0), 2, (int64_t[]){KILN_BATCH, 2});
+    kiln_scan_spec spec = {.n_sequences = 1, .n_states = 1};
+    kiln_node fin = kiln_expr_output(g, kiln_expr_scan(g, &spec, &idx, &h0, NULL, step_lookup, table), 1);
+    ck_assert_msg(kiln_node_ok(fin), "%s", kiln_graph_errmsg(g));
+    kiln_compile_options o = kiln_compile_options_default();
+    o.outputs = &fin;
+    o.n_outputs = 1;
+    o.max_size[0] = 2;
+    o.max_size[1] = 3;
+    kiln_program *p;
+    ck_assert_msg(kiln_compile(g, &o, &p) == KILN_OK, "%s", kiln_program_errmsg(p));
+    int32_t ids[6] = {1, 2, 3, 0, 2, 2}; /* (T 3, B 2) */
+    ck_assert_int_eq(kiln_program_set_size(p, KILN_TIME, 3), KILN_OK);
+    ck_assert_int_eq(kiln_program_bind_input(p, "idx", ids), KILN_OK);
+    ck_assert_int_eq(kiln_program_forward(p, 2), KILN_OK);
+    double got[4];
+    ck_assert_int_eq(kiln_program_read(p, fin, got, 4), KILN_OK);
+    assert_values(got, (const double[]){10 + 30 + 20, 11 + 31 + 21, 20 + 0 + 20, 21 + 1 + 21}, 4, "sums");
+    ids[3] = 4;
+    ck_assert_int_eq(kiln_program_forward(p, 2), KILN_ERR_ARG);
+    ck_assert_msg(strstr(kiln_program_errmsg(p), "scan node") && strstr(kiln_program_errmsg(p), "position 1"),
+                  "%s", kiln_program_errmsg(p));
+    kiln_program_destroy(p);
+    kiln_graph_destroy(g);
+    kiln_param_destroy(table);
+}
+END_TEST
+
 static enum kiln_status step_bad_shape(kiln_graph *body, const kiln_node *args, kiln_node *res, void *user)
 {
     (void)user;
@@ -553,6 +603,7 @@ int main(void)
     tcase_add_test(tc, nested_scan_forward_and_gradient);
     tcase_add_test(tc, replace_and_print_carry_the_body);
     tcase_add_test(tc, bad_scans_are_errors_naming_what_was_wrong);
+    tcase_add_test(tc, an_index_out_of_range_in_a_step_names_the_scan);
     suite_add_tcase(s, tc);
     return kiln_test_run(s);
 }

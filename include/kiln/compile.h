@@ -305,8 +305,8 @@ KILN_API enum kiln_status kiln_program_bind_input(kiln_program *p, const char *n
                                                   const void *data);
 
 /* The run-time size of a symbol other than the batch (KILN_TIME, a user
-** symbol) for the next steps, 1..its maximum. Steps take the batch size
-** themselves. */
+** symbol) for the next steps, 1..its maximum; 1 until set. Steps take the
+** batch size themselves. */
 KILN_API enum kiln_status kiln_program_set_size(kiln_program *p, int64_t symbol, int64_t size);
 
 /* Run an entry point on a batch of `batch` examples (1..max_batch). Every

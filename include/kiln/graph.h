@@ -239,9 +239,8 @@ KILN_API kiln_node kiln_expr_gather(kiln_graph *g, kiln_node table, kiln_node id
 ** (n_states), the outputs, stacked over T or, for those whose bit is set in
 ** sum_outputs, summed over the steps (n_outputs), and the states at t-1
 ** stacked over T (n_states). reverse runs t from T-1 down to 0 (the results
-** stay in time order). Its gradient is a reverse scan. Not yet compiled:
-** kiln_compile refuses a graph with a scan (KILN_ERR_UNSUPPORTED) until
-** code generation for scans lands; docs/architecture.md has the design. */
+** stay in time order). Its gradient is a reverse scan. The compiled step
+** is one C function called once per t (docs/architecture.md). */
 typedef enum kiln_status (*kiln_scan_step_fn)(kiln_graph *body, const kiln_node *args, kiln_node *results,
                                               void *user);
 typedef struct kiln_scan_spec {
