@@ -121,6 +121,7 @@ typedef struct emitter {
     int64_t *scan_at;     /* per node: arena offset of a scan's region, or -1 */
     int64_t *scan_carry;  /* per node: offset of the carried states in that region */
     int64_t deferred_end, scratch_end; /* ends of the deferred updates' slots and the GEMM scratch */
+    int32_t *tr_in;       /* per node of a body: inputs[] index of a transposed copy of in[1], or -1 */
     kiln_err *err;        /* where a failure in a body's plan is told */
     bool failed;
 } emitter;
@@ -723,8 +724,8 @@ static bool own_gemm_ok(const emitter *e, int32_t id)
         rb->shape.rank != 2)
         return false;
     int64_t n = r->shape.dims[1], k = ra->shape.dims[1];
-    return e->g->floatx == KILN_DTYPE_F32 && !kiln_attr_trans_a(r) && !kiln_attr_trans_b(r) && e->fused[id] < 0 &&
-           n > 0 && k > 0 && n <= INT32_MAX && k <= INT32_MAX;
+    return e->g->floatx == KILN_DTYPE_F32 && !kiln_attr_trans_a(r) && (!kiln_attr_trans_b(r) || e->tr_in[id] >= 0) &&
+           e->fused[id] < 0 && n > 0 && k > 0 && n <= INT32_MAX && k <= INT32_MAX;
 }
 
 /* The scalar s of a fused update W - s * G, as C. */
@@ -817,11 +818,13 @@ static void kernel_matmul2(emitter *e, int32_t id)
         ** a B == 1 branch, "else\n" becomes "else if". */
         if (one && e->body.n && e->body.s[e->body.n - 1] == '\n')
             e->body.s[--e->body.n] = '\0';
+        char wt[48]; /* x W^T with W a scan's context: W^T, transposed once before the loop (plan_scans) */
+        snprintf(wt, sizeof wt, "(const float *)inputs[%d]", (int)e->tr_in[id]);
         sb_put(&e->body,
                "%sif (rt->sgemm_nn)\n"
                "        rt->sgemm_nn((int)%s, (int)%s, (int)%s, %s, (int)%s, %s, (int)%s, %s, (int)%s, gemm_scratch);\n"
                "    else\n",
-               one ? " " : "    ", m, nn, k, a, lda, b, ldb, c, nn);
+               one ? " " : "    ", m, nn, k, a, lda, tb ? wt : b, tb ? nn : ldb, c, nn);
         one = true;
     }
     if (one)
@@ -1111,6 +1114,53 @@ static void kernel_random(emitter *e, int32_t id)
     sb_put(&e->body, "    }\n");
 }
 
+/* Whether a scan body's argument `arg` (an ARG node) is a matrix W the step
+** reads in products x W^T (a weight's adjoint d W^T in a backward step):
+** then the scan hands the step W^T as well, transposed once before its
+** loop, and those products run as x (W^T) through kiln's own GEMM, which
+** reads W^T in place instead of packing W again at every step. */
+static bool transposed_context(const kiln_graph *body, int32_t arg, bool fast)
+{
+    if (!fast || body->floatx != KILN_DTYPE_F32 || body->nodes[arg].shape.rank != 2)
+        return false;
+    for (int32_t id = arg + 1; id < body->n_nodes; id++) {
+        const kiln_node_rec *r = &body->nodes[id];
+        if (r->op == KILN_OP_MATMUL && r->in[1] == arg && kiln_attr_trans_b(r) && !kiln_attr_trans_a(r) &&
+            r->shape.rank == 2 && body->nodes[r->in[0]].shape.rank == 2)
+            return true;
+    }
+    return false;
+}
+
+/* The ARG node of argument a of a body, or -1 (the step never reads it). */
+static int32_t arg_node(const kiln_graph *body, int a)
+{
+    for (int32_t id = 0; id < body->n_nodes; id++)
+        if (body->nodes[id].op == KILN_OP_ARG && body->nodes[id].attr.i[0] == a)
+            return id;
+    return -1;
+}
+
+/* For a body emitter: tr_in[] of each x W^T product whose W is a transposed
+** context; the copies follow the n_args arguments in inputs[], in argument
+** order. */
+static void plan_transposed(emitter *e, int ctx_from, int n_args)
+{
+    int q = 0;
+    for (int a = ctx_from; a < n_args; a++) {
+        int32_t w = arg_node(e->g, a);
+        if (w < 0 || !transposed_context(e->g, w, !e->o->no_fast_paths))
+            continue;
+        for (int32_t id = w + 1; id < e->p->n; id++) {
+            const kiln_node_rec *r = R(e, id);
+            if (r->op == KILN_OP_MATMUL && r->in[1] == w && kiln_attr_trans_b(r) && !kiln_attr_trans_a(r) &&
+                r->shape.rank == 2 && R(e, r->in[0])->shape.rank == 2)
+                e->tr_in[id] = n_args + q;
+        }
+        q++;
+    }
+}
+
 /* The stored node reading result k of tuple id, or -1 when nothing keeps it. */
 static int32_t result_node(const emitter *e, int32_t id, int k)
 {
@@ -1144,7 +1194,13 @@ static void kernel_scan(emitter *e, int32_t id)
     dim_c(e, R(e, r->in[0])->shape.dims[0], T, sizeof T);
     sb_put(&e->body, "    {\n        char *const k_body = arena + %" PRId64 "; /* the step's values */\n",
            e->scan_at[id]);
-    sb_put(&e->body, "        const void *k_args[%d];\n        void *k_res[%d];\n", n_args, n_state + n_out);
+    const kiln_graph *body = e->g->bodies[bi];
+    int n_tr = 0;
+    for (int l = 0; l < n_ctx; l++) {
+        int32_t w = arg_node(body, n_seq + n_state + l);
+        n_tr += w >= 0 && transposed_context(body, w, !e->o->no_fast_paths);
+    }
+    sb_put(&e->body, "        const void *k_args[%d];\n        void *k_res[%d];\n", n_args + n_tr, n_state + n_out);
     int64_t carry = e->scan_at[id] + e->scan_carry[id];
     for (int k = 0; k < n_state; k++) { /* carries, from the initial states */
         int32_t init = r->in[n_seq + k];
@@ -1157,9 +1213,22 @@ static void kernel_scan(emitter *e, int32_t id)
         sb_put(&e->body, "        k_args[%d] = k_carry%d;\n", n_seq + k, k);
         carry += (kiln_plan_value_bytes(e->p, init, e->p->max_sizes) + 63) / 64 * 64;
     }
-    for (int l = 0; l < n_ctx; l++)
-        sb_put(&e->body, "        k_args[%d] = %s; /* context */\n", n_seq + n_state + l,
-               storage_name(e, r->in[n_seq + n_state + l]));
+    for (int l = 0, q = 0; l < n_ctx; l++) {
+        int32_t in = r->in[n_seq + n_state + l], w = arg_node(body, n_seq + n_state + l);
+        sb_put(&e->body, "        k_args[%d] = %s; /* context */\n", n_seq + n_state + l, storage_name(e, in));
+        if (w < 0 || !transposed_context(body, w, !e->o->no_fast_paths))
+            continue;
+        /* and its transpose, for the step's products x W^T */
+        char rows[DIM_MAX], cols[DIM_MAX];
+        dim_c(e, R(e, in)->shape.dims[0], rows, sizeof rows);
+        dim_c(e, R(e, in)->shape.dims[1], cols, sizeof cols);
+        sb_put(&e->body, "        {\n            float *const k_wt = (float *)(arena + %" PRId64 "); /* %s^T */\n"
+                         "            for (int64_t i = 0; i < %s; i++)\n"
+                         "                for (int64_t j = 0; j < %s; j++) k_wt[j * %s + i] = %s[i * %s + j];\n"
+                         "            k_args[%d] = k_wt;\n        }\n",
+               carry, e->var[e->p->alias[in]], rows, cols, rows, storage_name(e, in), cols, n_args + q++);
+        carry += (kiln_plan_value_bytes(e->p, in, e->p->max_sizes) + 63) / 64 * 64;
+    }
     for (int m = 0; m < n_out; m++) { /* sums start at zero */
         int32_t o = result_node(e, id, 2 * n_state + m);
         if (o < 0 || !(sums >> m & 1))
@@ -1829,6 +1898,45 @@ static void emit_entry(sbuf *out, const char *model, const char *fn, const char 
            what, model, fn, model, mode);
 }
 
+/* exp and tanh in float, written so that a loop of them vectorises (libm's
+** are calls, one element at a time: a quarter of an LSTM's step): Cephes'
+** polynomials after the usual reductions, exp(x) = 2^n exp(r) with
+** |r| <= ln2/2 (2^n applied in two halves, so that results down to the
+** subnormals are right) and tanh by its series below 0.625, else
+** 1 - 2 / (exp(2|x|) + 1). Within 2 ulp of the exact values
+** (tests/test_mathf.c); infinities, zeros and NaN as libm gives them.
+** float64 keeps libm. */
+#define KILN_MATHF \
+    "static inline float k_pow2i(int k) { union { uint32_t u; float f; } v = {(uint32_t)(k + 127) << 23}; return v.f; }\n" \
+    "static inline float k_expf(float x)\n" \
+    "{\n" \
+    "    float c = x < -104.0f ? -104.0f : x > 89.0f ? 89.0f : x;\n" \
+    "    c = c == c ? c : 0.0f;\n" \
+    "    float t = c * 1.44269504088896341f;\n" \
+    "    int n = (int)(t + (t >= 0 ? 0.5f : -0.5f));\n" \
+    "    float fn = (float)n;\n" \
+    "    float r = c - fn * 0.693359375f;\n" \
+    "    r = r - fn * -2.12194440e-4f;\n" \
+    "    float p = 1.9875691500e-4f;\n" \
+    "    p = p * r + 1.3981999507e-3f;\n" \
+    "    p = p * r + 8.3334519073e-3f;\n" \
+    "    p = p * r + 4.1665795894e-2f;\n" \
+    "    p = p * r + 1.6666665459e-1f;\n" \
+    "    p = p * r + 5.0000001201e-1f;\n" \
+    "    p = p * (r * r) + r + 1.0f;\n" \
+    "    int h = n >> 1;\n" \
+    "    float y = p * k_pow2i(h) * k_pow2i(n - h);\n" \
+    "    return x != x ? x : x > 88.72283935546875f ? (float)INFINITY : x < -103.97208404541015625f ? 0.0f : y;\n" \
+    "}\n" \
+    "static inline float k_tanhf(float x)\n" \
+    "{\n" \
+    "    float a = x < 0 ? -x : x, z = x * x;\n" \
+    "    float s = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z +\n" \
+    "                1.33314422036e-1f) * z - 3.33332819422e-1f) * z * x + x;\n" \
+    "    float b = 1.0f - 2.0f / (k_expf(2.0f * a) + 1.0f);\n" \
+    "    return a == 0 ? x : a < 0.625f ? s : x < 0 ? -b : b; /* tanh(-0) = -0 */\n" \
+    "}\n"
+
 static const char PRELUDE[] =
     "#include <math.h>\n"
     "#include <stdint.h>\n"
@@ -1866,7 +1974,8 @@ static const char PRELUDE[] =
     "static inline real k_max(real a, real b) { return a >= b ? a : b; }\n"
     "static inline real k_min(real a, real b) { return a <= b ? a : b; }\n"
     "static inline real k_clip(real x, real lo, real hi) { return x < lo ? lo : x > hi ? hi : x; }\n"
-    "static inline real k_sigmoid(real x) { return 1 / (1 + k_exp(-x)); }\n"
+    "/* the logistic from exp(-|x|), which never overflows: one exp either side */\n"
+    "static inline real k_sigmoid(real x) { real e = k_exp(-k_fabs(x)), s = 1 / (1 + e); return x >= 0 ? s : e * s; }\n"
     "static inline real k_softplus(real x) { return x > 0 ? x + k_log1p(k_exp(-x)) : k_log1p(k_exp(x)); }\n"
     "/* An integer read from the data (a target, an index) out of range: node and position. */\n"
     "static int64_t k_bad_index(int node, int64_t row) { return ((int64_t)node << 32) | (row + 1); }\n";
@@ -1914,14 +2023,18 @@ static void emitter_free(emitter *e)
     free(e->mark);
     free(e->scan_at);
     free(e->scan_carry);
+    free(e->tr_in);
     free(e->fns.s);
     free(e->body.s);
 }
 
 static void plan_scans(emitter *e);
 
-/* Set up e for plan p and run the lowering passes. false: out of memory. */
-static bool emitter_open(emitter *e, const kiln_plan *p, const kiln_emit_options *o, kiln_err *err)
+/* Set up e for plan p and run the lowering passes; a scan body's emitter
+** gets its arguments' count and where its contexts start (else 0, 0).
+** false: out of memory. */
+static bool emitter_open(emitter *e, const kiln_plan *p, const kiln_emit_options *o, kiln_err *err, int ctx_from,
+                         int n_args)
 {
     *e = (emitter){.p = p, .g = p->g, .o = o, .err = err};
     e->real = p->g->floatx == KILN_DTYPE_F64 ? "double" : "float";
@@ -1943,18 +2056,20 @@ static bool emitter_open(emitter *e, const kiln_plan *p, const kiln_emit_options
     e->mark = calloc(n1, sizeof *e->mark);
     e->scan_at = malloc(n1 * sizeof *e->scan_at);
     e->scan_carry = calloc(n1, sizeof *e->scan_carry);
-    if (!e->var || !e->used || !e->kernel_of || !e->readers || !e->fused || !e->absorbed || !e->sibling ||
+    e->tr_in = malloc(n1 * sizeof *e->tr_in);
+    if (!e->tr_in || !e->var || !e->used || !e->kernel_of || !e->readers || !e->fused || !e->absorbed || !e->sibling ||
         !e->rows_with || !e->slab_update || !e->defer || !e->defer_at || !e->pend || !e->members || !e->stack ||
         !e->mark || !e->scan_at || !e->scan_carry)
         return false;
     for (int32_t id = 0; id < p->n; id++)
         e->fused[id] = e->sibling[id] = e->rows_with[id] = e->defer_at[id] = -1;
     for (int32_t id = 0; id < p->n; id++)
-        e->scan_at[id] = -1;
+        e->scan_at[id] = e->tr_in[id] = -1;
     for (int i = 0; i < p->n_params; i++)
         e->defer[i] = -1;
     name_nodes(e);
     kernel_owners(e);
+    plan_transposed(e, ctx_from, n_args);
     if (o->has_train)
         plan_fused_updates(e);
     plan_slab_updates(e);
@@ -1990,7 +2105,9 @@ static void plan_scans(emitter *e)
         }
         kiln_emit_options bo = {.model = model, .has_forward = true, .no_fast_paths = e->o->no_fast_paths};
         emitter be;
-        bool ok = emitter_open(&be, &bp, &bo, e->err);
+        int n_seq = (int)r->attr.i[KILN_SCAN_SEQ], n_state = (int)r->attr.i[KILN_SCAN_STATE];
+        int n_args = n_seq + n_state + (int)r->attr.i[KILN_SCAN_CTX];
+        bool ok = emitter_open(&be, &bp, &bo, e->err, n_seq + n_state, n_args);
         be.is_body = true;
         if (ok && !be.failed)
             emit_run(&be, &e->fns);
@@ -2006,9 +2123,11 @@ static void plan_scans(emitter *e)
         int64_t at = (e->arena_bytes + 63) / 64 * 64, end = at + (bytes + 63) / 64 * 64;
         e->scan_at[id] = at;
         e->scan_carry[id] = end - at;
-        for (int k = 0; k < r->attr.i[KILN_SCAN_STATE]; k++) {
-            int32_t init = r->in[r->attr.i[KILN_SCAN_SEQ] + k];
-            end += (kiln_plan_value_bytes(p, init, p->max_sizes) + 63) / 64 * 64;
+        for (int k = 0; k < n_args; k++) { /* the carried states, then the transposed contexts */
+            int32_t w = k < n_seq + n_state ? -1 : arg_node(body, k);
+            if ((k >= n_seq && k < n_seq + n_state) ||
+                (w >= 0 && transposed_context(body, w, !e->o->no_fast_paths)))
+                end += (kiln_plan_value_bytes(p, r->in[k], p->max_sizes) + 63) / 64 * 64;
         }
         e->arena_bytes = end;
     }
@@ -2019,7 +2138,7 @@ enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, cha
 {
     emitter e;
     sbuf out = {0};
-    if (!emitter_open(&e, p, o, err)) {
+    if (!emitter_open(&e, p, o, err, 0, 0)) {
         emitter_free(&e);
         return kiln_err_set(err, KILN_ERR_NOMEM, "codegen: no memory");
     }
@@ -2053,9 +2172,9 @@ enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, cha
                    (int)id, e.scan_at[id], e.scan_at[id] + e.scan_carry[id]);
     sb_put(&out, "*/\n");
     /* libm by the float type, spelled out: <tgmath.h> costs compile time */
-    static const char MATH_F32[] = "#define k_exp expf\n#define k_log logf\n#define k_log1p log1pf\n"
-                                   "#define k_fabs fabsf\n#define k_sqrt sqrtf\n#define k_tanh tanhf\n"
-                                   "#define k_pow powf\n";
+    static const char MATH_F32[] = "#define k_exp k_expf\n#define k_log logf\n#define k_log1p log1pf\n"
+                                   "#define k_fabs fabsf\n#define k_sqrt sqrtf\n#define k_tanh k_tanhf\n"
+                                   "#define k_pow powf\n" KILN_MATHF;
     static const char MATH_F64[] = "#define k_exp exp\n#define k_log log\n#define k_log1p log1p\n"
                                    "#define k_fabs fabs\n#define k_sqrt sqrt\n#define k_tanh tanh\n"
                                    "#define k_pow pow\n";

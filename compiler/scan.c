@@ -415,6 +415,31 @@ static kiln_node zeros(kiln_graph *g, const kiln_shape *s)
     return kiln_expr_broadcast_to(g, kiln_expr_constant(g, 0.0), s);
 }
 
+/* The terms of node id read as a sum (an add tree of same-shape nodes). */
+static int sum_terms(const kiln_graph *b, int32_t id, int32_t *out, int n, int cap)
+{
+    const kiln_node_rec *r = R(b, id);
+    if (r->op == KILN_OP_ADD && n + 2 <= cap && kiln_shape_equal(&R(b, r->in[0])->shape, &r->shape) &&
+        kiln_shape_equal(&R(b, r->in[1])->shape, &r->shape)) {
+        n = sum_terms(b, r->in[0], out, n, cap);
+        return sum_terms(b, r->in[1], out, n, cap);
+    }
+    if (n < cap)
+        out[n++] = id;
+    return n;
+}
+
+/* A term x^T d of rank-2 values with the same rows: the product over a
+** step's batch rows that a context's adjoint sums over the steps. */
+static bool rows_product(const kiln_graph *b, int32_t id)
+{
+    const kiln_node_rec *r = R(b, id);
+    return r->op == KILN_OP_MATMUL && kiln_attr_trans_a(r) && !kiln_attr_trans_b(r) && r->shape.rank == 2 &&
+           R(b, r->in[0])->shape.rank == 2 && R(b, r->in[1])->shape.rank == 2;
+}
+
+#define MAX_HOISTED 32
+
 enum kiln_status kiln_scan_gradient(kiln_graph *g, int32_t id, const int32_t *res_adj, const unsigned char *need,
                                     int32_t *in_adj)
 {
@@ -539,11 +564,34 @@ enum kiln_status kiln_scan_gradient(kiln_graph *g, int32_t id, const int32_t *re
         kiln_graph_destroy(bb);
         return st ? st : KILN_ERR_NOMEM;
     }
+    /* A context's adjoint is summed over the steps. Its terms x_t^T d_t (a
+    ** weight read as h W: the product over the step's batch rows) are
+    ** hoisted out of the loop: x and d are stacked over T and the sum over
+    ** the steps becomes one product over all T*B rows after the loop
+    ** (X^T D), instead of a small product and a sum per step. The other
+    ** terms stay in the loop, summed. */
+    int32_t hx[MAX_HOISTED], hd[MAX_HOISTED], rest[MAX_SCAN_ARGS];
+    int hctx[MAX_HOISTED], n_hoist = 0;
+    for (int l = 0; l < n_ctx; l++) {
+        int32_t terms[MAX_HOISTED];
+        int nt = sum_terms(bb, grads[n_seq + n_state + l], terms, 0, MAX_HOISTED);
+        rest[l] = -1;
+        for (int q = 0; q < nt; q++) {
+            if (rows_product(bb, terms[q]) && n_hoist < MAX_HOISTED) {
+                hx[n_hoist] = R(bb, terms[q])->in[0];
+                hd[n_hoist] = R(bb, terms[q])->in[1];
+                hctx[n_hoist++] = l;
+            } else {
+                rest[l] = rest[l] < 0 ? terms[q] : kiln_expr_add(bb, (kiln_node){rest[l]}, (kiln_node){terms[q]}).id;
+            }
+        }
+    }
     /* results of the backward body: new carries (the states at t-1's
-    ** adjoints, plus gP at t), then the sequences' adjoints (stacked) and
-    ** the contexts' (summed) */
+    ** adjoints, plus gP at t), then the sequences' adjoints (stacked), the
+    ** contexts' in-loop adjoints (summed), and the hoisted products'
+    ** operands that are not stacked already (stacked) */
     int32_t bres[MAX_SCAN_ARGS];
-    int nr = 0;
+    int nr = 0, ctx_res[MAX_SCAN_ARGS];
     for (int k = 0; k < n_state; k++) {
         kiln_node d = {grads[n_seq + k]};
         if (slot_gP[k] >= 0)
@@ -552,22 +600,48 @@ enum kiln_status kiln_scan_gradient(kiln_graph *g, int32_t id, const int32_t *re
     }
     for (int j = 0; j < n_seq; j++)
         bres[nr++] = grads[j];
-    for (int l = 0; l < n_ctx; l++)
-        bres[nr++] = grads[n_seq + n_state + l];
+    int n_sum = 0;
+    uint64_t bsums = 0;
+    for (int l = 0; l < n_ctx; l++) {
+        ctx_res[l] = -1;
+        if (rest[l] < 0)
+            continue;
+        ctx_res[l] = nr - n_state;
+        bsums |= (uint64_t)1 << (n_seq + n_sum++);
+        bres[nr++] = rest[l];
+    }
+    /* each operand: a backward sequence (outer node bin[k]: src -1 - k) or
+    ** a stacked output (src: its index among the outputs) */
+    int src[2 * MAX_HOISTED];
+    for (int h = 0; h < 2 * n_hoist && !bb->err.status; h++) {
+        int32_t v = h < n_hoist ? hx[h] : hd[h - n_hoist];
+        const kiln_node_rec *rv = R(bb, v);
+        if (rv->op == KILN_OP_ARG && rv->attr.i[0] < n_bseq) {
+            src[h] = -1 - (int)rv->attr.i[0];
+            continue;
+        }
+        src[h] = -1 - MAX_SCAN_ARGS;
+        for (int k = n_state; k < nr; k++)
+            if (bres[k] == v && (k < n_state + n_seq || k >= n_state + n_seq + n_sum))
+                src[h] = k - n_state;
+        if (src[h] == -1 - MAX_SCAN_ARGS) {
+            if (nr >= MAX_SCAN_ARGS)
+                break;
+            src[h] = nr - n_state;
+            bres[nr++] = v;
+        }
+    }
     free(map);
     if (bb->err.status || !set_results(bb, bres, nr)) {
         enum kiln_status st = kiln_err_copy(&g->err, &bb->err, "scan gradient: ");
         kiln_graph_destroy(bb);
         return st ? st : KILN_ERR_NOMEM;
     }
-    uint64_t bsums = 0;
-    for (int l = 0; l < n_ctx; l++)
-        bsums |= (uint64_t)1 << (n_seq + l);
-    int32_t bid = kiln_scan_add(g, bb, n_bseq, n_state, n_bctx, n_seq + n_ctx, !fr.attr.i[KILN_SCAN_REVERSE], bsums,
+    int32_t bid = kiln_scan_add(g, bb, n_bseq, n_state, n_bctx, nr - n_state, !fr.attr.i[KILN_SCAN_REVERSE], bsums,
                                 bin);
     if (bid < 0)
         return g->err.status;
-    /* the inputs' adjoints: final carries, stacked sequence adjoints, summed context adjoints */
+    /* the inputs' adjoints: final carries, stacked sequence adjoints, context adjoints */
     for (int k = 0; k < n_state; k++)
         if (need[fr.in[n_seq + k]])
             in_adj[n_seq + k] = kiln_expr_output(g, (kiln_node){bid}, n_state + k).id;
@@ -575,8 +649,23 @@ enum kiln_status kiln_scan_gradient(kiln_graph *g, int32_t id, const int32_t *re
         if (need[fr.in[j]])
             in_adj[j] = kiln_expr_output(g, (kiln_node){bid}, 2 * n_state + j).id;
     for (int l = 0; l < n_ctx; l++)
-        if (need[fr.in[n_seq + n_state + l]])
-            in_adj[n_seq + n_state + l] = kiln_expr_output(g, (kiln_node){bid}, 2 * n_state + n_seq + l).id;
+        if (need[fr.in[n_seq + n_state + l]] && ctx_res[l] >= 0)
+            in_adj[n_seq + n_state + l] = kiln_expr_output(g, (kiln_node){bid}, 2 * n_state + ctx_res[l]).id;
+    for (int h = 0; h < n_hoist; h++) { /* X^T D over all the steps' rows */
+        int l = hctx[h];
+        if (!need[fr.in[n_seq + n_state + l]])
+            continue;
+        kiln_node op[2];
+        for (int q = 0; q < 2; q++) {
+            int sidx = src[q * n_hoist + h];
+            kiln_node st = sidx < 0 ? (kiln_node){bin[-1 - sidx]} : kiln_expr_output(g, (kiln_node){bid}, 2 * n_state + sidx);
+            int64_t cols = R(bb, q ? hd[h] : hx[h])->shape.dims[1];
+            op[q] = kiln_expr_reshape(g, st, 2, (int64_t[]){KILN_INFER, cols});
+        }
+        kiln_node prod = kiln_expr_matmul(g, kiln_expr_transpose(g, op[0]), op[1]);
+        int32_t *adj = &in_adj[n_seq + n_state + l];
+        *adj = *adj < 0 ? prod.id : kiln_expr_add(g, (kiln_node){*adj}, prod).id;
+    }
     return g->err.status;
 nomem:
     free(map);
