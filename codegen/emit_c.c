@@ -1748,7 +1748,8 @@ static const char PRELUDE[] =
     "static inline real k_max(real a, real b) { return a >= b ? a : b; }\n"
     "static inline real k_min(real a, real b) { return a <= b ? a : b; }\n"
     "static inline real k_clip(real x, real lo, real hi) { return x < lo ? lo : x > hi ? hi : x; }\n"
-    "static inline real k_sigmoid(real x) { return 1 / (1 + k_exp(-x)); }\n"
+    "/* exp of -|x| only: sigmoid(x) is e^x itself where x < 0, down to the subnormals */\n"
+    "static inline real k_sigmoid(real x) { real e = k_exp(-k_fabs(x)); return x >= 0 ? 1 / (1 + e) : e / (1 + e); }\n"
     "static inline real k_softplus(real x) { return x > 0 ? x + k_log1p(k_exp(-x)) : k_log1p(k_exp(x)); }\n"
     "/* An integer read from the data (a target, an index) out of range: node and position. */\n"
     "static int64_t k_bad_index(int node, int64_t row) { return ((int64_t)node << 32) | (row + 1); }\n";
