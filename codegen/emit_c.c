@@ -152,6 +152,30 @@ static void put_comment_text(sbuf *b, const char *s)
 
 /* ---- names ------------------------------------------------------------------ */
 
+/* Every identifier the emitter prints is kiln's own or made from the model,
+** and the two sets cannot meet (#9):
+**   - kiln's own: the prelude's (k_*, Cblas*, MODE_*, ARENA_BYTES,
+**     PARAM_FLOATS, real), the entry points' (arena, inputs, sizes, mode,
+**     rt, B, T, cblas_<t>gemm/gemv/ger, gemm_scratch, params, grads, lr,
+**     arena_bytes), the kernels' locals (i, i0.., j, k, o, n, r, t, m, s,
+**     x, y, v, w, best, inv, lse, acc) and libm's and <stdint.h>'s names.
+**     None starts with a tag below.
+**   - from the model, always a tag then the sanitised text:
+**       p_<path>      a parameter or state ("p_mlp_linear_0_W")
+**       in_<name>     an input ("in_features")
+**       v_<name>      another named value ("v_linear_apply_output"), or,
+**                     unnamed, v<id>_<op> ("v9_matmul")
+**       grad_<path>   a parameter's gradient in the slab
+**       pend_<path>   a deferred update's slot (plan_deferred)
+**       S_<symbol>    a run-time size (symbol names are C identifiers)
+**     Node names are numbered "__<id>" where taken, which no sanitised text
+**     contains, so every value has its own; the user's text itself appears
+**     only in comments, escaped.
+** The model name makes the exported <model>_<entry> (init, flush, forward,
+** eval_step, gradients, train_step) and the static <model>_run: no file-scope
+** name of kiln's ends in one of those words (k_apply_deferred, not k_flush,
+** which a model named "k" exported twice). */
+
 /* [A-Za-z0-9_] only, no leading or doubled or trailing '_': "/mlp/linear_0"
 ** gives "mlp_linear_0". So "__" never occurs in a sanitised name, and the
 ** emitter's uniquing suffix "__<n>" cannot be produced by one. */
@@ -172,64 +196,58 @@ static void sanitize(char *dst, size_t cap, const char *src)
     dst[n] = '\0';
 }
 
-/* Identifiers the prelude and the generated functions use, and C's words: a
-** name from the model that would be one of them, or that starts like kiln's
-** own (k_, K_, MODE_) or with a digit, is prefixed with "u_". */
-static bool reserved(const char *s)
+/* The model's part of a node's C name, its tag dropped: "mlp_linear_0_W"
+** for p_mlp_linear_0_W. For comments and for names derived from it. */
+static const char *label(const emitter *e, int32_t id)
 {
-    static const char *const words[] = {
-        "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum", "extern",
-        "float", "for", "goto", "if", "inline", "int", "long", "register", "restrict", "return", "short", "signed",
-        "sizeof", "static", "struct", "switch", "typedef", "union", "unsigned", "void", "volatile", "while",
-        "real", "arena", "inputs", "sizes", "mode", "rt", "lr", "params", "grads", "B", "T", "i", "j", "r", "x",
-        "y", "t", "m", "s", "inv", "lse", "best", "acc", "v", "row", "gemm_scratch", "int32_t", "int64_t",
-        "uint32_t", "uint64_t", "ARENA_BYTES", "PARAM_FLOATS", "NAN", "INFINITY"};
-    if (!*s || isdigit((unsigned char)*s) || strncmp(s, "k_", 2) == 0 || strncmp(s, "K_", 2) == 0 ||
-        strncmp(s, "MODE_", 5) == 0 || strncmp(s, "Cblas", 5) == 0 || strncmp(s, "cblas", 5) == 0 ||
-        strncmp(s, "pend_", 5) == 0 || strncmp(s, "in_", 3) == 0 || strncmp(s, "grad_", 5) == 0 ||
-        strncmp(s, "S_", 2) == 0 || (s[0] == 'i' && isdigit((unsigned char)s[1])) ||
-        (s[0] == 'u' && s[1] == '_'))
-        return true;
-    for (size_t k = 0; k < KILN_ARRAY_LEN(words); k++)
-        if (strcmp(s, words[k]) == 0)
-            return true;
-    return false;
+    const char *v = e->var[id], *u = strchr(v, '_');
+    return u ? u + 1 : v;
 }
 
-/* The C name of a run-time symbol: B, T, S_<name>. */
+/* The C name of a run-time symbol: B, T, S_<name>. Symbol names are C
+** identifiers (kiln_graph_symbol), used as they are: sanitising would make
+** "n" of "_n". */
 static void symbol_name(const emitter *e, int k, char *dst, size_t cap)
 {
     if (k < 2) {
         snprintf(dst, cap, "%s", k == 0 ? "B" : "T");
         return;
     }
-    char s[40];
-    sanitize(s, sizeof s, e->g->symbol_names[k] ? e->g->symbol_names[k] : "");
-    snprintf(dst, cap, "S_%s", s[0] ? s : "x");
+    const char *s = e->g->symbol_names[k] ? e->g->symbol_names[k] : "";
+    bool ident = *s && !isdigit((unsigned char)*s);
+    for (const char *c = s; *c; c++)
+        ident &= (isalnum((unsigned char)*c) && (unsigned char)*c < 128) || *c == '_';
+    if (ident) {
+        snprintf(dst, cap, "S_%s", s);
+    } else {
+        char t[40];
+        sanitize(t, sizeof t, s);
+        snprintf(dst, cap, "S%d_%s", k, t);
+    }
 }
 
-/* Name every node: parameters and states after their owner path and name
-** ("mlp_linear_0_W"), inputs in_<name>, gradients in the slab
-** grad_<param>, other values after their name ("d_linear_apply_output"),
-** else their op and id. A name taken already gets "__<n>". */
+/* Name every node (the tags above): parameters and states after their
+** owner path and name, inputs after their name, gradients in the slab after
+** their parameter, other values after their name, else their op and id. A
+** name taken already gets "__<id>". */
 static void name_nodes(emitter *e)
 {
     const kiln_plan *p = e->p;
     for (int32_t id = 0; id < p->n; id++) {
         const kiln_node_rec *r = R(e, id);
-        char base[VAR_MAX], *v = e->var[id];
+        char base[48], *v = e->var[id];
         char path[VAR_MAX * 4];
         if (r->op == KILN_OP_PARAM || r->op == KILN_OP_STATE) {
-            snprintf(path, sizeof path, "%s_%s", r->owner ? r->owner : "", r->name ? r->name : "param");
-            sanitize(base, 48, path);
-            snprintf(v, VAR_MAX, "%s%s", reserved(base) ? "u_" : "", base[0] ? base : "param");
+            snprintf(path, sizeof path, "%s_%s", r->owner ? r->owner : "", r->name ? r->name : "");
+            sanitize(base, sizeof base, path);
+            snprintf(v, VAR_MAX, "p_%s", base[0] ? base : "param");
         } else if (r->op == KILN_OP_INPUT) {
-            sanitize(base, 48, r->name);
-            snprintf(v, VAR_MAX, "in_%s", base);
+            sanitize(base, sizeof base, r->name);
+            snprintf(v, VAR_MAX, "in_%s", base[0] ? base : "input");
         } else {
-            sanitize(base, 44, r->name);
+            sanitize(base, sizeof base, r->name);
             if (base[0])
-                snprintf(v, VAR_MAX, "%s%s", reserved(base) ? "u_" : "", base);
+                snprintf(v, VAR_MAX, "v_%s", base);
             else
                 snprintf(v, VAR_MAX, "v%d_%s", (int)id, kiln_op_info_of(r->op)->name);
         }
@@ -238,7 +256,7 @@ static void name_nodes(emitter *e)
         int32_t gid = p->grad_node[i];
         if (gid >= 0 && !p->grad_copy[i] && p->buf[gid].zone == KILN_ZONE_GRAD) {
             char tmp[VAR_MAX];
-            snprintf(tmp, sizeof tmp, "grad_%.56s", e->var[p->param_node[i]]);
+            snprintf(tmp, sizeof tmp, "grad_%.56s", label(e, p->param_node[i]));
             memcpy(e->var[gid], tmp, VAR_MAX);
         }
     }
@@ -618,14 +636,14 @@ static void kernel_comment(emitter *e, int32_t id)
             if (e->p->param_node[i] == u->target)
                 pi = i;
         sb_put(&e->body, "\n    ** fused update: %s -= lr * this product (its gradient is not stored)%s",
-               e->var[u->target], pi >= 0 && e->defer[pi] >= 0 ? "; at batch 1 deferred to the next step's first product" : "");
+               label(e, u->target), pi >= 0 && e->defer[pi] >= 0 ? "; at batch 1 deferred to the next step's first product" : "");
     }
     if (e->rows_with[id] >= 0)
         sb_put(&e->body, "\n    ** and node %d:softmax -> %s in the same loop, where gradients are wanted",
                (int)e->rows_with[id], e->var[e->rows_with[id]]);
     if (e->defer_at[id] >= 0)
         sb_put(&e->body, "\n    ** at batch 1, first applies the update of %s deferred by the last step",
-               e->var[e->p->param_node[e->defer_at[id]]]);
+               label(e, e->p->param_node[e->defer_at[id]]));
     if (r->name) {
         sb_put(&e->body, "%svalue '", gi.n_owners ? ", " : "\n    ** ");
         put_comment_text(&e->body, r->name);
@@ -1487,7 +1505,7 @@ static void plan_slab_updates(emitter *e)
 ** fit in L2 about a third of the step. So the step keeps u = x and v = -s d
 ** in a slot after the plan's arena, and the next batch-1 train_step's first
 ** kernel reading W applies them while it computes its product. Anything
-** else first flushes them (k_flush): every other entry point and batch
+** else first flushes them (k_apply_deferred): every other entry point and batch
 ** size at the start of _run, and the runtime before it reads or writes a
 ** parameter. Deferred only when that first reader is a product x W (W the
 ** right operand, not transposed, the batch as its rows) and floats are
@@ -1525,7 +1543,7 @@ static void plan_deferred(emitter *e)
         const kiln_shape *w = &R(e, pid)->shape;
         e->defer[i] = off;
         e->defer_at[first] = i;
-        snprintf(e->pend[i], sizeof e->pend[i], "pend_%s", e->var[pid]);
+        snprintf(e->pend[i], sizeof e->pend[i], "pend_%s", label(e, pid));
         off += (1 + w->dims[0] + w->dims[1]) * esz;
         off = (off + 63) / 64 * 64;
         e->arena_bytes = off;
@@ -1607,7 +1625,7 @@ static void plan_shared_rows(emitter *e)
 
 /* ---- functions -------------------------------------------------------------- */
 
-/* k_flush: apply the deferred updates (plan_deferred), and <model>_flush,
+/* k_apply_deferred: apply the deferred updates (plan_deferred), and <model>_flush,
 ** which the runtime calls before it touches a parameter. */
 static void emit_flush(emitter *e, sbuf *out)
 {
@@ -1615,7 +1633,7 @@ static void emit_flush(emitter *e, sbuf *out)
     sb_put(out, "\n/* Apply the updates a batch-1 train_step deferred to the next step's first\n"
                 "** product with the weight: before any other entry point, batch size, or\n"
                 "** read or write of a parameter. */\n"
-                "static void k_flush(char *arena, const k_runtime *rt)\n{\n    (void)arena;\n    (void)rt;\n");
+                "static void k_apply_deferred(char *arena, const k_runtime *rt)\n{\n    (void)arena;\n    (void)rt;\n");
     for (int i = 0; i < p->n_params; i++) {
         if (e->defer[i] < 0)
             continue;
@@ -1626,10 +1644,10 @@ static void emit_flush(emitter *e, sbuf *out)
                     "        rt->sger_gemv(%" PRId64 ", %" PRId64 ", (real *)(arena + %" PRId64 "), %" PRId64
                     ", %s + 1, %s + %" PRId64 ", 0, 0);\n"
                     "        %s[0] = 0;\n    }\n",
-               pv, e->var[p->param_node[i]], w->dims[0], w->dims[1], p->param_offset[i], w->dims[1], pv, pv,
+               pv, label(e, p->param_node[i]), w->dims[0], w->dims[1], p->param_offset[i], w->dims[1], pv, pv,
                1 + w->dims[0], pv);
     }
-    sb_put(out, "}\n\nint64_t %s_flush(char *arena, const k_runtime *rt)\n{\n    k_flush(arena, rt);\n    return 0;\n}\n",
+    sb_put(out, "}\n\nint64_t %s_flush(char *arena, const k_runtime *rt)\n{\n    k_apply_deferred(arena, rt);\n    return 0;\n}\n",
            e->o->model);
 }
 
@@ -1677,8 +1695,8 @@ static void emit_slab_updates(emitter *e)
         int64_t hi = (p->param_offset[j] + kiln_plan_value_bytes(p, p->param_node[j], p->max_sizes)) / esz;
         sb_put(&e->body, "        {\n            const real lr = %s[0];\n", storage_name(e, scale[i]));
         sb_put(&e->body, "            for (int64_t i = %" PRId64 "; i < %" PRId64 "; i++) params[i] -= lr * grads[i]; /* %s",
-               lo, hi, e->var[p->param_node[i]]);
-        sb_put(&e->body, j > i ? " .. %s */\n        }\n" : " */\n        }\n", e->var[p->param_node[j]]);
+               lo, hi, label(e, p->param_node[i]));
+        sb_put(&e->body, j > i ? " .. %s */\n        }\n" : " */\n        }\n", label(e, p->param_node[j]));
         i = j + 1;
     }
     sb_put(&e->body, "    }\n");
@@ -1770,7 +1788,7 @@ static void emit_run(emitter *e, sbuf *out)
         deferred |= e->defer[i] >= 0;
     if (deferred)
         sb_put(&e->body, "    if (!(mode == MODE_TRAIN && B == 1)) /* only a batch-1 step applies deferred updates itself */\n"
-                         "        k_flush(arena, rt);\n");
+                         "        k_apply_deferred(arena, rt);\n");
     for (int32_t id = 0; id < p->n; id++) {
         unsigned m = p->modes[id] & all;
         if (!m || !is_kernel(e, id) || e->absorbed[id])
@@ -1817,7 +1835,7 @@ static void emit_run(emitter *e, sbuf *out)
             kindex ix = {.flat = true};
             operand(e, x, sizeof x, gid, &ix, &R(e, gid)->shape);
             sb_put(&e->body, "        /* gradient of %s, stored elsewhere: copy into its slot */\n",
-                   e->var[p->param_node[i]]);
+                   label(e, p->param_node[i]));
             sb_put(&e->body, "        for (int64_t i = 0; i < %s; i++) ((real *)(arena + %" PRId64 "))[i] = %s;\n", n,
                    p->off_grads + p->param_offset[i], x);
         }
@@ -1834,7 +1852,7 @@ static void emit_run(emitter *e, sbuf *out)
         mode_guard(&e->body, m);
         sb_put(&e->body, " /* update: %s takes its new value */\n"
                          "        for (int64_t i = 0; i < %s; i++) %s[i] = %s[i];\n    }\n",
-               e->var[up->target], n, storage_name(e, up->target), storage_name(e, up->value));
+               label(e, up->target), n, storage_name(e, up->target), storage_name(e, up->value));
     }
 
     if (e->is_body) { /* where the step left its results */
@@ -1974,8 +1992,8 @@ static const char PRELUDE[] =
     "static inline real k_max(real a, real b) { return a >= b ? a : b; }\n"
     "static inline real k_min(real a, real b) { return a <= b ? a : b; }\n"
     "static inline real k_clip(real x, real lo, real hi) { return x < lo ? lo : x > hi ? hi : x; }\n"
-    "/* the logistic from exp(-|x|), which never overflows: one exp either side */\n"
-    "static inline real k_sigmoid(real x) { real e = k_exp(-k_fabs(x)), s = 1 / (1 + e); return x >= 0 ? s : e * s; }\n"
+    "/* exp of -|x| only: sigmoid(x) is e^x itself where x < 0, down to the subnormals */\n"
+    "static inline real k_sigmoid(real x) { real e = k_exp(-k_fabs(x)); return x >= 0 ? 1 / (1 + e) : e / (1 + e); }\n"
     "static inline real k_softplus(real x) { return x > 0 ? x + k_log1p(k_exp(-x)) : k_log1p(k_exp(x)); }\n"
     "/* An integer read from the data (a target, an index) out of range: node and position. */\n"
     "static int64_t k_bad_index(int node, int64_t row) { return ((int64_t)node << 32) | (row + 1); }\n";
@@ -2133,6 +2151,19 @@ static void plan_scans(emitter *e)
     }
 }
 
+/* A line of the header's list of parameters and states: C name, shape,
+** offset, and the user's owner path and name. */
+static void put_persistent(const emitter *e, sbuf *out, int32_t id, int64_t offset)
+{
+    const kiln_node_rec *r = R(e, id);
+    char sh[KILN_SHAPE_STR_MAX];
+    sb_put(out, "**   %-32s %s @%" PRId64 "  ", e->var[id], kiln_shape_str(e->g, &r->shape, sh, sizeof sh), offset);
+    put_comment_text(out, r->owner ? r->owner : "");
+    sb_put(out, "%s", r->owner ? "." : "");
+    put_comment_text(out, r->name ? r->name : "");
+    sb_put(out, "\n");
+}
+
 enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, char **out_src, kiln_emit_info *info,
                              kiln_err *err)
 {
@@ -2187,18 +2218,12 @@ enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, cha
     sb_put(&out, "\n#define ARENA_BYTES %" PRId64 "\n#define PARAM_FLOATS %" PRId64 "\n", e.arena_bytes,
            p->param_bytes / (int64_t)kiln_dtype_size(p->g->floatx));
     sb_put(&out, "\n/* parameters, in slab order:\n");
-    for (int i = 0; i < p->n_params; i++) {
-        char sh[KILN_SHAPE_STR_MAX];
-        sb_put(&out, "**   %-32s %s @%" PRId64 "\n", e.var[p->param_node[i]],
-               kiln_shape_str(p->g, &R(&e, p->param_node[i])->shape, sh, sizeof sh), p->param_offset[i]);
-    }
+    for (int i = 0; i < p->n_params; i++)
+        put_persistent(&e, &out, p->param_node[i], p->param_offset[i]);
     if (p->n_states) {
         sb_put(&out, "** states:\n");
-        for (int i = 0; i < p->n_states; i++) {
-            char sh[KILN_SHAPE_STR_MAX];
-            sb_put(&out, "**   %-32s %s @%" PRId64 "\n", e.var[p->state_node[i]],
-                   kiln_shape_str(p->g, &R(&e, p->state_node[i])->shape, sh, sizeof sh), p->state_offset[i]);
-        }
+        for (int i = 0; i < p->n_states; i++)
+            put_persistent(&e, &out, p->state_node[i], p->state_offset[i]);
     }
     sb_put(&out, "*/\n");
 
@@ -2213,7 +2238,7 @@ enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, cha
     for (int i = 0; i < p->n_params; i++)
         if (e.defer[i] >= 0)
             sb_put(&out, "    ((real *)(arena + %" PRId64 "))[0] = 0; /* no deferred update of %s */\n", e.defer[i],
-                   e.var[p->param_node[i]]);
+                   label(&e, p->param_node[i]));
     sb_put(&out, "    return 0;\n}\n");
 
     /* 3. Entry points. */

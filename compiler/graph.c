@@ -91,7 +91,10 @@ double kiln_op_scalar_unary(enum kiln_op op, double x, const kiln_attr *attr)
     case KILN_OP_SQRT: return sqrt(x);
     case KILN_OP_SQUARE: return x * x;
     case KILN_OP_TANH: return tanh(x);
-    case KILN_OP_SIGMOID: return 1 / (1 + exp(-x));
+    case KILN_OP_SIGMOID: { /* exp of -|x| only: e^x itself where x < 0, down to the subnormals (#9) */
+        double e = exp(-fabs(x));
+        return x >= 0 ? 1 / (1 + e) : e / (1 + e);
+    }
     case KILN_OP_SOFTPLUS: return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
     case KILN_OP_RELU: return x > 0 ? x : 0;
     case KILN_OP_SIGN: return (x > 0) - (x < 0);

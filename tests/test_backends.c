@@ -394,6 +394,26 @@ static void b_plain_mlp(ctx *c)
     output(c, probs);
 }
 
+/* Blocks' recipe for binary targets with logits out to about +-60:
+** BinaryCrossEntropy on Logistic(Linear), which the program graph takes as
+** softplus (#9); soft targets in [0, 1]. */
+static void b_bce_logistic(ctx *c)
+{
+    kiln_graph *g = c->g;
+    kiln_node x = input(c, "x", FX, 2, D(KILN_BATCH, 4), -1, 1);
+    kiln_node y = input(c, "y", FX, 2, D(KILN_BATCH, 3), 0, 1);
+    kiln_brick *lin = brick(c, kiln_linear_create(NULL, 4, 3));
+    kiln_brick *lg = brick(c, kiln_logistic_create(NULL)), *bce = brick(c, kiln_binary_cross_entropy_create(NULL));
+    kiln_brick_set_weights_init(lin, kiln_init_isotropic_gaussian(25, 0));
+    kiln_brick_set_biases_init(lin, kiln_init_constant(5));
+    kiln_node h, p;
+    ck_assert_int_eq(kiln_brick_apply(lin, g, x, &h), KILN_OK);
+    ck_assert_int_eq(kiln_brick_apply(lg, g, h, &p), KILN_OK);
+    ck_assert_int_eq(kiln_cost_apply(bce, g, y, p, &c->cost), KILN_OK);
+    ck_assert_int_eq(kiln_brick_initialize(lin), KILN_OK);
+    output(c, p);
+}
+
 /* A sequence model on (T, B, F): one Linear applied at every time step by
 ** folding T into the rows, tanh, the mean over T, a classifier, a cost. */
 static void b_sequence_model(ctx *c)
@@ -532,6 +552,8 @@ static const row ROWS[] = {
     {"tutorial_mlp_adam_f64", F64, b_tutorial_mlp, 2, 3, B1(6), false, false, NULL, 1e-12},
     {"sequence_model_tbf", F32, b_sequence_model, 0, 3, {{3, 4, 0}, {2, 2, 0}}, false, false, NULL, 1e-5},
     {"sequence_model_tbf_f64", F64, b_sequence_model, 0, 3, {{3, 4, 0}}, false, false, NULL, 1e-12},
+    {"bce_on_logistic_wide", F64, b_bce_logistic, 0, 3, B1(5), false, false, NULL, 1e-12},
+    {"bce_on_logistic_wide_f32", F32, b_bce_logistic, 0, 3, B1(5), false, false, NULL, 1e-5},
     {"mlp_fast_paths", F32, b_plain_mlp, 0, 3, {{1, 0, 0}, {5, 0, 0}, {1, 0, 0}}, false, false,
      "pend_mlp_linear_0_W[0] = 1;", 1e-5},
     {"mlp_no_fast_paths", F32, b_plain_mlp, 0, 3, {{1, 0, 0}, {5, 0, 0}, {1, 0, 0}}, true, false, NULL, 1e-5},

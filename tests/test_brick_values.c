@@ -1237,6 +1237,81 @@ START_TEST(distribute_gradient_matches_finite_differences)
 }
 END_TEST
 
+/* ---- numerical stability -------------------------------------------------------------- */
+
+/* softplus and sigmoid computed stably in float64 (exp of -|x| only). */
+static double stable_softplus(double x) { return fmax(x, 0) + log1p(exp(-fabs(x))); }
+static double stable_sigmoid(double x)
+{
+    double e = exp(-fabs(x));
+    return x >= 0 ? 1 / (1 + e) : e / (1 + e);
+}
+
+/* Blocks' recipe for binary targets, BinaryCrossEntropy on Logistic(Linear),
+** gave an infinite or NaN cost and NaN gradients once a logit passed ~37 in
+** float64 (~17 in float32): sigmoid rounds to 1 and log(1 - 1) = -inf (#9,
+** item 6). The program graph now takes log(sigmoid(h)) as -softplus(-h) and
+** log(1 - sigmoid(h)) as -softplus(h). For each logit h (one example, a
+** Linear with W = 1 and b = 0, so h = x) and target y, the cost is
+** softplus(h) - y h = y ? softplus(-h) : softplus(h), d/db = sigmoid(h) - y
+** = y ? -sigmoid(-h) : sigmoid(h), d/dW = h d/db: each to 1e-12 relative in
+** float64, to float32's precision in float32 (with a few of the smallest
+** subnormals as the absolute floor, times h for d/dW: e^-100 is a subnormal
+** in float32). */
+START_TEST(regress_9_binary_cross_entropy_on_logistic_is_stable)
+{
+    static const double logits[] = {0,   1,    -1,   5,    -5,   17,   -17,  30,   -30,  37,    -37,  40,
+                                    -40, 88,   -88,  100,  -100, 700,  -700, 710,  -710, 740,   -740, 1000,
+                                    -1000, 1e4, -1e4};
+    enum kiln_dtype dt = _i ? KILN_DTYPE_F32 : KILN_DTYPE_F64;
+    double rel = _i ? 2e-6 : 1e-12, floor_abs = _i ? 4 * 0x1p-149 : 4 * 0x1p-1074;
+    kiln_graph *g = kiln_graph_create(dt);
+    kiln_brick *lin = kiln_linear_create(NULL, 1, 1), *lg = kiln_logistic_create(NULL);
+    kiln_brick *bce = kiln_binary_cross_entropy_create(NULL);
+    ck_assert_int_eq(kiln_brick_allocate(lin), KILN_OK);
+    ck_assert_int_eq(kiln_param_set_values(kiln_brick_param(lin, 0), (double[]){1}, 1), KILN_OK);
+    ck_assert_int_eq(kiln_param_set_values(kiln_brick_param(lin, 1), (double[]){0}, 1), KILN_OK);
+    kiln_node yn = kiln_graph_input(g, "y", dt, 2, (int64_t[]){KILN_BATCH, 1});
+    kiln_node cost = cost_of(bce, g, yn, apply(lg, g, apply(lin, g, kiln_graph_input(g, "x", dt, 2,
+                                                                                      (int64_t[]){KILN_BATCH, 1}))));
+    kiln_node w = kiln_graph_param_node(g, kiln_brick_param(lin, 0)), b = kiln_graph_param_node(g, kiln_brick_param(lin, 1));
+    kiln_compile_options o = kiln_compile_options_default();
+    o.name = "bce_logistic";
+    o.cost = cost;
+    o.step_rule = kiln_step_scale(0);
+    o.max_batch = 1;
+    double xd, yd;
+    float xf, yf;
+    gc_input in[] = {{"x", _i ? (const void *)&xf : (const void *)&xd}, {"y", _i ? (const void *)&yf : (const void *)&yd}};
+    kiln_program *p = compile_ok("bce_logistic", g, &o, in, 2);
+    for (size_t k = 0; k < sizeof logits / sizeof logits[0]; k++)
+        for (int y = 0; y <= 1; y++) {
+            double h = logits[k];
+            xf = (float)(xd = h);
+            yf = (float)(yd = y);
+            double want[3], got[3];
+            want[0] = y ? stable_softplus(-h) : stable_softplus(h);
+            want[1] = y ? -stable_sigmoid(-h) : stable_sigmoid(h);
+            want[2] = h * want[1];
+            ck_assert_msg(kiln_program_gradients(p, 1) == KILN_OK, "%s", kiln_program_errmsg(p));
+            ck_assert_int_eq(kiln_program_read_scalar(p, cost, &got[0]), KILN_OK);
+            ck_assert_int_eq(kiln_program_read_gradient(p, b, &got[1], 1), KILN_OK);
+            ck_assert_int_eq(kiln_program_read_gradient(p, w, &got[2], 1), KILN_OK);
+            static const char *const what[] = {"cost", "d/db", "d/dW"};
+            for (int q = 0; q < 3; q++)
+                ck_assert_msg(isfinite(got[q]) &&
+                                  fabs(got[q] - want[q]) <= rel * fabs(want[q]) + floor_abs * (q == 2 ? fmax(1, fabs(h)) : 1),
+                              "%s, logit %g, target %d: %s is %.17g, want %.17g", kiln_dtype_name(dt), h, y, what[q],
+                              got[q], want[q]);
+        }
+    kiln_program_destroy(p);
+    kiln_graph_destroy(g);
+    kiln_brick_destroy(lin);
+    kiln_brick_destroy(lg);
+    kiln_brick_destroy(bce);
+}
+END_TEST
+
 /* ---- suite ------------------------------------------------------------------------------ */
 
 static Suite *brick_values_suite(void)
@@ -1277,6 +1352,7 @@ static Suite *brick_values_suite(void)
     tcase_add_test(t, parallel_gradient_matches_finite_differences);
     tcase_add_test(t, merge_gradient_matches_finite_differences);
     tcase_add_test(t, distribute_gradient_matches_finite_differences);
+    tcase_add_loop_test(t, regress_9_binary_cross_entropy_on_logistic_is_stable, 0, 2);
     suite_add_tcase(s, t);
     return s;
 }

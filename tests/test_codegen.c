@@ -4,6 +4,7 @@
 ** environment variable), the cache across processes, and no allocation
 ** during a training step. */
 #include <check.h>
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -771,6 +772,211 @@ START_TEST(regress_8_slab_update_leaves_guard_bytes)
 }
 END_TEST
 
+/* ---- regress_9: user names cannot collide with generated C ------------------- */
+
+/* Names that once broke the generated C (#9, item 1): CBLAS constants, kiln's
+** locals, prelude and libm names, C words, a leading digit, a name and its
+** "grad_" twin; then kiln's own tags and helpers, names with odd characters,
+** and long ones that share a prefix. The model name is each one too where
+** it is a valid model name ("k" made k_flush twice). */
+static const char *const COLLIDING[] = {
+    "CblasRowMajor", "CblasTrans", "CblasNoTrans", "x", "r", "B", "int", "lr", "hyper", "mode", "arena", "rt",
+    "inputs", "real", "k_exp", "expf", "MODE_TRAIN", "ARENA_BYTES", "9lives", "float_Complex", "_Complex",
+    "grad_x", "k", "T", "i", "i0", "j", "t", "w", "v", "s", "m", "y", "o", "n", "best", "inv", "lse", "acc",
+    "params", "grads", "sizes", "gemm_scratch", "cblas_sgemm", "k_flush", "k_runtime", "k_philox",
+    "k_bad_index", "mlp_train_step", "named_run", "S_x", "p_x", "pend_x", "v_x", "in_x", "u_x", "d_x",
+    "NAN", "INFINITY", "linux", "unix", "int32_t", "double", "exp", "log1pf", "tanhf", "cos", "M_PI", "errno",
+    "j0", "y1", "tanh", "log", "logf", "sqrt", "sqrtf", "fabs", "fabsf", "log1p", "powf", "pow", "init", "flush", "train_step", "run", "PARAM_FLOATS", "v3_add", "x__3", "a.b", "a b", "a-b",
+    "x/y", "*/", "/*", "a\"b", "\\", "\xc3\xa9t\xc3\xa9", "__", "_", "1", "a__b",
+    "a_very_long_name_that_goes_on_and_on_past_any_buffer_kiln_keeps_for_c_identifiers_number_one",
+    "a_very_long_name_that_goes_on_and_on_past_any_buffer_kiln_keeps_for_c_identifiers_number_two",
+};
+#define N_COLLIDING ((int)(sizeof COLLIDING / sizeof COLLIDING[0]))
+#define N_RANDOM_NAMES 16
+
+/* A seeded generator's name i: 1 to 24 characters of [A-Za-z0-9_] and a
+** few odd ones. */
+static void random_name(int i, char *dst, size_t cap)
+{
+    static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_____.-/ *$";
+    uint64_t st = 0x9E3779B97F4A7C15u * (uint64_t)(i + 1);
+    size_t n = 1 + (size_t)(st >> 59) % 24;
+    for (size_t k = 0; k < n && k + 1 < cap; k++) {
+        st = st * 6364136223846793005u + 1442695040888963407u;
+        dst[k] = chars[(st >> 33) % (sizeof chars - 1)];
+        dst[k + 1] = '\0';
+    }
+}
+
+typedef struct named {
+    kiln_graph *g;
+    kiln_brick *lin, *xent;
+    kiln_param *w, *pp;
+    kiln_node params[4], cost;
+    int64_t size[4];
+    char feat[KILN_MAX_NAME + 1], tgt[KILN_MAX_NAME + 1];
+} named;
+
+static void name_node(named *m, kiln_node n, const char *name)
+{
+    ck_assert_int_eq(kiln_graph_set_name(m->g, n, name), KILN_OK);
+}
+
+/* A model named after nm: the features input, a Linear and a cross-entropy
+** brick are nm, the targets input "grad_<nm>". With values_named false the
+** free parameters (P (2, 4), fed straight to softmax and log-softmax, and W
+** (3, 4), read by a product) are nm and the values "grad_<nm>"; with it
+** true the other way round. The first node named nm gets the bare name in a
+** naive scheme, so each way a stored value read in a kernel that calls libm
+** carries it. */
+static void named_build(named *m, enum kiln_dtype dt, const char *nm, bool values_named)
+{
+    snprintf(m->feat, sizeof m->feat, "%s", nm);
+    snprintf(m->tgt, sizeof m->tgt, "grad_%.*s", KILN_MAX_NAME - 5, nm);
+    const char *pnm = values_named ? m->tgt : nm, *vnm = values_named ? nm : m->tgt;
+    kiln_graph *g = m->g = kiln_graph_create(dt);
+    kiln_node x = kiln_graph_input(g, m->feat, dt, 2, (int64_t[]){KILN_BATCH, 3});
+    kiln_node y = kiln_graph_input(g, m->tgt, KILN_DTYPE_I32, 1, (int64_t[]){KILN_BATCH});
+    m->pp = kiln_param_create(pnm, 2, (int64_t[]){2, 4});
+    m->w = kiln_param_create(pnm, 2, (int64_t[]){3, 4});
+    m->lin = kiln_linear_create(nm, 3, 4);
+    m->xent = kiln_categorical_cross_entropy_create(nm);
+    ck_assert(m->w && m->pp && m->lin && m->xent);
+    kiln_node pn = kiln_graph_param(g, m->pp), wn = kiln_graph_param(g, m->w);
+    kiln_node sm = kiln_expr_softmax(g, pn), lsm = kiln_expr_log_softmax(g, pn);
+    kiln_node st = kiln_graph_random_state(g, 7);
+    kiln_node noise = kiln_expr_random_uniform(g, st, 2, (int64_t[]){2, 4}, -0.5, 0.5);
+    kiln_node reg = kiln_expr_sum(g, kiln_expr_mul(g, kiln_expr_add(g, sm, noise), lsm), KILN_ALL_AXES);
+    kiln_brick_set_weights_init(m->lin, kiln_init_constant(0));
+    kiln_brick_set_biases_init(m->lin, kiln_init_constant(0));
+    kiln_node h, ce;
+    ck_assert_int_eq(kiln_brick_apply(m->lin, g, x, &h), KILN_OK);
+    ck_assert_int_eq(kiln_brick_initialize(m->lin), KILN_OK);
+    kiln_node z = kiln_expr_add(g, h, kiln_expr_matmul(g, x, wn));
+    /* every libm function the prelude maps, on the way to the logits */
+    kiln_node sg = kiln_expr_sigmoid(g, z);
+    kiln_node a = kiln_expr_add(g, kiln_expr_tanh(g, z), kiln_expr_mul(g, sg, kiln_expr_softplus(g, z)));
+    a = kiln_expr_add(g, a, kiln_expr_sqrt(g, kiln_expr_add(g, kiln_expr_abs(g, z), kiln_expr_constant(g, 1))));
+    a = kiln_expr_add(g, a, kiln_expr_log(g, kiln_expr_add(g, kiln_expr_exp(g, sg), kiln_expr_constant(g, 1))));
+    a = kiln_expr_add(g, a, kiln_expr_pow(g, kiln_expr_add(g, sg, kiln_expr_constant(g, 1)), kiln_expr_constant(g, 1.5)));
+    kiln_node probs = kiln_expr_softmax(g, a);
+    ck_assert_int_eq(kiln_cost_apply(m->xent, g, y, probs, &ce), KILN_OK);
+    m->cost = kiln_expr_add(g, ce, kiln_expr_mul(g, kiln_expr_constant(g, 0.1), reg));
+    kiln_node values[] = {sm, lsm, st, noise, h, z, sg, a, probs, m->cost};
+    for (size_t k = 0; k < sizeof values / sizeof values[0]; k++)
+        name_node(m, values[k], vnm);
+    ck_assert_msg(kiln_graph_status(g) == KILN_OK, "%s", kiln_graph_errmsg(g));
+    kiln_param *ps[4] = {kiln_brick_param(m->lin, 0), kiln_brick_param(m->lin, 1), m->w, m->pp};
+    for (int k = 0; k < 4; k++) {
+        m->params[k] = kiln_graph_param_node(g, ps[k]);
+        m->size[k] = kiln_param_size(ps[k]);
+    }
+}
+
+static void named_free(named *m)
+{
+    kiln_graph_destroy(m->g);
+    kiln_brick_destroy(m->lin);
+    kiln_brick_destroy(m->xent);
+    kiln_param_destroy(m->w);
+    kiln_param_destroy(m->pp);
+}
+
+/* Compile m (model name `model`) and run it: gradients at batch 5, two
+** batch-1 steps (the deferred updates), a batch-5 step, an eval_step.
+** Costs, gradients and parameters into got (returns the count); false with
+** the reason in why when it does not compile or run. */
+static bool named_run(named *m, enum kiln_dtype dt, const char *model, double *got, int *n_got, char *why,
+                      size_t cap)
+{
+    kiln_compile_options o = kiln_compile_options_default();
+    o.name = model;
+    o.cost = m->cost;
+    o.step_rule = kiln_step_scale(0.5);
+    o.max_batch = 5;
+    kiln_program *p;
+    if (kiln_compile(m->g, &o, &p) != KILN_OK) {
+        snprintf(why, cap, "compile: %.300s", kiln_program_errmsg(p));
+        kiln_program_destroy(p);
+        return false;
+    }
+    double xd[15];
+    float xf[15];
+    int32_t yv[5];
+    for (int i = 0; i < 15; i++)
+        xf[i] = (float)(xd[i] = (double)((i * 7) % 11) / 11 - 0.4);
+    for (int i = 0; i < 5; i++)
+        yv[i] = (i * 3) % 4;
+    bool ok = kiln_program_bind_input(p, m->feat, dt == KILN_DTYPE_F64 ? (const void *)xd : (const void *)xf) ==
+                  KILN_OK &&
+              kiln_program_bind_input(p, m->tgt, yv) == KILN_OK;
+    double v[12];
+    for (int k = 0; k < 4 && ok; k++) {
+        for (int64_t i = 0; i < m->size[k]; i++)
+            v[i] = 0.3 * sin((double)(k * 12 + i + 1));
+        ok = kiln_program_set_param(p, m->params[k], v, m->size[k]) == KILN_OK;
+    }
+    int n = 0;
+    ok = ok && kiln_program_gradients(p, 5) == KILN_OK && kiln_program_read_scalar(p, m->cost, &got[n++]) == KILN_OK;
+    for (int k = 0; k < 4 && ok; k++) {
+        ok = kiln_program_read_gradient(p, m->params[k], got + n, m->size[k]) == KILN_OK;
+        n += (int)m->size[k];
+    }
+    static const int64_t steps[] = {1, 1, 5};
+    for (int s = 0; s < 3 && ok; s++)
+        ok = kiln_program_train_step(p, steps[s]) == KILN_OK && kiln_program_read_scalar(p, m->cost, &got[n++]) == KILN_OK;
+    ok = ok && kiln_program_eval_step(p, 5) == KILN_OK && kiln_program_read_scalar(p, m->cost, &got[n++]) == KILN_OK;
+    for (int k = 0; k < 4 && ok; k++) {
+        ok = kiln_program_get_param(p, m->params[k], got + n, m->size[k]) == KILN_OK;
+        n += (int)m->size[k];
+    }
+    if (!ok)
+        snprintf(why, cap, "run: %.300s", kiln_program_errmsg(p));
+    *n_got = n;
+    kiln_program_destroy(p);
+    return ok;
+}
+
+/* Parameter, input, node, brick and model names that are C words, kiln's
+** own identifiers or libm's: each once gave a clang error, a crash, or
+** (CblasTrans, x fed to softmax) OK with wrong costs (#9, item 1). Every
+** name, in every role, must compile and give the costs, gradients and
+** parameters of the same model with plain names, in both float types. */
+START_TEST(regress_9_names_cannot_collide)
+{
+    char nm[64];
+    if (_i < N_COLLIDING)
+        snprintf(nm, sizeof nm, "%s", COLLIDING[_i]);
+    else
+        random_name(_i - N_COLLIDING, nm, sizeof nm);
+    bool model_ok = nm[0] && strlen(nm) <= 48 && !isdigit((unsigned char)nm[0]);
+    for (const char *c = nm; *c; c++)
+        model_ok &= isalnum((unsigned char)*c) || *c == '_';
+    static const enum kiln_dtype dts[2] = {KILN_DTYPE_F64, KILN_DTYPE_F32};
+    for (int v = 0; v < 4; v++) {
+        int d = v & 1;
+        bool values_named = v >> 1;
+        named plain, odd;
+        double want[120], got[120];
+        int n_want = 0, n_got = 0;
+        char why[400];
+        named_build(&plain, dts[d], "q", values_named);
+        ck_assert_msg(named_run(&plain, dts[d], "named", want, &n_want, why, sizeof why), "plain: %s", why);
+        named_build(&odd, dts[d], nm, values_named);
+        bool ok = named_run(&odd, dts[d], model_ok ? nm : "named", got, &n_got, why, sizeof why);
+        const char *how = values_named ? "values" : "parameters";
+        ck_assert_msg(ok, "name '%s' (%s, on %s): %s", nm, d ? "float32" : "float64", how, why);
+        ck_assert_int_eq(n_got, n_want);
+        for (int i = 0; i < n_want; i++)
+            ck_assert_msg(fabs(got[i] - want[i]) <= (d ? 1e-6 : 1e-12) * (1 + fabs(want[i])),
+                          "name '%s' (%s, on %s): value %d is %.17g, with plain names %.17g", nm,
+                          d ? "float32" : "float64", how, i, got[i], want[i]);
+        named_free(&plain);
+        named_free(&odd);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("codegen");
@@ -795,6 +1001,7 @@ int main(void)
     tcase_add_test(t, few_row_products_match_float64);
     tcase_add_test(t, softmax_in_the_cross_entropy_loop_changes_no_bit);
     tcase_add_loop_test(t, gradients_at_batch_one_match_finite_differences, 0, 2);
+    tcase_add_loop_test(t, regress_9_names_cannot_collide, 0, N_COLLIDING + N_RANDOM_NAMES);
     suite_add_tcase(s, t);
     return kiln_test_run(s);
 }

@@ -390,6 +390,45 @@ static kiln_node b_misclass(kiln_graph *g, const kiln_node *a)
 {
     return kiln_expr_mean(g, kiln_expr_not_equal(g, kiln_expr_argmax(g, a[0]), a[1]), KILN_ALL_AXES);
 }
+/* log/sigmoid compositions the builder rewrites to softplus (#9): the
+** references are computed stably, so a program that took log(sigmoid(x))
+** literally is -inf (or NaN) once sigmoid rounds to 0 or 1 */
+static double stable_softplus(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
+EW1(r_log_sigmoid, -stable_softplus(-x))
+EW1(r_log_one_minus_sigmoid, -stable_softplus(x))
+EW2(r_bce_logistic, (1 - y) * stable_softplus(x) + y * stable_softplus(-x))
+static kiln_node b_log_sigmoid(kiln_graph *g, const kiln_node *a) { return kiln_expr_log(g, kiln_expr_sigmoid(g, a[0])); }
+static kiln_node b_log_one_minus_sigmoid(kiln_graph *g, const kiln_node *a)
+{
+    return kiln_expr_log(g, kiln_expr_sub(g, kiln_expr_constant(g, 1), kiln_expr_sigmoid(g, a[0])));
+}
+static kiln_node b_log_one_plus_neg_sigmoid(kiln_graph *g, const kiln_node *a)
+{
+    kiln_node ns = kiln_expr_neg(g, kiln_expr_sigmoid(g, a[0]));
+    return kiln_expr_log(g, kiln_expr_add(g, ns, kiln_expr_constant(g, 1)));
+}
+static kiln_node b_log_sigmoid_of_neg(kiln_graph *g, const kiln_node *a)
+{
+    return kiln_expr_log(g, kiln_expr_sigmoid(g, kiln_expr_neg(g, a[0])));
+}
+/* BinaryCrossEntropy's matrix on a Logistic output, soft targets y = a[1]:
+** -(y log(s) + (1 - y) log(1 - s)), s = sigmoid(x), as bricks_cost.c builds it */
+static kiln_node b_bce_logistic(kiln_graph *g, const kiln_node *a)
+{
+    kiln_node one = kiln_expr_constant(g, 1), s = kiln_expr_sigmoid(g, a[0]);
+    kiln_node pos = kiln_expr_mul(g, a[1], kiln_expr_log(g, s));
+    kiln_node neg = kiln_expr_mul(g, kiln_expr_sub(g, one, a[1]), kiln_expr_log(g, kiln_expr_sub(g, one, s)));
+    return kiln_expr_neg(g, kiln_expr_add(g, pos, neg));
+}
+/* -log(pick(sigmoid(x), y)): CategoricalCrossEntropy on a Logistic output */
+static kiln_node b_neg_log_pick_sigmoid(kiln_graph *g, const kiln_node *a)
+{
+    return kiln_expr_neg(g, kiln_expr_log(g, kiln_expr_pick(g, kiln_expr_sigmoid(g, a[0]), a[1])));
+}
+static void r_neg_log_pick_sigmoid(const double *const *a, double *o)
+{
+    for (int i = 0; i < 3; i++) o[i] = stable_softplus(-a[0][i * 5 + (int)a[1][i]]);
+}
 static kiln_node b_batch_affine(kiln_graph *g, const kiln_node *a)
 {
     return kiln_expr_mean(g, kiln_expr_tanh(g, kiln_expr_add(g, kiln_expr_matmul(g, a[0], a[1]), a[2])), KILN_ALL_AXES);
@@ -1129,6 +1168,18 @@ static const op_case OP_CASES[] = {
     {"seq_affine_tanh", 3, {IN(3, TB, 4), PN(2, 4, 5), PN(1, 5)}, b_seq_affine_tanh, r_seq_affine_tanh, true, 1e-7,
      "(T, B, 5)"},
     {"output_folded_to_a_constant", 0, {{0}}, b_folded_constant, r_folded_constant, false, 0, "()"},
+    /* ---- log/sigmoid compositions, rewritten to softplus: logits out to +-100, +-1000 (#9) ---- */
+    {"log_sigmoid_wide", 1, {P34(-100, 100, 0)}, b_log_sigmoid, r_log_sigmoid, true, 1e-6, "(3, 4)"},
+    {"log_sigmoid_of_neg_wide", 1, {P34(-100, 100, 0)}, b_log_sigmoid_of_neg, r_log_one_minus_sigmoid, true, 1e-6,
+     "(3, 4)"},
+    {"log_one_minus_sigmoid_wide", 1, {P34(-100, 100, 0)}, b_log_one_minus_sigmoid, r_log_one_minus_sigmoid, true,
+     1e-6, "(3, 4)"},
+    {"log_one_plus_neg_sigmoid_wide", 1, {P34(-100, 100, 0)}, b_log_one_plus_neg_sigmoid, r_log_one_minus_sigmoid,
+     true, 1e-6, "(3, 4)"},
+    {"bce_on_logistic_wide", 2, {P34(-100, 100, 0), P34(0, 1, 0)}, b_bce_logistic, r_bce_logistic, true, 1e-6,
+     "(3, 4)"},
+    {"neg_log_pick_sigmoid_wide", 2, {P(2, 3, 5, 0, -1000, 1000), IDX(5)}, b_neg_log_pick_sigmoid,
+     r_neg_log_pick_sigmoid, true, 1e-6, "(3,)"},
     {"seq_bidirectional_concat", 2, {IN(3, TB, 3), PN(1, 3)}, b_seq_bidirectional, r_seq_bidirectional, true, 1e-7,
      "(T, B, 6)"},
 };

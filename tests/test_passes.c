@@ -72,6 +72,38 @@ START_TEST(softmax_cross_entropy_becomes_the_stable_form)
 }
 END_TEST
 
+/* Whether n is -softplus(x). */
+static bool is_neg_softplus_of(const kiln_graph *g, kiln_node n, int32_t x)
+{
+    const kiln_node_rec *r = &g->nodes[n.id];
+    return r->op == KILN_OP_NEG && g->nodes[r->in[0]].op == KILN_OP_SOFTPLUS && g->nodes[r->in[0]].in[0] == x;
+}
+
+/* Theano's stabilise (#9): log(sigmoid(x)) = -softplus(-x) and
+** log(1 - sigmoid(x)) = -softplus(x), with 1 - s written either way. */
+START_TEST(log_of_sigmoid_becomes_softplus)
+{
+    kiln_graph *g = kiln_graph_create_program(KILN_DTYPE_F64);
+    kiln_node x = input2(g, "x", 4), one = kiln_expr_constant(g, 1), s = kiln_expr_sigmoid(g, x);
+    kiln_node ls = kiln_expr_log(g, s);
+    ck_assert(is_neg_softplus_of(g, ls, kiln_expr_neg(g, x).id));
+    ck_assert(is_neg_softplus_of(g, kiln_expr_log(g, kiln_expr_sub(g, one, s)), x.id));
+    ck_assert(is_neg_softplus_of(g, kiln_expr_log(g, kiln_expr_add(g, one, kiln_expr_neg(g, s))), x.id));
+    ck_assert(is_neg_softplus_of(g, kiln_expr_log(g, kiln_expr_add(g, kiln_expr_neg(g, s), one)), x.id));
+    ck_assert(is_neg_softplus_of(g, kiln_expr_log(g, kiln_expr_sigmoid(g, kiln_expr_neg(g, x))), x.id));
+    /* not 1 - s: left alone */
+    kiln_node two = kiln_expr_constant(g, 2);
+    ck_assert_int_eq(g->nodes[kiln_expr_log(g, kiln_expr_sub(g, two, s)).id].op, KILN_OP_LOG);
+    ck_assert_int_eq(g->nodes[kiln_expr_log(g, kiln_expr_sub(g, s, one)).id].op, KILN_OP_LOG);
+    kiln_graph_destroy(g);
+    /* user graphs keep what the user built */
+    g = kiln_graph_create(KILN_DTYPE_F64);
+    x = input2(g, "x", 4);
+    ck_assert_int_eq(g->nodes[kiln_expr_log(g, kiln_expr_sigmoid(g, x)).id].op, KILN_OP_LOG);
+    kiln_graph_destroy(g);
+}
+END_TEST
+
 START_TEST(transposes_fold_into_matmul_flags)
 {
     kiln_graph *g = kiln_graph_create_program(KILN_DTYPE_F32);
@@ -279,6 +311,7 @@ int main(void)
     tcase_add_test(t, cse_shares_identical_nodes_and_commuted_operands);
     tcase_add_test(t, identities_disappear);
     tcase_add_test(t, softmax_cross_entropy_becomes_the_stable_form);
+    tcase_add_test(t, log_of_sigmoid_becomes_softplus);
     tcase_add_test(t, transposes_fold_into_matmul_flags);
     tcase_add_test(t, nd_rewrites_fold_products_fuse_cross_entropy_and_compose_permutes);
     tcase_add_test(t, rebuild_drops_what_no_root_needs);
