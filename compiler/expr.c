@@ -356,7 +356,8 @@ kiln_node kiln_expr_permute(kiln_graph *g, kiln_node a, int rank, const int *per
         return KILN_NODE_NONE;
     const kiln_node_rec *ra = R(g, a);
     if (rank != ra->shape.rank || (rank && !perm))
-        return kiln_graph_fail(g, KILN_ERR_ARG, "permute: %d axes given, the operand has %d", rank, ra->shape.rank);
+        return kiln_graph_fail(g, KILN_ERR_ARG, "permute: %d axes given%s, the operand has %d", rank,
+                               rank && !perm ? " but perm is NULL" : "", ra->shape.rank);
     unsigned seen = 0;
     bool identity = true;
     for (int k = 0; k < rank; k++) {
@@ -402,8 +403,10 @@ kiln_node kiln_expr_reshape(kiln_graph *g, kiln_node a, int rank, const int64_t 
     if (!g || !kiln_graph_check(g, a, "reshape"))
         return KILN_NODE_NONE;
     const kiln_node_rec *ra = R(g, a);
-    if (rank < 0 || rank > KILN_MAX_RANK || (rank && !dims))
+    if (rank < 0 || rank > KILN_MAX_RANK)
         return kiln_graph_fail(g, KILN_ERR_ARG, "reshape: rank %d outside [0, %d]", rank, KILN_MAX_RANK);
+    if (rank && !dims)
+        return kiln_graph_fail(g, KILN_ERR_ARG, "reshape: rank %d but dims is NULL", rank);
     kiln_shape s = {.rank = rank};
     int infer = -1;
     kiln_mono known = {.c = 1};
@@ -511,7 +514,8 @@ kiln_node kiln_expr_concat(kiln_graph *g, const kiln_node *parts, int n, int axi
     if (!g)
         return KILN_NODE_NONE;
     if (n < 1 || !parts)
-        return kiln_graph_fail(g, KILN_ERR_ARG, "concat: %d parts, expected at least 1", n);
+        return kiln_graph_fail(g, KILN_ERR_ARG, "concat: %d parts%s, expected at least 1", n,
+                               parts ? "" : " (parts is NULL)");
     for (int k = 0; k < n; k++)
         if (!kiln_graph_check(g, parts[k], "concat"))
             return KILN_NODE_NONE;
@@ -577,7 +581,8 @@ kiln_node kiln_expr_split(kiln_graph *g, kiln_node a, int axis, int n, const int
     if (axis < 0 || axis >= ra->shape.rank)
         return kiln_graph_fail(g, KILN_ERR_ARG, "split: axis %d outside [0, %d)", axis, ra->shape.rank);
     if (n < 1 || n > 64 || !sizes)
-        return kiln_graph_fail(g, KILN_ERR_ARG, "split: %d pieces, expected 1 to 64", n);
+        return kiln_graph_fail(g, KILN_ERR_ARG, "split: %d pieces%s, expected 1 to 64", n,
+                               sizes ? "" : " (sizes is NULL)");
     int64_t total = 0;
     for (int k = 0; k < n; k++) {
         if (sizes[k] < 1)
@@ -769,8 +774,10 @@ static kiln_node random_node(kiln_graph *g, kiln_node state, int rank, const int
     if (rs->op != KILN_OP_STATE || !(rs->roles & KILN_ROLE_RANDOM_STATE))
         return kiln_graph_fail(g, KILN_ERR_ARG, "%s: node %d is not a random state (kiln_graph_random_state)", what,
                                (int)state.id);
-    if (rank < 0 || rank > KILN_MAX_RANK || (rank && !dims))
+    if (rank < 0 || rank > KILN_MAX_RANK)
         return kiln_graph_fail(g, KILN_ERR_ARG, "%s: rank %d outside [0, %d]", what, rank, KILN_MAX_RANK);
+    if (rank && !dims)
+        return kiln_graph_fail(g, KILN_ERR_ARG, "%s: rank %d but dims is NULL", what, rank);
     if (!isfinite(a) || !isfinite(b))
         return kiln_graph_fail(g, KILN_ERR_ARG, "%s: parameters %g and %g must be finite", what, a, b);
     kiln_node_rec rec = kiln_rec(KILN_OP_RANDOM, g->floatx, 1, &state.id);

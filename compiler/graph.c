@@ -562,7 +562,8 @@ kiln_node kiln_graph_input(kiln_graph *g, const char *name, enum kiln_dtype dtyp
     if (!g)
         return KILN_NODE_NONE;
     if (!name || !*name)
-        return kiln_graph_fail(g, KILN_ERR_ARG, "kiln_graph_input: an input needs a name");
+        return kiln_graph_fail(g, KILN_ERR_ARG, "kiln_graph_input: an input needs a name (name is %s)",
+                               name ? "\"\"" : "NULL");
     if (strlen(name) > KILN_MAX_NAME)
         return kiln_graph_fail(g, KILN_ERR_ARG, "input name '%.40s...' is longer than %d characters",
                                name, KILN_MAX_NAME);
@@ -572,9 +573,11 @@ kiln_node kiln_graph_input(kiln_graph *g, const char *name, enum kiln_dtype dtyp
     if (dtype != KILN_DTYPE_I32 && dtype != g->floatx)
         return kiln_graph_fail(g, KILN_ERR_ARG, "input '%s': dtype %s, but this graph's floats are %s",
                                name, kiln_dtype_name(dtype), kiln_dtype_name(g->floatx));
-    if (rank < 0 || rank > KILN_MAX_RANK || (rank > 0 && !dims))
+    if (rank < 0 || rank > KILN_MAX_RANK)
         return kiln_graph_fail(g, KILN_ERR_ARG, "input '%s': rank %d outside [0, %d]", name, rank,
                                KILN_MAX_RANK);
+    if (rank > 0 && !dims)
+        return kiln_graph_fail(g, KILN_ERR_ARG, "input '%s': rank %d but dims is NULL", name, rank);
     kiln_node_rec rec = kiln_rec(KILN_OP_INPUT, dtype, 0, NULL);
     rec.roles = KILN_ROLE_INPUT;
     rec.shape.rank = rank;

@@ -234,7 +234,8 @@ int64_t kiln_graph_symbol(kiln_graph *g, const char *name)
     if (!g)
         return 0;
     if (!name || !*name) {
-        kiln_graph_fail(g, KILN_ERR_ARG, "kiln_graph_symbol: a symbol needs a name");
+        kiln_graph_fail(g, KILN_ERR_ARG, "kiln_graph_symbol: a symbol needs a name (name is %s)",
+                        name ? "\"\"" : "NULL");
         return 0;
     }
     for (int k = 0; k < KILN_MAX_SYMBOLS; k++)

@@ -866,7 +866,13 @@ static void stream_shuffle(kiln_stream *s)
 bool kiln_stream_next(kiln_stream *s, kiln_batch *b)
 {
     KILN_API_CHECK(s && b);
-    if (!s || !b || !s->ready)
+    if (!s)
+        return false;
+    if (!b) {
+        kiln_err_set(&s->err, KILN_ERR_ARG, "kiln_stream_next: b is NULL");
+        return false;
+    }
+    if (!s->ready)
         return false;
     const kiln_dataset *d = s->d;
     if (d->n_sources != s->n_sources || d->n_examples != s->n_examples) {

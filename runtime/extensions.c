@@ -160,6 +160,10 @@ enum kiln_status kiln_extension_fail(kiln_extension *e, enum kiln_status status,
     KILN_API_CHECK(e);
     if (!e)
         return status;
+    if (!fmt) { /* the status stands; the message says why there is no more */
+        kiln_err_set(&e->err, status, "failed (kiln_extension_fail's fmt is NULL)");
+        return status;
+    }
     va_list ap;
     va_start(ap, fmt);
     kiln_err_setv(&e->err, status, fmt, ap);
@@ -462,7 +466,8 @@ kiln_extension *kiln_data_stream_monitoring(const kiln_node *variables, int n, k
         return NULL; /* monitoring_destroy freed s */
     s->stream = stream;
     if (n <= 0 || !variables) {
-        kiln_err_set(&e->err, KILN_ERR_ARG, "%d variables given, at least 1 needed", n);
+        kiln_err_set(&e->err, KILN_ERR_ARG, "%d variables given%s, at least 1 needed", n,
+                     variables ? "" : " (variables is NULL)");
         return e;
     }
     if (!stream) {

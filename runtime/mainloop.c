@@ -271,8 +271,8 @@ kiln_extension *kiln_main_loop_find_extension(const kiln_main_loop *m, const cha
 enum kiln_status kiln_main_loop_record(const kiln_main_loop *m, int64_t iteration, const char *key,
                                        double *out)
 {
-    KILN_API_CHECK(m && out);
-    if (!m || !out)
+    KILN_API_CHECK(m && out && key);
+    if (!m || !out || !key)
         return KILN_ERR_ARG;
     const kiln_log_record *r = kiln_log_get(&m->log, iteration, key);
     if (!r)

@@ -59,9 +59,11 @@ KILN_API kiln_brick *kiln_softplus_create(const char *name);
 KILN_API kiln_brick *kiln_softmax_create(const char *name);
 /* Sequence: applies children in order; takes ownership of children[0..n). */
 KILN_API kiln_brick *kiln_sequence_create(const char *name, kiln_brick *const *children, int n);
-/* MLP(activations, dims): n_layers activations (NULL = None, no activation),
-** dims has n_layers + 1 entries (0 = lazy). Takes ownership of the
-** activations; children are linear_0, <act 0>, linear_1, ... */
+/* MLP(activations, dims): n_layers activations (NULL = None, no activation;
+** activations NULL: none at all), dims has n_layers + 1 entries (0 = lazy).
+** Takes ownership of the activations whatever the outcome, once they are
+** seen to be distinct bricks without a parent (else they are left alone and
+** NULL is returned); children are linear_0, <act 0>, linear_1, ... */
 KILN_API kiln_brick *kiln_mlp_create(const char *name, kiln_brick *const *activations,
                                      int n_layers, const int64_t *dims);
 
@@ -241,6 +243,10 @@ KILN_API int64_t kiln_param_size(const kiln_param *p);
 /* Copy values out of / into the parameter (row-major, n == size). */
 KILN_API enum kiln_status kiln_param_get_values(const kiln_param *p, double *dst, int64_t n);
 KILN_API enum kiln_status kiln_param_set_values(kiln_param *p, const double *src, int64_t n);
+/* Message of the last failed get/set_values on p ("ok" after a success; for
+** a brick's parameter the same text is also on the brick). Borrowed, valid
+** until the next call on p. */
+KILN_API const char *kiln_param_errmsg(const kiln_param *p);
 
 /* ---- Defining a brick class (Blocks: subclass Brick, @application) ------ */
 

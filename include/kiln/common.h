@@ -5,6 +5,12 @@
 **    is read from the object that failed with kiln_<object>_errmsg(), valid
 **    until the next call on that object;
 **  - handles are opaque; each create has a destroy; destroy(NULL) is a no-op;
+**  - misuse gets a status, never a crash, in every build: a NULL handle or
+**    pointer argument makes a fallible call return KILN_ERR_ARG (with the
+**    message on the handle when there is one, naming the NULL argument), a
+**    builder KILN_NODE_NONE, and a getter its neutral value: "" for a
+**    string (NULL where its comment says so), 0, -1 for an index, false,
+**    NULL for a handle. Pointers documented as optional may be NULL;
 **  - no global mutable state: two models in one process never interact. */
 #ifndef KILN_COMMON_H
 #define KILN_COMMON_H

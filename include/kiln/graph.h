@@ -79,7 +79,8 @@ KILN_API int kiln_graph_node_rank(const kiln_graph *g, kiln_node n);
 KILN_API int64_t kiln_graph_node_dim(const kiln_graph *g, kiln_node n, int axis);
 KILN_API enum kiln_dtype kiln_graph_node_dtype(const kiln_graph *g, kiln_node n);
 /* Name: set by the user or derived as Blocks does (`linear_apply_output`).
-** Borrowed, valid while g lives. "" when unnamed. */
+** Borrowed, valid while g lives. "" when unnamed. set_name copies name;
+** NULL or "" removes the name. */
 KILN_API const char *kiln_graph_node_name(const kiln_graph *g, kiln_node n);
 KILN_API enum kiln_status kiln_graph_set_name(kiln_graph *g, kiln_node n, const char *name);
 /* Owner of n: the path of the brick (or layer) that made it ("/mlp/linear_0"),
@@ -113,10 +114,11 @@ typedef struct kiln_filter {
     const char *name;
 } kiln_filter;
 
-/* Nodes matching f among the ancestors of outputs[0..n_outputs) and their
-** bricks' auxiliary variables, in topological order (all of g when
-** n_outputs == 0). Writes at most cap nodes to out; returns the total count
-** (which may exceed cap), or -1 with the error on g. */
+/* Nodes matching f (NULL: every node) among the ancestors of
+** outputs[0..n_outputs) and their bricks' auxiliary variables, in
+** topological order (all of g when n_outputs == 0). Writes at most cap nodes
+** to out (NULL only with cap 0, to count); returns the total count (which
+** may exceed cap), or -1 with the error on g. */
 KILN_API int kiln_graph_filter(kiln_graph *g, const kiln_node *outputs, int n_outputs,
                                const kiln_filter *f, kiln_node *out, int cap);
 
