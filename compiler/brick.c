@@ -297,8 +297,10 @@ static void brick_free(kiln_brick *b)
         b->cls->destroy(b);
     for (int i = 0; i < b->n_children; i++)
         brick_free(b->children[i]);
-    for (int i = 0; i < b->n_entries; i++)
-        kiln_store_free(b->entries[i]);
+    for (int i = 0; i < b->n_entries; i++) { /* a graph or program may keep an entry: it forgets b */
+        kiln_store_set_front(b->entries[i], NULL, NULL);
+        kiln_store_unref(b->entries[i]);
+    }
     for (int i = 0; i < b->n_dims; i++)
         free(b->dims[i].names);
     for (int i = 0; i < b->n_apps; i++)
@@ -724,7 +726,7 @@ static kiln_param *entry_new(kiln_brick *b, const char *name, int rank, const in
     }
     kiln_param *p = kiln_store_new(KILN_STORE_PARAMETER, name, KILN_DTYPE_F32, rank, dims, NAN);
     if (!p || !kiln_store_set_owner(p, b->path)) {
-        kiln_store_free(p);
+        kiln_store_unref(p);
         return NULL;
     }
     kiln_store_hold(p);

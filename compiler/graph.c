@@ -167,13 +167,15 @@ void kiln_graph_destroy(kiln_graph *g)
 {
     if (!g)
         return;
+    for (int32_t i = 0; i < g->n_nodes; i++) /* each node holds its store entry (store.c) */
+        kiln_store_unref(g->nodes[i].param);
     free(g->nodes);
     free(g->cse);
     free(g->strs);
     free(g->dims);
     free(g->updates);
     for (int32_t i = 0; i < g->n_owned; i++)
-        kiln_store_free(g->owned[i]);
+        kiln_store_unref(g->owned[i]);
     free(g->owned);
     kiln_pool_destroy(g->pool);
     free(g);
@@ -377,6 +379,7 @@ int32_t kiln_graph_add_raw(kiln_graph *g, const kiln_node_rec *rec)
         memcpy(n.outs, rec->outs, (size_t)rec->n_out * sizeof *n.outs);
     int32_t id = g->n_nodes++;
     g->nodes[id] = n;
+    kiln_store_retain(n.param); /* released in kiln_graph_destroy */
     kiln_node_rec *np = &g->nodes[id];
     if (g->cse_enabled && cse_eligible(np)) {
         np->hash = node_hash(np);

@@ -6,9 +6,22 @@
 ** a path ("/mlp/linear_0"), never as a brick, so any front end (Blocks'
 ** bricks now, brainstorm's layers later) and kiln_compile itself (the step
 ** rule's state) make entries the same way, and the IR refers to entries
-** alone. Who frees an entry: kiln_param_create's caller (kiln_param_destroy);
-** otherwise the object that made it (a brick, a graph, a program), which
-** marks it `held` so that kiln_param_destroy leaves it alone.
+** alone.
+**
+** Lifetime: reference counted (#9). The maker holds one reference:
+** kiln_param_create's caller (dropped by kiln_param_destroy), or the object
+** that made it (a brick, a graph, a program), which marks it `held` so that
+** kiln_param_destroy leaves it alone. Every graph node standing for an
+** entry holds one more (graph.c), so a graph, and the program graph a
+** program keeps, can outlive the brick or the caller: a program built from
+** a brick still copies its parameters back (kiln_program_store_params)
+** after the brick is gone, into entries only the program still sees. A
+** maker that goes away first cuts the entry's ties to it (front, sink).
+** Rejected: a clear error instead (the program would have to ask the brick
+** whether it still lives, which a freed brick cannot answer), and copying
+** the entries into the program (kiln_program_store_params would then no
+** longer reach the brick's values). Counts are atomic: two programs built
+** from one brick may be made and destroyed on two threads.
 **
 ** Values are double whatever a graph's floats are; a program copies them in
 ** at compile time and back on kiln_program_store_params. An entry made for
@@ -34,7 +47,8 @@ struct kiln_param {
     kiln_param *like;        /* the parameter an optimiser state shadows */
     int slab;
     void *front;             /* the front end's object (a brick); opaque here */
-    bool held;               /* freed by its maker, not by kiln_param_destroy */
+    bool held;               /* the maker's reference is not kiln_param_destroy's to drop */
+    kiln_refs refs;          /* the maker's and one per graph node standing for it */
 };
 
 static bool shape_elems(int rank, const int64_t *dims, int64_t *out)
@@ -63,6 +77,7 @@ kiln_param *kiln_store_new(enum kiln_store_kind kind, const char *name, enum kil
         return NULL;
     }
     strcpy(p->name, name); /* length checked above */
+    kiln_refs_init(&p->refs);
     p->kind = kind;
     p->dtype = dtype;
     p->roles = kind == KILN_STORE_PARAMETER ? KILN_ROLE_PARAMETER : 0;
@@ -74,13 +89,23 @@ kiln_param *kiln_store_new(enum kiln_store_kind kind, const char *name, enum kil
     return p;
 }
 
-void kiln_store_free(kiln_param *p)
+void kiln_store_retain(kiln_param *p)
 {
-    if (!p)
-        return;
+    if (p)
+        kiln_refs_retain(&p->refs);
+}
+
+static void store_free(kiln_param *p)
+{
     free(p->data);
     free(p->owner);
     free(p);
+}
+
+void kiln_store_unref(kiln_param *p)
+{
+    if (p && kiln_refs_release(&p->refs))
+        store_free(p);
 }
 
 enum kiln_status kiln_store_reshape(kiln_param *p, int rank, const int64_t *dims, double fill)
@@ -255,5 +280,6 @@ void kiln_param_destroy(kiln_param *p)
 {
     if (!p || p->held) /* a brick's, a graph's or a program's: freed with it */
         return;
-    kiln_store_free(p);
+    if (kiln_refs_drop_caller(&p->refs)) /* a second destroy while a graph holds it does nothing */
+        store_free(p);
 }

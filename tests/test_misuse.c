@@ -32,9 +32,99 @@
 #define N_EX 6
 #define BATCH 2
 
-/* ---- The fixture ------------------------------------------------------------ */
+/* ---- A model and its data ---------------------------------------------------- */
+
+/* cost = CCE(targets, softmax(linear(features))), 4 features, 3 classes. */
+typedef struct model {
+    kiln_graph *g;
+    kiln_node x, y, h, cost;
+    kiln_brick *lin, *sm, *cce;
+    kiln_program *p;
+} model;
+
+static const int64_t FEATURES_DIMS[2] = {KILN_BATCH, N_FEAT};
+static float XDATA[N_EX * N_FEAT];
+static int32_t YDATA[N_EX];
+
+static void toy_data(void)
+{
+    for (int i = 0; i < N_EX; i++) {
+        YDATA[i] = i % N_CLASS;
+        for (int j = 0; j < N_FEAT; j++)
+            XDATA[i * N_FEAT + j] = (float)((i + j) % 3) - 1.0f;
+    }
+}
+
+static void model_graph(model *t)
+{
+    memset(t, 0, sizeof *t);
+    toy_data();
+    t->g = kiln_graph_create(KILN_DTYPE_F32);
+    t->x = kiln_graph_input(t->g, "features", KILN_DTYPE_F32, 2, FEATURES_DIMS);
+    t->y = kiln_graph_input(t->g, "targets", KILN_DTYPE_I32, 1, FEATURES_DIMS);
+    t->lin = kiln_linear_create("linear", N_FEAT, N_CLASS);
+    t->sm = kiln_softmax_create(NULL);
+    t->cce = kiln_categorical_cross_entropy_create(NULL);
+    ck_assert(t->g && t->lin && t->sm && t->cce);
+    ck_assert(kiln_brick_set_weights_init(t->lin, kiln_init_constant(0.1)) == KILN_OK);
+    ck_assert(kiln_brick_set_biases_init(t->lin, kiln_init_constant(0)) == KILN_OK);
+    kiln_node yh;
+    ck_assert_msg(kiln_brick_apply(t->lin, t->g, t->x, &t->h) == KILN_OK, "%s", kiln_brick_errmsg(t->lin));
+    ck_assert(kiln_brick_initialize(t->lin) == KILN_OK);
+    ck_assert(kiln_brick_apply(t->sm, t->g, t->h, &yh) == KILN_OK);
+    ck_assert(kiln_cost_apply(t->cce, t->g, t->y, yh, &t->cost) == KILN_OK);
+    ck_assert(kiln_graph_set_name(t->g, t->cost, "cost") == KILN_OK);
+}
+
+/* Compile t's cost (also its monitor) and outputs[0..n); bind the toy data. */
+static void model_compile(model *t, const kiln_node *outputs, int n)
+{
+    kiln_compile_options o = kiln_compile_options_default();
+    o.name = "misuse";
+    o.cost = t->cost;
+    o.monitors = &t->cost;
+    o.n_monitors = 1;
+    o.outputs = outputs;
+    o.n_outputs = n;
+    o.max_batch = 8;
+    enum kiln_status st = kiln_compile(t->g, &o, &t->p);
+    ck_assert_msg(st == KILN_OK, "%s", kiln_program_errmsg(t->p));
+    ck_assert(kiln_program_bind_input(t->p, "features", XDATA) == KILN_OK);
+    ck_assert(kiln_program_bind_input(t->p, "targets", YDATA) == KILN_OK);
+}
+
+/* Destroys what t still has (a test may have destroyed some already). */
+static void model_free(model *t)
+{
+    kiln_program_destroy(t->p);
+    kiln_graph_destroy(t->g);
+    kiln_brick_destroy(t->lin);
+    kiln_brick_destroy(t->sm);
+    kiln_brick_destroy(t->cce);
+    memset(t, 0, sizeof *t);
+}
+
+static kiln_dataset *toy_dataset(void)
+{
+    toy_data();
+    kiln_dataset *d = kiln_dataset_create();
+    ck_assert_ptr_nonnull(d);
+    ck_assert(kiln_dataset_add_source(d, "features", KILN_DTYPE_F32, N_EX, 1, FEATURES_DIMS + 1, XDATA) == KILN_OK);
+    ck_assert(kiln_dataset_add_source(d, "targets", KILN_DTYPE_I32, N_EX, 0, NULL, YDATA) == KILN_OK);
+    return d;
+}
+
+static kiln_stream *toy_stream(kiln_dataset *d, enum kiln_scheme scheme)
+{
+    kiln_stream *s = NULL;
+    ck_assert(kiln_stream_create(d, scheme, BATCH, 1, &s) == KILN_OK);
+    return s;
+}
+
+/* ---- The fixture of the table --------------------------------------------------- */
 
 typedef struct fixture {
+    model t;
     kiln_graph *g;
     kiln_node x, y, h, cost, out, tuple, state, unode;
     kiln_brick *lin, *sm, *cce, *probe;
@@ -46,8 +136,8 @@ typedef struct fixture {
     kiln_main_loop *m;
     kiln_extension *e;
     FILE *devnull;
-    float xdata[N_EX * N_FEAT];
-    int32_t ydata[N_EX];
+    const float *xdata;
+    const int32_t *ydata;
     double buf[64];
     int64_t dims2[2], dims1[1], sizes2[2], i64;
     int perm2[2];
@@ -78,11 +168,6 @@ static void fixture_setup(void)
 {
     fixture *f = &F;
     memset(f, 0, sizeof *f);
-    for (int i = 0; i < N_EX; i++) {
-        f->ydata[i] = i % N_CLASS;
-        for (int j = 0; j < N_FEAT; j++)
-            f->xdata[i * N_FEAT + j] = (float)((i + j) % 3) - 1.0f;
-    }
     f->dims2[0] = KILN_BATCH, f->dims2[1] = N_FEAT;
     f->dims1[0] = N_CLASS;
     f->sizes2[0] = 2, f->sizes2[1] = 2;
@@ -90,26 +175,15 @@ static void fixture_setup(void)
     f->devnull = fopen("/dev/null", "w");
     ck_assert_ptr_nonnull(f->devnull);
 
-    /* graph: cost = CCE(y, softmax(linear(x))); out = linear(x) + u */
-    f->g = kiln_graph_create(KILN_DTYPE_F32);
-    f->x = kiln_graph_input(f->g, "features", KILN_DTYPE_F32, 2, f->dims2);
-    f->y = kiln_graph_input(f->g, "targets", KILN_DTYPE_I32, 1, f->dims2);
-    f->lin = kiln_linear_create("linear", N_FEAT, N_CLASS);
-    f->sm = kiln_softmax_create(NULL);
-    f->cce = kiln_categorical_cross_entropy_create(NULL);
+    /* the model, and out = linear(x) + u */
+    model_graph(&f->t);
+    f->g = f->t.g, f->x = f->t.x, f->y = f->t.y, f->h = f->t.h, f->cost = f->t.cost;
+    f->lin = f->t.lin, f->sm = f->t.sm, f->cce = f->t.cce;
+    f->xdata = XDATA, f->ydata = YDATA;
     f->probe = kiln_brick_create(&PROBE_CLASS, NULL);
-    ck_assert(f->g && f->lin && f->sm && f->cce && f->probe);
-    ck_assert(kiln_brick_set_weights_init(f->lin, kiln_init_constant(0.1)) == KILN_OK);
-    ck_assert(kiln_brick_set_biases_init(f->lin, kiln_init_constant(0)) == KILN_OK);
-    kiln_node yh;
-    ck_assert_msg(kiln_brick_apply(f->lin, f->g, f->x, &f->h) == KILN_OK, "%s", kiln_brick_errmsg(f->lin));
-    ck_assert(kiln_brick_initialize(f->lin) == KILN_OK);
-    ck_assert(kiln_brick_apply(f->sm, f->g, f->h, &yh) == KILN_OK);
-    ck_assert(kiln_cost_apply(f->cce, f->g, f->y, yh, &f->cost) == KILN_OK);
-    ck_assert(kiln_graph_set_name(f->g, f->cost, "cost") == KILN_OK);
     f->w = kiln_brick_param_by_name(f->lin, "W");
     f->u = kiln_param_create("u", 1, f->dims1);
-    ck_assert(f->w && f->u);
+    ck_assert(f->probe && f->w && f->u);
     double zero[N_CLASS] = {0};
     ck_assert(kiln_param_set_values(f->u, zero, N_CLASS) == KILN_OK);
     f->unode = kiln_graph_param(f->g, f->u);
@@ -121,38 +195,25 @@ static void fixture_setup(void)
     f->nodes[0] = f->x;
     f->nodes[1] = f->h;
 
-    /* the program, after one step of each kind */
-    kiln_compile_options o = kiln_compile_options_default();
-    o.name = "misuse";
-    o.cost = f->cost;
-    o.monitors = &f->cost;
-    o.n_monitors = 1;
-    o.outputs = &f->out;
-    o.n_outputs = 1;
-    o.max_batch = 8;
-    enum kiln_status st = kiln_compile(f->g, &o, &f->p);
-    ck_assert_msg(st == KILN_OK, "%s", kiln_program_errmsg(f->p));
-    ck_assert(kiln_program_bind_input(f->p, "features", f->xdata) == KILN_OK);
-    ck_assert(kiln_program_bind_input(f->p, "targets", f->ydata) == KILN_OK);
+    /* the program, after a step of each kind */
+    model_compile(&f->t, &f->out, 1);
+    f->p = f->t.p;
     ck_assert(kiln_program_gradients(f->p, BATCH) == KILN_OK);
     ck_assert(kiln_program_forward(f->p, BATCH) == KILN_OK);
     ck_assert(kiln_program_train_step(f->p, BATCH) == KILN_OK);
+    f->opts = kiln_compile_options_default();
+    f->opts.cost = f->cost;
 
     /* data, streams, a main loop, an extension of no loop */
-    f->d = kiln_dataset_create();
-    ck_assert_ptr_nonnull(f->d);
-    ck_assert(kiln_dataset_add_source(f->d, "features", KILN_DTYPE_F32, N_EX, 1, f->dims2 + 1, f->xdata) ==
-              KILN_OK);
-    ck_assert(kiln_dataset_add_source(f->d, "targets", KILN_DTYPE_I32, N_EX, 0, NULL, f->ydata) == KILN_OK);
-    ck_assert(kiln_stream_create(f->d, KILN_SCHEME_SEQUENTIAL, BATCH, 1, &f->s) == KILN_OK);
-    ck_assert(kiln_stream_create(f->d, KILN_SCHEME_SHUFFLED, BATCH, 1, &f->s2) == KILN_OK);
+    f->d = toy_dataset();
+    f->s = toy_stream(f->d, KILN_SCHEME_SEQUENTIAL);
+    f->s2 = toy_stream(f->d, KILN_SCHEME_SHUFFLED);
     ck_assert(kiln_main_loop_create(f->p, f->s, &f->m) == KILN_OK);
     f->e = kiln_extension_create("probe", probe_fn, NULL, NULL);
     ck_assert_ptr_nonnull(f->e);
 
     f->inputs[0] = (kiln_brick_input){"input", KILN_INPUT_FLOAT, 2, NULL, NULL};
     f->outputs[0] = "output";
-    f->opts = o;
     f->names[0] = "a";
 }
 
@@ -164,12 +225,8 @@ static void fixture_teardown(void)
     kiln_stream_destroy(f->s);
     kiln_stream_destroy(f->s2);
     kiln_dataset_destroy(f->d);
-    kiln_program_destroy(f->p);
-    kiln_graph_destroy(f->g);
+    model_free(&f->t);
     kiln_param_destroy(f->u);
-    kiln_brick_destroy(f->lin);
-    kiln_brick_destroy(f->sm);
-    kiln_brick_destroy(f->cce);
     kiln_brick_destroy(f->probe);
     fclose(f->devnull);
 }
@@ -813,6 +870,180 @@ START_TEST(every_public_function_has_a_row)
 }
 END_TEST
 
+/* ---- Lifetimes -------------------------------------------------------------------- */
+
+/* The program trains, and copies its parameters back, with no brick left. */
+START_TEST(regress_9_brick_destroyed_before_program)
+{
+    model t;
+    model_graph(&t);
+    model_compile(&t, NULL, 0);
+    kiln_node w = kiln_graph_param_node(t.g, kiln_brick_param_by_name(t.lin, "W"));
+    kiln_brick_destroy(t.lin);
+    kiln_brick_destroy(t.sm);
+    kiln_brick_destroy(t.cce);
+    kiln_graph_destroy(t.g);
+    t.lin = t.sm = t.cce = NULL, t.g = NULL;
+    ck_assert_msg(kiln_program_train_step(t.p, BATCH) == KILN_OK, "%s", kiln_program_errmsg(t.p));
+    ck_assert_msg(kiln_program_store_params(t.p) == KILN_OK, "%s", kiln_program_errmsg(t.p));
+    ck_assert_msg(kiln_program_load_params(t.p) == KILN_OK, "%s", kiln_program_errmsg(t.p));
+    double v[N_FEAT * N_CLASS];
+    ck_assert_msg(kiln_program_get_param(t.p, w, v, N_FEAT * N_CLASS) == KILN_OK, "%s", kiln_program_errmsg(t.p));
+    ck_assert(isfinite(v[0]) && v[0] != 0.1); /* trained, then stored and loaded back unchanged */
+    model_free(&t);
+}
+END_TEST
+
+/* A parameter of no brick, destroyed by its caller while a program uses it. */
+START_TEST(regress_9_param_destroyed_before_program)
+{
+    model t;
+    model_graph(&t);
+    kiln_param *u = kiln_param_create("u", 1, (int64_t[]){N_CLASS});
+    ck_assert(kiln_param_set_values(u, (double[]){1, 2, 3}, N_CLASS) == KILN_OK);
+    kiln_node un = kiln_graph_param(t.g, u);
+    kiln_node out = kiln_expr_add(t.g, t.h, un);
+    ck_assert_msg(kiln_node_ok(out), "%s", kiln_graph_errmsg(t.g));
+    model_compile(&t, &out, 1);
+    kiln_param_destroy(u);
+    ck_assert(kiln_program_forward(t.p, BATCH) == KILN_OK);
+    ck_assert(kiln_program_store_params(t.p) == KILN_OK);
+    double v[N_CLASS];
+    ck_assert(kiln_program_get_param(t.p, un, v, N_CLASS) == KILN_OK);
+    ck_assert(v[0] == 1 && v[2] == 3);
+    model_free(&t);
+}
+END_TEST
+
+/* A graph outlives the bricks applied in it and still compiles. */
+START_TEST(regress_9_brick_destroyed_before_graph_compiles)
+{
+    model t;
+    model_graph(&t);
+    kiln_brick_destroy(t.lin);
+    t.lin = NULL;
+    model_compile(&t, NULL, 0);
+    ck_assert(kiln_program_eval_step(t.p, BATCH) == KILN_OK);
+    double cost;
+    ck_assert(kiln_program_read_scalar(t.p, t.cost, &cost) == KILN_OK);
+    ck_assert(isfinite(cost));
+    model_free(&t);
+}
+END_TEST
+
+/* apply_dropout's graph reads a random state its source graph made: one per
+** seed, and g's state of seed 3 comes along with the noise output. */
+START_TEST(regress_9_graph_destroyed_before_its_dropout_graph)
+{
+    model t;
+    model_graph(&t);
+    kiln_node state = kiln_graph_random_state(t.g, 3);
+    kiln_node outs[2] = {t.cost, kiln_expr_random_uniform(t.g, state, 2, FEATURES_DIMS, 0, 1)}, new_outs[2];
+    kiln_graph *ng = NULL;
+    ck_assert_msg(kiln_apply_dropout(t.g, outs, 2, &t.h, 1, 0.5, 3, &ng, new_outs) == KILN_OK, "%s",
+                  kiln_graph_errmsg(t.g));
+    kiln_graph_destroy(t.g);
+    t.g = ng;
+    t.cost = new_outs[0];
+    model_compile(&t, &new_outs[1], 1);
+    ck_assert_msg(kiln_program_train_step(t.p, BATCH) == KILN_OK, "%s", kiln_program_errmsg(t.p));
+    model_free(&t);
+}
+END_TEST
+
+/* A stream keeps its dataset: every batch, as before the destroy. */
+START_TEST(regress_9_dataset_destroyed_before_stream)
+{
+    kiln_dataset *d = toy_dataset();
+    kiln_stream *s = toy_stream(d, KILN_SCHEME_SEQUENTIAL);
+    kiln_stream *sh = toy_stream(d, KILN_SCHEME_SHUFFLED);
+    kiln_dataset_destroy(d);
+    ck_assert_ptr_nonnull(kiln_stream_dataset(s));
+    ck_assert_int_eq(kiln_dataset_example_count(kiln_stream_dataset(s)), N_EX);
+    kiln_batch b;
+    int64_t seen = 0;
+    while (kiln_stream_next(s, &b)) {
+        ck_assert(memcmp(b.sources[0], XDATA + seen * N_FEAT, (size_t)b.size * N_FEAT * sizeof(float)) == 0);
+        seen += b.size;
+    }
+    ck_assert_int_eq(seen, N_EX);
+    ck_assert(kiln_stream_next(sh, &b));
+    kiln_stream_destroy(s);
+    ck_assert(kiln_stream_next(sh, &b)); /* the other stream still holds it */
+    kiln_stream_destroy(sh);
+}
+END_TEST
+
+/* A main loop keeps its program and stream; a DataStreamMonitoring its own. */
+START_TEST(regress_9_program_and_streams_destroyed_before_main_loop)
+{
+    model t;
+    model_graph(&t);
+    model_compile(&t, NULL, 0);
+    kiln_dataset *d = toy_dataset();
+    kiln_stream *s = toy_stream(d, KILN_SCHEME_SHUFFLED), *valid = toy_stream(d, KILN_SCHEME_SEQUENTIAL);
+    kiln_main_loop *m = kiln_test_loop(t.p, s);
+    kiln_test_loop_add(m, kiln_finish_after(2, 0));
+    kiln_test_loop_add(m, kiln_data_stream_monitoring(&t.cost, 1, valid, "valid"));
+    kiln_program *p = t.p;
+    t.p = NULL;
+    model_free(&t);
+    kiln_program_destroy(p);
+    kiln_stream_destroy(s);
+    kiln_stream_destroy(valid);
+    kiln_dataset_destroy(d);
+    ck_assert_ptr_eq(kiln_main_loop_program(m), p);
+    kiln_test_loop_run(m);
+    ck_assert_int_eq(kiln_main_loop_epochs_done(m), 2);
+    double cost;
+    ck_assert(kiln_main_loop_last_record(m, "valid_cost", &cost) == KILN_OK && isfinite(cost));
+    kiln_main_loop_destroy(m);
+}
+END_TEST
+
+/* An extension belongs to one loop: another refuses it, destroy leaves it. */
+START_TEST(regress_9_extension_owned_by_its_loop)
+{
+    model t;
+    model_graph(&t);
+    model_compile(&t, NULL, 0);
+    kiln_dataset *d = toy_dataset();
+    kiln_stream *s = toy_stream(d, KILN_SCHEME_SEQUENTIAL);
+    kiln_main_loop *m1 = kiln_test_loop(t.p, s), *m2 = kiln_test_loop(t.p, s);
+    kiln_extension *stop = kiln_finish_after(1, 0);
+    kiln_test_loop_add(m1, stop);
+    ck_assert_int_eq(kiln_main_loop_add_extension(m2, stop), KILN_ERR_ARG);
+    ck_assert_msg(strstr(kiln_main_loop_errmsg(m2), "another main loop"), "%s", kiln_main_loop_errmsg(m2));
+    ck_assert_int_eq(kiln_main_loop_add_extension(m1, stop), KILN_ERR_ARG);
+    kiln_extension_destroy(stop); /* m1's: left to m1 */
+    ck_assert_ptr_eq(kiln_main_loop_find_extension(m1, "FinishAfter"), stop);
+    kiln_test_loop_run(m1);
+    ck_assert_int_eq(kiln_main_loop_epochs_done(m1), 1);
+    kiln_main_loop_destroy(m2);
+    kiln_main_loop_destroy(m1);
+    kiln_stream_destroy(s);
+    kiln_dataset_destroy(d);
+    model_free(&t);
+}
+END_TEST
+
+/* A child is its parent's: destroying it alone does nothing. */
+START_TEST(regress_9_child_brick_destroyed_alone)
+{
+    kiln_brick *mlp = kiln_mlp_create("mlp", (kiln_brick *[]){kiln_tanh_create(NULL)}, 1,
+                                      (int64_t[]){N_FEAT, N_CLASS});
+    ck_assert_ptr_nonnull(mlp);
+    kiln_brick *child = kiln_brick_child(mlp, 0);
+    kiln_brick_destroy(child);
+    ck_assert_ptr_eq(kiln_brick_child(mlp, 0), child);
+    kiln_graph *g = kiln_graph_create(KILN_DTYPE_F32);
+    kiln_node x = kiln_graph_input(g, "x", KILN_DTYPE_F32, 2, FEATURES_DIMS), y;
+    ck_assert_msg(kiln_brick_apply(mlp, g, x, &y) == KILN_OK, "%s", kiln_brick_errmsg(mlp));
+    kiln_graph_destroy(g);
+    kiln_brick_destroy(mlp);
+}
+END_TEST
+
 static Suite *misuse_suite(void)
 {
     Suite *s = suite_create("misuse");
@@ -821,6 +1052,17 @@ static Suite *misuse_suite(void)
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, null_arguments_give_a_status, 0, N_ROWS);
     tcase_add_test(tc, every_public_function_has_a_row);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("lifetimes");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, regress_9_brick_destroyed_before_program);
+    tcase_add_test(tc, regress_9_param_destroyed_before_program);
+    tcase_add_test(tc, regress_9_brick_destroyed_before_graph_compiles);
+    tcase_add_test(tc, regress_9_graph_destroyed_before_its_dropout_graph);
+    tcase_add_test(tc, regress_9_dataset_destroyed_before_stream);
+    tcase_add_test(tc, regress_9_program_and_streams_destroyed_before_main_loop);
+    tcase_add_test(tc, regress_9_extension_owned_by_its_loop);
+    tcase_add_test(tc, regress_9_child_brick_destroyed_alone);
     suite_add_tcase(s, tc);
     return s;
 }

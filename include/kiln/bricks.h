@@ -17,8 +17,11 @@
 ** define its own with the calls of the last sections.
 **
 ** Ownership: bricks are caller-owned; a parent owns the children it is given
-** or makes, and destroys them. Graphs and programs built from a brick borrow
-** its parameters: destroy them before the brick. */
+** or makes, and destroys them (kiln_brick_destroy on a child does nothing).
+** Graphs and programs built from a brick keep its parameters alive, so the
+** brick may be destroyed before them: a program then still trains and
+** kiln_program_store_params still succeeds, into parameters only the
+** program sees; kiln_param_brick of such a parameter is NULL. */
 #ifndef KILN_BRICKS_H
 #define KILN_BRICKS_H
 
@@ -119,6 +122,8 @@ KILN_API kiln_brick *kiln_merge_create(const char *name, const char *const *inpu
                                        const int64_t *input_dims, int64_t output_dim,
                                        kiln_brick *prototype, const char *child_prefix);
 
+/* Destroy b and its children. A child (a brick with a parent) is its
+** parent's to destroy: this does nothing then. NULL: nothing. */
 KILN_API void kiln_brick_destroy(kiln_brick *b);
 KILN_API const char *kiln_brick_errmsg(const kiln_brick *b);
 
@@ -218,9 +223,10 @@ KILN_API kiln_param *kiln_brick_param(const kiln_brick *b, int i);
 KILN_API kiln_param *kiln_brick_param_by_name(const kiln_brick *b, const char *name);
 
 /* A parameter of no brick (Theano's shared variable), allocated and filled
-** with NaN. Caller-owned: kiln_param_destroy, after the graphs and programs
-** that use it. name is copied (1 to KILN_MAX_NAME characters). NULL when out
-** of memory or on a bad argument. */
+** with NaN. Caller-owned: kiln_param_destroy, in any order with the graphs
+** and programs that use it (they keep it alive). name is copied (1 to
+** KILN_MAX_NAME characters). NULL when out of memory or on a bad argument
+** (dims NULL with rank > 0, a dim <= 0). */
 KILN_API kiln_param *kiln_param_create(const char *name, int rank, const int64_t *dims);
 /* A persistent state of no brick (Theano's shared variable that is not a
 ** parameter: a counter, a running average): it gets no gradient, and a
@@ -229,13 +235,15 @@ KILN_API kiln_param *kiln_param_create(const char *name, int rank, const int64_t
 ** Caller-owned like kiln_param_create (kiln_param_destroy); kiln_graph_param
 ** gives its node. NULL on a bad argument or when out of memory. */
 KILN_API kiln_param *kiln_state_create(const char *name, int rank, const int64_t *dims);
-/* Destroy a parameter made by kiln_param_create; NULL is a no-op (a brick's
-** parameters belong to the brick and are left alone). */
+/* Destroy a parameter made by kiln_param_create: drops the caller's
+** reference; graphs and programs that use it keep it until they go. NULL is
+** a no-op, and so is a brick's parameter (the brick's to free). */
 KILN_API void kiln_param_destroy(kiln_param *p);
-/* The node standing for p in g (made on first use). */
+/* The node standing for p in g (made on first use); g keeps p alive. */
 KILN_API kiln_node kiln_graph_param(kiln_graph *g, kiln_param *p);
 
 KILN_API const char *kiln_param_name(const kiln_param *p); /* "W" */
+/* p's brick; NULL for a parameter of no brick, or once its brick is gone. */
 KILN_API kiln_brick *kiln_param_brick(const kiln_param *p);
 KILN_API int kiln_param_rank(const kiln_param *p);
 KILN_API int64_t kiln_param_dim(const kiln_param *p, int axis);

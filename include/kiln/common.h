@@ -11,6 +11,13 @@
 **    builder KILN_NODE_NONE, and a getter its neutral value: "" for a
 **    string (NULL where its comment says so), 0, -1 for an index, false,
 **    NULL for a handle. Pointers documented as optional may be NULL;
+**  - lifetimes: each declaration says how long what it borrows must live
+**    and how long what it returns stays valid. Objects that another keeps
+**    are kept alive by it (a graph and a program keep the parameters they
+**    read, a stream its dataset, a main loop its program and stream): a
+**    destroy drops the caller's reference, and the object goes with the
+**    last keeper, so handles may be destroyed in any order. A destroyed
+**    handle is not to be used by the caller again;
 **  - no global mutable state: two models in one process never interact. */
 #ifndef KILN_COMMON_H
 #define KILN_COMMON_H
