@@ -756,13 +756,17 @@ enum kiln_status kiln_brick_add_param(kiln_brick *b, const char *name, unsigned 
     if (rank < 0 || rank > KILN_MAX_RANK || (rank > 0 && !dims))
         return brick_fail(b, KILN_ERR_ARG, "parameter %s: rank %d, expected 0 to %d dims", name, rank,
                           KILN_MAX_RANK);
-    int64_t size = 1;
-    for (int d = 0; d < rank; d++) {
+    int64_t size;
+    for (int d = 0; d < rank; d++)
         if (dims[d] <= 0)
             return brick_fail(b, KILN_ERR_ARG, "parameter %s: dim %d is %lld, expected > 0", name, d,
                               (long long)dims[d]);
-        if (!kiln_mul_i64(size, dims[d], &size) || (uint64_t)size > SIZE_MAX / sizeof(double) / 2)
-            return brick_fail(b, KILN_ERR_NOMEM, "%s: too many elements to allocate", name);
+    if (!kiln_store_shape_ok(rank, dims, &size)) {
+        kiln_shape sh = {.rank = rank};
+        char s[KILN_SHAPE_STR_MAX];
+        memcpy(sh.dims, dims, (size_t)rank * sizeof *dims);
+        return brick_fail(b, KILN_ERR_SHAPE, "parameter %s of shape %s: more than %lld bytes of values", name,
+                          kiln_shape_str(NULL, &sh, s, sizeof s), (long long)KILN_MAX_BYTES);
     }
     for (int i = 0; i < b->n_pending; i++)
         if (strcmp(kiln_param_name(b->pending[i].p), name) == 0)

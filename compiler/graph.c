@@ -340,12 +340,36 @@ static bool cse_grow(kiln_graph *g)
     return true;
 }
 
+/* Every value's element count is a monomial whose constant is at most 2^53
+** (shape.c): the builders check it with messages naming their operands;
+** this is the backstop for every other maker of nodes (autodiff, rewrites,
+** a front end), so that no later size product can overflow (#9). */
+static bool node_sizes_ok(kiln_graph *g, const kiln_node_rec *rec)
+{
+    kiln_mono m;
+    const kiln_shape *bad = rec->n_out ? NULL : &rec->shape;
+    if (bad && kiln_shape_size(g, bad, &m))
+        bad = NULL;
+    for (int k = 0; k < rec->n_out && !bad; k++)
+        if (!kiln_shape_size(g, &rec->outs[k].shape, &m))
+            bad = &rec->outs[k].shape;
+    if (!bad)
+        return true;
+    char s[KILN_SHAPE_STR_MAX];
+    kiln_graph_fail(g, KILN_ERR_SHAPE, "%s node%s%s: shape %s has more than 2^53 elements or a bad dim",
+                    kiln_op_info_of(rec->op)->name, rec->name ? " " : "", rec->name ? rec->name : "",
+                    kiln_shape_str(g, bad, s, sizeof s));
+    return false;
+}
+
 int32_t kiln_graph_add_raw(kiln_graph *g, const kiln_node_rec *rec)
 {
     if (g->n_nodes >= INT32_MAX / 2) {
         kiln_graph_fail(g, KILN_ERR_NOMEM, "graph has too many nodes");
         return -1;
     }
+    if (!node_sizes_ok(g, rec))
+        return -1;
     for (int k = 0; k < rec->n_in; k++)
         if (rec->in[k] < 0 || rec->in[k] >= g->n_nodes) { /* an internal bug, never user input */
             kiln_graph_fail(g, KILN_ERR_ARG, "%s: input %d is node %d, not a node of the graph",

@@ -51,16 +51,17 @@ struct kiln_param {
     kiln_refs refs;          /* the maker's and one per graph node standing for it */
 };
 
-static bool shape_elems(int rank, const int64_t *dims, int64_t *out)
+/* The element count of an entry's shape: dims > 0, values (doubles) within
+** KILN_MAX_BYTES, so that neither the count nor a program's slabs overflow
+** and no allocation is tried that no machine could give. */
+bool kiln_store_shape_ok(int rank, const int64_t *dims, int64_t *out)
 {
     int64_t n = 1;
     if (rank < 0 || rank > KILN_MAX_RANK || (rank > 0 && !dims))
         return false;
     for (int i = 0; i < rank; i++)
-        if (dims[i] <= 0 || !kiln_mul_i64(n, dims[i], &n))
+        if (dims[i] <= 0 || !kiln_mul_i64(n, dims[i], &n) || n > KILN_MAX_BYTES / (int64_t)sizeof(double))
             return false;
-    if ((uint64_t)n > SIZE_MAX / sizeof(double) / 2)
-        return false;
     *out = n;
     return true;
 }
@@ -69,7 +70,7 @@ kiln_param *kiln_store_new(enum kiln_store_kind kind, const char *name, enum kil
                            const int64_t *dims, double fill)
 {
     int64_t n;
-    if (!name || !*name || strlen(name) > KILN_MAX_NAME || !shape_elems(rank, dims, &n))
+    if (!name || !*name || strlen(name) > KILN_MAX_NAME || !kiln_store_shape_ok(rank, dims, &n))
         return NULL;
     kiln_param *p = calloc(1, sizeof *p);
     if (!p || !(p->data = malloc((size_t)n * sizeof(double)))) {
@@ -111,7 +112,7 @@ void kiln_store_unref(kiln_param *p)
 enum kiln_status kiln_store_reshape(kiln_param *p, int rank, const int64_t *dims, double fill)
 {
     int64_t n;
-    if (!shape_elems(rank, dims, &n))
+    if (!kiln_store_shape_ok(rank, dims, &n))
         return KILN_ERR_ARG;
     double *d = malloc((size_t)n * sizeof(double));
     if (!d)

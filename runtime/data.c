@@ -179,17 +179,18 @@ static enum kiln_status source_check(kiln_dataset *d, const char *name, enum kil
             return kiln_err_set(&d->err, KILN_ERR_SHAPE,
                                 "source '%s': example dim %d is %lld, must be > 0", name, k,
                                 (long long)dim);
-        if ((uint64_t)dim > SIZE_MAX / bytes)
-            return kiln_err_set(&d->err, KILN_ERR_ARG, "source '%s': example size overflows",
-                                name);
+        if ((uint64_t)dim > (uint64_t)KILN_MAX_BYTES / bytes)
+            return kiln_err_set(&d->err, KILN_ERR_SHAPE,
+                                "source '%s': an example has more than %lld bytes (dim %d is %lld)",
+                                name, (long long)KILN_MAX_BYTES, k, (long long)dim);
         bytes *= (size_t)dim;
         size *= dim;
         src->example_dims[k] = dim;
     }
-    if (n_examples > 0 && (uint64_t)n_examples > SIZE_MAX / bytes)
-        return kiln_err_set(&d->err, KILN_ERR_ARG,
-                            "source '%s': %lld examples of %zu bytes overflow the address space",
-                            name, (long long)n_examples, bytes);
+    if (n_examples > 0 && (uint64_t)n_examples > (uint64_t)KILN_MAX_BYTES / bytes)
+        return kiln_err_set(&d->err, KILN_ERR_SHAPE,
+                            "source '%s': %lld examples of %zu bytes are more than %lld bytes",
+                            name, (long long)n_examples, bytes, (long long)KILN_MAX_BYTES);
     memcpy(src->name, name, len + 1);
     src->dtype = dtype;
     src->example_rank = example_rank;

@@ -589,6 +589,12 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
                             .no_fast_paths = o->no_fast_paths};
     if ((st = kiln_emit_c(&p->plan, &eo, &p->source, &p->emit, &p->err)))
         return st;
+    /* The plan's arena is checked (memplan.c); codegen adds the deferred
+    ** updates' and the GEMM scratch slots after it (#9). */
+    if (p->emit.arena_bytes < p->plan.arena_bytes || p->emit.arena_bytes > KILN_MAX_BYTES)
+        return fail(p, KILN_ERR_SHAPE, "arena: %lld bytes (the plan's %lld and %lld for codegen's slots), more "
+                    "than %lld", (long long)p->emit.arena_bytes, (long long)p->plan.arena_bytes,
+                    (long long)(p->emit.arena_bytes - p->plan.arena_bytes), (long long)KILN_MAX_BYTES);
     const char *dump = o->source_path ? o->source_path : getenv("KILN_DUMP_SOURCE");
     if (dump && *dump && (st = write_source_file(p, dump)))
         return st;

@@ -226,7 +226,7 @@ KILN_API kiln_param *kiln_brick_param_by_name(const kiln_brick *b, const char *n
 ** with NaN. Caller-owned: kiln_param_destroy, in any order with the graphs
 ** and programs that use it (they keep it alive). name is copied (1 to
 ** KILN_MAX_NAME characters). NULL when out of memory or on a bad argument
-** (dims NULL with rank > 0, a dim <= 0). */
+** (dims NULL with rank > 0, a dim <= 0, values past KILN_MAX_BYTES). */
 KILN_API kiln_param *kiln_param_create(const char *name, int rank, const int64_t *dims);
 /* A persistent state of no brick (Theano's shared variable that is not a
 ** parameter: a counter, a running average): it gets no gradient, and a
@@ -379,7 +379,8 @@ KILN_API enum kiln_status kiln_brick_set_application_io(kiln_brick *b, const cha
 ** choose the default initialization). *out (may be NULL) is its store
 ** entry, NaN-filled once allocate returns; a parameter of the same name
 ** from an earlier allocation is the same entry, reshaped. KILN_ERR_STATE
-** outside allocate, KILN_ERR_ARG, KILN_ERR_NOMEM. */
+** outside allocate, KILN_ERR_ARG, KILN_ERR_SHAPE (values past
+** KILN_MAX_BYTES), KILN_ERR_NOMEM. */
 KILN_API enum kiln_status kiln_brick_add_param(kiln_brick *b, const char *name, unsigned roles,
                                                int rank, const int64_t *dims, kiln_param **out);
 

@@ -56,6 +56,13 @@ extern "C" {
 #define KILN_MAX_SYMBOLS 8
 /* The index of symbol code s (B 0, T 1, ...), for per-symbol arrays. */
 #define KILN_SYMBOL_INDEX(s) ((int)(-(s) - 1))
+/* Largest block of memory kiln allocates for one object, in bytes (1 TiB): a
+** program's arena at the maxima of its symbols, a parameter's values, a
+** dataset source. A shape or configuration that needs more is an error
+** naming it (KILN_ERR_SHAPE), found before any allocation: no machine kiln
+** runs on has that memory, and a plain allocation failure names nothing
+** (and under AddressSanitizer aborts the process). */
+#define KILN_MAX_BYTES (INT64_C(1) << 40)
 /* Longest name (brick, variable, source, model), terminator excluded. */
 #define KILN_MAX_NAME 127
 

@@ -136,8 +136,11 @@ KILN_API kiln_compile_options kiln_compile_options_default(void);
 ** parameters and states it reads, which it keeps alive, so g and its bricks
 ** may then be destroyed in any order). o and what it points at are borrowed
 ** for the call. *out is caller-owned (kiln_program_destroy) and set even on
-** failure, unless out of memory (then NULL). KILN_OK, KILN_ERR_ARG, KILN_ERR_SHAPE, KILN_ERR_STATE
-** (parameters not allocated), KILN_ERR_COMPILE, KILN_ERR_IO, KILN_ERR_NOMEM. */
+** failure, unless out of memory (then NULL). KILN_OK, KILN_ERR_ARG,
+** KILN_ERR_SHAPE (also: a value, or the arena, past KILN_MAX_BYTES at the
+** maxima of its symbols, naming the node, its shape and the maxima),
+** KILN_ERR_STATE (parameters not allocated), KILN_ERR_COMPILE, KILN_ERR_IO,
+** KILN_ERR_NOMEM. */
 KILN_API enum kiln_status kiln_compile(kiln_graph *g, const kiln_compile_options *o,
                                        kiln_program **out);
 /* Drops the caller's reference: a main loop made with p keeps it until the

@@ -28,7 +28,8 @@ KILN_API const char *kiln_dataset_errmsg(const kiln_dataset *d);
 
 /* Add a source, copying name, example_dims and data (n_examples *
 ** example_size elements of dtype; read during the call only).
-** All sources of a dataset have the same number of examples.
+** All sources of a dataset have the same number of examples; a source has
+** at most KILN_MAX_BYTES (else KILN_ERR_SHAPE, before any copy).
 ** example_rank/example_dims give the per-example shape (rank 0: scalar). */
 KILN_API enum kiln_status kiln_dataset_add_source(kiln_dataset *d, const char *name,
                                                   enum kiln_dtype dtype, int64_t n_examples,
