@@ -179,8 +179,10 @@ static enum kiln_status brick_fail(kiln_brick *b, enum kiln_status status, const
 enum kiln_status kiln_brick_fail(kiln_brick *b, enum kiln_status status, const char *fmt, ...)
 {
     KILN_API_CHECK(b && fmt && status != KILN_OK);
-    if (!b || !fmt)
+    if (!b)
         return KILN_ERR_ARG;
+    if (!fmt) /* the status stands; the message says why there is no more */
+        return brick_fail(b, status, "failed (kiln_brick_fail's fmt is NULL)");
     va_list ap;
     va_start(ap, fmt);
     enum kiln_status s = brick_failv(b, status, fmt, ap);
@@ -193,8 +195,10 @@ enum kiln_status kiln_brick_fail(kiln_brick *b, enum kiln_status status, const c
 enum kiln_status kiln_brick_fail_from(kiln_brick *b, const kiln_brick *child)
 {
     KILN_API_CHECK(b && child);
-    if (!b || !child)
+    if (!b)
         return KILN_ERR_ARG;
+    if (!child)
+        return brick_fail(b, KILN_ERR_ARG, "kiln_brick_fail_from: child is NULL");
     if (child->err.status == KILN_OK)
         return brick_fail(b, KILN_ERR_STATE, "%s failed without a message", child->path);
     return kiln_err_copy(&b->err, &child->err, NULL);
@@ -293,8 +297,10 @@ static void brick_free(kiln_brick *b)
         b->cls->destroy(b);
     for (int i = 0; i < b->n_children; i++)
         brick_free(b->children[i]);
-    for (int i = 0; i < b->n_entries; i++)
-        kiln_store_free(b->entries[i]);
+    for (int i = 0; i < b->n_entries; i++) { /* a graph or program may keep an entry: it forgets b */
+        kiln_store_set_front(b->entries[i], NULL, NULL);
+        kiln_store_unref(b->entries[i]);
+    }
     for (int i = 0; i < b->n_dims; i++)
         free(b->dims[i].names);
     for (int i = 0; i < b->n_apps; i++)
@@ -394,9 +400,11 @@ static bool brick_set_paths(kiln_brick *b)
 enum kiln_status kiln_brick_add_child(kiln_brick *parent, kiln_brick *child)
 {
     KILN_API_CHECK(parent && child);
-    if (!parent || !child)
+    if (!parent)
         return KILN_ERR_ARG;
     kiln_err_clear(&parent->err);
+    if (!child)
+        return brick_fail(parent, KILN_ERR_ARG, "add_child: child is NULL");
     if (child->parent)
         return brick_fail(parent, KILN_ERR_ARG, "add_child: %s has a parent already", child->path);
     if (kiln_brick_is_within(parent, child))
@@ -485,7 +493,7 @@ static brick_dim *dim_find(const kiln_brick *b, const char *name)
 static enum kiln_status dim_add(kiln_brick *b, const char *names, int64_t value)
 {
     if (!names || !*names)
-        return brick_fail(b, KILN_ERR_ARG, "add_dim: no name");
+        return brick_fail(b, KILN_ERR_ARG, "add_dim: no name (names is %s)", names ? "\"\"" : "NULL");
     /* each name non-empty, at most KILN_MAX_NAME, and new */
     for (const char *s = names;;) {
         const char *bar = strchr(s, '|');
@@ -541,8 +549,10 @@ bool kiln_brick_put_dim(kiln_brick *b, const char *name, int64_t value)
 enum kiln_status kiln_brick_require_dim(kiln_brick *b, const char *name, int64_t *out)
 {
     KILN_API_CHECK(b && name);
-    if (!b || !name)
+    if (!b)
         return KILN_ERR_ARG;
+    if (!name)
+        return brick_fail(b, KILN_ERR_ARG, "require_dim: name is NULL");
     int64_t v = kiln_brick_dim(b, name);
     if (out)
         *out = v;
@@ -582,10 +592,12 @@ enum kiln_status kiln_brick_set_dim(kiln_brick *b, const char *name, int64_t val
 enum kiln_status kiln_brick_get_dim(const kiln_brick *b, const char *name, int64_t *out)
 {
     KILN_API_CHECK(b && out);
-    if (!b || !out)
+    if (!b)
         return KILN_ERR_ARG;
     kiln_brick *mb = (kiln_brick *)b; /* the error slot is the only thing written */
     kiln_err_clear(&mb->err);
+    if (!out)
+        return brick_fail(mb, KILN_ERR_ARG, "get_dim %.*s: out is NULL", KILN_MAX_NAME, name ? name : "");
     *out = 0;
     if (!name)
         return brick_fail(mb, KILN_ERR_ARG, "get_dim: dim name is NULL");
@@ -714,7 +726,7 @@ static kiln_param *entry_new(kiln_brick *b, const char *name, int rank, const in
     }
     kiln_param *p = kiln_store_new(KILN_STORE_PARAMETER, name, KILN_DTYPE_F32, rank, dims, NAN);
     if (!p || !kiln_store_set_owner(p, b->path)) {
-        kiln_store_free(p);
+        kiln_store_unref(p);
         return NULL;
     }
     kiln_store_hold(p);
@@ -744,13 +756,17 @@ enum kiln_status kiln_brick_add_param(kiln_brick *b, const char *name, unsigned 
     if (rank < 0 || rank > KILN_MAX_RANK || (rank > 0 && !dims))
         return brick_fail(b, KILN_ERR_ARG, "parameter %s: rank %d, expected 0 to %d dims", name, rank,
                           KILN_MAX_RANK);
-    int64_t size = 1;
-    for (int d = 0; d < rank; d++) {
+    int64_t size;
+    for (int d = 0; d < rank; d++)
         if (dims[d] <= 0)
             return brick_fail(b, KILN_ERR_ARG, "parameter %s: dim %d is %lld, expected > 0", name, d,
                               (long long)dims[d]);
-        if (!kiln_mul_i64(size, dims[d], &size) || (uint64_t)size > SIZE_MAX / sizeof(double) / 2)
-            return brick_fail(b, KILN_ERR_NOMEM, "%s: too many elements to allocate", name);
+    if (!kiln_store_shape_ok(rank, dims, &size)) {
+        kiln_shape sh = {.rank = rank};
+        char s[KILN_SHAPE_STR_MAX];
+        memcpy(sh.dims, dims, (size_t)rank * sizeof *dims);
+        return brick_fail(b, KILN_ERR_SHAPE, "parameter %s of shape %s: more than %lld bytes of values", name,
+                          kiln_shape_str(NULL, &sh, s, sizeof s), (long long)KILN_MAX_BYTES);
     }
     for (int i = 0; i < b->n_pending; i++)
         if (strcmp(kiln_param_name(b->pending[i].p), name) == 0)
@@ -932,8 +948,10 @@ static enum kiln_status fill(kiln_brick *b, kiln_param *p, const kiln_init *init
 enum kiln_status kiln_brick_fill_param(kiln_brick *b, kiln_param *p, kiln_init init)
 {
     KILN_API_CHECK(b && p);
-    if (!b || !p)
+    if (!b)
         return KILN_ERR_ARG;
+    if (!p)
+        return brick_fail(b, KILN_ERR_ARG, "fill_param: p is NULL");
     if (!b->rng)
         return brick_fail(b, KILN_ERR_STATE, "fill_param %s: only an initialize callback draws values",
                           kiln_param_name(p));
@@ -1074,9 +1092,13 @@ enum kiln_status kiln_brick_set_application_io(kiln_brick *b, const char *app, c
                                                const char *const *outputs)
 {
     KILN_API_CHECK(b && app);
-    if (!b || !app)
+    if (!b)
         return KILN_ERR_ARG;
     kiln_err_clear(&b->err);
+    if (!app)
+        return brick_fail(b, KILN_ERR_ARG, "set_application_io: app is NULL");
+    if (!outputs)
+        return brick_fail(b, KILN_ERR_ARG, "%s: outputs is NULL (an application needs at least one)", app);
     app_view *v = app_find(b, app);
     if (!v)
         return brick_fail(b, KILN_ERR_NOT_FOUND, "%s has no application '%.*s'", b->cls->class_name,
@@ -1307,11 +1329,23 @@ enum kiln_status kiln_brick_call(kiln_brick *b, const char *app, kiln_graph *g, 
 {
     KILN_API_CHECK(b && g && app && n_in >= 0 && n_out >= 0 && (n_in == 0 || inputs) &&
                    (n_out == 0 || outputs));
-    if (!b || !g || !app || n_in < 0 || n_out < 0 || (n_in > 0 && !inputs) || (n_out > 0 && !outputs))
+    if (!b)
         return KILN_ERR_ARG;
-    for (int i = 0; i < n_out; i++)
-        outputs[i] = KILN_NODE_NONE;
     kiln_err_clear(&b->err);
+    if (n_out > 0 && outputs)
+        for (int i = 0; i < n_out; i++)
+            outputs[i] = KILN_NODE_NONE;
+    const char *null_arg = !app ? "app" : !g ? "g" : n_in > 0 && !inputs ? "inputs" : n_out > 0 && !outputs ? "outputs"
+                                                                                                          : NULL;
+    if (null_arg || n_in < 0 || n_out < 0) {
+        enum kiln_status s = null_arg ? brick_fail(b, KILN_ERR_ARG, "kiln_brick_call %s: %s is NULL", app ? app : "",
+                                                   null_arg)
+                                      : brick_fail(b, KILN_ERR_ARG, "kiln_brick_call %s: %d inputs, %d outputs",
+                                                   app ? app : "", n_in, n_out);
+        if (g)
+            kiln_graph_fail(g, s, "%s", b->err.msg);
+        return s;
+    }
     enum kiln_status s = call(b, app, g, inputs, n_in, outputs, n_out);
     if (s != KILN_OK) {
         for (int i = 0; i < n_out; i++)
@@ -1324,9 +1358,6 @@ enum kiln_status kiln_brick_call(kiln_brick *b, const char *app, kiln_graph *g, 
 
 enum kiln_status kiln_brick_apply(kiln_brick *b, kiln_graph *g, kiln_node input, kiln_node *out)
 {
-    KILN_API_CHECK(out);
-    if (!out)
-        return KILN_ERR_ARG;
     return kiln_brick_call(b, "apply", g, &input, 1, out, 1);
 }
 

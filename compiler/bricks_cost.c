@@ -154,8 +154,5 @@ kiln_brick *kiln_misclassification_rate_create(const char *name)
 
 enum kiln_status kiln_cost_apply(kiln_brick *b, kiln_graph *g, kiln_node y, kiln_node y_hat, kiln_node *out)
 {
-    KILN_API_CHECK(out);
-    if (!out)
-        return KILN_ERR_ARG;
     return kiln_brick_call(b, "apply", g, (kiln_node[]){y, y_hat}, 2, out, 1);
 }

@@ -170,20 +170,25 @@ static bool mlp_add_dims(kiln_brick *b, int n_layers, const int64_t *dims)
 ** Any failure after 1 destroys what was given. */
 kiln_brick *kiln_mlp_create(const char *name, kiln_brick *const *activations, int n_layers, const int64_t *dims)
 {
-    /* 1. validate */
-    if (n_layers < 1 || n_layers > INT32_MAX / 2 - 1 || !dims) {
-        KILN_API_CHECK(!"kiln_mlp_create: needs n_layers >= 1 and n_layers + 1 dims");
+    /* 1. validate: activations that are not the caller's to give are left
+    ** alone; past that check they are taken whatever the outcome */
+    if (n_layers < 1 || n_layers > INT32_MAX / 2 - 1) {
+        KILN_API_CHECK(!"kiln_mlp_create: needs n_layers >= 1");
         return NULL;
     }
     if (activations && !orphans_ok(activations, n_layers, true)) {
         KILN_API_CHECK(!"kiln_mlp_create: activations must be distinct bricks without a parent");
         return NULL;
     }
-    for (int i = 0; i <= n_layers; i++)
-        if (dims[i] < 0)
-            return NULL;
     kiln_brick *const *given = activations;
     int n_given = activations ? n_layers : 0;
+    if (!dims) {
+        KILN_API_CHECK(!"kiln_mlp_create: needs n_layers + 1 dims");
+        return create_failed(NULL, given, n_given);
+    }
+    for (int i = 0; i <= n_layers; i++)
+        if (dims[i] < 0)
+            return create_failed(NULL, given, n_given);
 
     /* 2. the brick */
     kiln_brick *b = kiln_brick_create(&MLP, name);

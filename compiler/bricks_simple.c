@@ -258,9 +258,8 @@ kiln_brick *kiln_softmax_create(const char *name) { return kiln_brick_create(&SO
 static enum kiln_status softmax_call(kiln_brick *b, const char *app, kiln_graph *g, const kiln_node *in, int n_in,
                                      kiln_node *out)
 {
-    KILN_API_CHECK(b && g && out);
-    if (!b || !g || !out)
-        return KILN_ERR_ARG;
+    if (!b || !g || !out) /* kiln_brick_call says which is NULL */
+        return kiln_brick_call(b, app, g, in, n_in, out, 1);
     if (kiln_brick_class_of(b) != &SOFTMAX) {
         *out = KILN_NODE_NONE;
         enum kiln_status s = kiln_brick_fail(b, KILN_ERR_ARG, "%s is a %s, not a Softmax", app,

@@ -29,15 +29,32 @@ static const char *shp(const kiln_graph *g, const kiln_shape *s, char *buf)
     return kiln_shape_str(g, s, buf, KILN_SHAPE_STR_MAX);
 }
 
-/* The result's shape must have an addressable size. */
-static bool size_ok(kiln_graph *g, const kiln_shape *s, const char *what)
+/* An operand for messages: "'h' (B, 100)", or "node 7 (B, 100)" unnamed. */
+typedef struct operand_buf { char s[KILN_MAX_NAME + KILN_SHAPE_STR_MAX + 32]; } operand_buf;
+static const char *operand(const kiln_graph *g, kiln_node n, operand_buf *buf)
+{
+    const kiln_node_rec *r = R(g, n);
+    char s[KILN_SHAPE_STR_MAX];
+    if (r->name)
+        snprintf(buf->s, sizeof buf->s, "'%s' %s", r->name, shp(g, &r->shape, s));
+    else
+        snprintf(buf->s, sizeof buf->s, "node %d %s", (int)n.id, shp(g, &r->shape, s));
+    return buf->s;
+}
+
+/* The result's shape s of op `what` on operands a and b (b may be NONE) must
+** have an addressable size: at most 2^53 elements (shape.c), symbols
+** counted as 1; their maxima are checked by the memory plan. */
+static bool size_ok(kiln_graph *g, const kiln_shape *s, const char *what, kiln_node a, kiln_node b)
 {
     kiln_mono m;
     if (kiln_shape_size(g, s, &m))
         return true;
-    char b[KILN_SHAPE_STR_MAX];
-    kiln_graph_fail(g, KILN_ERR_SHAPE, "%s: the result %s has more elements than kiln can address", what,
-                    shp(g, s, b));
+    char sb[KILN_SHAPE_STR_MAX];
+    operand_buf oa, ob;
+    kiln_graph_fail(g, KILN_ERR_SHAPE, "%s of %s%s%s: the result %s has more than 2^53 elements", what,
+                    operand(g, a, &oa), kiln_node_ok(b) ? " and " : "", kiln_node_ok(b) ? operand(g, b, &ob) : "",
+                    shp(g, s, sb));
     return false;
 }
 
@@ -108,6 +125,8 @@ kiln_node kiln_expr_binary_op(kiln_graph *g, enum kiln_op op, kiln_node a, kiln_
         return kiln_graph_fail(g, KILN_ERR_SHAPE, "%s: shapes %s and %s do not broadcast", what,
                                shp(g, &ra->shape, sa), shp(g, &rb->shape, sb));
     }
+    if (!size_ok(g, &rec.shape, what, a, b)) /* (N, 1) with (1, M) */
+        return KILN_NODE_NONE;
     return add_rec(g, &rec);
 }
 
@@ -192,6 +211,8 @@ kiln_node kiln_expr_select(kiln_graph *g, kiln_node cond, kiln_node a, kiln_node
     if (!broadcast_shapes(&ra->shape, &rb->shape, &ab) || !broadcast_shapes(&rc->shape, &ab, &out))
         return kiln_graph_fail(g, KILN_ERR_SHAPE, "select: shapes %s, %s and %s do not broadcast",
                                shp(g, &rc->shape, s1), shp(g, &ra->shape, s2), shp(g, &rb->shape, s3));
+    if (!size_ok(g, &out, "select", a, b))
+        return KILN_NODE_NONE;
     int32_t in[3] = {cond.id, a.id, b.id};
     kiln_node_rec rec = kiln_rec(KILN_OP_SELECT, g->floatx, 3, in);
     rec.shape = out;
@@ -345,7 +366,7 @@ kiln_node kiln_expr_matmul_t(kiln_graph *g, kiln_node a, kiln_node b, bool ta, b
         rec.shape.dims[i] = lead->dims[i];
     rec.shape.dims[nl] = sa->dims[sa->rank - (ta ? 1 : 2)];
     rec.shape.dims[nl + 1] = sb->dims[sb->rank - (tb ? 2 : 1)];
-    if (!size_ok(g, &rec.shape, "matmul"))
+    if (!size_ok(g, &rec.shape, "matmul", a, b))
         return KILN_NODE_NONE;
     return add_rec(g, &rec);
 }
@@ -356,7 +377,8 @@ kiln_node kiln_expr_permute(kiln_graph *g, kiln_node a, int rank, const int *per
         return KILN_NODE_NONE;
     const kiln_node_rec *ra = R(g, a);
     if (rank != ra->shape.rank || (rank && !perm))
-        return kiln_graph_fail(g, KILN_ERR_ARG, "permute: %d axes given, the operand has %d", rank, ra->shape.rank);
+        return kiln_graph_fail(g, KILN_ERR_ARG, "permute: %d axes given%s, the operand has %d", rank,
+                               rank && !perm ? " but perm is NULL" : "", ra->shape.rank);
     unsigned seen = 0;
     bool identity = true;
     for (int k = 0; k < rank; k++) {
@@ -402,8 +424,10 @@ kiln_node kiln_expr_reshape(kiln_graph *g, kiln_node a, int rank, const int64_t 
     if (!g || !kiln_graph_check(g, a, "reshape"))
         return KILN_NODE_NONE;
     const kiln_node_rec *ra = R(g, a);
-    if (rank < 0 || rank > KILN_MAX_RANK || (rank && !dims))
+    if (rank < 0 || rank > KILN_MAX_RANK)
         return kiln_graph_fail(g, KILN_ERR_ARG, "reshape: rank %d outside [0, %d]", rank, KILN_MAX_RANK);
+    if (rank && !dims)
+        return kiln_graph_fail(g, KILN_ERR_ARG, "reshape: rank %d but dims is NULL", rank);
     kiln_shape s = {.rank = rank};
     int infer = -1;
     kiln_mono known = {.c = 1};
@@ -419,13 +443,19 @@ kiln_node kiln_expr_reshape(kiln_graph *g, kiln_node a, int rank, const int64_t 
         if (dims[i] == 0 || !kiln_dim_mono(g, dims[i], &d))
             return kiln_graph_fail(g, KILN_ERR_ARG, "reshape: dim %d is %lld, expected > 0, a symbol or KILN_INFER", i,
                                    (long long)dims[i]);
-        if (!kiln_mono_mul(&known, &d, &known))
-            return kiln_graph_fail(g, KILN_ERR_SHAPE, "reshape: the target's size overflows");
+        if (!kiln_mono_mul(&known, &d, &known)) {
+            char ds[48];
+            operand_buf oa;
+            return kiln_graph_fail(g, KILN_ERR_SHAPE, "reshape of %s: the target's dims 0 to %d (dim %d is %s) have "
+                                   "more than 2^53 elements", operand(g, a, &oa), i, i,
+                                   kiln_graph_dim_str(g, dims[i], ds, sizeof ds));
+        }
     }
     kiln_mono have;
     char sa[KILN_SHAPE_STR_MAX], sb[KILN_SHAPE_STR_MAX];
-    if (!kiln_shape_size(g, &ra->shape, &have))
-        return kiln_graph_fail(g, KILN_ERR_SHAPE, "reshape: the operand's size overflows");
+    if (!kiln_shape_size(g, &ra->shape, &have)) /* never: every node's size was checked when it was made */
+        return kiln_graph_fail(g, KILN_ERR_SHAPE, "reshape: the operand %s has more than 2^53 elements",
+                               shp(g, &ra->shape, sa));
     if (infer >= 0) {
         kiln_mono rest;
         if (!kiln_mono_div(&have, &known, &rest)) {
@@ -511,7 +541,8 @@ kiln_node kiln_expr_concat(kiln_graph *g, const kiln_node *parts, int n, int axi
     if (!g)
         return KILN_NODE_NONE;
     if (n < 1 || !parts)
-        return kiln_graph_fail(g, KILN_ERR_ARG, "concat: %d parts, expected at least 1", n);
+        return kiln_graph_fail(g, KILN_ERR_ARG, "concat: %d parts%s, expected at least 1", n,
+                               parts ? "" : " (parts is NULL)");
     for (int k = 0; k < n; k++)
         if (!kiln_graph_check(g, parts[k], "concat"))
             return KILN_NODE_NONE;
@@ -548,7 +579,7 @@ kiln_node kiln_expr_concat(kiln_graph *g, const kiln_node *parts, int n, int axi
     rec.shape = r0->shape;
     rec.shape.dims[axis] = len;
     rec.attr.i[0] = axis;
-    if (!size_ok(g, &rec.shape, "concat"))
+    if (!size_ok(g, &rec.shape, "concat", parts[0], parts[1]))
         return KILN_NODE_NONE;
     return add_rec(g, &rec);
 }
@@ -577,7 +608,8 @@ kiln_node kiln_expr_split(kiln_graph *g, kiln_node a, int axis, int n, const int
     if (axis < 0 || axis >= ra->shape.rank)
         return kiln_graph_fail(g, KILN_ERR_ARG, "split: axis %d outside [0, %d)", axis, ra->shape.rank);
     if (n < 1 || n > 64 || !sizes)
-        return kiln_graph_fail(g, KILN_ERR_ARG, "split: %d pieces, expected 1 to 64", n);
+        return kiln_graph_fail(g, KILN_ERR_ARG, "split: %d pieces%s, expected 1 to 64", n,
+                               sizes ? "" : " (sizes is NULL)");
     int64_t total = 0;
     for (int k = 0; k < n; k++) {
         if (sizes[k] < 1)
@@ -708,7 +740,7 @@ kiln_node kiln_expr_gather(kiln_graph *g, kiln_node table, kiln_node idx)
     rec.shape = ri->shape;
     for (int i = 1; i < rt->shape.rank; i++)
         rec.shape.dims[rec.shape.rank++] = rt->shape.dims[i];
-    if (!size_ok(g, &rec.shape, "gather"))
+    if (!size_ok(g, &rec.shape, "gather", table, idx))
         return KILN_NODE_NONE;
     return add_rec(g, &rec);
 }
@@ -738,6 +770,8 @@ kiln_node kiln_expr_broadcast_to(kiln_graph *g, kiln_node a, const kiln_shape *s
     }
     if (kiln_shape_equal(&ra->shape, shape))
         return a;
+    if (!size_ok(g, shape, "broadcast", a, KILN_NODE_NONE))
+        return KILN_NODE_NONE;
     kiln_node_rec rec = kiln_rec(KILN_OP_BROADCAST, ra->dtype, 1, &a.id);
     rec.shape = *shape;
     return add_rec(g, &rec);
@@ -747,7 +781,9 @@ kiln_node kiln_expr_broadcast(kiln_graph *g, kiln_node a, int rank, const int64_
 {
     if (!g || !kiln_graph_check(g, a, "broadcast"))
         return KILN_NODE_NONE;
-    if (rank < 0 || rank > KILN_MAX_RANK || (rank && !dims))
+    if (rank && !dims)
+        return kiln_graph_fail(g, KILN_ERR_ARG, "broadcast: rank %d but dims is NULL", rank);
+    if (rank < 0 || rank > KILN_MAX_RANK)
         return kiln_graph_fail(g, KILN_ERR_ARG, "broadcast: rank %d outside [0, %d]", rank, KILN_MAX_RANK);
     kiln_shape s = {.rank = rank};
     for (int i = 0; i < rank; i++) {
@@ -776,6 +812,8 @@ kiln_node kiln_expr_onehot(kiln_graph *g, kiln_node idx, int64_t depth)
     rec.attr.i[0] = depth;
     rec.shape = ri->shape;
     rec.shape.dims[rec.shape.rank++] = depth;
+    if (!size_ok(g, &rec.shape, "onehot", idx, KILN_NODE_NONE))
+        return KILN_NODE_NONE;
     return add_rec(g, &rec);
 }
 
@@ -790,8 +828,10 @@ static kiln_node random_node(kiln_graph *g, kiln_node state, int rank, const int
     if (rs->op != KILN_OP_STATE || !(rs->roles & KILN_ROLE_RANDOM_STATE))
         return kiln_graph_fail(g, KILN_ERR_ARG, "%s: node %d is not a random state (kiln_graph_random_state)", what,
                                (int)state.id);
-    if (rank < 0 || rank > KILN_MAX_RANK || (rank && !dims))
+    if (rank < 0 || rank > KILN_MAX_RANK)
         return kiln_graph_fail(g, KILN_ERR_ARG, "%s: rank %d outside [0, %d]", what, rank, KILN_MAX_RANK);
+    if (rank && !dims)
+        return kiln_graph_fail(g, KILN_ERR_ARG, "%s: rank %d but dims is NULL", what, rank);
     if (!isfinite(a) || !isfinite(b))
         return kiln_graph_fail(g, KILN_ERR_ARG, "%s: parameters %g and %g must be finite", what, a, b);
     kiln_node_rec rec = kiln_rec(KILN_OP_RANDOM, g->floatx, 1, &state.id);
@@ -803,7 +843,7 @@ static kiln_node random_node(kiln_graph *g, kiln_node state, int rank, const int
                                    (long long)dims[i]);
         rec.shape.dims[i] = dims[i];
     }
-    if (!size_ok(g, &rec.shape, what))
+    if (!size_ok(g, &rec.shape, what, state, KILN_NODE_NONE))
         return KILN_NODE_NONE;
     if (g->n_streams >= (1 << 16))
         return kiln_graph_fail(g, KILN_ERR_UNSUPPORTED, "%s: a graph has at most 65536 random nodes", what);

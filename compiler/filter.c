@@ -42,7 +42,13 @@ int kiln_graph_filter(kiln_graph *g, const kiln_node *outputs, int n_outputs, co
     if (!f)
         f = &all;
     if (n_outputs < 0 || (n_outputs > 0 && !outputs)) {
-        kiln_graph_fail(g, KILN_ERR_ARG, "kiln_graph_filter: %d outputs", n_outputs);
+        kiln_graph_fail(g, KILN_ERR_ARG, "kiln_graph_filter: %d outputs%s", n_outputs,
+                        n_outputs > 0 ? ", but outputs is NULL" : "");
+        return -1;
+    }
+    if (cap < 0 || (cap > 0 && !out)) { /* out NULL with cap 0 only counts */
+        kiln_graph_fail(g, KILN_ERR_ARG, "kiln_graph_filter: room for %d nodes%s", cap,
+                        cap > 0 ? ", but out is NULL" : "");
         return -1;
     }
     /* Plan: mark ancestors of outputs (all nodes when none), then add the
@@ -81,7 +87,7 @@ int kiln_graph_filter(kiln_graph *g, const kiln_node *outputs, int n_outputs, co
     for (int32_t id = 0; id < g->n_nodes; id++) {
         if (!in[id] || !filter_match(g, id, f))
             continue;
-        if (count < cap && out)
+        if (count < cap)
             out[count] = (kiln_node){id};
         count++;
     }

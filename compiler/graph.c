@@ -172,13 +172,15 @@ void kiln_graph_destroy(kiln_graph *g)
 {
     if (!g)
         return;
+    for (int32_t i = 0; i < g->n_nodes; i++) /* each node holds its store entry (store.c) */
+        kiln_store_unref(g->nodes[i].param);
     free(g->nodes);
     free(g->cse);
     free(g->strs);
     free(g->dims);
     free(g->updates);
     for (int32_t i = 0; i < g->n_owned; i++)
-        kiln_store_free(g->owned[i]);
+        kiln_store_unref(g->owned[i]);
     free(g->owned);
     for (int32_t i = 0; i < g->n_bodies; i++)
         kiln_graph_destroy(g->bodies[i]);
@@ -347,12 +349,36 @@ static bool cse_grow(kiln_graph *g)
     return true;
 }
 
+/* Every value's element count is a monomial whose constant is at most 2^53
+** (shape.c): the builders check it with messages naming their operands;
+** this is the backstop for every other maker of nodes (autodiff, rewrites,
+** a front end), so that no later size product can overflow (#9). */
+static bool node_sizes_ok(kiln_graph *g, const kiln_node_rec *rec)
+{
+    kiln_mono m;
+    const kiln_shape *bad = rec->n_out ? NULL : &rec->shape;
+    if (bad && kiln_shape_size(g, bad, &m))
+        bad = NULL;
+    for (int k = 0; k < rec->n_out && !bad; k++)
+        if (!kiln_shape_size(g, &rec->outs[k].shape, &m))
+            bad = &rec->outs[k].shape;
+    if (!bad)
+        return true;
+    char s[KILN_SHAPE_STR_MAX];
+    kiln_graph_fail(g, KILN_ERR_SHAPE, "%s node%s%s: shape %s has more than 2^53 elements or a bad dim",
+                    kiln_op_info_of(rec->op)->name, rec->name ? " " : "", rec->name ? rec->name : "",
+                    kiln_shape_str(g, bad, s, sizeof s));
+    return false;
+}
+
 int32_t kiln_graph_add_raw(kiln_graph *g, const kiln_node_rec *rec)
 {
     if (g->n_nodes >= INT32_MAX / 2) {
         kiln_graph_fail(g, KILN_ERR_NOMEM, "graph has too many nodes");
         return -1;
     }
+    if (!node_sizes_ok(g, rec))
+        return -1;
     for (int k = 0; k < rec->n_in; k++)
         if (rec->in[k] < 0 || rec->in[k] >= g->n_nodes) { /* an internal bug, never user input */
             kiln_graph_fail(g, KILN_ERR_ARG, "%s: input %d is node %d, not a node of the graph",
@@ -386,6 +412,7 @@ int32_t kiln_graph_add_raw(kiln_graph *g, const kiln_node_rec *rec)
         memcpy(n.outs, rec->outs, (size_t)rec->n_out * sizeof *n.outs);
     int32_t id = g->n_nodes++;
     g->nodes[id] = n;
+    kiln_store_retain(n.param); /* released in kiln_graph_destroy */
     kiln_node_rec *np = &g->nodes[id];
     if (g->cse_enabled && cse_eligible(np)) {
         np->hash = node_hash(np);
@@ -571,7 +598,8 @@ kiln_node kiln_graph_input(kiln_graph *g, const char *name, enum kiln_dtype dtyp
     if (!g)
         return KILN_NODE_NONE;
     if (!name || !*name)
-        return kiln_graph_fail(g, KILN_ERR_ARG, "kiln_graph_input: an input needs a name");
+        return kiln_graph_fail(g, KILN_ERR_ARG, "kiln_graph_input: an input needs a name (name is %s)",
+                               name ? "\"\"" : "NULL");
     if (strlen(name) > KILN_MAX_NAME)
         return kiln_graph_fail(g, KILN_ERR_ARG, "input name '%.40s...' is longer than %d characters",
                                name, KILN_MAX_NAME);
@@ -581,9 +609,11 @@ kiln_node kiln_graph_input(kiln_graph *g, const char *name, enum kiln_dtype dtyp
     if (dtype != KILN_DTYPE_I32 && dtype != g->floatx)
         return kiln_graph_fail(g, KILN_ERR_ARG, "input '%s': dtype %s, but this graph's floats are %s",
                                name, kiln_dtype_name(dtype), kiln_dtype_name(g->floatx));
-    if (rank < 0 || rank > KILN_MAX_RANK || (rank > 0 && !dims))
+    if (rank < 0 || rank > KILN_MAX_RANK)
         return kiln_graph_fail(g, KILN_ERR_ARG, "input '%s': rank %d outside [0, %d]", name, rank,
                                KILN_MAX_RANK);
+    if (rank > 0 && !dims)
+        return kiln_graph_fail(g, KILN_ERR_ARG, "input '%s': rank %d but dims is NULL", name, rank);
     kiln_node_rec rec = kiln_rec(KILN_OP_INPUT, dtype, 0, NULL);
     rec.roles = KILN_ROLE_INPUT;
     rec.shape.rank = rank;

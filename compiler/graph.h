@@ -236,8 +236,12 @@ bool kiln_mono_equal(const kiln_mono *a, const kiln_mono *b);
 bool kiln_mono_div(const kiln_mono *a, const kiln_mono *b, kiln_mono *out);
 /* True when m has no symbol. */
 bool kiln_mono_is_const(const kiln_mono *m);
-/* Value of m for run-time symbol sizes (sizes[k] for symbol k). */
+/* Value of m for run-time symbol sizes (sizes[k] for symbol k). Unchecked:
+** only for sizes up to maxima at which the memory plan checked every value
+** (memplan.c), or sizes a test chose; else kiln_mono_eval_checked. */
 int64_t kiln_mono_eval(const kiln_mono *m, const int64_t *sizes);
+/* The same, false when the value passes INT64_MAX or a size is negative. */
+bool kiln_mono_eval_checked(const kiln_mono *m, const int64_t *sizes, int64_t *out);
 /* "T*B*20", "B", "784" into buf. */
 const char *kiln_mono_str(const kiln_graph *g, const kiln_mono *m, char *buf, size_t cap);
 

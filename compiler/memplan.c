@@ -21,7 +21,14 @@
 ** one still to be read. Planning over the union of all modes in one order is
 ** safe for each mode: a subsequence keeps disjoint lifetimes. With guard
 ** bytes (tests) nothing is reused and each value has `guard` bytes per unit
-** after it, which the runtime checks. */
+** after it, which the runtime checks.
+**
+** Sizes (#9): before anything is placed, every value's bytes at the maxima
+** are computed with checked arithmetic and must be at most KILN_MAX_BYTES,
+** and so must the arena; an error names the node, its shape and the maxima.
+** Past that check no size in the plan, the generated code or the runtime
+** (which evaluate sizes at most the maxima) can overflow, so they use the
+** unchecked kiln_mono_eval. */
 #include "compiler/memplan.h"
 
 #include <stdlib.h>
@@ -372,6 +379,46 @@ static void plan_updates(planner *pl)
     }
 }
 
+/* Node id for messages: "node 12 (tanh 'h' of /mlp/linear_0)". */
+static const char *node_desc(const kiln_graph *g, int32_t id, char *buf, size_t cap)
+{
+    const kiln_node_rec *r = &g->nodes[id];
+    snprintf(buf, cap, "node %d (%s%s%s%s%s%s)", (int)id, kiln_op_info_of(r->op)->name, r->name ? " '" : "",
+             r->name ? r->name : "", r->name ? "'" : "", r->owner ? " of " : "", r->owner ? r->owner : "");
+    return buf;
+}
+
+/* "B = 16777216, T = 4096": the maxima of the symbols m uses, or "none". */
+static const char *maxima_str(const kiln_plan *p, const kiln_mono *m, char *buf, size_t cap)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int k = 0; k < KILN_MAX_SYMBOLS && n < cap; k++)
+        if (m->e[k])
+            n += (size_t)snprintf(buf + n, cap - n, "%s%s = %lld", n ? ", " : "",
+                                  p->g->symbol_names[k] ? p->g->symbol_names[k] : "?", (long long)p->max_sizes[k]);
+    if (n == 0)
+        snprintf(buf, cap, "no symbols");
+    return buf;
+}
+
+/* The bytes of node id's value at the maxima, checked: false (the error in
+** err) when they overflow or pass KILN_MAX_BYTES. */
+static bool value_bytes_ok(const kiln_plan *p, int32_t id, kiln_err *err)
+{
+    const kiln_node_rec *r = &p->g->nodes[id];
+    kiln_mono m;
+    int64_t bytes;
+    char d[KILN_MAX_NAME * 2 + 64], s[KILN_SHAPE_STR_MAX], mx[256];
+    if (value_mono(p, id, &m) && kiln_mono_eval_checked(&m, p->max_sizes, &bytes) && bytes <= KILN_MAX_BYTES)
+        return true;
+    kiln_shape_size(p->g, &r->shape, &m); /* checked by the caller */
+    kiln_err_set(err, KILN_ERR_SHAPE, "%s: shape %s at the maxima (%s) is more than %lld bytes of %s",
+                 node_desc(p->g, id, d, sizeof d), kiln_shape_str(p->g, &r->shape, s, sizeof s),
+                 maxima_str(p, &m, mx, sizeof mx), (long long)KILN_MAX_BYTES, kiln_dtype_name(r->dtype));
+    return false;
+}
+
 /* 5. Place node id first-fit in its zone; schedule its freeing. */
 static enum kiln_status place(planner *pl, zone_alloc *za, int32_t id, int32_t *free_at_head, int32_t *free_next)
 {
@@ -383,7 +430,12 @@ static enum kiln_status place(planner *pl, zone_alloc *za, int32_t id, int32_t *
         return kiln_err_set(pl->err, KILN_ERR_UNSUPPORTED, "memory plan: values of more than %d symbolic sizes",
                             MAX_ZONES);
     int64_t align = z == 0 ? ALIGN_FIXED : ALIGN_ZONE, off;
-    int64_t size = round_up((m.c ? m.c : 1) + pl->req->guard, align);
+    int64_t size = round_up((m.c ? m.c : 1) + pl->req->guard, align); /* m.c <= KILN_MAX_BYTES: checked */
+    if (za[z].high > KILN_MAX_BYTES) { /* no offset past it is ever needed: the arena check refuses it */
+        char d[KILN_MAX_NAME * 2 + 64];
+        return kiln_err_set(pl->err, KILN_ERR_SHAPE, "memory plan: values before %s need more than %lld bytes",
+                            node_desc(p->g, id, d, sizeof d), (long long)KILN_MAX_BYTES);
+    }
     if (!zone_place(&za[z], id, size, align, &off))
         return kiln_err_set(pl->err, KILN_ERR_NOMEM, "memory plan: no memory");
     p->buf[id] = (kiln_buffer){KILN_ZONE_VALUE, z, off, 0};
@@ -446,16 +498,18 @@ enum kiln_status kiln_plan_build(kiln_plan *p, const kiln_graph *g, const kiln_p
     p->n_zones = 1; /* zone 0: constant sizes */
     p->zones[0].unit.c = 1;
 
-    /* Every symbol a stored value's size uses needs a maximum. */
+    /* Every symbol a value's size uses needs a maximum, and every value (an
+    ** input included: generated code indexes it) must fit KILN_MAX_BYTES
+    ** at the maxima. */
     for (int32_t id = 0; id < n; id++) {
         kiln_mono m;
         const kiln_node_rec *r = &g->nodes[id];
         if (r->n_out)
-            continue;
-        if (!kiln_shape_size(g, &r->shape, &m)) {
-            char s[KILN_SHAPE_STR_MAX];
-            st = kiln_err_set(err, KILN_ERR_SHAPE, "node %d (%s): shape %s overflows", (int)id,
-                              kiln_op_info_of(r->op)->name, kiln_shape_str(g, &r->shape, s, sizeof s));
+            continue; /* its results are PROJ nodes, checked themselves */
+        if (!kiln_shape_size(g, &r->shape, &m)) { /* never: kiln_graph_add_raw checked it */
+            char d[KILN_MAX_NAME * 2 + 64], s[KILN_SHAPE_STR_MAX];
+            st = kiln_err_set(err, KILN_ERR_SHAPE, "%s: shape %s has more than 2^53 elements",
+                              node_desc(g, id, d, sizeof d), kiln_shape_str(g, &r->shape, s, sizeof s));
             goto done;
         }
         for (int k = 0; k < KILN_MAX_SYMBOLS; k++)
@@ -465,6 +519,10 @@ enum kiln_status kiln_plan_build(kiln_plan *p, const kiln_graph *g, const kiln_p
                                   g->symbol_names[k] ? g->symbol_names[k] : "?", k);
                 goto done;
             }
+        if (!value_bytes_ok(p, id, err)) {
+            st = err->status;
+            goto done;
+        }
     }
 
     /* 1. Modes, pins, fusion. */
@@ -528,19 +586,30 @@ enum kiln_status kiln_plan_build(kiln_plan *p, const kiln_graph *g, const kiln_p
             goto done;
     }
 
-    /* 6. The zones, one after another, each at its maxima. */
+    /* 6. The zones, one after another, each at its maxima; the arena within
+    ** KILN_MAX_BYTES (the slabs before them are sums of checked sizes). */
     p->off_values = p->off_states + p->state_bytes;
     int64_t at = p->off_values;
-    for (int z = 0; z < p->n_zones; z++) {
+    bool fits = at <= KILN_MAX_BYTES;
+    for (int z = 0; z < p->n_zones && fits; z++) {
         kiln_value_zone *zn = &p->zones[z];
         zn->bytes = round_up(za[z].high, ALIGN_ZONE);
-        zn->units = kiln_mono_eval(&zn->unit, p->max_sizes);
         zn->base = at;
         int64_t bytes;
-        if (!kiln_mul_i64(zn->bytes, zn->units, &bytes) || !kiln_add_i64(at, round_up(bytes, ALIGN_FIXED), &at)) {
-            st = kiln_err_set(err, KILN_ERR_SHAPE, "memory plan: the arena overflows at these maximum sizes");
-            goto done;
-        }
+        fits = kiln_mono_eval_checked(&zn->unit, p->max_sizes, &zn->units) &&
+               kiln_mul_i64(zn->bytes, zn->units, &bytes) && bytes <= KILN_MAX_BYTES &&
+               kiln_add_i64(at, round_up(bytes, ALIGN_FIXED), &at) && at <= KILN_MAX_BYTES;
+    }
+    if (!fits) {
+        char mx[256];
+        kiln_mono all = {.c = 1};
+        for (int k = 0; k < KILN_MAX_SYMBOLS; k++)
+            all.e[k] = p->max_sizes[k] > 0;
+        st = kiln_err_set(err, KILN_ERR_SHAPE,
+                          "memory plan: the arena at the maxima (%s) needs more than %lld bytes (its values, "
+                          "each within that, do not fit together)",
+                          maxima_str(p, &all, mx, sizeof mx), (long long)KILN_MAX_BYTES);
+        goto done;
     }
     p->arena_bytes = at;
 done:

@@ -291,7 +291,12 @@ kiln_node kiln_expr_scan(kiln_graph *g, const kiln_scan_spec *spec, const kiln_n
 {
     if (!g)
         return KILN_NODE_NONE;
-    if (!spec || !step || spec->n_sequences < 1 || spec->n_states < 0 || spec->n_contexts < 0 || spec->n_outputs < 0 ||
+    const char *null = !spec ? "spec" : !step ? "step" : !sequences ? "sequences"
+                     : spec->n_states && !initial_states ? "initial_states"
+                     : spec->n_contexts && !contexts ? "contexts" : NULL;
+    if (null)
+        return kiln_graph_fail(g, KILN_ERR_ARG, "scan: %s is NULL", null);
+    if (spec->n_sequences < 1 || spec->n_states < 0 || spec->n_contexts < 0 || spec->n_outputs < 0 ||
         spec->n_states + spec->n_outputs < 1 || (spec->n_states && !initial_states) ||
         (spec->n_contexts && !contexts) || !sequences ||
         spec->n_sequences + spec->n_states + spec->n_contexts > MAX_SCAN_ARGS / 2 || spec->n_outputs > 64)

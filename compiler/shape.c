@@ -98,6 +98,17 @@ int64_t kiln_mono_eval(const kiln_mono *m, const int64_t *sizes)
     return v;
 }
 
+bool kiln_mono_eval_checked(const kiln_mono *m, const int64_t *sizes, int64_t *out)
+{
+    int64_t v = m->c;
+    for (int k = 0; k < KILN_MAX_SYMBOLS; k++)
+        for (int j = 0; j < m->e[k]; j++)
+            if (sizes[k] < 0 || !kiln_mul_i64(v, sizes[k], &v))
+                return false;
+    *out = v;
+    return true;
+}
+
 const char *kiln_mono_str(const kiln_graph *g, const kiln_mono *m, char *buf, size_t cap)
 {
     size_t n = 0;
@@ -234,7 +245,8 @@ int64_t kiln_graph_symbol(kiln_graph *g, const char *name)
     if (!g)
         return 0;
     if (!name || !*name) {
-        kiln_graph_fail(g, KILN_ERR_ARG, "kiln_graph_symbol: a symbol needs a name");
+        kiln_graph_fail(g, KILN_ERR_ARG, "kiln_graph_symbol: a symbol needs a name (name is %s)",
+                        name ? "\"\"" : "NULL");
         return 0;
     }
     for (int k = 0; k < KILN_MAX_SYMBOLS; k++)

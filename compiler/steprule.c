@@ -465,7 +465,7 @@ enum kiln_status kiln_steprule_build(kiln_graph *g, const kiln_step_rule *rule, 
 void kiln_steprule_out_free(kiln_steprule_out *o)
 {
     for (int i = 0; i < o->n_owned; i++)
-        kiln_store_free(o->owned[i]);
+        kiln_store_unref(o->owned[i]);
     free(o->owned);
     free(o->updates);
     memset(o, 0, sizeof *o);

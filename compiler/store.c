@@ -6,9 +6,22 @@
 ** a path ("/mlp/linear_0"), never as a brick, so any front end (Blocks'
 ** bricks now, brainstorm's layers later) and kiln_compile itself (the step
 ** rule's state) make entries the same way, and the IR refers to entries
-** alone. Who frees an entry: kiln_param_create's caller (kiln_param_destroy);
-** otherwise the object that made it (a brick, a graph, a program), which
-** marks it `held` so that kiln_param_destroy leaves it alone.
+** alone.
+**
+** Lifetime: reference counted (#9). The maker holds one reference:
+** kiln_param_create's caller (dropped by kiln_param_destroy), or the object
+** that made it (a brick, a graph, a program), which marks it `held` so that
+** kiln_param_destroy leaves it alone. Every graph node standing for an
+** entry holds one more (graph.c), so a graph, and the program graph a
+** program keeps, can outlive the brick or the caller: a program built from
+** a brick still copies its parameters back (kiln_program_store_params)
+** after the brick is gone, into entries only the program still sees. A
+** maker that goes away first cuts the entry's ties to it (front, sink).
+** Rejected: a clear error instead (the program would have to ask the brick
+** whether it still lives, which a freed brick cannot answer), and copying
+** the entries into the program (kiln_program_store_params would then no
+** longer reach the brick's values). Counts are atomic: two programs built
+** from one brick may be made and destroyed on two threads.
 **
 ** Values are double whatever a graph's floats are; a program copies them in
 ** at compile time and back on kiln_program_store_params. An entry made for
@@ -34,19 +47,21 @@ struct kiln_param {
     kiln_param *like;        /* the parameter an optimiser state shadows */
     int slab;
     void *front;             /* the front end's object (a brick); opaque here */
-    bool held;               /* freed by its maker, not by kiln_param_destroy */
+    bool held;               /* the maker's reference is not kiln_param_destroy's to drop */
+    kiln_refs refs;          /* the maker's and one per graph node standing for it */
 };
 
-static bool shape_elems(int rank, const int64_t *dims, int64_t *out)
+/* The element count of an entry's shape: dims > 0, values (doubles) within
+** KILN_MAX_BYTES, so that neither the count nor a program's slabs overflow
+** and no allocation is tried that no machine could give. */
+bool kiln_store_shape_ok(int rank, const int64_t *dims, int64_t *out)
 {
     int64_t n = 1;
     if (rank < 0 || rank > KILN_MAX_RANK || (rank > 0 && !dims))
         return false;
     for (int i = 0; i < rank; i++)
-        if (dims[i] <= 0 || !kiln_mul_i64(n, dims[i], &n))
+        if (dims[i] <= 0 || !kiln_mul_i64(n, dims[i], &n) || n > KILN_MAX_BYTES / (int64_t)sizeof(double))
             return false;
-    if ((uint64_t)n > SIZE_MAX / sizeof(double) / 2)
-        return false;
     *out = n;
     return true;
 }
@@ -55,7 +70,7 @@ kiln_param *kiln_store_new(enum kiln_store_kind kind, const char *name, enum kil
                            const int64_t *dims, double fill)
 {
     int64_t n;
-    if (!name || !*name || strlen(name) > KILN_MAX_NAME || !shape_elems(rank, dims, &n))
+    if (!name || !*name || strlen(name) > KILN_MAX_NAME || !kiln_store_shape_ok(rank, dims, &n))
         return NULL;
     kiln_param *p = calloc(1, sizeof *p);
     if (!p || !(p->data = malloc((size_t)n * sizeof(double)))) {
@@ -63,6 +78,7 @@ kiln_param *kiln_store_new(enum kiln_store_kind kind, const char *name, enum kil
         return NULL;
     }
     strcpy(p->name, name); /* length checked above */
+    kiln_refs_init(&p->refs);
     p->kind = kind;
     p->dtype = dtype;
     p->roles = kind == KILN_STORE_PARAMETER ? KILN_ROLE_PARAMETER : 0;
@@ -74,19 +90,29 @@ kiln_param *kiln_store_new(enum kiln_store_kind kind, const char *name, enum kil
     return p;
 }
 
-void kiln_store_free(kiln_param *p)
+void kiln_store_retain(kiln_param *p)
 {
-    if (!p)
-        return;
+    if (p)
+        kiln_refs_retain(&p->refs);
+}
+
+static void store_free(kiln_param *p)
+{
     free(p->data);
     free(p->owner);
     free(p);
 }
 
+void kiln_store_unref(kiln_param *p)
+{
+    if (p && kiln_refs_release(&p->refs))
+        store_free(p);
+}
+
 enum kiln_status kiln_store_reshape(kiln_param *p, int rank, const int64_t *dims, double fill)
 {
     int64_t n;
-    if (!shape_elems(rank, dims, &n))
+    if (!kiln_store_shape_ok(rank, dims, &n))
         return KILN_ERR_ARG;
     double *d = malloc((size_t)n * sizeof(double));
     if (!d)
@@ -255,5 +281,6 @@ void kiln_param_destroy(kiln_param *p)
 {
     if (!p || p->held) /* a brick's, a graph's or a program's: freed with it */
         return;
-    kiln_store_free(p);
+    if (kiln_refs_drop_caller(&p->refs)) /* a second destroy while a graph holds it does nothing */
+        store_free(p);
 }

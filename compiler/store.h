@@ -14,8 +14,14 @@
 ** none for a state. */
 kiln_param *kiln_store_new(enum kiln_store_kind kind, const char *name, enum kiln_dtype dtype, int rank,
                            const int64_t *dims, double fill);
-/* Free an entry whatever its holder (for the holder). */
-void kiln_store_free(kiln_param *p);
+/* Whether dims[0..rank) is a shape an entry can have (dims > 0, values
+** within KILN_MAX_BYTES); *out its element count. */
+bool kiln_store_shape_ok(int rank, const int64_t *dims, int64_t *out);
+/* References (store.c: the maker's, one per graph node): retain adds one,
+** unref drops one and frees the entry with the last. A maker drops its own
+** with unref; one going away first clears front (kiln_store_set_front). */
+void kiln_store_retain(kiln_param *p);
+void kiln_store_unref(kiln_param *p);
 /* New shape and values (fill); on failure p is unchanged. */
 enum kiln_status kiln_store_reshape(kiln_param *p, int rank, const int64_t *dims, double fill);
 /* Drop the values (the entry stays, unallocated). */

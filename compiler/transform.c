@@ -227,7 +227,7 @@ static enum kiln_status check_outputs(kiln_graph *g, const kiln_node *outputs, i
     if (!out || !new_outputs || n_outputs < 1 || !outputs) {
         kiln_graph_fail(g, KILN_ERR_ARG, "%s: %s", what,
                         !out ? "new_graph is NULL" : !new_outputs ? "new_outputs is NULL"
-                                                   : "needs at least one output");
+                        : !outputs ? "outputs is NULL" : "needs at least one output");
         return KILN_ERR_ARG;
     }
     for (int k = 0; k < n_outputs; k++)

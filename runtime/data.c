@@ -36,7 +36,15 @@
 ** an epoch's first batch: a reset before any batch of an epoch is drawn
 ** changes nothing, so "create; reset; next" and "create; next" agree.
 ** Invariants: 0 <= pos <= n_examples; a stream whose create failed is inert
-** (next returns false, its message stays). */
+** (next returns false, its message stays).
+**
+** Lifetimes (#9): a stream keeps its dataset alive, and a main loop or a
+** DataStreamMonitoring keeps its stream alive (kiln_stream_retain), by the
+** reference counts of util.h: kiln_dataset_destroy and kiln_stream_destroy
+** drop the caller's reference, and the object goes with the last one. So a
+** dataset destroyed before its stream still feeds the stream's batches.
+** Rejected: refusing to destroy (a destroy cannot report), and a stream that
+** notices its dataset is gone (it cannot, once the memory is freed). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -48,6 +56,7 @@
 #include "compiler/rng.h"
 #include "compiler/util.h"
 #include "kiln/data.h"
+#include "runtime/refs.h"
 
 /* Largest IDX payload accepted, in file bytes (16 GiB; MNIST is 47 MB). */
 #define IDX_MAX_BYTES (UINT64_C(1) << 34)
@@ -78,6 +87,7 @@ struct kiln_source {
 
 struct kiln_dataset {
     kiln_err err;
+    kiln_refs refs;  /* the caller's and one per stream */
     struct kiln_source *sources;
     int n_sources, cap_sources;
     int64_t n_examples; /* of every source; 0 while there are none */
@@ -86,8 +96,10 @@ struct kiln_dataset {
 kiln_dataset *kiln_dataset_create(void)
 {
     kiln_dataset *d = calloc(1, sizeof *d);
-    if (d)
+    if (d) {
         kiln_err_clear(&d->err);
+        kiln_refs_init(&d->refs);
+    }
     return d;
 }
 
@@ -101,12 +113,16 @@ static void dataset_clear(kiln_dataset *d)
     d->n_examples = 0;
 }
 
-void kiln_dataset_destroy(kiln_dataset *d)
+static void dataset_free(kiln_dataset *d)
 {
-    if (!d)
-        return;
     dataset_clear(d);
     free(d);
+}
+
+void kiln_dataset_destroy(kiln_dataset *d)
+{
+    if (d && kiln_refs_drop_caller(&d->refs)) /* streams may keep it alive */
+        dataset_free(d);
 }
 
 const char *kiln_dataset_errmsg(const kiln_dataset *d)
@@ -163,17 +179,18 @@ static enum kiln_status source_check(kiln_dataset *d, const char *name, enum kil
             return kiln_err_set(&d->err, KILN_ERR_SHAPE,
                                 "source '%s': example dim %d is %lld, must be > 0", name, k,
                                 (long long)dim);
-        if ((uint64_t)dim > SIZE_MAX / bytes)
-            return kiln_err_set(&d->err, KILN_ERR_ARG, "source '%s': example size overflows",
-                                name);
+        if ((uint64_t)dim > (uint64_t)KILN_MAX_BYTES / bytes)
+            return kiln_err_set(&d->err, KILN_ERR_SHAPE,
+                                "source '%s': an example has more than %lld bytes (dim %d is %lld)",
+                                name, (long long)KILN_MAX_BYTES, k, (long long)dim);
         bytes *= (size_t)dim;
         size *= dim;
         src->example_dims[k] = dim;
     }
-    if (n_examples > 0 && (uint64_t)n_examples > SIZE_MAX / bytes)
-        return kiln_err_set(&d->err, KILN_ERR_ARG,
-                            "source '%s': %lld examples of %zu bytes overflow the address space",
-                            name, (long long)n_examples, bytes);
+    if (n_examples > 0 && (uint64_t)n_examples > (uint64_t)KILN_MAX_BYTES / bytes)
+        return kiln_err_set(&d->err, KILN_ERR_SHAPE,
+                            "source '%s': %lld examples of %zu bytes are more than %lld bytes",
+                            name, (long long)n_examples, bytes, (long long)KILN_MAX_BYTES);
     memcpy(src->name, name, len + 1);
     src->dtype = dtype;
     src->example_rank = example_rank;
@@ -722,7 +739,8 @@ enum kiln_status kiln_dataset_open_idx(const char *images_path, const char *labe
 
 struct kiln_stream {
     kiln_err err;
-    kiln_dataset *d;
+    kiln_refs refs;      /* the caller's and one per main loop or monitoring extension */
+    kiln_dataset *d;     /* kept alive: one reference of d->refs */
     enum kiln_scheme scheme;
     bool ready;          /* create succeeded */
     bool shuffle_pending;/* draw a permutation before the epoch's first batch */
@@ -747,7 +765,10 @@ enum kiln_status kiln_stream_create(kiln_dataset *d, enum kiln_scheme scheme, in
     if (!s)
         return KILN_ERR_NOMEM;
     kiln_err_clear(&s->err);
+    kiln_refs_init(&s->refs);
     s->d = d;
+    if (d)
+        kiln_refs_retain(&d->refs);
     s->scheme = scheme;
     s->batch_size = batch_size;
 
@@ -792,10 +813,12 @@ enum kiln_status kiln_stream_create(kiln_dataset *d, enum kiln_scheme scheme, in
     return KILN_OK;
 }
 
-void kiln_stream_destroy(kiln_stream *s)
+void kiln_stream_retain(kiln_stream *s) { kiln_refs_retain(&s->refs); }
+
+static void stream_free(kiln_stream *s)
 {
-    if (!s)
-        return;
+    if (s->d && kiln_refs_release(&s->d->refs))
+        dataset_free(s->d);
     if (s->buffers)
         for (int i = 0; i < s->n_sources; i++)
             free(s->buffers[i]);
@@ -803,6 +826,18 @@ void kiln_stream_destroy(kiln_stream *s)
     free(s->order);
     free(s->batch);
     free(s);
+}
+
+void kiln_stream_release(kiln_stream *s)
+{
+    if (s && kiln_refs_release(&s->refs))
+        stream_free(s);
+}
+
+void kiln_stream_destroy(kiln_stream *s)
+{
+    if (s && kiln_refs_drop_caller(&s->refs)) /* main loops may keep it alive */
+        stream_free(s);
 }
 
 const char *kiln_stream_errmsg(const kiln_stream *s)
@@ -866,7 +901,13 @@ static void stream_shuffle(kiln_stream *s)
 bool kiln_stream_next(kiln_stream *s, kiln_batch *b)
 {
     KILN_API_CHECK(s && b);
-    if (!s || !b || !s->ready)
+    if (!s)
+        return false;
+    if (!b) {
+        kiln_err_set(&s->err, KILN_ERR_ARG, "kiln_stream_next: b is NULL");
+        return false;
+    }
+    if (!s->ready)
         return false;
     const kiln_dataset *d = s->d;
     if (d->n_sources != s->n_sources || d->n_examples != s->n_examples) {

@@ -95,6 +95,12 @@ kiln_extension *kiln_extension_create(const char *name, kiln_extension_fn fn, vo
 
 void kiln_extension_destroy(kiln_extension *e)
 {
+    if (e && !e->loop) /* one that a main loop owns goes with the loop */
+        kiln_extension_free(e);
+}
+
+void kiln_extension_free(kiln_extension *e)
+{
     if (!e)
         return;
     if (e->ops && e->ops->destroy)
@@ -160,6 +166,10 @@ enum kiln_status kiln_extension_fail(kiln_extension *e, enum kiln_status status,
     KILN_API_CHECK(e);
     if (!e)
         return status;
+    if (!fmt) { /* the status stands; the message says why there is no more */
+        kiln_err_set(&e->err, status, "failed (kiln_extension_fail's fmt is NULL)");
+        return status;
+    }
     va_list ap;
     va_start(ap, fmt);
     kiln_err_setv(&e->err, status, fmt, ap);
@@ -313,7 +323,7 @@ kiln_extension *kiln_printing(FILE *out)
 /* ---- DataStreamMonitoring ------------------------------------------------------ */
 
 typedef struct monitoring_state {
-    kiln_stream *stream; /* borrowed */
+    kiln_stream *stream; /* kept alive: one reference (refs.h) */
     char *prefix;        /* NULL: records are the bare names */
     int n_vars;
     kiln_node *vars;
@@ -332,6 +342,7 @@ static void monitoring_destroy(kiln_extension *e)
     free(s->records);
     free(s->sums);
     kiln_main_loop_binding_free(&s->binding);
+    kiln_stream_release(s->stream);
     free(s);
 }
 
@@ -461,8 +472,11 @@ kiln_extension *kiln_data_stream_monitoring(const kiln_node *variables, int n, k
     if (!e)
         return NULL; /* monitoring_destroy freed s */
     s->stream = stream;
+    if (stream)
+        kiln_stream_retain(stream);
     if (n <= 0 || !variables) {
-        kiln_err_set(&e->err, KILN_ERR_ARG, "%d variables given, at least 1 needed", n);
+        kiln_err_set(&e->err, KILN_ERR_ARG, "%d variables given%s, at least 1 needed", n,
+                     variables ? "" : " (variables is NULL)");
         return e;
     }
     if (!stream) {

@@ -92,7 +92,7 @@ enum kiln_status kiln_log_set(kiln_log *l, int64_t iteration, const char *key,
 {
     /* 1. Key. */
     if (!key || !key[0])
-        return kiln_err_set(&l->err, KILN_ERR_ARG, "log record key is empty");
+        return kiln_err_set(&l->err, KILN_ERR_ARG, "log record key is %s", key ? "empty" : "NULL");
     size_t klen = strlen(key);
     if (klen > KILN_MAX_NAME)
         return kiln_err_set(&l->err, KILN_ERR_ARG,

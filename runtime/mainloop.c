@@ -35,7 +35,12 @@
 ** so the first message stays). A loop that finished or failed does not run
 ** again (KILN_ERR_STATE): its stream and log are mid-way.
 **
-** Parameters belong to the program; the loop never reads or writes them. */
+** Parameters belong to the program; the loop never reads or writes them.
+**
+** Lifetimes (#9): the loop keeps its program and stream alive (refs.h), so
+** the caller may destroy them before the loop. It owns its extensions: one
+** that belongs to a loop is refused by another (KILN_ERR_ARG, left to its
+** owner), and kiln_extension_destroy leaves it to its loop. */
 #include "runtime/mainloop.h"
 
 #include <stdlib.h>
@@ -197,6 +202,10 @@ enum kiln_status kiln_main_loop_create(kiln_program *p, kiln_stream *stream, kil
         return KILN_ERR_NOMEM;
     m->program = p;
     m->stream = stream;
+    if (p)
+        kiln_program_retain(p);
+    if (stream)
+        kiln_stream_retain(stream);
     kiln_log_init(&m->log);
     kiln_err_clear(&m->err);
     if (!p || !stream)
@@ -213,10 +222,12 @@ void kiln_main_loop_destroy(kiln_main_loop *m)
     if (!m)
         return;
     for (int i = 0; i < m->n_exts; i++)
-        kiln_extension_destroy(m->exts[i]);
+        kiln_extension_free(m->exts[i]);
     free(m->exts);
     kiln_main_loop_binding_free(&m->binding);
     kiln_log_clear(&m->log);
+    kiln_program_release(m->program);
+    kiln_stream_release(m->stream);
     free(m);
 }
 
@@ -271,8 +282,8 @@ kiln_extension *kiln_main_loop_find_extension(const kiln_main_loop *m, const cha
 enum kiln_status kiln_main_loop_record(const kiln_main_loop *m, int64_t iteration, const char *key,
                                        double *out)
 {
-    KILN_API_CHECK(m && out);
-    if (!m || !out)
+    KILN_API_CHECK(m && out && key);
+    if (!m || !out || !key)
         return KILN_ERR_ARG;
     const kiln_log_record *r = kiln_log_get(&m->log, iteration, key);
     if (!r)
@@ -342,6 +353,10 @@ static enum kiln_status attach_extension(kiln_main_loop *m, kiln_extension *e)
 enum kiln_status kiln_main_loop_add_extension(kiln_main_loop *m, kiln_extension *ext)
 {
     KILN_API_CHECK(m);
+    if (ext && ext->loop) /* another loop's (or this one's): its owner frees it */
+        return m ? kiln_err_set(&m->err, KILN_ERR_ARG, "add_extension: extension '%s' belongs to %s main loop",
+                                ext->name, ext->loop == m ? "this" : "another")
+                 : KILN_ERR_ARG;
     if (!m) {
         kiln_extension_destroy(ext);
         return KILN_ERR_ARG;
@@ -369,6 +384,7 @@ enum kiln_status kiln_main_loop_add_extension(kiln_main_loop *m, kiln_extension 
         return st;
     }
     m->exts[m->n_exts++] = ext;
+    ext->loop = m;
     return KILN_OK;
 }
 

@@ -13,6 +13,7 @@
 #include "kiln/train.h"
 #include "compiler/util.h"
 #include "runtime/log.h"
+#include "runtime/refs.h"
 
 typedef struct kiln_extension_ops {
     /* May be NULL. Called by add_extension and at the start of each run;
@@ -37,6 +38,8 @@ struct kiln_extension {
     /* Set by a constructor given bad arguments (add_extension then fails with
     ** this message), or by a failing run. */
     kiln_err err;
+    /* The main loop that owns e once added (it destroys e), or NULL. */
+    kiln_main_loop *loop;
     /* User extensions only. */
     kiln_extension_fn fn;
     void *user;
@@ -50,8 +53,8 @@ typedef struct kiln_input_binding {
 } kiln_input_binding;
 
 struct kiln_main_loop {
-    kiln_program *program; /* borrowed */
-    kiln_stream *stream;   /* borrowed */
+    kiln_program *program; /* kept alive: one reference (refs.h) */
+    kiln_stream *stream;   /* kept alive: one reference */
     int n_exts, cap_exts;
     kiln_extension **exts; /* owned, in the order added */
     kiln_log log;
@@ -74,6 +77,8 @@ struct kiln_main_loop {
 /* Extension with ops and state (owned; ops->destroy frees it, also when
 ** this fails). name is copied. NULL only when out of memory. */
 kiln_extension *kiln_extension_new(const char *name, const kiln_extension_ops *ops, void *state);
+/* Free e whoever owns it (for its main loop). */
+void kiln_extension_free(kiln_extension *e);
 
 /* Match every input of p to a source of s's dataset by name, checking dtype
 ** and per-example size, and that s's batches fit p's max_batch. `what` names

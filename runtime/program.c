@@ -15,7 +15,12 @@
 ** Running a step never allocates: inputs are bound by pointer and the
 ** generated code works inside the arena.
 ** The user's node handles are mapped to program-graph nodes (map[]); names
-** shown to the user come from the user's graph as it was at compile time. */
+** shown to the user come from the user's graph as it was at compile time.
+** Lifetimes (#9): the program borrows nothing of the user's graph after
+** kiln_compile returns; its program graph holds a reference to every store
+** entry it reads (store.c), so the bricks may go first; a main loop keeps
+** the program alive (kiln_program_retain), so kiln_program_destroy drops the
+** caller's reference and the last keeper frees it. */
 #include <cblas.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -33,6 +38,7 @@
 #include "runtime/jit.h"
 #include "runtime/kernels.h"
 #include "runtime/program_internal.h"
+#include "runtime/refs.h"
 
 #define DEFAULT_MAX_BATCH 1024
 /* Below this many GEMM flops a step runs BLAS on one thread (measured on 2
@@ -54,6 +60,7 @@ typedef int64_t (*flush_fn)(char *arena, const kiln_codegen_runtime *rt);
 
 struct kiln_program {
     kiln_err err;
+    kiln_refs refs;           /* the caller's and one per main loop */
     kiln_graph *pg;           /* the program graph (owned) */
     kiln_plan plan;
     bool planned;
@@ -104,10 +111,8 @@ kiln_compile_options kiln_compile_options_default(void)
     return o;
 }
 
-void kiln_program_destroy(kiln_program *p)
+static void program_free(kiln_program *p)
 {
-    if (!p)
-        return;
     if (p->user_names)
         for (int32_t i = 0; i < p->n_user; i++)
             free(p->user_names[i]);
@@ -130,6 +135,20 @@ void kiln_program_destroy(kiln_program *p)
     kiln_graph_destroy(p->pg);
     kiln_steprule_out_free(&p->rule);
     free(p);
+}
+
+void kiln_program_destroy(kiln_program *p)
+{
+    if (p && kiln_refs_drop_caller(&p->refs)) /* main loops may keep it alive */
+        program_free(p);
+}
+
+void kiln_program_retain(kiln_program *p) { kiln_refs_retain(&p->refs); }
+
+void kiln_program_release(kiln_program *p)
+{
+    if (p && kiln_refs_release(&p->refs))
+        program_free(p);
 }
 
 const char *kiln_program_errmsg(const kiln_program *p)
@@ -570,6 +589,12 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
                             .no_fast_paths = o->no_fast_paths};
     if ((st = kiln_emit_c(&p->plan, &eo, &p->source, &p->emit, &p->err)))
         return st;
+    /* The plan's arena is checked (memplan.c); codegen adds the deferred
+    ** updates' and the GEMM scratch slots after it (#9). */
+    if (p->emit.arena_bytes < p->plan.arena_bytes || p->emit.arena_bytes > KILN_MAX_BYTES)
+        return fail(p, KILN_ERR_SHAPE, "arena: %lld bytes (the plan's %lld and %lld for codegen's slots), more "
+                    "than %lld", (long long)p->emit.arena_bytes, (long long)p->plan.arena_bytes,
+                    (long long)(p->emit.arena_bytes - p->plan.arena_bytes), (long long)KILN_MAX_BYTES);
     const char *dump = o->source_path ? o->source_path : getenv("KILN_DUMP_SOURCE");
     if (dump && *dump && (st = write_source_file(p, dump)))
         return st;
@@ -628,6 +653,7 @@ enum kiln_status kiln_compile(kiln_graph *g, const kiln_compile_options *o, kiln
     *out = p;
     if (!p)
         return KILN_ERR_NOMEM;
+    kiln_refs_init(&p->refs);
     p->learning_rate = -1;
     if (!g || !o)
         return fail(p, KILN_ERR_ARG, "kiln_compile: %s is NULL", g ? "options" : "graph");

@@ -17,8 +17,11 @@
 ** define its own with the calls of the last sections.
 **
 ** Ownership: bricks are caller-owned; a parent owns the children it is given
-** or makes, and destroys them. Graphs and programs built from a brick borrow
-** its parameters: destroy them before the brick. */
+** or makes, and destroys them (kiln_brick_destroy on a child does nothing).
+** Graphs and programs built from a brick keep its parameters alive, so the
+** brick may be destroyed before them: a program then still trains and
+** kiln_program_store_params still succeeds, into parameters only the
+** program sees; kiln_param_brick of such a parameter is NULL. */
 #ifndef KILN_BRICKS_H
 #define KILN_BRICKS_H
 
@@ -59,9 +62,11 @@ KILN_API kiln_brick *kiln_softplus_create(const char *name);
 KILN_API kiln_brick *kiln_softmax_create(const char *name);
 /* Sequence: applies children in order; takes ownership of children[0..n). */
 KILN_API kiln_brick *kiln_sequence_create(const char *name, kiln_brick *const *children, int n);
-/* MLP(activations, dims): n_layers activations (NULL = None, no activation),
-** dims has n_layers + 1 entries (0 = lazy). Takes ownership of the
-** activations; children are linear_0, <act 0>, linear_1, ... */
+/* MLP(activations, dims): n_layers activations (NULL = None, no activation;
+** activations NULL: none at all), dims has n_layers + 1 entries (0 = lazy).
+** Takes ownership of the activations whatever the outcome, once they are
+** seen to be distinct bricks without a parent (else they are left alone and
+** NULL is returned); children are linear_0, <act 0>, linear_1, ... */
 KILN_API kiln_brick *kiln_mlp_create(const char *name, kiln_brick *const *activations,
                                      int n_layers, const int64_t *dims);
 
@@ -117,6 +122,8 @@ KILN_API kiln_brick *kiln_merge_create(const char *name, const char *const *inpu
                                        const int64_t *input_dims, int64_t output_dim,
                                        kiln_brick *prototype, const char *child_prefix);
 
+/* Destroy b and its children. A child (a brick with a parent) is its
+** parent's to destroy: this does nothing then. NULL: nothing. */
 KILN_API void kiln_brick_destroy(kiln_brick *b);
 KILN_API const char *kiln_brick_errmsg(const kiln_brick *b);
 
@@ -216,9 +223,10 @@ KILN_API kiln_param *kiln_brick_param(const kiln_brick *b, int i);
 KILN_API kiln_param *kiln_brick_param_by_name(const kiln_brick *b, const char *name);
 
 /* A parameter of no brick (Theano's shared variable), allocated and filled
-** with NaN. Caller-owned: kiln_param_destroy, after the graphs and programs
-** that use it. name is copied (1 to KILN_MAX_NAME characters). NULL when out
-** of memory or on a bad argument. */
+** with NaN. Caller-owned: kiln_param_destroy, in any order with the graphs
+** and programs that use it (they keep it alive). name is copied (1 to
+** KILN_MAX_NAME characters). NULL when out of memory or on a bad argument
+** (dims NULL with rank > 0, a dim <= 0, values past KILN_MAX_BYTES). */
 KILN_API kiln_param *kiln_param_create(const char *name, int rank, const int64_t *dims);
 /* A persistent state of no brick (Theano's shared variable that is not a
 ** parameter: a counter, a running average): it gets no gradient, and a
@@ -227,13 +235,15 @@ KILN_API kiln_param *kiln_param_create(const char *name, int rank, const int64_t
 ** Caller-owned like kiln_param_create (kiln_param_destroy); kiln_graph_param
 ** gives its node. NULL on a bad argument or when out of memory. */
 KILN_API kiln_param *kiln_state_create(const char *name, int rank, const int64_t *dims);
-/* Destroy a parameter made by kiln_param_create; NULL is a no-op (a brick's
-** parameters belong to the brick and are left alone). */
+/* Destroy a parameter made by kiln_param_create: drops the caller's
+** reference; graphs and programs that use it keep it until they go. NULL is
+** a no-op, and so is a brick's parameter (the brick's to free). */
 KILN_API void kiln_param_destroy(kiln_param *p);
-/* The node standing for p in g (made on first use). */
+/* The node standing for p in g (made on first use); g keeps p alive. */
 KILN_API kiln_node kiln_graph_param(kiln_graph *g, kiln_param *p);
 
 KILN_API const char *kiln_param_name(const kiln_param *p); /* "W" */
+/* p's brick; NULL for a parameter of no brick, or once its brick is gone. */
 KILN_API kiln_brick *kiln_param_brick(const kiln_param *p);
 KILN_API int kiln_param_rank(const kiln_param *p);
 KILN_API int64_t kiln_param_dim(const kiln_param *p, int axis);
@@ -241,6 +251,10 @@ KILN_API int64_t kiln_param_size(const kiln_param *p);
 /* Copy values out of / into the parameter (row-major, n == size). */
 KILN_API enum kiln_status kiln_param_get_values(const kiln_param *p, double *dst, int64_t n);
 KILN_API enum kiln_status kiln_param_set_values(kiln_param *p, const double *src, int64_t n);
+/* Message of the last failed get/set_values on p ("ok" after a success; for
+** a brick's parameter the same text is also on the brick). Borrowed, valid
+** until the next call on p. */
+KILN_API const char *kiln_param_errmsg(const kiln_param *p);
 
 /* ---- Defining a brick class (Blocks: subclass Brick, @application) ------ */
 
@@ -365,7 +379,8 @@ KILN_API enum kiln_status kiln_brick_set_application_io(kiln_brick *b, const cha
 ** choose the default initialization). *out (may be NULL) is its store
 ** entry, NaN-filled once allocate returns; a parameter of the same name
 ** from an earlier allocation is the same entry, reshaped. KILN_ERR_STATE
-** outside allocate, KILN_ERR_ARG, KILN_ERR_NOMEM. */
+** outside allocate, KILN_ERR_ARG, KILN_ERR_SHAPE (values past
+** KILN_MAX_BYTES), KILN_ERR_NOMEM. */
 KILN_API enum kiln_status kiln_brick_add_param(kiln_brick *b, const char *name, unsigned roles,
                                                int rank, const int64_t *dims, kiln_param **out);
 

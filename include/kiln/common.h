@@ -5,6 +5,19 @@
 **    is read from the object that failed with kiln_<object>_errmsg(), valid
 **    until the next call on that object;
 **  - handles are opaque; each create has a destroy; destroy(NULL) is a no-op;
+**  - misuse gets a status, never a crash, in every build: a NULL handle or
+**    pointer argument makes a fallible call return KILN_ERR_ARG (with the
+**    message on the handle when there is one, naming the NULL argument), a
+**    builder KILN_NODE_NONE, and a getter its neutral value: "" for a
+**    string (NULL where its comment says so), 0, -1 for an index, false,
+**    NULL for a handle. Pointers documented as optional may be NULL;
+**  - lifetimes: each declaration says how long what it borrows must live
+**    and how long what it returns stays valid. Objects that another keeps
+**    are kept alive by it (a graph and a program keep the parameters they
+**    read, a stream its dataset, a main loop its program and stream): a
+**    destroy drops the caller's reference, and the object goes with the
+**    last keeper, so handles may be destroyed in any order. A destroyed
+**    handle is not to be used by the caller again;
 **  - no global mutable state: two models in one process never interact. */
 #ifndef KILN_COMMON_H
 #define KILN_COMMON_H
@@ -43,6 +56,13 @@ extern "C" {
 #define KILN_MAX_SYMBOLS 8
 /* The index of symbol code s (B 0, T 1, ...), for per-symbol arrays. */
 #define KILN_SYMBOL_INDEX(s) ((int)(-(s) - 1))
+/* Largest block of memory kiln allocates for one object, in bytes (1 TiB): a
+** program's arena at the maxima of its symbols, a parameter's values, a
+** dataset source. A shape or configuration that needs more is an error
+** naming it (KILN_ERR_SHAPE), found before any allocation: no machine kiln
+** runs on has that memory, and a plain allocation failure names nothing
+** (and under AddressSanitizer aborts the process). */
+#define KILN_MAX_BYTES (INT64_C(1) << 40)
 /* Longest name (brick, variable, source, model), terminator excluded. */
 #define KILN_MAX_NAME 127
 

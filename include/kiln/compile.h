@@ -252,12 +252,19 @@ typedef struct kiln_compile_options {
 /* Options with every field at its default (cost = KILN_NODE_NONE). */
 KILN_API kiln_compile_options kiln_compile_options_default(void);
 
-/* Compile g (borrowed; the bricks it uses must outlive the program). *out is
-** caller-owned (kiln_program_destroy) and set even on failure, unless out of
-** memory (then NULL). KILN_OK, KILN_ERR_ARG, KILN_ERR_SHAPE, KILN_ERR_STATE
-** (parameters not allocated), KILN_ERR_COMPILE, KILN_ERR_IO, KILN_ERR_NOMEM. */
+/* Compile g (borrowed for the call: the program keeps nothing of g but the
+** parameters and states it reads, which it keeps alive, so g and its bricks
+** may then be destroyed in any order). o and what it points at are borrowed
+** for the call. *out is caller-owned (kiln_program_destroy) and set even on
+** failure, unless out of memory (then NULL). KILN_OK, KILN_ERR_ARG,
+** KILN_ERR_SHAPE (also: a value, or the arena, past KILN_MAX_BYTES at the
+** maxima of its symbols, naming the node, its shape and the maxima),
+** KILN_ERR_STATE (parameters not allocated), KILN_ERR_COMPILE, KILN_ERR_IO,
+** KILN_ERR_NOMEM. */
 KILN_API enum kiln_status kiln_compile(kiln_graph *g, const kiln_compile_options *o,
                                        kiln_program **out);
+/* Drops the caller's reference: a main loop made with p keeps it until the
+** loop is destroyed. NULL: nothing. */
 KILN_API void kiln_program_destroy(kiln_program *p);
 KILN_API const char *kiln_program_errmsg(const kiln_program *p);
 
@@ -265,7 +272,7 @@ KILN_API const char *kiln_program_errmsg(const kiln_program *p);
 KILN_API const char *kiln_program_source(const kiln_program *p);
 /* True when loading this program ran the C compiler (false: cache hit). */
 KILN_API bool kiln_program_compiler_ran(const kiln_program *p);
-/* Path of the loaded shared object (borrowed). */
+/* Path of the loaded shared object (borrowed, valid while p lives). */
 KILN_API const char *kiln_program_library_path(const kiln_program *p);
 /* What loading the library repaired or fell back on, "" when nothing: a
 ** cached library that failed verification and was rebuilt, saying why, or
@@ -299,8 +306,12 @@ KILN_API bool kiln_program_input_batched(const kiln_program *p, int i);
 KILN_API bool kiln_program_input_batch_first(const kiln_program *p, int i);
 KILN_API const char *kiln_program_input_shape_str(const kiln_program *p, int i, char *buf, size_t cap);
 
-/* Point input `name` at data (borrowed until the next step call), laid out
-** row-major, with the input's dtype. KILN_ERR_NOT_FOUND names the inputs. */
+/* Point input `name` at data, laid out row-major, with the input's dtype,
+** as many elements as the steps' sizes give. Borrowed: data must stay valid
+** and unchanged by others while p may read it: through every step and every
+** kiln_program_read of this input, until another pointer is bound for name
+** or p is destroyed (kiln can check neither its size nor its life).
+** name is read during the call. KILN_ERR_NOT_FOUND names the inputs. */
 KILN_API enum kiln_status kiln_program_bind_input(kiln_program *p, const char *name,
                                                   const void *data);
 

@@ -79,7 +79,8 @@ KILN_API int kiln_graph_node_rank(const kiln_graph *g, kiln_node n);
 KILN_API int64_t kiln_graph_node_dim(const kiln_graph *g, kiln_node n, int axis);
 KILN_API enum kiln_dtype kiln_graph_node_dtype(const kiln_graph *g, kiln_node n);
 /* Name: set by the user or derived as Blocks does (`linear_apply_output`).
-** Borrowed, valid while g lives. "" when unnamed. */
+** Borrowed, valid while g lives. "" when unnamed. set_name copies name;
+** NULL or "" removes the name. */
 KILN_API const char *kiln_graph_node_name(const kiln_graph *g, kiln_node n);
 KILN_API enum kiln_status kiln_graph_set_name(kiln_graph *g, kiln_node n, const char *name);
 /* Owner of n: the path of the brick (or layer) that made it ("/mlp/linear_0"),
@@ -88,7 +89,8 @@ KILN_API const char *kiln_graph_node_owner(const kiln_graph *g, kiln_node n);
 KILN_API const char *kiln_graph_node_brick_path(const kiln_graph *g, kiln_node n);
 /* The op's name ("matmul", "input", ...). */
 KILN_API const char *kiln_graph_node_op(const kiln_graph *g, kiln_node n);
-/* The store entry of a parameter or state node, else NULL. */
+/* The store entry of a parameter or state node, else NULL (borrowed: g
+** keeps it alive while g lives). */
 KILN_API kiln_param *kiln_graph_node_param(const kiln_graph *g, kiln_node n);
 /* In a graph made by kiln_graph_replace or kiln_apply_dropout: the node a
 ** replacement stands for (Blocks' tag.replacement_of), else KILN_NODE_NONE. */
@@ -100,23 +102,26 @@ KILN_API kiln_node kiln_graph_param_node(const kiln_graph *g, const kiln_param *
 KILN_API enum kiln_status kiln_graph_add_role(kiln_graph *g, kiln_node n, enum kiln_role r);
 KILN_API bool kiln_graph_has_role(const kiln_graph *g, kiln_node n, enum kiln_role r);
 /* Auxiliary variable (Blocks' add_auxiliary_variable): marks n AUXILIARY,
-** names it and ties it to brick b (may be NULL). */
+** names it (name copied; NULL keeps its name) and ties it to brick b (may be
+** NULL; only its path is kept, so b may go first). */
 KILN_API enum kiln_status kiln_graph_add_auxiliary(kiln_graph *g, kiln_node n, const char *name,
                                                    kiln_brick *b);
 
 /* VariableFilter. Zero fields match everything: roles is a mask that must
 ** all be present (with hierarchy), brick matches nodes tagged with that brick
-** or one of its descendants' parameters/outputs, name is exact. */
+** or one of its descendants' parameters/outputs, name is exact. brick and
+** name are borrowed for the kiln_graph_filter call. */
 typedef struct kiln_filter {
     unsigned roles;
     const kiln_brick *brick;
     const char *name;
 } kiln_filter;
 
-/* Nodes matching f among the ancestors of outputs[0..n_outputs) and their
-** bricks' auxiliary variables, in topological order (all of g when
-** n_outputs == 0). Writes at most cap nodes to out; returns the total count
-** (which may exceed cap), or -1 with the error on g. */
+/* Nodes matching f (NULL: every node) among the ancestors of
+** outputs[0..n_outputs) and their bricks' auxiliary variables, in
+** topological order (all of g when n_outputs == 0). Writes at most cap nodes
+** to out (NULL only with cap 0, to count); returns the total count (which
+** may exceed cap), or -1 with the error on g. */
 KILN_API int kiln_graph_filter(kiln_graph *g, const kiln_node *outputs, int n_outputs,
                                const kiln_filter *f, kiln_node *out, int cap);
 
@@ -286,8 +291,9 @@ KILN_API kiln_node kiln_expr_random_bernoulli(kiln_graph *g, kiln_node state, in
 ** caller-owned (kiln_graph_destroy) and holds what outputs[0..n_outputs)
 ** need, with their names, owners and roles, g's dim table and symbols, and
 ** the graph's updates that they read. Its parameters and states are g's
-** store entries (the bricks' parameters, as in g); random states that g
-** made are borrowed from g: destroy the new graph first, or keep g.
+** store entries (the bricks' parameters, as in g), and a random state that
+** g made and the new graph reads is shared with g; the new graph keeps them
+** alive, so g may be destroyed first.
 ** new_outputs[k] (n_outputs entries, caller's array) is outputs[k] in the
 ** new graph. On failure *new_graph is NULL and the error is recorded on g
 ** as a builder's is (kiln_graph_errmsg; kiln_graph_clear_error forgets

@@ -21,13 +21,16 @@ extern "C" {
 typedef struct kiln_main_loop kiln_main_loop;
 typedef struct kiln_extension kiln_extension;
 
-/* Training loop over stream with program (both borrowed). *out caller-owned,
-** set even on failure (NULL only when OOM). */
+/* Training loop over stream with program. The loop keeps both alive (they
+** may be destroyed before it); it drives them alone while it runs. *out
+** caller-owned, set even on failure (NULL only when OOM). */
 KILN_API enum kiln_status kiln_main_loop_create(kiln_program *p, kiln_stream *stream,
                                                 kiln_main_loop **out);
 KILN_API void kiln_main_loop_destroy(kiln_main_loop *m);
 KILN_API const char *kiln_main_loop_errmsg(const kiln_main_loop *m);
-/* Takes ownership of ext (also on failure). Extensions run in order added.
+/* Takes ownership of ext (also on failure), unless ext belongs to a loop
+** already (this one or another): then KILN_ERR_ARG and ext stays its
+** owner's. Extensions run in order added.
 ** ext is checked against m here and again when a run starts (an extension
 ** built from bad arguments; DataStreamMonitoring's variables and stream). */
 KILN_API enum kiln_status kiln_main_loop_add_extension(kiln_main_loop *m, kiln_extension *ext);
@@ -55,18 +58,24 @@ KILN_API enum kiln_status kiln_main_loop_record(const kiln_main_loop *m, int64_t
 /* FinishAfter: request the end after n epochs or n batches (0 = unused). */
 KILN_API kiln_extension *kiln_finish_after(int64_t after_n_epochs, int64_t after_n_batches);
 /* Printing to out (NULL: stdout), Blocks' format, before the first epoch,
-** after every epoch and after training. */
+** after every epoch and after training. out is borrowed: it must stay open
+** while the extension lives. */
 KILN_API kiln_extension *kiln_printing(FILE *out);
 /* DataStreamMonitoring: evaluate variables (the program's cost or monitors)
-** over one epoch of stream (borrowed), before the first epoch and after
-** every epoch; record `<prefix>_<name>` = mean of per-batch values, each
-** batch weighted equally (Blocks' default). prefix may be NULL. */
+** over one epoch of stream (kept alive by the extension), before the first
+** epoch and after every epoch; record `<prefix>_<name>` = mean of
+** per-batch values, each batch weighted equally (Blocks' default).
+** variables and prefix are copied; prefix may be NULL. A NULL variables or
+** stream gives an extension carrying the error (add_extension fails). */
 KILN_API kiln_extension *kiln_data_stream_monitoring(const kiln_node *variables, int n,
                                                      kiln_stream *stream, const char *prefix);
 /* ProgressBar: a bar on out (NULL: stderr) during each epoch, only when out
-** is a terminal; elsewhere it writes nothing. */
+** is a terminal; elsewhere it writes nothing. out is borrowed: it must stay
+** open while the extension lives. */
 KILN_API kiln_extension *kiln_progress_bar(FILE *out);
 
+/* Destroy an extension that no main loop owns; one added to a loop goes with
+** the loop (this does nothing then). NULL: nothing. */
 KILN_API void kiln_extension_destroy(kiln_extension *e);
 
 
@@ -115,8 +124,10 @@ typedef enum kiln_status (*kiln_extension_fn)(kiln_extension *e, kiln_main_loop 
                                               enum kiln_callback which, void *user);
 
 /* A user extension named name (copied; NULL: "extension"), calling fn with
-** user. free_user (may be NULL) is called on user by kiln_extension_destroy.
-** No triggers yet. NULL only when out of memory. */
+** user. user is the caller's, handed to fn; free_user (may be NULL) is
+** called on it when the extension is freed (also when this fails). fn NULL
+** gives an extension carrying the error. No triggers yet. NULL only when
+** out of memory. */
 KILN_API kiln_extension *kiln_extension_create(const char *name, kiln_extension_fn fn,
                                                void *user, void (*free_user)(void *user));
 /* Add a trigger; n is used only by the *_N_* triggers (n > 0). KILN_ERR_ARG,
@@ -137,8 +148,10 @@ KILN_API enum kiln_status kiln_extension_fail(kiln_extension *e, enum kiln_statu
 #endif
     ;
 
-/* The extension of m with this name (borrowed), NULL when none. */
+/* The extension of m with this name (borrowed, valid while m lives), NULL
+** when none. */
 KILN_API kiln_extension *kiln_main_loop_find_extension(const kiln_main_loop *m, const char *name);
+/* m's program and stream (borrowed, valid while m lives). */
 KILN_API kiln_program *kiln_main_loop_program(const kiln_main_loop *m);
 KILN_API kiln_stream *kiln_main_loop_stream(const kiln_main_loop *m);
 /* The batch being processed (borrowed), in before_batch and after_batch;
