@@ -104,6 +104,11 @@ void fill(kiln_param *p, int64_t n, double scale, unsigned seed)
 
 void check_gradient(prog *p, int k, const char *what, int64_t b, int64_t t)
 {
+    check_gradient_near(p, k, what, b, t, 0);
+}
+
+void check_gradient_near(prog *p, int k, const char *what, int64_t b, int64_t t, double of_cost)
+{
     int32_t leaf = p->params[k];
     int64_t n = kiln_interp_count(p->it, leaf);
     ck_assert_int_gt(n, 0);
@@ -111,7 +116,9 @@ void check_gradient(prog *p, int k, const char *what, int64_t b, int64_t t)
     prog_run(p, KILN_MODE_GRADIENTS, b, t);
     read_node(p, p->grads[k], grad, n);
     read_node(p, leaf, v, n);
-    double worst = 0, scale = 1e-12;
+    double cost;
+    read_node(p, p->cost, &cost, 1);
+    double worst = 0, scale = fmax(1e-12, of_cost * fabs(cost));
     for (int64_t i = 0; i < n; i++) {
         const double h = 1e-6, keep = v[i];
         double c[2];

@@ -41,6 +41,10 @@ void assert_values(const double *got, const double *want, int64_t n, const char 
 /* Central differences of the cost by every element of PARAM leaf k against
 ** the interpreter's gradient (1e-7 relative to the largest). */
 void check_gradient(prog *p, int k, const char *what, int64_t b, int64_t t);
+/* The same, the scale at least of_cost * |cost|: a parameter whose
+** gradient is small next to the cost is compared within the rounding of
+** the cost's differences (about 1e-16 |cost| / 1e-6), not below it. */
+void check_gradient_near(prog *p, int k, const char *what, int64_t b, int64_t t, double of_cost);
 /* Deterministic values in [-scale, scale] into p (n elements). */
 void fill(kiln_param *p, int64_t n, double scale, unsigned seed);
 
