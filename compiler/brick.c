@@ -7,11 +7,13 @@
 ** function that builds IR), the size of each brick's own data, and callbacks
 ** for the steps of the life cycle. This file runs the life cycle and calls
 ** the callbacks; the classes of kiln itself live beside it, one concept a
-** file: compiler/bricks_simple.c (Linear, Bias, activations, Softmax),
-** bricks_sequence.c (Sequence, MLP), bricks_cost.c (cost bricks),
-** bricks_routing.c (Parallel, Fork, Distribute, Merge). They use the public
-** class API, as a user's class does, plus bricks_internal.h for a few
-** conveniences (messages, MLP's renaming of its activations).
+** file: compiler/bricks_simple.c (Linear, Bias, LookupTable, activations,
+** Softmax), bricks_sequence.c (Sequence, MLP), bricks_cost.c (cost
+** bricks), bricks_routing.c (Parallel, Fork, Distribute, Merge),
+** bricks_recurrent.c (Blocks' @recurrent and the recurrent bricks; call()
+** hands it a recurrent application). They use the public class API, as a user's class
+** does, plus bricks_internal.h for a few conveniences (messages, MLP's
+** renaming of its activations, the recurrent layer's hooks).
 ** Choice made: data and callbacks, as Lua's and SQLite's extension points,
 ** rather than the closed enum and switches this replaced (issue #8): a
 ** closed set cannot grow the routing and recurrent bricks, nor let a user

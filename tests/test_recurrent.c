@@ -722,6 +722,15 @@ START_TEST(gated_recurrent_draws_as_blocks_and_initial_states_are_zero_parameter
     ck_assert_int_eq(kiln_graph_filter(g, &h, 1, &f, found, 4), 1);
     ck_assert_str_eq(kiln_graph_node_name(g, found[0]), "initial_state");
     ck_assert(kiln_graph_has_role(g, found[0], KILN_ROLE_PARAMETER));
+    /* Blocks' initial_states, asked directly: the parameter per row */
+    kiln_node s0;
+    ck_assert_int_eq(kiln_recurrent_initial_state(gru, "apply", g, "states", KILN_BATCH, &s0), KILN_OK);
+    ck_assert_int_eq(kiln_graph_node_dim(g, s0, 0), KILN_BATCH);
+    ck_assert_int_eq(kiln_graph_node_dim(g, s0, 1), d);
+    ck_assert_int_eq(kiln_recurrent_initial_state(gru, "apply", g, "gate_inputs", KILN_BATCH, &s0),
+                     KILN_ERR_NOT_FOUND);
+    ck_assert_str_eq(kiln_brick_errmsg(gru), "/gatedrecurrent: apply has no state 'gate_inputs'");
+    ck_assert(!kiln_node_ok(s0));
     kiln_graph_destroy(g);
     kiln_brick_destroy(gru);
     kiln_brick_destroy(lin);
