@@ -7,11 +7,13 @@
 ** function that builds IR), the size of each brick's own data, and callbacks
 ** for the steps of the life cycle. This file runs the life cycle and calls
 ** the callbacks; the classes of kiln itself live beside it, one concept a
-** file: compiler/bricks_simple.c (Linear, Bias, activations, Softmax),
-** bricks_sequence.c (Sequence, MLP), bricks_cost.c (cost bricks),
-** bricks_routing.c (Parallel, Fork, Distribute, Merge). They use the public
-** class API, as a user's class does, plus bricks_internal.h for a few
-** conveniences (messages, MLP's renaming of its activations).
+** file: compiler/bricks_simple.c (Linear, Bias, LookupTable, activations,
+** Softmax), bricks_sequence.c (Sequence, MLP), bricks_cost.c (cost
+** bricks), bricks_routing.c (Parallel, Fork, Distribute, Merge),
+** bricks_recurrent.c (Blocks' @recurrent and the recurrent bricks; call()
+** hands it a recurrent application). They use the public class API, as a user's class
+** does, plus bricks_internal.h for a few conveniences (messages, MLP's
+** renaming of its activations, the recurrent layer's hooks).
 ** Choice made: data and callbacks, as Lua's and SQLite's extension points,
 ** rather than the closed enum and switches this replaced (issue #8): a
 ** closed set cannot grow the routing and recurrent bricks, nor let a user
@@ -151,6 +153,9 @@ struct kiln_brick {
     pending_param *pending;
     int n_pending, cap_pending;
     kiln_rng *rng; /* the stream, while the initialize callback runs */
+    /* the recurrent options of the call under way (kiln_recurrent_call), or
+    ** NULL: the defaults */
+    const kiln_recurrent_options *options;
 };
 
 /* ---- errors ------------------------------------------------------------- */
@@ -1079,6 +1084,31 @@ const char *kiln_brick_output_name(const kiln_brick *b, const char *app, int i)
     return v && i >= 0 && i < v->n_outputs ? v->outputs[i] : NULL;
 }
 
+const kiln_brick_application *kiln_brick_application_of(const kiln_brick *b, const char *app,
+                                                        const kiln_brick_input **inputs, int *n_inputs)
+{
+    const app_view *v = app_find(b, app);
+    if (inputs)
+        *inputs = v ? v->inputs : NULL;
+    if (n_inputs)
+        *n_inputs = v ? v->n_inputs : 0;
+    return v ? v->app : NULL;
+}
+
+const kiln_recurrent_options *kiln_brick_swap_options(kiln_brick *b, const kiln_recurrent_options *o)
+{
+    const kiln_recurrent_options *old = b->options;
+    b->options = o;
+    return old;
+}
+
+enum kiln_status kiln_brick_status(const kiln_brick *b) { return b->err.status; }
+
+kiln_recurrent_options kiln_brick_recurrent_options(const kiln_brick *b)
+{
+    return b && b->options ? *b->options : (kiln_recurrent_options){0};
+}
+
 /* Copy s (NULL stays NULL); false on OOM. */
 static bool dup_opt(const char *s, const char **dst)
 {
@@ -1164,6 +1194,22 @@ enum kiln_status kiln_brick_built(kiln_brick *b, kiln_graph *g, kiln_node n)
                       g->err.status ? g->err.msg : "graph builder failed");
 }
 
+int64_t kiln_brick_input_dim(const kiln_brick *b, const kiln_brick_input *in)
+{
+    const char *name = in->last_dim;
+    int64_t times = 0;
+    if (!name)
+        return 0;
+    for (const char *p = name; *p >= '0' && *p <= '9'; p++)
+        if (p[1] == '*') { /* "4*dim" */
+            times = strtoll(name, NULL, 10);
+            name = p + 2;
+            break;
+        }
+    int64_t v = kiln_brick_dim(b, name);
+    return times > 0 && !kiln_mul_i64(v, times, &v) ? 0 : v;
+}
+
 /* Check that n is a node of g; else fail on b, naming the argument. */
 static enum kiln_status check_node(kiln_brick *b, kiln_graph *g, kiln_node n, const char *arg)
 {
@@ -1186,15 +1232,18 @@ static enum kiln_status check_input(kiln_brick *b, kiln_graph *g, const kiln_bri
     if ((in->flags & KILN_INPUT_FLOAT) && r->dtype != g->floatx)
         return brick_fail(b, KILN_ERR_SHAPE, "%s is %s, expected %s (the graph's floatx)", in->name,
                           kiln_brick_desc(g, n, &d), kiln_dtype_name(g->floatx));
-    if (in->rank && r->shape.rank != in->rank)
+    /* a sequence's rank is one step's: the recurrent layer checks it
+    ** (bricks_recurrent.c), with or without the time axis */
+    if (in->rank && r->shape.rank != in->rank && !(in->flags & KILN_INPUT_SEQUENCE))
         return brick_fail(b, KILN_ERR_SHAPE, "%s is %s, expected rank %d%s%s", in->name, kiln_brick_desc(g, n, &d),
                           in->rank, in->layout ? " " : "", in->layout ? in->layout : "");
-    int64_t want = in->last_dim ? kiln_brick_dim(b, in->last_dim) : 0;
+    int64_t want = kiln_brick_input_dim(b, in);
     if (want > 0 && (r->shape.rank == 0 || r->shape.dims[r->shape.rank - 1] != want)) {
-        if (in->rank == 2) { /* (batch, features) */
+        if (in->rank == 2 && r->shape.rank >= 2) { /* (batch, features) */
             char have[48];
             return brick_fail(b, KILN_ERR_SHAPE, "%s has %s features, expected %lld", in->name,
-                              kiln_graph_dim_str(g, r->shape.dims[1], have, sizeof have), (long long)want);
+                              kiln_graph_dim_str(g, r->shape.dims[r->shape.rank - 1], have, sizeof have),
+                              (long long)want);
         }
         return brick_fail(b, KILN_ERR_SHAPE, "%s is %s, expected a last dim of %lld", in->name,
                           kiln_brick_desc(g, n, &d), (long long)want);
@@ -1307,7 +1356,10 @@ static enum kiln_status call(kiln_brick *b, const char *app, kiln_graph *g, cons
             return b->err.status;
     /* 5. build */
     int32_t n0 = g->n_nodes;
-    enum kiln_status s = v->app->fn(b, g, inputs, outputs);
+    enum kiln_status s = (v->app->flags & KILN_APPLICATION_RECURRENT)
+                             ? kiln_recurrent_run(b, v->app, v->inputs, v->n_inputs, v->outputs, v->n_outputs, g,
+                                                  inputs, outputs)
+                             : v->app->fn(b, g, inputs, outputs);
     if (s != KILN_OK) {
         if (b->err.status != KILN_OK)
             return b->err.status;
@@ -1358,7 +1410,19 @@ enum kiln_status kiln_brick_call(kiln_brick *b, const char *app, kiln_graph *g, 
 
 enum kiln_status kiln_brick_apply(kiln_brick *b, kiln_graph *g, kiln_node input, kiln_node *out)
 {
-    return kiln_brick_call(b, "apply", g, &input, 1, out, 1);
+    /* NULL arguments: kiln_brick_call names them */
+    /* Blocks' rnn.apply(x): optional inputs after the first are omitted */
+    const app_view *v = b ? app_find(b, "apply") : NULL;
+    kiln_node in[8] = {input, KILN_NODE_NONE, KILN_NODE_NONE, KILN_NODE_NONE,
+                       KILN_NODE_NONE, KILN_NODE_NONE, KILN_NODE_NONE, KILN_NODE_NONE};
+    int n = 1;
+    if (v && v->n_inputs > 1 && v->n_inputs <= (int)KILN_ARRAY_LEN(in)) {
+        n = v->n_inputs;
+        for (int i = 1; i < n; i++)
+            if (!(v->inputs[i].flags & KILN_INPUT_OPTIONAL))
+                n = 1;
+    }
+    return kiln_brick_call(b, "apply", g, in, n, out, 1);
 }
 
 /* ---- copies (prototypes) ------------------------------------------------------ */

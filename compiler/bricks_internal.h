@@ -36,4 +36,25 @@ bool kiln_brick_put_dim(kiln_brick *b, const char *name, int64_t value);
 /* "<a>.<b>" (a routing brick's per-name dims), caller frees; NULL on OOM. */
 char *kiln_brick_dim_key(const char *attr, const char *name);
 
+/* The dim input `in` declares for its last axis: its last_dim, times k when
+** written "k*dim"; 0 when it declares none or that dim is not set. */
+int64_t kiln_brick_input_dim(const kiln_brick *b, const kiln_brick_input *in);
+
+/* Application app of b (its class's record) and the inputs b declares for
+** it (the class's, or b's own); NULL and 0 when b has no such application. */
+const kiln_brick_application *kiln_brick_application_of(const kiln_brick *b, const char *app,
+                                                        const kiln_brick_input **inputs, int *n_inputs);
+/* The status of b's last failure (KILN_OK when its last call succeeded). */
+enum kiln_status kiln_brick_status(const kiln_brick *b);
+/* Set the recurrent options of b's call under way (NULL: the defaults);
+** returns the previous ones, for the caller to put back. */
+const kiln_recurrent_options *kiln_brick_swap_options(kiln_brick *b, const kiln_recurrent_options *o);
+
+/* A recurrent application's call (bricks_recurrent.c), run by the
+** machinery in place of app->fn once the inputs are checked: decl and outs
+** are the application's lists as b declares them. */
+enum kiln_status kiln_recurrent_run(kiln_brick *b, const kiln_brick_application *app, const kiln_brick_input *decl,
+                                    int n_in, const char *const *outs, int n_out, kiln_graph *g,
+                                    const kiln_node *inputs, kiln_node *outputs);
+
 #endif

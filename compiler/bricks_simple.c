@@ -1,6 +1,7 @@
-/* bricks_simple.c: Blocks' simple bricks (blocks.bricks): Linear, Bias, the
-** activations (Identity, Rectifier, Tanh, Logistic, Softplus) and Softmax
-** with its three applications, as classes of the brick model (brick.c).
+/* bricks_simple.c: Blocks' simple bricks (blocks.bricks): Linear, Bias,
+** LookupTable (blocks.bricks.lookup), the activations (Identity, Rectifier,
+** Tanh, Logistic, Softplus) and Softmax with its three applications, as
+** classes of the brick model (brick.c).
 **
 ** Each is a kiln_brick_class: dims, the inputs each application declares
 ** (the machinery checks dtype, rank and feature count before the function
@@ -150,6 +151,60 @@ kiln_brick *kiln_bias_create(const char *name, int64_t dim)
     kiln_brick *b = kiln_brick_create(&BIAS, name);
     if (b)
         kiln_brick_put_dim(b, "dim", dim);
+    return b;
+}
+
+/* ---- LookupTable: rows of W picked by integer indices ------------------------- */
+
+static enum kiln_status lookup_allocate(kiln_brick *b)
+{
+    int64_t length, dim;
+    if (kiln_brick_require_dim(b, "length", &length) != KILN_OK || kiln_brick_require_dim(b, "dim", &dim) != KILN_OK)
+        return KILN_ERR_CONFIG;
+    return kiln_brick_add_param(b, "W", KILN_ROLE_WEIGHT, 2, (int64_t[]){length, dim}, NULL);
+}
+
+static enum kiln_status lookup_apply(kiln_brick *b, kiln_graph *g, const kiln_node *in, kiln_node *out)
+{
+    if (kiln_graph_node_dtype(g, in[0]) != KILN_DTYPE_I32) {
+        kiln_desc_buf d;
+        return kiln_brick_fail(b, KILN_ERR_SHAPE, "indices is %s, expected int32 indices", kiln_brick_desc(g, in[0], &d));
+    }
+    kiln_node w = kiln_graph_param(g, kiln_brick_param_by_name(b, "W"));
+    enum kiln_status s = kiln_brick_built(b, g, w);
+    if (s != KILN_OK)
+        return s;
+    return kiln_brick_built(b, g, out[0] = kiln_expr_gather(g, w, in[0]));
+}
+
+/* Blocks' LookupTable: output_dim is dim. */
+static const char *const LOOKUP_DIMS[] = {"length", "dim|output_dim", NULL};
+static const kiln_brick_input LOOKUP_INPUTS[] = {
+    {"indices", 0, 0, NULL, NULL},
+    {NULL},
+};
+static const kiln_brick_application LOOKUP_APPS[] = {
+    {"apply", LOOKUP_INPUTS, OUTPUT, lookup_apply, 0},
+    {NULL},
+};
+static const kiln_brick_class LOOKUP_TABLE = {
+    .class_name = "LookupTable",
+    .default_name = "lookuptable",
+    .flags = KILN_BRICK_INITIALIZABLE,
+    .dims = LOOKUP_DIMS,
+    .applications = LOOKUP_APPS,
+    .allocate = lookup_allocate,
+};
+
+kiln_brick *kiln_lookup_table_create(const char *name, int64_t length, int64_t dim)
+{
+    if (length < 0 || dim < 0)
+        return NULL;
+    kiln_brick *b = kiln_brick_create(&LOOKUP_TABLE, name);
+    if (b) {
+        kiln_brick_put_dim(b, "length", length);
+        kiln_brick_put_dim(b, "dim", dim);
+    }
     return b;
 }
 

@@ -651,7 +651,7 @@ kiln_node kiln_graph_input_by_name(const kiln_graph *g, const char *name)
 /* Role hierarchy: WEIGHT and BIAS imply PARAMETER. */
 unsigned kiln_role_closure(unsigned roles)
 {
-    if (roles & (KILN_ROLE_WEIGHT | KILN_ROLE_BIAS))
+    if (roles & (KILN_ROLE_WEIGHT | KILN_ROLE_BIAS | KILN_ROLE_INITIAL_STATE))
         roles |= KILN_ROLE_PARAMETER;
     return roles;
 }

@@ -206,7 +206,8 @@ static void put_attrs(printer *p, const kiln_graph *g, const kiln_node_rec *r)
 static void put_roles(printer *p, unsigned roles)
 {
     static const char *const names[] = {"INPUT", "OUTPUT", "COST", "AUXILIARY", "PARAMETER", "WEIGHT", "BIAS",
-                                        "DROPOUT", "ALGORITHM_STATE", "RANDOM_STATE"};
+                                        "DROPOUT", "ALGORITHM_STATE", "RANDOM_STATE",
+                                        "INITIAL_STATE"};
     if (!roles)
         return;
     field(p);

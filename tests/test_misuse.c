@@ -330,6 +330,22 @@ static int64_t routing(int which, int null_arg)
     }
     return made_brick(b);
 }
+/* A stack of one LSTM: a NULL name (the class's), NULL transitions, or
+** the default states_name. */
+static int64_t stack_without(bool transitions, bool name)
+{
+    kiln_brick *t[1] = {kiln_lstm_create(NULL, 3, NULL)};
+    kiln_brick *b = kiln_recurrent_stack_create(name ? NULL : "stack", transitions ? t : NULL, 1, NULL,
+                                                name ? "states" : NULL, false);
+    if (!transitions)
+        kiln_brick_destroy(t[0]);
+    return made_brick(b);
+}
+static int64_t default_options_of_null(void)
+{
+    kiln_recurrent_options o = kiln_brick_recurrent_options(NULL);
+    return !o.one_step && !o.reverse && !o.return_initial_states;
+}
 static int64_t add_ext_null_loop(void) { return kiln_main_loop_add_extension(NULL, kiln_finish_after(1, 0)); }
 static int64_t graph_new_dtype(void)
 {
@@ -496,6 +512,16 @@ enum holder { H_NONE, H_GRAPH, H_LIN, H_SM, H_CCE, H_PROBE, H_PARAM, H_PROGRAM, 
     X(kiln_squared_error_create, "name", K_INT, 1, H_NONE, made_brick(kiln_squared_error_create(NULL))) \
     X(kiln_absolute_error_create, "name", K_INT, 1, H_NONE, made_brick(kiln_absolute_error_create(NULL))) \
     X(kiln_misclassification_rate_create, "name", K_INT, 1, H_NONE, made_brick(kiln_misclassification_rate_create(NULL))) \
+    X(kiln_simple_recurrent_create, "name", K_INT, 1, H_NONE, made_brick(kiln_simple_recurrent_create(NULL, 3, kiln_tanh_create(NULL)))) \
+    X(kiln_simple_recurrent_create, "activation", K_INT, 0, H_NONE, made_brick(kiln_simple_recurrent_create("r", 3, NULL))) \
+    X(kiln_lstm_create, "name", K_INT, 1, H_NONE, made_brick(kiln_lstm_create(NULL, 3, NULL))) \
+    X(kiln_gated_recurrent_create, "name", K_INT, 1, H_NONE, made_brick(kiln_gated_recurrent_create(NULL, 3, NULL, NULL))) \
+    X(kiln_bidirectional_create, "name", K_INT, 1, H_NONE, made_brick(kiln_bidirectional_create(NULL, kiln_lstm_create(NULL, 3, NULL)))) \
+    X(kiln_bidirectional_create, "prototype", K_INT, 0, H_NONE, made_brick(kiln_bidirectional_create("bi", NULL))) \
+    X(kiln_recurrent_stack_create, "name", K_INT, 1, H_NONE, stack_without(true, true)) \
+    X(kiln_recurrent_stack_create, "transitions", K_INT, 0, H_NONE, stack_without(false, true)) \
+    X(kiln_recurrent_stack_create, "states_name", K_INT, 1, H_NONE, stack_without(true, false)) \
+    X(kiln_lookup_table_create, "name", K_INT, 1, H_NONE, made_brick(kiln_lookup_table_create(NULL, 5, 3))) \
     X(kiln_parallel_create, "name", K_INT, 1, H_NONE, routing(0, 0)) \
     X(kiln_parallel_create, "input_names", K_INT, 0, H_NONE, routing(0, 1)) \
     X(kiln_parallel_create, "input_dims", K_INT, 1, H_NONE, routing(0, 2)) \
@@ -550,6 +576,18 @@ enum holder { H_NONE, H_GRAPH, H_LIN, H_SM, H_CCE, H_PROBE, H_PARAM, H_PROGRAM, 
     X(kiln_brick_call, "inputs", K_STATUS, ST_ARG, H_LIN, kiln_brick_call(F.lin, "apply", F.g, NULL, 1, F.node_out, 1)) \
     X(kiln_brick_call, "outputs", K_STATUS, ST_ARG, H_LIN, kiln_brick_call(F.lin, "apply", F.g, &F.x, 1, NULL, 1)) \
     X(kiln_brick_apply, "b", K_STATUS, ST_ARG, H_NONE, kiln_brick_apply(NULL, F.g, F.x, F.node_out)) \
+    X(kiln_recurrent_call, "b", K_STATUS, ST_ARG, H_NONE, kiln_recurrent_call(NULL, "apply", F.g, &F.x, 1, NULL, F.node_out, 1)) \
+    X(kiln_recurrent_call, "app", K_STATUS, ST_ARG, H_LIN, kiln_recurrent_call(F.lin, NULL, F.g, &F.x, 1, NULL, F.node_out, 1)) \
+    X(kiln_recurrent_call, "g", K_STATUS, ST_ARG, H_LIN, kiln_recurrent_call(F.lin, "apply", NULL, &F.x, 1, NULL, F.node_out, 1)) \
+    X(kiln_recurrent_call, "inputs", K_STATUS, ST_ARG, H_LIN, kiln_recurrent_call(F.lin, "apply", F.g, NULL, 1, NULL, F.node_out, 1)) \
+    X(kiln_recurrent_call, "outputs", K_STATUS, ST_ARG, H_LIN, kiln_recurrent_call(F.lin, "apply", F.g, &F.x, 1, NULL, NULL, 1)) \
+    X(kiln_brick_recurrent_options, "b", K_INT, 1, H_NONE, default_options_of_null()) \
+    X(kiln_recurrent_masked, "g", K_NODE, 0, H_NONE, kiln_recurrent_masked(NULL, KILN_NODE_NONE, F.h, F.h)) \
+    X(kiln_recurrent_initial_state, "b", K_STATUS, ST_ARG, H_NONE, kiln_recurrent_initial_state(NULL, "apply", F.g, "states", 2, F.node_out)) \
+    X(kiln_recurrent_initial_state, "app", K_STATUS, ST_ARG, H_LIN, kiln_recurrent_initial_state(F.lin, NULL, F.g, "states", 2, F.node_out)) \
+    X(kiln_recurrent_initial_state, "g", K_STATUS, ST_ARG, H_LIN, kiln_recurrent_initial_state(F.lin, "apply", NULL, "states", 2, F.node_out)) \
+    X(kiln_recurrent_initial_state, "state", K_STATUS, ST_ARG, H_LIN, kiln_recurrent_initial_state(F.lin, "apply", F.g, NULL, 2, F.node_out)) \
+    X(kiln_recurrent_initial_state, "out", K_STATUS, ST_ARG, H_LIN, kiln_recurrent_initial_state(F.lin, "apply", F.g, "states", 2, NULL)) \
     X(kiln_brick_apply, "g", K_STATUS, ST_ARG, H_LIN, kiln_brick_apply(F.lin, NULL, F.x, F.node_out)) \
     X(kiln_brick_apply, "out", K_STATUS, ST_ARG, H_LIN, kiln_brick_apply(F.lin, F.g, F.x, NULL)) \
     X(kiln_softmax_log_probabilities, "b", K_STATUS, ST_ARG, H_NONE, kiln_softmax_log_probabilities(NULL, F.g, F.h, F.node_out)) \

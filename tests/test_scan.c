@@ -19,100 +19,12 @@
 
 #include <kiln/kiln.h>
 
-#include "compiler/autodiff.h"
 #include "compiler/graph.h"
-#include "compiler/interp.h"
-#include "compiler/passes.h"
 #include "gradcheck.h"
+#include "scanutil.h"
 #include "testutil.h"
 
 enum { D = 3 };
-
-/* ---- a program: the user graph rebuilt, differentiated and rebuilt again,
-** as kiln_compile does, and its interpreter ---------------------------------- */
-
-typedef struct prog {
-    kiln_graph *pg;
-    kiln_interp *it;
-    int32_t cost;
-    int32_t outs[8];
-    int n_outs;
-    int32_t params[8], grads[8];
-    int n_params;
-} prog;
-
-/* wrt: user nodes of the PARAM leaves to differentiate the cost by. */
-static void prog_open(prog *p, const kiln_graph *g, kiln_node cost, const kiln_node *outs, int n_outs,
-                      const kiln_node *wrt, int n_wrt)
-{
-    memset(p, 0, sizeof *p);
-    int32_t roots[16];
-    int n_roots = 0;
-    roots[n_roots++] = cost.id;
-    for (int k = 0; k < n_outs; k++)
-        roots[n_roots++] = outs[k].id;
-    for (int k = 0; k < n_wrt; k++)
-        roots[n_roots++] = wrt[k].id;
-    int32_t *map1 = malloc(sizeof *map1 * ((size_t)g->n_nodes + 1));
-    kiln_err err = {0};
-    kiln_graph *pg1 = kiln_rebuild(g, roots, n_roots, map1, &err);
-    ck_assert_msg(pg1, "rebuild: %s", err.msg);
-    int32_t params[8], grads[8];
-    for (int k = 0; k < n_wrt; k++)
-        params[k] = map1[wrt[k].id];
-    if (n_wrt)
-        ck_assert_msg(kiln_autodiff(pg1, map1[cost.id], params, n_wrt, grads) == KILN_OK, "autodiff: %s",
-                      pg1->err.msg);
-    int32_t roots2[32];
-    int n2 = 0;
-    for (int k = 0; k < n_roots; k++)
-        roots2[n2++] = map1[roots[k]];
-    for (int k = 0; k < n_wrt; k++)
-        roots2[n2++] = grads[k];
-    int32_t *map2 = malloc(sizeof *map2 * ((size_t)pg1->n_nodes + 1));
-    p->pg = kiln_rebuild(pg1, roots2, n2, map2, &err);
-    ck_assert_msg(p->pg, "rebuild 2: %s", err.msg);
-    p->cost = map2[map1[cost.id]];
-    p->n_outs = n_outs;
-    for (int k = 0; k < n_outs; k++)
-        p->outs[k] = map2[map1[outs[k].id]];
-    p->n_params = n_wrt;
-    for (int k = 0; k < n_wrt; k++) {
-        p->params[k] = map2[params[k]];
-        p->grads[k] = map2[grads[k]];
-    }
-    kiln_interp_program ip = {.g = p->pg, .cost = p->cost, .outputs = p->outs, .n_outputs = n_outs,
-                              .grads = p->grads, .n_grads = n_wrt};
-    ck_assert_msg(kiln_interp_create(&ip, &p->it) == KILN_OK, "interp: %s", kiln_interp_errmsg(p->it));
-    kiln_graph_destroy(pg1);
-    free(map1);
-    free(map2);
-}
-
-static void prog_close(prog *p)
-{
-    kiln_interp_destroy(p->it);
-    kiln_graph_destroy(p->pg);
-}
-
-static void prog_run(prog *p, enum kiln_mode mode, int64_t b, int64_t t)
-{
-    int64_t sizes[KILN_MAX_SYMBOLS] = {b, t};
-    ck_assert_msg(kiln_interp_run(p->it, mode, sizes) == KILN_OK, "run: %s", kiln_interp_errmsg(p->it));
-}
-
-static void read_node(prog *p, int32_t id, double *dst, int64_t n)
-{
-    ck_assert_int_eq(kiln_interp_count(p->it, id), n);
-    ck_assert_msg(kiln_interp_read(p->it, id, dst, n) == KILN_OK, "%s", kiln_interp_errmsg(p->it));
-}
-
-static void assert_values(const double *got, const double *want, int64_t n, const char *what)
-{
-    for (int64_t i = 0; i < n; i++)
-        ck_assert_msg(fabs(got[i] - want[i]) <= 1e-12 * (1 + fabs(want[i])), "%s[%lld]: %.17g, expected %.17g",
-                      what, (long long)i, got[i], want[i]);
-}
 
 /* ---- steps ----------------------------------------------------------------- */
 
@@ -225,49 +137,6 @@ static enum kiln_status step_tanh(kiln_graph *body, const kiln_node *args, kiln_
     res[1] = kiln_expr_mul(body, res[0], args[2]);
     res[2] = kiln_expr_sum(body, kiln_expr_square(body, res[0]), 1);
     return KILN_OK;
-}
-
-static void fill(kiln_param *p, int64_t n, double scale, unsigned seed)
-{
-    double v[64];
-    ck_assert_int_le(n, 64);
-    for (int64_t i = 0; i < n; i++) {
-        seed = seed * 1103515245u + 12345u;
-        v[i] = scale * ((double)(seed >> 8 & 0xffff) / 65535.0 * 2 - 1);
-    }
-    ck_assert_int_eq(kiln_param_set_values(p, v, n), KILN_OK);
-}
-
-/* Central differences of the cost by every element of PARAM leaf k,
-** against the interpreter's gradient. */
-static void check_gradient(prog *p, int k, const char *what, int64_t b, int64_t t)
-{
-    int32_t leaf = p->params[k];
-    int64_t n = kiln_interp_count(p->it, leaf);
-    ck_assert_int_gt(n, 0);
-    double *v = malloc(sizeof *v * (size_t)n), *grad = malloc(sizeof *grad * (size_t)n);
-    prog_run(p, KILN_MODE_GRADIENTS, b, t);
-    read_node(p, p->grads[k], grad, n);
-    read_node(p, leaf, v, n);
-    double worst = 0, scale = 1e-12;
-    for (int64_t i = 0; i < n; i++) {
-        const double h = 1e-6, keep = v[i];
-        double c[2];
-        for (int s = 0; s < 2; s++) {
-            v[i] = keep + (s ? -h : h);
-            ck_assert_int_eq(kiln_interp_set_leaf(p->it, leaf, v, n), KILN_OK);
-            prog_run(p, KILN_MODE_EVAL, b, t);
-            read_node(p, p->cost, &c[s], 1);
-        }
-        v[i] = keep;
-        double fd = (c[0] - c[1]) / (2 * h);
-        worst = fmax(worst, fabs(fd - grad[i]));
-        scale = fmax(scale, fabs(fd));
-    }
-    ck_assert_int_eq(kiln_interp_set_leaf(p->it, leaf, v, n), KILN_OK);
-    ck_assert_msg(worst <= 1e-7 * scale, "%s: gradient off by %.3g (scale %.3g)", what, worst, scale);
-    free(v);
-    free(grad);
 }
 
 /* A tanh RNN whose sequence, initial state and step parameters are all

@@ -187,7 +187,8 @@ KILN_API enum kiln_status kiln_brick_call(kiln_brick *b, const char *app, kiln_g
                                           const kiln_node *inputs, int n_in, kiln_node *outputs,
                                           int n_out);
 /* kiln_brick_call(b, "apply", g, &input, 1, out, 1): *out is named
-** <brick>_apply_output for the bricks above. */
+** <brick>_apply_output for the bricks above. When apply's other inputs
+** are all optional they are omitted (Blocks' rnn.apply(x)). */
 KILN_API enum kiln_status kiln_brick_apply(kiln_brick *b, kiln_graph *g, kiln_node input,
                                            kiln_node *out);
 /* Softmax's other applications: log-softmax, and the stable cross-entropy
@@ -274,7 +275,13 @@ enum kiln_brick_flag {
 enum kiln_brick_input_flag {
     KILN_INPUT_OPTIONAL = 1u << 0, /* may be KILN_NODE_NONE (Blocks' mask=None) */
     KILN_INPUT_FLOAT = 1u << 1,    /* of the graph's floatx */
-    KILN_INPUT_LABELS = 1u << 2    /* an int32 vector of class indices */
+    KILN_INPUT_LABELS = 1u << 2,   /* an int32 vector of class indices */
+    /* What an input of a recurrent application is (Blocks' @recurrent(
+    ** sequences=, states=, contexts=)); see "Recurrent bricks" below. A
+    ** sequence's rank is declared for one step, without the time axis. */
+    KILN_INPUT_SEQUENCE = 1u << 3,
+    KILN_INPUT_STATE = 1u << 4,
+    KILN_INPUT_CONTEXT = 1u << 5
 };
 
 /* One input of an application. A list of them ends with a {NULL} entry. */
@@ -283,7 +290,8 @@ typedef struct kiln_brick_input {
     unsigned flags;       /* enum kiln_brick_input_flag */
     int rank;             /* required rank; 0: any */
     const char *layout;   /* the rank in words for messages: "(batch, input_dim)" */
-    const char *last_dim; /* the brick's dim its last axis must equal (when set);
+    const char *last_dim; /* the brick's dim its last axis must equal (when set),
+                          ** or a multiple of it: "4*dim" (an LSTM's inputs);
                           ** NULL: none */
 } kiln_brick_input;
 
@@ -298,6 +306,13 @@ typedef enum kiln_status (*kiln_brick_application_fn)(kiln_brick *b, kiln_graph 
 
 /* Application outputs named <output> rather than <brick>_<app>_<output>. */
 #define KILN_APPLICATION_BARE_NAMES (1u << 0)
+/* A recurrent application (Blocks' @recurrent): fn builds ONE step and the
+** machinery iterates it (see "Recurrent bricks" below). */
+#define KILN_APPLICATION_RECURRENT (1u << 1)
+/* An application that reads the recurrent options of its call
+** (kiln_brick_recurrent_options) and passes them on to recurrent children
+** (Bidirectional, RecurrentStack), so kiln_recurrent_call accepts it. */
+#define KILN_APPLICATION_OPTIONS (1u << 2)
 
 /* An application (Blocks' @application(inputs=[...], outputs=[...])). A
 ** list of them ends with a {NULL} entry. */
@@ -338,6 +353,12 @@ typedef struct kiln_brick_class {
     enum kiln_status (*copy)(kiln_brick *dst, const kiln_brick *src);
     /* Free what b's data owns (not the data itself). */
     void (*destroy)(kiln_brick *b);
+    /* Blocks' initial_states: *out = the value of state `state` (an input
+    ** name of a recurrent application) before the first step, for a batch
+    ** of `batch` rows (a dim of g: KILN_BATCH, a constant, ...), built in g.
+    ** NULL: zeros of (batch, last_dim) from the state's declaration. */
+    enum kiln_status (*initial_state)(kiln_brick *b, kiln_graph *g, const char *state, int64_t batch,
+                                      kiln_node *out);
 } kiln_brick_class;
 
 /* A brick of class cls (borrowed; must outlive the brick), named name (NULL:
@@ -397,6 +418,150 @@ KILN_API enum kiln_status kiln_brick_fill_param(kiln_brick *b, kiln_param *p, ki
 ** parameters from weights_init, each in parameter order (Blocks' Linear);
 ** every scheme is checked before the first draw. */
 KILN_API enum kiln_status kiln_brick_init_weights_and_biases(kiln_brick *b);
+
+/* ---- Recurrent bricks (blocks.bricks.recurrent; compiler/bricks_recurrent.c)
+**
+** A recurrent application (flag KILN_APPLICATION_RECURRENT, Blocks'
+** @recurrent) is written as ONE step: its fn builds the values at step t
+** from its inputs, which are, by their flags, sequences (the slice at t:
+** (batch, ..)), states (their values at t-1) and contexts (the same at every
+** step), and writes every output; an output named like a state is that
+** state's value at t, fed to the next step (Blocks: states are a subset of
+** outputs). Declare the inputs as one step sees them (rank and layout
+** without the time axis), sequences first, then states, then contexts.
+** Called, the application runs the step over the first axis (T) of the
+** sequences, time-major (T, batch, ..), on a scan node (kiln_expr_scan):
+** each output comes back stacked over T. The step runs once, on the scan's
+** body graph; parameters it reads (kiln_graph_param on that graph) become
+** the scan's contexts; children it calls build their nodes there too.
+** Omitted (optional) sequences are left out of the scan and the step gets
+** KILN_NODE_NONE for them; at least one sequence is needed (it says T and
+** the batch: axis 1). A state given KILN_NODE_NONE starts from the class's
+** initial_state (Blocks' initial_states): zeros of (batch, last_dim) by
+** default; kiln's recurrent bricks start from a trainable parameter. A
+** sequence named "mask" is Blocks' mask: (T, batch), 1 where a sequence has
+** data; a step applies it with kiln_recurrent_masked.
+** Checked before the step is built, each message naming the brick's path
+** and the input: every input has one kind and every state an output of its
+** name; the sequences share T and the batch; a mask is (T, batch); a state
+** given has the batch as first axis; after the step, every output is a
+** node, each new state has its state's dtype and shape, and the step reads
+** every state (an unread state is a wiring mistake). */
+
+/* How a recurrent application is called: Blocks' keyword arguments. All
+** false (or NULL options) is the default, as kiln_brick_call calls. */
+typedef struct kiln_recurrent_options {
+    /* Blocks' iterate=False: one step, the sequences given without their
+    ** time axis ((batch, ..)), applied directly on g. For a step inside
+    ** another brick's step (Blocks' FeedbackRNN). */
+    bool one_step;
+    /* Process t = T-1 down to 0. As Blocks (Theano's go_backwards), the
+    ** outputs come in processing order: row 0 is the step on x[T-1]. */
+    bool reverse;
+    /* Each state's output starts with its initial value: T+1 rows (the
+    ** initial state first, then the steps in processing order). T must be
+    ** a constant: T+1 of a symbolic T is not a dim kiln can express yet. */
+    bool return_initial_states;
+} kiln_recurrent_options;
+
+/* kiln_brick_call with Blocks' iterate / reverse / return_initial_states
+** (options may be NULL: the defaults). The application must be recurrent or
+** flagged KILN_APPLICATION_OPTIONS when an option is set (else
+** KILN_ERR_ARG); one_step refuses reverse and return_initial_states.
+** Statuses and messages as kiln_brick_call's; KILN_ERR_UNSUPPORTED for
+** return_initial_states over a symbolic T. */
+KILN_API enum kiln_status kiln_recurrent_call(kiln_brick *b, const char *app, kiln_graph *g,
+                                              const kiln_node *inputs, int n_in,
+                                              const kiln_recurrent_options *options, kiln_node *outputs,
+                                              int n_out);
+/* The options of the call under way on b (for an application flagged
+** KILN_APPLICATION_OPTIONS); the defaults outside kiln_recurrent_call. */
+KILN_API kiln_recurrent_options kiln_brick_recurrent_options(const kiln_brick *b);
+
+/* Blocks' masked update inside a step: mask * new_value + (1 - mask) *
+** old_value, the mask (batch,) broadcast over the other axes, so a row whose
+** mask is 0 keeps its old state; new_value itself when mask is
+** KILN_NODE_NONE (no mask given). */
+KILN_API kiln_node kiln_recurrent_masked(kiln_graph *g, kiln_node mask, kiln_node new_value,
+                                         kiln_node old_value);
+
+/* The initial value of state `state` of b's recurrent application app, for
+** a batch of `batch` rows, built in g (Blocks' initial_states): the class's
+** initial_state, else zeros. Allocates b if needed. KILN_ERR_NOT_FOUND (no
+** such state), KILN_ERR_CONFIG (no dim to make zeros of), or the class's
+** status; the message is on b and g. */
+KILN_API enum kiln_status kiln_recurrent_initial_state(kiln_brick *b, const char *app, kiln_graph *g,
+                                                       const char *state, int64_t batch, kiln_node *out);
+
+/* The recurrent bricks. Each takes ownership of the bricks it is given
+** (activations, prototypes, transitions), whatever the outcome, as MLP;
+** they must have no parent. NULL when out of memory or on a bad argument.
+** All are Initializable: weights_init fills the weights; initial states
+** are trainable parameters (role INITIAL_STATE) set to zeros by
+** initialize, as Blocks allocates them. dim 0 is lazy ("dim").
+**
+** SimpleRecurrent(dim, activation): apply(inputs (batch, dim), mask
+** (batch,) optional, states (batch, dim) optional) -> states;
+** h_t = activation(x_t + h_{t-1} W). Parameters W (dim, dim),
+** initial_state (dim). activation is required (Blocks has no default); it
+** becomes the child. */
+KILN_API kiln_brick *kiln_simple_recurrent_create(const char *name, int64_t dim, kiln_brick *activation);
+/* LSTM(dim, activation): apply(inputs (batch, 4 dim), mask, states, cells)
+** -> states, cells. Blocks' gate order and peepholes: a = h_{t-1} W_state +
+** x_t cut in four along the last axis: in, forget, cells, out;
+**   i = sigmoid(a_0 + c_{t-1} * W_cell_to_in)
+**   f = sigmoid(a_1 + c_{t-1} * W_cell_to_forget)
+**   c_t = f * c_{t-1} + i * activation(a_2)
+**   o = sigmoid(a_3 + c_t * W_cell_to_out)
+**   h_t = o * activation(c_t)
+** Parameters, in Blocks' order: W_state (dim, 4 dim), W_cell_to_in,
+** W_cell_to_forget, W_cell_to_out (dim), initial_state, initial_cells
+** (dim). activation NULL: Tanh. */
+KILN_API kiln_brick *kiln_lstm_create(const char *name, int64_t dim, kiln_brick *activation);
+/* GatedRecurrent(dim, activation, gate_activation): apply(mask, inputs
+** (batch, dim), gate_inputs (batch, 2 dim), states) -> states (Blocks'
+** order of apply.sequences: mask first);
+**   g = gate_activation(h_{t-1} state_to_gates + gate_inputs_t)
+**   z = g[:, :dim] (update), r = g[:, dim:] (reset)
+**   h~ = activation((r * h_{t-1}) state_to_state + inputs_t)
+**   h_t = z * h~ + (1 - z) * h_{t-1}
+** Parameters state_to_state (dim, dim), state_to_gates (dim, 2 dim),
+** initial_state (dim); state_to_gates is drawn as Blocks draws it: two
+** (dim, dim) blocks, update then reset, side by side. Defaults: Tanh and
+** Logistic. */
+KILN_API kiln_brick *kiln_gated_recurrent_create(const char *name, int64_t dim, kiln_brick *activation,
+                                                 kiln_brick *gate_activation);
+/* Bidirectional(prototype): children "forward" and "backward", copies of
+** prototype (a brick with a recurrent "apply"); apply takes the
+** prototype's inputs and gives its outputs, each the forward copy's output
+** and the backward copy's (run reversed, its output put back in time
+** order) joined on the last axis. Passes return_initial_states on. */
+KILN_API kiln_brick *kiln_bidirectional_create(const char *name, kiln_brick *prototype);
+/* RecurrentStack(transitions, fork_prototype, states_name,
+** skip_connections): n >= 1 layers (each a brick whose "apply" is
+** recurrent), renamed "<name>#<level>", then a Fork "fork_<level>" per
+** layer above the bottom, from layer level-1's output states_name (NULL:
+** "states") to layer level's sequences other than the mask, added to them.
+** apply's inputs: the bottom layer's sequences (no mask), those of the
+** upper layers suffixed "#<level>" when skip_connections (optional, added
+** to the fork's), "mask" (shared) when the bottom layer has one, every
+** layer's states suffixed (the bottom's as they are), the layers'
+** contexts by name (shared); outputs: every layer's, suffixed alike. apply
+** runs each layer over the whole sequence in turn (one scan per layer) and
+** passes one_step and return_initial_states on; reverse is refused, as in
+** Blocks. low_memory_apply (Blocks' low_memory=True) takes the same
+** inputs and runs the whole stack in one scan, one step of every layer per
+** step. fork_prototype NULL: a Linear, with a bias unless
+** skip_connections. */
+KILN_API kiln_brick *kiln_recurrent_stack_create(const char *name, kiln_brick *const *transitions, int n,
+                                                 kiln_brick *fork_prototype, const char *states_name,
+                                                 bool skip_connections);
+
+/* LookupTable(length, dim) (blocks.bricks.lookup): apply(indices, int32 of
+** any shape) -> rows of W (length, dim): (indices.., dim). An index outside
+** [0, length) is a run-time error. Dims "length", "dim" (also
+** "output_dim"). */
+KILN_API kiln_brick *kiln_lookup_table_create(const char *name, int64_t length, int64_t dim);
 
 #ifdef __cplusplus
 }

@@ -32,7 +32,8 @@ static inline bool kiln_node_ok(kiln_node n) { return n.id >= 0; }
 ** filter for PARAMETER matches them, and adding PARAMETER to a WEIGHT keeps
 ** WEIGHT (no downgrade). DROPOUT marks what apply_dropout made;
 ** ALGORITHM_STATE the step rule's state (Blocks' ALGORITHM_BUFFER and
-** ALGORITHM_HYPERPARAMETER). */
+** ALGORITHM_HYPERPARAMETER). INITIAL_STATE marks a recurrent brick's
+** trainable initial state, a kind of PARAMETER too. */
 enum kiln_role {
     KILN_ROLE_INPUT = 1u << 0,
     KILN_ROLE_OUTPUT = 1u << 1,
@@ -43,7 +44,8 @@ enum kiln_role {
     KILN_ROLE_BIAS = 1u << 6,
     KILN_ROLE_DROPOUT = 1u << 7,
     KILN_ROLE_ALGORITHM_STATE = 1u << 8,
-    KILN_ROLE_RANDOM_STATE = 1u << 9
+    KILN_ROLE_RANDOM_STATE = 1u << 9,
+    KILN_ROLE_INITIAL_STATE = 1u << 10
 };
 
 /* Create an empty graph whose floating-point tensors have dtype floatx
