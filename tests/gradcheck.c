@@ -62,9 +62,9 @@ double gc_check_sizes(kiln_graph *g, kiln_node cost, const kiln_node *params, in
         goto out;
     }
     /* Read every analytic gradient before any evaluation overwrites them. */
-    double *ad[16] = {0};
-    if (n_params > 16) {
-        snprintf(why, cap, "at most 16 parameters");
+    double *ad[GC_MAX_PARAMS] = {0};
+    if (n_params > GC_MAX_PARAMS) {
+        snprintf(why, cap, "at most %d parameters", GC_MAX_PARAMS);
         goto out;
     }
     for (int k = 0; k < n_params; k++) {

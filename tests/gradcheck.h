@@ -5,6 +5,8 @@
 
 #include <kiln/kiln.h>
 
+#define GC_MAX_PARAMS 32
+
 typedef struct gc_input {
     const char *name;
     const void *data;

@@ -1,8 +1,8 @@
 /* test_recurrent.c: Blocks' recurrent bricks (compiler/bricks_recurrent.c).
 **
 ** Every program here runs on the reference interpreter in float64
-** (scanutil.c), since kiln_compile refuses scans until their code
-** generation lands. What is checked:
+** (scanutil.c); the gradient cases also compile and check the C program's
+** gradients by central differences. What is checked:
 **   - Blocks' documented examples (checklist section 9, items 14 to 17):
 **     SimpleRecurrent accumulating its input, the doubler before it, h0 =
 **     ones, and the FeedbackRNN tutorial class written here through the
@@ -28,6 +28,7 @@
 
 #include <kiln/kiln.h>
 
+#include "gradcheck.h"
 #include "scanutil.h"
 #include "testutil.h"
 
@@ -795,6 +796,19 @@ static void gradient_case(grad_case *c, int64_t T)
     }
     check_tree_gradient(&p, ps, np, B, tt);
     prog_close(&p);
+    /* and compiled: the same gradients by central differences of the C program */
+    gc_input gin[20];
+    int n_gin = 0;
+    for (int i = 0; i < c->n_in; i++)
+        if (*c->in_names[i])
+            gin[n_gin++] = (gc_input){c->in_names[i], data[i]};
+    static const char *const rnames[8] = {"r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7"};
+    for (int k = 0; k < c->n_out; k++)
+        gin[n_gin++] = (gc_input){rnames[k], r[k]};
+    char why[512];
+    int64_t sizes[KILN_MAX_SYMBOLS] = {B, T > 0 ? 0 : tt};
+    double err = gc_check_sizes(g, cost, wrt, np, gin, n_gin, sizes, 1e-6, why, sizeof why);
+    ck_assert_msg(err >= 0 && err < 1e-6, "%s, compiled: error %g: %s", kiln_brick_path(c->b), err, why);
     kiln_graph_destroy(g);
 }
 
