@@ -1113,9 +1113,13 @@ static void kernel_random(emitter *e, int32_t id)
     }
     size_c(e, &r->shape, n, sizeof n);
     const char *uni = e->g->floatx == KILN_DTYPE_F64 ? "k_unit53" : "k_unit24";
+    /* in a scan's step, element i of step s (over every enclosing scan) is
+    ** drawn at index s * count + i: each step its own numbers */
+    char idx[DIM_MAX + 48];
+    snprintf(idx, sizeof idx, e->is_body ? "(uint64_t)(k_step * %s + i)" : "(uint64_t)i", n);
     sb_put(&e->body, "    for (int64_t i = 0; i < %s; i++) {\n"
                      "        uint32_t w[4];\n"
-                     "        k_philox(%s, (uint64_t)i, %" PRId64 ", w);\n", n, st, r->attr.i[1]);
+                     "        k_philox(%s, %s, %" PRId64 ", w);\n", n, st, idx, r->attr.i[1]);
     switch ((enum kiln_random_kind)r->attr.i[0]) {
     case KILN_RANDOM_UNIFORM:
         sb_put(&e->body, "        %s[i] = (%s)%.17g + ((%s)%.17g - (%s)%.17g) * %s(w, 0);\n", y, t, r->attr.f[0], t,
@@ -1273,9 +1277,11 @@ static void kernel_scan(emitter *e, int32_t id)
     }
     /* a failure inside the step names this scan (the body's node ids mean
     ** nothing outside it) and keeps the position */
-    sb_put(&e->body, "            const int64_t k_err = %s_b%d_run(k_body, k_args, sizes, rt, k_res);\n"
+    char step[DIM_MAX + 32]; /* this step's number over every enclosing scan */
+    snprintf(step, sizeof step, e->is_body ? "k_step * %s + t" : "t", T);
+    sb_put(&e->body, "            const int64_t k_err = %s_b%d_run(k_body, k_args, sizes, rt, k_res, %s);\n"
                      "            if (k_err) return ((int64_t)%d << 32) | (k_err & 0xffffffff);\n", e->o->model, bi,
-           (int)id);
+           step, (int)id);
     for (int k = 0; k < n_state + n_out; k++) {
         bool state = k < n_state, summed = !state && (sums >> (k - n_state) & 1);
         int32_t o = result_node(e, id, state ? k : n_state + k);
@@ -1867,10 +1873,12 @@ static void emit_run(emitter *e, sbuf *out)
         sb_put(out, "%s", e->fns.s);
     if (e->is_body)
         sb_put(out, "\n/* One step of a scan: the arguments (inputs: the sequences at t, the states\n"
-                    "** at t-1, the contexts) to the results. */\n"
+                    "** at t-1, the contexts) to the results; k_step counts the steps before this\n"
+                    "** one over every enclosing scan (random draws depend on it). */\n"
                     "static int64_t %s_run(char *arena, const void *const *inputs, const int64_t *sizes,\n"
-                    "                      const k_runtime *rt, void **results)\n{\n"
-                    "    const int mode = MODE_FORWARD;\n",
+                    "                      const k_runtime *rt, void **results, int64_t k_step)\n{\n"
+                    "    const int mode = MODE_FORWARD;\n"
+                    "    (void)k_step;\n",
                e->o->model);
     else
         sb_put(out, "\n/* Every entry point's kernels; mode says which entry point runs. */\n"
@@ -2048,6 +2056,16 @@ static void emitter_free(emitter *e)
 
 static void plan_scans(emitter *e);
 
+/* Whether a body, or a body in it, draws random numbers. */
+static bool draws(const kiln_graph *body)
+{
+    for (int32_t id = 0; id < body->n_nodes; id++)
+        if (body->nodes[id].op == KILN_OP_RANDOM ||
+            (body->nodes[id].op == KILN_OP_SCAN && draws(body->bodies[body->nodes[id].attr.i[KILN_SCAN_BODY]])))
+            return true;
+    return false;
+}
+
 /* Set up e for plan p and run the lowering passes; a scan body's emitter
 ** gets its arguments' count and where its contexts start (else 0, 0).
 ** false: out of memory. */
@@ -2212,7 +2230,8 @@ enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, cha
     sb_put(&out, PRELUDE, e.real, p->g->floatx == KILN_DTYPE_F64 ? MATH_F64 : MATH_F32);
     bool random = false;
     for (int32_t id = 0; id < p->n; id++)
-        random |= R(&e, id)->op == KILN_OP_RANDOM && p->modes[id];
+        random |= (R(&e, id)->op == KILN_OP_RANDOM || (R(&e, id)->op == KILN_OP_SCAN && draws(p->g->bodies[
+                      R(&e, id)->attr.i[KILN_SCAN_BODY]]))) && p->modes[id];
     if (random)
         sb_put(&out, "%s", PHILOX);
     sb_put(&out, "\n#define ARENA_BYTES %" PRId64 "\n#define PARAM_FLOATS %" PRId64 "\n", e.arena_bytes,

@@ -752,9 +752,17 @@ kiln_node kiln_graph_random_state(kiln_graph *g, uint64_t seed)
     double *v = kiln_param_data(p);
     v[0] = key[0];
     v[1] = key[1];
+    return kiln_graph_random_leaf(g, p);
+}
+
+kiln_node kiln_graph_random_leaf(kiln_graph *g, kiln_param *p)
+{
     kiln_node s = kiln_graph_store_leaf(g, p);
     if (!kiln_node_ok(s))
         return s;
+    for (int32_t u = 0; u < g->n_updates; u++)
+        if (g->updates[u].target == s.id)
+            return s;
     kiln_node next = kiln_expr_rng_next(g, s);
     if (!kiln_node_ok(next) || kiln_graph_add_update(g, s.id, next.id, true) != KILN_OK)
         return KILN_NODE_NONE;

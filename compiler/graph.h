@@ -319,6 +319,10 @@ kiln_node kiln_expr_scatter_add(kiln_graph *g, kiln_node upd, kiln_node idx, int
 kiln_node kiln_expr_rng_next(kiln_graph *g, kiln_node state);
 kiln_node kiln_expr_reshape_shape(kiln_graph *g, kiln_node a, const kiln_shape *s);
 
+/* The leaf of random state p in g, with the advance every entry point that
+** reads it makes (an update on read), added when g has none. */
+kiln_node kiln_graph_random_leaf(kiln_graph *g, kiln_param *p);
+
 /* ---- scans (scan.c) --------------------------------------------------------- */
 
 /* A scan node over body (g takes it; ARGs and results set) with these

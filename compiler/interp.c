@@ -64,6 +64,7 @@ struct kiln_interp {
     unsigned char *done;     /* the last run computed the node */
     bool *running;           /* per update: runs in the current mode */
     int64_t sizes[KILN_MAX_SYMBOLS];
+    int64_t step;            /* a body's: the steps before this one, over every enclosing scan; 0 outside */
     /* scans: a sub-interpreter per body, and each scan's results by index */
     struct kiln_interp **subs; /* per body of g, made on first use */
     double ***results;       /* per node: a tuple's result arrays (SCAN) */
@@ -442,7 +443,7 @@ static void eval_random(kiln_interp *it, int32_t id, double *y, const dims *od)
     double a = as_real(it, r->attr.f[0]), b = as_real(it, r->attr.f[1]);
     for (int64_t i = 0; i < od->count; i++) {
         uint32_t w[4];
-        kiln_philox(st, (uint64_t)i, r->attr.i[1], w);
+        kiln_philox(st, (uint64_t)it->step * (uint64_t)od->count + (uint64_t)i, r->attr.i[1], w);
         double u = kiln_philox_unit(w, 0, f64);
         switch ((enum kiln_random_kind)r->attr.i[0]) {
         case KILN_RANDOM_UNIFORM: y[i] = as_real(it, a + as_real(it, as_real(it, b - a) * u)); break;
@@ -551,6 +552,7 @@ static enum kiln_status eval_scan(kiln_interp *it, int32_t id)
             if (args[n_seq + k] >= 0)
                 st = set_arg(sub, args[n_seq + k], cur[k], state_n[k]);
         }
+        sub->step = it->step * T + t; /* a random draw at index step * count + i */
         if (st || (st = kiln_interp_run(sub, KILN_MODE_FORWARD, it->sizes)) != KILN_OK) {
             fail_at(it, id, st, "scan step %lld: %s", (long long)t, kiln_interp_errmsg(sub));
             break;

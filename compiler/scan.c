@@ -285,6 +285,19 @@ int32_t kiln_scan_copy_body(kiln_graph *dst, const kiln_graph *src, int32_t body
 
 /* ---- building ------------------------------------------------------------ */
 
+/* Random nodes of a body (and of the bodies in it) take streams of g, so
+** that no draw of the body is a draw of g's own nodes (a body's states may
+** share g's seeds). The body's draws also depend on the step (interp.c,
+** emit_c.c: element i of a step s draws at index s * count + i). */
+static void renumber_streams(kiln_graph *g, kiln_graph *body)
+{
+    for (int32_t id = 0; id < body->n_nodes; id++)
+        if (body->nodes[id].op == KILN_OP_RANDOM)
+            body->nodes[id].attr.i[1] = g->n_streams++;
+    for (int b = 0; b < body->n_bodies; b++)
+        renumber_streams(g, body->bodies[b]);
+}
+
 kiln_node kiln_expr_scan(kiln_graph *g, const kiln_scan_spec *spec, const kiln_node *sequences,
                          const kiln_node *initial_states, const kiln_node *contexts, kiln_scan_step_fn step,
                          void *user)
@@ -374,11 +387,9 @@ kiln_node kiln_expr_scan(kiln_graph *g, const kiln_scan_spec *spec, const kiln_n
     for (int32_t id = 0; id < body->n_nodes; id++) {
         const kiln_node_rec *r = R(body, id);
         repl[id] = -1;
-        if (r->op == KILN_OP_INPUT || r->op == KILN_OP_RANDOM || (r->op == KILN_OP_STATE && r->param &&
-                                                                   (kiln_param_roles(r->param) & KILN_ROLE_RANDOM_STATE))) {
+        if (r->op == KILN_OP_INPUT) {
             kiln_graph_fail(g, KILN_ERR_UNSUPPORTED,
-                            r->op == KILN_OP_INPUT ? "scan step: input '%s' made in the body: pass it as a sequence or a context"
-                                                   : "scan step: random numbers inside a scan body are not supported yet (%s)",
+                            "scan step: input '%s' made in the body: pass it as a sequence or a context",
                             r->name ? r->name : "?");
             free(repl);
             free(map);
@@ -386,7 +397,9 @@ kiln_node kiln_expr_scan(kiln_graph *g, const kiln_scan_spec *spec, const kiln_n
             return KILN_NODE_NONE;
         }
         if ((r->op == KILN_OP_PARAM || r->op == KILN_OP_STATE) && n_args + n_captured < MAX_SCAN_ARGS) {
-            kiln_node outer = kiln_graph_store_leaf(g, r->param);
+            /* a random state is a context too, advanced by the outer graph */
+            bool random = r->op == KILN_OP_STATE && (kiln_param_roles(r->param) & KILN_ROLE_RANDOM_STATE);
+            kiln_node outer = random ? kiln_graph_random_leaf(g, r->param) : kiln_graph_store_leaf(g, r->param);
             if (!kiln_node_ok(outer))
                 break;
             repl[id] = n_args + n_captured;
@@ -403,6 +416,7 @@ kiln_node kiln_expr_scan(kiln_graph *g, const kiln_scan_spec *spec, const kiln_n
     kiln_graph_destroy(body);
     if (!final)
         return g->err.status ? KILN_NODE_NONE : kiln_graph_fail(g, KILN_ERR_NOMEM, "scan: no memory for the body");
+    renumber_streams(g, final);
     /* 5. The scan node. */
     uint64_t sums = 0;
     for (int o = 0; o < n_out && o < 64; o++)

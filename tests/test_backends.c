@@ -116,6 +116,7 @@ static void monitor(ctx *c, kiln_node n) { c->mon[c->n_mon++] = n; }
 
 #define D(...) ((const int64_t[]){__VA_ARGS__})
 #define K(v) kiln_expr_constant(g, v)
+#define K1(gr, v) kiln_expr_constant(gr, v)
 
 /* ---- op rows -------------------------------------------------------------- */
 
@@ -483,6 +484,34 @@ static void rnn_scan(ctx *c, bool reverse)
     monitor(c, kiln_expr_mean(g, kiln_expr_square(g, kiln_expr_output(g, s, 4)), KILN_ALL_AXES));
 }
 
+/* The RNN's step with dropout on its new state: a mask drawn in the step
+** (the same in the gradient's recomputed step). */
+static enum kiln_status rnn_dropout_step(kiln_graph *body, const kiln_node *args, kiln_node *res, void *user)
+{
+    enum kiln_status st = rnn_step(body, args, res, user);
+    kiln_node m = kiln_expr_random_bernoulli(body, kiln_graph_random_state(body, 5), 2, D(KILN_BATCH, 4), 0.7);
+    res[0] = kiln_expr_mul(body, res[0], kiln_expr_mul(body, m, K1(body, 1 / 0.7)));
+    return st;
+}
+
+static void b_scan_dropout(ctx *c)
+{
+    kiln_graph *g = c->g;
+    kiln_node x = input(c, "x", FX, 3, D(KILN_TIME, KILN_BATCH, 3), -1, 1);
+    rnn_params m;
+    param(c, "U", 2, D(3, 4), -0.8, 0.8);
+    m.u = c->owned[c->n_owned - 1];
+    param(c, "W", 2, D(4, 4), -0.8, 0.8);
+    m.w = c->owned[c->n_owned - 1];
+    kiln_node h0 = kiln_expr_broadcast(g, K(0), 2, D(KILN_BATCH, 4));
+    kiln_node ctxv = param(c, "c", 1, D(4), -0.5, 0.5);
+    kiln_scan_spec spec = {.n_sequences = 1, .n_states = 1, .n_contexts = 1, .n_outputs = 2, .sum_outputs = 2};
+    kiln_node s = kiln_expr_scan(g, &spec, &x, &h0, &ctxv, rnn_dropout_step, &m);
+    ck_assert_msg(kiln_node_ok(s), "%s", kiln_graph_errmsg(g));
+    output(c, kiln_expr_output(g, s, 0));
+    output(c, kiln_expr_output(g, s, 2));
+}
+
 static void b_scan_rnn(ctx *c) { rnn_scan(c, false); }
 static void b_scan_rnn_reverse(ctx *c) { rnn_scan(c, true); }
 
@@ -561,6 +590,8 @@ static const row ROWS[] = {
     {"scan_rnn", F64, b_scan_rnn, 0, 3, {{3, 4, 0}, {2, 2, 0}, {1, 1, 0}}, false, false, "_b0_run(k_body", 1e-12},
     {"scan_rnn_f32", F32, b_scan_rnn, 2, 3, {{3, 5, 0}, {2, 3, 0}}, false, false, NULL, 1e-5},
     {"scan_rnn_reverse", F64, b_scan_rnn_reverse, 1, 3, {{3, 4, 0}, {2, 3, 0}}, false, false, "T - 1 - k_s", 1e-12},
+    {"scan_dropout", F64, b_scan_dropout, 0, 3, {{3, 4, 0}, {2, 2, 0}}, false, false, "k_step * ", 1e-12},
+    {"scan_dropout_f32", F32, b_scan_dropout, 1, 3, {{3, 4, 0}}, false, false, NULL, 1e-5},
     {"scan_nested", F64, b_scan_nested, 0, 3, {{3, 3, 0}, {2, 2, 0}}, false, false, "_b0_b0_run(k_body", 1e-12},
 };
 

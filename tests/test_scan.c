@@ -339,6 +339,85 @@ START_TEST(replace_and_print_carry_the_body)
 }
 END_TEST
 
+/* ---- random numbers in a step ---------------------------------------------------- */
+
+/* y_t = m_t * x_t * w with m_t ~ Bernoulli(0.5) drawn in the step from a
+** random state of the step's own (seed 7, which the outer graph also
+** uses); outputs y_t and m_t. */
+static enum kiln_status step_dropout(kiln_graph *body, const kiln_node *args, kiln_node *res, void *user)
+{
+    kiln_node m = kiln_expr_random_bernoulli(body, kiln_graph_random_state(body, 7), 2,
+                                             (int64_t[]){KILN_BATCH, D}, 0.5);
+    res[0] = kiln_expr_mul(body, m, kiln_expr_mul(body, args[0], kiln_graph_param(body, user)));
+    res[1] = m;
+    return KILN_OK;
+}
+
+/* Draws in a step: each step its own (the rows of the stacked masks
+** differ), none equal to the outer graph's draws from the same seed, the
+** same in the gradient's recomputed step as in the forward step (the
+** gradient of sum(y) by w is sum(m x) read from the forward masks), and new
+** ones at the next call (the outer graph advances the state). */
+START_TEST(random_draws_in_a_step_are_per_step_and_the_gradient_sees_them)
+{
+    enum { T = 6, B = 4 };
+    kiln_graph *g = kiln_graph_create(KILN_DTYPE_F64);
+    kiln_param *w = kiln_param_create("w", 1, (int64_t[]){D});
+    ck_assert_int_eq(kiln_param_set_values(w, (const double[]){1, 1, 1}, D), KILN_OK);
+    kiln_node x = kiln_graph_input(g, "x", KILN_DTYPE_F64, 3, (int64_t[]){KILN_TIME, KILN_BATCH, D});
+    kiln_scan_spec spec = {.n_sequences = 1, .n_outputs = 2};
+    kiln_node s = kiln_expr_scan(g, &spec, &x, NULL, NULL, step_dropout, w);
+    ck_assert_msg(kiln_node_ok(s), "%s", kiln_graph_errmsg(g));
+    kiln_node y = kiln_expr_output(g, s, 0), m = kiln_expr_output(g, s, 1);
+    kiln_node outer = kiln_expr_random_bernoulli(g, kiln_graph_random_state(g, 7), 2, (int64_t[]){KILN_BATCH, D}, 0.5);
+    kiln_node cost = kiln_expr_sum(g, y, KILN_ALL_AXES);
+    kiln_node mon = kiln_expr_sum(g, kiln_expr_mul(g, m, x), KILN_ALL_AXES);
+    kiln_node outs[] = {m, outer};
+    kiln_compile_options o = kiln_compile_options_default();
+    o.cost = cost;
+    o.outputs = outs;
+    o.n_outputs = 2;
+    o.monitors = &mon;
+    o.n_monitors = 1;
+    o.max_size[0] = B;
+    o.max_size[1] = T;
+    kiln_program *p;
+    ck_assert_msg(kiln_compile(g, &o, &p) == KILN_OK, "%s", kiln_program_errmsg(p));
+    double xv[T * B * D];
+    for (int i = 0; i < T * B * D; i++)
+        xv[i] = 1 + (i % 7);
+    ck_assert_int_eq(kiln_program_set_size(p, KILN_TIME, T), KILN_OK);
+    ck_assert_int_eq(kiln_program_bind_input(p, "x", xv), KILN_OK);
+    double ms[2][T * B * D], first[B * D];
+    for (int call = 0; call < 2; call++) {
+        ck_assert_int_eq(kiln_program_forward(p, B), KILN_OK);
+        ck_assert_int_eq(kiln_program_read(p, m, ms[call], T * B * D), KILN_OK);
+        if (call == 0)
+            ck_assert_int_eq(kiln_program_read(p, outer, first, B * D), KILN_OK);
+    }
+    int same_rows = 0, same_as_outer = 0, ones = 0;
+    for (int t = 1; t < T; t++)
+        same_rows += memcmp(ms[0], ms[0] + t * B * D, sizeof first) == 0;
+    same_as_outer = memcmp(ms[0], first, sizeof first) == 0;
+    for (int i = 0; i < T * B * D; i++)
+        ones += ms[0][i] == 1;
+    ck_assert_msg(same_rows == 0, "%d steps drew step 0's numbers", same_rows);
+    ck_assert_msg(!same_as_outer, "step 0 drew the outer graph's numbers");
+    ck_assert_msg(ones > T * B * D / 4 && ones < 3 * T * B * D / 4, "%d ones of %d", ones, T * B * D);
+    ck_assert_msg(memcmp(ms[0], ms[1], sizeof ms[0]) != 0, "the next call drew the same numbers");
+    /* the gradient's step recomputes the forward step's masks */
+    ck_assert_int_eq(kiln_program_gradients(p, B), KILN_OK);
+    double gw[D], total;
+    ck_assert_int_eq(kiln_program_read_gradient(p, kiln_graph_param_node(g, w), gw, D), KILN_OK);
+    ck_assert_int_eq(kiln_program_read_scalar(p, mon, &total), KILN_OK);
+    ck_assert_msg(fabs(gw[0] + gw[1] + gw[2] - total) < 1e-9 * total, "gradient %g, masks give %g",
+                  gw[0] + gw[1] + gw[2], total);
+    kiln_program_destroy(p);
+    kiln_graph_destroy(g);
+    kiln_param_destroy(w);
+}
+END_TEST
+
 /* ---- errors ---------------------------------------------------------------- */
 
 /* h_t = h_{t-1} + table[idx_t]: a lookup inside the step. */
@@ -473,6 +552,7 @@ int main(void)
     tcase_add_test(tc, replace_and_print_carry_the_body);
     tcase_add_test(tc, bad_scans_are_errors_naming_what_was_wrong);
     tcase_add_test(tc, an_index_out_of_range_in_a_step_names_the_scan);
+    tcase_add_test(tc, random_draws_in_a_step_are_per_step_and_the_gradient_sees_them);
     suite_add_tcase(s, tc);
     return kiln_test_run(s);
 }

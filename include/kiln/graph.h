@@ -240,8 +240,10 @@ KILN_API kiln_node kiln_expr_gather(kiln_graph *g, kiln_node table, kiln_node id
 ** and the contexts (constant per step), in that order; it sets results[]
 ** to the states at t (same dtype and shape as the initial ones) and its
 ** per-step outputs, and returns KILN_OK. It may read parameters
-** (kiln_graph_param on the body), which become contexts of the scan; it may
-** not make inputs or draw random numbers. The scan's results, read with
+** (kiln_graph_param on the body), which become contexts of the scan, and
+** draw random numbers (kiln_graph_random_state on the body): each step its
+** own, the same again in the gradient's recomputed step; it may not make
+** inputs. The scan's results, read with
 ** kiln_expr_output: the states stacked over T (n_states), the final states
 ** (n_states), the outputs, stacked over T or, for those whose bit is set in
 ** sum_outputs, summed over the steps (n_outputs), and the states at t-1
