@@ -461,17 +461,24 @@ static enum kiln_status rnn_step(kiln_graph *body, const kiln_node *args, kiln_n
     return KILN_OK;
 }
 
+/* U (3, 4) and W (4, 4) of the RNN. */
+static rnn_params rnn_weights(ctx *c)
+{
+    rnn_params m;
+    param(c, "U", 2, D(3, 4), -0.8, 0.8);
+    m.u = c->owned[c->n_owned - 1];
+    param(c, "W", 2, D(4, 4), -0.8, 0.8);
+    m.w = c->owned[c->n_owned - 1];
+    return m;
+}
+
 /* A tanh RNN over x (T, B, 3) with a trainable initial state and a context,
 ** every result of the scan an output (the cost reads them all). */
 static void rnn_scan(ctx *c, bool reverse)
 {
     kiln_graph *g = c->g;
     kiln_node x = input(c, "x", FX, 3, D(KILN_TIME, KILN_BATCH, 3), -1, 1);
-    rnn_params m;
-    param(c, "U", 2, D(3, 4), -0.8, 0.8);
-    m.u = c->owned[c->n_owned - 1];
-    param(c, "W", 2, D(4, 4), -0.8, 0.8);
-    m.w = c->owned[c->n_owned - 1];
+    rnn_params m = rnn_weights(c);
     kiln_node h0 = kiln_expr_broadcast(g, param(c, "h0", 1, D(4), -0.5, 0.5), 2, D(KILN_BATCH, 4));
     kiln_node ctxv = param(c, "c", 1, D(4), -0.5, 0.5);
     kiln_scan_spec spec = {.n_sequences = 1, .n_states = 1, .n_contexts = 1, .n_outputs = 2, .reverse = reverse,
@@ -498,11 +505,7 @@ static void b_scan_dropout(ctx *c)
 {
     kiln_graph *g = c->g;
     kiln_node x = input(c, "x", FX, 3, D(KILN_TIME, KILN_BATCH, 3), -1, 1);
-    rnn_params m;
-    param(c, "U", 2, D(3, 4), -0.8, 0.8);
-    m.u = c->owned[c->n_owned - 1];
-    param(c, "W", 2, D(4, 4), -0.8, 0.8);
-    m.w = c->owned[c->n_owned - 1];
+    rnn_params m = rnn_weights(c);
     kiln_node h0 = kiln_expr_broadcast(g, K(0), 2, D(KILN_BATCH, 4));
     kiln_node ctxv = param(c, "c", 1, D(4), -0.5, 0.5);
     kiln_scan_spec spec = {.n_sequences = 1, .n_states = 1, .n_contexts = 1, .n_outputs = 2, .sum_outputs = 2};
