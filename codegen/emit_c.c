@@ -1222,7 +1222,8 @@ static void kernel_scan(emitter *e, int32_t id)
         int32_t w = arg_node(body, n_seq + n_state + l);
         n_tr += w >= 0 && transposed_context(body, w, !e->o->no_fast_paths);
     }
-    sb_put(&e->body, "        const void *k_args[%d];\n        void *k_res[%d];\n", n_args + n_tr, n_state + n_out);
+    sb_put(&e->body, "        const void *k_args[%d];\n        void *k_res[%d];\n", n_args + n_tr,
+           n_state + n_out + (int)r->attr.i[KILN_SCAN_SAVED]);
     int64_t carry = e->scan_at[id] + e->scan_carry[id];
     for (int k = 0; k < n_state; k++) { /* carries, from the initial states */
         int32_t init = r->in[n_seq + k];
@@ -1282,9 +1283,11 @@ static void kernel_scan(emitter *e, int32_t id)
     sb_put(&e->body, "            const int64_t k_err = %s_b%d_run(k_body, k_args, sizes, rt, k_res, %s);\n"
                      "            if (k_err) return ((int64_t)%d << 32) | (k_err & 0xffffffff);\n", e->o->model, bi,
            step, (int)id);
-    for (int k = 0; k < n_state + n_out; k++) {
-        bool state = k < n_state, summed = !state && (sums >> (k - n_state) & 1);
-        int32_t o = result_node(e, id, state ? k : n_state + k);
+    int n_saved = (int)r->attr.i[KILN_SCAN_SAVED];
+    for (int k = 0; k < n_state + n_out + n_saved; k++) { /* states, outputs, saved values (after the t-1 states) */
+        bool state = k < n_state, saved = k >= n_state + n_out;
+        bool summed = !state && !saved && (sums >> (k - n_state) & 1);
+        int32_t o = result_node(e, id, state ? k : saved ? 2 * n_state + k : n_state + k);
         int32_t like = state ? r->in[n_seq + k] : o;
         if (!state && o < 0)
             continue;

@@ -634,7 +634,26 @@ kiln_node kiln_expr_split(kiln_graph *g, kiln_node a, int axis, int n, const int
     return add_rec(g, &rec);
 }
 
+/* Results a user sees: a scan's saved values are its own. */
+static int public_results(const kiln_node_rec *r)
+{
+    return r->n_out - (r->op == KILN_OP_SCAN ? (int)r->attr.i[KILN_SCAN_SAVED] : 0);
+}
+
 kiln_node kiln_expr_output(kiln_graph *g, kiln_node t, int k)
+{
+    if (!g)
+        return KILN_NODE_NONE;
+    if (t.id < 0 || t.id >= g->n_nodes)
+        return kiln_graph_check(g, t, "output"), KILN_NODE_NONE;
+    const kiln_node_rec *rt = R(g, t);
+    if (rt->n_out && (k < 0 || k >= public_results(rt)))
+        return kiln_graph_fail(g, KILN_ERR_ARG, "output %d of node %d (%s), which has %d results", k, (int)t.id,
+                               kiln_op_info_of(rt->op)->name, public_results(rt));
+    return kiln_expr_result(g, t, k);
+}
+
+kiln_node kiln_expr_result(kiln_graph *g, kiln_node t, int k)
 {
     if (!g)
         return KILN_NODE_NONE;
@@ -656,7 +675,7 @@ int kiln_graph_node_output_count(const kiln_graph *g, kiln_node n)
 {
     if (!g || n.id < 0 || n.id >= g->n_nodes)
         return 0;
-    return g->nodes[n.id].n_out ? g->nodes[n.id].n_out : 1;
+    return g->nodes[n.id].n_out ? public_results(&g->nodes[n.id]) : 1;
 }
 
 /* ---- last-axis ops ------------------------------------------------------------ */

@@ -104,10 +104,13 @@ enum kiln_op {
 ** results (g->results of the body) are the states at t and n_out per-step
 ** outputs. The scan's results: the states stacked over T (n_state), the
 ** final states (n_state), the outputs stacked over T or, for those in the
-** sum mask, summed over the steps (n_out), and the states at t-1 stacked
-** over T (n_state: what the gradient reads). reverse runs t from T-1 down. */
+** sum mask, summed over the steps (n_out), the states at t-1 stacked over
+** T (n_state: what the gradient reads), and the saved values stacked over T
+** (n_saved: the step's products, which the gradient's step reads instead
+** of computing them again; body results after the outputs; not counted by
+** kiln_graph_node_output_count). reverse runs t from T-1 down. */
 enum kiln_scan_attr { KILN_SCAN_BODY, KILN_SCAN_SEQ, KILN_SCAN_STATE, KILN_SCAN_CTX, KILN_SCAN_OUT,
-                      KILN_SCAN_REVERSE, KILN_SCAN_SUMS };
+                      KILN_SCAN_REVERSE, KILN_SCAN_SUMS, KILN_SCAN_SAVED };
 
 /* KILN_OP_RANDOM's distributions (attr.i[0]). */
 enum kiln_random_kind { KILN_RANDOM_UNIFORM, KILN_RANDOM_NORMAL, KILN_RANDOM_BERNOULLI };
@@ -319,6 +322,10 @@ kiln_node kiln_expr_scatter_add(kiln_graph *g, kiln_node upd, kiln_node idx, int
 kiln_node kiln_expr_rng_next(kiln_graph *g, kiln_node state);
 kiln_node kiln_expr_reshape_shape(kiln_graph *g, kiln_node a, const kiln_shape *s);
 
+/* Result k of tuple t, a PROJ node: kiln_expr_output without its limit to
+** the public results (a scan's saved values are results too). */
+kiln_node kiln_expr_result(kiln_graph *g, kiln_node t, int k);
+
 /* The leaf of random state p in g, with the advance every entry point that
 ** reads it makes (an update on read), added when g has none. */
 kiln_node kiln_graph_random_leaf(kiln_graph *g, kiln_param *p);
@@ -328,7 +335,8 @@ kiln_node kiln_graph_random_leaf(kiln_graph *g, kiln_param *p);
 /* A scan node over body (g takes it; ARGs and results set) with these
 ** counts and inputs (n_seq + n_state + n_ctx ids): its id, or -1 with the
 ** error on g. */
-int32_t kiln_scan_add(kiln_graph *g, kiln_graph *body, int n_seq, int n_state, int n_ctx, int n_out, bool reverse,
+int32_t kiln_scan_add(kiln_graph *g, kiln_graph *body, int n_seq, int n_state, int n_ctx, int n_out, int n_saved,
+                      bool reverse,
                       uint64_t sums, const int32_t *inputs);
 /* Copy src's body number `body` into dst (a program graph's rebuild when
 ** program: rewrites, CSE, only what its results need): its index in dst,

@@ -492,6 +492,7 @@ static enum kiln_status eval_scan(kiln_interp *it, int32_t id)
     int bi = (int)r->attr.i[KILN_SCAN_BODY];
     int n_seq = (int)r->attr.i[KILN_SCAN_SEQ], n_state = (int)r->attr.i[KILN_SCAN_STATE];
     int n_ctx = (int)r->attr.i[KILN_SCAN_CTX], n_out = (int)r->attr.i[KILN_SCAN_OUT];
+    int n_saved = (int)r->attr.i[KILN_SCAN_SAVED];
     bool reverse = r->attr.i[KILN_SCAN_REVERSE] != 0;
     uint64_t sums = (uint64_t)r->attr.i[KILN_SCAN_SUMS];
     const kiln_graph *body = it->g->bodies[bi];
@@ -561,6 +562,11 @@ static enum kiln_status eval_scan(kiln_interp *it, int32_t id)
             const double *v = sub->val[body->results[k]];
             memcpy(cur[k], v, (size_t)state_n[k] * sizeof(double));
             memcpy(it->results[id][k] + t * state_n[k], v, (size_t)state_n[k] * sizeof(double));
+        }
+        for (int v = 0; v < n_saved; v++) { /* the saved values, stacked */
+            int32_t b = body->results[n_state + n_out + v];
+            memcpy(it->results[id][3 * n_state + n_out + v] + t * sub->count[b], sub->val[b],
+                   (size_t)sub->count[b] * sizeof(double));
         }
         for (int o = 0; o < n_out; o++) {
             int32_t b = body->results[n_state + o];

@@ -185,6 +185,8 @@ static void put_attrs(printer *p, const kiln_graph *g, const kiln_node_rec *r)
             field(p), put(p, "reverse");
         if (a->i[KILN_SCAN_SUMS])
             field(p), put(p, "summed=0x%llx", (unsigned long long)a->i[KILN_SCAN_SUMS]);
+        if (a->i[KILN_SCAN_SAVED])
+            put_int(p, "saved", a->i[KILN_SCAN_SAVED]);
         break;
     case KILN_OP_RANDOM: {
         int64_t kind = a->i[0];

@@ -20,14 +20,15 @@
 **
 ** The gradient (kiln_scan_gradient, called by autodiff.c) is a reverse
 ** scan built by the same autodiff: its body recomputes the forward step
-** from the saved states at t-1 (nothing else is saved), seeds the states
-** at t with their adjoint (the stacked states' adjoint at t plus the carry
-** from step t+1) and the outputs with theirs, and differentiates the step
-** with kiln_vjp. It carries the states' adjoints backwards, stacks the
-** sequences' adjoints and sums the contexts'. What it saves: the states at
-** t-1 (a result of the forward scan); what it recomputes: every other value
-** of the step. Rejected: saving every intermediate of every step (memory
-** T times the body's values, and a planner for per-step saves).
+** from the saved states at t-1 and the saved products (the step's matmuls,
+** extra "saved" results of the forward scan), seeds the states at t with
+** their adjoint (the stacked states' adjoint at t plus the carry from step
+** t+1) and the outputs with theirs, and differentiates the step with
+** kiln_vjp; then the products' values are read from the saved ones and the
+** products go. It carries the states' adjoints backwards, stacks the
+** sequences' adjoints and sums the contexts' (a context's x^T d terms
+** hoisted into one product over all T*B rows after the loop).
+** docs/architecture.md says what is saved and what recomputed, and why.
 **
 ** Bodies are copied with their graph: kiln_rebuild rebuilds a scan's body
 ** into a program graph of its own (rewrites, CSE, dead code removed), and a
@@ -41,6 +42,7 @@
 #include "compiler/passes.h"
 
 #define MAX_SCAN_ARGS 256
+#define MAX_SAVED 16
 
 static const kiln_node_rec *R(const kiln_graph *g, int32_t id) { return kiln_graph_cnode(g, id); }
 
@@ -126,7 +128,7 @@ static kiln_node add_arg(kiln_graph *body, int k, enum kiln_dtype t, const kiln_
 
 /* The scan's result types from its inputs and body (graph.h's order). */
 static bool result_types(kiln_graph *g, const kiln_graph *body, const int32_t *in, int n_seq, int n_state, int n_out,
-                         uint64_t sums, kiln_value_type *outs)
+                         int n_saved, uint64_t sums, kiln_value_type *outs)
 {
     int64_t T = R(g, in[0])->shape.dims[0];
     int k = 0;
@@ -159,6 +161,17 @@ static bool result_types(kiln_graph *g, const kiln_graph *body, const int32_t *i
     }
     for (int s = 0; s < n_state; s++) /* the states at t-1, stacked */
         outs[k++] = outs[s];
+    for (int v = 0; v < n_saved; v++) { /* the saved values, stacked */
+        const kiln_node_rec *rv = R(body, body->results[n_state + n_out + v]);
+        if (rv->shape.rank + 1 > KILN_MAX_RANK)
+            return false;
+        outs[k].dtype = rv->dtype;
+        outs[k].shape = rv->shape;
+        memmove(outs[k].shape.dims + 1, outs[k].shape.dims, sizeof(int64_t) * (size_t)rv->shape.rank);
+        outs[k].shape.dims[0] = T;
+        outs[k].shape.rank++;
+        k++;
+    }
     for (int j = 0; j < k; j++) /* T is g's; the rest was the body's */
         for (int i = 0; i < outs[j].shape.rank; i++)
             if (outs[j].shape.dims[i] < 0 && outs[j].shape.dims[i] != T) {
@@ -171,17 +184,17 @@ static bool result_types(kiln_graph *g, const kiln_graph *body, const int32_t *i
     return true;
 }
 
-int32_t kiln_scan_add(kiln_graph *g, kiln_graph *body, int n_seq, int n_state, int n_ctx, int n_out, bool reverse,
-                      uint64_t sums, const int32_t *inputs)
+int32_t kiln_scan_add(kiln_graph *g, kiln_graph *body, int n_seq, int n_state, int n_ctx, int n_out, int n_saved,
+                      bool reverse, uint64_t sums, const int32_t *inputs)
 {
-    int n_res = 3 * n_state + n_out;
+    int n_res = 3 * n_state + n_out + n_saved;
     kiln_value_type *outs = malloc(sizeof *outs * ((size_t)n_res + 1));
     if (!outs) {
         kiln_graph_destroy(body);
         kiln_graph_fail(g, KILN_ERR_NOMEM, "scan: no memory");
         return -1;
     }
-    if (!result_types(g, body, inputs, n_seq, n_state, n_out, sums, outs)) {
+    if (!result_types(g, body, inputs, n_seq, n_state, n_out, n_saved, sums, outs)) {
         free(outs);
         kiln_graph_destroy(body);
         kiln_graph_fail(g, KILN_ERR_SHAPE, "scan: a state or output stacked over T would have more than %d axes",
@@ -203,6 +216,7 @@ int32_t kiln_scan_add(kiln_graph *g, kiln_graph *body, int n_seq, int n_state, i
     rec.attr.i[KILN_SCAN_OUT] = n_out;
     rec.attr.i[KILN_SCAN_REVERSE] = reverse;
     rec.attr.i[KILN_SCAN_SUMS] = (int64_t)sums;
+    rec.attr.i[KILN_SCAN_SAVED] = n_saved;
     int32_t id = kiln_graph_add(g, &rec);
     free(outs);
     return id;
@@ -417,12 +431,33 @@ kiln_node kiln_expr_scan(kiln_graph *g, const kiln_scan_spec *spec, const kiln_n
     if (!final)
         return g->err.status ? KILN_NODE_NONE : kiln_graph_fail(g, KILN_ERR_NOMEM, "scan: no memory for the body");
     renumber_streams(g, final);
-    /* 5. The scan node. */
+    /* 5. What the gradient's step will read rather than compute again: the
+    ** step's float products (a product per step is most of its work; the
+    ** elementwise rest is recomputed from them), saved as extra results
+    ** after the outputs. A program without the gradient reads none of
+    ** them, and the scan then keeps none (codegen keeps only results read). */
+    int n_saved = 0;
+    int32_t saved[MAX_SAVED];
+    for (int32_t id = 0; id < final->n_nodes && n_saved < MAX_SAVED; id++)
+        if (final->nodes[id].op == KILN_OP_MATMUL && final->nodes[id].dtype == final->floatx)
+            saved[n_saved++] = id;
+    if (n_saved) {
+        int32_t all[MAX_SCAN_ARGS];
+        if (n_state + n_out + n_saved > MAX_SCAN_ARGS)
+            n_saved = 0;
+        memcpy(all, final->results, sizeof *all * (size_t)(n_state + n_out));
+        memcpy(all + n_state + n_out, saved, sizeof *all * (size_t)n_saved);
+        if (!set_results(final, all, n_state + n_out + n_saved)) {
+            kiln_graph_destroy(final);
+            return kiln_graph_fail(g, KILN_ERR_NOMEM, "scan: no memory");
+        }
+    }
+    /* 6. The scan node. */
     uint64_t sums = 0;
     for (int o = 0; o < n_out && o < 64; o++)
         if (spec->sum_outputs >> o & 1)
             sums |= (uint64_t)1 << o;
-    int32_t id = kiln_scan_add(g, final, n_seq, n_state, n_ctx + n_captured, n_out, spec->reverse, sums, ids);
+    int32_t id = kiln_scan_add(g, final, n_seq, n_state, n_ctx + n_captured, n_out, n_saved, spec->reverse, sums, ids);
     return (kiln_node){id < 0 ? -1 : id};
 }
 
@@ -482,13 +517,15 @@ enum kiln_status kiln_scan_gradient(kiln_graph *g, int32_t id, const int32_t *re
     int32_t bin[MAX_SCAN_ARGS];
     int nb = 0;
     int slot_gS[64], slot_gO[64], slot_gP[64];
-    if (n_seq + 3 * n_state + n_out + n_ctx + n_state > MAX_SCAN_ARGS || n_state > 64 || n_out > 64)
+    int n_sv = (int)fr.attr.i[KILN_SCAN_SAVED], slot_sv[MAX_SAVED];
+    if (n_seq + 3 * n_state + n_out + n_sv + n_ctx + n_state > MAX_SCAN_ARGS || n_state > 64 || n_out > 64 ||
+        n_sv > MAX_SAVED)
         return kiln_err_set(&g->err, KILN_ERR_UNSUPPORTED, "scan gradient: too many arguments");
     for (int j = 0; j < n_seq; j++)
         bin[nb++] = fr.in[j];
     int32_t prev_proj[64];
     for (int k = 0; k < n_state; k++) {
-        prev_proj[k] = kiln_expr_output(g, (kiln_node){id}, 2 * n_state + n_out + k).id;
+        prev_proj[k] = kiln_expr_result(g, (kiln_node){id}, 2 * n_state + n_out + k).id;
         bin[nb++] = prev_proj[k];
     }
     for (int k = 0; k < n_state; k++)
@@ -497,6 +534,10 @@ enum kiln_status kiln_scan_gradient(kiln_graph *g, int32_t id, const int32_t *re
         slot_gO[m] = gO[m] >= 0 && !(sums >> m & 1) ? (bin[nb] = gO[m], nb++) : -1;
     for (int k = 0; k < n_state; k++)
         slot_gP[k] = gP[k] >= 0 ? (bin[nb] = gP[k], nb++) : -1;
+    for (int v = 0; v < n_sv; v++) { /* the saved products, stacked */
+        slot_sv[v] = nb;
+        bin[nb++] = kiln_expr_result(g, (kiln_node){id}, 3 * n_state + n_out + v).id;
+    }
     int n_bseq = nb;
     for (int k = 0; k < n_state; k++) { /* carries start from the final states' adjoints */
         const kiln_shape *s = &R(g, fr.in[n_seq + k])->shape;
@@ -530,7 +571,10 @@ enum kiln_status kiln_scan_gradient(kiln_graph *g, int32_t id, const int32_t *re
             memmove(s.dims, s.dims + 1, sizeof(int64_t) * (size_t)(s.rank - 1));
             s.rank--;
         }
-        barg[k] = add_arg(bb, k, r->dtype, &s, NULL);
+        bool saved = false; /* a saved product's ARG replaces it after the gradient is built */
+        for (int v = 0; v < n_sv; v++)
+            saved |= slot_sv[v] == k;
+        barg[k] = saved ? KILN_NODE_NONE : add_arg(bb, k, r->dtype, &s, NULL);
     }
     /* forward ARG a -> the backward ARG holding its value at t */
     for (int32_t fid = 0; fid < fb->n_nodes; fid++) {
@@ -590,6 +634,7 @@ enum kiln_status kiln_scan_gradient(kiln_graph *g, int32_t id, const int32_t *re
     ** (X^T D), instead of a small product and a sum per step. The other
     ** terms stay in the loop, summed. */
     int32_t hx[MAX_HOISTED], hd[MAX_HOISTED], rest[MAX_SCAN_ARGS];
+    int64_t hcols[2][MAX_HOISTED];
     int hctx[MAX_HOISTED], n_hoist = 0;
     for (int l = 0; l < n_ctx; l++) {
         int32_t terms[MAX_HOISTED];
@@ -599,6 +644,8 @@ enum kiln_status kiln_scan_gradient(kiln_graph *g, int32_t id, const int32_t *re
             if (rows_product(bb, terms[q]) && n_hoist < MAX_HOISTED) {
                 hx[n_hoist] = R(bb, terms[q])->in[0];
                 hd[n_hoist] = R(bb, terms[q])->in[1];
+                hcols[0][n_hoist] = R(bb, hx[n_hoist])->shape.dims[1];
+                hcols[1][n_hoist] = R(bb, hd[n_hoist])->shape.dims[1];
                 hctx[n_hoist++] = l;
             } else {
                 rest[l] = rest[l] < 0 ? terms[q] : kiln_expr_add(bb, (kiln_node){rest[l]}, (kiln_node){terms[q]}).id;
@@ -650,13 +697,37 @@ enum kiln_status kiln_scan_gradient(kiln_graph *g, int32_t id, const int32_t *re
             bres[nr++] = v;
         }
     }
-    free(map);
     if (bb->err.status || !set_results(bb, bres, nr)) {
         enum kiln_status st = kiln_err_copy(&g->err, &bb->err, "scan gradient: ");
+        free(map);
         kiln_graph_destroy(bb);
         return st ? st : KILN_ERR_NOMEM;
     }
-    int32_t bid = kiln_scan_add(g, bb, n_bseq, n_state, n_bctx, nr - n_state, !fr.attr.i[KILN_SCAN_REVERSE], bsums,
+    /* The step's products, now that their adjoints are built through them:
+    ** every reader of their values reads the forward step's saved values
+    ** instead, and the products themselves, read by nothing, go. */
+    if (n_sv) {
+        int32_t *repl = malloc(sizeof *repl * ((size_t)bb->n_nodes + 1));
+        int32_t *map2 = malloc(sizeof *map2 * ((size_t)bb->n_nodes + 1));
+        kiln_graph *bb2 = NULL;
+        if (repl && map2) {
+            for (int32_t b = 0; b < bb->n_nodes; b++)
+                repl[b] = -1;
+            for (int v = 0; v < n_sv; v++)
+                repl[map[fb->results[n_state + n_out + v]]] = slot_sv[v];
+            bb2 = copy_body(bb, true, repl, map2);
+        }
+        free(repl);
+        free(map2);
+        kiln_graph_destroy(bb);
+        if (!bb2) {
+            free(map);
+            return kiln_err_set(&g->err, KILN_ERR_NOMEM, "scan gradient: no memory");
+        }
+        bb = bb2;
+    }
+    free(map);
+    int32_t bid = kiln_scan_add(g, bb, n_bseq, n_state, n_bctx, nr - n_state, 0, !fr.attr.i[KILN_SCAN_REVERSE], bsums,
                                 bin);
     if (bid < 0)
         return g->err.status;
@@ -678,7 +749,7 @@ enum kiln_status kiln_scan_gradient(kiln_graph *g, int32_t id, const int32_t *re
         for (int q = 0; q < 2; q++) {
             int sidx = src[q * n_hoist + h];
             kiln_node st = sidx < 0 ? (kiln_node){bin[-1 - sidx]} : kiln_expr_output(g, (kiln_node){bid}, 2 * n_state + sidx);
-            int64_t cols = R(bb, q ? hd[h] : hx[h])->shape.dims[1];
+            int64_t cols = hcols[q][h];
             op[q] = kiln_expr_reshape(g, st, 2, (int64_t[]){KILN_INFER, cols});
         }
         kiln_node prod = kiln_expr_matmul(g, kiln_expr_transpose(g, op[0]), op[1]);

@@ -8,6 +8,9 @@
 **   infer_<net>_b<B>   latency of the forward program, microseconds
 **   compile_cold_ms, compile_warm_ms   compiling the 784-100-10 training program
 **                      into an empty cache folder (a fresh one each time), and again
+**   train_lstm256_t50_b32   an LSTM of 256 units over 50 steps of 256 features,
+**                      batch 32 (bench_lstm.h): training steps/s
+**   compile_lstm_cold_ms, compile_lstm_warm_ms   its training program, as above
 **   peak_rss_mb        peak resident memory of this process
 ** Each figure is the median of at least 5 repetitions after a warm-up. The
 ** data are synthetic and the same formula as in torch_bench.py.
@@ -21,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_lstm.h"
 #include "bench_model.h"
 
 #define MAX_REPS 15
@@ -179,6 +183,58 @@ static void gemm_free(gemm_ctx *g)
         free(bufs[i]);
 }
 
+/* compile_cold_ms<what> and compile_warm_ms<what> of the program compile
+** makes of m: cold in a fresh cache folder each time, warm from the last. */
+typedef kiln_program *(*compile_fn)(void *m, const char *cache_dir);
+
+static kiln_program *compile_mlp(void *m, const char *dir) { return bench_compile_train(m, 1000, dir); }
+static kiln_program *compile_lstm(void *m, const char *dir) { return bench_lstm_compile(m, dir); }
+
+static void compile_times(const config *cfg, const char *what, compile_fn compile, void *m)
+{
+    double cold[MAX_REPS], warm[MAX_REPS];
+    char dir[MAX_REPS][32];
+    for (int r = 0; r < cfg->reps; r++) {
+        snprintf(dir[r], sizeof dir[r], "/tmp/kiln_bench_cache_XXXXXX");
+        if (!mkdtemp(dir[r]))
+            bench_die("mkdtemp", "cannot make a cache folder");
+        double t0 = now();
+        kiln_program *p = compile(m, dir[r]);
+        cold[r] = now() - t0;
+        if (!kiln_program_compiler_ran(p))
+            bench_die("compile", "cold compile found a cache entry");
+        kiln_program_destroy(p);
+    }
+    for (int r = 0; r < cfg->reps; r++) {
+        double t0 = now();
+        kiln_program *p = compile(m, dir[cfg->reps - 1]);
+        warm[r] = now() - t0;
+        if (kiln_program_compiler_ran(p))
+            bench_die("compile", "warm compile ran the compiler");
+        kiln_program_destroy(p);
+    }
+    printf("kiln compile%s_cold_ms %.3f\n", what, median(cold, cfg->reps) * 1e3);
+    printf("kiln compile%s_warm_ms %.3f\n", what, median(warm, cfg->reps) * 1e3);
+    for (int r = 0; r < cfg->reps; r++) {
+        char cmd[64];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir[r]);
+        if (system(cmd) != 0)
+            fprintf(stderr, "bench: could not remove %s\n", dir[r]);
+    }
+}
+
+typedef struct lstm_ctx {
+    lstm_net *n;
+    kiln_program *p;
+} lstm_ctx;
+
+static void lstm_step(void *c, int64_t i)
+{
+    lstm_ctx *l = c;
+    (void)i;
+    bench_lstm_step(l->n, l->p);
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: bench [--quick] [--reps N]\n");
@@ -209,36 +265,12 @@ int main(int argc, char **argv)
     {
         net n;
         bench_net_build(&n, 100);
-        double cold[MAX_REPS], warm[MAX_REPS];
-        char dir[MAX_REPS][32];
-        for (int r = 0; r < cfg.reps; r++) {
-            snprintf(dir[r], sizeof dir[r], "/tmp/kiln_bench_cache_XXXXXX");
-            if (!mkdtemp(dir[r]))
-                bench_die("mkdtemp", "cannot make a cache folder");
-            double t0 = now();
-            kiln_program *p = bench_compile_train(&n, 1000, dir[r]);
-            cold[r] = now() - t0;
-            if (!kiln_program_compiler_ran(p))
-                bench_die("compile", "cold compile found a cache entry");
-            kiln_program_destroy(p);
-        }
-        for (int r = 0; r < cfg.reps; r++) {
-            double t0 = now();
-            kiln_program *p = bench_compile_train(&n, 1000, dir[cfg.reps - 1]);
-            warm[r] = now() - t0;
-            if (kiln_program_compiler_ran(p))
-                bench_die("compile", "warm compile ran the compiler");
-            kiln_program_destroy(p);
-        }
-        printf("kiln compile_cold_ms %.3f\n", median(cold, cfg.reps) * 1e3);
-        printf("kiln compile_warm_ms %.3f\n", median(warm, cfg.reps) * 1e3);
+        compile_times(&cfg, "", compile_mlp, &n);
         bench_net_free(&n);
-        for (int r = 0; r < cfg.reps; r++) {
-            char cmd[64];
-            snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir[r]);
-            if (system(cmd) != 0)
-                fprintf(stderr, "bench: could not remove %s\n", dir[r]);
-        }
+        lstm_net l;
+        bench_lstm_build(&l, 256, 50, 32);
+        compile_times(&cfg, "_lstm", compile_lstm, &l);
+        bench_lstm_free(&l);
     }
 
     for (size_t h = 0; h < 2; h++) {
@@ -268,6 +300,15 @@ int main(int argc, char **argv)
             printf("kiln infer_%s_b%lld %.2f\n", name, (long long)B, t * 1e6);
         }
         bench_net_free(&n);
+    }
+    {
+        lstm_net l;
+        bench_lstm_build(&l, 256, 50, 32);
+        lstm_ctx c = {&l, bench_lstm_compile(&l, NULL)};
+        double t = time_per_call(&cfg, lstm_step, &c);
+        printf("kiln train_lstm256_t50_b32 %.3f\n", 1 / t);
+        kiln_program_destroy(c.p);
+        bench_lstm_free(&l);
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);

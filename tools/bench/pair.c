@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "bench_lstm.h"
 #include "bench_model.h"
 
 typedef struct kiln_pair {
@@ -58,5 +59,38 @@ __attribute__((visibility("default"))) void kiln_pair_close(kiln_pair *k)
         return;
     kiln_program_destroy(k->p);
     bench_net_free(&k->n);
+    free(k);
+}
+
+/* The LSTM case: kiln_lstm_pair_open(hidden, T, batch), run, close. */
+typedef struct kiln_lstm_pair {
+    lstm_net n;
+    kiln_program *p;
+} kiln_lstm_pair;
+
+__attribute__((visibility("default"))) kiln_lstm_pair *kiln_lstm_pair_open(int hidden, int T, int batch)
+{
+    kiln_lstm_pair *k = calloc(1, sizeof *k);
+    if (!k || hidden < 1 || T < 1 || batch < 1)
+        bench_die("lstm pair", "bad arguments or out of memory");
+    bench_lstm_build(&k->n, hidden, T, batch);
+    k->p = bench_lstm_compile(&k->n, NULL);
+    return k;
+}
+
+__attribute__((visibility("default"))) double kiln_lstm_pair_run(kiln_lstm_pair *k, long steps)
+{
+    double t = now();
+    for (long i = 0; i < steps; i++)
+        bench_lstm_step(&k->n, k->p);
+    return now() - t;
+}
+
+__attribute__((visibility("default"))) void kiln_lstm_pair_close(kiln_lstm_pair *k)
+{
+    if (!k)
+        return;
+    kiln_program_destroy(k->p);
+    bench_lstm_free(&k->n);
     free(k);
 }

@@ -152,7 +152,41 @@ def main():
             else:
                 t = time_per_call(infer, reps, rep_seconds)
             print("torch infer_%s_b%d %.2f" % (name, b, t * 1e6))
+    lstm_case(lib, reps, rep_seconds)
     print("torch peak_rss_mb %.1f" % (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0))
+
+
+def lstm_case(lib, reps, rep_seconds, hidden=256, steps=50, batch=32, n_in=256):
+    """nn.LSTM(256, 256) over 50 steps, batch 32: training steps/s, the cost
+    the mean of the squared outputs, SGD lr 0.01 (bench_lstm.h)."""
+    t = np.arange(steps)[:, None, None]
+    b = np.arange(batch)[None, :, None]
+    j = np.arange(n_in)[None, None, :]
+    x = torch.from_numpy((((t * 7919 + b * 104729 + j * 31) % 1000) / 1000.0 - 0.5).astype(np.float32))
+    torch.manual_seed(1)
+    m = torch.nn.LSTM(n_in, hidden)
+    opt = torch.optim.SGD(m.parameters(), lr=0.01)
+
+    def step(_i):
+        opt.zero_grad(set_to_none=True)
+        out, _ = m(x)
+        out.pow(2).mean().backward()
+        opt.step()
+    name = "train_lstm%d_t%d_b%d" % (hidden, steps, batch)
+    if lib:
+        lib.kiln_lstm_pair_open.restype = ctypes.c_void_p
+        lib.kiln_lstm_pair_open.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        lib.kiln_lstm_pair_run.restype = ctypes.c_double
+        lib.kiln_lstm_pair_run.argtypes = [ctypes.c_void_p, ctypes.c_long]
+        lib.kiln_lstm_pair_close.argtypes = [ctypes.c_void_p]
+        h = lib.kiln_lstm_pair_open(hidden, steps, batch)
+        tk, tt = time_alternating([lambda _i, k: lib.kiln_lstm_pair_run(h, k), repeat(step)], reps, rep_seconds)
+        lib.kiln_lstm_pair_close(h)
+        print("kiln %s %.3f" % (name, 1 / tk))
+    else:
+        tt = time_per_call(step, reps, rep_seconds)
+    print("torch %s %.3f" % (name, 1 / tt))
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":
