@@ -664,8 +664,14 @@ enum kiln_status kiln_scan_gradient(kiln_graph *g, int32_t id, const int32_t *re
             d = kiln_expr_add(bb, d, barg[slot_gP[k]]);
         bres[nr++] = d.id;
     }
-    for (int j = 0; j < n_seq; j++)
-        bres[nr++] = grads[j];
+    int n_sq = 0, seq_res[MAX_SCAN_ARGS]; /* only the sequences' adjoints wanted (not an input's) */
+    for (int j = 0; j < n_seq; j++) {
+        seq_res[j] = need[fr.in[j]] ? nr - n_state : -1;
+        if (need[fr.in[j]]) {
+            bres[nr++] = grads[j];
+            n_sq++;
+        }
+    }
     int n_sum = 0;
     uint64_t bsums = 0;
     for (int l = 0; l < n_ctx; l++) {
@@ -673,7 +679,7 @@ enum kiln_status kiln_scan_gradient(kiln_graph *g, int32_t id, const int32_t *re
         if (rest[l] < 0)
             continue;
         ctx_res[l] = nr - n_state;
-        bsums |= (uint64_t)1 << (n_seq + n_sum++);
+        bsums |= (uint64_t)1 << (n_sq + n_sum++);
         bres[nr++] = rest[l];
     }
     /* each operand: a backward sequence (outer node bin[k]: src -1 - k) or
@@ -688,7 +694,7 @@ enum kiln_status kiln_scan_gradient(kiln_graph *g, int32_t id, const int32_t *re
         }
         src[h] = -1 - MAX_SCAN_ARGS;
         for (int k = n_state; k < nr; k++)
-            if (bres[k] == v && (k < n_state + n_seq || k >= n_state + n_seq + n_sum))
+            if (bres[k] == v && (k < n_state + n_sq || k >= n_state + n_sq + n_sum))
                 src[h] = k - n_state;
         if (src[h] == -1 - MAX_SCAN_ARGS) {
             if (nr >= MAX_SCAN_ARGS)
@@ -736,8 +742,8 @@ enum kiln_status kiln_scan_gradient(kiln_graph *g, int32_t id, const int32_t *re
         if (need[fr.in[n_seq + k]])
             in_adj[n_seq + k] = kiln_expr_output(g, (kiln_node){bid}, n_state + k).id;
     for (int j = 0; j < n_seq; j++)
-        if (need[fr.in[j]])
-            in_adj[j] = kiln_expr_output(g, (kiln_node){bid}, 2 * n_state + j).id;
+        if (seq_res[j] >= 0)
+            in_adj[j] = kiln_expr_output(g, (kiln_node){bid}, 2 * n_state + seq_res[j]).id;
     for (int l = 0; l < n_ctx; l++)
         if (need[fr.in[n_seq + n_state + l]] && ctx_res[l] >= 0)
             in_adj[n_seq + n_state + l] = kiln_expr_output(g, (kiln_node){bid}, 2 * n_state + ctx_res[l]).id;

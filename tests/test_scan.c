@@ -418,6 +418,60 @@ START_TEST(random_draws_in_a_step_are_per_step_and_the_gradient_sees_them)
 }
 END_TEST
 
+/* ---- what the gradient saves ------------------------------------------------------- */
+
+/* Products in the C function `fn` of source src. */
+static int products_in(const char *src, const char *fn)
+{
+    const char *at = strstr(src, fn);
+    ck_assert_msg(at, "no function %s", fn);
+    const char *end = strstr(at + 1, "\nstatic int64_t ");
+    int n = 0;
+    for (const char *q = at; (q = strstr(q, ":matmul ->")) && (!end || q < end); q++)
+        n++;
+    return n;
+}
+
+/* The tanh RNN's step has two products (x_t U, h W); its gradient's step
+** reads both from the forward scan's saved values and computes one
+** product only, d W^T (x is an input: no adjoint); the forward scan's
+** saved values are not among the results a user counts. */
+START_TEST(the_gradient_step_reads_the_saved_products)
+{
+    kiln_graph *g = kiln_graph_create(KILN_DTYPE_F64);
+    tanh_rnn m = {kiln_param_create("U", 2, (int64_t[]){D, D}), kiln_param_create("W", 2, (int64_t[]){D, D}),
+                  kiln_param_create("b", 1, (int64_t[]){D})};
+    fill(m.u, D * D, 0.8, 1);
+    fill(m.w, D * D, 0.8, 2);
+    fill(m.b, D, 0.3, 3);
+    kiln_node x = kiln_graph_input(g, "x", KILN_DTYPE_F64, 3, (int64_t[]){KILN_TIME, KILN_BATCH, D});
+    kiln_node c = kiln_expr_broadcast(g, kiln_expr_constant(g, 1), 2, (int64_t[]){KILN_BATCH, D});
+    kiln_node h0 = kiln_expr_broadcast(g, kiln_expr_constant(g, 0), 2, (int64_t[]){KILN_BATCH, D});
+    kiln_scan_spec spec = {.n_sequences = 1, .n_states = 1, .n_contexts = 1, .n_outputs = 2, .sum_outputs = 2};
+    kiln_node s = kiln_expr_scan(g, &spec, &x, &h0, &c, step_tanh, &m);
+    ck_assert_msg(kiln_node_ok(s), "%s", kiln_graph_errmsg(g));
+    ck_assert_int_eq(kiln_graph_node_output_count(g, s), 5);
+    ck_assert(!kiln_node_ok(kiln_expr_output(g, s, 5)));
+    kiln_graph_clear_error(g);
+    kiln_node cost = kiln_expr_sum(g, kiln_expr_output(g, s, 1), KILN_ALL_AXES);
+    kiln_compile_options o = kiln_compile_options_default();
+    o.name = "rnn";
+    o.cost = cost;
+    o.max_size[0] = 2;
+    o.max_size[1] = 4;
+    kiln_program *p;
+    ck_assert_msg(kiln_compile(g, &o, &p) == KILN_OK, "%s", kiln_program_errmsg(p));
+    const char *src = kiln_program_source(p);
+    ck_assert_int_eq(products_in(src, "static int64_t rnn_b0_run"), 2);
+    ck_assert_int_eq(products_in(src, "static int64_t rnn_b1_run"), 1);
+    kiln_program_destroy(p);
+    kiln_graph_destroy(g);
+    kiln_param_destroy(m.u);
+    kiln_param_destroy(m.w);
+    kiln_param_destroy(m.b);
+}
+END_TEST
+
 /* ---- errors ---------------------------------------------------------------- */
 
 /* h_t = h_{t-1} + table[idx_t]: a lookup inside the step. */
@@ -553,6 +607,7 @@ int main(void)
     tcase_add_test(tc, bad_scans_are_errors_naming_what_was_wrong);
     tcase_add_test(tc, an_index_out_of_range_in_a_step_names_the_scan);
     tcase_add_test(tc, random_draws_in_a_step_are_per_step_and_the_gradient_sees_them);
+    tcase_add_test(tc, the_gradient_step_reads_the_saved_products);
     suite_add_tcase(s, tc);
     return kiln_test_run(s);
 }
