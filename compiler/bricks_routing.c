@@ -72,7 +72,7 @@ static enum kiln_status routing_push_allocation_config(kiln_brick *b)
     const routing *r = kiln_brick_data(b);
     const dim_source *src = &DIM_SOURCE[r->kind];
     for (int i = 0; i < r->n; i++) {
-        int64_t in, out;
+        int64_t in = 0, out = 0;
         enum kiln_status s = dim_of(b, src->in, src->in_each, r->names[i], &in);
         if (s == KILN_OK)
             s = dim_of(b, src->out, src->out_each, r->names[i], &out);

@@ -1210,8 +1210,8 @@ static enum kiln_status state_access(kiln_program *p, int i, const void *buf, in
 
 enum kiln_status kiln_program_get_state(kiln_program *p, int i, double *dst, int64_t n)
 {
-    char *at;
-    const kiln_node_rec *r;
+    char *at = NULL;
+    const kiln_node_rec *r = NULL;
     if (!p)
         return KILN_ERR_ARG;
     enum kiln_status st = state_access(p, i, dst, n, &at, &r);
@@ -1222,8 +1222,8 @@ enum kiln_status kiln_program_get_state(kiln_program *p, int i, double *dst, int
 
 enum kiln_status kiln_program_set_state(kiln_program *p, int i, const double *src, int64_t n)
 {
-    char *at;
-    const kiln_node_rec *r;
+    char *at = NULL;
+    const kiln_node_rec *r = NULL;
     if (!p)
         return KILN_ERR_ARG;
     enum kiln_status st = state_access(p, i, src, n, &at, &r);
