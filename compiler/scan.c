@@ -20,8 +20,8 @@
 **
 ** The gradient (kiln_scan_gradient, called by autodiff.c) is a reverse
 ** scan built by the same autodiff: its body recomputes the forward step
-** from the saved states at t-1 and the saved products (the step's matmuls,
-** extra "saved" results of the forward scan), seeds the states at t with
+** from the saved states at t-1 and the saved values (the step's matmuls
+** and transcendentals, extra "saved" results of the forward scan), seeds the states at t with
 ** their adjoint (the stacked states' adjoint at t plus the carry from step
 ** t+1) and the outputs with theirs, and differentiates the step with
 ** kiln_vjp; then the products' values are read from the saved ones and the
@@ -42,7 +42,7 @@
 #include "compiler/passes.h"
 
 #define MAX_SCAN_ARGS 256
-#define MAX_SAVED 16
+#define MAX_SAVED 32
 
 static const kiln_node_rec *R(const kiln_graph *g, int32_t id) { return kiln_graph_cnode(g, id); }
 
@@ -299,6 +299,22 @@ int32_t kiln_scan_copy_body(kiln_graph *dst, const kiln_graph *src, int32_t body
 
 /* ---- building ------------------------------------------------------------ */
 
+/* What the gradient's step reads from the forward step rather than compute
+** again: products (most of a step's work) and the transcendental functions
+** (an exp is tens of cycles; their gradient rules read their outputs). */
+static bool worth_saving(const kiln_node_rec *r)
+{
+    switch (r->op) {
+    case KILN_OP_MATMUL:
+    case KILN_OP_EXP:
+    case KILN_OP_LOG:
+    case KILN_OP_TANH:
+    case KILN_OP_SIGMOID:
+    case KILN_OP_SOFTPLUS: return true;
+    default: return false;
+    }
+}
+
 /* Random nodes of a body (and of the bodies in it) take streams of g, so
 ** that no draw of the body is a draw of g's own nodes (a body's states may
 ** share g's seeds). The body's draws also depend on the step (interp.c,
@@ -439,7 +455,7 @@ kiln_node kiln_expr_scan(kiln_graph *g, const kiln_scan_spec *spec, const kiln_n
     int n_saved = 0;
     int32_t saved[MAX_SAVED];
     for (int32_t id = 0; id < final->n_nodes && n_saved < MAX_SAVED; id++)
-        if (final->nodes[id].op == KILN_OP_MATMUL && final->nodes[id].dtype == final->floatx)
+        if (worth_saving(&final->nodes[id]) && final->nodes[id].dtype == final->floatx)
             saved[n_saved++] = id;
     if (n_saved) {
         int32_t all[MAX_SCAN_ARGS];
