@@ -280,6 +280,9 @@ KILN_API const char *kiln_program_library_path(const kiln_program *p);
 ** (docs/security.md). Borrowed, valid while p lives. */
 KILN_API const char *kiln_program_cache_note(const kiln_program *p);
 KILN_API int64_t kiln_program_max_batch(const kiln_program *p);
+/* The compiled maximum of a symbol (KILN_BATCH: max_batch; KILN_TIME, a user
+** symbol: its max_size), 0 when no value of p uses it or p is NULL. */
+KILN_API int64_t kiln_program_max_size(const kiln_program *p, int64_t symbol);
 KILN_API bool kiln_program_can_train(const kiln_program *p);
 
 /* The program graph after every pass (rewrites, CSE, the gradients and the
@@ -305,6 +308,10 @@ KILN_API bool kiln_program_input_batched(const kiln_program *p, int i);
 ** 3)") into buf. */
 KILN_API bool kiln_program_input_batch_first(const kiln_program *p, int i);
 KILN_API const char *kiln_program_input_shape_str(const kiln_program *p, int i, char *buf, size_t cap);
+/* True when input i is time-major: (KILN_TIME, KILN_BATCH, constants..),
+** as a padded data stream's sequences and mask are laid out; its example
+** size is then per step. */
+KILN_API bool kiln_program_input_time_major(const kiln_program *p, int i);
 
 /* Point input `name` at data, laid out row-major, with the input's dtype,
 ** as many elements as the steps' sizes give. Borrowed: data must stay valid
