@@ -303,9 +303,9 @@ KILN_API enum kiln_dtype kiln_program_input_dtype(const kiln_program *p, int i);
 KILN_API int64_t kiln_program_input_example_size(const kiln_program *p, int i);
 KILN_API bool kiln_program_input_batched(const kiln_program *p, int i);
 /* True when input i is laid out example after example: its dims are
-** constants but for the batch on axis 0. A data stream feeds only such
-** inputs (a (T, B, F) input is bound by hand). Its shape as text ("(T, B,
-** 3)") into buf. */
+** constants but for the batch on axis 0. A data stream's per-example
+** sources feed only such inputs (a padded stream's sequences feed
+** time-major ones, below). Its shape as text ("(T, B, 3)") into buf. */
 KILN_API bool kiln_program_input_batch_first(const kiln_program *p, int i);
 KILN_API const char *kiln_program_input_shape_str(const kiln_program *p, int i, char *buf, size_t cap);
 /* True when input i is time-major: (KILN_TIME, KILN_BATCH, constants..),
