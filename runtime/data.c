@@ -1,4 +1,5 @@
-/* data.c: in-memory datasets, IDX loading, and batch streams (Fuel's role).
+/* data.c: in-memory datasets, IDX loading, and batch streams (Fuel's role),
+** padded sequence streams included.
 **
 ** A kiln_dataset is an array of sources; each source owns one malloc'd block
 ** holding all its examples back to back, (N, example dims...) in C order.
@@ -37,6 +38,25 @@
 ** changes nothing, so "create; reset; next" and "create; next" agree.
 ** Invariants: 0 <= pos <= n_examples; a stream whose create failed is inert
 ** (next returns false, its message stays).
+**
+** Sequences. A sequence source stores its examples' steps back to back; the
+** dataset keeps one lengths array (and each example's first step) for all
+** its sequence sources, which must agree example by example, so a batch has
+** one T and one mask. Lengths are untrusted like IDX headers: each >= 1 and
+** the running total under KILN_MAX_BYTES, checked before anything is
+** copied. A padded stream always gathers: sequence sources are laid out
+** time-major (T, B, step..) with zeros after each end, the others (B, ..),
+** then the mask (T, B), into buffers sized at create for the dataset's
+** longest sequence, so next() still never allocates. Its epoch order is the
+** plain stream's (identity or Fuel's shuffle, same draws), then, with
+** sort_batches > 1, each window of sort_batches * batch_size examples is
+** sorted by length (qsort on (length, position): stable, so a seed gives
+** one order) and, shuffled, the epoch's batches are shuffled with the same
+** generator: Blocks' machine-translation recipe (Batch of k batches,
+** SortMapping, Unpack, Batch) with its batches in random order. Rejected:
+** bucketing by fixed lengths (needs bucket bounds from the user; sorting
+** windows adapts to the data) and padding to the dataset's longest length
+** (T per batch is what the program's KILN_TIME is for).
 **
 ** Lifetimes (#9): a stream keeps its dataset alive, and a main loop or a
 ** DataStreamMonitoring keeps its stream alive (kiln_stream_retain), by the
@@ -80,9 +100,10 @@ struct kiln_source {
     enum kiln_dtype dtype;
     int example_rank;
     int64_t example_dims[KILN_MAX_RANK];
-    int64_t example_size; /* elements per example */
+    int64_t example_size; /* elements per example (per step for a sequence) */
     size_t example_bytes;
-    void *data; /* n_examples * example_bytes, owned */
+    bool sequence;        /* steps of d->lengths[i] per example, back to back */
+    void *data; /* n_examples * example_bytes (a sequence: total_steps *), owned */
 };
 
 struct kiln_dataset {
@@ -91,6 +112,11 @@ struct kiln_dataset {
     struct kiln_source *sources;
     int n_sources, cap_sources;
     int64_t n_examples; /* of every source; 0 while there are none */
+    /* Sequence sources share these; NULL while there is none. */
+    int64_t *lengths;   /* steps of each example */
+    int64_t *starts;    /* step offset of each example's first step */
+    int64_t total_steps;
+    int64_t max_length, longest; /* the longest sequence, the first example that long */
 };
 
 kiln_dataset *kiln_dataset_create(void)
@@ -108,9 +134,12 @@ static void dataset_clear(kiln_dataset *d)
     for (int i = 0; i < d->n_sources; i++)
         free(d->sources[i].data);
     free(d->sources);
+    free(d->lengths);
+    free(d->starts);
     d->sources = NULL;
+    d->lengths = d->starts = NULL;
     d->n_sources = d->cap_sources = 0;
-    d->n_examples = 0;
+    d->n_examples = d->total_steps = d->max_length = d->longest = 0;
 }
 
 static void dataset_free(kiln_dataset *d)
@@ -135,10 +164,13 @@ static bool dtype_valid(enum kiln_dtype t)
     return t == KILN_DTYPE_F32 || t == KILN_DTYPE_F64 || t == KILN_DTYPE_I32;
 }
 
-/* Validate a new source against d and fill *src's metadata (not data). */
+/* Validate a new source against d and fill *src's metadata (not data).
+** unit names what example_dims describe in messages: "example", or "step"
+** for a sequence source. */
 static enum kiln_status source_check(kiln_dataset *d, const char *name, enum kiln_dtype dtype,
                                      int64_t n_examples, int example_rank,
-                                     const int64_t *example_dims, struct kiln_source *src)
+                                     const int64_t *example_dims, const char *unit,
+                                     struct kiln_source *src)
 {
     memset(src, 0, sizeof *src);
     if (!name || !name[0])
@@ -161,11 +193,11 @@ static enum kiln_status source_check(kiln_dataset *d, const char *name, enum kil
     /* The examples axis takes one of KILN_MAX_RANK dims. */
     if (example_rank < 0 || example_rank > KILN_MAX_RANK - 1)
         return kiln_err_set(&d->err, KILN_ERR_ARG,
-                            "source '%s': example rank %d, expected 0..%d", name, example_rank,
+                            "source '%s': %s rank %d, expected 0..%d", name, unit, example_rank,
                             KILN_MAX_RANK - 1);
     if (example_rank > 0 && !example_dims)
-        return kiln_err_set(&d->err, KILN_ERR_ARG, "source '%s': example_dims is NULL for rank %d",
-                            name, example_rank);
+        return kiln_err_set(&d->err, KILN_ERR_ARG, "source '%s': %s_dims is NULL for rank %d",
+                            name, unit, example_rank);
     if (d->n_sources > 0 && n_examples != d->n_examples)
         return kiln_err_set(&d->err, KILN_ERR_SHAPE,
                             "source '%s' has %lld examples, the dataset's other sources have %lld",
@@ -177,12 +209,13 @@ static enum kiln_status source_check(kiln_dataset *d, const char *name, enum kil
         int64_t dim = example_dims[k];
         if (dim <= 0)
             return kiln_err_set(&d->err, KILN_ERR_SHAPE,
-                                "source '%s': example dim %d is %lld, must be > 0", name, k,
+                                "source '%s': %s dim %d is %lld, must be > 0", name, unit, k,
                                 (long long)dim);
         if ((uint64_t)dim > (uint64_t)KILN_MAX_BYTES / bytes)
             return kiln_err_set(&d->err, KILN_ERR_SHAPE,
-                                "source '%s': an example has more than %lld bytes (dim %d is %lld)",
-                                name, (long long)KILN_MAX_BYTES, k, (long long)dim);
+                                "source '%s': %s %s has more than %lld bytes (dim %d is %lld)",
+                                name, unit[0] == 'e' ? "an" : "a", unit, (long long)KILN_MAX_BYTES,
+                                k, (long long)dim);
         bytes *= (size_t)dim;
         size *= dim;
         src->example_dims[k] = dim;
@@ -221,6 +254,22 @@ static enum kiln_status dataset_push(kiln_dataset *d, struct kiln_source *src, i
     return KILN_OK;
 }
 
+/* src->data = a copy of `bytes` bytes of data (NULL only when bytes is 0). */
+static enum kiln_status source_copy(kiln_dataset *d, struct kiln_source *src, size_t bytes,
+                                    const void *data)
+{
+    if (bytes > 0 && !data)
+        return kiln_err_set(&d->err, KILN_ERR_ARG, "source '%s': data is NULL for %zu bytes",
+                            src->name, bytes);
+    src->data = malloc(bytes ? bytes : 1);
+    if (!src->data)
+        return kiln_err_set(&d->err, KILN_ERR_NOMEM, "source '%s': out of memory for %zu bytes",
+                            src->name, bytes);
+    if (bytes)
+        memcpy(src->data, data, bytes);
+    return KILN_OK;
+}
+
 enum kiln_status kiln_dataset_add_source(kiln_dataset *d, const char *name, enum kiln_dtype dtype,
                                          int64_t n_examples, int example_rank,
                                          const int64_t *example_dims, const void *data)
@@ -230,20 +279,130 @@ enum kiln_status kiln_dataset_add_source(kiln_dataset *d, const char *name, enum
         return KILN_ERR_ARG;
     struct kiln_source src;
     enum kiln_status st =
-        source_check(d, name, dtype, n_examples, example_rank, example_dims, &src);
+        source_check(d, name, dtype, n_examples, example_rank, example_dims, "example", &src);
     if (st != KILN_OK)
         return st;
-    size_t total = (size_t)n_examples * src.example_bytes;
-    if (total > 0 && !data)
-        return kiln_err_set(&d->err, KILN_ERR_ARG, "source '%s': data is NULL for %zu bytes", name,
-                            total);
-    src.data = malloc(total ? total : 1);
-    if (!src.data)
-        return kiln_err_set(&d->err, KILN_ERR_NOMEM, "source '%s': out of memory for %zu bytes",
-                            name, total);
-    if (total)
-        memcpy(src.data, data, total);
+    if ((st = source_copy(d, &src, (size_t)n_examples * src.example_bytes, data)) != KILN_OK)
+        return st;
     return dataset_push(d, &src, n_examples);
+}
+
+/* Check the lengths of a new sequence source against d (each >= 1, equal to
+** the other sequence sources', the total under KILN_MAX_BYTES) and count
+** its steps into *total. */
+static enum kiln_status sequence_lengths_check(kiln_dataset *d, const char *name,
+                                               int64_t n_examples, const int64_t *lengths,
+                                               size_t step_bytes, int64_t *total)
+{
+    int64_t steps = 0, cap = (int64_t)((uint64_t)KILN_MAX_BYTES / step_bytes);
+    *total = 0;
+    if (n_examples > 0 && !lengths)
+        return kiln_err_set(&d->err, KILN_ERR_ARG, "source '%s': lengths is NULL for %lld examples",
+                            name, (long long)n_examples);
+    for (int64_t i = 0; i < n_examples; i++) {
+        int64_t len = lengths[i];
+        if (len < 1)
+            return kiln_err_set(&d->err, KILN_ERR_SHAPE,
+                                "source '%s': example %lld (at step offset %lld) has length %lld; "
+                                "a sequence has at least one step",
+                                name, (long long)i, (long long)steps, (long long)len);
+        if (d->lengths && len != d->lengths[i])
+            return kiln_err_set(&d->err, KILN_ERR_SHAPE,
+                                "source '%s': example %lld (at step offset %lld) has %lld steps, "
+                                "the dataset's other sequence sources have %lld",
+                                name, (long long)i, (long long)steps, (long long)len,
+                                (long long)d->lengths[i]);
+        if (len > cap - steps)
+            return kiln_err_set(&d->err, KILN_ERR_SHAPE,
+                                "source '%s': example %lld (at step offset %lld, %lld steps) takes "
+                                "the source past %lld bytes (%zu bytes a step)",
+                                name, (long long)i, (long long)steps, (long long)len,
+                                (long long)KILN_MAX_BYTES, step_bytes);
+        steps += len;
+    }
+    *total = steps;
+    return KILN_OK;
+}
+
+/* Plan: 1. check the name, dtype and step shape as any source's, then every
+** length; 2. copy the data and, for the first sequence source, the lengths
+** and their offsets; 3. append. Nothing of d changes on failure. */
+enum kiln_status kiln_dataset_add_sequences(kiln_dataset *d, const char *name, enum kiln_dtype dtype,
+                                            int64_t n_examples, const int64_t *lengths,
+                                            int step_rank, const int64_t *step_dims,
+                                            const void *data)
+{
+    KILN_API_CHECK(d);
+    if (!d)
+        return KILN_ERR_ARG;
+
+    /* 1. */
+    struct kiln_source src;
+    int64_t total;
+    enum kiln_status st =
+        source_check(d, name, dtype, n_examples, step_rank, step_dims, "step", &src);
+    if (st == KILN_OK)
+        st = sequence_lengths_check(d, name, n_examples, lengths, src.example_bytes, &total);
+    if (st != KILN_OK)
+        return st;
+
+    /* 2. */
+    int64_t *own_lengths = NULL, *starts = NULL;
+    src.sequence = true;
+    if ((st = source_copy(d, &src, (size_t)total * src.example_bytes, data)) != KILN_OK)
+        return st;
+    if (!d->lengths) {
+        size_t n = n_examples ? (size_t)n_examples : 1;
+        own_lengths = malloc(n * sizeof *own_lengths);
+        starts = malloc(n * sizeof *starts);
+        if (!own_lengths || !starts) {
+            free(src.data);
+            free(own_lengths);
+            free(starts);
+            return kiln_err_set(&d->err, KILN_ERR_NOMEM, "source '%s': out of memory for %lld lengths",
+                                name, (long long)n_examples);
+        }
+    }
+
+    /* 3. */
+    bool first = !d->lengths;
+    if ((st = dataset_push(d, &src, n_examples)) != KILN_OK) {
+        free(own_lengths);
+        free(starts);
+        return st;
+    }
+    if (first) {
+        int64_t at = 0;
+        d->max_length = 0;
+        d->longest = -1;
+        for (int64_t i = 0; i < n_examples; i++) {
+            own_lengths[i] = lengths[i];
+            starts[i] = at;
+            at += lengths[i];
+            if (lengths[i] > d->max_length) {
+                d->max_length = lengths[i];
+                d->longest = i;
+            }
+        }
+        d->lengths = own_lengths;
+        d->starts = starts;
+        d->total_steps = total;
+    }
+    return KILN_OK;
+}
+
+bool kiln_dataset_source_is_sequence(const kiln_dataset *d, int i)
+{
+    KILN_API_CHECK(d);
+    return d && i >= 0 && i < d->n_sources && d->sources[i].sequence;
+}
+
+int64_t kiln_dataset_sequence_length(const kiln_dataset *d, int64_t i)
+{
+    KILN_API_CHECK(d);
+    if (!d || !d->lengths || i < 0 || i >= d->n_examples)
+        return -1;
+    return d->lengths[i];
 }
 
 int64_t kiln_dataset_example_count(const kiln_dataset *d)
@@ -687,7 +846,7 @@ static enum kiln_status idx_add(kiln_dataset *d, const char *name, enum kiln_dty
     int64_t example = (int64_t)(a->n_elems / a->dims[0]);
     struct kiln_source src;
     int rank = a->n_dims > 1 ? 1 : 0;
-    enum kiln_status st = source_check(d, name, dtype, a->dims[0], rank, &example, &src);
+    enum kiln_status st = source_check(d, name, dtype, a->dims[0], rank, &example, "example", &src);
     if (st != KILN_OK) {
         free(a->data);
         a->data = NULL;
@@ -737,29 +896,45 @@ enum kiln_status kiln_dataset_open_idx(const char *images_path, const char *labe
 
 /* ---- streams ------------------------------------------------------------ */
 
+/* A sort key of the sort-by-length trick: ties keep their order (pos). */
+struct sort_key {
+    int64_t length, pos, example;
+};
+
 struct kiln_stream {
     kiln_err err;
     kiln_refs refs;      /* the caller's and one per main loop or monitoring extension */
     kiln_dataset *d;     /* kept alive: one reference of d->refs */
     enum kiln_scheme scheme;
     bool ready;          /* create succeeded */
-    bool shuffle_pending;/* draw a permutation before the epoch's first batch */
+    bool epoch_pending;  /* draw (and sort) the order before the epoch's first batch */
+    bool padded;         /* kiln_stream_create_padded */
     int n_sources;       /* of d at create: d must not change under a stream */
+    int n_out;           /* sources of a batch: n_sources, + the mask when padded */
     int64_t n_examples;
     int64_t batch_size;
-    int64_t pos;         /* next example of this epoch */
-    int64_t *order;      /* shuffled: this epoch's permutation of 0..n-1 */
-    void **buffers;      /* shuffled: min(batch_size, n) examples per source */
-    const void **batch;  /* n_sources pointers handed out in kiln_batch */
+    int64_t pos;         /* examples handed out this epoch */
+    int64_t *order;      /* shuffled or padded: this epoch's order of the examples */
+    void **buffers;      /* shuffled or padded: a batch of each of the n_out sources */
+    const void **batch;  /* n_out pointers handed out in kiln_batch */
+    int64_t *examples;   /* min(batch_size, n): the batch's dataset indices */
     kiln_rng rng;
+    /* Padded streams only. */
+    int64_t sort_batches;  /* > 1: sort windows of this many batches by length */
+    int64_t window;        /* examples in a sort window */
+    struct sort_key *keys; /* window entries */
+    int64_t n_batches, batch_no; /* batches of an epoch; the next one */
+    int64_t *batch_order;  /* this epoch's order of the batches */
+    char mask_name[KILN_MAX_NAME + 1];
+    enum kiln_dtype mask_dtype;
 };
 
-enum kiln_status kiln_stream_create(kiln_dataset *d, enum kiln_scheme scheme, int64_t batch_size,
-                                    uint64_t seed, kiln_stream **out)
+/* Plan: 1. a handle that keeps d, whatever follows; 2. the checks both kinds
+** of stream share; 3. the example order and index buffers. */
+static enum kiln_status stream_begin(kiln_dataset *d, enum kiln_scheme scheme, int64_t batch_size,
+                                     uint64_t seed, bool padded, kiln_stream **out)
 {
-    KILN_API_CHECK(out);
-    if (!out)
-        return KILN_ERR_ARG;
+    /* 1. */
     kiln_stream *s = calloc(1, sizeof *s);
     *out = s;
     if (!s)
@@ -771,7 +946,10 @@ enum kiln_status kiln_stream_create(kiln_dataset *d, enum kiln_scheme scheme, in
         kiln_refs_retain(&d->refs);
     s->scheme = scheme;
     s->batch_size = batch_size;
+    s->padded = padded;
+    kiln_rng_seed_u64(&s->rng, seed);
 
+    /* 2. */
     if (!d)
         return kiln_err_set(&s->err, KILN_ERR_ARG, "stream: dataset is NULL");
     if (scheme != KILN_SCHEME_SEQUENTIAL && scheme != KILN_SCHEME_SHUFFLED)
@@ -785,30 +963,146 @@ enum kiln_status kiln_stream_create(kiln_dataset *d, enum kiln_scheme scheme, in
                             "nothing to iterate",
                             d->n_sources, (long long)d->n_examples);
     s->n_sources = d->n_sources;
+    s->n_out = d->n_sources + (padded ? 1 : 0);
     s->n_examples = d->n_examples;
+    s->n_batches = s->n_examples / batch_size + (s->n_examples % batch_size != 0);
 
-    s->batch = calloc((size_t)s->n_sources, sizeof *s->batch);
-    if (!s->batch)
+    /* 3. n fits: the sources already hold n examples of >= 4 bytes each. */
+    int64_t per = batch_size < s->n_examples ? batch_size : s->n_examples;
+    s->batch = calloc((size_t)s->n_out, sizeof *s->batch);
+    s->examples = malloc((size_t)per * sizeof *s->examples);
+    if (!s->batch || !s->examples)
         return kiln_err_set(&s->err, KILN_ERR_NOMEM, "stream: out of memory");
-    if (scheme == KILN_SCHEME_SHUFFLED) {
-        /* n fits: the sources already hold n examples of >= 4 bytes each. */
-        int64_t per = batch_size < s->n_examples ? batch_size : s->n_examples;
+    if (scheme == KILN_SCHEME_SHUFFLED || padded) {
         s->order = malloc((size_t)s->n_examples * sizeof *s->order);
-        s->buffers = calloc((size_t)s->n_sources, sizeof *s->buffers);
+        s->buffers = calloc((size_t)s->n_out, sizeof *s->buffers);
         if (!s->order || !s->buffers)
             return kiln_err_set(&s->err, KILN_ERR_NOMEM, "stream: out of memory for %lld indices",
                                 (long long)s->n_examples);
-        for (int i = 0; i < s->n_sources; i++) {
-            size_t bytes = (size_t)per * d->sources[i].example_bytes;
-            s->buffers[i] = malloc(bytes);
-            if (!s->buffers[i])
-                return kiln_err_set(&s->err, KILN_ERR_NOMEM,
-                                    "stream: out of memory for a %zu-byte batch of source '%s'",
-                                    bytes, d->sources[i].name);
-        }
-        s->shuffle_pending = true;
+        s->epoch_pending = true;
     }
-    kiln_rng_seed_u64(&s->rng, seed);
+    return KILN_OK;
+}
+
+/* buffers[i] = bytes, or an error naming what it was for. */
+static enum kiln_status stream_buffer(kiln_stream *s, int i, size_t bytes, const char *name)
+{
+    s->buffers[i] = malloc(bytes ? bytes : 1);
+    if (!s->buffers[i])
+        return kiln_err_set(&s->err, KILN_ERR_NOMEM,
+                            "stream: out of memory for a %zu-byte batch of source '%s'", bytes, name);
+    return KILN_OK;
+}
+
+enum kiln_status kiln_stream_create(kiln_dataset *d, enum kiln_scheme scheme, int64_t batch_size,
+                                    uint64_t seed, kiln_stream **out)
+{
+    KILN_API_CHECK(out);
+    if (!out)
+        return KILN_ERR_ARG;
+    enum kiln_status st = stream_begin(d, scheme, batch_size, seed, false, out);
+    kiln_stream *s = *out;
+    if (st != KILN_OK)
+        return st;
+    for (int i = 0; i < s->n_sources; i++)
+        if (d->sources[i].sequence)
+            return kiln_err_set(&s->err, KILN_ERR_ARG,
+                                "stream: source '%s' holds sequences of varying lengths; iterate "
+                                "the dataset with kiln_stream_create_padded",
+                                d->sources[i].name);
+    if (scheme == KILN_SCHEME_SHUFFLED) {
+        int64_t per = batch_size < s->n_examples ? batch_size : s->n_examples;
+        for (int i = 0; i < s->n_sources; i++)
+            if ((st = stream_buffer(s, i, (size_t)per * d->sources[i].example_bytes,
+                                    d->sources[i].name)) != KILN_OK)
+                return st;
+    }
+    s->ready = true;
+    return KILN_OK;
+}
+
+kiln_padded_options kiln_padded_options_default(void)
+{
+    kiln_padded_options o;
+    memset(&o, 0, sizeof o);
+    o.scheme = KILN_SCHEME_SEQUENTIAL;
+    o.batch_size = 32;
+    o.mask_dtype = KILN_DTYPE_F32;
+    return o;
+}
+
+/* Plan: 1. the shared checks; 2. the options and the dataset's sequences;
+** 3. buffers for a batch at the longest T, each source's size checked
+** against KILN_MAX_BYTES before it is multiplied out. */
+enum kiln_status kiln_stream_create_padded(kiln_dataset *d, const kiln_padded_options *o,
+                                           kiln_stream **out)
+{
+    KILN_API_CHECK(out);
+    if (!out)
+        return KILN_ERR_ARG;
+    if (!o) {
+        enum kiln_status st = stream_begin(d, KILN_SCHEME_SEQUENTIAL, 1, 0, true, out);
+        return *out ? kiln_err_set(&(*out)->err, KILN_ERR_ARG, "stream: options are NULL") : st;
+    }
+
+    /* 1. */
+    enum kiln_status st = stream_begin(d, o->scheme, o->batch_size, o->seed, true, out);
+    kiln_stream *s = *out;
+    if (st != KILN_OK)
+        return st;
+
+    /* 2. */
+    const char *mask = o->mask_name ? o->mask_name : "mask";
+    size_t len = strlen(mask);
+    if (len == 0 || len > KILN_MAX_NAME)
+        return kiln_err_set(&s->err, KILN_ERR_ARG, "stream: mask name has %zu characters, expected 1..%d",
+                            len, KILN_MAX_NAME);
+    memcpy(s->mask_name, mask, len + 1);
+    if (kiln_dataset_source_index(d, mask) >= 0)
+        return kiln_err_set(&s->err, KILN_ERR_ARG,
+                            "stream: the dataset has a source named '%s', the mask's name "
+                            "(set kiln_padded_options.mask_name)",
+                            mask);
+    if (o->mask_dtype != KILN_DTYPE_F32 && o->mask_dtype != KILN_DTYPE_F64)
+        return kiln_err_set(&s->err, KILN_ERR_ARG, "stream: mask dtype %d, expected float32 or float64",
+                            (int)o->mask_dtype);
+    s->mask_dtype = o->mask_dtype;
+    if (o->sort_batches < 0)
+        return kiln_err_set(&s->err, KILN_ERR_ARG, "stream: sort_batches is %lld, must be >= 0",
+                            (long long)o->sort_batches);
+    if (!d->lengths)
+        return kiln_err_set(&s->err, KILN_ERR_ARG,
+                            "stream: the dataset has no sequence source to pad "
+                            "(kiln_dataset_add_sequences); use kiln_stream_create");
+    s->sort_batches = o->sort_batches;
+    if (s->sort_batches > 1) {
+        s->window = s->sort_batches > s->n_batches ? s->n_examples : s->sort_batches * s->batch_size;
+        if (s->window > s->n_examples)
+            s->window = s->n_examples;
+        s->keys = malloc((size_t)s->window * sizeof *s->keys);
+    }
+    s->batch_order = malloc((size_t)s->n_batches * sizeof *s->batch_order);
+    if ((s->sort_batches > 1 && !s->keys) || !s->batch_order)
+        return kiln_err_set(&s->err, KILN_ERR_NOMEM, "stream: out of memory for %lld batches",
+                            (long long)s->n_batches);
+
+    /* 3. */
+    int64_t per = s->batch_size < s->n_examples ? s->batch_size : s->n_examples;
+    uint64_t cells = (uint64_t)per * (uint64_t)d->max_length; /* both < 2^40 */
+    for (int i = 0; i <= s->n_sources; i++) {
+        bool is_mask = i == s->n_sources;
+        const char *name = is_mask ? s->mask_name : d->sources[i].name;
+        size_t eb = is_mask ? kiln_dtype_size(s->mask_dtype) : d->sources[i].example_bytes;
+        uint64_t n = is_mask || d->sources[i].sequence ? cells : (uint64_t)per;
+        if (n > (uint64_t)KILN_MAX_BYTES / eb)
+            return kiln_err_set(&s->err, KILN_ERR_SHAPE,
+                                "stream: a padded batch of source '%s' (%lld examples of up to "
+                                "%lld steps, example %lld the longest) is past %lld bytes",
+                                name, (long long)per, (long long)d->max_length,
+                                (long long)d->longest, (long long)KILN_MAX_BYTES);
+        if ((st = stream_buffer(s, i, (size_t)n * eb, name)) != KILN_OK)
+            return st;
+    }
     s->ready = true;
     return KILN_OK;
 }
@@ -820,11 +1114,14 @@ static void stream_free(kiln_stream *s)
     if (s->d && kiln_refs_release(&s->d->refs))
         dataset_free(s->d);
     if (s->buffers)
-        for (int i = 0; i < s->n_sources; i++)
+        for (int i = 0; i < s->n_out; i++)
             free(s->buffers[i]);
     free(s->buffers);
     free(s->order);
     free(s->batch);
+    free(s->examples);
+    free(s->keys);
+    free(s->batch_order);
     free(s);
 }
 
@@ -867,8 +1164,75 @@ int64_t kiln_stream_batch_count(const kiln_stream *s)
     KILN_API_CHECK(s);
     if (!s || !s->ready)
         return 0;
-    return s->n_examples / s->batch_size + (s->n_examples % s->batch_size != 0);
+    return s->n_batches;
 }
+
+/* ---- a stream's sources ---- */
+
+int kiln_stream_source_count(const kiln_stream *s)
+{
+    KILN_API_CHECK(s);
+    return s && s->ready ? s->n_out : 0;
+}
+
+/* Source i of d under s, NULL for the mask (i == n_sources of a padded
+** stream) and for a bad i (*ok false). */
+static const struct kiln_source *stream_source(const kiln_stream *s, int i, bool *ok)
+{
+    KILN_API_CHECK(s);
+    *ok = s && s->ready && i >= 0 && i < s->n_out;
+    return *ok && i < s->n_sources ? &s->d->sources[i] : NULL;
+}
+
+const char *kiln_stream_source_name(const kiln_stream *s, int i)
+{
+    bool ok;
+    const struct kiln_source *src = stream_source(s, i, &ok);
+    return !ok ? NULL : src ? src->name : s->mask_name;
+}
+
+enum kiln_dtype kiln_stream_source_dtype(const kiln_stream *s, int i)
+{
+    bool ok;
+    const struct kiln_source *src = stream_source(s, i, &ok);
+    return !ok ? KILN_DTYPE_F32 : src ? src->dtype : s->mask_dtype;
+}
+
+int64_t kiln_stream_source_example_size(const kiln_stream *s, int i)
+{
+    bool ok;
+    const struct kiln_source *src = stream_source(s, i, &ok);
+    return !ok ? -1 : src ? src->example_size : 1;
+}
+
+bool kiln_stream_source_time_major(const kiln_stream *s, int i)
+{
+    bool ok;
+    const struct kiln_source *src = stream_source(s, i, &ok);
+    return ok && (!src || src->sequence);
+}
+
+int kiln_stream_source_index(const kiln_stream *s, const char *name)
+{
+    KILN_API_CHECK(s);
+    if (!s || !name)
+        return -1;
+    for (int i = 0; i < kiln_stream_source_count(s); i++)
+        if (strcmp(kiln_stream_source_name(s, i), name) == 0)
+            return i;
+    return -1;
+}
+
+int64_t kiln_stream_max_time(const kiln_stream *s, int64_t *example)
+{
+    KILN_API_CHECK(s);
+    bool seq = s && s->ready && s->padded;
+    if (example)
+        *example = seq ? s->d->longest : -1;
+    return seq ? s->d->max_length : 0;
+}
+
+/* ---- epochs and batches ---- */
 
 enum kiln_status kiln_stream_reset(kiln_stream *s)
 {
@@ -877,27 +1241,108 @@ enum kiln_status kiln_stream_reset(kiln_stream *s)
         return KILN_ERR_ARG;
     if (!s->ready)
         return s->err.status;
-    if (s->scheme == KILN_SCHEME_SHUFFLED && s->pos > 0)
-        s->shuffle_pending = true;
+    if (s->order && s->pos > 0)
+        s->epoch_pending = true;
     s->pos = 0;
+    s->batch_no = 0;
     kiln_err_clear(&s->err);
     return KILN_OK;
 }
 
-/* Fuel's ShuffledScheme: numpy-shuffle the identity order every epoch. */
-static void stream_shuffle(kiln_stream *s)
+/* Fuel's ShuffledScheme: numpy-shuffle the identity order of n (a[n]). */
+static void shuffle_indices(kiln_rng *rng, int64_t *a, int64_t n)
 {
-    int64_t n = s->n_examples;
     for (int64_t i = 0; i < n; i++)
-        s->order[i] = i;
+        a[i] = i;
     for (int64_t i = n - 1; i > 0; i--) {
-        int64_t j = (int64_t)kiln_rng_below(&s->rng, (uint64_t)i + 1);
-        int64_t t = s->order[i];
-        s->order[i] = s->order[j];
-        s->order[j] = t;
+        int64_t j = (int64_t)kiln_rng_below(rng, (uint64_t)i + 1);
+        int64_t t = a[i];
+        a[i] = a[j];
+        a[j] = t;
     }
 }
 
+static int sort_key_cmp(const void *a, const void *b)
+{
+    const struct sort_key *x = a, *y = b;
+    if (x->length != y->length)
+        return x->length < y->length ? -1 : 1;
+    return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/* Sort each window of the epoch's order by length; ties keep their order. */
+static void stream_sort_windows(kiln_stream *s)
+{
+    for (int64_t w = 0; w < s->n_examples; w += s->window) {
+        int64_t n = s->n_examples - w < s->window ? s->n_examples - w : s->window;
+        for (int64_t k = 0; k < n; k++)
+            s->keys[k] = (struct sort_key){s->d->lengths[s->order[w + k]], k, s->order[w + k]};
+        qsort(s->keys, (size_t)n, sizeof *s->keys, sort_key_cmp);
+        for (int64_t k = 0; k < n; k++)
+            s->order[w + k] = s->keys[k].example;
+    }
+}
+
+/* The epoch's order: the examples (shuffled or not), then for a padded
+** stream its sort windows and batch order (shuffled when sorted). */
+static void stream_new_epoch(kiln_stream *s)
+{
+    if (s->scheme == KILN_SCHEME_SHUFFLED)
+        shuffle_indices(&s->rng, s->order, s->n_examples);
+    else
+        for (int64_t i = 0; i < s->n_examples; i++)
+            s->order[i] = i;
+    if (!s->padded)
+        return;
+    if (s->sort_batches > 1)
+        stream_sort_windows(s);
+    if (s->scheme == KILN_SCHEME_SHUFFLED && s->sort_batches > 1)
+        shuffle_indices(&s->rng, s->batch_order, s->n_batches);
+    else
+        for (int64_t i = 0; i < s->n_batches; i++)
+            s->batch_order[i] = i;
+}
+
+/* Copy size examples (indices ex) of src into dst, (size, example dims..). */
+static void gather_examples(char *dst, const struct kiln_source *src, const int64_t *ex, int64_t size)
+{
+    size_t eb = src->example_bytes;
+    for (int64_t k = 0; k < size; k++)
+        memcpy(dst + (size_t)k * eb, (const char *)src->data + (size_t)ex[k] * eb, eb);
+}
+
+/* Lay size sequences (indices ex) of src out time-major in dst, (T, size,
+** step dims..), zeros after each one's end. */
+static void pad_sequences(char *dst, const struct kiln_source *src, const int64_t *lengths,
+                          const int64_t *starts, const int64_t *ex, int64_t size, int64_t T)
+{
+    size_t sb = src->example_bytes;
+    memset(dst, 0, (size_t)T * (size_t)size * sb);
+    for (int64_t k = 0; k < size; k++) {
+        const char *from = (const char *)src->data + (size_t)starts[ex[k]] * sb;
+        for (int64_t t = 0; t < lengths[ex[k]]; t++)
+            memcpy(dst + ((size_t)t * (size_t)size + (size_t)k) * sb, from + (size_t)t * sb, sb);
+    }
+}
+
+/* The (T, size) mask: 1 where step t of example k is real. */
+static void fill_mask(void *dst, enum kiln_dtype dtype, const int64_t *lengths, const int64_t *ex,
+                      int64_t size, int64_t T)
+{
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t k = 0; k < size; k++) {
+            size_t at = (size_t)t * (size_t)size + (size_t)k;
+            bool on = t < lengths[ex[k]];
+            if (dtype == KILN_DTYPE_F64)
+                ((double *)dst)[at] = on ? 1.0 : 0.0;
+            else
+                ((float *)dst)[at] = on ? 1.0f : 0.0f;
+        }
+}
+
+/* Plan: 1. the epoch's order on its first batch; 2. which examples (and,
+** padded, their longest length T); 3. each source's batch: pointers into
+** the dataset (sequential plain stream) or gathered / padded copies. */
 bool kiln_stream_next(kiln_stream *s, kiln_batch *b)
 {
     KILN_API_CHECK(s && b);
@@ -920,30 +1365,45 @@ bool kiln_stream_next(kiln_stream *s, kiln_batch *b)
     }
     if (s->pos >= s->n_examples)
         return false;
-    if (s->shuffle_pending) {
-        stream_shuffle(s);
-        s->shuffle_pending = false;
+
+    /* 1. */
+    if (s->epoch_pending) {
+        stream_new_epoch(s);
+        s->epoch_pending = false;
     }
 
-    int64_t size = s->n_examples - s->pos;
-    if (size > s->batch_size)
-        size = s->batch_size;
+    /* 2. */
+    int64_t first = s->padded ? s->batch_order[s->batch_no] * s->batch_size : s->pos;
+    int64_t size = s->n_examples - first < s->batch_size ? s->n_examples - first : s->batch_size;
+    int64_t T = 0;
+    for (int64_t k = 0; k < size; k++) {
+        s->examples[k] = s->order ? s->order[first + k] : first + k;
+        if (s->padded && d->lengths[s->examples[k]] > T)
+            T = d->lengths[s->examples[k]];
+    }
+
+    /* 3. */
     for (int i = 0; i < s->n_sources; i++) {
         const struct kiln_source *src = &d->sources[i];
-        const char *base = src->data;
-        size_t eb = src->example_bytes;
-        if (s->scheme == KILN_SCHEME_SEQUENTIAL) {
-            s->batch[i] = base + (size_t)s->pos * eb;
-            continue;
-        }
-        char *dst = s->buffers[i];
-        for (int64_t k = 0; k < size; k++)
-            memcpy(dst + (size_t)k * eb, base + (size_t)s->order[s->pos + k] * eb, eb);
-        s->batch[i] = dst;
+        if (!s->order)
+            s->batch[i] = (const char *)src->data + (size_t)first * src->example_bytes;
+        else if (src->sequence)
+            pad_sequences(s->buffers[i], src, d->lengths, d->starts, s->examples, size, T);
+        else
+            gather_examples(s->buffers[i], src, s->examples, size);
+        if (s->order)
+            s->batch[i] = s->buffers[i];
+    }
+    if (s->padded) {
+        fill_mask(s->buffers[s->n_sources], s->mask_dtype, d->lengths, s->examples, size, T);
+        s->batch[s->n_sources] = s->buffers[s->n_sources];
     }
     s->pos += size;
+    s->batch_no++;
     b->size = size;
-    b->n_sources = s->n_sources;
+    b->n_sources = s->n_out;
     b->sources = s->batch;
+    b->time = T;
+    b->examples = s->examples;
     return true;
 }

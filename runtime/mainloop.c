@@ -19,14 +19,19 @@
 ** in the order they were added; an extension with several triggers that fire
 ** on one callback runs once per trigger, as Blocks' dispatch does.
 **
-** Binding. Program inputs are matched to dataset sources by name once, when
+** Binding. Program inputs are matched to stream sources by name once, when
 ** the loop is created and again when a run starts (extensions added in
 ** between bring streams of their own), into a table input -> source index; each batch then costs one
 ** kiln_program_bind_input per input and no allocation. Sources that no input
 ** reads are ignored (Blocks' on_unused_sources='ignore'; 'raise' would reject
 ** MNIST's targets for a model that only predicts). An input without a batch
 ** dim takes the batch's first example of its source, whose size must equal
-** the input's whole size.
+** the input's whole size. Sources are the stream's (kiln_stream_source_*): a
+** padded stream's sequences and mask are time-major and feed (T, B, ..)
+** inputs, and each of its batches sets the program's T
+** (kiln_program_set_size) to the batch's; the stream's longest sequence is
+** checked against the program's maximum T when binding, before any step,
+** so a long example fails the run at its start, not hours in.
 **
 ** Errors. The first failure stops the run: the message, copied into the main
 ** loop's slot, says where (iteration, epoch, batch, or extension and
@@ -68,21 +73,23 @@ void kiln_main_loop_binding_free(kiln_input_binding *b)
     free(b->source);
     b->source = NULL;
     b->n_inputs = 0;
+    b->time_major = false;
+    b->d = NULL;
 }
 
-/* Comma-separated source names of d into dst ("features, targets"). A list
+/* Comma-separated source names of s into dst ("features, targets"). A list
 ** too long for dst ends in "..." (a message, so a marked cut is fine). */
-static void list_sources(const kiln_dataset *d, char *dst, size_t cap)
+static void list_sources(const kiln_stream *s, char *dst, size_t cap)
 {
     size_t used = 0;
     dst[0] = '\0';
-    int n = kiln_dataset_source_count(d);
+    int n = kiln_stream_source_count(s);
     if (n == 0) {
         kiln_snprintf(dst, cap, "none");
         return;
     }
     for (int i = 0; i < n; i++) {
-        const char *name = kiln_dataset_source_name(d, i);
+        const char *name = kiln_stream_source_name(s, i);
         int w = snprintf(dst + used, cap - used, "%s%s", i ? ", " : "", name ? name : "?");
         if (w < 0 || (size_t)w >= cap - used) {
             if (cap >= 4)
@@ -93,16 +100,48 @@ static void list_sources(const kiln_dataset *d, char *dst, size_t cap)
     }
 }
 
+/* Input i's layout against source j's: a time-major source (a padded
+** sequence or its mask) feeds a (T, B, ..) input, any other source a
+** batch-first one. */
+static enum kiln_status check_layout(kiln_program *p, int i, const kiln_stream *s, int j,
+                                     const char *pre, const char *sep, kiln_err *err)
+{
+    const char *name = kiln_program_input_name(p, i);
+    char shape[256];
+    bool source_tm = kiln_stream_source_time_major(s, j);
+    if (source_tm && !kiln_program_input_time_major(p, i))
+        return kiln_err_set(err, KILN_ERR_SHAPE,
+                            "%s%sprogram input '%s' is %s, data source '%s' is padded time-major "
+                            "(T, B%s): declare the input (KILN_TIME, KILN_BATCH, ..)",
+                            pre, sep, name, kiln_program_input_shape_str(p, i, shape, sizeof shape),
+                            name, kiln_stream_source_example_size(s, j) == 1 ? "" : ", ..");
+    if (!source_tm && kiln_program_input_time_major(p, i))
+        return kiln_err_set(err, KILN_ERR_SHAPE,
+                            "%s%sprogram input '%s' is %s: a data stream feeds a time-major input "
+                            "from a sequence source (kiln_dataset_add_sequences, "
+                            "kiln_stream_create_padded); data source '%s' has one value per example",
+                            pre, sep, name, kiln_program_input_shape_str(p, i, shape, sizeof shape),
+                            name);
+    if (!source_tm && !kiln_program_input_batch_first(p, i))
+        return kiln_err_set(err, KILN_ERR_UNSUPPORTED,
+                            "%s%sprogram input '%s' is %s: a data stream feeds inputs laid out example "
+                            "after example (constant dims but for the batch first) or time-major "
+                            "(T, B, ..) from a padded stream; bind it by hand",
+                            pre, sep, name, kiln_program_input_shape_str(p, i, shape, sizeof shape));
+    return KILN_OK;
+}
+
 /* Plan: 1. check the stream's batch size against the program's max_batch;
-** 2. for every program input find the source of that name; 3. check dtype
-** and per-example size; 4. only then replace b's table. */
+** 2. for every program input find the stream source of that name; 3. check
+** dtype, layout and size per example (per step); 4. the longest sequence
+** against the program's maximum T, before any step rather than at the
+** batch that holds it; 5. only then replace b's table. */
 enum kiln_status kiln_main_loop_bind_stream(kiln_input_binding *b, kiln_program *p, kiln_stream *s,
                                           const char *what, kiln_err *err)
 {
     const char *pre = what ? what : "";
     const char *sep = what ? ": " : "";
-    kiln_dataset *d = kiln_stream_dataset(s);
-    if (!d)
+    if (!kiln_stream_dataset(s))
         return kiln_err_set(err, KILN_ERR_ARG, "%s%sstream has no dataset", pre, sep);
 
     /* 1. Batch size. */
@@ -120,54 +159,68 @@ enum kiln_status kiln_main_loop_bind_stream(kiln_input_binding *b, kiln_program 
     if (n && !src)
         return kiln_err_set(err, KILN_ERR_NOMEM, "%s%sbinding table for %d inputs", pre, sep, n);
 
-    for (int i = 0; i < n; i++) {
+    bool time_major = false;
+    enum kiln_status st = KILN_OK;
+    for (int i = 0; i < n && st == KILN_OK; i++) {
         /* 2. Source by name. */
         const char *name = kiln_program_input_name(p, i);
-        int j = name ? kiln_dataset_source_index(d, name) : -1;
+        int j = name ? kiln_stream_source_index(s, name) : -1;
         if (j < 0) {
             char list[256];
-            list_sources(d, list, sizeof list);
-            free(src);
-            return kiln_err_set(err, KILN_ERR_NOT_FOUND,
-                                "%s%sprogram input '%s' matches no data source (sources: %s)", pre,
-                                sep, name ? name : "?", list);
+            list_sources(s, list, sizeof list);
+            st = kiln_err_set(err, KILN_ERR_NOT_FOUND,
+                              "%s%sprogram input '%s' matches no data source (sources: %s)", pre,
+                              sep, name ? name : "?", list);
+            break;
         }
-        /* 3. dtype and size. */
+        /* 3. dtype, layout and size. */
         enum kiln_dtype want = kiln_program_input_dtype(p, i);
-        enum kiln_dtype have = kiln_dataset_source_dtype(d, j);
+        enum kiln_dtype have = kiln_stream_source_dtype(s, j);
         if (want != have) {
-            free(src);
-            return kiln_err_set(err, KILN_ERR_SHAPE,
-                                "%s%sprogram input '%s' expects %s, data source '%s' is %s", pre,
-                                sep, name, kiln_dtype_name(want), name, kiln_dtype_name(have));
+            st = kiln_err_set(err, KILN_ERR_SHAPE,
+                              "%s%sprogram input '%s' expects %s, data source '%s' is %s", pre,
+                              sep, name, kiln_dtype_name(want), name, kiln_dtype_name(have));
+            break;
         }
-        if (!kiln_program_input_batch_first(p, i)) {
-            char shape[256];
-            free(src);
-            return kiln_err_set(err, KILN_ERR_UNSUPPORTED,
-                                "%s%sprogram input '%s' is %s: a data stream feeds inputs laid out example "
-                                "after example (constant dims but for the batch first); bind it by hand",
-                                pre, sep, name, kiln_program_input_shape_str(p, i, shape, sizeof shape));
-        }
+        if ((st = check_layout(p, i, s, j, pre, sep, err)) != KILN_OK)
+            break;
+        bool tm = kiln_stream_source_time_major(s, j);
         int64_t want_n = kiln_program_input_example_size(p, i);
-        int64_t have_n = kiln_dataset_source_example_size(d, j);
+        int64_t have_n = kiln_stream_source_example_size(s, j);
         if (want_n != have_n) {
-            free(src);
-            return kiln_err_set(err, KILN_ERR_SHAPE,
-                                "%s%sprogram input '%s' expects %lld values per example%s, data "
-                                "source '%s' has %lld",
-                                pre, sep, name, (long long)want_n,
-                                kiln_program_input_batched(p, i) ? ""
-                                                                 : " (whole input, no batch dim)",
-                                name, (long long)have_n);
+            st = kiln_err_set(err, KILN_ERR_SHAPE,
+                              "%s%sprogram input '%s' expects %lld values per %s%s, data "
+                              "source '%s' has %lld",
+                              pre, sep, name, (long long)want_n, tm ? "step" : "example",
+                              tm || kiln_program_input_batched(p, i) ? ""
+                                                                    : " (whole input, no batch dim)",
+                              name, (long long)have_n);
+            break;
         }
+        time_major = time_major || tm;
         src[i] = j;
     }
 
-    /* 4. Commit. */
+    /* 4. The longest sequence. */
+    int64_t longest, maxt = kiln_program_max_size(p, KILN_TIME);
+    int64_t t = kiln_stream_max_time(s, &longest);
+    if (st == KILN_OK && time_major && t > maxt)
+        st = kiln_err_set(err, KILN_ERR_SHAPE,
+                          "%s%sthe stream's longest sequence (example %lld of the dataset) has %lld "
+                          "steps, past the program's maximum T of %lld (compile with "
+                          "max_size[KILN_SYMBOL_INDEX(KILN_TIME)] >= %lld)",
+                          pre, sep, (long long)longest, (long long)t, (long long)maxt, (long long)t);
+    if (st != KILN_OK) {
+        free(src);
+        return st;
+    }
+
+    /* 5. Commit. */
     kiln_main_loop_binding_free(b);
     b->source = src;
     b->n_inputs = n;
+    b->time_major = time_major;
+    b->d = kiln_stream_dataset(s);
     return KILN_OK;
 }
 
@@ -186,6 +239,25 @@ enum kiln_status kiln_main_loop_bind_batch(const kiln_input_binding *b, kiln_pro
             return kiln_err_set(err, st, "binding input '%s': %s", kiln_program_input_name(p, i),
                                 kiln_program_errmsg(p));
     }
+    if (!b->time_major)
+        return KILN_OK;
+    int64_t maxt = kiln_program_max_size(p, KILN_TIME);
+    if (batch->time < 1 || batch->time > maxt) {
+        int64_t longest = -1; /* the batch's first example of length T */
+        for (int64_t k = 0; b->d && batch->examples && k < batch->size && longest < 0; k++)
+            if (kiln_dataset_sequence_length(b->d, batch->examples[k]) == batch->time)
+                longest = batch->examples[k];
+        return kiln_err_set(err, KILN_ERR_SHAPE,
+                            "the batch's longest sequence (example %lld of the dataset) has %lld "
+                            "steps, outside the program's T of 1 to %lld (compile with "
+                            "max_size[KILN_SYMBOL_INDEX(KILN_TIME)] >= %lld)",
+                            (long long)longest, (long long)batch->time, (long long)maxt,
+                            (long long)batch->time);
+    }
+    enum kiln_status st = kiln_program_set_size(p, KILN_TIME, batch->time);
+    if (st != KILN_OK)
+        return kiln_err_set(err, st, "setting T = %lld: %s", (long long)batch->time,
+                            kiln_program_errmsg(p));
     return KILN_OK;
 }
 

@@ -46,10 +46,13 @@ struct kiln_extension {
     void (*free_user)(void *user);
 };
 
-/* For each program input, the index of the dataset source feeding it. */
+/* For each program input, the index of the stream source feeding it; and
+** whether a time-major source is bound, so each batch sets KILN_TIME. */
 typedef struct kiln_input_binding {
     int n_inputs;
     int *source;
+    bool time_major;
+    const kiln_dataset *d; /* the stream's (borrowed: the stream keeps it) */
 } kiln_input_binding;
 
 struct kiln_main_loop {
@@ -80,14 +83,18 @@ kiln_extension *kiln_extension_new(const char *name, const kiln_extension_ops *o
 /* Free e whoever owns it (for its main loop). */
 void kiln_extension_free(kiln_extension *e);
 
-/* Match every input of p to a source of s's dataset by name, checking dtype
-** and per-example size, and that s's batches fit p's max_batch. `what` names
+/* Match every input of p to a source of s by name, checking dtype, layout
+** (time-major or batch-first, as the source is) and size per example (per
+** step), that s's batches fit p's max_batch and that its longest sequence
+** fits p's maximum T. `what` names
 ** the stream in messages ("training stream", "DataStreamMonitoring 'valid'
 ** stream"). On failure b is left empty and the message is in *err. Sources no
 ** input uses are ignored (Blocks' on_unused_sources='ignore'). */
 enum kiln_status kiln_main_loop_bind_stream(kiln_input_binding *b, kiln_program *p, kiln_stream *s,
                                           const char *what, kiln_err *err);
-/* Point p's inputs at batch's sources. */
+/* Point p's inputs at batch's sources and, for a time-major binding, set
+** p's KILN_TIME to the batch's T (an error naming the batch's longest
+** example when it is past p's maximum). */
 enum kiln_status kiln_main_loop_bind_batch(const kiln_input_binding *b, kiln_program *p,
                                           const kiln_batch *batch, kiln_err *err);
 void kiln_main_loop_binding_free(kiln_input_binding *b);

@@ -167,6 +167,14 @@ const char *kiln_program_library_path(const kiln_program *p)
 }
 const char *kiln_program_cache_note(const kiln_program *p) { return p && p->jit ? kiln_jit_note(p->jit) : ""; }
 int64_t kiln_program_max_batch(const kiln_program *p) { return p ? p->max_batch : 0; }
+
+int64_t kiln_program_max_size(const kiln_program *p, int64_t symbol)
+{
+    int k = kiln_dim_symbol(symbol);
+    if (!p || !p->planned || k < 0)
+        return 0;
+    return k == 0 ? p->max_batch : p->plan.max_sizes[k];
+}
 bool kiln_program_can_train(const kiln_program *p) { return p && p->train_step != NULL; }
 
 /* ---- for tests (program_internal.h) ------------------------------------ */
@@ -730,6 +738,17 @@ bool kiln_program_input_batch_first(const kiln_program *p, int i)
         return false;
     for (int k = 0; k < r->shape.rank; k++)
         if (r->shape.dims[k] < 0 && !(k == 0 && r->shape.dims[k] == KILN_BATCH))
+            return false;
+    return true;
+}
+
+bool kiln_program_input_time_major(const kiln_program *p, int i)
+{
+    const kiln_node_rec *r = input_rec(p, i);
+    if (!r || r->shape.rank < 2 || r->shape.dims[0] != KILN_TIME || r->shape.dims[1] != KILN_BATCH)
+        return false;
+    for (int k = 2; k < r->shape.rank; k++)
+        if (r->shape.dims[k] < 0)
             return false;
     return true;
 }

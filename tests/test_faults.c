@@ -181,6 +181,46 @@ out:
     kiln_dataset_destroy(d);
     return r;
 }
+
+/* Sequences: a dataset of two sequence sources and a per-example one, a
+** padded stream (shuffled, sorted), two epochs. 0 when everything worked,
+** 1 when a call failed and said why, 2 when one failed silently. *during
+** gets the allocations the epochs made (next() must make none). */
+static int seq_run(long *during)
+{
+    static const int64_t len[6] = {3, 1, 4, 2, 5, 1};
+    int32_t tok[16] = {0}, id[6] = {0};
+    float fr[32] = {0};
+    kiln_dataset *d = kiln_dataset_create();
+    kiln_stream *s = NULL;
+    if (!d)
+        return 1;
+    int r = 0;
+    kiln_padded_options o = kiln_padded_options_default();
+    o.scheme = KILN_SCHEME_SHUFFLED;
+    o.batch_size = 2;
+    o.sort_batches = 2;
+    o.seed = 3;
+    if (kiln_dataset_add_sequences(d, "tokens", KILN_DTYPE_I32, 6, len, 0, NULL, tok) ||
+        kiln_dataset_add_sequences(d, "frames", KILN_DTYPE_F32, 6, len, 1, (int64_t[]){2}, fr) ||
+        kiln_dataset_add_source(d, "id", KILN_DTYPE_I32, 6, 0, NULL, id))
+        r = kiln_dataset_errmsg(d)[0] ? 1 : 2;
+    else if (kiln_stream_create_padded(d, &o, &s) != KILN_OK)
+        r = !s ? 1 : kiln_stream_errmsg(s)[0] ? 1 : 2;
+    long before = g_count;
+    kiln_batch b;
+    for (int e = 0; e < 2 && r == 0; e++) {
+        kiln_stream_reset(s);
+        int n = 0;
+        while (kiln_stream_next(s, &b))
+            n++;
+        r = n == 3 ? 0 : 2;
+    }
+    *during = g_count - before;
+    kiln_stream_destroy(s);
+    kiln_dataset_destroy(d);
+    return r;
+}
 #endif
 
 START_TEST(building_a_model_survives_every_failed_allocation)
@@ -333,6 +373,32 @@ START_TEST(loading_and_training_survive_every_failed_allocation)
 }
 END_TEST
 
+START_TEST(padded_streams_survive_every_failed_allocation)
+{
+#if FAULTS
+    long during;
+    g_fail_at = -1;
+    g_count = 0;
+    ck_assert_int_eq(seq_run(&during), 0);
+    ck_assert_msg(during == 0, "two epochs of a padded stream made %ld allocations", during);
+    long total = g_count;
+    int failed = 0;
+    for (long n = 1; n <= total; n++) {
+        g_count = 0;
+        g_fail_at = n;
+        int r = seq_run(&during);
+        g_fail_at = -1;
+        ck_assert_msg(r != 2, "allocation %ld: a failure without a message", n);
+        failed += r != 0;
+    }
+    printf("test_faults: padded streams: %ld allocations, each failed once\n", total);
+    ck_assert_int_gt(failed, 0);
+#else
+    printf("test_faults: skipped under AddressSanitizer (it owns malloc)\n");
+#endif
+}
+END_TEST
+
 START_TEST(graph_transforms_survive_every_failed_allocation)
 {
 #if FAULTS
@@ -387,6 +453,7 @@ int main(void)
     tcase_add_test(t, routing_bricks_survive_every_failed_allocation);
     tcase_add_test(t, compiling_survives_every_failed_allocation);
     tcase_add_test(t, loading_and_training_survive_every_failed_allocation);
+    tcase_add_test(t, padded_streams_survive_every_failed_allocation);
     tcase_add_test(t, graph_transforms_survive_every_failed_allocation);
     suite_add_tcase(s, t);
     return kiln_test_run(s);

@@ -293,6 +293,18 @@ static int64_t stream_null(void)
     kiln_stream_destroy(s);
     return said ? (int64_t)st : -1;
 }
+/* kiln_stream_create_padded with a NULL dataset (which 0) or options (1). */
+static int64_t padded_null(int which)
+{
+    kiln_stream *s = NULL;
+    kiln_padded_options o = kiln_padded_options_default();
+    enum kiln_status st = kiln_stream_create_padded(which == 0 ? NULL : F.d, which == 1 ? NULL : &o, &s);
+    bool said = s && strstr(kiln_stream_errmsg(s), "NULL") != NULL;
+    kiln_stream_destroy(s);
+    return said ? (int64_t)st : -1;
+}
+static const int64_t SEQ_LENGTHS[N_EX] = {1, 1, 1, 1, 1, 1};
+static int64_t padded_default_batch(void) { return kiln_padded_options_default().batch_size; }
 static int64_t loop_null(kiln_program *p, kiln_stream *s)
 {
     kiln_main_loop *m = NULL;
@@ -683,6 +695,8 @@ enum holder { H_NONE, H_GRAPH, H_LIN, H_SM, H_CCE, H_PROBE, H_PARAM, H_PROGRAM, 
     X(kiln_program_input_example_size, "p", K_INT, 0, H_NONE, kiln_program_input_example_size(NULL, 0)) \
     X(kiln_program_input_batched, "p", K_INT, 0, H_NONE, kiln_program_input_batched(NULL, 0)) \
     X(kiln_program_input_batch_first, "p", K_INT, 0, H_NONE, kiln_program_input_batch_first(NULL, 0)) \
+    X(kiln_program_input_time_major, "p", K_INT, 0, H_NONE, kiln_program_input_time_major(NULL, 0)) \
+    X(kiln_program_max_size, "p", K_INT, 0, H_NONE, kiln_program_max_size(NULL, KILN_TIME)) \
     X(kiln_program_input_shape_str, "p", K_STR, 0, H_NONE, kiln_program_input_shape_str(NULL, 0, F.text, sizeof F.text)) \
     X(kiln_program_input_shape_str, "buf", K_STR, 0, H_NONE, kiln_program_input_shape_str(F.p, 0, NULL, 8)) \
     X(kiln_program_bind_input, "p", K_STATUS, ST_ARG, H_NONE, kiln_program_bind_input(NULL, "features", F.xdata)) \
@@ -724,6 +738,13 @@ enum holder { H_NONE, H_GRAPH, H_LIN, H_SM, H_CCE, H_PROBE, H_PARAM, H_PROGRAM, 
     X(kiln_dataset_add_source, "name", K_STATUS, ST_ARG, H_DATASET, kiln_dataset_add_source(F.d, NULL, KILN_DTYPE_F32, N_EX, 1, F.dims2 + 1, F.xdata)) \
     X(kiln_dataset_add_source, "example_dims", K_STATUS, ST_ARG, H_DATASET, kiln_dataset_add_source(F.d, "z", KILN_DTYPE_F32, N_EX, 1, NULL, F.xdata)) \
     X(kiln_dataset_add_source, "data", K_STATUS, ST_ARG, H_DATASET, kiln_dataset_add_source(F.d, "z", KILN_DTYPE_F32, N_EX, 1, F.dims2 + 1, NULL)) \
+    X(kiln_dataset_add_sequences, "d", K_STATUS, ST_ARG, H_NONE, kiln_dataset_add_sequences(NULL, "z", KILN_DTYPE_I32, N_EX, SEQ_LENGTHS, 0, NULL, F.ydata)) \
+    X(kiln_dataset_add_sequences, "name", K_STATUS, ST_ARG, H_DATASET, kiln_dataset_add_sequences(F.d, NULL, KILN_DTYPE_I32, N_EX, SEQ_LENGTHS, 0, NULL, F.ydata)) \
+    X(kiln_dataset_add_sequences, "lengths", K_STATUS, ST_ARG, H_DATASET, kiln_dataset_add_sequences(F.d, "z", KILN_DTYPE_I32, N_EX, NULL, 0, NULL, F.ydata)) \
+    X(kiln_dataset_add_sequences, "step_dims", K_STATUS, ST_ARG, H_DATASET, kiln_dataset_add_sequences(F.d, "z", KILN_DTYPE_I32, N_EX, SEQ_LENGTHS, 1, NULL, F.ydata)) \
+    X(kiln_dataset_add_sequences, "data", K_STATUS, ST_ARG, H_DATASET, kiln_dataset_add_sequences(F.d, "z", KILN_DTYPE_I32, N_EX, SEQ_LENGTHS, 0, NULL, NULL)) \
+    X(kiln_dataset_source_is_sequence, "d", K_INT, 0, H_NONE, kiln_dataset_source_is_sequence(NULL, 0)) \
+    X(kiln_dataset_sequence_length, "d", K_INT, -1, H_NONE, kiln_dataset_sequence_length(NULL, 0)) \
     X(kiln_dataset_open_idx, "images_path", K_INT, KILN_OK, H_NONE, open_idx_null()) \
     X(kiln_dataset_open_idx, "out", K_STATUS, ST_ARG, H_NONE, kiln_dataset_open_idx(NULL, NULL, NULL)) \
     X(kiln_dataset_example_count, "d", K_INT, 0, H_NONE, kiln_dataset_example_count(NULL)) \
@@ -736,6 +757,19 @@ enum holder { H_NONE, H_GRAPH, H_LIN, H_SM, H_CCE, H_PROBE, H_PARAM, H_PROGRAM, 
     X(kiln_dataset_source_data, "d", K_NULL, 0, H_NONE, kiln_dataset_source_data(NULL, 0)) \
     X(kiln_stream_create, "d", K_INT, ST_ARG, H_NONE, stream_null()) \
     X(kiln_stream_create, "out", K_STATUS, ST_ARG, H_NONE, kiln_stream_create(F.d, KILN_SCHEME_SEQUENTIAL, 2, 1, NULL)) \
+    X(kiln_padded_options_default, "-", K_INT, 32, H_NONE, padded_default_batch()) \
+    X(kiln_stream_create_padded, "d", K_INT, ST_ARG, H_NONE, padded_null(0)) \
+    X(kiln_stream_create_padded, "o", K_INT, ST_ARG, H_NONE, padded_null(1)) \
+    X(kiln_stream_create_padded, "out", K_STATUS, ST_ARG, H_NONE, kiln_stream_create_padded(F.d, NULL, NULL)) \
+    X(kiln_stream_source_count, "s", K_INT, 0, H_NONE, kiln_stream_source_count(NULL)) \
+    X(kiln_stream_source_name, "s", K_NULL, 0, H_NONE, kiln_stream_source_name(NULL, 0)) \
+    X(kiln_stream_source_dtype, "s", K_INT, KILN_DTYPE_F32, H_NONE, kiln_stream_source_dtype(NULL, 0)) \
+    X(kiln_stream_source_example_size, "s", K_INT, -1, H_NONE, kiln_stream_source_example_size(NULL, 0)) \
+    X(kiln_stream_source_time_major, "s", K_INT, 0, H_NONE, kiln_stream_source_time_major(NULL, 0)) \
+    X(kiln_stream_source_index, "s", K_INT, -1, H_NONE, kiln_stream_source_index(NULL, "features")) \
+    X(kiln_stream_source_index, "name", K_INT, -1, H_NONE, kiln_stream_source_index(F.s, NULL)) \
+    X(kiln_stream_max_time, "s", K_INT, 0, H_NONE, kiln_stream_max_time(NULL, &F.i64)) \
+    X(kiln_stream_max_time, "example", K_INT, 0, H_NONE, kiln_stream_max_time(F.s, NULL)) \
     X(kiln_stream_destroy, "s", K_VOID, 0, H_NONE, kiln_stream_destroy(NULL)) \
     X(kiln_stream_errmsg, "s", K_STR, 0, H_NONE, kiln_stream_errmsg(NULL)) \
     X(kiln_stream_dataset, "s", K_NULL, 0, H_NONE, kiln_stream_dataset(NULL)) \

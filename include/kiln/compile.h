@@ -280,6 +280,9 @@ KILN_API const char *kiln_program_library_path(const kiln_program *p);
 ** (docs/security.md). Borrowed, valid while p lives. */
 KILN_API const char *kiln_program_cache_note(const kiln_program *p);
 KILN_API int64_t kiln_program_max_batch(const kiln_program *p);
+/* The compiled maximum of a symbol (KILN_BATCH: max_batch; KILN_TIME, a user
+** symbol: its max_size), 0 when no value of p uses it or p is NULL. */
+KILN_API int64_t kiln_program_max_size(const kiln_program *p, int64_t symbol);
 KILN_API bool kiln_program_can_train(const kiln_program *p);
 
 /* The program graph after every pass (rewrites, CSE, the gradients and the
@@ -300,11 +303,15 @@ KILN_API enum kiln_dtype kiln_program_input_dtype(const kiln_program *p, int i);
 KILN_API int64_t kiln_program_input_example_size(const kiln_program *p, int i);
 KILN_API bool kiln_program_input_batched(const kiln_program *p, int i);
 /* True when input i is laid out example after example: its dims are
-** constants but for the batch on axis 0. A data stream feeds only such
-** inputs (a (T, B, F) input is bound by hand). Its shape as text ("(T, B,
-** 3)") into buf. */
+** constants but for the batch on axis 0. A data stream's per-example
+** sources feed only such inputs (a padded stream's sequences feed
+** time-major ones, below). Its shape as text ("(T, B, 3)") into buf. */
 KILN_API bool kiln_program_input_batch_first(const kiln_program *p, int i);
 KILN_API const char *kiln_program_input_shape_str(const kiln_program *p, int i, char *buf, size_t cap);
+/* True when input i is time-major: (KILN_TIME, KILN_BATCH, constants..),
+** as a padded data stream's sequences and mask are laid out; its example
+** size is then per step. */
+KILN_API bool kiln_program_input_time_major(const kiln_program *p, int i);
 
 /* Point input `name` at data, laid out row-major, with the input's dtype,
 ** as many elements as the steps' sizes give. Borrowed: data must stay valid
