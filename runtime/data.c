@@ -56,6 +56,7 @@
 #include "compiler/rng.h"
 #include "compiler/util.h"
 #include "kiln/data.h"
+#include "runtime/config.h"
 #include "runtime/refs.h"
 
 /* Largest IDX payload accepted, in file bytes (16 GiB; MNIST is 47 MB). */
@@ -808,6 +809,10 @@ enum kiln_status kiln_stream_create(kiln_dataset *d, enum kiln_scheme scheme, in
         }
         s->shuffle_pending = true;
     }
+    /* KILN_SEED_DEFAULT: the configuration's default_seed (#11). */
+    kiln_err cfg;
+    if (kiln_config_resolve_seed(seed, &seed, &cfg) != KILN_OK)
+        return kiln_err_set(&s->err, cfg.status, "stream: %s", cfg.msg);
     kiln_rng_seed_u64(&s->rng, seed);
     s->ready = true;
     return KILN_OK;

@@ -70,7 +70,8 @@ typedef struct kiln_batch {
 /* Iterate d in batches of batch_size. The stream keeps d alive (d may be
 ** destroyed first); d must not gain sources meanwhile (the next batch then
 ** fails with KILN_ERR_STATE). Shuffled streams draw a new permutation every
-** epoch from a deterministic RNG seeded with seed. *out set even on failure
+** epoch from a deterministic RNG seeded with seed (KILN_SEED_DEFAULT: the
+** configuration's default_seed, config.h). *out set even on failure
 ** (NULL only when OOM). */
 KILN_API enum kiln_status kiln_stream_create(kiln_dataset *d, enum kiln_scheme scheme,
                                              int64_t batch_size, uint64_t seed,
