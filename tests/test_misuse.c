@@ -301,6 +301,16 @@ static int64_t loop_null(kiln_program *p, kiln_stream *s)
     kiln_main_loop_destroy(m);
     return said ? (int64_t)st : -1;
 }
+/* kiln_main_loop_create_with_config given NULL p or stream (the status, -1
+** when the message does not say NULL) or a NULL cfg (the defaults: KILN_OK). */
+static int64_t loop_cfg_null(kiln_program *p, kiln_stream *s, bool cfg_null)
+{
+    kiln_main_loop *m = NULL;
+    enum kiln_status st = kiln_main_loop_create_with_config(p, s, NULL, &m);
+    bool said = m && (cfg_null || strstr(kiln_main_loop_errmsg(m), "NULL") != NULL);
+    kiln_main_loop_destroy(m);
+    return said ? (int64_t)st : -1;
+}
 /* The defaults' config given a NULL argument: which 0 loads from a NULL
 ** path (KILN_OK); 1..6 read with a NULL key or out (the status, -1 when the
 ** message does not say NULL). */
@@ -824,6 +834,25 @@ enum holder { H_NONE, H_GRAPH, H_LIN, H_SM, H_CCE, H_PROBE, H_PARAM, H_PROGRAM, 
     X(kiln_main_loop_has_record, "m", K_INT, 0, H_NONE, kiln_main_loop_has_record(NULL, 0, "k", &F.flag)) \
     X(kiln_main_loop_has_record, "key", K_INT, 0, H_NONE, kiln_main_loop_has_record(F.m, 0, NULL, &F.flag)) \
     X(kiln_main_loop_has_record, "is_bool", K_INT, 0, H_NONE, kiln_main_loop_has_record(F.m, 0, "k", NULL)) \
+    X(kiln_main_loop_create_with_config, "p", K_INT, ST_ARG, H_NONE, loop_cfg_null(NULL, F.s, false)) \
+    X(kiln_main_loop_create_with_config, "stream", K_INT, ST_ARG, H_NONE, loop_cfg_null(F.p, NULL, false)) \
+    X(kiln_main_loop_create_with_config, "cfg", K_INT, KILN_OK, H_NONE, loop_cfg_null(F.p, F.s, true)) \
+    X(kiln_main_loop_create_with_config, "out", K_STATUS, ST_ARG, H_NONE, kiln_main_loop_create_with_config(F.p, F.s, NULL, NULL)) \
+    X(kiln_main_loop_set_log_backend, "m", K_STATUS, ST_ARG, H_NONE, kiln_main_loop_set_log_backend(NULL, KILN_LOG_BACKEND_MEMORY, NULL)) \
+    X(kiln_main_loop_set_log_backend, "path", K_STATUS, ST_ARG, H_LOOP, kiln_main_loop_set_log_backend(F.m, KILN_LOG_BACKEND_SQLITE, NULL)) \
+    X(kiln_main_loop_log_backend, "m", K_INT, KILN_LOG_BACKEND_MEMORY, H_NONE, kiln_main_loop_log_backend(NULL)) \
+    X(kiln_main_loop_set_record_text, "m", K_STATUS, ST_ARG, H_NONE, kiln_main_loop_set_record_text(NULL, "k", "t")) \
+    X(kiln_main_loop_set_record_text, "key", K_STATUS, ST_ARG, H_LOOP, kiln_main_loop_set_record_text(F.m, NULL, "t")) \
+    X(kiln_main_loop_set_record_text, "text", K_STATUS, ST_ARG, H_LOOP, kiln_main_loop_set_record_text(F.m, "k", NULL)) \
+    X(kiln_main_loop_record_text, "m", K_STATUS, ST_ARG, H_NONE, kiln_main_loop_record_text(NULL, 0, "k", F.names)) \
+    X(kiln_main_loop_record_text, "key", K_STATUS, ST_ARG, H_LOOP, kiln_main_loop_record_text(F.m, 0, NULL, F.names)) \
+    X(kiln_main_loop_record_text, "out", K_STATUS, ST_ARG, H_LOOP, kiln_main_loop_record_text(F.m, 0, "k", NULL)) \
+    X(kiln_main_loop_record_kind, "m", K_INT, KILN_RECORD_NONE, H_NONE, kiln_main_loop_record_kind(NULL, 0, "k")) \
+    X(kiln_main_loop_record_kind, "key", K_INT, KILN_RECORD_NONE, H_NONE, kiln_main_loop_record_kind(F.m, 0, NULL)) \
+    X(kiln_main_loop_set_profile, "m", K_STATUS, ST_ARG, H_NONE, kiln_main_loop_set_profile(NULL, true, NULL)) \
+    X(kiln_main_loop_set_profile, "out", K_STATUS, KILN_OK, H_NONE, kiln_main_loop_set_profile(F.m, true, NULL)) \
+    X(kiln_main_loop_profile_seconds, "m", K_INT, 0, H_NONE, kiln_main_loop_profile_seconds(NULL, KILN_PROFILE_TRAIN_STEP, &F.i64)) \
+    X(kiln_main_loop_profile_seconds, "calls", K_INT, 0, H_NONE, kiln_main_loop_profile_seconds(F.m, KILN_PROFILE_TRAIN_STEP, NULL)) \
     /* config.h */ \
     X(kiln_config_load, "out", K_STATUS, ST_ARG, H_NONE, kiln_config_load(NULL)) \
     X(kiln_config_load_from, "out", K_STATUS, ST_ARG, H_NONE, kiln_config_load_from(NULL, NULL, NULL)) \
