@@ -232,8 +232,10 @@ static enum kiln_status next_event(kiln_config *c, yaml_parser_t *p, yaml_event_
 ** empty configuration); 2. a mapping of scalar keys to scalar values, each
 ** key known and given once, each value parsed into its slot; 3. the end,
 ** with no second document. Every error names path:line:column. */
+/* path: the file as messages show it (kiln_path_show); full: the file, for
+** kiln_config_source. */
 static enum kiln_status read_mapping(kiln_config *c, yaml_parser_t *p, const char *path,
-                                     const char *const *envp)
+                                     const char *full, const char *const *envp)
 {
     yaml_event_t ev;
     enum kiln_status st;
@@ -305,13 +307,13 @@ static enum kiln_status read_mapping(kiln_config *c, yaml_parser_t *p, const cha
                 snprintf(source, sizeof source, ":%zu", key_line);
                 /* where and source are the path plus a mark: built here so
                 ** that a long path is never cut. */
-                size_t n = strlen(path) + sizeof where;
+                size_t n = strlen(full) + sizeof where;
                 char *w = malloc(n), *s = malloc(n);
                 if (!w || !s) {
                     st = kiln_err_set(&c->err, KILN_ERR_NOMEM, "%s: out of memory", path);
                 } else {
                     snprintf(w, n, "%s%s", path, where);
-                    snprintf(s, n, "%s%s", path, source);
+                    snprintf(s, n, "%s%s", full, source);
                     st = set_slot(c, i, (const char *)ev.data.scalar.value, envp, s, w);
                 }
                 free(w);
@@ -341,10 +343,12 @@ static enum kiln_status read_mapping(kiln_config *c, yaml_parser_t *p, const cha
 }
 
 /* Read path into c. missing_ok: a file that does not exist is no error. */
-static enum kiln_status read_file(kiln_config *c, const char *path, bool missing_ok,
+static enum kiln_status read_file(kiln_config *c, const char *full, bool missing_ok,
                                   const char *const *envp)
 {
-    FILE *f = fopen(path, "rb");
+    kiln_shown_path shown = kiln_path_show(full); /* a long path never hides the reason */
+    const char *path = shown.s;
+    FILE *f = fopen(full, "rb");
     if (!f) {
         if (missing_ok && errno == ENOENT)
             return KILN_OK;
@@ -363,7 +367,7 @@ static enum kiln_status read_file(kiln_config *c, const char *path, bool missing
         return kiln_err_set(&c->err, KILN_ERR_NOMEM, "%s: out of memory", path);
     }
     yaml_parser_set_input_file(&p, f);
-    enum kiln_status st = read_mapping(c, &p, path, envp);
+    enum kiln_status st = read_mapping(c, &p, path, full, envp);
     yaml_parser_delete(&p);
     fclose(f);
     return st;
