@@ -27,16 +27,19 @@ void kiln_log_init(kiln_log *l)
     memset(l, 0, sizeof *l);
 }
 
+static void row_free(kiln_log_row *r)
+{
+    for (int j = 0; j < r->n_records; j++) {
+        free(r->records[j].key);
+        free(r->records[j].text);
+    }
+    free(r->records);
+}
+
 void kiln_log_clear(kiln_log *l)
 {
-    for (int64_t i = 0; i < l->n_rows; i++) {
-        kiln_log_row *r = &l->rows[i];
-        for (int j = 0; j < r->n_records; j++) {
-            free(r->records[j].key);
-            free(r->records[j].text);
-        }
-        free(r->records);
-    }
+    for (int64_t i = 0; i < l->n_rows; i++)
+        row_free(&l->rows[i]);
     free(l->rows);
     l->rows = NULL;
     l->n_rows = l->cap_rows = 0;
@@ -58,6 +61,15 @@ void kiln_log_status(const kiln_log *l, int64_t *iterations_done, int64_t *epoch
     *iterations_done = *epochs_done = 0;
     if (l->db)
         kiln_logdb_status(l->db, iterations_done, epochs_done);
+}
+
+enum kiln_status kiln_log_truncate(kiln_log *l, int64_t iteration, int64_t epochs_done)
+{
+    if (l->db)
+        return kiln_logdb_truncate(l->db, iteration, epochs_done, &l->err);
+    while (l->n_rows > 0 && l->rows[l->n_rows - 1].iteration > iteration)
+        row_free(&l->rows[--l->n_rows]);
+    return KILN_OK;
 }
 
 enum kiln_status kiln_log_advance(kiln_log *l, int64_t iterations_done, int64_t epochs_done,

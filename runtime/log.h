@@ -76,6 +76,11 @@ void kiln_log_status(const kiln_log *l, int64_t *iterations_done, int64_t *epoch
 enum kiln_status kiln_log_advance(kiln_log *l, int64_t iterations_done, int64_t epochs_done,
                                   bool force);
 
+/* Forget every row after `iteration` and commit the status (iteration,
+** epochs_done): what a run resumed from a checkpoint taken at that
+** iteration needs, when the log (a file) went on past it before the crash. */
+enum kiln_status kiln_log_truncate(kiln_log *l, int64_t iteration, int64_t epochs_done);
+
 /* Set record key of row `iteration` (created if absent), replacing any value
 ** it had. key is copied: 1..KILN_MAX_NAME characters. KILN_OK, KILN_ERR_ARG
 ** (bad key or iteration < 0), KILN_ERR_NOMEM (the log is unchanged). */

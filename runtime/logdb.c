@@ -90,6 +90,7 @@ enum logdb_stmt {
     STMT_GET,
     STMT_ROW,
     STMT_STATUS,
+    STMT_TRUNCATE,
     N_STMTS
 };
 static const char *const STMT_SQL[N_STMTS] = {
@@ -98,8 +99,9 @@ static const char *const STMT_SQL[N_STMTS] = {
     "INSERT OR REPLACE INTO records (iteration, key, kind, number, text) VALUES (?1, ?2, ?3, ?4, ?5)",
     "SELECT kind, number, text FROM records WHERE iteration = ?1 AND key = ?2",
     "SELECT key, kind, number, text FROM records WHERE iteration = ?1 ORDER BY key",
-    "INSERT OR REPLACE INTO status (key, value) VALUES ('iterations_done', ?1), "
-    "('epochs_done', ?2)",
+    ("INSERT OR REPLACE INTO status (key, value) VALUES ('iterations_done', ?1), "
+     "('epochs_done', ?2)"),
+    "DELETE FROM records WHERE iteration > ?1",
 };
 
 struct kiln_logdb {
@@ -540,6 +542,19 @@ enum kiln_status kiln_logdb_advance(kiln_logdb *d, int64_t iterations_done, int6
     d->iterations_done = iterations_done;
     d->epochs_done = epochs_done;
     return KILN_OK;
+}
+
+enum kiln_status kiln_logdb_truncate(kiln_logdb *d, int64_t iteration, int64_t epochs_done,
+                                     kiln_err *err)
+{
+    enum kiln_status st = begin(d, err);
+    if (st != KILN_OK)
+        return st;
+    sqlite3_bind_int64(d->stmt[STMT_TRUNCATE], 1, iteration);
+    int rc = step_done(d->stmt[STMT_TRUNCATE]);
+    if (rc != SQLITE_OK)
+        return fail_sql(d, rc, err, "deleting the rows after a checkpoint");
+    return kiln_logdb_advance(d, iteration, epochs_done, true, err);
 }
 
 void kiln_logdb_status(const kiln_logdb *d, int64_t *iterations_done, int64_t *epochs_done)

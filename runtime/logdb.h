@@ -34,6 +34,9 @@ enum kiln_status kiln_logdb_get(kiln_logdb *db, int64_t iteration, const char *k
 ** until the next call on db. */
 enum kiln_status kiln_logdb_row(kiln_logdb *db, int64_t iteration, const kiln_log_row **out,
                                 kiln_err *err);
+/* Delete the records after iteration and commit the status given. */
+enum kiln_status kiln_logdb_truncate(kiln_logdb *db, int64_t iteration, int64_t epochs_done,
+                                     kiln_err *err);
 /* Status as last committed. */
 void kiln_logdb_status(const kiln_logdb *db, int64_t *iterations_done, int64_t *epochs_done);
 /* Store the status and commit when force or when the open transaction is

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "kiln/kiln.h"
+#include "runtime/log.h"
 #include "testutil.h"
 
 #define N_EX 12
@@ -531,6 +532,38 @@ START_TEST(a_crash_leaves_the_last_committed_iteration)
 }
 END_TEST
 
+/* A run resumed from a checkpoint at iteration 3 forgets what the log
+** recorded after it (internal: the checkpoint's loader calls it). */
+START_TEST(truncating_a_log_forgets_the_rows_after_a_checkpoint)
+{
+    char path[512];
+    path_in_dir(path, sizeof path, "truncate.sqlite");
+    kiln_log l;
+    kiln_log_init(&l);
+    if (BACKENDS[_i] == KILN_LOG_BACKEND_SQLITE)
+        ck_assert_msg(kiln_log_open_sqlite(&l, path) == KILN_OK, "%s", l.err.msg);
+    for (int64_t it = 0; it <= 6; it++) {
+        ck_assert(kiln_log_set(&l, it, "cost", KILN_LOG_FLOAT, 1.0 / (double)(it + 1)) == KILN_OK);
+        ck_assert(kiln_log_set_text(&l, it, "note", "x") == KILN_OK);
+    }
+    ck_assert(kiln_log_advance(&l, 6, 2, true) == KILN_OK);
+    ck_assert(kiln_log_truncate(&l, 3, 1) == KILN_OK);
+    ck_assert_ptr_nonnull(kiln_log_get(&l, 3, "cost"));
+    ck_assert_ptr_null(kiln_log_get(&l, 4, "cost"));
+    ck_assert_ptr_null(kiln_log_row_at(&l, 6));
+    if (BACKENDS[_i] == KILN_LOG_BACKEND_SQLITE) {
+        kiln_log_clear(&l);
+        ck_assert(kiln_log_open_sqlite(&l, path) == KILN_OK);
+        int64_t its, eps;
+        kiln_log_status(&l, &its, &eps);
+        ck_assert(its == 3 && eps == 1);
+        ck_assert_ptr_null(kiln_log_get(&l, 4, "note"));
+        ck_assert_ptr_nonnull(kiln_log_get(&l, 2, "note"));
+    }
+    kiln_log_clear(&l);
+}
+END_TEST
+
 /* ---- Two loops, two threads ---------------------------------------------------- */
 
 typedef struct job {
@@ -733,6 +766,7 @@ static Suite *log_suite(void)
                         (int)(sizeof BAD_LOGS / sizeof BAD_LOGS[0]));
     tcase_add_test(tc, appending_to_a_log_file_continues_its_iterations);
     tcase_add_test(tc, a_crash_leaves_the_last_committed_iteration);
+    tcase_add_loop_test(tc, truncating_a_log_forgets_the_rows_after_a_checkpoint, 0, 2);
     tcase_add_test(tc, two_loops_in_two_threads_never_interfere);
     tcase_add_test(tc, the_configuration_chooses_the_log_backend);
     tcase_add_test(tc, profile_reports_each_section);
