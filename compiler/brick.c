@@ -65,7 +65,8 @@
 ** parameter of no brick (Theano's shared variable), owned by the caller.
 **
 ** Randomness: initialize() on a brick seeds a kiln_rng with the brick's seed
-** (default 1, Blocks' config.default_seed) and hands the same stream to its
+** (default: the configuration's default_seed, 1 unless set, as Blocks'
+** config.default_seed; read when initialize() needs it) and hands the same stream to its
 ** children in child order, as Blocks pushes its rng; a child given its own
 ** seed (kiln_brick_set_seed) starts its own stream. Re-initializing re-seeds,
 ** so initialize() is deterministic. `rng` is set only while the class's
@@ -92,9 +93,8 @@
 #include "compiler/init.h"
 #include "compiler/rng.h"
 #include "compiler/store.h"
+#include "runtime/config.h"
 
-/* Blocks' config.default_seed. */
-#define KILN_BRICK_DEFAULT_SEED 1
 /* Room for a list of names in a message ("y, y_hat"); longer ones end in "...". */
 #define NAME_LIST_MAX 160
 
@@ -1011,7 +1011,11 @@ static enum kiln_status initialize(kiln_brick *b, kiln_rng *rng)
         return b->err.status;
     kiln_rng own;
     if (b->seed_set || !rng) {
-        kiln_rng_seed_u64(&own, b->seed_set ? b->seed : KILN_BRICK_DEFAULT_SEED);
+        uint64_t seed;
+        kiln_err cfg;
+        if (kiln_config_resolve_seed(b->seed_set ? b->seed : KILN_SEED_DEFAULT, &seed, &cfg) != KILN_OK)
+            return kiln_brick_fail(b, cfg.status, "initialize: %s", cfg.msg);
+        kiln_rng_seed_u64(&own, seed);
         rng = &own;
     }
     for (int i = 0; i < b->n_children; i++) {

@@ -74,6 +74,14 @@ struct kiln_main_loop {
     /* In before_batch/after_batch: the batch. */
     bool in_batch;
     kiln_batch batch;
+    /* Profile (#11): seconds and calls per section, while profile is on. */
+    bool profile;
+    FILE *profile_out; /* NULL: stderr */
+    double profile_seconds[KILN_PROFILE_N_SECTIONS];
+    int64_t profile_calls[KILN_PROFILE_N_SECTIONS];
+    /* Why the configuration could not be applied at create: the loop then
+    ** never runs (its log would not be the one configured). */
+    kiln_err config_err;
     kiln_err err;
 };
 

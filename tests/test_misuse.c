@@ -313,6 +313,51 @@ static int64_t loop_null(kiln_program *p, kiln_stream *s)
     kiln_main_loop_destroy(m);
     return said ? (int64_t)st : -1;
 }
+/* kiln_main_loop_create_with_config given NULL p or stream (the status, -1
+** when the message does not say NULL) or a NULL cfg (the defaults: KILN_OK). */
+static int64_t loop_cfg_null(kiln_program *p, kiln_stream *s, bool cfg_null)
+{
+    kiln_main_loop *m = NULL;
+    enum kiln_status st = kiln_main_loop_create_with_config(p, s, NULL, &m);
+    bool said = m && (cfg_null || strstr(kiln_main_loop_errmsg(m), "NULL") != NULL);
+    kiln_main_loop_destroy(m);
+    return said ? (int64_t)st : -1;
+}
+/* The defaults' config given a NULL argument: which 0 loads from a NULL
+** path (KILN_OK); 1..6 read with a NULL key or out (the status, -1 when the
+** message does not say NULL). */
+static int64_t config_null(int which)
+{
+    kiln_config *c = NULL;
+    enum kiln_status st = kiln_config_load_from(NULL, NULL, &c);
+    if (st != KILN_OK || which == 0) {
+        kiln_config_destroy(c);
+        return st;
+    }
+    int64_t i;
+    bool b;
+    const char *s;
+    switch (which) {
+    case 1: st = kiln_config_get_int(c, NULL, &i); break;
+    case 2: st = kiln_config_get_int(c, "default_seed", NULL); break;
+    case 3: st = kiln_config_get_bool(c, NULL, &b); break;
+    case 4: st = kiln_config_get_bool(c, "profile", NULL); break;
+    case 5: st = kiln_config_get_string(c, NULL, &s); break;
+    default: st = kiln_config_get_string(c, "temp_dir", NULL); break;
+    }
+    bool said = strstr(kiln_config_errmsg(c), "NULL") != NULL;
+    kiln_config_destroy(c);
+    return said ? (int64_t)st : -1;
+}
+static const char *config_null_source(void)
+{
+    kiln_config *c = NULL;
+    kiln_config_load_from(NULL, NULL, &c);
+    const char *s = kiln_config_source(c, NULL);
+    bool empty = s && !s[0];
+    kiln_config_destroy(c);
+    return empty ? "" : NULL;
+}
 static kiln_brick *fresh_linear(void) { return kiln_linear_create(NULL, 2, 2); }
 static int64_t sequence_of_null_name(void)
 {
@@ -822,7 +867,43 @@ enum holder { H_NONE, H_GRAPH, H_LIN, H_SM, H_CCE, H_PROBE, H_PARAM, H_PROGRAM, 
     X(kiln_main_loop_set_record_bool, "key", K_STATUS, ST_ARG, H_LOOP, kiln_main_loop_set_record_bool(F.m, NULL, true)) \
     X(kiln_main_loop_has_record, "m", K_INT, 0, H_NONE, kiln_main_loop_has_record(NULL, 0, "k", &F.flag)) \
     X(kiln_main_loop_has_record, "key", K_INT, 0, H_NONE, kiln_main_loop_has_record(F.m, 0, NULL, &F.flag)) \
-    X(kiln_main_loop_has_record, "is_bool", K_INT, 0, H_NONE, kiln_main_loop_has_record(F.m, 0, "k", NULL))
+    X(kiln_main_loop_has_record, "is_bool", K_INT, 0, H_NONE, kiln_main_loop_has_record(F.m, 0, "k", NULL)) \
+    X(kiln_main_loop_create_with_config, "p", K_INT, ST_ARG, H_NONE, loop_cfg_null(NULL, F.s, false)) \
+    X(kiln_main_loop_create_with_config, "stream", K_INT, ST_ARG, H_NONE, loop_cfg_null(F.p, NULL, false)) \
+    X(kiln_main_loop_create_with_config, "cfg", K_INT, KILN_OK, H_NONE, loop_cfg_null(F.p, F.s, true)) \
+    X(kiln_main_loop_create_with_config, "out", K_STATUS, ST_ARG, H_NONE, kiln_main_loop_create_with_config(F.p, F.s, NULL, NULL)) \
+    X(kiln_main_loop_set_log_backend, "m", K_STATUS, ST_ARG, H_NONE, kiln_main_loop_set_log_backend(NULL, KILN_LOG_BACKEND_MEMORY, NULL)) \
+    X(kiln_main_loop_set_log_backend, "path", K_STATUS, ST_ARG, H_LOOP, kiln_main_loop_set_log_backend(F.m, KILN_LOG_BACKEND_SQLITE, NULL)) \
+    X(kiln_main_loop_log_backend, "m", K_INT, KILN_LOG_BACKEND_MEMORY, H_NONE, kiln_main_loop_log_backend(NULL)) \
+    X(kiln_main_loop_set_record_text, "m", K_STATUS, ST_ARG, H_NONE, kiln_main_loop_set_record_text(NULL, "k", "t")) \
+    X(kiln_main_loop_set_record_text, "key", K_STATUS, ST_ARG, H_LOOP, kiln_main_loop_set_record_text(F.m, NULL, "t")) \
+    X(kiln_main_loop_set_record_text, "text", K_STATUS, ST_ARG, H_LOOP, kiln_main_loop_set_record_text(F.m, "k", NULL)) \
+    X(kiln_main_loop_record_text, "m", K_STATUS, ST_ARG, H_NONE, kiln_main_loop_record_text(NULL, 0, "k", F.names)) \
+    X(kiln_main_loop_record_text, "key", K_STATUS, ST_ARG, H_LOOP, kiln_main_loop_record_text(F.m, 0, NULL, F.names)) \
+    X(kiln_main_loop_record_text, "out", K_STATUS, ST_ARG, H_LOOP, kiln_main_loop_record_text(F.m, 0, "k", NULL)) \
+    X(kiln_main_loop_record_kind, "m", K_INT, KILN_RECORD_NONE, H_NONE, kiln_main_loop_record_kind(NULL, 0, "k")) \
+    X(kiln_main_loop_record_kind, "key", K_INT, KILN_RECORD_NONE, H_NONE, kiln_main_loop_record_kind(F.m, 0, NULL)) \
+    X(kiln_main_loop_set_profile, "m", K_STATUS, ST_ARG, H_NONE, kiln_main_loop_set_profile(NULL, true, NULL)) \
+    X(kiln_main_loop_set_profile, "out", K_STATUS, KILN_OK, H_NONE, kiln_main_loop_set_profile(F.m, true, NULL)) \
+    X(kiln_main_loop_profile_seconds, "m", K_INT, 0, H_NONE, kiln_main_loop_profile_seconds(NULL, KILN_PROFILE_TRAIN_STEP, &F.i64)) \
+    X(kiln_main_loop_profile_seconds, "calls", K_INT, 0, H_NONE, kiln_main_loop_profile_seconds(F.m, KILN_PROFILE_TRAIN_STEP, NULL)) \
+    /* config.h */ \
+    X(kiln_config_load, "out", K_STATUS, ST_ARG, H_NONE, kiln_config_load(NULL)) \
+    X(kiln_config_load_from, "out", K_STATUS, ST_ARG, H_NONE, kiln_config_load_from(NULL, NULL, NULL)) \
+    X(kiln_config_load_from, "path", K_INT, KILN_OK, H_NONE, config_null(0)) \
+    X(kiln_config_destroy, "c", K_VOID, 0, H_NONE, kiln_config_destroy(NULL)) \
+    X(kiln_config_errmsg, "c", K_STR, 0, H_NONE, kiln_config_errmsg(NULL)) \
+    X(kiln_config_get_int, "c", K_STATUS, ST_ARG, H_NONE, kiln_config_get_int(NULL, "default_seed", &F.i64)) \
+    X(kiln_config_get_int, "key", K_INT, ST_ARG, H_NONE, config_null(1)) \
+    X(kiln_config_get_int, "out", K_INT, ST_ARG, H_NONE, config_null(2)) \
+    X(kiln_config_get_bool, "c", K_STATUS, ST_ARG, H_NONE, kiln_config_get_bool(NULL, "profile", &F.flag)) \
+    X(kiln_config_get_bool, "key", K_INT, ST_ARG, H_NONE, config_null(3)) \
+    X(kiln_config_get_bool, "out", K_INT, ST_ARG, H_NONE, config_null(4)) \
+    X(kiln_config_get_string, "c", K_STATUS, ST_ARG, H_NONE, kiln_config_get_string(NULL, "temp_dir", F.names)) \
+    X(kiln_config_get_string, "key", K_INT, ST_ARG, H_NONE, config_null(5)) \
+    X(kiln_config_get_string, "out", K_INT, ST_ARG, H_NONE, config_null(6)) \
+    X(kiln_config_source, "c", K_STR, 0, H_NONE, kiln_config_source(NULL, "temp_dir")) \
+    X(kiln_config_source, "key", K_STR, 0, H_NONE, config_null_source())
 
 typedef struct row {
     const char *fn, *arg;
@@ -910,7 +991,7 @@ END_TEST
 /* Every KILN_API function of the public headers has a row. */
 START_TEST(every_public_function_has_a_row)
 {
-    static const char *headers[] = {"common.h", "graph.h", "bricks.h", "compile.h", "data.h", "train.h"};
+    static const char *headers[] = {"common.h", "config.h", "graph.h", "bricks.h", "compile.h", "data.h", "train.h"};
     const char *dir = getenv("KILN_INCLUDE_DIR");
     ck_assert_msg(dir, "KILN_INCLUDE_DIR is not set (tests/meson.build sets it)");
     int missing = 0, seen = 0;

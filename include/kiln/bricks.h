@@ -159,7 +159,9 @@ KILN_API enum kiln_status kiln_brick_get_dim(const kiln_brick *b, const char *na
 KILN_API enum kiln_status kiln_brick_set_weights_init(kiln_brick *b, kiln_init init);
 KILN_API enum kiln_status kiln_brick_set_biases_init(kiln_brick *b, kiln_init init);
 KILN_API enum kiln_status kiln_brick_set_use_bias(kiln_brick *b, bool use_bias);
-/* Seed of the brick's RNG (default: derived from the parent's, root 1). */
+/* Seed of the brick's RNG (default: derived from the parent's; a root's is
+** the configuration's default_seed, 1 unless set: config.h). KILN_SEED_DEFAULT:
+** default_seed, read when the brick is initialized. */
 KILN_API enum kiln_status kiln_brick_set_seed(kiln_brick *b, uint64_t seed);
 
 /* ---- Life cycle ------------------------------------------------------------ */

@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "compile.h"
+#include "config.h"
 #include "data.h"
 
 #ifdef __cplusplus
@@ -23,9 +24,19 @@ typedef struct kiln_extension kiln_extension;
 
 /* Training loop over stream with program. The loop keeps both alive (they
 ** may be destroyed before it); it drives them alone while it runs. *out
-** caller-owned, set even on failure (NULL only when OOM). */
+** caller-owned, set even on failure (NULL only when OOM).
+** The configuration (kiln_config_load: ~/.kilnrc or KILN_CONFIG, KILN_<KEY>
+** variables) chooses the log backend (log_backend, sqlite_database) and the
+** profile (profile); a configuration that does not load, or an SQLite log
+** that cannot be opened, fails here with its message. */
 KILN_API enum kiln_status kiln_main_loop_create(kiln_program *p, kiln_stream *stream,
                                                 kiln_main_loop **out);
+/* The same with the configuration cfg (borrowed: read here only) instead of
+** the one kiln_config_load reads; NULL: the defaults alone (an in-memory log,
+** no profile), whatever the file and environment say. */
+KILN_API enum kiln_status kiln_main_loop_create_with_config(kiln_program *p, kiln_stream *stream,
+                                                            kiln_config *cfg,
+                                                            kiln_main_loop **out);
 KILN_API void kiln_main_loop_destroy(kiln_main_loop *m);
 KILN_API const char *kiln_main_loop_errmsg(const kiln_main_loop *m);
 /* Takes ownership of ext (also on failure), unless ext belongs to a loop
@@ -46,7 +57,8 @@ KILN_API enum kiln_status kiln_main_loop_run(kiln_main_loop *m);
 KILN_API int64_t kiln_main_loop_epochs_done(const kiln_main_loop *m);
 KILN_API int64_t kiln_main_loop_iterations_done(const kiln_main_loop *m);
 /* A numeric record of the current (latest) row; KILN_ERR_NOT_FOUND if absent.
-** Booleans read as 1 or 0. */
+** Booleans read as 1 or 0; a text record is KILN_ERR_ARG (read it with
+** kiln_main_loop_record_text). */
 KILN_API enum kiln_status kiln_main_loop_last_record(const kiln_main_loop *m, const char *key,
                                                      double *out);
 /* A record of the row of iteration `iteration`. */
@@ -169,6 +181,65 @@ KILN_API enum kiln_status kiln_main_loop_set_record_bool(kiln_main_loop *m, cons
 /* Whether row `iteration` has record key, and whether it is a boolean. */
 KILN_API bool kiln_main_loop_has_record(const kiln_main_loop *m, int64_t iteration,
                                         const char *key, bool *is_bool);
+
+/* ---- Log backends (Blocks' TrainingLog and SQLiteLog) ---------------------
+**
+** Records are numbers, booleans and text (paths: Blocks' SAVED_TO,
+** LOADED_FROM; timestamp), read back with the same calls whichever backend
+** holds them. The SQLite log is a file the sqlite3 shell can query while
+** training runs; docs/guide.md ("The training log") gives its schema. */
+
+enum kiln_log_backend { KILN_LOG_BACKEND_MEMORY, KILN_LOG_BACKEND_SQLITE };
+enum kiln_record_kind { KILN_RECORD_NONE, KILN_RECORD_NUMBER, KILN_RECORD_BOOL, KILN_RECORD_TEXT };
+
+/* Keep m's log in backend: memory, or the SQLite file path (copied; created
+** when absent). A file that holds a kiln log already is continued: its
+** records stay readable and m's status (iterations_done, epochs_done) goes on
+** from the file's, as resuming a run needs. Only before m's first run, and
+** while the in-memory log is empty (KILN_ERR_STATE). A file that is not a
+** kiln log, or a damaged one, is KILN_ERR_FORMAT with a message naming the
+** file and what is wrong; one that cannot be opened, KILN_ERR_IO. On failure
+** m keeps the log it had. path is ignored for memory. */
+KILN_API enum kiln_status kiln_main_loop_set_log_backend(kiln_main_loop *m,
+                                                         enum kiln_log_backend backend,
+                                                         const char *path);
+KILN_API enum kiln_log_backend kiln_main_loop_log_backend(const kiln_main_loop *m);
+/* Write a text record into the current row (text copied, at most 4096
+** bytes; printed as it is). KILN_ERR_ARG, KILN_ERR_NOMEM, and a file's
+** KILN_ERR_IO. */
+KILN_API enum kiln_status kiln_main_loop_set_record_text(kiln_main_loop *m, const char *key,
+                                                         const char *text);
+/* A text record of row `iteration`: *out borrowed until the next call on m.
+** KILN_ERR_NOT_FOUND if absent, KILN_ERR_ARG if the record is not text. */
+KILN_API enum kiln_status kiln_main_loop_record_text(kiln_main_loop *m, int64_t iteration,
+                                                     const char *key, const char **out);
+/* What record key of row `iteration` holds; KILN_RECORD_NONE if absent. */
+KILN_API enum kiln_record_kind kiln_main_loop_record_kind(const kiln_main_loop *m,
+                                                          int64_t iteration, const char *key);
+
+/* ---- Profile (Blocks' profile setting) -------------------------------------
+**
+** Sections of a run whose time is measured when profiling is on. */
+enum kiln_profile_section {
+    KILN_PROFILE_BEFORE_TRAINING, /* before_training extensions */
+    KILN_PROFILE_BEFORE_EPOCH,    /* stream reset and before_epoch extensions */
+    KILN_PROFILE_READ_DATA,       /* the stream's next batch */
+    KILN_PROFILE_BEFORE_BATCH,    /* before_batch extensions */
+    KILN_PROFILE_TRAIN_STEP,      /* binding the batch and train_step */
+    KILN_PROFILE_AFTER_BATCH,     /* after_batch extensions and the finish check */
+    KILN_PROFILE_LOG,             /* the log's commits (SQLite) */
+    KILN_PROFILE_AFTER_EPOCH,     /* after_epoch extensions */
+    KILN_PROFILE_AFTER_TRAINING,  /* after_training extensions */
+    KILN_PROFILE_N_SECTIONS
+};
+/* Turn profiling on or off (default: the configuration's `profile`). When on,
+** kiln_main_loop_run writes a table of seconds, share and calls per section
+** to out (NULL: stderr; borrowed, open while m lives) when it returns. */
+KILN_API enum kiln_status kiln_main_loop_set_profile(kiln_main_loop *m, bool on, FILE *out);
+/* Seconds spent in section s over m's runs (0 when profiling was off), and
+** how many times it ran. */
+KILN_API double kiln_main_loop_profile_seconds(const kiln_main_loop *m,
+                                               enum kiln_profile_section s, int64_t *calls);
 
 #ifdef __cplusplus
 }
