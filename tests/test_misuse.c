@@ -716,6 +716,13 @@ enum holder { H_NONE, H_GRAPH, H_LIN, H_SM, H_CCE, H_PROBE, H_PARAM, H_PROGRAM, 
     X(kiln_program_get_state, "dst", K_STATUS, ST_ARG, H_PROGRAM, kiln_program_get_state(F.p, 0, NULL, 1)) \
     X(kiln_program_set_state, "p", K_STATUS, ST_ARG, H_NONE, kiln_program_set_state(NULL, 0, F.buf, 1)) \
     X(kiln_program_set_state, "src", K_STATUS, ST_ARG, H_PROGRAM, kiln_program_set_state(F.p, 0, NULL, 1)) \
+    X(kiln_program_find_state, "p", K_INT, -1, H_NONE, kiln_program_find_state(NULL, "learning_rate")) \
+    X(kiln_program_find_state, "name", K_INT, -1, H_PROGRAM, kiln_program_find_state(F.p, NULL)) \
+    X(kiln_program_set_hyperparameter, "p", K_STATUS, ST_ARG, H_NONE, kiln_program_set_hyperparameter(NULL, "learning_rate", .1)) \
+    X(kiln_program_set_hyperparameter, "name", K_STATUS, ST_ARG, H_PROGRAM, kiln_program_set_hyperparameter(F.p, NULL, .1)) \
+    X(kiln_program_get_hyperparameter, "p", K_STATUS, ST_ARG, H_NONE, kiln_program_get_hyperparameter(NULL, "learning_rate", F.buf)) \
+    X(kiln_program_get_hyperparameter, "name", K_STATUS, ST_ARG, H_PROGRAM, kiln_program_get_hyperparameter(F.p, NULL, F.buf)) \
+    X(kiln_program_get_hyperparameter, "value", K_STATUS, ST_ARG, H_PROGRAM, kiln_program_get_hyperparameter(F.p, "learning_rate", NULL)) \
     /* data.h */ \
     X(kiln_dataset_create, "-", K_INT, 1, H_NONE, made_dataset(kiln_dataset_create())) \
     X(kiln_dataset_destroy, "d", K_VOID, 0, H_NONE, kiln_dataset_destroy(NULL)) \
