@@ -81,6 +81,8 @@ struct kiln_program {
     int32_t norms[2];         /* program nodes of the total gradient and step norms, or -1 */
     bool wants_norm[2];       /* the options' monitors ask for them */
     int *state_hyper;         /* plan state i -> its entry in rule.hypers, or -1 */
+    bool *uninit;             /* param i had a NaN when last loaded or set */
+    int n_uninit;
     const void **bound;       /* per plan input */
     int32_t *monitors, *outputs; /* program nodes of the options' monitors and outputs */
     int n_monitors, n_outputs;
@@ -124,6 +126,7 @@ static void program_free(kiln_program *p)
             free(p->state_names[i]);
     free(p->state_names);
     free(p->state_hyper);
+    free(p->uninit);
     free(p->user_names);
     free(p->map);
     free(p->role);
@@ -606,9 +609,10 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
         p->small_batch = per_example > 0 ? (int64_t)(SMALL_STEP_FLOPS / per_example) + 1 : 1;
     }
     p->params = calloc((size_t)p->plan.n_params + 1, sizeof *p->params);
+    p->uninit = calloc((size_t)p->plan.n_params + 1, sizeof *p->uninit);
     p->bound = calloc((size_t)p->plan.n_inputs + 1, sizeof *p->bound);
     p->state_names = calloc((size_t)p->plan.n_states + 1, sizeof *p->state_names);
-    if (!p->params || !p->bound || !p->state_names)
+    if (!p->params || !p->uninit || !p->bound || !p->state_names)
         return fail(p, KILN_ERR_NOMEM, "compile: no memory");
     for (int i = 0; i < p->plan.n_params; i++)
         p->params[i] = p->pg->nodes[p->plan.param_node[i]].param;
@@ -909,6 +913,39 @@ static void guards(kiln_program *p, const int64_t *sizes, bool fill, int32_t *ba
     }
 }
 
+/* Whether v[0..n) has a NaN: a parameter is NaN until initialised (store.c). */
+static bool has_nan(const double *v, int64_t n)
+{
+    for (int64_t k = 0; v && k < n; k++)
+        if (v[k] != v[k])
+            return true;
+    return false;
+}
+
+/* Never train garbage (#11): the parameters that were NaN when last loaded
+** or set are listed, and a step fails naming them. */
+static void note_uninitialised(kiln_program *p, int i, bool nan)
+{
+    p->n_uninit += (int)nan - (int)p->uninit[i];
+    p->uninit[i] = nan;
+}
+
+static enum kiln_status fail_uninitialised(kiln_program *p, const char *what)
+{
+    char list[KILN_ERRMSG_MAX / 2] = "";
+    size_t used = 0;
+    for (int i = 0; i < p->plan.n_params && used < sizeof list; i++)
+        if (p->uninit[i]) {
+            const char *owner = kiln_param_owner(p->params[i]);
+            used += (size_t)snprintf(list + used, sizeof list - used, "%s%s%s%s", used ? ", " : "", owner,
+                                     *owner ? "." : "", kiln_param_name(p->params[i]));
+        }
+    return fail(p, KILN_ERR_STATE, "%s: %d parameter%s not initialised (NaN values): %s; initialise the bricks "
+                "(kiln_brick_initialize) or give values (kiln_param_set_values) before compiling or "
+                "kiln_program_load_params, or set them in the program (kiln_program_set_param)", what, p->n_uninit,
+                p->n_uninit > 1 ? "s are" : " is", list);
+}
+
 static enum kiln_status run(kiln_program *p, entry_fn fn, unsigned mode, const char *what, int64_t batch)
 {
     if (!p)
@@ -919,6 +956,8 @@ static enum kiln_status run(kiln_program *p, entry_fn fn, unsigned mode, const c
     if (batch < 1 || batch > p->max_batch)
         return fail(p, KILN_ERR_ARG, "%s: batch of %lld examples, expected 1 to %lld (max_batch)", what,
                     (long long)batch, (long long)p->max_batch);
+    if (p->n_uninit)
+        return fail_uninitialised(p, what);
     for (int i = 0; i < p->plan.n_inputs; i++)
         if (!p->bound[i] && (p->plan.modes[p->plan.input_node[i]] & mode))
             return fail(p, KILN_ERR_STATE, "%s: input '%s' is not bound", what, kiln_program_input_name(p, i));
@@ -1152,6 +1191,7 @@ enum kiln_status kiln_program_set_param(kiln_program *p, kiln_node param, const 
     if (st)
         return st;
     convert_in(at, src, p->pg->floatx, count);
+    note_uninitialised(p, i, has_nan(src, count));
     return KILN_OK;
 }
 
@@ -1197,6 +1237,11 @@ enum kiln_status kiln_program_load_params(kiln_program *p)
         if (!kiln_shape_equal(s, &p->pg->nodes[p->plan.param_node[i]].shape))
             return fail(p, KILN_ERR_SHAPE, "parameter %s changed shape since compilation (re-allocated?)",
                         kiln_param_name(p->params[i]));
+    }
+    for (int i = 0; i < p->plan.n_params; i++) {
+        const double *v = kiln_param_data(p->params[i]);
+        const kiln_shape *s = kiln_param_shape(p->params[i]);
+        note_uninitialised(p, i, has_nan(v, kiln_shape_const_size(p->pg, s)));
         convert_in(p->arena + p->plan.param_offset[i], v, p->pg->floatx, kiln_shape_const_size(p->pg, s));
     }
     for (int i = 0; i < p->plan.n_states; i++)

@@ -989,6 +989,55 @@ START_TEST(bad_value_modifiers_are_errors)
 }
 END_TEST
 
+/* Never train garbage (#11, deliverable 7): a parameter that was never
+** given values (kiln_param_create fills NaN) or a brick allocated but not
+** initialised compiles, and every step then fails naming the parameters
+** until they have values (set in the program, or loaded again from the
+** bricks); a NaN set later counts the same. */
+START_TEST(uninitialised_parameters_are_errors_naming_them)
+{
+    kiln_graph *g = kiln_graph_create(KILN_DTYPE_F64);
+    kiln_param *u = kiln_param_create("u", 1, (int64_t[]){2}); /* never given values */
+    kiln_brick *lin = kiln_linear_create("lin", 2, 2);
+    kiln_node x = kiln_graph_input(g, "x", KILN_DTYPE_F64, 2, (int64_t[]){KILN_BATCH, 2}), h;
+    ck_assert_int_eq(kiln_brick_apply(lin, g, x, &h), KILN_OK); /* allocates, does not initialise */
+    kiln_node un = kiln_graph_param(g, u);
+    kiln_node cost = kiln_expr_sum(g, kiln_expr_square(g, kiln_expr_add(g, h, un)), KILN_ALL_AXES);
+    kiln_compile_options o = kiln_compile_options_default();
+    o.cost = cost;
+    o.outputs = &h;
+    o.n_outputs = 1;
+    o.step_rule = kiln_step_scale(0.1);
+    kiln_program *p;
+    ck_assert_msg(kiln_compile(g, &o, &p) == KILN_OK, "%s", kiln_program_errmsg(p));
+    double xv[2] = {1, 2};
+    ck_assert_int_eq(kiln_program_bind_input(p, "x", xv), KILN_OK);
+    ck_assert_int_eq(kiln_program_train_step(p, 1), KILN_ERR_STATE);
+    ck_assert_msg(strstr(kiln_program_errmsg(p), "train_step: 3 parameters are not initialised (NaN values): "
+                                                 "/lin.b, /lin.W, u;"),
+                  "%s", kiln_program_errmsg(p));
+    ck_assert_int_eq(kiln_program_forward(p, 1), KILN_ERR_STATE);
+    ck_assert_msg(strstr(kiln_program_errmsg(p), "forward: 3 parameters"), "%s", kiln_program_errmsg(p));
+    /* the brick initialised and loaded again: u is left */
+    kiln_brick_set_weights_init(lin, kiln_init_constant(0.5));
+    kiln_brick_set_biases_init(lin, kiln_init_constant(0));
+    ck_assert_int_eq(kiln_brick_initialize(lin), KILN_OK);
+    ck_assert_int_eq(kiln_program_load_params(p), KILN_OK);
+    ck_assert_int_eq(kiln_program_eval_step(p, 1), KILN_ERR_STATE);
+    ck_assert_msg(strstr(kiln_program_errmsg(p), "eval_step: 1 parameter is not initialised (NaN values): u;"), "%s",
+                  kiln_program_errmsg(p));
+    /* set in the program: the steps run; a NaN set again stops them */
+    ck_assert_int_eq(kiln_program_set_param(p, un, (double[]){0.25, -1}, 2), KILN_OK);
+    ck_assert_msg(kiln_program_train_step(p, 1) == KILN_OK, "%s", kiln_program_errmsg(p));
+    ck_assert_int_eq(kiln_program_set_param(p, un, (double[]){0.25, NAN}, 2), KILN_OK);
+    ck_assert_int_eq(kiln_program_gradients(p, 1), KILN_ERR_STATE);
+    kiln_program_destroy(p);
+    kiln_graph_destroy(g);
+    kiln_brick_destroy(lin);
+    kiln_param_destroy(u);
+}
+END_TEST
+
 START_TEST(bad_rules_are_errors_naming_the_rule)
 {
     struct {
@@ -1123,6 +1172,7 @@ int main(void)
     tcase_add_test(t, value_modifiers_match_the_reference);
     tcase_add_test(t, value_modifiers_by_parameter_and_their_states);
     tcase_add_test(t, bad_value_modifiers_are_errors);
+    tcase_add_test(t, uninitialised_parameters_are_errors_naming_them);
     tcase_add_test(t, bad_rules_are_errors_naming_the_rule);
     tcase_add_test(t, regress_8_a_state_only_its_update_reads_has_storage);
     suite_add_tcase(s, t);

@@ -481,7 +481,12 @@ KILN_API enum kiln_status kiln_program_bind_input(kiln_program *p, const char *n
 KILN_API enum kiln_status kiln_program_set_size(kiln_program *p, int64_t symbol, int64_t size);
 
 /* Run an entry point on a batch of `batch` examples (1..max_batch). Every
-** input the entry point reads must be bound. */
+** input the entry point reads must be bound. Never garbage: a parameter that
+** had a NaN when the program last loaded it (kiln_compile,
+** kiln_program_load_params) or was last set (kiln_program_set_param) is one
+** never initialised (kiln_param_create and a brick's allocation fill NaN),
+** and every entry point fails with KILN_ERR_STATE naming all such
+** parameters until they have values. */
 KILN_API enum kiln_status kiln_program_forward(kiln_program *p, int64_t batch);
 KILN_API enum kiln_status kiln_program_eval_step(kiln_program *p, int64_t batch);
 KILN_API enum kiln_status kiln_program_train_step(kiln_program *p, int64_t batch);
@@ -500,7 +505,9 @@ KILN_API enum kiln_status kiln_program_read_gradient(kiln_program *p, kiln_node 
 /* Forward and backward without the update (for gradient checks). */
 KILN_API enum kiln_status kiln_program_gradients(kiln_program *p, int64_t batch);
 
-/* Parameters: program <-> bricks. */
+/* Parameters: program <-> bricks. A parameter with a NaN is noted as not
+** initialised (see the entry points above); set_param with values that have
+** none, or load_params after the brick is initialised, clears it. */
 KILN_API enum kiln_status kiln_program_load_params(kiln_program *p);
 KILN_API enum kiln_status kiln_program_store_params(kiln_program *p);
 KILN_API enum kiln_status kiln_program_set_param(kiln_program *p, kiln_node param,
