@@ -412,6 +412,18 @@ static int64_t graph_new_dtype(void)
 }
 static int64_t options_default(void) { return kiln_compile_options_default().cost.id; }
 static int64_t finish_after_bad(void) { return made_ext(kiln_finish_after(-1, 0)); }
+static double halve(int64_t iterations, double old, void *user)
+{
+    (void)iterations;
+    (void)user;
+    return old / 2;
+}
+static int64_t schedule_value_null(void) { return isnan(kiln_schedule_value(NULL, 0, 1)); }
+static int64_t modify_null_state(void)
+{
+    kiln_schedule s = kiln_schedule_exponential(0.1, 0.5, 0, 1);
+    return ext_failed(kiln_modify_stepper_attribute(&s, NULL, KILN_TIMESCALE_EPOCH, 1));
+}
 static int64_t clone_null_name(void) { return made_brick(kiln_brick_clone(F.lin, NULL)); }
 static int64_t brick_create_null_name(void) { return made_brick(kiln_brick_create(&PROBE_CLASS, NULL)); }
 
@@ -775,6 +787,13 @@ enum holder { H_NONE, H_GRAPH, H_LIN, H_SM, H_CCE, H_PROBE, H_PARAM, H_PROGRAM, 
     X(kiln_program_get_state, "dst", K_STATUS, ST_ARG, H_PROGRAM, kiln_program_get_state(F.p, 0, NULL, 1)) \
     X(kiln_program_set_state, "p", K_STATUS, ST_ARG, H_NONE, kiln_program_set_state(NULL, 0, F.buf, 1)) \
     X(kiln_program_set_state, "src", K_STATUS, ST_ARG, H_PROGRAM, kiln_program_set_state(F.p, 0, NULL, 1)) \
+    X(kiln_program_find_state, "p", K_INT, -1, H_NONE, kiln_program_find_state(NULL, "learning_rate")) \
+    X(kiln_program_find_state, "name", K_INT, -1, H_PROGRAM, kiln_program_find_state(F.p, NULL)) \
+    X(kiln_program_set_hyperparameter, "p", K_STATUS, ST_ARG, H_NONE, kiln_program_set_hyperparameter(NULL, "learning_rate", .1)) \
+    X(kiln_program_set_hyperparameter, "name", K_STATUS, ST_ARG, H_PROGRAM, kiln_program_set_hyperparameter(F.p, NULL, .1)) \
+    X(kiln_program_get_hyperparameter, "p", K_STATUS, ST_ARG, H_NONE, kiln_program_get_hyperparameter(NULL, "learning_rate", F.buf)) \
+    X(kiln_program_get_hyperparameter, "name", K_STATUS, ST_ARG, H_PROGRAM, kiln_program_get_hyperparameter(F.p, NULL, F.buf)) \
+    X(kiln_program_get_hyperparameter, "value", K_STATUS, ST_ARG, H_PROGRAM, kiln_program_get_hyperparameter(F.p, "learning_rate", NULL)) \
     /* data.h */ \
     X(kiln_dataset_create, "-", K_INT, 1, H_NONE, made_dataset(kiln_dataset_create())) \
     X(kiln_dataset_destroy, "d", K_VOID, 0, H_NONE, kiln_dataset_destroy(NULL)) \
@@ -847,6 +866,11 @@ enum holder { H_NONE, H_GRAPH, H_LIN, H_SM, H_CCE, H_PROBE, H_PARAM, H_PROGRAM, 
     X(kiln_data_stream_monitoring, "stream", K_INT, 1, H_NONE, ext_failed(kiln_data_stream_monitoring(&F.cost, 1, NULL, "v"))) \
     X(kiln_data_stream_monitoring, "prefix", K_INT, 1, H_NONE, made_ext(kiln_data_stream_monitoring(&F.cost, 1, F.s2, NULL))) \
     X(kiln_progress_bar, "out", K_INT, 1, H_NONE, made_ext(kiln_progress_bar(NULL))) \
+    X(kiln_shared_variable_modifier, "state", K_INT, 1, H_NONE, ext_failed(kiln_shared_variable_modifier(NULL, halve, NULL, NULL))) \
+    X(kiln_shared_variable_modifier, "fn", K_INT, 1, H_NONE, ext_failed(kiln_shared_variable_modifier("learning_rate", NULL, NULL, NULL))) \
+    X(kiln_schedule_value, "s", K_INT, 1, H_NONE, schedule_value_null()) \
+    X(kiln_modify_stepper_attribute, "s", K_INT, 1, H_NONE, ext_failed(kiln_modify_stepper_attribute(NULL, "learning_rate", KILN_TIMESCALE_EPOCH, 1))) \
+    X(kiln_modify_stepper_attribute, "state", K_INT, 1, H_NONE, modify_null_state()) \
     X(kiln_extension_destroy, "e", K_VOID, 0, H_NONE, kiln_extension_destroy(NULL)) \
     X(kiln_extension_create, "name", K_INT, 1, H_NONE, made_ext(kiln_extension_create(NULL, probe_fn, NULL, NULL))) \
     X(kiln_extension_create, "fn", K_INT, 1, H_NONE, ext_failed(kiln_extension_create("e", NULL, NULL, NULL))) \

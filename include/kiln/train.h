@@ -86,6 +86,87 @@ KILN_API kiln_extension *kiln_data_stream_monitoring(const kiln_node *variables,
 ** open while the extension lives. */
 KILN_API kiln_extension *kiln_progress_bar(FILE *out);
 
+/* ---- Hyperparameters between steps ----------------------------------------
+**
+** A step rule's hyperparameters (learning rate, momentum, decay rates, ...)
+** and a value modifier's bounds are states of the program (compile.h), named
+** "<owner>.<name>"; these extensions set one by name (any name
+** kiln_program_find_state takes: "learning_rate" when only one state has
+** that name, "/step_rule/adam.learning_rate", "1_basic_momentum.momentum")
+** between steps, and the next step uses the new value: nothing recompiles.
+** The name is checked when the extension is added and when a run starts
+** (an unknown, ambiguous or non-scalar state is an error naming it); a value
+** outside the hyperparameter's range stops the run with the rule's message. */
+
+/* Blocks' SharedVariableModifier(parameter, function): after every batch
+** (Blocks' default trigger), state = fn(iterations_done, old value, user).
+** Blocks' one-argument function is one that ignores the old value. user is
+** handed to fn; free_user (may be NULL) is called on it when the extension
+** is freed (also when this fails). state is copied. An extension named
+** "SharedVariableModifier"; NULL only when out of memory. */
+typedef double (*kiln_modifier_fn)(int64_t iterations_done, double old_value, void *user);
+KILN_API kiln_extension *kiln_shared_variable_modifier(const char *state, kiln_modifier_fn fn, void *user,
+                                                       void (*free_user)(void *user));
+
+/* brainstorm's schedules (brainstorm.training.schedules), as values of n =
+** current // interval, current the epochs or updates done:
+**   Linear(initial_value, final_value, num_changes): initial + (final -
+**        initial) / num_changes * n, final once n > num_changes
+**        (num_changes > 0)
+**   Exponential(initial_value, factor, minimum = -inf, maximum = inf):
+**        initial factor^n, clipped to [minimum, maximum] (minimum <= maximum)
+**   MultiStep(initial_value, steps, values): initial before steps[0],
+**        values[i] from steps[i] until steps[i + 1] (steps non-decreasing,
+**        >= 0; interval 1 only, as brainstorm asserts)
+** steps and values are borrowed until kiln_modify_stepper_attribute, which
+** copies them. */
+enum kiln_schedule_kind { KILN_SCHEDULE_NONE, KILN_SCHEDULE_LINEAR, KILN_SCHEDULE_EXPONENTIAL,
+                          KILN_SCHEDULE_MULTISTEP };
+typedef struct kiln_schedule {
+    enum kiln_schedule_kind kind;
+    double initial_value, final_value; /* Linear: final_value; every kind: initial_value */
+    int64_t num_changes;               /* Linear */
+    double factor, minimum, maximum;   /* Exponential */
+    const int64_t *steps;              /* MultiStep */
+    const double *values;
+    int n_steps;
+} kiln_schedule;
+static inline kiln_schedule kiln_schedule_linear(double initial_value, double final_value, int64_t num_changes)
+{
+    kiln_schedule s = {KILN_SCHEDULE_LINEAR, initial_value, final_value, num_changes, 0, 0, 0, NULL, NULL, 0};
+    return s;
+}
+static inline kiln_schedule kiln_schedule_exponential(double initial_value, double factor, double minimum,
+                                                      double maximum)
+{
+    kiln_schedule s = {KILN_SCHEDULE_EXPONENTIAL, initial_value, 0, 0, factor, minimum, maximum, NULL, NULL, 0};
+    return s;
+}
+static inline kiln_schedule kiln_schedule_multistep(double initial_value, const int64_t *steps,
+                                                    const double *values, int n_steps)
+{
+    kiln_schedule s = {KILN_SCHEDULE_MULTISTEP, initial_value, 0, 0, 0, 0, 0, steps, values, n_steps};
+    return s;
+}
+/* The schedule's value after `current` epochs or updates, for a hook called
+** every `interval` (> 0) of them: brainstorm's schedule(epoch_nr,
+** update_nr, timescale, interval). NaN for a schedule or interval that
+** kiln_modify_stepper_attribute would refuse. */
+KILN_API double kiln_schedule_value(const kiln_schedule *s, int64_t current, int64_t interval);
+
+enum kiln_timescale { KILN_TIMESCALE_EPOCH, KILN_TIMESCALE_UPDATE };
+/* brainstorm's ModifyStepperAttribute(schedule, attr_name, timescale,
+** interval) hook: before each epoch (KILN_TIMESCALE_EPOCH) or batch
+** (KILN_TIMESCALE_UPDATE) whose count of epochs or updates done (0 before
+** the first) is a multiple of interval, state = kiln_schedule_value(s, that
+** count, interval). brainstorm calls its hooks once before training with
+** counts 0 and then after each epoch or update; the value they set is the
+** one the next epoch or update uses, as here. An extension named
+** "ModifyStepperAttribute" (carrying the error for a bad schedule, timescale
+** or interval); NULL only when out of memory. */
+KILN_API kiln_extension *kiln_modify_stepper_attribute(const kiln_schedule *s, const char *state,
+                                                       enum kiln_timescale timescale, int64_t interval);
+
 /* Destroy an extension that no main loop owns; one added to a loop goes with
 ** the loop (this does nothing then). NULL: nothing. */
 KILN_API void kiln_extension_destroy(kiln_extension *e);
@@ -149,7 +230,8 @@ KILN_API enum kiln_status kiln_extension_add_trigger(kiln_extension *e, enum kil
 /* Remove every trigger (Blocks' set_conditions() with none). */
 KILN_API void kiln_extension_clear_triggers(kiln_extension *e);
 /* Name (borrowed): the one given, or the class name ("FinishAfter",
-** "Printing", "DataStreamMonitoring", "ProgressBar"). */
+** "Printing", "DataStreamMonitoring", "ProgressBar", "SharedVariableModifier",
+** "ModifyStepperAttribute"). */
 KILN_API const char *kiln_extension_name(const kiln_extension *e);
 KILN_API const char *kiln_extension_errmsg(const kiln_extension *e);
 /* Record why e failed (printf format); returns status. */
