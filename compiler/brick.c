@@ -1251,10 +1251,18 @@ static enum kiln_status check_input(kiln_brick *b, kiln_graph *g, const kiln_bri
     return KILN_OK;
 }
 
-/* A fresh node equal to x (Blocks copies application outputs). */
+/* A fresh node equal to x (Blocks copies application outputs). An integer
+** value (an argmax, labels) is copied by an identity reshape: arithmetic
+** takes floats only (#10: an emitter's int32 outputs handed back). */
 static kiln_node copy_node(kiln_graph *g, kiln_node x)
 {
-    return kiln_expr_mul(g, x, kiln_expr_constant(g, 1.0));
+    const kiln_node_rec *r = rec_of(g, x);
+    if (r->dtype == g->floatx)
+        return kiln_expr_mul(g, x, kiln_expr_constant(g, 1.0));
+    kiln_node_rec rec = kiln_rec(KILN_OP_RESHAPE, r->dtype, 1, &x.id);
+    rec.shape = r->shape;
+    int32_t id = kiln_graph_add(g, &rec);
+    return (kiln_node){id < 0 ? -1 : id};
 }
 
 /* Whether output o is a node the application did not make: an input, or a
