@@ -1433,6 +1433,53 @@ enum kiln_status kiln_brick_apply(kiln_brick *b, kiln_graph *g, kiln_node input,
     return kiln_brick_call(b, "apply", g, in, n, out, 1);
 }
 
+bool kiln_bricks_are_roots(kiln_brick *const *bricks, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (!bricks[i])
+            continue;
+        if (bricks[i]->parent)
+            return false;
+        for (int j = 0; j < i; j++)
+            if (bricks[j] == bricks[i])
+                return false;
+    }
+    return true;
+}
+
+void kiln_bricks_destroy_roots(kiln_brick *const *bricks, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (bricks[i] && !bricks[i]->parent)
+            kiln_brick_destroy(bricks[i]);
+}
+
+enum kiln_status kiln_brick_child_call(kiln_brick *b, int i, const char *app, kiln_graph *g, const kiln_node *in,
+                                       int n_in, kiln_node *out, int n_out)
+{
+    kiln_brick *c = kiln_brick_child(b, i);
+    if (kiln_brick_call(c, app, g, in, n_in, out, n_out) != KILN_OK)
+        return kiln_brick_fail_from(b, c);
+    return KILN_OK;
+}
+
+uint64_t kiln_brick_seed(const kiln_brick *b)
+{
+    for (; b; b = b->parent)
+        if (b->seed_set)
+            return b->seed;
+    return KILN_BRICK_DEFAULT_SEED;
+}
+
+int64_t kiln_brick_app_input_dim(const kiln_brick *b, const char *app, const char *name)
+{
+    const app_view *v = app_find(b, app);
+    for (int i = 0; v && i < v->n_inputs; i++)
+        if (strcmp(v->inputs[i].name, name) == 0)
+            return kiln_brick_input_dim(b, &v->inputs[i]);
+    return 0;
+}
+
 /* ---- copies (prototypes) ------------------------------------------------------ */
 
 /* Plan: a brick of b's class and name, then its dims, configuration, data,
