@@ -883,8 +883,8 @@ static kiln_brick *att_rec_create(const kiln_brick_class *cls, const char *name,
             if (kiln_input_kind(&td[i]) == KILN_INPUT_CONTEXT)
                 first_ctx = i;
         *r = (att_rec){.fake = fake, .add_contexts = add_contexts && !fake, .n_t = n_t};
-        r->attended = r->add_contexts ? n_t : first_ctx;
-        r->mask = r->add_contexts ? n_t + 1 : first_ctx + 1;
+        r->attended = fake ? -1 : r->add_contexts ? n_t : first_ctx;
+        r->mask = fake ? -1 : r->add_contexts ? n_t + 1 : first_ctx + 1;
         if (!fake) {
             const char *att_name = r->add_contexts ? attended_name : td[first_ctx].name;
             ok = kiln_snprintf(r->pre_name, sizeof r->pre_name, "preprocessed_%s", att_name) == 0 &&

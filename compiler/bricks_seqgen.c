@@ -437,6 +437,8 @@ kiln_brick *kiln_readout_create(const char *name, int64_t readout_dim, const cha
 
 /* ---- SequenceGenerator --------------------------------------------------------------------- */
 
+static const kiln_brick_class SEQUENCE_GENERATOR;
+
 /* Children: 0 readout, 1 fork, 2 the wrapped transition. generate's call
 ** under way hangs its options here. No pointers. */
 typedef struct seqgen {
@@ -708,6 +710,15 @@ static enum kiln_status gen_scan_build(kiln_brick *b, kiln_graph *g, const kiln_
         if (!kiln_node_ok(init[n_init]) &&
             kiln_recurrent_initial_state(L->ar, "apply", g, L->td[j].name, batch, &init[n_init]) != KILN_OK)
             return kiln_brick_fail_from(b, L->ar);
+        const kiln_node_rec *rs = rec_of(g, init[n_init]);
+        int64_t dim = kiln_brick_app_input_dim(L->t, "apply", L->td[j].name);
+        if (rs->shape.rank != 2 || rs->shape.dims[0] != batch || (dim > 0 && rs->shape.dims[1] != dim)) {
+            char b_s[48];
+            return kiln_brick_fail(b, KILN_ERR_SHAPE,
+                                   "%s is %s, expected (%s, %lld): a state of the transition per row", L->td[j].name,
+                                   kiln_brick_desc(g, init[n_init], &d1), kiln_graph_dim_str(g, batch, b_s, sizeof b_s),
+                                   (long long)dim);
+        }
         n_init++;
     }
     c->carry_feedback = source_index(ro, "feedback") >= 0;
@@ -856,7 +867,7 @@ enum kiln_status kiln_sequence_generator_generate(kiln_brick *b, kiln_graph *g, 
         return KILN_ERR_ARG;
     const char *null_arg = !g ? "g" : !options ? "options" : n_in > 0 && !inputs ? "inputs"
                          : n_out > 0 && !outputs ? "outputs" : NULL;
-    bool is_gen = kiln_brick_application_of(b, "generate", NULL, NULL) != NULL;
+    bool is_gen = kiln_brick_class_of(b) == &SEQUENCE_GENERATOR;
     bool bad_steps = options && options->n_steps <= 0 && kiln_dim_symbol(options->n_steps) < 0;
     if (null_arg || !is_gen || bad_steps) {
         for (int i = 0; outputs && i < n_out; i++)

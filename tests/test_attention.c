@@ -953,12 +953,19 @@ START_TEST(bad_input_names_the_brick_and_what_is_wrong)
     assert_refused(gen, "cost", g, (kiln_node[]){y, none, none, xa, m5}, 5, 1, KILN_ERR_SHAPE,
                    "/generator/att_trans/attention: attended_mask is float64 (5, 5), expected (5, B): time and batch "
                    "as the attended, float64 (5, B, 4)");
+    assert_refused(gen, "cost", g, (kiln_node[]){y, none, s4, xa, none}, 5, 1, KILN_ERR_SHAPE,
+                   "/generator: states is float64 (B, 4), expected (B, 3): a state of the transition per row");
     kiln_node out[5];
     kiln_generate_options o = {.n_steps = 0};
     ck_assert_int_eq(kiln_sequence_generator_generate(gen, g, (kiln_node[]){none, xa, none}, 3, &o, out, 5),
                      KILN_ERR_ARG);
     ck_assert_str_eq(kiln_brick_errmsg(gen), "/generator: generate: n_steps 0 is neither > 0 nor a dim symbol");
     ck_assert_str_eq(kiln_graph_errmsg(g), "/generator: generate: n_steps 0 is neither > 0 nor a dim symbol");
+    kiln_graph_clear_error(g);
+    o.n_steps = 3;
+    ck_assert_int_eq(kiln_sequence_generator_generate(att, g, (kiln_node[]){none, xa, none}, 3, &o, out, 5),
+                     KILN_ERR_ARG);
+    ck_assert_str_eq(kiln_brick_errmsg(att), "/attention: a SequenceContentAttention has no generate");
     kiln_graph_clear_error(g);
     /* construction: a readout of what the generator does not have; an
     ** attention of states the transition does not have */
