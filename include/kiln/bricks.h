@@ -623,8 +623,8 @@ KILN_API kiln_brick *kiln_sequence_content_attention_create(const char *name, co
 ** attended_name, attended_mask_name): a recurrent transition (a brick whose
 ** "apply" is recurrent: SimpleRecurrent, LSTM, GatedRecurrent, ...) with an
 ** attention (a SequenceContentAttention whose state_names are states of the
-** transition). Children "transition"... as given (Blocks keeps their names):
-** transition, attention, distribute. distribute NULL: a Distribute
+** transition). Children: the transition and the attention, their names
+** kept, then the distribute. distribute NULL: a Distribute "distribute"
 ** (kiln_distribute_create) of the attention's weighted_averages into every
 ** sequence of the transition but "mask". add_contexts: the attended and its
 ** mask are new contexts named attended_name, attended_mask_name (NULL:
@@ -729,8 +729,9 @@ KILN_API kiln_brick *kiln_readout_create(const char *name, int64_t readout_dim, 
 ** Blocks' cost_matrix does (the same values). Glimpses are outputs of the
 ** step, not carried states (see AttentionRecurrent). Checked, naming the
 ** brick: the mask is (T, batch) as the outputs; int32 outputs for an emitter
-** of categories; the readout's sources are states, glimpses, contexts or
-** "feedback". */
+** of categories (else (T, batch, its dim)); a given state is (batch, dim);
+** the attended has the outputs' batch. At creation (NULL otherwise): a
+** Readout whose sources are states, glimpses, contexts or "feedback". */
 KILN_API kiln_brick *kiln_sequence_generator_create(const char *name, kiln_brick *readout,
                                                     kiln_brick *transition, kiln_brick *attention,
                                                     bool add_contexts, kiln_brick *fork);
