@@ -387,6 +387,72 @@ static int64_t routing(int which, int null_arg)
     }
     return made_brick(b);
 }
+/* Attention and generators (#10): a NULL where the class has a default
+** makes the brick; a NULL brick it needs makes none, and the bricks given
+** with it are the caller's still. */
+static int64_t attention_without(int null_arg)
+{
+    const char *states[1] = {"states"};
+    int64_t dims[1] = {3};
+    kiln_brick *b = kiln_sequence_content_attention_create(
+        null_arg == 0 ? NULL : "att", null_arg == 1 ? NULL : states, 1, null_arg == 2 ? NULL : dims, 4, 5,
+        null_arg == 3 ? NULL : kiln_linear_create(NULL, 0, 0), null_arg == 4 ? NULL : kiln_linear_create(NULL, 0, 0),
+        null_arg == 5 ? NULL : kiln_shallow_energy_computer_create(NULL, 0, 0));
+    return made_brick(b);
+}
+static int64_t attention_recurrent_without(int null_arg)
+{
+    const char *states[1] = {"states"};
+    kiln_brick *t = null_arg == 1 ? NULL : kiln_simple_recurrent_create(NULL, 3, kiln_tanh_create(NULL));
+    kiln_brick *a = null_arg == 2 ? NULL : kiln_sequence_content_attention_create(NULL, states, 1, NULL, 4, 5, NULL,
+                                                                                  NULL, NULL);
+    kiln_brick *d = null_arg == 3 ? NULL : kiln_distribute_create(NULL, (const char *[]){"inputs"}, 1,
+                                                                  "weighted_averages", NULL, 0, NULL);
+    kiln_brick *b = kiln_attention_recurrent_create(null_arg == 0 ? NULL : "ar", t, a, d, true,
+                                                    null_arg == 4 ? NULL : "att", null_arg == 5 ? NULL : "att_mask");
+    if (!b) /* refused before taking them */
+        for (int i = 0; i < 3; i++)
+            kiln_brick_destroy((kiln_brick *[]){t, a, d}[i]);
+    return made_brick(b);
+}
+static int64_t readout_without(int null_arg)
+{
+    const char *sources[1] = {"states"};
+    kiln_brick *b = kiln_readout_create(null_arg == 0 ? NULL : "ro", 4, null_arg == 1 ? NULL : sources, 1,
+                                        null_arg == 2 ? NULL : kiln_softmax_emitter_create(NULL, 0),
+                                        null_arg == 3 ? NULL : kiln_lookup_feedback_create(NULL, 4, 2),
+                                        null_arg == 4 ? NULL : kiln_merge_create(NULL, sources, 1, NULL, 0, NULL, NULL),
+                                        NULL, null_arg == 6 ? NULL : kiln_bias_create(NULL, 0), 0);
+    return made_brick(b);
+}
+/* The merge_prototype row: given instead of a merge. */
+static int64_t readout_with_merge_prototype(void)
+{
+    const char *sources[1] = {"states"};
+    return made_brick(kiln_readout_create("ro", 4, sources, 1, NULL, NULL, NULL, kiln_linear_create(NULL, 0, 0), NULL,
+                                          0));
+}
+static int64_t generator_without(int null_arg)
+{
+    const char *sources[1] = {"states"};
+    kiln_brick *ro = null_arg == 1 ? NULL : kiln_readout_create(NULL, 4, sources, 1, NULL, NULL, NULL, NULL, NULL, 0);
+    kiln_brick *t = null_arg == 2 ? NULL : kiln_simple_recurrent_create(NULL, 3, kiln_tanh_create(NULL));
+    kiln_brick *a = null_arg == 3 ? NULL : kiln_sequence_content_attention_create(NULL, sources, 1, NULL, 4, 5, NULL,
+                                                                                  NULL, NULL);
+    kiln_brick *f = null_arg == 4 ? NULL : kiln_fork_create(NULL, (const char *[]){"inputs"}, 1, 0, NULL, NULL);
+    kiln_brick *b = kiln_sequence_generator_create(null_arg == 0 ? NULL : "gen", ro, t, a, true, f);
+    if (!b) /* refused before taking them */
+        for (int i = 0; i < 4; i++)
+            kiln_brick_destroy((kiln_brick *[]){ro, t, a, f}[i]);
+    return made_brick(b);
+}
+static int64_t generate_without(int null_arg)
+{
+    kiln_generate_options o = {.n_steps = 2};
+    return kiln_sequence_generator_generate(null_arg == 0 ? NULL : F.lin, null_arg == 1 ? NULL : F.g,
+                                            null_arg == 2 ? NULL : &F.x, 1, null_arg == 3 ? NULL : &o,
+                                            null_arg == 4 ? NULL : F.node_out, 1);
+}
 /* A stack of one LSTM: a NULL name (the class's), NULL transitions, or
 ** the default states_name. */
 static int64_t stack_without(bool transitions, bool name)
@@ -591,6 +657,40 @@ enum holder { H_NONE, H_GRAPH, H_LIN, H_SM, H_CCE, H_PROBE, H_PARAM, H_PROGRAM, 
     X(kiln_recurrent_stack_create, "transitions", K_INT, 0, H_NONE, stack_without(false, true)) \
     X(kiln_recurrent_stack_create, "states_name", K_INT, 1, H_NONE, stack_without(true, false)) \
     X(kiln_lookup_table_create, "name", K_INT, 1, H_NONE, made_brick(kiln_lookup_table_create(NULL, 5, 3))) \
+    X(kiln_shallow_energy_computer_create, "name", K_INT, 1, H_NONE, made_brick(kiln_shallow_energy_computer_create(NULL, 3, 1))) \
+    X(kiln_sequence_content_attention_create, "name", K_INT, 1, H_NONE, attention_without(0)) \
+    X(kiln_sequence_content_attention_create, "state_names", K_INT, 0, H_NONE, attention_without(1)) \
+    X(kiln_sequence_content_attention_create, "state_dims", K_INT, 1, H_NONE, attention_without(2)) \
+    X(kiln_sequence_content_attention_create, "state_transformer", K_INT, 1, H_NONE, attention_without(3)) \
+    X(kiln_sequence_content_attention_create, "attended_transformer", K_INT, 1, H_NONE, attention_without(4)) \
+    X(kiln_sequence_content_attention_create, "energy_computer", K_INT, 1, H_NONE, attention_without(5)) \
+    X(kiln_attention_recurrent_create, "name", K_INT, 1, H_NONE, attention_recurrent_without(0)) \
+    X(kiln_attention_recurrent_create, "transition", K_INT, 0, H_NONE, attention_recurrent_without(1)) \
+    X(kiln_attention_recurrent_create, "attention", K_INT, 0, H_NONE, attention_recurrent_without(2)) \
+    X(kiln_attention_recurrent_create, "distribute", K_INT, 1, H_NONE, attention_recurrent_without(3)) \
+    X(kiln_attention_recurrent_create, "attended_name", K_INT, 1, H_NONE, attention_recurrent_without(4)) \
+    X(kiln_attention_recurrent_create, "attended_mask_name", K_INT, 1, H_NONE, attention_recurrent_without(5)) \
+    X(kiln_softmax_emitter_create, "name", K_INT, 1, H_NONE, made_brick(kiln_softmax_emitter_create(NULL, 0))) \
+    X(kiln_trivial_emitter_create, "name", K_INT, 1, H_NONE, made_brick(kiln_trivial_emitter_create(NULL, 3))) \
+    X(kiln_trivial_feedback_create, "name", K_INT, 1, H_NONE, made_brick(kiln_trivial_feedback_create(NULL, 3))) \
+    X(kiln_lookup_feedback_create, "name", K_INT, 1, H_NONE, made_brick(kiln_lookup_feedback_create(NULL, 5, 3))) \
+    X(kiln_readout_create, "name", K_INT, 1, H_NONE, readout_without(0)) \
+    X(kiln_readout_create, "source_names", K_INT, 0, H_NONE, readout_without(1)) \
+    X(kiln_readout_create, "emitter", K_INT, 1, H_NONE, readout_without(2)) \
+    X(kiln_readout_create, "feedback_brick", K_INT, 1, H_NONE, readout_without(3)) \
+    X(kiln_readout_create, "merge", K_INT, 1, H_NONE, readout_without(4)) \
+    X(kiln_readout_create, "merge_prototype", K_INT, 1, H_NONE, readout_with_merge_prototype()) \
+    X(kiln_readout_create, "post_merge", K_INT, 1, H_NONE, readout_without(6)) \
+    X(kiln_sequence_generator_create, "name", K_INT, 1, H_NONE, generator_without(0)) \
+    X(kiln_sequence_generator_create, "readout", K_INT, 0, H_NONE, generator_without(1)) \
+    X(kiln_sequence_generator_create, "transition", K_INT, 0, H_NONE, generator_without(2)) \
+    X(kiln_sequence_generator_create, "attention", K_INT, 1, H_NONE, generator_without(3)) \
+    X(kiln_sequence_generator_create, "fork", K_INT, 1, H_NONE, generator_without(4)) \
+    X(kiln_sequence_generator_generate, "b", K_STATUS, ST_ARG, H_NONE, generate_without(0)) \
+    X(kiln_sequence_generator_generate, "g", K_STATUS, ST_ARG, H_LIN, generate_without(1)) \
+    X(kiln_sequence_generator_generate, "inputs", K_STATUS, ST_ARG, H_LIN, generate_without(2)) \
+    X(kiln_sequence_generator_generate, "options", K_STATUS, ST_ARG, H_LIN, generate_without(3)) \
+    X(kiln_sequence_generator_generate, "outputs", K_STATUS, ST_ARG, H_LIN, generate_without(4)) \
     X(kiln_parallel_create, "name", K_INT, 1, H_NONE, routing(0, 0)) \
     X(kiln_parallel_create, "input_names", K_INT, 0, H_NONE, routing(0, 1)) \
     X(kiln_parallel_create, "input_dims", K_INT, 1, H_NONE, routing(0, 2)) \
