@@ -1472,7 +1472,7 @@ uint64_t kiln_brick_seed(const kiln_brick *b)
     for (; b; b = b->parent)
         if (b->seed_set)
             return b->seed;
-    return KILN_BRICK_DEFAULT_SEED;
+    return KILN_SEED_DEFAULT; /* the configuration's default_seed, resolved by kiln_graph_random_state */
 }
 
 int64_t kiln_brick_app_input_dim(const kiln_brick *b, const char *app, const char *name)

@@ -498,10 +498,12 @@ kiln_node kiln_expr_scan(kiln_graph *g, const kiln_scan_spec *spec, const kiln_n
 
 /* ---- the gradient: a reverse scan ----------------------------------------- */
 
-/* Zeros of a shape in g. */
+/* Zeros of a shape in g. s is copied first: it may point into the node
+** array, which adding the constant can move. */
 static kiln_node zeros(kiln_graph *g, const kiln_shape *s)
 {
-    return kiln_expr_broadcast_to(g, kiln_expr_constant(g, 0.0), s);
+    const kiln_shape shape = *s;
+    return kiln_expr_broadcast_to(g, kiln_expr_constant(g, 0.0), &shape);
 }
 
 /* The terms of node id read as a sum (an add tree of same-shape nodes). */
