@@ -391,6 +391,17 @@ static htri_t link_exists(hid_t f, const char *path)
     }
 }
 
+/* Close a memory type, a file type and a dataspace (each may be invalid). */
+static void close_types(hid_t mt, hid_t ft, hid_t sp)
+{
+    if (mt >= 0)
+        H5Tclose(mt);
+    if (ft >= 0)
+        H5Tclose(ft);
+    if (sp >= 0)
+        H5Sclose(sp);
+}
+
 /* Read dataset `path` of type t into dst, checking its type and shape
 ** first: rank and dims as want_dims, and the bytes the file stores for it.
 ** Strings: fixed-length elements of at most str_cap bytes, read into
@@ -477,12 +488,7 @@ static enum kiln_status r_dataset(ck *c, const char *path, enum item_type t, int
     hash_item(c, path, t, r, dims, tmp, (size_t)count * esize);
 done:
     free(tmp);
-    if (mt >= 0)
-        H5Tclose(mt);
-    if (ft >= 0)
-        H5Tclose(ft);
-    if (sp >= 0)
-        H5Sclose(sp);
+    close_types(mt, ft, sp);
     H5Dclose(d);
     return st;
 }
@@ -547,12 +553,7 @@ static enum kiln_status r_attr(ck *c, const char *obj, const char *name, enum it
     if (strcmp(name, "content_sha256") != 0)
         hash_item(c, item, t, 0, NULL, v, n);
 done:
-    if (mt >= 0)
-        H5Tclose(mt);
-    if (ft >= 0)
-        H5Tclose(ft);
-    if (sp >= 0)
-        H5Sclose(sp);
+    close_types(mt, ft, sp);
     H5Aclose(a);
     return st;
 }
