@@ -859,6 +859,9 @@ enum holder { H_NONE, H_GRAPH, H_LIN, H_SM, H_CCE, H_PROBE, H_PARAM, H_PROGRAM, 
     X(kiln_program_bind_input, "p", K_STATUS, ST_ARG, H_NONE, kiln_program_bind_input(NULL, "features", F.xdata)) \
     X(kiln_program_bind_input, "name", K_STATUS, ST_ARG, H_PROGRAM, kiln_program_bind_input(F.p, NULL, F.xdata)) \
     X(kiln_program_bind_input, "data", K_STATUS, ST_ARG, H_PROGRAM, kiln_program_bind_input(F.p, "features", NULL)) \
+    X(kiln_program_bind_input_n, "p", K_STATUS, ST_ARG, H_NONE, kiln_program_bind_input_n(NULL, "features", F.xdata, 8)) \
+    X(kiln_program_bind_input_n, "name", K_STATUS, ST_ARG, H_PROGRAM, kiln_program_bind_input_n(F.p, NULL, F.xdata, 8)) \
+    X(kiln_program_bind_input_n, "data", K_STATUS, ST_ARG, H_PROGRAM, kiln_program_bind_input_n(F.p, "features", NULL, 8)) \
     X(kiln_program_set_size, "p", K_STATUS, ST_ARG, H_NONE, kiln_program_set_size(NULL, KILN_TIME, 1)) \
     X(kiln_program_forward, "p", K_STATUS, ST_ARG, H_NONE, kiln_program_forward(NULL, 1)) \
     X(kiln_program_eval_step, "p", K_STATUS, ST_ARG, H_NONE, kiln_program_eval_step(NULL, 1)) \
