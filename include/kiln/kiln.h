@@ -11,5 +11,6 @@
 #include "data.h"
 #include "train.h"
 #include "checkpoint.h"
+#include "cache.h"
 
 #endif
