@@ -516,6 +516,28 @@ static enum kiln_status r_count(ck *c, const char *path, size_t esize, int64_t *
     return KILN_OK;
 }
 
+/* The element size of the n fixed-length strings at path: at most cap,
+** and stored in full (it sizes an allocation of n elements). */
+static enum kiln_status r_str_size(ck *c, const char *path, int64_t n, size_t cap, size_t *esize)
+{
+    hid_t d = link_exists(c->f, path) > 0 ? H5Dopen2(c->f, path, H5P_DEFAULT) : H5I_INVALID_HID;
+    hid_t t = d >= 0 ? H5Dget_type(d) : H5I_INVALID_HID;
+    size_t e = t >= 0 && item_of(t) == T_STR ? H5Tget_size(t) : 0;
+    hsize_t stored = d >= 0 ? H5Dget_storage_size(d) : 0;
+    if (t >= 0)
+        H5Tclose(t);
+    if (d >= 0)
+        H5Dclose(d);
+    if (e == 0 || e > cap)
+        return ck_fail(c, KILN_ERR_FORMAT, "%s: missing, not fixed-length strings, or strings of %zu bytes "
+                       "(at most %zu)", path, e, cap);
+    if (n > 0 && stored < (hsize_t)n * e)
+        return ck_fail(c, KILN_ERR_FORMAT, "%s: %lld strings of %zu bytes, the file holds %llu bytes of them",
+                       path, (long long)n, e, (unsigned long long)stored);
+    *esize = e;
+    return KILN_OK;
+}
+
 /* A scalar attribute: int64, float64, or a string of at most cap bytes. */
 static enum kiln_status r_attr(ck *c, const char *obj, const char *name, enum item_type t, void *v, size_t cap)
 {
@@ -827,11 +849,14 @@ static enum kiln_status read_log(ck *c, int64_t iterations_done)
     if (n > LOG_MAX_RECORDS)
         return ck_fail(c, KILN_ERR_FORMAT, "/log/iteration: %lld records, at most %lld", (long long)n,
                        (long long)LOG_MAX_RECORDS);
+    size_t kb, tb; /* bytes of a key, of a text */
+    if ((st = r_str_size(c, "/log/key", n, KEY_BYTES, &kb)) || (st = r_str_size(c, "/log/text", n, TEXT_BYTES, &tb)))
+        return st;
     size_t m = (size_t)(n ? n : 1);
     int64_t *it = malloc(m * sizeof *it);
     int32_t *kind = malloc(m * sizeof *kind);
     double *val = malloc(m * sizeof *val);
-    char *keys = malloc(m * KEY_BYTES), *texts = malloc(m * TEXT_BYTES);
+    char *keys = malloc(m * kb), *texts = malloc(m * tb);
     c->log = calloc(m, sizeof *c->log);
     c->n_log = n;
     if (!it || !kind || !val || !keys || !texts || !c->log)
@@ -839,11 +864,11 @@ static enum kiln_status read_log(ck *c, int64_t iterations_done)
     else if (!(st = r_dataset(c, "/log/iteration", T_I64, 1, &n, it, 0, KILN_ERR_FORMAT)) &&
              !(st = r_dataset(c, "/log/kind", T_I32, 1, &n, kind, 0, KILN_ERR_FORMAT)) &&
              !(st = r_dataset(c, "/log/value", T_F64, 1, &n, val, 0, KILN_ERR_FORMAT)) &&
-             !(st = r_dataset(c, "/log/key", T_STR, 1, &n, keys, KEY_BYTES, KILN_ERR_FORMAT)))
-        st = r_dataset(c, "/log/text", T_STR, 1, &n, texts, TEXT_BYTES, KILN_ERR_FORMAT);
+             !(st = r_dataset(c, "/log/key", T_STR, 1, &n, keys, kb, KILN_ERR_FORMAT)))
+        st = r_dataset(c, "/log/text", T_STR, 1, &n, texts, tb, KILN_ERR_FORMAT);
     for (int64_t e = 0; !st && e < n; e++) {
         ck_log_entry *le = &c->log[e];
-        const char *key = keys + e * KEY_BYTES;
+        const char *key = keys + e * (int64_t)kb;
         le->iteration = it[e];
         le->kind = kind[e];
         le->value = val[e];
@@ -855,10 +880,10 @@ static enum kiln_status read_log(ck *c, int64_t iterations_done)
                          (int)kind[e]);
         else if (!*key)
             st = ck_fail(c, KILN_ERR_FORMAT, "/log: record %lld has an empty key", (long long)e);
-        else if (kind[e] == KILN_LOG_TEXT && !(le->text = kiln_strdup(texts + e * TEXT_BYTES)))
+        else if (kind[e] == KILN_LOG_TEXT && !(le->text = kiln_strdup(texts + e * (int64_t)tb)))
             st = ck_fail(c, KILN_ERR_NOMEM, "the log's texts");
         if (!st)
-            memcpy(le->key, key, KEY_BYTES);
+            memcpy(le->key, key, kb); /* kb <= KEY_BYTES, NUL-terminated by r_dataset */
     }
     free(texts);
     free(it);

@@ -616,6 +616,12 @@ START_TEST(crafted_sizes_and_dtypes_are_refused)
     load_fails(bad, V_ADAM, "/data/order");
     craft(good, bad, "/log/key", H5T_STD_I64LE, 1, big);
     load_fails(bad, V_ADAM, "/log/key");
+    hid_t text = H5Tcopy(H5T_C_S1); /* texts claiming 4 TiB */
+    H5Tset_size(text, 4097);
+    hsize_t many[1] = {(hsize_t)1 << 30};
+    craft(good, bad, "/log/text", text, 1, many);
+    H5Tclose(text);
+    load_fails(bad, V_ADAM, "/log/text");
     craft(good, bad, "/data/rng_state", H5T_STD_U32LE, 1, mt);
     load_fails(bad, V_ADAM, "/data/rng_state");
     kiln_test_rmtree(dir);
