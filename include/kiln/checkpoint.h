@@ -33,7 +33,8 @@ extern "C" {
 #endif
 
 /* Save m's program, stream, status and log to path (copied). Call between
-** steps: before a run, after one, or from an extension. A log kept in an
+** steps: before a run, after one, or from an extension (not in
+** before_batch, whose batch is drawn but not trained). A log kept in an
 ** SQLite file stays there (the checkpoint records its status; loading
 ** truncates the file back to it). KILN_OK; KILN_ERR_ARG (NULL); KILN_ERR_IO
 ** (the folder is missing or not writable, the disk is full; path is left as
@@ -44,8 +45,9 @@ KILN_API enum kiln_status kiln_checkpoint_save(kiln_main_loop *m, const char *pa
 ** (scheme, batch size, examples). Everything is checked before anything of
 ** m changes; then the parameters, states, stream, status and log are
 ** replaced, and the next kiln_main_loop_run resumes (on_resumption, then
-** the interrupted epoch goes on). Only before a run or from a
-** before_training extension (KILN_ERR_STATE otherwise). KILN_ERR_IO (no such
+** the interrupted epoch goes on). Only before the loop's first run
+** (KILN_ERR_STATE otherwise; the Load extension below loads in
+** before_training). KILN_ERR_IO (no such
 ** file, unreadable), KILN_ERR_FORMAT (not a kiln checkpoint, truncated,
 ** corrupted), KILN_ERR_SHAPE (written for another program or stream),
 ** KILN_ERR_NOMEM. The message on m names path and what is wrong. */
