@@ -674,6 +674,55 @@ START_TEST(sigkill_during_save_leaves_a_loadable_checkpoint)
 }
 END_TEST
 
+/* A log in an SQLite file stays there: the checkpoint records the status,
+** and loading cuts the file back to the checkpoint's iteration (the run
+** went on past it before it stopped). */
+START_TEST(sqlite_log_is_cut_back_to_the_checkpoint)
+{
+    char dir[256], path[512], db[512];
+    kiln_test_tmpdir(dir, sizeof dir, "kiln_ckpt");
+    snprintf(path, sizeof path, "%s/run.h5", dir);
+    snprintf(db, sizeof db, "%s/log.sqlite", dir);
+    outcome a;
+    straight_run(&a);
+    {
+        model md;
+        model_build(&md, V_ADAM);
+        kiln_main_loop *m = new_loop(&md);
+        ck_assert(kiln_main_loop_set_log_backend(m, KILN_LOG_BACKEND_SQLITE, db) == KILN_OK);
+        kiln_extension *ck = kiln_checkpoint(path);
+        kiln_extension_clear_triggers(ck);
+        ck_assert(kiln_extension_add_trigger(ck, KILN_TRIGGER_AFTER_N_BATCHES, 7) == KILN_OK);
+        kiln_test_loop_add(m, cost_recorder(&md));
+        kiln_test_loop_add(m, ck);
+        kiln_test_loop_add(m, finish_after(9)); /* the log goes on past the checkpoint */
+        kiln_test_loop_run(m);
+        kiln_main_loop_destroy(m);
+        model_free(&md);
+    }
+    model md;
+    model_build(&md, V_ADAM);
+    kiln_main_loop *m = new_loop(&md);
+    ck_assert(kiln_main_loop_set_log_backend(m, KILN_LOG_BACKEND_SQLITE, db) == KILN_OK);
+    ck_assert_int_eq(kiln_main_loop_iterations_done(m), 9);
+    ck_assert_msg(kiln_checkpoint_load(m, path) == KILN_OK, "%s", kiln_main_loop_errmsg(m));
+    ck_assert_int_eq(kiln_main_loop_iterations_done(m), 7);
+    ck_assert(kiln_main_loop_has_record(m, 7, "cost", NULL));
+    ck_assert(!kiln_main_loop_has_record(m, 8, "cost", NULL));
+    kiln_test_loop_add(m, cost_recorder(&md));
+    kiln_test_loop_add(m, finish_after(N_TOTAL));
+    kiln_test_loop_run(m);
+    size_t n;
+    char *bytes = program_bytes(md.p, &n);
+    ck_assert(n == a.n && memcmp(bytes, a.bytes, n) == 0);
+    free(bytes);
+    kiln_main_loop_destroy(m);
+    model_free(&md);
+    outcome_free(&a);
+    kiln_test_rmtree(dir);
+}
+END_TEST
+
 START_TEST(load_after_a_run_started_is_refused)
 {
     char dir[256], path[512];
@@ -716,6 +765,7 @@ static Suite *checkpoint_suite(void)
     tcase_add_test(tc, failed_save_leaves_the_old_checkpoint);
     tcase_add_test(tc, crafted_sizes_and_dtypes_are_refused);
     tcase_add_test(tc, sigkill_during_save_leaves_a_loadable_checkpoint);
+    tcase_add_test(tc, sqlite_log_is_cut_back_to_the_checkpoint);
     tcase_add_test(tc, load_after_a_run_started_is_refused);
     suite_add_tcase(s, tc);
     return s;
