@@ -924,6 +924,52 @@ START_TEST(row_agrees_with_the_interpreter)
 }
 END_TEST
 
+/* An ISA that is no name, or one the CPU lacks, is a compile error naming
+** it, from the options or from $KILN_ISA (#13); the options win over the
+** environment. */
+START_TEST(an_unknown_or_missing_isa_is_an_error)
+{
+    pair q;
+    memset(&q, 0, sizeof q);
+    q.c.fx = F32;
+    q.c.g = kiln_graph_create(F32);
+    b_plain_mlp(&q.c);
+    kiln_compile_options o = kiln_compile_options_default();
+    o.cost = q.c.cost;
+    o.step_rule = kiln_step_scale(0.1);
+    o.isa = "sse9";
+    kiln_program *p = NULL;
+    ck_assert_int_eq(kiln_compile(q.c.g, &o, &p), KILN_ERR_ARG);
+    ck_assert_msg(strstr(kiln_program_errmsg(p), "isa 'sse9'") && strstr(kiln_program_errmsg(p), "avx512, avx2 or blas"),
+                  "message: %s", kiln_program_errmsg(p));
+    kiln_program_destroy(p);
+    kiln_kernel_set ks;
+    if (!kiln_kernel_set_of("avx512", &ks)) { /* a CPU without it: forcing it is an error, not a fallback */
+        o.isa = "avx512";
+        ck_assert_int_eq(kiln_compile(q.c.g, &o, &p), KILN_ERR_ARG);
+        ck_assert_msg(strstr(kiln_program_errmsg(p), "lacks it"), "message: %s", kiln_program_errmsg(p));
+        kiln_program_destroy(p);
+    }
+    o.isa = NULL;
+    setenv("KILN_ISA", "avx9", 1);
+    ck_assert_int_eq(kiln_compile(q.c.g, &o, &p), KILN_ERR_ARG);
+    ck_assert_msg(strstr(kiln_program_errmsg(p), "KILN_ISA 'avx9'"), "message: %s", kiln_program_errmsg(p));
+    kiln_program_destroy(p);
+    o.isa = "blas"; /* the option wins */
+    ck_assert_int_eq(kiln_compile(q.c.g, &o, &p), KILN_OK);
+    ck_assert_str_eq(kiln_program_isa(p), "blas");
+    ck_assert_str_eq(kiln_program_product_kernel(p, false, 32, 500, 784), "blas");
+    kiln_program_destroy(p);
+    setenv("KILN_ISA", "blas", 1);
+    o.isa = NULL;
+    ck_assert_int_eq(kiln_compile(q.c.g, &o, &p), KILN_OK);
+    ck_assert_str_eq(kiln_program_isa(p), "blas");
+    kiln_program_destroy(p);
+    unsetenv("KILN_ISA");
+    pair_close(&q);
+}
+END_TEST
+
 /* ---- the interpreter on its own ------------------------------------------------------ */
 
 /* A bad index is an error naming the node, in both backends; no update runs. */
@@ -1105,6 +1151,7 @@ static Suite *backends_suite(void)
     tcase_set_timeout(t, 600);
     tcase_add_loop_test(t, row_agrees_with_the_interpreter, 0, (int)KILN_ARRAY_LEN(ROWS));
     tcase_add_test(t, bad_index_is_an_error_naming_the_node);
+    tcase_add_test(t, an_unknown_or_missing_isa_is_an_error);
     tcase_add_test(t, updates_read_the_old_values);
     tcase_add_test(t, regress_8_momentum_and_adam_update_their_state);
     tcase_add_test(t, regress_8_slab_update_stays_inside_each_parameter);
