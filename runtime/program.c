@@ -519,6 +519,22 @@ static int norm_index(kiln_node n)
     return n.id == KILN_TOTAL_GRADIENT_NORM.id ? 0 : n.id == KILN_TOTAL_STEP_NORM.id ? 1 : -1;
 }
 
+/* Are the generated loops built for AVX2 + FMA? When the program's kernels
+** are AVX2's or AVX-512's, or (kernels "blas") when the CPU has both. */
+static bool generated_avx2(const kiln_program *p)
+{
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    const char *isa = kiln_program_isa(p);
+    if (strcmp(isa, "avx2") == 0 || strcmp(isa, "avx512") == 0)
+        return true;
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    (void)p;
+    return false;
+#endif
+}
+
 static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compile_options *o)
 {
     enum kiln_status st;
@@ -714,11 +730,19 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
     p->rt.sger_gemv = p->kernels.sger_gemv;
     p->rt.sgemm_nn = p->no_fast_paths ? NULL : p->kernels.sgemm_nn;
     p->rt.sgemm_tn = p->no_fast_paths ? NULL : p->kernels.sgemm_tn;
-    const char *link[2];
+    const char *link[6];
     int n_link = 0;
     if (have_program("ld.gold")) /* links a small library ~10 ms faster than ld.bfd */
         link[n_link++] = "-fuse-ld=gold";
     link[n_link++] = "-lm";
+    /* The generated loops in AVX2 where the CPU has it (docs/architecture.md,
+    ** "Generated code's ISA"): no contraction into FMAs, so the bits are the
+    ** baseline build's; the flags are part of the cache key. */
+    link[n_link++] = "-ffp-contract=off";
+    if (generated_avx2(p)) {
+        link[n_link++] = "-mavx2";
+        link[n_link++] = "-mfma";
+    }
     kiln_jit_options jo = {.cc = o->cc, .cache_dir = o->cache_dir, .link_args = link, .n_link_args = n_link};
     st = kiln_jit_load(p->source, strlen(p->source), &jo, &p->jit);
     if (st)
