@@ -174,7 +174,7 @@ enum kiln_status kiln_extension_add_on_log_record(kiln_extension *e, enum kiln_c
         return kiln_err_set(&e->err, KILN_ERR_ARG,
                             "extension '%s': on_log_record needs a record name of 1 to %d "
                             "characters, got %s",
-                            e->name, KILN_MAX_NAME, record ? "a longer one" : "NULL");
+                            e->name, KILN_MAX_NAME, !record ? "NULL" : len ? "a longer one" : "an empty one");
     char *copy = kiln_strdup(record);
     if (!copy)
         return kiln_err_set(&e->err, KILN_ERR_NOMEM, "extension '%s': record name", e->name);
