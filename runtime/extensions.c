@@ -1,6 +1,15 @@
 /* extensions.c: main-loop extensions: the extension object (name, triggers,
-** error slot; Blocks' SimpleExtension) and the built-ins (Blocks'
-** FinishAfter, Printing, DataStreamMonitoring, ProgressBar).
+** error slot; Blocks' SimpleExtension), its dispatch (with Blocks'
+** CompositeExtension and OnLogRecord predicate), and the built-ins (Blocks'
+** FinishAfter, Printing, DataStreamMonitoring, TrainingDataMonitoring with
+** the aggregation schemes, ProgressBar). Timing, Timestamp and the
+** best-tracking and stopping extensions are in tracking.c.
+**
+** TrainingDataMonitoring reads the values train_step computed (before its
+** update) through the `observe` hook, which the loop calls after every step
+** whatever the triggers; Blocks does the same through an after_batch
+** condition with a just_aggregate argument, which set_conditions() would
+** drop. Its triggers only write the aggregates and start over.
 **
 ** Triggers are a small array of (kind, n) evaluated against the loop's
 ** status on every callback (Blocks' Predicate); no callback table per

@@ -4,20 +4,41 @@
 **
 ** A run, in Blocks' order:
 **
-**   before_training
+**   install the signal handlers
+**   before_training                           (first run only)
+**   on_resumption                             (iterations_done > 0)
 **   repeat:                                   (one epoch)
-**     stream reset; before_epoch
+**     stream reset; before_epoch              (not when resuming mid-epoch)
 **     for each batch: before_batch; bind sources to inputs; train_step;
-**                     iterations_done += 1; after_batch; finish check
+**                     iterations_done += 1; cost finite?; observe hooks;
+**                     after_batch; finish check (also SIGTERM, 2nd SIGINT)
 **     (no batch at all: error "epoch iterator yielded zero batches")
-**     epochs_done += 1; after_epoch; finish check
-**   current row: training_finished = True; after_training
+**     epochs_done += 1; parameters finite?; after_epoch; finish check
+**     (also SIGINT)
+**   finished: training_finished = True; after_training
+**   interrupted: on_interrupt; KILN_INTERRUPTED (the loop may run again)
+**   restore the signal handlers
 **
 ** The finish check reads training_finish_requested in the current row, the
 ** row of iteration iterations_done (row 0 before the first batch), which is
 ** where FinishAfter and any other extension write it. Extensions are called
 ** in the order they were added; an extension with several triggers that fire
-** on one callback runs once per trigger, as Blocks' dispatch does.
+** on one callback runs once per trigger, as Blocks' dispatch does; a
+** composite runs its sub-extensions as part of its own dispatch
+** (extensions.c). The observe hooks (TrainingDataMonitoring) run after every
+** step whatever the triggers, so values are aggregated between records.
+**
+** Signals. The handlers only set one of a pair of volatile sig_atomic_t
+** flags (the one process-wide state here; a handler can reach nothing
+** else); the loop reads them where Blocks checks its interrupt status. A
+** loop that finds the handlers installed (another loop running) leaves
+** them, and the flags, alone. An interrupt is not a failure: the loop keeps
+** its place (epoch_started, batch_no) and a later run goes on from it.
+**
+** Non-finite values. The cost is read after every step (one scalar), the
+** parameters (a pass over the slab, which at batch size 1 applies the
+** deferred updates) after every epoch or every n batches; the first
+** non-finite value stops the run as an error naming it.
 **
 ** Binding. Program inputs are matched to stream sources by name once, when
 ** the loop is created and again when a run starts (extensions added in

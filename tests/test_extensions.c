@@ -468,7 +468,7 @@ START_TEST(a_non_finite_parameter_stops_the_run_naming_it)
     kiln_test_loop_add(m, kiln_finish_after(3, 0));
     ck_assert_int_eq(kiln_main_loop_run(m), KILN_ERR_STATE);
     const char *msg = kiln_main_loop_errmsg(m);
-    ck_assert_msg(strstr(msg, "iteration 4 (end of epoch 1)") && strstr(msg, "linear.W has inf at element 5"),
+    ck_assert_msg(strstr(msg, "iteration 4 (end of epoch 1)") && strstr(msg, "parameter /linear.W has inf at element 5"),
                   "%s", msg);
     kiln_main_loop_destroy(m);
 
