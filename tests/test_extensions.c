@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "kiln/kiln.h"
 #include "testutil.h"
@@ -229,6 +231,57 @@ START_TEST(signal_handlers_are_restored_and_can_be_left_alone)
     ck_assert_int_eq(kiln_main_loop_iterations_done(m), 4);
     kiln_main_loop_destroy(m);
     fixture_free(&f);
+}
+END_TEST
+
+/* Writes one byte to the pipe fd *user after batch 3, so that the parent
+** knows training runs. */
+static enum kiln_status ready_fn(kiln_extension *e, kiln_main_loop *m, enum kiln_callback which,
+                                 void *user)
+{
+    (void)e, (void)which;
+    if (kiln_main_loop_iterations_done(m) == 3 && write(*(int *)user, "r", 1) != 1)
+        return KILN_ERR_IO;
+    return KILN_OK;
+}
+
+/* A real signal from another process, arriving while the child trains:
+** the child's run returns KILN_INTERRUPTED after the batch and the child
+** exits normally (status 0), not killed. */
+START_TEST(a_sigterm_from_another_process_ends_the_run_cleanly)
+{
+    int fds[2];
+    ck_assert(pipe(fds) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(fds[0]);
+        fixture f;
+        fixture_init(&f, 0.1);
+        kiln_main_loop *m = NULL;
+        if (kiln_main_loop_create_with_config(f.t.p, f.s, NULL, &m) != KILN_OK)
+            _exit(10);
+        kiln_extension *e = kiln_extension_create("ready", ready_fn, &fds[1], NULL);
+        kiln_extension_add_trigger(e, KILN_TRIGGER_AFTER_BATCH, 0);
+        kiln_main_loop_add_extension(m, e);
+        kiln_main_loop_add_extension(m, kiln_finish_after(1000000, 0));
+        enum kiln_status st = kiln_main_loop_run(m);
+        int64_t it = kiln_main_loop_iterations_done(m);
+        double v = 0;
+        bool recorded = kiln_main_loop_record(m, it, "batch_interrupt_received", &v) == KILN_OK && v == 1;
+        kiln_main_loop_destroy(m);
+        fixture_free(&f);
+        _exit(st == KILN_INTERRUPTED && recorded && it >= 3 ? 0 : 11);
+    }
+    close(fds[1]);
+    char c;
+    ck_assert_int_eq(read(fds[0], &c, 1), 1);
+    close(fds[0]);
+    ck_assert(kill(pid, SIGTERM) == 0);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
 }
 END_TEST
 
@@ -992,6 +1045,7 @@ static Suite *extensions_suite(void)
     tcase_add_test(tc, a_sigterm_finishes_the_batch);
     tcase_add_test(tc, a_second_sigint_finishes_the_batch);
     tcase_add_test(tc, signal_handlers_are_restored_and_can_be_left_alone);
+    tcase_add_test(tc, a_sigterm_from_another_process_ends_the_run_cleanly);
     tcase_add_test(tc, on_log_record_fires_when_the_record_is_true);
     tcase_add_test(tc, composite_runs_its_own_then_its_children_in_order);
     tcase_add_test(tc, composite_runs_its_own_last_when_asked);
