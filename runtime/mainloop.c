@@ -5,10 +5,13 @@
 ** A run, in Blocks' order:
 **
 **   install the signal handlers
-**   before_training                           (first run only)
-**   on_resumption                             (iterations_done > 0)
+**   before_training                           (the loop's first run only)
+**   on_resumption                             (iterations_done > 0: a run
+**                                             again after an interrupt, or
+**                                             a checkpoint was loaded)
 **   repeat:                                   (one epoch)
-**     stream reset; before_epoch              (not when resuming mid-epoch)
+**     stream reset; before_epoch              (both skipped when resuming
+**                                             mid-epoch: the epoch goes on)
 **     for each batch: before_batch; bind sources to inputs; train_step;
 **                     iterations_done += 1; cost finite?; observe hooks;
 **                     after_batch; finish check (also SIGTERM, 2nd SIGINT)
@@ -880,8 +883,11 @@ static enum kiln_status run_epoch(kiln_main_loop *m, bool *finish)
     int64_t epoch = m->epochs_done + 1, n_batches = kiln_stream_batch_count(m->stream);
     double mark = m->profile ? profile_now() : 0.0;
 
-    /* 1. New epoch of the stream, then before_epoch (not when resuming one). */
-    if (!m->epoch_started) {
+    /* 1. New epoch of the stream, then before_epoch; an epoch that an
+    ** interrupt or a checkpoint cut (checkpoint.c restored the stream
+    ** mid-epoch) goes on where it was, as Blocks' epoch_started status does. */
+    bool resumed = m->epoch_started;
+    if (!resumed) {
         if ((st = kiln_stream_reset(m->stream)) != KILN_OK)
             return kiln_err_set(&m->err, st, "epoch %lld: stream reset: %s", (long long)epoch,
                                 kiln_stream_errmsg(m->stream));
@@ -889,8 +895,8 @@ static enum kiln_status run_epoch(kiln_main_loop *m, bool *finish)
         m->batch_no = 0;
         if ((st = dispatch(m, KILN_CALLBACK_BEFORE_EPOCH)) != KILN_OK)
             return st;
-        profile_mark(m, KILN_PROFILE_BEFORE_EPOCH, &mark);
     }
+    profile_mark(m, KILN_PROFILE_BEFORE_EPOCH, &mark);
 
     /* 2. Batches. */
     for (;;) {
@@ -955,7 +961,7 @@ static enum kiln_status run_epoch(kiln_main_loop *m, bool *finish)
     if ((st = kiln_stream_status(m->stream)) != KILN_OK) /* an error, not the end of the epoch */
         return kiln_err_set(&m->err, st, "epoch %lld, after batch %lld: data stream: %s", (long long)epoch,
                             (long long)m->batch_no, kiln_stream_errmsg(m->stream));
-    if (m->batch_no == 0)
+    if (m->batch_no == 0 && !resumed)
         return kiln_err_set(&m->err, KILN_ERR_STATE,
                             "epoch %lld: epoch iterator yielded zero batches (dataset has %lld "
                             "examples)",
@@ -1023,10 +1029,10 @@ enum kiln_status kiln_main_loop_run(kiln_main_loop *m)
     if (!m->training_started) {
         m->training_started = true;
         st = dispatch(m, KILN_CALLBACK_BEFORE_TRAINING);
-        profile_mark(m, KILN_PROFILE_BEFORE_TRAINING, &mark);
     }
-    if (st == KILN_OK && m->iterations_done > 0)
+    if (st == KILN_OK && m->iterations_done > 0) /* Blocks: a loaded or interrupted run resumes */
         st = dispatch(m, KILN_CALLBACK_ON_RESUMPTION);
+    profile_mark(m, KILN_PROFILE_BEFORE_TRAINING, &mark);
 
     /* 4. Epochs. */
     bool finish = false;

@@ -1041,6 +1041,17 @@ enum holder { H_NONE, H_GRAPH, H_LIN, H_SM, H_CCE, H_PROBE, H_PARAM, H_PROGRAM, 
     X(kiln_composite_extension, "subs", K_INT, 1, H_NONE, ext_failed(kiln_composite_extension(NULL, NULL, 1, true, NULL, NULL, NULL))) \
     X(kiln_composite_extension, "name", K_INT, 1, H_NONE, made_ext(kiln_composite_extension(NULL, NULL, 0, true, NULL, NULL, NULL))) \
     X(kiln_extension_sub, "e", K_NULL, 0, H_NONE, kiln_extension_sub(NULL, 0)) \
+    /* checkpoint.h (no file is written: every row fails before) */ \
+    X(kiln_checkpoint_save, "m", K_STATUS, ST_ARG, H_NONE, kiln_checkpoint_save(NULL, "/nonexistent/x.h5")) \
+    X(kiln_checkpoint_save, "path", K_STATUS, ST_ARG, H_LOOP, kiln_checkpoint_save(F.m, NULL)) \
+    X(kiln_checkpoint_load, "m", K_STATUS, ST_ARG, H_NONE, kiln_checkpoint_load(NULL, "/nonexistent/x.h5")) \
+    X(kiln_checkpoint_load, "path", K_STATUS, ST_ARG, H_LOOP, kiln_checkpoint_load(F.m, NULL)) \
+    X(kiln_checkpoint_save_program, "p", K_STATUS, ST_ARG, H_NONE, kiln_checkpoint_save_program(NULL, NULL, "/nonexistent/x.h5")) \
+    X(kiln_checkpoint_save_program, "path", K_STATUS, ST_ARG, H_PROGRAM, kiln_checkpoint_save_program(F.p, F.s, NULL)) \
+    X(kiln_checkpoint_load_program, "p", K_STATUS, ST_ARG, H_NONE, kiln_checkpoint_load_program(NULL, NULL, "/nonexistent/x.h5")) \
+    X(kiln_checkpoint_load_program, "path", K_STATUS, ST_ARG, H_PROGRAM, kiln_checkpoint_load_program(F.p, F.s, NULL)) \
+    X(kiln_checkpoint, "path", K_INT, 1, H_NONE, ext_failed(kiln_checkpoint(NULL))) \
+    X(kiln_load, "path", K_INT, 1, H_NONE, ext_failed(kiln_load(NULL, true, true))) \
     /* config.h */ \
     X(kiln_config_load, "out", K_STATUS, ST_ARG, H_NONE, kiln_config_load(NULL)) \
     X(kiln_config_load_from, "out", K_STATUS, ST_ARG, H_NONE, kiln_config_load_from(NULL, NULL, NULL)) \

@@ -335,8 +335,12 @@ enum kiln_callback {
     KILN_CALLBACK_AFTER_EPOCH,
     KILN_CALLBACK_AFTER_TRAINING,
     KILN_CALLBACK_ON_ERROR,
-    KILN_CALLBACK_ON_RESUMPTION, /* a run starts with iterations_done > 0 */
-    KILN_CALLBACK_ON_INTERRUPT   /* a run stops on SIGINT or SIGTERM */
+    /* After before_training when a run starts with iterations_done > 0: a
+    ** checkpoint was loaded (checkpoint.h), or the loop runs again after an
+    ** interrupt. */
+    KILN_CALLBACK_ON_RESUMPTION,
+    /* When a run stops on SIGINT or SIGTERM (kiln_main_loop_run). */
+    KILN_CALLBACK_ON_INTERRUPT
 };
 
 /* Triggers (Blocks' trigger keywords). The *_N_* ones take n > 0 and fire on
