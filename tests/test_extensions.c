@@ -285,6 +285,55 @@ START_TEST(a_sigterm_from_another_process_ends_the_run_cleanly)
 }
 END_TEST
 
+/* The final weights of the toy problem after FinishAfter(2 epochs), run
+** straight, or interrupted by a SIGTERM after batch 3 with a Checkpoint on
+** on_interrupt and finished by a new loop that loads it. */
+static void toy_weights_after_two_epochs(const char *checkpoint, double *w)
+{
+    fixture f;
+    fixture_init(&f, 0.3);
+    kiln_main_loop *m = kiln_test_loop(f.t.p, f.s);
+    if (checkpoint) {
+        trace tr = {.sig = SIGTERM, .raise_at = {3, 0}};
+        kiln_test_loop_add(m, trace_ext(&tr));
+        kiln_extension *ck = kiln_checkpoint(checkpoint);
+        ck_assert(kiln_extension_add_trigger(ck, KILN_TRIGGER_ON_INTERRUPT, 0) == KILN_OK);
+        kiln_test_loop_add(m, ck);
+        kiln_test_loop_add(m, kiln_finish_after(2, 0));
+        ck_assert_int_eq(kiln_main_loop_run(m), KILN_INTERRUPTED);
+        const char *saved;
+        ck_assert(kiln_main_loop_record_text(m, 3, "saved_to", &saved) == KILN_OK);
+        kiln_main_loop_destroy(m);
+        fixture_free(&f);
+        fixture_init(&f, 0.3); /* a new process, as it were */
+        m = kiln_test_loop(f.t.p, f.s);
+        ck_assert_msg(kiln_checkpoint_load(m, checkpoint) == KILN_OK, "%s", kiln_main_loop_errmsg(m));
+        ck_assert_int_eq(kiln_main_loop_iterations_done(m), 3);
+    }
+    kiln_test_loop_add(m, kiln_finish_after(2, 0));
+    kiln_test_loop_run(m);
+    ck_assert_int_eq(kiln_main_loop_iterations_done(m), 8);
+    kiln_node wn = kiln_graph_param_node(f.t.g, kiln_brick_param_by_name(f.t.linear, "W"));
+    ck_assert(kiln_program_get_param(f.t.p, wn, w, N_FEAT * N_CLASS) == KILN_OK);
+    kiln_main_loop_destroy(m);
+    fixture_free(&f);
+}
+
+START_TEST(a_checkpoint_on_interrupt_resumes_exactly)
+{
+    char dir[256], path[512];
+    kiln_test_tmpdir(dir, sizeof dir, "kiln_interrupt");
+    snprintf(path, sizeof path, "%s/run.h5", dir);
+    double straight[N_FEAT * N_CLASS], resumed[N_FEAT * N_CLASS];
+    toy_weights_after_two_epochs(NULL, straight);
+    toy_weights_after_two_epochs(path, resumed);
+    for (int i = 0; i < N_FEAT * N_CLASS; i++)
+        ck_assert_msg(straight[i] == resumed[i], "W[%d]: %.17g straight, %.17g resumed", i, straight[i],
+                      resumed[i]);
+    kiln_test_rmtree(dir);
+}
+END_TEST
+
 /* ---- OnLogRecord and CompositeExtension ---------------------------------------- */
 
 /* Writes "flag" after batches 3 (True), 5 (False), 6 (0.0) and 7 (2.5). */
@@ -1046,6 +1095,7 @@ static Suite *extensions_suite(void)
     tcase_add_test(tc, a_second_sigint_finishes_the_batch);
     tcase_add_test(tc, signal_handlers_are_restored_and_can_be_left_alone);
     tcase_add_test(tc, a_sigterm_from_another_process_ends_the_run_cleanly);
+    tcase_add_test(tc, a_checkpoint_on_interrupt_resumes_exactly);
     tcase_add_test(tc, on_log_record_fires_when_the_record_is_true);
     tcase_add_test(tc, composite_runs_its_own_then_its_children_in_order);
     tcase_add_test(tc, composite_runs_its_own_last_when_asked);
