@@ -152,6 +152,7 @@ const char *kiln_status_string(enum kiln_status s)
     case KILN_ERR_FORMAT: return "malformed file";
     case KILN_ERR_COMPILE: return "compilation failed";
     case KILN_ERR_UNSUPPORTED: return "unsupported";
+    case KILN_INTERRUPTED: return "interrupted";
     }
     return "unknown status";
 }

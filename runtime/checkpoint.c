@@ -1189,7 +1189,7 @@ static enum kiln_status checkpoint_run(kiln_extension *e, kiln_main_loop *m, enu
     return kiln_main_loop_set_record_text(m, "saved_to", path);
 }
 
-static const kiln_extension_ops CHECKPOINT_OPS = {NULL, checkpoint_run, ext_state_destroy};
+static const kiln_extension_ops CHECKPOINT_OPS = {NULL, checkpoint_run, ext_state_destroy, NULL};
 
 /* An extension named name with ops, state (owned) and one trigger; NULL
 ** only when out of memory. A NULL path leaves the error on it. */
@@ -1234,7 +1234,7 @@ static enum kiln_status load_run(kiln_extension *e, kiln_main_loop *m, enum kiln
     return kiln_main_loop_set_record_text(m, "loaded_from", ls->path);
 }
 
-static const kiln_extension_ops LOAD_OPS = {NULL, load_run, ext_state_destroy};
+static const kiln_extension_ops LOAD_OPS = {NULL, load_run, ext_state_destroy, NULL};
 
 kiln_extension *kiln_load(const char *path, bool load_iteration_state, bool load_log)
 {

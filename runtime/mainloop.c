@@ -4,22 +4,44 @@
 **
 ** A run, in Blocks' order:
 **
-**   before_training; on_resumption when iterations_done > 0 (a checkpoint
-**   was loaded: checkpoint.c)
+**   install the signal handlers
+**   before_training                           (the loop's first run only)
+**   on_resumption                             (iterations_done > 0: a run
+**                                             again after an interrupt, or
+**                                             a checkpoint was loaded)
 **   repeat:                                   (one epoch)
-**     stream reset; before_epoch (both skipped when the loaded checkpoint
-**     was taken mid-epoch: the epoch goes on)
+**     stream reset; before_epoch              (both skipped when resuming
+**                                             mid-epoch: the epoch goes on)
 **     for each batch: before_batch; bind sources to inputs; train_step;
-**                     iterations_done += 1; after_batch; finish check
+**                     iterations_done += 1; cost finite?; observe hooks;
+**                     after_batch; finish check (also SIGTERM, 2nd SIGINT)
 **     (no batch at all: error "epoch iterator yielded zero batches")
-**     epochs_done += 1; after_epoch; finish check
-**   current row: training_finished = True; after_training
+**     epochs_done += 1; parameters finite?; after_epoch; finish check
+**     (also SIGINT)
+**   finished: training_finished = True; after_training
+**   interrupted: on_interrupt; KILN_INTERRUPTED (the loop may run again)
+**   restore the signal handlers
 **
 ** The finish check reads training_finish_requested in the current row, the
 ** row of iteration iterations_done (row 0 before the first batch), which is
 ** where FinishAfter and any other extension write it. Extensions are called
 ** in the order they were added; an extension with several triggers that fire
-** on one callback runs once per trigger, as Blocks' dispatch does.
+** on one callback runs once per trigger, as Blocks' dispatch does; a
+** composite runs its sub-extensions as part of its own dispatch
+** (extensions.c). The observe hooks (TrainingDataMonitoring) run after every
+** step whatever the triggers, so values are aggregated between records.
+**
+** Signals. The handlers only set one of a pair of volatile sig_atomic_t
+** flags (the one process-wide state here; a handler can reach nothing
+** else); the loop reads them where Blocks checks its interrupt status. A
+** loop that finds the handlers installed (another loop running) leaves
+** them, and the flags, alone. An interrupt is not a failure: the loop keeps
+** its place (epoch_started, batch_no) and a later run goes on from it.
+**
+** Non-finite values. The cost is read after every step (one scalar), the
+** parameters (a pass over the slab, which at batch size 1 applies the
+** deferred updates) after every epoch or every n batches; the first
+** non-finite value stops the run as an error naming it.
 **
 ** Binding. Program inputs are matched to stream sources by name once, when
 ** the loop is created and again when a run starts (extensions added in
@@ -57,9 +79,13 @@
 ** the time between marks to a section; off, a mark costs a branch. */
 #include "runtime/mainloop.h"
 
+#include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "runtime/program_internal.h"
 
 const char *kiln_main_loop_callback_name(enum kiln_callback c)
 {
@@ -600,12 +626,14 @@ double kiln_main_loop_profile_seconds(const kiln_main_loop *m, enum kiln_profile
     return ok ? m->profile_seconds[s] : 0.0;
 }
 
-static double profile_now(void)
+double kiln_main_loop_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+static double profile_now(void) { return kiln_main_loop_now(); }
 
 /* The time since *mark goes to section s; *mark becomes now. */
 static void profile_mark(kiln_main_loop *m, enum kiln_profile_section s, double *mark)
@@ -644,25 +672,17 @@ static void profile_report(kiln_main_loop *m, double seconds)
 
 /* ---- Main loop: extensions and the run ------------------------------------ */
 
-/* Check e against m; on failure copy e's message into m, naming e. */
-static enum kiln_status attach_extension(kiln_main_loop *m, kiln_extension *e)
-{
-    if (e->err.status != KILN_OK)
-        return kiln_err_set(&m->err, e->err.status, "extension '%s': %s", e->name, e->err.msg);
-    if (!e->ops->attach)
-        return KILN_OK;
-    enum kiln_status st = e->ops->attach(e, m);
-    if (st != KILN_OK)
-        return kiln_err_set(&m->err, st, "extension '%s': %s", e->name, e->err.msg);
-    return KILN_OK;
-}
-
 enum kiln_status kiln_main_loop_add_extension(kiln_main_loop *m, kiln_extension *ext)
 {
     KILN_API_CHECK(m);
     if (ext && ext->loop) /* another loop's (or this one's): its owner frees it */
         return m ? kiln_err_set(&m->err, KILN_ERR_ARG, "add_extension: extension '%s' belongs to %s main loop",
                                 ext->name, ext->loop == m ? "this" : "another")
+                 : KILN_ERR_ARG;
+    if (ext && ext->parent)
+        return m ? kiln_err_set(&m->err, KILN_ERR_ARG,
+                                "add_extension: extension '%s' belongs to composite extension '%s'",
+                                ext->name, ext->parent->name)
                  : KILN_ERR_ARG;
     if (!m) {
         kiln_extension_destroy(ext);
@@ -675,7 +695,7 @@ enum kiln_status kiln_main_loop_add_extension(kiln_main_loop *m, kiln_extension 
     if (m->err.status != KILN_OK && !m->program)
         st = m->err.status; /* create failed: nothing to check against */
     else if (m->program && m->stream)
-        st = attach_extension(m, ext);
+        st = kiln_extension_attach_tree(ext, m);
     if (st == KILN_OK && m->n_exts == m->cap_exts) {
         int cap = m->cap_exts ? 2 * m->cap_exts : 8;
         kiln_extension **exts = realloc(m->exts, (size_t)cap * sizeof *exts);
@@ -699,25 +719,9 @@ enum kiln_status kiln_main_loop_add_extension(kiln_main_loop *m, kiln_extension 
 static enum kiln_status dispatch(kiln_main_loop *m, enum kiln_callback which)
 {
     for (int i = 0; i < m->n_exts; i++) {
-        kiln_extension *e = m->exts[i];
-        for (int t = 0; t < e->n_triggers; t++) {
-            if (!kiln_extension_trigger_fires(&e->triggers[t], which, m))
-                continue;
-            kiln_err_clear(&e->err);
-            enum kiln_status st = e->ops->run(e, m, which);
-            if (st != KILN_OK) {
-                /* A log write that failed left its message on m already. */
-                const char *msg = e->err.status != KILN_OK ? e->err.msg
-                                  : m->err.status != KILN_OK ? m->err.msg
-                                                             : kiln_status_string(st);
-                char copy[KILN_ERRMSG_MAX];
-                kiln_snprintf(copy, sizeof copy, "%s", msg);
-                return kiln_err_set(&m->err, st,
-                                    "extension '%s' failed in %s at iteration %lld: %s",
-                                    e->name, kiln_main_loop_callback_name(which),
-                                    (long long)m->iterations_done, copy);
-            }
-        }
+        enum kiln_status st = kiln_extension_dispatch(m->exts[i], m, which);
+        if (st != KILN_OK)
+            return st;
     }
     return KILN_OK;
 }
@@ -739,33 +743,171 @@ static enum kiln_status log_advance(kiln_main_loop *m, bool force)
     return KILN_OK;
 }
 
-/* One epoch: returns KILN_OK and sets *finish when an extension asked to
-** stop after a batch or after the epoch. */
+/* ---- Signals --------------------------------------------------------------- */
+
+/* The one process-wide state of the main loop: what the handlers saw. A
+** signal handler can reach nothing else; the loop polls the pair after each
+** batch and at each epoch end. sig_epoch: a SIGINT came (finish the epoch);
+** sig_batch: a second SIGINT or a SIGTERM came (finish the batch). */
+static volatile sig_atomic_t sig_epoch, sig_batch;
+
+static void on_sigint(int sig)
+{
+    if (sig_epoch) {
+        sig_batch = 1;
+        signal(sig, SIG_DFL); /* a third Ctrl-C ends the process, as in Blocks */
+    } else {
+        sig_epoch = 1;
+    }
+}
+
+static void on_sigterm(int sig)
+{
+    (void)sig;
+    sig_batch = 1;
+}
+
+/* Install the handlers unless another run holds them (or m opted out). */
+static void signals_install(kiln_main_loop *m)
+{
+    struct sigaction cur, sa;
+    m->signals_installed = false;
+    if (m->no_signals || sigaction(SIGINT, NULL, &cur) != 0 || cur.sa_handler == on_sigint)
+        return;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sig_epoch = sig_batch = 0;
+    sa.sa_handler = on_sigint;
+    if (sigaction(SIGINT, &sa, &m->old_sigint) != 0)
+        return;
+    sa.sa_handler = on_sigterm;
+    if (sigaction(SIGTERM, &sa, &m->old_sigterm) != 0) {
+        sigaction(SIGINT, &m->old_sigint, NULL);
+        return;
+    }
+    m->signals_installed = true;
+}
+
+static void signals_restore(kiln_main_loop *m)
+{
+    if (!m->signals_installed)
+        return;
+    sigaction(SIGINT, &m->old_sigint, NULL);
+    sigaction(SIGTERM, &m->old_sigterm, NULL);
+    m->signals_installed = false;
+}
+
+/* After a batch (at_epoch_end false) or an epoch: whether a signal asks to
+** stop here; records Blocks' <level>_interrupt_received in the current row. */
+static bool interrupt_due(kiln_main_loop *m, bool at_epoch_end)
+{
+    if (!m->signals_installed)
+        return false;
+    int level = sig_batch ? 2 : sig_epoch && at_epoch_end ? 1 : 0;
+    if (!level)
+        return false;
+    m->interrupted = level;
+    kiln_log_set(&m->log, m->iterations_done,
+                 level == 2 ? "batch_interrupt_received" : "epoch_interrupt_received",
+                 KILN_LOG_BOOL, 1.0);
+    return true;
+}
+
+enum kiln_status kiln_main_loop_set_signal_handling(kiln_main_loop *m, bool on)
+{
+    KILN_API_CHECK(m);
+    if (!m)
+        return KILN_ERR_ARG;
+    m->no_signals = !on;
+    return KILN_OK;
+}
+
+/* ---- Non-finite values ------------------------------------------------------ */
+
+enum kiln_status kiln_main_loop_set_finite_check(kiln_main_loop *m, bool on,
+                                                 int64_t params_every_n_batches)
+{
+    KILN_API_CHECK(m);
+    if (!m)
+        return KILN_ERR_ARG;
+    if (params_every_n_batches < 0)
+        return kiln_err_set(&m->err, KILN_ERR_ARG,
+                            "set_finite_check: params_every_n_batches = %lld, must be >= 0",
+                            (long long)params_every_n_batches);
+    m->no_finite_check = !on;
+    m->param_check_every = params_every_n_batches;
+    return KILN_OK;
+}
+
+/* The cost after a step, and the parameters when `params`: a non-finite
+** value stops the run naming it and the iteration (where: "epoch 2, batch
+** 3 of 4", or "end of epoch 2"). */
+static enum kiln_status check_finite(kiln_main_loop *m, bool cost, bool params, const char *where)
+{
+    if (m->no_finite_check)
+        return KILN_OK;
+    double v;
+    if (cost && kiln_node_ok(m->cost) && kiln_program_read_scalar(m->program, m->cost, &v) == KILN_OK &&
+        !isfinite(v)) {
+        char value[64];
+        kiln_log_format_float(value, sizeof value, v);
+        return kiln_err_set(&m->err, KILN_ERR_STATE,
+                            "iteration %lld (%s): the cost '%s' is %s after train_step; training "
+                            "stopped (a learning rate too large makes the loss diverge)",
+                            (long long)m->iterations_done, where,
+                            kiln_program_node_name(m->program, m->cost), value);
+    }
+    char name[2 * KILN_MAX_NAME + 2];
+    int64_t element;
+    if (params && kiln_program_find_nonfinite_param(m->program, name, sizeof name, &element, &v)) {
+        char value[64];
+        kiln_log_format_float(value, sizeof value, v);
+        return kiln_err_set(&m->err, KILN_ERR_STATE,
+                            "iteration %lld (%s): parameter %s has %s at element %lld after "
+                            "train_step; training stopped (a learning rate too large makes the "
+                            "parameters diverge)",
+                            (long long)m->iterations_done, where, name, value, (long long)element);
+    }
+    return KILN_OK;
+}
+
+/* ---- The run ------------------------------------------------------------------- */
+
+/* One epoch (or the rest of one, after a batch interrupt): returns KILN_OK
+** and sets *finish when an extension asked to stop after a batch or after
+** the epoch, or a signal to stop (m->interrupted). */
 static enum kiln_status run_epoch(kiln_main_loop *m, bool *finish)
 {
     enum kiln_status st;
     int64_t epoch = m->epochs_done + 1, n_batches = kiln_stream_batch_count(m->stream);
     double mark = m->profile ? profile_now() : 0.0;
 
-    /* 1. New epoch of the stream, then before_epoch; an epoch that a
-    ** checkpoint interrupted (checkpoint.c restored the stream mid-epoch)
-    ** goes on where it was, as Blocks' epoch_started status does. */
+    /* 1. New epoch of the stream, then before_epoch; an epoch that an
+    ** interrupt or a checkpoint cut (checkpoint.c restored the stream
+    ** mid-epoch) goes on where it was, as Blocks' epoch_started status does. */
     bool resumed = m->epoch_started;
     if (!resumed) {
         if ((st = kiln_stream_reset(m->stream)) != KILN_OK)
             return kiln_err_set(&m->err, st, "epoch %lld: stream reset: %s", (long long)epoch,
                                 kiln_stream_errmsg(m->stream));
         m->epoch_started = true;
+        m->batch_no = 0;
         if ((st = dispatch(m, KILN_CALLBACK_BEFORE_EPOCH)) != KILN_OK)
             return st;
     }
     profile_mark(m, KILN_PROFILE_BEFORE_EPOCH, &mark);
 
     /* 2. Batches. */
-    int64_t batch_no = 0;
-    while (kiln_stream_next(m->stream, &m->batch)) {
+    for (;;) {
+        double t0 = kiln_main_loop_now();
+        bool more = kiln_stream_next(m->stream, &m->batch);
+        double t1 = kiln_main_loop_now();
+        m->time_read_data += t1 - t0;
+        if (!more)
+            break;
         profile_mark(m, KILN_PROFILE_READ_DATA, &mark);
-        batch_no++;
+        int64_t batch_no = ++m->batch_no;
         m->received_first_batch = true;
         m->in_batch = true;
         if ((st = dispatch(m, KILN_CALLBACK_BEFORE_BATCH)) != KILN_OK)
@@ -780,7 +922,10 @@ static enum kiln_status run_epoch(kiln_main_loop *m, bool *finish)
                                 (long long)it, (long long)epoch, (long long)batch_no,
                                 (long long)n_batches, copy);
         }
-        if ((st = kiln_program_train_step(m->program, m->batch.size)) != KILN_OK)
+        t0 = kiln_main_loop_now();
+        st = kiln_program_train_step(m->program, m->batch.size);
+        m->time_train += kiln_main_loop_now() - t0;
+        if (st != KILN_OK)
             return kiln_err_set(&m->err, st,
                                 "iteration %lld (epoch %lld, batch %lld of %lld, %lld examples): "
                                 "train_step failed: %s",
@@ -788,11 +933,20 @@ static enum kiln_status run_epoch(kiln_main_loop *m, bool *finish)
                                 (long long)n_batches, (long long)m->batch.size,
                                 kiln_program_errmsg(m->program));
         m->iterations_done = it;
+        char where[96];
+        kiln_snprintf(where, sizeof where, "epoch %lld, batch %lld of %lld", (long long)epoch,
+                      (long long)batch_no, (long long)n_batches);
+        if ((st = check_finite(m, true, m->param_check_every > 0 && it % m->param_check_every == 0,
+                               where)) != KILN_OK)
+            return st;
         profile_mark(m, KILN_PROFILE_TRAIN_STEP, &mark);
+        for (int i = 0; i < m->n_exts; i++)
+            if ((st = kiln_extension_observe_tree(m->exts[i], m)) != KILN_OK)
+                return st;
         if ((st = dispatch(m, KILN_CALLBACK_AFTER_BATCH)) != KILN_OK)
             return st;
         m->in_batch = false;
-        bool done = finish_requested(m);
+        bool done = finish_requested(m) || interrupt_due(m, false);
         profile_mark(m, KILN_PROFILE_AFTER_BATCH, &mark);
         st = log_advance(m, false);
         profile_mark(m, KILN_PROFILE_LOG, &mark);
@@ -806,8 +960,8 @@ static enum kiln_status run_epoch(kiln_main_loop *m, bool *finish)
     m->in_batch = false;
     if ((st = kiln_stream_status(m->stream)) != KILN_OK) /* an error, not the end of the epoch */
         return kiln_err_set(&m->err, st, "epoch %lld, after batch %lld: data stream: %s", (long long)epoch,
-                            (long long)batch_no, kiln_stream_errmsg(m->stream));
-    if (batch_no == 0 && !resumed)
+                            (long long)m->batch_no, kiln_stream_errmsg(m->stream));
+    if (m->batch_no == 0 && !resumed)
         return kiln_err_set(&m->err, KILN_ERR_STATE,
                             "epoch %lld: epoch iterator yielded zero batches (dataset has %lld "
                             "examples)",
@@ -817,17 +971,23 @@ static enum kiln_status run_epoch(kiln_main_loop *m, bool *finish)
     /* 3. End of epoch. */
     m->epoch_started = false;
     m->epochs_done++;
+    char where[64];
+    kiln_snprintf(where, sizeof where, "end of epoch %lld", (long long)m->epochs_done);
+    if ((st = check_finite(m, false, true, where)) != KILN_OK)
+        return st;
     if ((st = dispatch(m, KILN_CALLBACK_AFTER_EPOCH)) != KILN_OK)
         return st;
-    *finish = finish_requested(m);
+    *finish = finish_requested(m) || interrupt_due(m, true);
     profile_mark(m, KILN_PROFILE_AFTER_EPOCH, &mark);
     return log_advance(m, false);
 }
 
 /* Plan: 1. refuse a loop that cannot run; 2. re-check bindings and
-** extensions; 3. before_training; 4. epochs until a finish request;
-** 5. training_finished and after_training; on any error, got_exception and
-** on_error. */
+** extensions; 3. signal handlers, before_training (first run),
+** on_resumption (iterations done); 4. epochs until a finish request or a
+** signal; 5. on a signal: on_interrupt, KILN_INTERRUPTED; else
+** training_finished and after_training; on any error, got_exception and
+** on_error; the handlers restored either way. */
 enum kiln_status kiln_main_loop_run(kiln_main_loop *m)
 {
     KILN_API_CHECK(m);
@@ -852,18 +1012,25 @@ enum kiln_status kiln_main_loop_run(kiln_main_loop *m)
     kiln_err_clear(&m->err);
 
     /* 2. Checks that the dataset or program may have outgrown since create. */
+    double t_init = kiln_main_loop_now();
     enum kiln_status st =
         kiln_main_loop_bind_stream(&m->binding, m->program, m->stream, NULL, &m->err);
     for (int i = 0; st == KILN_OK && i < m->n_exts; i++)
-        st = attach_extension(m, m->exts[i]);
+        st = kiln_extension_attach_tree(m->exts[i], m);
     if (st != KILN_OK)
         return st; /* nothing has run: the loop may be fixed and run again */
+    m->cost = kiln_program_cost_node(m->program);
+    m->time_initialization = kiln_main_loop_now() - t_init;
 
-    /* 3. Before training. */
-    m->training_started = true;
+    /* 3. Before training, or resuming. */
+    signals_install(m);
+    m->interrupted = 0;
     double start = m->profile ? profile_now() : 0.0, mark = start;
-    st = dispatch(m, KILN_CALLBACK_BEFORE_TRAINING);
-    if (st == KILN_OK && m->iterations_done > 0) /* Blocks: a loaded run resumes */
+    if (!m->training_started) {
+        m->training_started = true;
+        st = dispatch(m, KILN_CALLBACK_BEFORE_TRAINING);
+    }
+    if (st == KILN_OK && m->iterations_done > 0) /* Blocks: a loaded or interrupted run resumes */
         st = dispatch(m, KILN_CALLBACK_ON_RESUMPTION);
     profile_mark(m, KILN_PROFILE_BEFORE_TRAINING, &mark);
 
@@ -873,7 +1040,19 @@ enum kiln_status kiln_main_loop_run(kiln_main_loop *m)
         st = run_epoch(m, &finish);
 
     /* 5. The end, either way. */
-    if (st == KILN_OK) {
+    if (st == KILN_OK && m->interrupted) {
+        st = dispatch(m, KILN_CALLBACK_ON_INTERRUPT);
+        if (st == KILN_OK)
+            st = log_advance(m, true);
+        if (st == KILN_OK)
+            st = kiln_err_set(&m->err, KILN_INTERRUPTED,
+                              "main loop: interrupted by %s at iteration %lld (epoch %lld%s); "
+                              "run it again to go on",
+                              m->interrupted == 2 ? "SIGTERM or a second SIGINT" : "SIGINT",
+                              (long long)m->iterations_done,
+                              (long long)(m->epoch_started ? m->epochs_done + 1 : m->epochs_done),
+                              m->epoch_started ? ", mid-epoch" : ", at its end");
+    } else if (st == KILN_OK) {
         mark = m->profile ? profile_now() : 0.0;
         st = kiln_main_loop_set_log(m, "training_finished", KILN_LOG_BOOL, 1.0);
         if (st == KILN_OK)
@@ -882,7 +1061,7 @@ enum kiln_status kiln_main_loop_run(kiln_main_loop *m)
         if (st == KILN_OK)
             st = log_advance(m, true);
     }
-    if (st != KILN_OK) {
+    if (st != KILN_OK && st != KILN_INTERRUPTED) {
         kiln_err saved = m->err;
         m->failed = true;
         m->in_batch = false;
@@ -890,9 +1069,10 @@ enum kiln_status kiln_main_loop_run(kiln_main_loop *m)
         dispatch(m, KILN_CALLBACK_ON_ERROR);
         kiln_log_advance(&m->log, m->iterations_done, m->epochs_done, true);
         m->err = saved;
-    } else {
+    } else if (st == KILN_OK) {
         m->finished = true;
     }
+    signals_restore(m);
     if (m->profile)
         profile_report(m, profile_now() - start);
     return st;

@@ -10,6 +10,8 @@
 #ifndef KILN_RUNTIME_MAINLOOP_H
 #define KILN_RUNTIME_MAINLOOP_H
 
+#include <signal.h>
+
 #include "kiln/train.h"
 #include "compiler/util.h"
 #include "runtime/log.h"
@@ -22,11 +24,20 @@ typedef struct kiln_extension_ops {
     enum kiln_status (*run)(kiln_extension *e, kiln_main_loop *m, enum kiln_callback which);
     /* May be NULL. Frees e->state (not e). */
     void (*destroy)(kiln_extension *e);
+    /* May be NULL. Called after every train_step, before after_batch,
+    ** whatever the triggers (TrainingDataMonitoring reads the values the
+    ** step computed). Errors go to e->err. */
+    enum kiln_status (*observe)(kiln_extension *e, kiln_main_loop *m);
 } kiln_extension_ops;
 
+/* A trigger: a kind with its count, or (on_log_record) a callback and the
+** record whose truth it tests (Blocks' OnLogRecord predicate). */
+#define KILN_TRIGGER_ON_LOG_RECORD (-1)
 typedef struct kiln_ext_trigger {
-    enum kiln_trigger kind;
+    int kind; /* enum kiln_trigger, or KILN_TRIGGER_ON_LOG_RECORD */
     int64_t n;
+    enum kiln_callback callback; /* on_log_record */
+    char *record;                /* on_log_record: owned */
 } kiln_ext_trigger;
 
 struct kiln_extension {
@@ -38,12 +49,19 @@ struct kiln_extension {
     /* Set by a constructor given bad arguments (add_extension then fails with
     ** this message), or by a failing run. */
     kiln_err err;
-    /* The main loop that owns e once added (it destroys e), or NULL. */
+    /* The main loop that owns e once added (it destroys e), or NULL; the
+    ** composite that owns it, or NULL. */
     kiln_main_loop *loop;
-    /* User extensions only. */
+    kiln_extension *parent;
+    /* User extensions and composites. */
     kiln_extension_fn fn;
     void *user;
     void (*free_user)(void *user);
+    /* CompositeExtension: sub-extensions (owned), dispatched after (or,
+    ** run_before_children false, before) e's own triggers. */
+    kiln_extension **subs;
+    int n_subs;
+    bool run_before_children;
 };
 
 /* For each program input, the index of the stream source feeding it; and
@@ -75,6 +93,21 @@ struct kiln_main_loop {
     bool received_first_batch;
     bool finished; /* run returned after after_training */
     bool failed;   /* run stopped on an error */
+    /* Signals (mainloop.c): handle them; the previous handlers while run()
+    ** holds them; what stopped the last run (0, 1 epoch, 2 batch). */
+    bool no_signals;
+    bool signals_installed;
+    struct sigaction old_sigint, old_sigterm;
+    int interrupted;
+    int64_t batch_no; /* batches of the current epoch so far */
+    /* Non-finite check: off, and every how many batches the parameters are
+    ** checked (0: at epoch ends only); the cost node, found at run start. */
+    bool no_finite_check;
+    int64_t param_check_every;
+    kiln_node cost;
+    /* Seconds over the loop's runs in train_step and reading batches, and
+    ** the last run's checks before before_training (Timing). */
+    double time_train, time_read_data, time_initialization;
     /* In before_batch/after_batch: the batch. */
     bool in_batch;
     kiln_batch batch;
@@ -92,6 +125,9 @@ struct kiln_main_loop {
 /* Extension with ops and state (owned; ops->destroy frees it, also when
 ** this fails). name is copied. NULL only when out of memory. */
 kiln_extension *kiln_extension_new(const char *name, const kiln_extension_ops *ops, void *state);
+/* Add the boolean triggers t[0..n) (a constructor's defaults; a failure
+** stays in e->err). */
+void kiln_extension_add_triggers(kiln_extension *e, const enum kiln_trigger *t, int n);
 /* Free e whoever owns it (for its main loop). */
 void kiln_extension_free(kiln_extension *e);
 
@@ -119,6 +155,18 @@ enum kiln_status kiln_main_loop_set_log(kiln_main_loop *m, const char *key,
 ** (extensions.c). */
 bool kiln_extension_trigger_fires(const kiln_ext_trigger *t, enum kiln_callback which,
                                   const kiln_main_loop *m);
+
+/* Run e on `which`: its own triggers and its sub-extensions' (a composite),
+** in Blocks' order; on failure m's message names the extension that failed. */
+enum kiln_status kiln_extension_dispatch(kiln_extension *e, kiln_main_loop *m,
+                                         enum kiln_callback which);
+/* e's and its sub-extensions' attach and observe hooks (errors copied into
+** m's message, naming the extension). */
+enum kiln_status kiln_extension_attach_tree(kiln_extension *e, kiln_main_loop *m);
+enum kiln_status kiln_extension_observe_tree(kiln_extension *e, kiln_main_loop *m);
+
+/* Seconds on a monotonic clock. */
+double kiln_main_loop_now(void);
 
 /* "before_training", "after_batch", ... */
 const char *kiln_main_loop_callback_name(enum kiln_callback c);

@@ -23,6 +23,7 @@
 ** caller's reference and the last keeper frees it. */
 #include <cblas.h>
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -1398,6 +1399,38 @@ enum kiln_status kiln_program_store_params(kiln_program *p)
             convert_out(v, at, r->dtype, n);
     }
     return KILN_OK;
+}
+
+kiln_node kiln_program_cost_node(const kiln_program *p)
+{
+    for (int32_t i = 0; p && p->role && i < p->n_user; i++)
+        if (p->role[i] & 1)
+            return (kiln_node){i};
+    return KILN_NODE_NONE;
+}
+
+bool kiln_program_find_nonfinite_param(kiln_program *p, char *name, size_t cap, int64_t *element,
+                                       double *value)
+{
+    if (!p || !p->planned || !p->arena)
+        return false;
+    flush_params(p);
+    for (int i = 0; i < p->plan.n_params; i++) {
+        const kiln_node_rec *r = &p->pg->nodes[p->plan.param_node[i]];
+        int64_t n = kiln_shape_const_size(p->pg, &r->shape);
+        const char *at = p->arena + p->plan.param_offset[i];
+        for (int64_t k = 0; k < n; k++) {
+            double v = p->pg->floatx == KILN_DTYPE_F32 ? ((const float *)at)[k] : ((const double *)at)[k];
+            if (isfinite(v))
+                continue;
+            const char *owner = kiln_param_owner(p->params[i]);
+            kiln_snprintf(name, cap, "%s%s%s", owner, *owner ? "." : "", kiln_param_name(p->params[i]));
+            *element = k;
+            *value = v;
+            return true;
+        }
+    }
+    return false;
 }
 
 int64_t kiln_program_param_floats(const kiln_program *p)

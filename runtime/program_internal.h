@@ -31,6 +31,16 @@ const kiln_plan *kiln_program_plan(const kiln_program *p);
 /* The roots; false unless planned. */
 bool kiln_program_get_roots(const kiln_program *p, kiln_program_roots *out);
 
+/* For the main loop's non-finite check (#11). The user node of p's cost
+** (KILN_NODE_NONE when none), which kiln_program_read_scalar reads. */
+kiln_node kiln_program_cost_node(const kiln_program *p);
+/* The first parameter value, in plan order, that is NaN or infinite after
+** the last step (deferred updates applied first): true with its path
+** ("/linear.W") in name, the element's index and value; false when every
+** one is finite. */
+bool kiln_program_find_nonfinite_param(kiln_program *p, char *name, size_t cap, int64_t *element,
+                                       double *value);
+
 
 /* ---- For checkpoints (runtime/checkpoint.c) ------------------------------
 ** A slot is a parameter (state false) or a state (state true) of p, in plan

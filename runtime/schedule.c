@@ -96,7 +96,7 @@ static void modifier_destroy(kiln_extension *e)
     free(s);
 }
 
-static const kiln_extension_ops MODIFIER_OPS = {modifier_attach, modifier_run, modifier_destroy};
+static const kiln_extension_ops MODIFIER_OPS = {modifier_attach, modifier_run, modifier_destroy, NULL};
 
 kiln_extension *kiln_shared_variable_modifier(const char *state, kiln_modifier_fn fn, void *user,
                                               void (*free_user)(void *user))
@@ -213,7 +213,7 @@ static void attribute_destroy(kiln_extension *e)
     free(s);
 }
 
-static const kiln_extension_ops ATTRIBUTE_OPS = {attribute_attach, attribute_run, attribute_destroy};
+static const kiln_extension_ops ATTRIBUTE_OPS = {attribute_attach, attribute_run, attribute_destroy, NULL};
 
 kiln_extension *kiln_modify_stepper_attribute(const kiln_schedule *sched, const char *state,
                                               enum kiln_timescale timescale, int64_t interval)

@@ -1023,6 +1023,26 @@ enum holder { H_NONE, H_GRAPH, H_LIN, H_SM, H_CCE, H_PROBE, H_PARAM, H_PROGRAM, 
     X(kiln_main_loop_set_profile, "out", K_STATUS, KILN_OK, H_NONE, kiln_main_loop_set_profile(F.m, true, NULL)) \
     X(kiln_main_loop_profile_seconds, "m", K_INT, 0, H_NONE, kiln_main_loop_profile_seconds(NULL, KILN_PROFILE_TRAIN_STEP, &F.i64)) \
     X(kiln_main_loop_profile_seconds, "calls", K_INT, 0, H_NONE, kiln_main_loop_profile_seconds(F.m, KILN_PROFILE_TRAIN_STEP, NULL)) \
+    X(kiln_main_loop_set_signal_handling, "m", K_STATUS, ST_ARG, H_NONE, kiln_main_loop_set_signal_handling(NULL, true)) \
+    X(kiln_main_loop_set_finite_check, "m", K_STATUS, ST_ARG, H_NONE, kiln_main_loop_set_finite_check(NULL, true, 0)) \
+    X(kiln_progress_bar_always, "out", K_INT, 1, H_NONE, made_ext(kiln_progress_bar_always(NULL))) \
+    X(kiln_timing, "prefix", K_INT, 1, H_NONE, made_ext(kiln_timing(NULL))) \
+    X(kiln_timestamp, "log_record", K_INT, 1, H_NONE, made_ext(kiln_timestamp(NULL, NULL))) \
+    X(kiln_training_data_monitoring, "variables", K_INT, 1, H_NONE, ext_failed(kiln_training_data_monitoring(NULL, 1, "v"))) \
+    X(kiln_training_data_monitoring, "prefix", K_INT, 1, H_NONE, made_ext(kiln_training_data_monitoring(&F.cost, 1, NULL))) \
+    X(kiln_monitoring_set_aggregation, "e", K_STATUS, ST_ARG, H_NONE, kiln_monitoring_set_aggregation(NULL, 0, KILN_AGGREGATE_MEAN)) \
+    X(kiln_track_the_best, "record_name", K_INT, 1, H_NONE, ext_failed(kiln_track_the_best(NULL, NULL, false))) \
+    X(kiln_track_the_best, "notification_name", K_INT, 1, H_NONE, made_ext(kiln_track_the_best("c", NULL, false))) \
+    X(kiln_track_the_best_value, "e", K_STATUS, ST_ARG, H_NONE, kiln_track_the_best_value(NULL, F.buf)) \
+    X(kiln_finish_if_no_improvement_after, "notification_name", K_INT, 1, H_NONE, ext_failed(kiln_finish_if_no_improvement_after(NULL, 0, 1, NULL))) \
+    X(kiln_finish_if_no_improvement_after, "patience_log_record", K_INT, 1, H_NONE, made_ext(kiln_finish_if_no_improvement_after("n", 0, 1, NULL))) \
+    X(kiln_early_stopping, "record_name", K_INT, 1, H_NONE, ext_failed(kiln_early_stopping(NULL, NULL, false, 0, 1))) \
+    X(kiln_early_stopping, "notification_name", K_INT, 1, H_NONE, made_ext(kiln_early_stopping("c", NULL, false, 0, 1))) \
+    X(kiln_extension_add_on_log_record, "e", K_STATUS, ST_ARG, H_NONE, kiln_extension_add_on_log_record(NULL, KILN_CALLBACK_AFTER_EPOCH, "r")) \
+    X(kiln_extension_add_on_log_record, "record", K_STATUS, ST_ARG, H_EXT, kiln_extension_add_on_log_record(F.e, KILN_CALLBACK_AFTER_EPOCH, NULL)) \
+    X(kiln_composite_extension, "subs", K_INT, 1, H_NONE, ext_failed(kiln_composite_extension(NULL, NULL, 1, true, NULL, NULL, NULL))) \
+    X(kiln_composite_extension, "name", K_INT, 1, H_NONE, made_ext(kiln_composite_extension(NULL, NULL, 0, true, NULL, NULL, NULL))) \
+    X(kiln_extension_sub, "e", K_NULL, 0, H_NONE, kiln_extension_sub(NULL, 0)) \
     /* checkpoint.h (no file is written: every row fails before) */ \
     X(kiln_checkpoint_save, "m", K_STATUS, ST_ARG, H_NONE, kiln_checkpoint_save(NULL, "/nonexistent/x.h5")) \
     X(kiln_checkpoint_save, "path", K_STATUS, ST_ARG, H_LOOP, kiln_checkpoint_save(F.m, NULL)) \

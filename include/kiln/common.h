@@ -81,7 +81,8 @@ enum kiln_status {
     KILN_ERR_IO,       /* a file could not be opened, read or written */
     KILN_ERR_FORMAT,   /* a file's contents are malformed or truncated */
     KILN_ERR_COMPILE,  /* the C compiler or the loader failed */
-    KILN_ERR_UNSUPPORTED /* valid request that this version cannot do */
+    KILN_ERR_UNSUPPORTED, /* valid request that this version cannot do */
+    KILN_INTERRUPTED   /* a main loop stopped on SIGINT or SIGTERM (train.h); not a failure */
 };
 
 enum kiln_dtype { KILN_DTYPE_F32, KILN_DTYPE_F64, KILN_DTYPE_I32 };

@@ -50,8 +50,48 @@ KILN_API enum kiln_status kiln_main_loop_add_extension(kiln_main_loop *m, kiln_e
 ** iteration and what failed; the current row then gets got_exception = True
 ** and on_error extensions run. An epoch with no batch is an error. A loop
 ** that finished or failed does not run again (KILN_ERR_STATE); one whose
-** checks failed before training started (bindings, extensions) may. */
+** checks failed before training started (bindings, extensions) may.
+**
+** Callbacks, in Blocks' order: before_training (first run only), then
+** on_resumption when iterations_done > 0 (a loop run again after an
+** interrupt, or continuing an SQLite log), then per epoch before_epoch, per
+** batch before_batch, train_step, iterations_done += 1, after_batch, the
+** finish check; epochs_done += 1, after_epoch, the finish check; at the end
+** training_finished = True in the current row and after_training.
+**
+** Non-finite values: after every train_step the cost is checked, and the
+** parameters after every epoch (and every n batches, see
+** kiln_main_loop_set_finite_check); a NaN or infinity stops the run with
+** KILN_ERR_STATE and a message naming the value (the cost, or the
+** parameter's path and element) and the iteration.
+**
+** Signals (Blocks' behaviour), while run() runs and unless turned off with
+** kiln_main_loop_set_signal_handling: a first SIGINT (Ctrl-C) finishes the
+** current epoch, a second one the current batch (a third then gets the
+** default action: the process ends), SIGTERM finishes the current batch.
+** The row where the loop stops gets epoch_interrupt_received or
+** batch_interrupt_received = True, on_interrupt extensions run (a checkpoint,
+** say), and run() returns KILN_INTERRUPTED with a message saying where it
+** stopped; after_training does not run. Such a loop may run again: it goes
+** on where it stopped (mid-epoch after a batch interrupt), calling
+** on_resumption first. The handlers are installed when run() starts and the
+** previous ones restored when it returns; the flags they set are the one
+** process-wide state of the main loop (a pair of volatile sig_atomic_t). A
+** run that starts while another loop's handlers are installed (a loop run
+** from an extension, or in another thread) leaves them alone and reads no
+** signal itself. */
 KILN_API enum kiln_status kiln_main_loop_run(kiln_main_loop *m);
+/* Whether run() handles SIGINT and SIGTERM (above); default true. Set before
+** a run. */
+KILN_API enum kiln_status kiln_main_loop_set_signal_handling(kiln_main_loop *m, bool on);
+/* The non-finite check (kiln_main_loop_run): on (default true) checks the
+** cost after every batch and the parameters after every epoch and, when
+** params_every_n_batches > 0, after every that many batches (default 0:
+** epoch ends only; a check reads every parameter, and at batch size 1 it
+** applies the step's deferred updates early). KILN_ERR_ARG for a negative
+** count. */
+KILN_API enum kiln_status kiln_main_loop_set_finite_check(kiln_main_loop *m, bool on,
+                                                          int64_t params_every_n_batches);
 
 /* Status and log. */
 KILN_API int64_t kiln_main_loop_epochs_done(const kiln_main_loop *m);
@@ -70,7 +110,9 @@ KILN_API enum kiln_status kiln_main_loop_record(const kiln_main_loop *m, int64_t
 /* FinishAfter: request the end after n epochs or n batches (0 = unused). */
 KILN_API kiln_extension *kiln_finish_after(int64_t after_n_epochs, int64_t after_n_batches);
 /* Printing to out (NULL: stdout), Blocks' format, before the first epoch,
-** after every epoch and after training. out is borrowed: it must stay open
+** after every epoch, after training, on resumption ("TRAINING HAS BEEN
+** RESUMED") and on interrupt ("TRAINING HAS BEEN INTERRUPTED", without the
+** status, as Blocks prints it). out is borrowed: it must stay open
 ** while the extension lives. */
 KILN_API kiln_extension *kiln_printing(FILE *out);
 /* DataStreamMonitoring: evaluate variables (the program's cost or monitors)
@@ -83,8 +125,109 @@ KILN_API kiln_extension *kiln_data_stream_monitoring(const kiln_node *variables,
                                                      kiln_stream *stream, const char *prefix);
 /* ProgressBar: a bar on out (NULL: stderr) during each epoch, only when out
 ** is a terminal; elsewhere it writes nothing. out is borrowed: it must stay
-** open while the extension lives. */
+** open while the extension lives. After each batch it redraws one line:
+**   Epoch 1, step 3 of 4 ( 75%) |##############################          |
+**   Elapsed Time: 0:00:01, 2.9 batches/s, ETA: 0:00:00
+** (one line, '\r' before it), the rate being batches of this epoch per
+** second of this epoch, the ETA the epoch's remaining batches at that rate. */
 KILN_API kiln_extension *kiln_progress_bar(FILE *out);
+/* The same bar, drawn whatever out is (a log file, a pipe). */
+KILN_API kiln_extension *kiln_progress_bar_always(FILE *out);
+
+/* Timing (Blocks' Timing(prefix)): records, for `level` batch (when
+** triggered after a batch) or epoch (after an epoch),
+**   <prefix>_time_train_this_<level>      seconds in train_step per batch or
+**                                         epoch since the last record
+**   <prefix>_time_read_data_this_<level>  the same for reading batches
+**   <prefix>_time_train_total, <prefix>_time_read_data_total  over the loop
+** (no "<prefix>_" when prefix is NULL or ""), and time_initialization (no
+** prefix, as in Blocks) before the first epoch: the seconds run() spent
+** checking bindings and extensions before before_training. Averaged over
+** the batches or epochs since the last call, as Blocks' every_n_* triggers
+** give. Default triggers: before_first_epoch and after_epoch (add
+** KILN_TRIGGER_AFTER_BATCH for per-batch times). Put it before Printing. */
+KILN_API kiln_extension *kiln_timing(const char *prefix);
+/* Timestamp (Blocks' Timestamp(log_record, separator)): a text record
+** log_record (NULL: "timestamp") holding the local time as Python's
+** datetime.now().isoformat(separator) writes it: "2026-11-29 20:45:39.123456"
+** (no fraction when the microseconds are 0). separator: NULL is ' '.
+** Default triggers: before_training, after_epoch, on_error, on_interrupt,
+** on_resumption, after_training. */
+KILN_API kiln_extension *kiln_timestamp(const char *log_record, const char *separator);
+
+/* Aggregation schemes (Blocks' aggregation: how a monitoring extension turns
+** per-batch values into one record):
+**   MEAN           mean of the batch values, each batch weighted equally
+**                  (Blocks' default Mean(v, 1): a short last batch counts
+**                  fully)
+**   WEIGHTED_MEAN  sum of value * batch size over sum of batch sizes
+**                  (Blocks' mean(v * B, B): a mean per example)
+**   TAKE_LAST      the last batch's value (Blocks' TakeLast)
+**   MINIMUM, MAXIMUM  over the batches (Blocks' Minimum, Maximum) */
+enum kiln_aggregation {
+    KILN_AGGREGATE_MEAN,
+    KILN_AGGREGATE_WEIGHTED_MEAN,
+    KILN_AGGREGATE_TAKE_LAST,
+    KILN_AGGREGATE_MINIMUM,
+    KILN_AGGREGATE_MAXIMUM
+};
+/* TrainingDataMonitoring (Blocks' TrainingDataMonitoring(variables,
+** prefix)): the values of variables that train_step computes before its
+** update (the cost, monitors, KILN_TOTAL_GRADIENT_NORM, ...: the program's
+** kiln_compile_options.monitors) are read after every batch, whatever the
+** triggers, and aggregated; when the extension is triggered it records
+** `<prefix>_<name>` = the aggregate over the batches since its last record
+** and starts over (nothing when no batch ran since). The default scheme is
+** TAKE_LAST, as Blocks' TrainingDataMonitoring takes the last value of a
+** variable with no aggregation scheme; kiln_monitoring_set_aggregation
+** changes it. Default triggers: before_training (where Blocks sets up its
+** buffer; kiln empties it) and after_epoch (as Blocks users pass it).
+** variables and prefix are copied. Errors as DataStreamMonitoring's. */
+KILN_API kiln_extension *kiln_training_data_monitoring(const kiln_node *variables, int n,
+                                                       const char *prefix);
+/* The scheme of variable i (in the order given) of a TrainingDataMonitoring
+** or DataStreamMonitoring (whose default is MEAN). Set before a run.
+** KILN_ERR_ARG: not a monitoring extension, i out of range, unknown scheme. */
+KILN_API enum kiln_status kiln_monitoring_set_aggregation(kiln_extension *e, int i,
+                                                          enum kiln_aggregation scheme);
+
+/* TrackTheBest (Blocks' TrackTheBest(record_name, notification_name,
+** choose_best)): when the current row has record_name and its value is
+** better than the best so far (lower; higher when maximize, Blocks'
+** choose_best=max) or no best is known, writes notification_name = True
+** (NULL: "<record_name>_best_so_far") into the current row and keeps the
+** value as the best (Blocks' status "best_<record_name>"). A loop that
+** resumes (iterations_done > 0 when the run starts) takes the best from
+** the log: record_name in the latest row with the notification. Default
+** trigger after_epoch; put it after the extension writing the record. */
+KILN_API kiln_extension *kiln_track_the_best(const char *record_name, const char *notification_name,
+                                             bool maximize);
+/* The best value so far of a TrackTheBest: KILN_ERR_NOT_FOUND when none yet,
+** KILN_ERR_ARG when e is not one. */
+KILN_API enum kiln_status kiln_track_the_best_value(const kiln_extension *e, double *best);
+/* FinishIfNoImprovementAfter (Blocks' stopping.FinishIfNoImprovementAfter(
+** notification_name, iterations, epochs, patience_log_record)): when
+** triggered, a current row holding notification_name (any value) marks a
+** new best; once one was seen, it records the patience left, iterations
+** (or epochs) minus those done since the last best, under
+** patience_log_record (NULL: "<notification_name>_patience_iterations" or
+** "..._patience_epochs"), and requests the end when it reaches 0 or less
+** (Blocks tests == 0, which a trigger coarser than the measure steps over).
+** Exactly one of iterations and epochs is > 0. Default trigger after_epoch. */
+KILN_API kiln_extension *kiln_finish_if_no_improvement_after(const char *notification_name,
+                                                             int64_t iterations, int64_t epochs,
+                                                             const char *patience_log_record);
+/* EarlyStopping (Blocks' stopping.EarlyStopping(record_name,
+** notification_name, choose_best, iterations, epochs)): a CompositeExtension
+** of TrackTheBest(record_name, notification_name, maximize) and
+** FinishIfNoImprovementAfter(notification_name, iterations, epochs), both
+** after_epoch, in that order; its own trigger is before_training (where
+** Blocks arranges a checkpoint; kiln's own do() does nothing). To save the
+** best model, give a checkpoint extension the trigger
+** kiln_extension_add_on_log_record(ckpt, KILN_CALLBACK_AFTER_EPOCH,
+** "<record_name>_best_so_far") and add it after this one. */
+KILN_API kiln_extension *kiln_early_stopping(const char *record_name, const char *notification_name,
+                                             bool maximize, int64_t iterations, int64_t epochs);
 
 /* ---- Hyperparameters between steps ----------------------------------------
 **
@@ -180,7 +323,10 @@ KILN_API void kiln_extension_destroy(kiln_extension *e);
 ** made the same way: their triggers can be replaced with
 ** kiln_extension_clear_triggers() + kiln_extension_add_trigger(). */
 
-/* The main loop's callbacks, in the order a run calls them. */
+/* The main loop's callbacks (Blocks' TrainingExtension methods); see
+** kiln_main_loop_run for the order a run calls them in. Blocks'
+** before_first_epoch is no callback but a trigger (before_epoch while
+** epochs_done == 0), here as in Blocks. */
 enum kiln_callback {
     KILN_CALLBACK_BEFORE_TRAINING,
     KILN_CALLBACK_BEFORE_EPOCH,
@@ -189,10 +335,11 @@ enum kiln_callback {
     KILN_CALLBACK_AFTER_EPOCH,
     KILN_CALLBACK_AFTER_TRAINING,
     KILN_CALLBACK_ON_ERROR,
-    /* Right after before_training when the loop resumes a run (iterations
-    ** done > 0: a checkpoint was loaded, checkpoint.h). */
+    /* After before_training when a run starts with iterations_done > 0: a
+    ** checkpoint was loaded (checkpoint.h), or the loop runs again after an
+    ** interrupt. */
     KILN_CALLBACK_ON_RESUMPTION,
-    /* When a run is interrupted (Blocks' SIGINT / SIGTERM handling). */
+    /* When a run stops on SIGINT or SIGTERM (kiln_main_loop_run). */
     KILN_CALLBACK_ON_INTERRUPT
 };
 
@@ -234,11 +381,20 @@ KILN_API kiln_extension *kiln_extension_create(const char *name, kiln_extension_
 ** KILN_ERR_NOMEM. */
 KILN_API enum kiln_status kiln_extension_add_trigger(kiln_extension *e, enum kiln_trigger t,
                                                      int64_t n);
+/* Blocks' add_condition([which], OnLogRecord(record)): fire on callback
+** `which` when the current row holds record with a true value (a nonzero
+** number, True, non-empty text), as Blocks' predicates.OnLogRecord reads
+** it. record is copied (1..KILN_MAX_NAME characters). KILN_ERR_ARG,
+** KILN_ERR_NOMEM. */
+KILN_API enum kiln_status kiln_extension_add_on_log_record(kiln_extension *e, enum kiln_callback which,
+                                                           const char *record);
 /* Remove every trigger (Blocks' set_conditions() with none). */
 KILN_API void kiln_extension_clear_triggers(kiln_extension *e);
 /* Name (borrowed): the one given, or the class name ("FinishAfter",
 ** "Printing", "DataStreamMonitoring", "ProgressBar", "SharedVariableModifier",
-** "ModifyStepperAttribute"). */
+** "ModifyStepperAttribute", "Timing", "Timestamp", "TrainingDataMonitoring",
+** "TrackTheBest", "FinishIfNoImprovementAfter", "EarlyStopping",
+** "CompositeExtension"). */
 KILN_API const char *kiln_extension_name(const kiln_extension *e);
 KILN_API const char *kiln_extension_errmsg(const kiln_extension *e);
 /* Record why e failed (printf format); returns status. */
@@ -248,6 +404,24 @@ KILN_API enum kiln_status kiln_extension_fail(kiln_extension *e, enum kiln_statu
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+
+/* CompositeExtension (Blocks' CompositeExtension(sub_extensions,
+** run_before_children)): an extension named name (NULL:
+** "CompositeExtension") that takes subs[0..n) (also on failure; the array
+** is the caller's) and, on every callback, runs its own triggers and then
+** each sub-extension's on theirs, in order (its own last when
+** run_before_children is false). Its own function fn may be NULL (Blocks'
+** do() that does nothing); then it has no triggers. A sub-extension that
+** belongs to a loop or another composite stays its owner's and the
+** composite carries the error (as for a NULL one). Sub-extensions are checked when the composite is added and run as
+** part of it; kiln_main_loop_find_extension sees only the top level. */
+KILN_API kiln_extension *kiln_composite_extension(const char *name, kiln_extension *const *subs,
+                                                  int n, bool run_before_children,
+                                                  kiln_extension_fn fn, void *user,
+                                                  void (*free_user)(void *user));
+/* Sub-extension i of a composite (borrowed), NULL when out of range or e is
+** no composite. */
+KILN_API kiln_extension *kiln_extension_sub(const kiln_extension *e, int i);
 
 /* The extension of m with this name (borrowed, valid while m lives), NULL
 ** when none. */
