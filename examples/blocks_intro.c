@@ -6,10 +6,12 @@
 ** Constant(0); GradientDescent with Scale(0.1); batches of 256 in order;
 ** the test set monitored in batches of 1024 with the prefix "test".
 **
-**   blocks_intro [--epochs N] [--data DIR]
+**   blocks_intro [--epochs N] [--data DIR] [--plot PATH]
 **
 ** DIR holds the four IDX files of Fashion-MNIST (Debian's
-** dataset-fashion-mnist puts them in /usr/share/datasets/fashion-mnist). */
+** dataset-fashion-mnist puts them in /usr/share/datasets/fashion-mnist).
+** --plot writes a live plot of the test cost and error rate to the page
+** PATH (Blocks' Plot extension; open it in a browser while training runs). */
 #include <kiln/kiln.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +21,7 @@
 
 static int usage(const char *argv0)
 {
-    fprintf(stderr, "usage: %s [--epochs N] [--data DIR]\n", argv0);
+    fprintf(stderr, "usage: %s [--epochs N] [--data DIR] [--plot PATH]\n", argv0);
     return 2;
 }
 
@@ -42,6 +44,7 @@ int main(int argc, char **argv)
 {
     long epochs = 1;
     const char *data = DEFAULT_DATA;
+    const char *plot = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--epochs") == 0 && i + 1 < argc) {
             char *end;
@@ -50,6 +53,8 @@ int main(int argc, char **argv)
                 return usage(argv[0]);
         } else if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
             data = argv[++i];
+        } else if (strcmp(argv[i], "--plot") == 0 && i + 1 < argc) {
+            plot = argv[++i];
         } else {
             return usage(argv[0]);
         }
@@ -169,6 +174,15 @@ int main(int argc, char **argv)
             rc = die("extensions", kiln_main_loop_errmsg(loop));
             goto out;
         }
+    if (plot) { /* Plot('blocks_intro', [['test_cost_with_regularization'], ['test_error_rate']]) */
+        static const char *const costs[] = {"test_cost_with_regularization", NULL};
+        static const char *const errors[] = {"test_error_rate", NULL};
+        static const char *const *const figures[] = {costs, errors, NULL};
+        if (kiln_main_loop_add_extension(loop, kiln_plot("blocks_intro", plot, figures))) {
+            rc = die("plot", kiln_main_loop_errmsg(loop));
+            goto out;
+        }
+    }
     if (kiln_main_loop_run(loop)) {
         rc = die("training", kiln_main_loop_errmsg(loop));
         goto out;
