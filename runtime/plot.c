@@ -77,7 +77,8 @@ typedef struct plot_state {
     char *document;
     char *page, *data, *data_base; /* data_base: the data file's name in the page's folder */
     char *library_path;
-    char *library; /* its text, read when first attached */
+    char *library; /* its text, while the page is being written */
+    bool page_written;
     int n_series;
     plot_series *series;
     int n_figures;
@@ -497,17 +498,16 @@ static enum kiln_status plot_attach(kiln_extension *e, kiln_main_loop *m)
 {
     (void)m;
     plot_state *s = e->state;
-    if (s->library)
+    if (s->page_written)
         return KILN_OK;
     enum kiln_status st = plot_load_library(e, s);
     if (st == KILN_OK)
         st = write_atomically(e, s->page, write_page, s);
     if (st == KILN_OK)
         st = plot_write_data(e, s);
-    if (st != KILN_OK) {
-        free(s->library); /* try again at the next attach */
-        s->library = NULL;
-    }
+    free(s->library); /* in the page now */
+    s->library = NULL;
+    s->page_written = st == KILN_OK;
     return st;
 }
 
@@ -700,7 +700,7 @@ enum kiln_status kiln_plot_set_library(kiln_extension *e, const char *path)
     if (!path)
         return kiln_err_set(&e->err, KILN_ERR_ARG, "plot_set_library: path is NULL");
     plot_state *s = e->state;
-    if (e->loop || s->library)
+    if (e->loop || s->page_written)
         return kiln_err_set(&e->err, KILN_ERR_STATE,
                             "plot_set_library: the extension belongs to a main loop, which "
                             "wrote its page (set the library before adding it)");
