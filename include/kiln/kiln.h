@@ -10,5 +10,6 @@
 #include "compile.h"
 #include "data.h"
 #include "train.h"
+#include "cache.h"
 
 #endif
