@@ -257,6 +257,8 @@ static enum kiln_status write_atomically(kiln_extension *e, const char *path,
 
 /* ---- The data file ------------------------------------------------------------ */
 
+/* The data file: the header, the figures (title, series indices), then each
+** series (name, colour, x, y). Write errors show in ferror(f). */
 static void write_data(FILE *f, const plot_state *s)
 {
     fputs("/* kiln's Plot extension: the data of a live plot page, rewritten after each "
@@ -600,7 +602,9 @@ static int plot_series_index(plot_state *s, const char *name)
     return s->n_series++;
 }
 
-/* Check the figures and copy them into s; false with e's error set. */
+/* Check the figures and copy them into s; false with e's error set.
+** Plan: 1. count the figures; 2. per figure, check each name (length, not
+** twice in the figure) and point it at its series, made on first sight. */
 static bool plot_copy_figures(kiln_extension *e, plot_state *s, const char *const *const *figures)
 {
     if (!figures || !figures[0]) {
