@@ -7,7 +7,7 @@
 ** the test set monitored in batches of 1024 with the prefix "test".
 **
 **   blocks_intro [--epochs N] [--data DIR] [--step-rule RULE]
-**                [--checkpoint PATH] [--resume PATH]
+**                [--checkpoint PATH] [--resume PATH] [--plot PATH]
 **
 ** DIR holds the four IDX files of Fashion-MNIST (Debian's
 ** dataset-fashion-mnist puts them in /usr/share/datasets/fashion-mnist).
@@ -19,7 +19,10 @@
 ** Checkpoint); --resume PATH loads it before training (Blocks' Load) and
 ** goes on from there: N is then the total number of epochs, so resume with
 ** a larger N than the checkpoint has done. The resumed run gives the
-** parameters, optimiser state and log a run that never stopped gives. */
+** parameters, optimiser state and log a run that never stopped gives.
+** --plot PATH writes a live plot of the test cost and error rate to the
+** page PATH (Blocks' Plot extension; open it in a browser while training
+** runs; docs/guide.md, "Live plots"). */
 #include <kiln/kiln.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +33,7 @@
 static int usage(const char *argv0)
 {
     /* One line, as tests/test_train_e2e.c expects; the other options
-    ** (--step-rule, --checkpoint, --resume) are in the comment above. */
+    ** (--step-rule, --checkpoint, --resume, --plot) are in the comment above. */
     fprintf(stderr, "usage: %s [--epochs N] [--data DIR]\n", argv0);
     return 2;
 }
@@ -75,6 +78,7 @@ int main(int argc, char **argv)
     long epochs = 1;
     const char *data = DEFAULT_DATA, *checkpoint = NULL, *resume = NULL;
     kiln_step_rule rule = kiln_step_scale(0.1);
+    const char *plot = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--epochs") == 0 && i + 1 < argc) {
             char *end;
@@ -90,6 +94,8 @@ int main(int argc, char **argv)
             checkpoint = argv[++i];
         } else if (strcmp(argv[i], "--resume") == 0 && i + 1 < argc) {
             resume = argv[++i];
+        } else if (strcmp(argv[i], "--plot") == 0 && i + 1 < argc) {
+            plot = argv[++i];
         } else {
             return usage(argv[0]);
         }
@@ -223,6 +229,15 @@ int main(int argc, char **argv)
         (resume && kiln_main_loop_add_extension(loop, kiln_load(resume, true, true)))) {
         rc = die("extensions", kiln_main_loop_errmsg(loop));
         goto out;
+    }
+    if (plot) { /* Plot('blocks_intro', [['test_cost_with_regularization'], ['test_error_rate']]) */
+        static const char *const costs[] = {"test_cost_with_regularization", NULL};
+        static const char *const errors[] = {"test_error_rate", NULL};
+        static const char *const *const figures[] = {costs, errors, NULL};
+        if (kiln_main_loop_add_extension(loop, kiln_plot("blocks_intro", plot, figures))) {
+            rc = die("plot", kiln_main_loop_errmsg(loop));
+            goto out;
+        }
     }
     if (kiln_main_loop_run(loop)) {
         rc = die("training", kiln_main_loop_errmsg(loop));

@@ -491,6 +491,17 @@ static int64_t modify_null_state(void)
     kiln_schedule s = kiln_schedule_exponential(0.1, 0.5, 0, 1);
     return ext_failed(kiln_modify_stepper_attribute(&s, NULL, KILN_TIMESCALE_EPOCH, 1));
 }
+static const char *const PLOT_CHANNELS[] = {"cost", NULL};
+static const char *const *const PLOT_FIGURES[] = {PLOT_CHANNELS, NULL};
+/* A Plot refusing a NULL library path says so, and adding it then fails. */
+static int64_t plot_null_library(void)
+{
+    kiln_extension *e = kiln_plot("d", "p.html", PLOT_FIGURES);
+    int64_t ok = e && kiln_plot_set_library(e, NULL) == KILN_ERR_ARG &&
+                 strstr(kiln_extension_errmsg(e), "path is NULL");
+    kiln_extension_destroy(e);
+    return ok;
+}
 static int64_t clone_null_name(void) { return made_brick(kiln_brick_clone(F.lin, NULL)); }
 static int64_t brick_create_null_name(void) { return made_brick(kiln_brick_create(&PROBE_CLASS, NULL)); }
 
@@ -983,6 +994,11 @@ enum holder { H_NONE, H_GRAPH, H_LIN, H_SM, H_CCE, H_PROBE, H_PARAM, H_PROGRAM, 
     X(kiln_schedule_value, "s", K_INT, 1, H_NONE, schedule_value_null()) \
     X(kiln_modify_stepper_attribute, "s", K_INT, 1, H_NONE, ext_failed(kiln_modify_stepper_attribute(NULL, "learning_rate", KILN_TIMESCALE_EPOCH, 1))) \
     X(kiln_modify_stepper_attribute, "state", K_INT, 1, H_NONE, modify_null_state()) \
+    X(kiln_plot, "document", K_INT, 1, H_NONE, ext_failed(kiln_plot(NULL, "p.html", PLOT_FIGURES))) \
+    X(kiln_plot, "path", K_INT, 1, H_NONE, ext_failed(kiln_plot("d", NULL, PLOT_FIGURES))) \
+    X(kiln_plot, "channels", K_INT, 1, H_NONE, ext_failed(kiln_plot("d", "p.html", NULL))) \
+    X(kiln_plot_set_library, "e", K_STATUS, ST_ARG, H_NONE, kiln_plot_set_library(NULL, "chart.js")) \
+    X(kiln_plot_set_library, "path", K_INT, 1, H_NONE, plot_null_library()) \
     X(kiln_extension_destroy, "e", K_VOID, 0, H_NONE, kiln_extension_destroy(NULL)) \
     X(kiln_extension_create, "name", K_INT, 1, H_NONE, made_ext(kiln_extension_create(NULL, probe_fn, NULL, NULL))) \
     X(kiln_extension_create, "fn", K_INT, 1, H_NONE, ext_failed(kiln_extension_create("e", NULL, NULL, NULL))) \

@@ -964,6 +964,7 @@ START_TEST(example_bad_command_line_exits_2_with_usage)
         {"--epochs", "2x", NULL},
         {"--epochs", NULL},
         {"--data", NULL},
+        {"--plot", NULL},
         {"extra", NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -1066,6 +1067,41 @@ START_TEST(example_tiny_dataset_trains_and_prints_the_log)
 }
 END_TEST
 
+/* --plot PATH: the page and the points of both monitored channels (before
+** the first epoch and after each); a page in a missing folder is refused
+** before training, naming it. The page itself is tested in test_plot.c. */
+START_TEST(example_plot_writes_the_page_and_its_points)
+{
+    write_dataset("d", 300, 100);
+    char dir[PATH_MAX], page[PATH_MAX], data[PATH_MAX];
+    tmp_path(dir, "d", NULL);
+    tmp_path(page, "plot.html", NULL);
+    tmp_path(data, "plot.data.js", NULL);
+    const char *args[] = {"--data", dir, "--epochs", "2", "--plot", page, NULL};
+    proc r;
+    run_example(args, &r);
+    assert_exit(&r, 0);
+    proc_free(&r);
+    char *html = slurp(page), *js = slurp(data);
+    assert_has(html, "<title>blocks_intro</title>");
+    assert_has(js, "\"state\": \"finished\"");
+    assert_has(js, "{\"name\": \"test_cost_with_regularization\", \"color\": \"#1f77b4\",\n   \"x\": [0, 2, 4],");
+    assert_has(js, "{\"name\": \"test_error_rate\", \"color\": \"#ff7f0e\",\n   \"x\": [0, 2, 4],");
+    free(html);
+    free(js);
+
+    tmp_path(page, "no_such_folder", "plot.html");
+    const char *bad[] = {"--data", dir, "--plot", page, NULL};
+    run_example(bad, &r);
+    assert_exit(&r, 1);
+    assert_one_line(r.err);
+    assert_has(r.err, "blocks_intro: plot: extension 'Plot': ");
+    assert_has(r.err, "no_such_folder/plot.html.tmp: cannot create: No such file or directory");
+    ck_assert_ptr_null(strstr(r.out, "BEFORE FIRST EPOCH"));
+    proc_free(&r);
+}
+END_TEST
+
 static Suite *train_e2e_suite(void)
 {
     Suite *s = suite_create("train_e2e");
@@ -1095,6 +1131,7 @@ static Suite *train_e2e_suite(void)
     tcase_add_test(tc, example_bad_command_line_exits_2_with_usage);
     tcase_add_test(tc, example_tiny_dataset_trains_and_prints_the_log);
     tcase_add_test(tc, example_resumed_run_reports_the_uninterrupted_one);
+    tcase_add_test(tc, example_plot_writes_the_page_and_its_points);
     suite_add_tcase(s, tc);
     return s;
 }

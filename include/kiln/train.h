@@ -229,6 +229,38 @@ KILN_API kiln_extension *kiln_finish_if_no_improvement_after(const char *notific
 KILN_API kiln_extension *kiln_early_stopping(const char *record_name, const char *notification_name,
                                              bool maximize, int64_t iterations, int64_t epochs);
 
+/* Blocks' Plot(document, channels): a live plot of log records, as a page
+** the browser opens from disk (no server, no network). channels is a
+** NULL-terminated array of figures, each a NULL-terminated array of log keys
+** drawn together (Blocks' [['train_cost', 'test_cost'], ['error_rate']]):
+**   static const char *const costs[] = {"train_cost", "test_cost", NULL};
+**   static const char *const errors[] = {"error_rate", NULL};
+**   static const char *const *const figures[] = {costs, errors, NULL};
+**   kiln_plot("MNIST", "run/plot.html", figures);
+** Each report adds a point (iterations_done, value) to every channel that
+** the log's current row holds. The page is written to path (HTML with
+** Debian's Chart.js inlined) and the points to a data file beside it, path
+** less ".html" plus ".data.js", rewritten atomically after each report (at
+** most once a second for batch triggers); the open page redraws as they
+** change. Names are data: any characters are safe. Non-finite values are
+** gaps in the curve, named under the figure.
+** Triggers: Blocks' (before_first_epoch, after_epoch, after_training) and
+** on_error; add KILN_TRIGGER_AFTER_BATCH for a point per batch. Both files
+** are written when the extension is added to a main loop (a path in a
+** missing folder, or an unreadable library, fails there); a write that
+** fails later stops the run. document, path and channels are copied. An
+** extension named "Plot" (carrying the error for a NULL or empty argument,
+** an empty figure, a name twice in one figure, or a name of more than
+** KILN_MAX_NAME characters); NULL only when out of memory. */
+KILN_API kiln_extension *kiln_plot(const char *document, const char *path,
+                                   const char *const *const *channels);
+/* The Chart.js 3 build to inline into the page (copied; default: the
+** build's -Dchartjs, Debian's /usr/share/javascript/chart.js/chart.min.js).
+** Only before e is added to a main loop (KILN_ERR_STATE after). e not a
+** Plot, or path NULL: KILN_ERR_ARG. A failure is also kept in e (adding e
+** then fails with its message). */
+KILN_API enum kiln_status kiln_plot_set_library(kiln_extension *e, const char *path);
+
 /* ---- Hyperparameters between steps ----------------------------------------
 **
 ** A step rule's hyperparameters (learning rate, momentum, decay rates, ...)
@@ -394,7 +426,7 @@ KILN_API void kiln_extension_clear_triggers(kiln_extension *e);
 ** "Printing", "DataStreamMonitoring", "ProgressBar", "SharedVariableModifier",
 ** "ModifyStepperAttribute", "Timing", "Timestamp", "TrainingDataMonitoring",
 ** "TrackTheBest", "FinishIfNoImprovementAfter", "EarlyStopping",
-** "CompositeExtension"). */
+** "CompositeExtension", "Plot"). */
 KILN_API const char *kiln_extension_name(const kiln_extension *e);
 KILN_API const char *kiln_extension_errmsg(const kiln_extension *e);
 /* Record why e failed (printf format); returns status. */
