@@ -9,5 +9,6 @@
 #include "compile.h"
 #include "data.h"
 #include "train.h"
+#include "network.h"
 
 #endif
