@@ -93,10 +93,12 @@ static void accumulate(ad *d, int32_t input, kiln_node c)
     d->adj[input] = d->adj[input] < 0 ? c.id : kiln_expr_add(d->g, N(d->adj[input]), c).id;
 }
 
-/* Zeros of x's shape. */
+/* Zeros of x's shape. s is copied first: it may point into the node array,
+** which adding the constant can move. */
 static kiln_node zeros_like(kiln_graph *g, const kiln_shape *s)
 {
-    return kiln_expr_broadcast_to(g, kiln_expr_constant(g, 0.0), s);
+    const kiln_shape shape = *s;
+    return kiln_expr_broadcast_to(g, kiln_expr_constant(g, 0.0), &shape);
 }
 
 /* The adjoint of a tuple node's result k: the sum of its PROJ readers'. */

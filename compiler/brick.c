@@ -65,7 +65,8 @@
 ** parameter of no brick (Theano's shared variable), owned by the caller.
 **
 ** Randomness: initialize() on a brick seeds a kiln_rng with the brick's seed
-** (default 1, Blocks' config.default_seed) and hands the same stream to its
+** (default: the configuration's default_seed, 1 unless set, as Blocks'
+** config.default_seed; read when initialize() needs it) and hands the same stream to its
 ** children in child order, as Blocks pushes its rng; a child given its own
 ** seed (kiln_brick_set_seed) starts its own stream. Re-initializing re-seeds,
 ** so initialize() is deterministic. `rng` is set only while the class's
@@ -92,9 +93,8 @@
 #include "compiler/init.h"
 #include "compiler/rng.h"
 #include "compiler/store.h"
+#include "runtime/config.h"
 
-/* Blocks' config.default_seed. */
-#define KILN_BRICK_DEFAULT_SEED 1
 /* Room for a list of names in a message ("y, y_hat"); longer ones end in "...". */
 #define NAME_LIST_MAX 160
 
@@ -1011,7 +1011,11 @@ static enum kiln_status initialize(kiln_brick *b, kiln_rng *rng)
         return b->err.status;
     kiln_rng own;
     if (b->seed_set || !rng) {
-        kiln_rng_seed_u64(&own, b->seed_set ? b->seed : KILN_BRICK_DEFAULT_SEED);
+        uint64_t seed;
+        kiln_err cfg;
+        if (kiln_config_resolve_seed(b->seed_set ? b->seed : KILN_SEED_DEFAULT, &seed, &cfg) != KILN_OK)
+            return kiln_brick_fail(b, cfg.status, "initialize: %s", cfg.msg);
+        kiln_rng_seed_u64(&own, seed);
         rng = &own;
     }
     for (int i = 0; i < b->n_children; i++) {
@@ -1251,10 +1255,18 @@ static enum kiln_status check_input(kiln_brick *b, kiln_graph *g, const kiln_bri
     return KILN_OK;
 }
 
-/* A fresh node equal to x (Blocks copies application outputs). */
+/* A fresh node equal to x (Blocks copies application outputs). An integer
+** value (an argmax, labels) is copied by an identity reshape: arithmetic
+** takes floats only (#10: an emitter's int32 outputs handed back). */
 static kiln_node copy_node(kiln_graph *g, kiln_node x)
 {
-    return kiln_expr_mul(g, x, kiln_expr_constant(g, 1.0));
+    const kiln_node_rec *r = rec_of(g, x);
+    if (r->dtype == g->floatx)
+        return kiln_expr_mul(g, x, kiln_expr_constant(g, 1.0));
+    kiln_node_rec rec = kiln_rec(KILN_OP_RESHAPE, r->dtype, 1, &x.id);
+    rec.shape = r->shape;
+    int32_t id = kiln_graph_add(g, &rec);
+    return (kiln_node){id < 0 ? -1 : id};
 }
 
 /* Whether output o is a node the application did not make: an input, or a
@@ -1423,6 +1435,53 @@ enum kiln_status kiln_brick_apply(kiln_brick *b, kiln_graph *g, kiln_node input,
                 n = 1;
     }
     return kiln_brick_call(b, "apply", g, in, n, out, 1);
+}
+
+bool kiln_bricks_are_roots(kiln_brick *const *bricks, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (!bricks[i])
+            continue;
+        if (bricks[i]->parent)
+            return false;
+        for (int j = 0; j < i; j++)
+            if (bricks[j] == bricks[i])
+                return false;
+    }
+    return true;
+}
+
+void kiln_bricks_destroy_roots(kiln_brick *const *bricks, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (bricks[i] && !bricks[i]->parent)
+            kiln_brick_destroy(bricks[i]);
+}
+
+enum kiln_status kiln_brick_child_call(kiln_brick *b, int i, const char *app, kiln_graph *g, const kiln_node *in,
+                                       int n_in, kiln_node *out, int n_out)
+{
+    kiln_brick *c = kiln_brick_child(b, i);
+    if (kiln_brick_call(c, app, g, in, n_in, out, n_out) != KILN_OK)
+        return kiln_brick_fail_from(b, c);
+    return KILN_OK;
+}
+
+uint64_t kiln_brick_seed(const kiln_brick *b)
+{
+    for (; b; b = b->parent)
+        if (b->seed_set)
+            return b->seed;
+    return KILN_SEED_DEFAULT; /* the configuration's default_seed, resolved by kiln_graph_random_state */
+}
+
+int64_t kiln_brick_app_input_dim(const kiln_brick *b, const char *app, const char *name)
+{
+    const app_view *v = app_find(b, app);
+    for (int i = 0; v && i < v->n_inputs; i++)
+        if (strcmp(v->inputs[i].name, name) == 0)
+            return kiln_brick_input_dim(b, &v->inputs[i]);
+    return 0;
 }
 
 /* ---- copies (prototypes) ------------------------------------------------------ */

@@ -50,6 +50,45 @@ enum kiln_status kiln_brick_status(const kiln_brick *b);
 ** returns the previous ones, for the caller to put back. */
 const kiln_recurrent_options *kiln_brick_swap_options(kiln_brick *b, const kiln_recurrent_options *o);
 
+/* Bricks given to a constructor: distinct bricks without a parent (NULL
+** entries allowed); anything else is the caller's misuse. */
+bool kiln_bricks_are_roots(kiln_brick *const *bricks, int n);
+/* Destroy the bricks of bricks[0..n) still without a parent (NULL entries
+** skipped): a constructor that failed after taking them. */
+void kiln_bricks_destroy_roots(kiln_brick *const *bricks, int n);
+
+/* The seed of b's random draws in a graph: the nearest seed set
+** (kiln_brick_set_seed) on b or an ancestor, else Blocks' default, 1. */
+uint64_t kiln_brick_seed(const kiln_brick *b);
+
+/* The dim input `name` of b's application app declares for its last axis
+** (kiln_brick_input_dim), 0 when unknown. */
+int64_t kiln_brick_app_input_dim(const kiln_brick *b, const char *app, const char *name);
+
+/* What a recurrent application's input is: KILN_INPUT_SEQUENCE, _STATE,
+** _CONTEXT, or 0. */
+static inline unsigned kiln_input_kind(const kiln_brick_input *d)
+{
+    return d->flags & (KILN_INPUT_SEQUENCE | KILN_INPUT_STATE | KILN_INPUT_CONTEXT);
+}
+
+/* Child i's application app on in[0..n_in) (kiln_brick_call), its failure
+** made b's. */
+enum kiln_status kiln_brick_child_call(kiln_brick *b, int i, const char *app, kiln_graph *g, const kiln_node *in,
+                                       int n_in, kiln_node *out, int n_out);
+
+/* bricks_attention.c, for the sequence generator (bricks_seqgen.c): a
+** FakeAttentionRecurrent (Blocks': a transition with no attention), and
+** where an AttentionRecurrent's apply takes the attended and its mask. */
+kiln_brick *kiln_fake_attention_recurrent_create(const char *name, kiln_brick *transition);
+typedef struct kiln_attention_recurrent_info {
+    bool fake;               /* no attention, no glimpses */
+    int n_transition_inputs; /* the transition's apply inputs: apply's first ones */
+    int attended, mask;      /* their indices among apply's inputs (not when fake) */
+} kiln_attention_recurrent_info;
+/* false when b is not an (Fake)AttentionRecurrent. */
+bool kiln_attention_recurrent_layout(const kiln_brick *b, kiln_attention_recurrent_info *info);
+
 /* A recurrent application's call (bricks_recurrent.c), run by the
 ** machinery in place of app->fn once the inputs are checked: decl and outs
 ** are the application's lists as b declares them. */

@@ -20,6 +20,7 @@
 
 #include "compiler/passes.h"
 #include "compiler/store.h"
+#include "runtime/config.h"
 
 const kiln_op_info kiln_op_info_table[KILN_OP_COUNT_] = {
     [KILN_OP_INPUT] = {"input", KILN_CLASS_LEAF, 0},
@@ -726,6 +727,9 @@ kiln_node kiln_graph_random_state(kiln_graph *g, uint64_t seed)
 {
     if (!g)
         return KILN_NODE_NONE;
+    kiln_err cfg;
+    if (kiln_config_resolve_seed(seed, &seed, &cfg) != KILN_OK) /* KILN_SEED_DEFAULT (#11) */
+        return kiln_graph_fail(g, cfg.status, "random state: %s", cfg.msg);
     double key[2] = {(double)(int32_t)(uint32_t)seed, (double)(int32_t)(uint32_t)(seed >> 32)};
     for (int32_t id = 0; id < g->n_nodes; id++) {
         const kiln_node_rec *r = &g->nodes[id];

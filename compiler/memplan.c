@@ -205,6 +205,10 @@ static void plan_modes(planner *pl)
     }
     for (int i = 0; i < q->n_monitors; i++)
         pl->pinned[q->monitors[i]] = pl->keep[q->monitors[i]] = true;
+    for (int i = 0; i < q->n_train_values; i++) {
+        mark(g, p->modes, &q->train_values[i], 1, q->train_modes[i]);
+        pl->pinned[q->train_values[i]] = pl->keep[q->train_values[i]] = true;
+    }
     for (int i = 0; i < q->n_outputs; i++)
         pl->pinned[q->outputs[i]] = pl->keep[q->outputs[i]] = true;
     for (int i = 0; i < q->n_params && q->grads; i++)

@@ -54,6 +54,12 @@ typedef struct kiln_plan_request {
     int32_t cost;                 /* -1: no cost */
     const int32_t *monitors;
     int n_monitors;
+    /* values read after some entry points only (the step rule's total
+    ** norms): value i runs in the modes train_modes[i] and, as a monitor,
+    ** stays readable */
+    const int32_t *train_values;
+    const unsigned char *train_modes;
+    int n_train_values;
     const int32_t *outputs;
     int n_outputs;
     const int32_t *params;        /* PARAM nodes, in slab order */

@@ -404,6 +404,25 @@ kiln_node kiln_expr_scan(kiln_graph *g, const kiln_scan_spec *spec, const kiln_n
             }
         }
     }
+    /* ... and every state read by the step: a value the step computes
+    ** without its last value is an output, not a state */
+    for (int k = 0; k < n_state; k++) {
+        int32_t a = args[n_seq + k].id;
+        bool read = false;
+        for (int32_t id = a + 1; id < body->n_nodes && !read; id++)
+            for (int i = 0; i < body->nodes[id].n_in; i++)
+                read |= body->nodes[id].in[i] == a;
+        for (int q = 0; q < n_state + n_out; q++)
+            read |= res[q].id == a;
+        if (!read) {
+            const char *nm = R(g, ids[n_seq + k])->name;
+            kiln_graph_destroy(body);
+            return kiln_graph_fail(g, KILN_ERR_ARG,
+                                   "scan step: state %d%s%s%s is never read by the step (a value computed without "
+                                   "its last value is an output, not a state)",
+                                   k, nm ? " ('" : "", nm ? nm : "", nm ? "')" : "");
+        }
+    }
     /* 4. Store leaves the step read become contexts (ARGs n_args..). */
     int32_t *repl = malloc(sizeof *repl * ((size_t)body->n_nodes + 1));
     int32_t *map = malloc(sizeof *map * ((size_t)body->n_nodes + 1));
@@ -479,10 +498,12 @@ kiln_node kiln_expr_scan(kiln_graph *g, const kiln_scan_spec *spec, const kiln_n
 
 /* ---- the gradient: a reverse scan ----------------------------------------- */
 
-/* Zeros of a shape in g. */
+/* Zeros of a shape in g. s is copied first: it may point into the node
+** array, which adding the constant can move. */
 static kiln_node zeros(kiln_graph *g, const kiln_shape *s)
 {
-    return kiln_expr_broadcast_to(g, kiln_expr_constant(g, 0.0), s);
+    const kiln_shape shape = *s;
+    return kiln_expr_broadcast_to(g, kiln_expr_constant(g, 0.0), &shape);
 }
 
 /* The terms of node id read as a sum (an add tree of same-shape nodes). */

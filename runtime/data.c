@@ -76,6 +76,7 @@
 #include "compiler/rng.h"
 #include "compiler/util.h"
 #include "kiln/data.h"
+#include "runtime/config.h"
 #include "runtime/refs.h"
 
 /* Largest IDX payload accepted, in file bytes (16 GiB; MNIST is 47 MB). */
@@ -947,6 +948,10 @@ static enum kiln_status stream_begin(kiln_dataset *d, enum kiln_scheme scheme, i
     s->scheme = scheme;
     s->batch_size = batch_size;
     s->padded = padded;
+    /* KILN_SEED_DEFAULT: the configuration's default_seed (#11). */
+    kiln_err cfg;
+    if (kiln_config_resolve_seed(seed, &seed, &cfg) != KILN_OK)
+        return kiln_err_set(&s->err, cfg.status, "stream: %s", cfg.msg);
     kiln_rng_seed_u64(&s->rng, seed);
 
     /* 2. */

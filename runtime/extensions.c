@@ -289,6 +289,10 @@ static enum kiln_status printing_run(kiln_extension *e, kiln_main_loop *m, enum 
         const kiln_log_record *r = &row->records[i];
         if (r->key[0] == '_')
             continue;
+        if (r->kind == KILN_LOG_TEXT) { /* a path: Python's str() is the text */
+            fprintf(out, "\t %s: %s\n", r->key, r->text);
+            continue;
+        }
         char value[64];
         if (kiln_log_format_value(value, sizeof value, r) != 0)
             return kiln_extension_fail(e, KILN_ERR_ARG, "record '%s': value does not format",

@@ -45,11 +45,19 @@
 ** Lifetimes (#9): the loop keeps its program and stream alive (refs.h), so
 ** the caller may destroy them before the loop. It owns its extensions: one
 ** that belongs to a loop is refused by another (KILN_ERR_ARG, left to its
-** owner), and kiln_extension_destroy leaves it to its loop. */
+** owner), and kiln_extension_destroy leaves it to its loop.
+**
+** Configuration, log backend, profile (#11). The configuration is read when
+** the loop is created and applied then (log backend, profile); the loop
+** keeps no configuration. The log is told where each iteration ends
+** (kiln_log_advance), which is where an SQLite log commits, with the status;
+** a log that continues a file gives the loop its status. The profile adds
+** the time between marks to a section; off, a mark costs a branch. */
 #include "runtime/mainloop.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 const char *kiln_main_loop_callback_name(enum kiln_callback c)
 {
@@ -71,7 +79,11 @@ const char *kiln_main_loop_callback_name(enum kiln_callback c)
 void kiln_main_loop_binding_free(kiln_input_binding *b)
 {
     free(b->source);
+    free(b->values);
+    free(b->layout);
     b->source = NULL;
+    b->values = NULL;
+    b->layout = NULL;
     b->n_inputs = 0;
     b->time_major = false;
     b->d = NULL;
@@ -156,8 +168,14 @@ enum kiln_status kiln_main_loop_bind_stream(kiln_input_binding *b, kiln_program 
     if (n < 0)
         return kiln_err_set(err, KILN_ERR_ARG, "%s%sprogram reports %d inputs", pre, sep, n);
     int *src = n ? malloc((size_t)n * sizeof *src) : NULL;
-    if (n && !src)
+    int64_t *values = n ? malloc((size_t)n * sizeof *values) : NULL;
+    enum kiln_bind_layout *layout = n ? malloc((size_t)n * sizeof *layout) : NULL;
+    if (n && (!src || !values || !layout)) {
+        free(src);
+        free(values);
+        free(layout);
         return kiln_err_set(err, KILN_ERR_NOMEM, "%s%sbinding table for %d inputs", pre, sep, n);
+    }
 
     bool time_major = false;
     enum kiln_status st = KILN_OK;
@@ -199,6 +217,8 @@ enum kiln_status kiln_main_loop_bind_stream(kiln_input_binding *b, kiln_program 
         }
         time_major = time_major || tm;
         src[i] = j;
+        values[i] = have_n;
+        layout[i] = tm ? KILN_BIND_TIME_MAJOR : kiln_program_input_batched(p, i) ? KILN_BIND_BATCHED : KILN_BIND_WHOLE;
     }
 
     /* 4. The longest sequence. */
@@ -212,12 +232,16 @@ enum kiln_status kiln_main_loop_bind_stream(kiln_input_binding *b, kiln_program 
                           pre, sep, (long long)longest, (long long)t, (long long)maxt, (long long)t);
     if (st != KILN_OK) {
         free(src);
+        free(values);
+        free(layout);
         return st;
     }
 
     /* 5. Commit. */
     kiln_main_loop_binding_free(b);
     b->source = src;
+    b->values = values;
+    b->layout = layout;
     b->n_inputs = n;
     b->time_major = time_major;
     b->d = kiln_stream_dataset(s);
@@ -233,8 +257,14 @@ enum kiln_status kiln_main_loop_bind_batch(const kiln_input_binding *b, kiln_pro
             return kiln_err_set(err, KILN_ERR_STATE,
                                 "batch has %d sources, input '%s' reads source %d",
                                 batch->n_sources, kiln_program_input_name(p, i), j);
+        /* What the stream's buffer holds (sizes < 2^53: checked when it was made). */
+        int64_t count = b->values[i];
+        if (b->layout[i] != KILN_BIND_WHOLE)
+            count *= batch->size;
+        if (b->layout[i] == KILN_BIND_TIME_MAJOR)
+            count *= batch->time;
         enum kiln_status st =
-            kiln_program_bind_input(p, kiln_program_input_name(p, i), batch->sources[j]);
+            kiln_program_bind_input_n(p, kiln_program_input_name(p, i), batch->sources[j], count);
         if (st != KILN_OK)
             return kiln_err_set(err, st, "binding input '%s': %s", kiln_program_input_name(p, i),
                                 kiln_program_errmsg(p));
@@ -263,7 +293,29 @@ enum kiln_status kiln_main_loop_bind_batch(const kiln_input_binding *b, kiln_pro
 
 /* ---- Main loop: handle, status, log --------------------------------------- */
 
-enum kiln_status kiln_main_loop_create(kiln_program *p, kiln_stream *stream, kiln_main_loop **out)
+/* The log backend and profile that cfg asks for. */
+static enum kiln_status apply_config(kiln_main_loop *m, kiln_config *cfg)
+{
+    const char *backend = NULL, *path = NULL;
+    bool profile = false;
+    enum kiln_status st;
+    if ((st = kiln_config_get_string(cfg, "log_backend", &backend)) != KILN_OK ||
+        (st = kiln_config_get_bool(cfg, "profile", &profile)) != KILN_OK)
+        return kiln_err_set(&m->err, st, "configuration: %s", kiln_config_errmsg(cfg));
+    m->profile = profile;
+    if (strcmp(backend, "sqlite") != 0)
+        return KILN_OK;
+    if ((st = kiln_config_get_string(cfg, "sqlite_database", &path)) != KILN_OK)
+        return kiln_err_set(&m->err, st, "configuration: log_backend is sqlite, but %s",
+                            kiln_config_errmsg(cfg));
+    return kiln_main_loop_set_log_backend(m, KILN_LOG_BACKEND_SQLITE, path);
+}
+
+/* Plan: 1. the handle, keeping p and stream; 2. p can train and binds to
+** stream; 3. cfg's log backend and profile (cfg NULL: the defaults). A loop
+** whose configuration failed keeps the message in config_err and never runs. */
+static enum kiln_status loop_create(kiln_program *p, kiln_stream *stream, kiln_config *cfg,
+                                    kiln_main_loop **out)
 {
     KILN_API_CHECK(out);
     if (!out)
@@ -286,13 +338,41 @@ enum kiln_status kiln_main_loop_create(kiln_program *p, kiln_stream *stream, kil
     if (!kiln_program_can_train(p))
         return kiln_err_set(&m->err, KILN_ERR_STATE,
                             "main loop: the program has no train_step (compile it with a cost)");
-    return kiln_main_loop_bind_stream(&m->binding, p, stream, NULL, &m->err);
+    enum kiln_status st = kiln_main_loop_bind_stream(&m->binding, p, stream, NULL, &m->err);
+    if (st != KILN_OK || !cfg)
+        return st;
+    if ((st = apply_config(m, cfg)) != KILN_OK)
+        m->config_err = m->err;
+    return st;
+}
+
+enum kiln_status kiln_main_loop_create(kiln_program *p, kiln_stream *stream, kiln_main_loop **out)
+{
+    kiln_config *cfg = NULL;
+    enum kiln_status cst = kiln_config_load(&cfg);
+    enum kiln_status st = loop_create(p, stream, cst == KILN_OK ? cfg : NULL, out);
+    if (cst != KILN_OK && *out) {
+        kiln_err_set(&(*out)->config_err, cst, "configuration: %s", kiln_config_errmsg(cfg));
+        if (st == KILN_OK) {
+            (*out)->err = (*out)->config_err;
+            st = cst;
+        }
+    }
+    kiln_config_destroy(cfg);
+    return st;
+}
+
+enum kiln_status kiln_main_loop_create_with_config(kiln_program *p, kiln_stream *stream,
+                                                   kiln_config *cfg, kiln_main_loop **out)
+{
+    return loop_create(p, stream, cfg, out);
 }
 
 void kiln_main_loop_destroy(kiln_main_loop *m)
 {
     if (!m)
         return;
+    kiln_log_advance(&m->log, m->iterations_done, m->epochs_done, true);
     for (int i = 0; i < m->n_exts; i++)
         kiln_extension_free(m->exts[i]);
     free(m->exts);
@@ -360,6 +440,8 @@ enum kiln_status kiln_main_loop_record(const kiln_main_loop *m, int64_t iteratio
     const kiln_log_record *r = kiln_log_get(&m->log, iteration, key);
     if (!r)
         return KILN_ERR_NOT_FOUND;
+    if (r->kind == KILN_LOG_TEXT)
+        return KILN_ERR_ARG;
     *out = r->value;
     return KILN_OK;
 }
@@ -405,6 +487,155 @@ enum kiln_status kiln_main_loop_set_record_bool(kiln_main_loop *m, const char *k
     if (!m)
         return KILN_ERR_ARG;
     return kiln_main_loop_set_log(m, key, KILN_LOG_BOOL, value ? 1.0 : 0.0);
+}
+
+enum kiln_status kiln_main_loop_set_record_text(kiln_main_loop *m, const char *key,
+                                                const char *text)
+{
+    KILN_API_CHECK(m);
+    if (!m)
+        return KILN_ERR_ARG;
+    enum kiln_status st = kiln_log_set_text(&m->log, m->iterations_done, key, text);
+    if (st != KILN_OK)
+        kiln_err_copy(&m->err, &m->log.err, NULL);
+    return st;
+}
+
+enum kiln_status kiln_main_loop_record_text(kiln_main_loop *m, int64_t iteration, const char *key,
+                                            const char **out)
+{
+    KILN_API_CHECK(m && key && out);
+    if (!m || !key || !out)
+        return m ? kiln_err_set(&m->err, KILN_ERR_ARG, "record_text: %s is NULL",
+                                !key ? "key" : "out")
+                 : KILN_ERR_ARG;
+    const kiln_log_record *r;
+    enum kiln_status st = kiln_log_read(&m->log, iteration, key, &r);
+    if (st != KILN_OK)
+        return kiln_err_copy(&m->err, &m->log.err, NULL);
+    if (!r)
+        return kiln_err_set(&m->err, KILN_ERR_NOT_FOUND, "row %lld has no record '%s'",
+                            (long long)iteration, key);
+    if (r->kind != KILN_LOG_TEXT)
+        return kiln_err_set(&m->err, KILN_ERR_ARG,
+                            "record '%s' of row %lld is a %s, not text (read it with "
+                            "kiln_main_loop_record)",
+                            key, (long long)iteration, r->kind == KILN_LOG_BOOL ? "boolean" : "number");
+    *out = r->text;
+    return KILN_OK;
+}
+
+enum kiln_record_kind kiln_main_loop_record_kind(const kiln_main_loop *m, int64_t iteration,
+                                                 const char *key)
+{
+    KILN_API_CHECK(m);
+    const kiln_log_record *r = m ? kiln_log_get(&m->log, iteration, key) : NULL;
+    if (!r)
+        return KILN_RECORD_NONE;
+    switch (r->kind) {
+    case KILN_LOG_BOOL: return KILN_RECORD_BOOL;
+    case KILN_LOG_TEXT: return KILN_RECORD_TEXT;
+    default: return KILN_RECORD_NUMBER;
+    }
+}
+
+enum kiln_status kiln_main_loop_set_log_backend(kiln_main_loop *m, enum kiln_log_backend backend,
+                                                const char *path)
+{
+    KILN_API_CHECK(m);
+    if (!m)
+        return KILN_ERR_ARG;
+    if (backend != KILN_LOG_BACKEND_MEMORY && backend != KILN_LOG_BACKEND_SQLITE)
+        return kiln_err_set(&m->err, KILN_ERR_ARG, "set_log_backend: unknown backend %d",
+                            (int)backend);
+    if (backend == KILN_LOG_BACKEND_SQLITE && !path)
+        return kiln_err_set(&m->err, KILN_ERR_ARG, "set_log_backend: path is NULL");
+    if (m->training_started)
+        return kiln_err_set(&m->err, KILN_ERR_STATE,
+                            "set_log_backend: training has started; choose the log before the "
+                            "first run");
+    if (m->log.n_rows > 0)
+        return kiln_err_set(&m->err, KILN_ERR_STATE,
+                            "set_log_backend: the in-memory log holds records already; choose "
+                            "the log before writing any");
+    kiln_log fresh;
+    kiln_log_init(&fresh);
+    if (backend == KILN_LOG_BACKEND_SQLITE && kiln_log_open_sqlite(&fresh, path) != KILN_OK)
+        return kiln_err_copy(&m->err, &fresh.err, NULL);
+    kiln_log_clear(&m->log); /* commits and closes a file it had */
+    m->log = fresh;
+    kiln_log_status(&m->log, &m->iterations_done, &m->epochs_done);
+    return KILN_OK;
+}
+
+enum kiln_log_backend kiln_main_loop_log_backend(const kiln_main_loop *m)
+{
+    KILN_API_CHECK(m);
+    return m && m->log.db ? KILN_LOG_BACKEND_SQLITE : KILN_LOG_BACKEND_MEMORY;
+}
+
+/* ---- Profile ------------------------------------------------------------------ */
+
+enum kiln_status kiln_main_loop_set_profile(kiln_main_loop *m, bool on, FILE *out)
+{
+    KILN_API_CHECK(m);
+    if (!m)
+        return KILN_ERR_ARG;
+    m->profile = on;
+    m->profile_out = out;
+    return KILN_OK;
+}
+
+double kiln_main_loop_profile_seconds(const kiln_main_loop *m, enum kiln_profile_section s,
+                                      int64_t *calls)
+{
+    KILN_API_CHECK(m);
+    bool ok = m && (int)s >= 0 && s < KILN_PROFILE_N_SECTIONS;
+    if (calls)
+        *calls = ok ? m->profile_calls[s] : 0;
+    return ok ? m->profile_seconds[s] : 0.0;
+}
+
+static double profile_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The time since *mark goes to section s; *mark becomes now. */
+static void profile_mark(kiln_main_loop *m, enum kiln_profile_section s, double *mark)
+{
+    if (!m->profile)
+        return;
+    double t = profile_now();
+    m->profile_seconds[s] += t - *mark;
+    m->profile_calls[s]++;
+    *mark = t;
+}
+
+static const char *const PROFILE_NAMES[KILN_PROFILE_N_SECTIONS] = {
+    "before_training", "before_epoch", "read_data", "before_batch", "train_step",
+    "after_batch", "log", "after_epoch", "after_training"};
+
+/* Blocks prints its profile when a run ends; kiln the same table of
+** sections, with what the marks missed as "other". */
+static void profile_report(kiln_main_loop *m, double seconds)
+{
+    FILE *out = m->profile_out ? m->profile_out : stderr;
+    double sum = 0;
+    fprintf(out, "\nProfile of the main loop (%lld iterations, %lld epochs, %.6f s):\n",
+            (long long)m->iterations_done, (long long)m->epochs_done, seconds);
+    fprintf(out, "  %-16s %12s %8s %12s\n", "section", "seconds", "share", "calls");
+    for (int i = 0; i < KILN_PROFILE_N_SECTIONS; i++) {
+        double s = m->profile_seconds[i];
+        sum += s;
+        fprintf(out, "  %-16s %12.6f %7.2f%% %12lld\n", PROFILE_NAMES[i], s,
+                seconds > 0 ? 100.0 * s / seconds : 0.0, (long long)m->profile_calls[i]);
+    }
+    double other = seconds > sum ? seconds - sum : 0.0;
+    fprintf(out, "  %-16s %12.6f %7.2f%%\n", "other", other, seconds > 0 ? 100.0 * other / seconds : 0.0);
+    fflush(out);
 }
 
 /* ---- Main loop: extensions and the run ------------------------------------ */
@@ -494,12 +725,23 @@ static bool finish_requested(const kiln_main_loop *m)
     return r && r->value != 0;
 }
 
+/* An iteration or epoch ended: tell the log (an SQLite log commits). */
+static enum kiln_status log_advance(kiln_main_loop *m, bool force)
+{
+    enum kiln_status st = kiln_log_advance(&m->log, m->iterations_done, m->epochs_done, force);
+    if (st != KILN_OK)
+        return kiln_err_set(&m->err, st, "iteration %lld: the log: %s",
+                            (long long)m->iterations_done, m->log.err.msg);
+    return KILN_OK;
+}
+
 /* One epoch: returns KILN_OK and sets *finish when an extension asked to
 ** stop after a batch or after the epoch. */
 static enum kiln_status run_epoch(kiln_main_loop *m, bool *finish)
 {
     enum kiln_status st;
     int64_t epoch = m->epochs_done + 1, n_batches = kiln_stream_batch_count(m->stream);
+    double mark = m->profile ? profile_now() : 0.0;
 
     /* 1. New epoch of the stream, then before_epoch. */
     if ((st = kiln_stream_reset(m->stream)) != KILN_OK)
@@ -508,15 +750,18 @@ static enum kiln_status run_epoch(kiln_main_loop *m, bool *finish)
     m->epoch_started = true;
     if ((st = dispatch(m, KILN_CALLBACK_BEFORE_EPOCH)) != KILN_OK)
         return st;
+    profile_mark(m, KILN_PROFILE_BEFORE_EPOCH, &mark);
 
     /* 2. Batches. */
     int64_t batch_no = 0;
     while (kiln_stream_next(m->stream, &m->batch)) {
+        profile_mark(m, KILN_PROFILE_READ_DATA, &mark);
         batch_no++;
         m->received_first_batch = true;
         m->in_batch = true;
         if ((st = dispatch(m, KILN_CALLBACK_BEFORE_BATCH)) != KILN_OK)
             return st;
+        profile_mark(m, KILN_PROFILE_BEFORE_BATCH, &mark);
         int64_t it = m->iterations_done + 1;
         st = kiln_main_loop_bind_batch(&m->binding, m->program, &m->batch, &m->err);
         if (st != KILN_OK) {
@@ -534,10 +779,17 @@ static enum kiln_status run_epoch(kiln_main_loop *m, bool *finish)
                                 (long long)n_batches, (long long)m->batch.size,
                                 kiln_program_errmsg(m->program));
         m->iterations_done = it;
+        profile_mark(m, KILN_PROFILE_TRAIN_STEP, &mark);
         if ((st = dispatch(m, KILN_CALLBACK_AFTER_BATCH)) != KILN_OK)
             return st;
         m->in_batch = false;
-        if (finish_requested(m)) {
+        bool done = finish_requested(m);
+        profile_mark(m, KILN_PROFILE_AFTER_BATCH, &mark);
+        st = log_advance(m, false);
+        profile_mark(m, KILN_PROFILE_LOG, &mark);
+        if (st != KILN_OK)
+            return st;
+        if (done) {
             *finish = true;
             return KILN_OK;
         }
@@ -559,7 +811,8 @@ static enum kiln_status run_epoch(kiln_main_loop *m, bool *finish)
     if ((st = dispatch(m, KILN_CALLBACK_AFTER_EPOCH)) != KILN_OK)
         return st;
     *finish = finish_requested(m);
-    return KILN_OK;
+    profile_mark(m, KILN_PROFILE_AFTER_EPOCH, &mark);
+    return log_advance(m, false);
 }
 
 /* Plan: 1. refuse a loop that cannot run; 2. re-check bindings and
@@ -585,6 +838,8 @@ enum kiln_status kiln_main_loop_run(kiln_main_loop *m)
         return kiln_err_set(&m->err, KILN_ERR_STATE,
                             "main loop: a previous run failed at iteration %lld; create a new loop",
                             (long long)m->iterations_done);
+    if (m->config_err.status != KILN_OK)
+        return kiln_err_set(&m->err, m->config_err.status, "main loop: %s", m->config_err.msg);
     kiln_err_clear(&m->err);
 
     /* 2. Checks that the dataset or program may have outgrown since create. */
@@ -597,7 +852,9 @@ enum kiln_status kiln_main_loop_run(kiln_main_loop *m)
 
     /* 3. Before training. */
     m->training_started = true;
+    double start = m->profile ? profile_now() : 0.0, mark = start;
     st = dispatch(m, KILN_CALLBACK_BEFORE_TRAINING);
+    profile_mark(m, KILN_PROFILE_BEFORE_TRAINING, &mark);
 
     /* 4. Epochs. */
     bool finish = false;
@@ -606,9 +863,13 @@ enum kiln_status kiln_main_loop_run(kiln_main_loop *m)
 
     /* 5. The end, either way. */
     if (st == KILN_OK) {
+        mark = m->profile ? profile_now() : 0.0;
         st = kiln_main_loop_set_log(m, "training_finished", KILN_LOG_BOOL, 1.0);
         if (st == KILN_OK)
             st = dispatch(m, KILN_CALLBACK_AFTER_TRAINING);
+        profile_mark(m, KILN_PROFILE_AFTER_TRAINING, &mark);
+        if (st == KILN_OK)
+            st = log_advance(m, true);
     }
     if (st != KILN_OK) {
         kiln_err saved = m->err;
@@ -616,9 +877,12 @@ enum kiln_status kiln_main_loop_run(kiln_main_loop *m)
         m->in_batch = false;
         kiln_log_set(&m->log, m->iterations_done, "got_exception", KILN_LOG_BOOL, 1.0);
         dispatch(m, KILN_CALLBACK_ON_ERROR);
+        kiln_log_advance(&m->log, m->iterations_done, m->epochs_done, true);
         m->err = saved;
-        return st;
+    } else {
+        m->finished = true;
     }
-    m->finished = true;
-    return KILN_OK;
+    if (m->profile)
+        profile_report(m, profile_now() - start);
+    return st;
 }

@@ -51,6 +51,10 @@ struct kiln_extension {
 typedef struct kiln_input_binding {
     int n_inputs;
     int *source;
+    /* Per input: values per example (per step when time-major, the whole
+    ** input when it has no batch dim) and which of those it is. */
+    int64_t *values;
+    enum kiln_bind_layout { KILN_BIND_WHOLE, KILN_BIND_BATCHED, KILN_BIND_TIME_MAJOR } *layout;
     bool time_major;
     const kiln_dataset *d; /* the stream's (borrowed: the stream keeps it) */
 } kiln_input_binding;
@@ -74,6 +78,14 @@ struct kiln_main_loop {
     /* In before_batch/after_batch: the batch. */
     bool in_batch;
     kiln_batch batch;
+    /* Profile (#11): seconds and calls per section, while profile is on. */
+    bool profile;
+    FILE *profile_out; /* NULL: stderr */
+    double profile_seconds[KILN_PROFILE_N_SECTIONS];
+    int64_t profile_calls[KILN_PROFILE_N_SECTIONS];
+    /* Why the configuration could not be applied at create: the loop then
+    ** never runs (its log would not be the one configured). */
+    kiln_err config_err;
     kiln_err err;
 };
 

@@ -78,7 +78,13 @@ struct kiln_program {
     char **state_names;       /* plan state i -> "owner.name" */
     kiln_steprule_out rule;   /* the step rule's updates and state entries (owned) */
     int32_t learning_rate;    /* program node of the first learning rate, or -1 */
+    int32_t norms[2];         /* program nodes of the total gradient and step norms, or -1 */
+    bool wants_norm[2];       /* the options' monitors ask for them */
+    int *state_hyper;         /* plan state i -> its entry in rule.hypers, or -1 */
+    bool *uninit;             /* param i had a NaN when last loaded or set */
+    int n_uninit;
     const void **bound;       /* per plan input */
+    int64_t *bound_count;     /* per plan input: elements bound, -1 unknown */
     int32_t *monitors, *outputs; /* program nodes of the options' monitors and outputs */
     int n_monitors, n_outputs;
     unsigned last_mode;       /* KILN_MODE_* of the last successful step */
@@ -120,11 +126,14 @@ static void program_free(kiln_program *p)
         for (int i = 0; i < p->plan.n_states; i++)
             free(p->state_names[i]);
     free(p->state_names);
+    free(p->state_hyper);
+    free(p->uninit);
     free(p->user_names);
     free(p->map);
     free(p->role);
     free(p->params);
     free(p->bound);
+    free(p->bound_count);
     free(p->monitors);
     free(p->outputs);
     free(p->arena);
@@ -338,11 +347,16 @@ static enum kiln_status build_graph(kiln_program *p, kiln_graph *g, const kiln_c
         goto out;
     }
     /* 3. The step rule's updates, as IR. */
-    if (train && (st = kiln_steprule_build(pg1, &o->step_rule, params, grads, n_params, &p->rule, &p->err)))
+    kiln_steprule_request rq = {.rule = &o->step_rule, .weight_modifiers = o->weight_modifiers,
+                                .n_weight_modifiers = o->n_weight_modifiers,
+                                .gradient_modifiers = o->gradient_modifiers,
+                                .n_gradient_modifiers = o->n_gradient_modifiers,
+                                .gradient_norm = p->wants_norm[0], .step_norm = p->wants_norm[1]};
+    if (train && (st = kiln_steprule_build(pg1, &rq, params, grads, n_params, &p->rule, &p->err)))
         goto out;
     /* 4. Rebuild with gradients, parameters and every update as roots. */
     int n_up = (train ? p->rule.n_updates : 0) + pg1->n_updates;
-    roots2 = malloc(sizeof(int32_t) * (size_t)(n_roots + 2 * n_params + 2 * n_up + 1));
+    roots2 = malloc(sizeof(int32_t) * (size_t)(n_roots + 2 * n_params + 2 * n_up + 3));
     map2 = malloc(sizeof(int32_t) * ((size_t)pg1->n_nodes + 1));
     ups = calloc((size_t)n_up + 1, sizeof *ups);
     if (!roots2 || !map2 || !ups) {
@@ -364,6 +378,10 @@ static enum kiln_status build_graph(kiln_program *p, kiln_graph *g, const kiln_c
         roots2[n2++] = pg1->updates[i].target;
         roots2[n2++] = pg1->updates[i].value;
     }
+    int32_t norms[2] = {train ? p->rule.gradient_norm : -1, train ? p->rule.step_norm : -1};
+    for (int k = 0; k < 2; k++)
+        if (norms[k] >= 0)
+            roots2[n2++] = norms[k];
     p->pg = kiln_rebuild(pg1, roots2, n2, map2, &p->err);
     if (!p->pg) {
         st = p->err.status;
@@ -390,6 +408,10 @@ static enum kiln_status build_graph(kiln_program *p, kiln_graph *g, const kiln_c
         ups[nu++] = (kiln_plan_update){u->target, u->value, !u->on_read};
     }
     p->learning_rate = train && p->rule.learning_rate >= 0 ? map2[p->rule.learning_rate] : -1;
+    for (int k = 0; k < 2; k++)
+        p->norms[k] = norms[k] >= 0 ? map2[norms[k]] : -1;
+    for (int h = 0; train && h < p->rule.n_hypers; h++)
+        p->rule.hypers[h].node = map2[p->rule.hypers[h].node];
     for (int32_t u = 0; u < g->n_nodes; u++)
         p->map[u] = map1[u] >= 0 ? map2[map1[u]] : -1;
     out->params = params;
@@ -472,6 +494,15 @@ static enum kiln_status symbol_maxima(kiln_program *p, const kiln_compile_option
 /* Copy the store's values into the arena for plan state i (converted). */
 static void state_in(kiln_program *p, int i);
 
+/* Blocks' names of GradientDescent's total norms (compile.h). */
+static const char *const NORM_NAMES[2] = {"total_gradient_norm", "total_step_norm"};
+
+/* 0 or 1 for KILN_TOTAL_GRADIENT_NORM or KILN_TOTAL_STEP_NORM, else -1. */
+static int norm_index(kiln_node n)
+{
+    return n.id == KILN_TOTAL_GRADIENT_NORM.id ? 0 : n.id == KILN_TOTAL_STEP_NORM.id ? 1 : -1;
+}
+
 static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compile_options *o)
 {
     enum kiln_status st;
@@ -549,7 +580,17 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
         mon[i] = p->map[o->monitors[i].id];
     for (int i = 0; i < o->n_outputs; i++)
         outs[i] = p->map[o->outputs[i].id];
+    int32_t norm_nodes[2];
+    unsigned char norm_modes[2];
+    int n_norms = 0;
+    for (int k = 0; k < 2; k++)
+        if (p->norms[k] >= 0) {
+            norm_nodes[n_norms] = p->norms[k];
+            /* the gradient norm needs the gradients, the step norm the step */
+            norm_modes[n_norms++] = k == 0 ? KILN_MODE_GRADIENTS | KILN_MODE_TRAIN : KILN_MODE_TRAIN;
+        }
     kiln_plan_request req = {.cost = cost, .monitors = mon, .n_monitors = o->n_monitors, .outputs = outs,
+                             .train_values = norm_nodes, .train_modes = norm_modes, .n_train_values = n_norms,
                              .n_outputs = o->n_outputs, .params = bg.params, .grads = cost >= 0 ? bg.grads : NULL,
                              .n_params = bg.n_params, .updates = bg.updates, .n_updates = bg.n_updates,
                              .max_sizes = max, .guard = o->guard_bytes};
@@ -578,9 +619,11 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
         p->small_batch = per_example > 0 ? (int64_t)(SMALL_STEP_FLOPS / per_example) + 1 : 1;
     }
     p->params = calloc((size_t)p->plan.n_params + 1, sizeof *p->params);
+    p->uninit = calloc((size_t)p->plan.n_params + 1, sizeof *p->uninit);
     p->bound = calloc((size_t)p->plan.n_inputs + 1, sizeof *p->bound);
+    p->bound_count = malloc(((size_t)p->plan.n_inputs + 1) * sizeof *p->bound_count);
     p->state_names = calloc((size_t)p->plan.n_states + 1, sizeof *p->state_names);
-    if (!p->params || !p->bound || !p->state_names)
+    if (!p->params || !p->uninit || !p->bound || !p->bound_count || !p->state_names)
         return fail(p, KILN_ERR_NOMEM, "compile: no memory");
     for (int i = 0; i < p->plan.n_params; i++)
         p->params[i] = p->pg->nodes[p->plan.param_node[i]].param;
@@ -591,6 +634,14 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
         if (!(p->state_names[i] = malloc(n)))
             return fail(p, KILN_ERR_NOMEM, "compile: no memory");
         snprintf(p->state_names[i], n, "%s%s%s", owner, *owner ? "." : "", kiln_param_name(sp));
+    }
+    if (!(p->state_hyper = malloc(sizeof *p->state_hyper * ((size_t)p->plan.n_states + 1))))
+        return fail(p, KILN_ERR_NOMEM, "compile: no memory");
+    for (int i = 0; i < p->plan.n_states; i++) {
+        p->state_hyper[i] = -1;
+        for (int h = 0; h < p->rule.n_hypers; h++)
+            if (p->rule.hypers[h].node == p->plan.state_node[i])
+                p->state_hyper[i] = h;
     }
 
     kiln_emit_options eo = {.model = p->model, .has_forward = o->n_outputs > 0, .has_train = cost >= 0,
@@ -665,7 +716,31 @@ enum kiln_status kiln_compile(kiln_graph *g, const kiln_compile_options *o, kiln
     p->learning_rate = -1;
     if (!g || !o)
         return fail(p, KILN_ERR_ARG, "kiln_compile: %s is NULL", g ? "options" : "graph");
-    enum kiln_status st = compile(p, g, o);
+    /* The total norms are asked for among the monitors; the others are the
+    ** graph's values. */
+    kiln_compile_options values = *o;
+    kiln_node *mons = NULL;
+    p->norms[0] = p->norms[1] = -1;
+    if (o->n_monitors > 0 && o->monitors) {
+        if (!(mons = malloc(sizeof *mons * (size_t)o->n_monitors)))
+            return fail(p, KILN_ERR_NOMEM, "compile: no memory");
+        values.monitors = mons;
+        values.n_monitors = 0;
+        for (int i = 0; i < o->n_monitors; i++) {
+            int k = norm_index(o->monitors[i]);
+            if (k >= 0)
+                p->wants_norm[k] = true;
+            else
+                mons[values.n_monitors++] = o->monitors[i];
+        }
+    }
+    enum kiln_status st;
+    if ((p->wants_norm[0] || p->wants_norm[1]) && !kiln_node_ok(o->cost))
+        st = fail(p, KILN_ERR_ARG, "monitor %s: the training step computes it, and there is no cost",
+                  NORM_NAMES[p->wants_norm[0] ? 0 : 1]);
+    else
+        st = compile(p, g, &values);
+    free(mons);
     if (st)
         p->forward = p->eval_step = p->gradients = p->train_step = NULL;
     return st;
@@ -765,15 +840,17 @@ const char *kiln_program_input_shape_str(const kiln_program *p, int i, char *buf
     return buf;
 }
 
-enum kiln_status kiln_program_bind_input(kiln_program *p, const char *name, const void *data)
+/* Bind input name to data holding count elements (-1: unknown). */
+static enum kiln_status bind(kiln_program *p, const char *what, const char *name, const void *data, int64_t count)
 {
     if (!p)
         return KILN_ERR_ARG;
     if (!name || !data)
-        return fail(p, KILN_ERR_ARG, "kiln_program_bind_input: %s is NULL", name ? "data" : "name");
+        return fail(p, KILN_ERR_ARG, "%s: %s is NULL", what, name ? "data" : "name");
     for (int i = 0; i < kiln_program_input_count(p); i++)
         if (strcmp(kiln_program_input_name(p, i), name) == 0) {
             p->bound[i] = data;
+            p->bound_count[i] = count;
             return KILN_OK;
         }
     char list[256] = "";
@@ -781,6 +858,19 @@ enum kiln_status kiln_program_bind_input(kiln_program *p, const char *name, cons
     for (int i = 0; i < kiln_program_input_count(p) && n < sizeof list; i++)
         n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", i ? ", " : "", kiln_program_input_name(p, i));
     return fail(p, KILN_ERR_NOT_FOUND, "no program input is named '%s' (inputs: %s)", name, n ? list : "none");
+}
+
+enum kiln_status kiln_program_bind_input(kiln_program *p, const char *name, const void *data)
+{
+    return bind(p, "kiln_program_bind_input", name, data, -1);
+}
+
+enum kiln_status kiln_program_bind_input_n(kiln_program *p, const char *name, const void *data, int64_t count)
+{
+    if (p && count < 1)
+        return fail(p, KILN_ERR_ARG, "kiln_program_bind_input_n: input '%s' bound to %lld elements, expected "
+                    "at least 1", name ? name : "(null)", (long long)count);
+    return bind(p, "kiln_program_bind_input_n", name, data, count);
 }
 
 enum kiln_status kiln_program_set_size(kiln_program *p, int64_t symbol, int64_t size)
@@ -860,22 +950,79 @@ static void guards(kiln_program *p, const int64_t *sizes, bool fill, int32_t *ba
     }
 }
 
+/* Whether v[0..n) has a NaN: a parameter is NaN until initialised (store.c). */
+static bool has_nan(const double *v, int64_t n)
+{
+    for (int64_t k = 0; v && k < n; k++)
+        if (v[k] != v[k])
+            return true;
+    return false;
+}
+
+/* Never train garbage (#11): the parameters that were NaN when last loaded
+** or set are listed, and a step fails naming them. */
+static void note_uninitialised(kiln_program *p, int i, bool nan)
+{
+    p->n_uninit += (int)nan - (int)p->uninit[i];
+    p->uninit[i] = nan;
+}
+
+static enum kiln_status fail_uninitialised(kiln_program *p, const char *what)
+{
+    char list[KILN_ERRMSG_MAX / 2] = "";
+    size_t used = 0;
+    for (int i = 0; i < p->plan.n_params && used < sizeof list; i++)
+        if (p->uninit[i]) {
+            const char *owner = kiln_param_owner(p->params[i]);
+            used += (size_t)snprintf(list + used, sizeof list - used, "%s%s%s%s", used ? ", " : "", owner,
+                                     *owner ? "." : "", kiln_param_name(p->params[i]));
+        }
+    return fail(p, KILN_ERR_STATE, "%s: %d parameter%s not initialised (NaN values): %s; initialise the bricks "
+                "(kiln_brick_initialize) or give values (kiln_param_set_values) before compiling or "
+                "kiln_program_load_params, or set them in the program (kiln_program_set_param)", what, p->n_uninit,
+                p->n_uninit > 1 ? "s are" : " is", list);
+}
+
+/* Input i was bound with a count: it must hold what the step reads at sizes. */
+static enum kiln_status check_bound_count(kiln_program *p, const char *what, int i, const int64_t *sizes)
+{
+    const kiln_node_rec *r = input_rec(p, i);
+    kiln_mono m;
+    int64_t need;
+    if (!kiln_shape_size(p->pg, &r->shape, &m) || !kiln_mono_eval_checked(&m, sizes, &need))
+        return fail(p, KILN_ERR_SHAPE, "%s: the size of input '%s' overflows", what, kiln_program_input_name(p, i));
+    if (p->bound_count[i] >= need)
+        return KILN_OK;
+    char shape[KILN_SHAPE_STR_MAX];
+    return fail(p, KILN_ERR_SHAPE, "%s: input '%s' %s needs %lld elements at these sizes, it was bound to %lld", what,
+                kiln_program_input_name(p, i), kiln_program_input_shape_str(p, i, shape, sizeof shape),
+                (long long)need, (long long)p->bound_count[i]);
+}
+
 static enum kiln_status run(kiln_program *p, entry_fn fn, unsigned mode, const char *what, int64_t batch)
 {
     if (!p)
         return KILN_ERR_ARG;
+    enum kiln_status st;
     if (!fn)
         return fail(p, KILN_ERR_STATE, "%s: this program has no %s entry point%s", what, what,
                     p->err.status ? " (compilation failed)" : (mode == KILN_MODE_FORWARD ? " (no outputs)" : " (no cost)"));
     if (batch < 1 || batch > p->max_batch)
         return fail(p, KILN_ERR_ARG, "%s: batch of %lld examples, expected 1 to %lld (max_batch)", what,
                     (long long)batch, (long long)p->max_batch);
-    for (int i = 0; i < p->plan.n_inputs; i++)
-        if (!p->bound[i] && (p->plan.modes[p->plan.input_node[i]] & mode))
-            return fail(p, KILN_ERR_STATE, "%s: input '%s' is not bound", what, kiln_program_input_name(p, i));
+    if (p->n_uninit)
+        return fail_uninitialised(p, what);
     int64_t sizes[KILN_MAX_SYMBOLS];
     memcpy(sizes, p->sizes, sizeof sizes);
     sizes[0] = batch;
+    for (int i = 0; i < p->plan.n_inputs; i++) {
+        if (!(p->plan.modes[p->plan.input_node[i]] & mode))
+            continue;
+        if (!p->bound[i])
+            return fail(p, KILN_ERR_STATE, "%s: input '%s' is not bound", what, kiln_program_input_name(p, i));
+        if (p->bound_count[i] >= 0 && (st = check_bound_count(p, what, i, sizes)) != KILN_OK)
+            return st;
+    }
     int32_t bad;
     guards(p, sizes, true, &bad);
     /* BLAS threads for this step; put back afterwards (process-wide state). */
@@ -966,15 +1113,27 @@ static void convert_in(void *dst, const double *src, enum kiln_dtype t, int64_t 
 
 const char *kiln_program_node_name(const kiln_program *p, kiln_node n)
 {
+    int k = norm_index(n);
+    if (p && k >= 0 && p->norms[k] >= 0)
+        return NORM_NAMES[k];
     if (!p || n.id < 0 || n.id >= p->n_user || !p->user_names || !p->user_names[n.id])
         return "";
     return p->user_names[n.id];
 }
 
-bool kiln_program_has_value(const kiln_program *p, kiln_node n)
+/* The program node of value n (the cost, a monitor, an output, a total
+** norm), or -1. */
+static int32_t value_node(const kiln_program *p, kiln_node n)
 {
-    return p && n.id >= 0 && n.id < p->n_user && p->role && p->role[n.id];
+    int k = norm_index(n);
+    if (!p || !p->map)
+        return -1;
+    if (k >= 0)
+        return p->norms[k];
+    return n.id >= 0 && n.id < p->n_user && p->role && p->role[n.id] ? p->map[n.id] : -1;
 }
+
+bool kiln_program_has_value(const kiln_program *p, kiln_node n) { return value_node(p, n) >= 0; }
 
 enum kiln_status kiln_program_read(kiln_program *p, kiln_node n, double *dst, int64_t count)
 {
@@ -984,7 +1143,7 @@ enum kiln_status kiln_program_read(kiln_program *p, kiln_node n, double *dst, in
         return fail(p, KILN_ERR_ARG, "node %d is not the cost, a monitor or an output of this program", (int)n.id);
     if (!p->last_mode)
         return fail(p, KILN_ERR_STATE, "no step has run yet");
-    int32_t id = p->map[n.id];
+    int32_t id = value_node(p, n);
     if (!(p->plan.modes[id] & p->last_mode))
         return fail(p, KILN_ERR_STATE, "'%s' is not computed by the last entry point run",
                     kiln_program_node_name(p, n));
@@ -1091,6 +1250,7 @@ enum kiln_status kiln_program_set_param(kiln_program *p, kiln_node param, const 
     if (st)
         return st;
     convert_in(at, src, p->pg->floatx, count);
+    note_uninitialised(p, i, has_nan(src, count));
     return KILN_OK;
 }
 
@@ -1136,6 +1296,11 @@ enum kiln_status kiln_program_load_params(kiln_program *p)
         if (!kiln_shape_equal(s, &p->pg->nodes[p->plan.param_node[i]].shape))
             return fail(p, KILN_ERR_SHAPE, "parameter %s changed shape since compilation (re-allocated?)",
                         kiln_param_name(p->params[i]));
+    }
+    for (int i = 0; i < p->plan.n_params; i++) {
+        const double *v = kiln_param_data(p->params[i]);
+        const kiln_shape *s = kiln_param_shape(p->params[i]);
+        note_uninitialised(p, i, has_nan(v, kiln_shape_const_size(p->pg, s)));
         convert_in(p->arena + p->plan.param_offset[i], v, p->pg->floatx, kiln_shape_const_size(p->pg, s));
     }
     for (int i = 0; i < p->plan.n_states; i++)
@@ -1189,11 +1354,7 @@ enum kiln_status kiln_program_set_learning_rate(kiln_program *p, double lr)
     int i = p->learning_rate >= 0 ? kiln_plan_state_index(&p->plan, p->learning_rate) : -1;
     if (i < 0)
         return fail(p, KILN_ERR_STATE, "this program's step rule has no learning rate");
-    int64_t n;
-    char *at;
-    const kiln_node_rec *r = state_rec(p, i, &n, &at);
-    convert_in(at, &lr, r->dtype, 1);
-    return KILN_OK;
+    return kiln_program_set_state(p, i, &lr, 1);
 }
 
 int kiln_program_state_count(const kiln_program *p) { return p && p->planned ? p->plan.n_states : 0; }
@@ -1246,7 +1407,91 @@ enum kiln_status kiln_program_set_state(kiln_program *p, int i, const double *sr
     if (!p)
         return KILN_ERR_ARG;
     enum kiln_status st = state_access(p, i, src, n, &at, &r);
+    if (!st && p->state_hyper[i] >= 0) { /* a hyperparameter: checked as at compile time */
+        kiln_err e;
+        if ((st = kiln_steprule_check(&p->rule.hypers[p->state_hyper[i]], src[0], &e)))
+            return fail(p, st, "state %s: %s", p->state_names[i], e.msg);
+    }
     if (!st)
         convert_in(at, src, r->dtype, n);
     return st;
+}
+
+/* Whether state name `full` is `name`, or ends in it after a '.' or '/'. */
+static bool state_name_matches(const char *full, const char *name, bool exact)
+{
+    size_t nf = strlen(full), nn = strlen(name);
+    if (exact || nn >= nf)
+        return strcmp(full, name) == 0;
+    return strcmp(full + nf - nn, name) == 0 && (full[nf - nn - 1] == '.' || full[nf - nn - 1] == '/');
+}
+
+int kiln_program_find_state(kiln_program *p, const char *name)
+{
+    if (!p)
+        return -1;
+    if (!p->planned || !p->state_names) {
+        fail(p, KILN_ERR_STATE, "find_state: the program was not compiled");
+        return -1;
+    }
+    if (!name || !*name) {
+        fail(p, KILN_ERR_ARG, "find_state: the name is %s", name ? "empty" : "NULL");
+        return -1;
+    }
+    for (int pass = 0; pass < 2; pass++) { /* the full name, then the end of one */
+        int found = -1, count = 0;
+        char list[512] = "";
+        size_t used = 0;
+        for (int i = 0; i < p->plan.n_states; i++)
+            if (state_name_matches(p->state_names[i], name, pass == 0)) {
+                found = i;
+                count++;
+                if (used < sizeof list)
+                    used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", count > 1 ? ", " : "",
+                                             p->state_names[i]);
+            }
+        if (count == 1)
+            return found;
+        if (count > 1) {
+            fail(p, KILN_ERR_NOT_FOUND, "state '%s' is ambiguous: %s", name, list);
+            return -1;
+        }
+    }
+    char list[512] = "";
+    size_t used = 0;
+    for (int i = 0; i < p->plan.n_states && used < sizeof list; i++)
+        if (p->state_hyper[i] >= 0)
+            used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", used ? ", " : "", p->state_names[i]);
+    fail(p, KILN_ERR_NOT_FOUND, "no state is named '%s' (hyperparameters: %s)", name, used ? list : "none");
+    return -1;
+}
+
+/* The scalar state `name`, or -1 with the error on p. */
+static int scalar_state(kiln_program *p, const char *name, const char *what)
+{
+    int i = kiln_program_find_state(p, name);
+    if (i >= 0 && kiln_program_state_size(p, i) != 1) {
+        fail(p, KILN_ERR_ARG, "%s: state %s has %lld values, not one", what, p->state_names[i],
+             (long long)kiln_program_state_size(p, i));
+        return -1;
+    }
+    return i;
+}
+
+enum kiln_status kiln_program_set_hyperparameter(kiln_program *p, const char *name, double value)
+{
+    if (!p)
+        return KILN_ERR_ARG;
+    int i = scalar_state(p, name, "set_hyperparameter");
+    return i < 0 ? p->err.status : kiln_program_set_state(p, i, &value, 1);
+}
+
+enum kiln_status kiln_program_get_hyperparameter(kiln_program *p, const char *name, double *value)
+{
+    if (!p)
+        return KILN_ERR_ARG;
+    if (!value)
+        return fail(p, KILN_ERR_ARG, "get_hyperparameter: value is NULL");
+    int i = scalar_state(p, name, "get_hyperparameter");
+    return i < 0 ? p->err.status : kiln_program_get_state(p, i, value, 1);
 }

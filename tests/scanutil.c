@@ -139,3 +139,42 @@ void check_gradient_near(prog *p, int k, const char *what, int64_t b, int64_t t,
     free(grad);
 }
 
+
+int tree_params(const kiln_brick *b, kiln_param **out, int n, int cap)
+{
+    for (int i = 0; i < kiln_brick_param_count(b); i++) {
+        ck_assert_int_lt(n, cap);
+        out[n++] = kiln_brick_param(b, i);
+    }
+    for (int c = 0; c < kiln_brick_child_count(b); c++)
+        n = tree_params(kiln_brick_child(b, c), out, n, cap);
+    return n;
+}
+
+void wrt_nodes(const kiln_graph *g, kiln_param **ps, int n, kiln_node *wrt)
+{
+    for (int k = 0; k < n; k++) {
+        wrt[k] = kiln_graph_param_node(g, ps[k]);
+        ck_assert_msg(kiln_node_ok(wrt[k]), "%s is not in the graph", kiln_param_name(ps[k]));
+    }
+}
+
+kiln_node weighted_sum(kiln_graph *g, kiln_node y, const char *rname)
+{
+    int rank = kiln_graph_node_rank(g, y);
+    int64_t dims[KILN_MAX_RANK];
+    for (int a = 0; a < rank; a++)
+        dims[a] = kiln_graph_node_dim(g, y, a);
+    kiln_node r = kiln_graph_input(g, rname, KILN_DTYPE_F64, rank, dims);
+    kiln_node c = kiln_expr_sum(g, kiln_expr_mul(g, r, y), KILN_ALL_AXES);
+    ck_assert_msg(kiln_node_ok(c), "%s", kiln_graph_errmsg(g));
+    return c;
+}
+
+void values(double *v, int64_t n, double lo, double hi, unsigned seed)
+{
+    for (int64_t i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        v[i] = lo + (hi - lo) * ((double)(seed >> 8 & 0xffff) / 65536.0);
+    }
+}

@@ -48,4 +48,14 @@ void check_gradient_near(prog *p, int k, const char *what, int64_t b, int64_t t,
 /* Deterministic values in [-scale, scale] into p (n elements). */
 void fill(kiln_param *p, int64_t n, double scale, unsigned seed);
 
+/* Every parameter of b's tree, depth first, b's own first, appended to
+** out[n..cap); returns the new count. */
+int tree_params(const kiln_brick *b, kiln_param **out, int n, int cap);
+/* The node of each of ps[0..n) in g (each must be there). */
+void wrt_nodes(const kiln_graph *g, kiln_param **ps, int n, kiln_node *wrt);
+/* cost = sum(r * y) for a new float64 input r (named rname) shaped like y. */
+kiln_node weighted_sum(kiln_graph *g, kiln_node y, const char *rname);
+/* Deterministic values in [lo, hi) into v (n elements). */
+void values(double *v, int64_t n, double lo, double hi, unsigned seed);
+
 #endif

@@ -351,6 +351,50 @@ START_TEST(user_class_may_initialize_its_own_parameters)
 }
 END_TEST
 
+/* regress_10: an application that hands back an int32 node (its input,
+** a child's argmax) gets a copy named after it, as a float output does;
+** the copy was x * 1.0, which arithmetic on int32 refused ("mul: operands
+** are int32 and float64"). */
+static enum kiln_status pass_apply(kiln_brick *b, kiln_graph *g, const kiln_node *in, kiln_node *out)
+{
+    out[0] = in[0];
+    return KILN_OK;
+}
+
+static const kiln_brick_input PASS_INPUTS[] = {{"labels", 0, 0, NULL, NULL}, {NULL}};
+static const char *const PASS_OUTPUTS[] = {"labels", NULL};
+static const kiln_brick_application PASS_APPS[] = {{"apply", PASS_INPUTS, PASS_OUTPUTS, pass_apply, 0}, {NULL}};
+static const kiln_brick_class PASS = {.class_name = "Pass", .default_name = "pass", .applications = PASS_APPS};
+
+START_TEST(regress_10_int32_output_handed_back_is_copied)
+{
+    kiln_graph *g = kiln_graph_create(KILN_DTYPE_F32);
+    kiln_node y = kiln_graph_input(g, "y", KILN_DTYPE_I32, 1, (int64_t[]){KILN_BATCH}), out;
+    kiln_brick *b = kiln_brick_create(&PASS, NULL);
+    ck_assert_msg(kiln_brick_apply(b, g, y, &out) == KILN_OK, "%s", kiln_brick_errmsg(b));
+    ck_assert_int_ne(out.id, y.id);
+    ck_assert_str_eq(kiln_graph_node_name(g, out), "pass_apply_labels");
+    ck_assert_str_eq(kiln_graph_node_name(g, y), "y");
+    ck_assert_int_eq(kiln_graph_node_dtype(g, out), KILN_DTYPE_I32);
+    kiln_compile_options o = kiln_compile_options_default();
+    o.outputs = &out;
+    o.n_outputs = 1;
+    o.max_batch = 3;
+    kiln_program *p;
+    ck_assert_msg(kiln_compile(g, &o, &p) == KILN_OK, "%s", kiln_program_errmsg(p));
+    int32_t yv[3] = {4, -1, 7};
+    double got[3];
+    ck_assert_int_eq(kiln_program_bind_input(p, "y", yv), KILN_OK);
+    ck_assert_int_eq(kiln_program_forward(p, 3), KILN_OK);
+    ck_assert_int_eq(kiln_program_read(p, out, got, 3), KILN_OK);
+    for (int i = 0; i < 3; i++)
+        ck_assert(got[i] == yv[i]);
+    kiln_program_destroy(p);
+    kiln_graph_destroy(g);
+    kiln_brick_destroy(b);
+}
+END_TEST
+
 static Suite *brick_class_suite(void)
 {
     Suite *s = suite_create("brick_class");
@@ -360,6 +404,7 @@ static Suite *brick_class_suite(void)
     tcase_add_test(tc, user_class_applies_initializes_and_trains_one_step);
     tcase_add_test(tc, user_class_gradient_matches_finite_differences);
     tcase_add_test(tc, user_class_may_initialize_its_own_parameters);
+    tcase_add_test(tc, regress_10_int32_output_handed_back_is_copied);
     suite_add_tcase(s, tc);
     return s;
 }

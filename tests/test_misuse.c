@@ -313,6 +313,51 @@ static int64_t loop_null(kiln_program *p, kiln_stream *s)
     kiln_main_loop_destroy(m);
     return said ? (int64_t)st : -1;
 }
+/* kiln_main_loop_create_with_config given NULL p or stream (the status, -1
+** when the message does not say NULL) or a NULL cfg (the defaults: KILN_OK). */
+static int64_t loop_cfg_null(kiln_program *p, kiln_stream *s, bool cfg_null)
+{
+    kiln_main_loop *m = NULL;
+    enum kiln_status st = kiln_main_loop_create_with_config(p, s, NULL, &m);
+    bool said = m && (cfg_null || strstr(kiln_main_loop_errmsg(m), "NULL") != NULL);
+    kiln_main_loop_destroy(m);
+    return said ? (int64_t)st : -1;
+}
+/* The defaults' config given a NULL argument: which 0 loads from a NULL
+** path (KILN_OK); 1..6 read with a NULL key or out (the status, -1 when the
+** message does not say NULL). */
+static int64_t config_null(int which)
+{
+    kiln_config *c = NULL;
+    enum kiln_status st = kiln_config_load_from(NULL, NULL, &c);
+    if (st != KILN_OK || which == 0) {
+        kiln_config_destroy(c);
+        return st;
+    }
+    int64_t i;
+    bool b;
+    const char *s;
+    switch (which) {
+    case 1: st = kiln_config_get_int(c, NULL, &i); break;
+    case 2: st = kiln_config_get_int(c, "default_seed", NULL); break;
+    case 3: st = kiln_config_get_bool(c, NULL, &b); break;
+    case 4: st = kiln_config_get_bool(c, "profile", NULL); break;
+    case 5: st = kiln_config_get_string(c, NULL, &s); break;
+    default: st = kiln_config_get_string(c, "temp_dir", NULL); break;
+    }
+    bool said = strstr(kiln_config_errmsg(c), "NULL") != NULL;
+    kiln_config_destroy(c);
+    return said ? (int64_t)st : -1;
+}
+static const char *config_null_source(void)
+{
+    kiln_config *c = NULL;
+    kiln_config_load_from(NULL, NULL, &c);
+    const char *s = kiln_config_source(c, NULL);
+    bool empty = s && !s[0];
+    kiln_config_destroy(c);
+    return empty ? "" : NULL;
+}
 static kiln_brick *fresh_linear(void) { return kiln_linear_create(NULL, 2, 2); }
 static int64_t sequence_of_null_name(void)
 {
@@ -342,6 +387,72 @@ static int64_t routing(int which, int null_arg)
     }
     return made_brick(b);
 }
+/* Attention and generators (#10): a NULL where the class has a default
+** makes the brick; a NULL brick it needs makes none, and the bricks given
+** with it are the caller's still. */
+static int64_t attention_without(int null_arg)
+{
+    const char *states[1] = {"states"};
+    int64_t dims[1] = {3};
+    kiln_brick *b = kiln_sequence_content_attention_create(
+        null_arg == 0 ? NULL : "att", null_arg == 1 ? NULL : states, 1, null_arg == 2 ? NULL : dims, 4, 5,
+        null_arg == 3 ? NULL : kiln_linear_create(NULL, 0, 0), null_arg == 4 ? NULL : kiln_linear_create(NULL, 0, 0),
+        null_arg == 5 ? NULL : kiln_shallow_energy_computer_create(NULL, 0, 0));
+    return made_brick(b);
+}
+static int64_t attention_recurrent_without(int null_arg)
+{
+    const char *states[1] = {"states"};
+    kiln_brick *t = null_arg == 1 ? NULL : kiln_simple_recurrent_create(NULL, 3, kiln_tanh_create(NULL));
+    kiln_brick *a = null_arg == 2 ? NULL : kiln_sequence_content_attention_create(NULL, states, 1, NULL, 4, 5, NULL,
+                                                                                  NULL, NULL);
+    kiln_brick *d = null_arg == 3 ? NULL : kiln_distribute_create(NULL, (const char *[]){"inputs"}, 1,
+                                                                  "weighted_averages", NULL, 0, NULL);
+    kiln_brick *b = kiln_attention_recurrent_create(null_arg == 0 ? NULL : "ar", t, a, d, true,
+                                                    null_arg == 4 ? NULL : "att", null_arg == 5 ? NULL : "att_mask");
+    if (!b) /* refused before taking them */
+        for (int i = 0; i < 3; i++)
+            kiln_brick_destroy((kiln_brick *[]){t, a, d}[i]);
+    return made_brick(b);
+}
+static int64_t readout_without(int null_arg)
+{
+    const char *sources[1] = {"states"};
+    kiln_brick *b = kiln_readout_create(null_arg == 0 ? NULL : "ro", 4, null_arg == 1 ? NULL : sources, 1,
+                                        null_arg == 2 ? NULL : kiln_softmax_emitter_create(NULL, 0),
+                                        null_arg == 3 ? NULL : kiln_lookup_feedback_create(NULL, 4, 2),
+                                        null_arg == 4 ? NULL : kiln_merge_create(NULL, sources, 1, NULL, 0, NULL, NULL),
+                                        NULL, null_arg == 6 ? NULL : kiln_bias_create(NULL, 0), 0);
+    return made_brick(b);
+}
+/* The merge_prototype row: given instead of a merge. */
+static int64_t readout_with_merge_prototype(void)
+{
+    const char *sources[1] = {"states"};
+    return made_brick(kiln_readout_create("ro", 4, sources, 1, NULL, NULL, NULL, kiln_linear_create(NULL, 0, 0), NULL,
+                                          0));
+}
+static int64_t generator_without(int null_arg)
+{
+    const char *sources[1] = {"states"};
+    kiln_brick *ro = null_arg == 1 ? NULL : kiln_readout_create(NULL, 4, sources, 1, NULL, NULL, NULL, NULL, NULL, 0);
+    kiln_brick *t = null_arg == 2 ? NULL : kiln_simple_recurrent_create(NULL, 3, kiln_tanh_create(NULL));
+    kiln_brick *a = null_arg == 3 ? NULL : kiln_sequence_content_attention_create(NULL, sources, 1, NULL, 4, 5, NULL,
+                                                                                  NULL, NULL);
+    kiln_brick *f = null_arg == 4 ? NULL : kiln_fork_create(NULL, (const char *[]){"inputs"}, 1, 0, NULL, NULL);
+    kiln_brick *b = kiln_sequence_generator_create(null_arg == 0 ? NULL : "gen", ro, t, a, true, f);
+    if (!b) /* refused before taking them */
+        for (int i = 0; i < 4; i++)
+            kiln_brick_destroy((kiln_brick *[]){ro, t, a, f}[i]);
+    return made_brick(b);
+}
+static int64_t generate_without(int null_arg)
+{
+    kiln_generate_options o = {.n_steps = 2};
+    return kiln_sequence_generator_generate(null_arg == 0 ? NULL : F.lin, null_arg == 1 ? NULL : F.g,
+                                            null_arg == 2 ? NULL : &F.x, 1, null_arg == 3 ? NULL : &o,
+                                            null_arg == 4 ? NULL : F.node_out, 1);
+}
 /* A stack of one LSTM: a NULL name (the class's), NULL transitions, or
 ** the default states_name. */
 static int64_t stack_without(bool transitions, bool name)
@@ -367,6 +478,18 @@ static int64_t graph_new_dtype(void)
 }
 static int64_t options_default(void) { return kiln_compile_options_default().cost.id; }
 static int64_t finish_after_bad(void) { return made_ext(kiln_finish_after(-1, 0)); }
+static double halve(int64_t iterations, double old, void *user)
+{
+    (void)iterations;
+    (void)user;
+    return old / 2;
+}
+static int64_t schedule_value_null(void) { return isnan(kiln_schedule_value(NULL, 0, 1)); }
+static int64_t modify_null_state(void)
+{
+    kiln_schedule s = kiln_schedule_exponential(0.1, 0.5, 0, 1);
+    return ext_failed(kiln_modify_stepper_attribute(&s, NULL, KILN_TIMESCALE_EPOCH, 1));
+}
 static int64_t clone_null_name(void) { return made_brick(kiln_brick_clone(F.lin, NULL)); }
 static int64_t brick_create_null_name(void) { return made_brick(kiln_brick_create(&PROBE_CLASS, NULL)); }
 
@@ -534,6 +657,40 @@ enum holder { H_NONE, H_GRAPH, H_LIN, H_SM, H_CCE, H_PROBE, H_PARAM, H_PROGRAM, 
     X(kiln_recurrent_stack_create, "transitions", K_INT, 0, H_NONE, stack_without(false, true)) \
     X(kiln_recurrent_stack_create, "states_name", K_INT, 1, H_NONE, stack_without(true, false)) \
     X(kiln_lookup_table_create, "name", K_INT, 1, H_NONE, made_brick(kiln_lookup_table_create(NULL, 5, 3))) \
+    X(kiln_shallow_energy_computer_create, "name", K_INT, 1, H_NONE, made_brick(kiln_shallow_energy_computer_create(NULL, 3, 1))) \
+    X(kiln_sequence_content_attention_create, "name", K_INT, 1, H_NONE, attention_without(0)) \
+    X(kiln_sequence_content_attention_create, "state_names", K_INT, 0, H_NONE, attention_without(1)) \
+    X(kiln_sequence_content_attention_create, "state_dims", K_INT, 1, H_NONE, attention_without(2)) \
+    X(kiln_sequence_content_attention_create, "state_transformer", K_INT, 1, H_NONE, attention_without(3)) \
+    X(kiln_sequence_content_attention_create, "attended_transformer", K_INT, 1, H_NONE, attention_without(4)) \
+    X(kiln_sequence_content_attention_create, "energy_computer", K_INT, 1, H_NONE, attention_without(5)) \
+    X(kiln_attention_recurrent_create, "name", K_INT, 1, H_NONE, attention_recurrent_without(0)) \
+    X(kiln_attention_recurrent_create, "transition", K_INT, 0, H_NONE, attention_recurrent_without(1)) \
+    X(kiln_attention_recurrent_create, "attention", K_INT, 0, H_NONE, attention_recurrent_without(2)) \
+    X(kiln_attention_recurrent_create, "distribute", K_INT, 1, H_NONE, attention_recurrent_without(3)) \
+    X(kiln_attention_recurrent_create, "attended_name", K_INT, 1, H_NONE, attention_recurrent_without(4)) \
+    X(kiln_attention_recurrent_create, "attended_mask_name", K_INT, 1, H_NONE, attention_recurrent_without(5)) \
+    X(kiln_softmax_emitter_create, "name", K_INT, 1, H_NONE, made_brick(kiln_softmax_emitter_create(NULL, 0))) \
+    X(kiln_trivial_emitter_create, "name", K_INT, 1, H_NONE, made_brick(kiln_trivial_emitter_create(NULL, 3))) \
+    X(kiln_trivial_feedback_create, "name", K_INT, 1, H_NONE, made_brick(kiln_trivial_feedback_create(NULL, 3))) \
+    X(kiln_lookup_feedback_create, "name", K_INT, 1, H_NONE, made_brick(kiln_lookup_feedback_create(NULL, 5, 3))) \
+    X(kiln_readout_create, "name", K_INT, 1, H_NONE, readout_without(0)) \
+    X(kiln_readout_create, "source_names", K_INT, 0, H_NONE, readout_without(1)) \
+    X(kiln_readout_create, "emitter", K_INT, 1, H_NONE, readout_without(2)) \
+    X(kiln_readout_create, "feedback_brick", K_INT, 1, H_NONE, readout_without(3)) \
+    X(kiln_readout_create, "merge", K_INT, 1, H_NONE, readout_without(4)) \
+    X(kiln_readout_create, "merge_prototype", K_INT, 1, H_NONE, readout_with_merge_prototype()) \
+    X(kiln_readout_create, "post_merge", K_INT, 1, H_NONE, readout_without(6)) \
+    X(kiln_sequence_generator_create, "name", K_INT, 1, H_NONE, generator_without(0)) \
+    X(kiln_sequence_generator_create, "readout", K_INT, 0, H_NONE, generator_without(1)) \
+    X(kiln_sequence_generator_create, "transition", K_INT, 0, H_NONE, generator_without(2)) \
+    X(kiln_sequence_generator_create, "attention", K_INT, 1, H_NONE, generator_without(3)) \
+    X(kiln_sequence_generator_create, "fork", K_INT, 1, H_NONE, generator_without(4)) \
+    X(kiln_sequence_generator_generate, "b", K_STATUS, ST_ARG, H_NONE, generate_without(0)) \
+    X(kiln_sequence_generator_generate, "g", K_STATUS, ST_ARG, H_LIN, generate_without(1)) \
+    X(kiln_sequence_generator_generate, "inputs", K_STATUS, ST_ARG, H_LIN, generate_without(2)) \
+    X(kiln_sequence_generator_generate, "options", K_STATUS, ST_ARG, H_LIN, generate_without(3)) \
+    X(kiln_sequence_generator_generate, "outputs", K_STATUS, ST_ARG, H_LIN, generate_without(4)) \
     X(kiln_parallel_create, "name", K_INT, 1, H_NONE, routing(0, 0)) \
     X(kiln_parallel_create, "input_names", K_INT, 0, H_NONE, routing(0, 1)) \
     X(kiln_parallel_create, "input_dims", K_INT, 1, H_NONE, routing(0, 2)) \
@@ -702,6 +859,9 @@ enum holder { H_NONE, H_GRAPH, H_LIN, H_SM, H_CCE, H_PROBE, H_PARAM, H_PROGRAM, 
     X(kiln_program_bind_input, "p", K_STATUS, ST_ARG, H_NONE, kiln_program_bind_input(NULL, "features", F.xdata)) \
     X(kiln_program_bind_input, "name", K_STATUS, ST_ARG, H_PROGRAM, kiln_program_bind_input(F.p, NULL, F.xdata)) \
     X(kiln_program_bind_input, "data", K_STATUS, ST_ARG, H_PROGRAM, kiln_program_bind_input(F.p, "features", NULL)) \
+    X(kiln_program_bind_input_n, "p", K_STATUS, ST_ARG, H_NONE, kiln_program_bind_input_n(NULL, "features", F.xdata, 8)) \
+    X(kiln_program_bind_input_n, "name", K_STATUS, ST_ARG, H_PROGRAM, kiln_program_bind_input_n(F.p, NULL, F.xdata, 8)) \
+    X(kiln_program_bind_input_n, "data", K_STATUS, ST_ARG, H_PROGRAM, kiln_program_bind_input_n(F.p, "features", NULL, 8)) \
     X(kiln_program_set_size, "p", K_STATUS, ST_ARG, H_NONE, kiln_program_set_size(NULL, KILN_TIME, 1)) \
     X(kiln_program_forward, "p", K_STATUS, ST_ARG, H_NONE, kiln_program_forward(NULL, 1)) \
     X(kiln_program_eval_step, "p", K_STATUS, ST_ARG, H_NONE, kiln_program_eval_step(NULL, 1)) \
@@ -730,6 +890,13 @@ enum holder { H_NONE, H_GRAPH, H_LIN, H_SM, H_CCE, H_PROBE, H_PARAM, H_PROGRAM, 
     X(kiln_program_get_state, "dst", K_STATUS, ST_ARG, H_PROGRAM, kiln_program_get_state(F.p, 0, NULL, 1)) \
     X(kiln_program_set_state, "p", K_STATUS, ST_ARG, H_NONE, kiln_program_set_state(NULL, 0, F.buf, 1)) \
     X(kiln_program_set_state, "src", K_STATUS, ST_ARG, H_PROGRAM, kiln_program_set_state(F.p, 0, NULL, 1)) \
+    X(kiln_program_find_state, "p", K_INT, -1, H_NONE, kiln_program_find_state(NULL, "learning_rate")) \
+    X(kiln_program_find_state, "name", K_INT, -1, H_PROGRAM, kiln_program_find_state(F.p, NULL)) \
+    X(kiln_program_set_hyperparameter, "p", K_STATUS, ST_ARG, H_NONE, kiln_program_set_hyperparameter(NULL, "learning_rate", .1)) \
+    X(kiln_program_set_hyperparameter, "name", K_STATUS, ST_ARG, H_PROGRAM, kiln_program_set_hyperparameter(F.p, NULL, .1)) \
+    X(kiln_program_get_hyperparameter, "p", K_STATUS, ST_ARG, H_NONE, kiln_program_get_hyperparameter(NULL, "learning_rate", F.buf)) \
+    X(kiln_program_get_hyperparameter, "name", K_STATUS, ST_ARG, H_PROGRAM, kiln_program_get_hyperparameter(F.p, NULL, F.buf)) \
+    X(kiln_program_get_hyperparameter, "value", K_STATUS, ST_ARG, H_PROGRAM, kiln_program_get_hyperparameter(F.p, "learning_rate", NULL)) \
     /* data.h */ \
     X(kiln_dataset_create, "-", K_INT, 1, H_NONE, made_dataset(kiln_dataset_create())) \
     X(kiln_dataset_destroy, "d", K_VOID, 0, H_NONE, kiln_dataset_destroy(NULL)) \
@@ -802,6 +969,11 @@ enum holder { H_NONE, H_GRAPH, H_LIN, H_SM, H_CCE, H_PROBE, H_PARAM, H_PROGRAM, 
     X(kiln_data_stream_monitoring, "stream", K_INT, 1, H_NONE, ext_failed(kiln_data_stream_monitoring(&F.cost, 1, NULL, "v"))) \
     X(kiln_data_stream_monitoring, "prefix", K_INT, 1, H_NONE, made_ext(kiln_data_stream_monitoring(&F.cost, 1, F.s2, NULL))) \
     X(kiln_progress_bar, "out", K_INT, 1, H_NONE, made_ext(kiln_progress_bar(NULL))) \
+    X(kiln_shared_variable_modifier, "state", K_INT, 1, H_NONE, ext_failed(kiln_shared_variable_modifier(NULL, halve, NULL, NULL))) \
+    X(kiln_shared_variable_modifier, "fn", K_INT, 1, H_NONE, ext_failed(kiln_shared_variable_modifier("learning_rate", NULL, NULL, NULL))) \
+    X(kiln_schedule_value, "s", K_INT, 1, H_NONE, schedule_value_null()) \
+    X(kiln_modify_stepper_attribute, "s", K_INT, 1, H_NONE, ext_failed(kiln_modify_stepper_attribute(NULL, "learning_rate", KILN_TIMESCALE_EPOCH, 1))) \
+    X(kiln_modify_stepper_attribute, "state", K_INT, 1, H_NONE, modify_null_state()) \
     X(kiln_extension_destroy, "e", K_VOID, 0, H_NONE, kiln_extension_destroy(NULL)) \
     X(kiln_extension_create, "name", K_INT, 1, H_NONE, made_ext(kiln_extension_create(NULL, probe_fn, NULL, NULL))) \
     X(kiln_extension_create, "fn", K_INT, 1, H_NONE, ext_failed(kiln_extension_create("e", NULL, NULL, NULL))) \
@@ -822,7 +994,43 @@ enum holder { H_NONE, H_GRAPH, H_LIN, H_SM, H_CCE, H_PROBE, H_PARAM, H_PROGRAM, 
     X(kiln_main_loop_set_record_bool, "key", K_STATUS, ST_ARG, H_LOOP, kiln_main_loop_set_record_bool(F.m, NULL, true)) \
     X(kiln_main_loop_has_record, "m", K_INT, 0, H_NONE, kiln_main_loop_has_record(NULL, 0, "k", &F.flag)) \
     X(kiln_main_loop_has_record, "key", K_INT, 0, H_NONE, kiln_main_loop_has_record(F.m, 0, NULL, &F.flag)) \
-    X(kiln_main_loop_has_record, "is_bool", K_INT, 0, H_NONE, kiln_main_loop_has_record(F.m, 0, "k", NULL))
+    X(kiln_main_loop_has_record, "is_bool", K_INT, 0, H_NONE, kiln_main_loop_has_record(F.m, 0, "k", NULL)) \
+    X(kiln_main_loop_create_with_config, "p", K_INT, ST_ARG, H_NONE, loop_cfg_null(NULL, F.s, false)) \
+    X(kiln_main_loop_create_with_config, "stream", K_INT, ST_ARG, H_NONE, loop_cfg_null(F.p, NULL, false)) \
+    X(kiln_main_loop_create_with_config, "cfg", K_INT, KILN_OK, H_NONE, loop_cfg_null(F.p, F.s, true)) \
+    X(kiln_main_loop_create_with_config, "out", K_STATUS, ST_ARG, H_NONE, kiln_main_loop_create_with_config(F.p, F.s, NULL, NULL)) \
+    X(kiln_main_loop_set_log_backend, "m", K_STATUS, ST_ARG, H_NONE, kiln_main_loop_set_log_backend(NULL, KILN_LOG_BACKEND_MEMORY, NULL)) \
+    X(kiln_main_loop_set_log_backend, "path", K_STATUS, ST_ARG, H_LOOP, kiln_main_loop_set_log_backend(F.m, KILN_LOG_BACKEND_SQLITE, NULL)) \
+    X(kiln_main_loop_log_backend, "m", K_INT, KILN_LOG_BACKEND_MEMORY, H_NONE, kiln_main_loop_log_backend(NULL)) \
+    X(kiln_main_loop_set_record_text, "m", K_STATUS, ST_ARG, H_NONE, kiln_main_loop_set_record_text(NULL, "k", "t")) \
+    X(kiln_main_loop_set_record_text, "key", K_STATUS, ST_ARG, H_LOOP, kiln_main_loop_set_record_text(F.m, NULL, "t")) \
+    X(kiln_main_loop_set_record_text, "text", K_STATUS, ST_ARG, H_LOOP, kiln_main_loop_set_record_text(F.m, "k", NULL)) \
+    X(kiln_main_loop_record_text, "m", K_STATUS, ST_ARG, H_NONE, kiln_main_loop_record_text(NULL, 0, "k", F.names)) \
+    X(kiln_main_loop_record_text, "key", K_STATUS, ST_ARG, H_LOOP, kiln_main_loop_record_text(F.m, 0, NULL, F.names)) \
+    X(kiln_main_loop_record_text, "out", K_STATUS, ST_ARG, H_LOOP, kiln_main_loop_record_text(F.m, 0, "k", NULL)) \
+    X(kiln_main_loop_record_kind, "m", K_INT, KILN_RECORD_NONE, H_NONE, kiln_main_loop_record_kind(NULL, 0, "k")) \
+    X(kiln_main_loop_record_kind, "key", K_INT, KILN_RECORD_NONE, H_NONE, kiln_main_loop_record_kind(F.m, 0, NULL)) \
+    X(kiln_main_loop_set_profile, "m", K_STATUS, ST_ARG, H_NONE, kiln_main_loop_set_profile(NULL, true, NULL)) \
+    X(kiln_main_loop_set_profile, "out", K_STATUS, KILN_OK, H_NONE, kiln_main_loop_set_profile(F.m, true, NULL)) \
+    X(kiln_main_loop_profile_seconds, "m", K_INT, 0, H_NONE, kiln_main_loop_profile_seconds(NULL, KILN_PROFILE_TRAIN_STEP, &F.i64)) \
+    X(kiln_main_loop_profile_seconds, "calls", K_INT, 0, H_NONE, kiln_main_loop_profile_seconds(F.m, KILN_PROFILE_TRAIN_STEP, NULL)) \
+    /* config.h */ \
+    X(kiln_config_load, "out", K_STATUS, ST_ARG, H_NONE, kiln_config_load(NULL)) \
+    X(kiln_config_load_from, "out", K_STATUS, ST_ARG, H_NONE, kiln_config_load_from(NULL, NULL, NULL)) \
+    X(kiln_config_load_from, "path", K_INT, KILN_OK, H_NONE, config_null(0)) \
+    X(kiln_config_destroy, "c", K_VOID, 0, H_NONE, kiln_config_destroy(NULL)) \
+    X(kiln_config_errmsg, "c", K_STR, 0, H_NONE, kiln_config_errmsg(NULL)) \
+    X(kiln_config_get_int, "c", K_STATUS, ST_ARG, H_NONE, kiln_config_get_int(NULL, "default_seed", &F.i64)) \
+    X(kiln_config_get_int, "key", K_INT, ST_ARG, H_NONE, config_null(1)) \
+    X(kiln_config_get_int, "out", K_INT, ST_ARG, H_NONE, config_null(2)) \
+    X(kiln_config_get_bool, "c", K_STATUS, ST_ARG, H_NONE, kiln_config_get_bool(NULL, "profile", &F.flag)) \
+    X(kiln_config_get_bool, "key", K_INT, ST_ARG, H_NONE, config_null(3)) \
+    X(kiln_config_get_bool, "out", K_INT, ST_ARG, H_NONE, config_null(4)) \
+    X(kiln_config_get_string, "c", K_STATUS, ST_ARG, H_NONE, kiln_config_get_string(NULL, "temp_dir", F.names)) \
+    X(kiln_config_get_string, "key", K_INT, ST_ARG, H_NONE, config_null(5)) \
+    X(kiln_config_get_string, "out", K_INT, ST_ARG, H_NONE, config_null(6)) \
+    X(kiln_config_source, "c", K_STR, 0, H_NONE, kiln_config_source(NULL, "temp_dir")) \
+    X(kiln_config_source, "key", K_STR, 0, H_NONE, config_null_source())
 
 typedef struct row {
     const char *fn, *arg;
@@ -910,7 +1118,7 @@ END_TEST
 /* Every KILN_API function of the public headers has a row. */
 START_TEST(every_public_function_has_a_row)
 {
-    static const char *headers[] = {"common.h", "graph.h", "bricks.h", "compile.h", "data.h", "train.h"};
+    static const char *headers[] = {"common.h", "config.h", "graph.h", "bricks.h", "compile.h", "data.h", "train.h"};
     const char *dir = getenv("KILN_INCLUDE_DIR");
     ck_assert_msg(dir, "KILN_INCLUDE_DIR is not set (tests/meson.build sets it)");
     int missing = 0, seen = 0;

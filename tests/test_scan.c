@@ -532,6 +532,13 @@ static enum kiln_status step_makes_input(kiln_graph *body, const kiln_node *args
     return KILN_OK;
 }
 
+static enum kiln_status step_ignores_state(kiln_graph *body, const kiln_node *args, kiln_node *res, void *user)
+{
+    (void)user;
+    res[0] = kiln_expr_tanh(body, args[0]); /* the new state never reads the old one */
+    return KILN_OK;
+}
+
 static enum kiln_status step_fails(kiln_graph *body, const kiln_node *args, kiln_node *res, void *user)
 {
     (void)args;
@@ -565,6 +572,7 @@ START_TEST(bad_scans_are_errors_naming_what_was_wrong)
         {step_bad_shape, KILN_ERR_SHAPE, "state 0 is float64 (B, 3) but its new value is float64 (B,)"},
         {step_makes_input, KILN_ERR_UNSUPPORTED, "input 'y' made in the body"},
         {step_fails, KILN_ERR_ARG, "the step function failed"},
+        {step_ignores_state, KILN_ERR_ARG, "state 0 is never read by the step"},
         {step_no_result, KILN_ERR_ARG, "result 0 is not a node of the body"},
     };
     for (size_t k = 0; k < KILN_ARRAY_LEN(cases); k++) {

@@ -159,7 +159,9 @@ KILN_API enum kiln_status kiln_brick_get_dim(const kiln_brick *b, const char *na
 KILN_API enum kiln_status kiln_brick_set_weights_init(kiln_brick *b, kiln_init init);
 KILN_API enum kiln_status kiln_brick_set_biases_init(kiln_brick *b, kiln_init init);
 KILN_API enum kiln_status kiln_brick_set_use_bias(kiln_brick *b, bool use_bias);
-/* Seed of the brick's RNG (default: derived from the parent's, root 1). */
+/* Seed of the brick's RNG (default: derived from the parent's; a root's is
+** the configuration's default_seed, 1 unless set: config.h). KILN_SEED_DEFAULT:
+** default_seed, read when the brick is initialized. */
 KILN_API enum kiln_status kiln_brick_set_seed(kiln_brick *b, uint64_t seed);
 
 /* ---- Life cycle ------------------------------------------------------------ */
@@ -562,6 +564,201 @@ KILN_API kiln_brick *kiln_recurrent_stack_create(const char *name, kiln_brick *c
 ** [0, length) is a run-time error. Dims "length", "dim" (also
 ** "output_dim"). */
 KILN_API kiln_brick *kiln_lookup_table_create(const char *name, int64_t length, int64_t dim);
+
+/* ---- Attention (blocks.bricks.attention; compiler/bricks_attention.c) ----
+**
+** Blocks' terms: a network (a recurrent transition) has states; the
+** attended is a sequence (T_s, batch, attended_dim), time-major, with an
+** optional attended_mask (T_s, batch) of 1 where it has data; the attention
+** extracts glimpses from it given the states. T_s may be any dim (a
+** constant, T, or a symbol of its own: kiln_graph_symbol). Every constructor
+** takes ownership of the bricks it is given (prototypes, transitions,
+** attentions), whatever the outcome, once they are seen to be distinct
+** bricks without a parent (misuse otherwise: NULL, left alone); NULL for a
+** brick argument means Blocks' default. A dim of 0 is lazy. NULL when out of
+** memory or on a bad argument. All are Initializable.
+**
+** ShallowEnergyComputer(input_dim, output_dim): Blocks' Sequence of a Tanh
+** and a Linear without bias, children "tanh" and "linear"; apply(input
+** (batch, input_dim)) -> output (batch, output_dim) = tanh(input) W. Dims
+** "input_dim", "output_dim" (the linear's). */
+KILN_API kiln_brick *kiln_shallow_energy_computer_create(const char *name, int64_t input_dim, int64_t output_dim);
+
+/* SequenceContentAttention(state_names, attended_dim, match_dim,
+** state_transformer, attended_transformer, energy_computer): Bahdanau's
+** attention as Blocks computes it. n_states >= 1 names (copied, distinct);
+** state_dims may be NULL (lazy: "state_dims.<name>", pushed by an
+** AttentionRecurrent). Children, as Blocks names them: "state_trans" (a
+** Parallel of copies of state_transformer, "transform_<state>", default a
+** Linear without bias), "preprocess" (attended_transformer, default a
+** Linear with bias) and "energy_comp" (energy_computer, default a
+** ShallowEnergyComputer); every prototype a Feedforward (input_dim,
+** output_dim, apply). Dims "attended_dim", "match_dim", "state_dims.<name>".
+** Applications:
+**   preprocess(attended) -> preprocessed_attended (T_s, batch, match_dim):
+**     attended_transformer on every (time, batch) row;
+**   compute_energies(attended, preprocessed_attended?, <states>) ->
+**     energies (T_s, batch) = energy_comp(preprocessed + sum_k
+**     state_trans_k(state_k)) (preprocess when not given);
+**   compute_weights(energies, attended_mask?) -> weights (T_s, batch):
+**     e = exp(energies - max over T_s), times the mask, divided by its sum
+**     over T_s plus all(1 - mask) (1 for a row whose mask is all zero);
+**   compute_weighted_averages(weights, attended) -> weighted_averages
+**     (batch, attended_dim) = sum over T_s of weights * attended;
+**   take_glimpses(attended, preprocessed_attended?, attended_mask?,
+**     <states> (batch, state dim)) -> weighted_averages (batch,
+**     attended_dim), weights (batch, T_s) (Blocks' weights.T);
+**   initial_glimpses(attended) -> weighted_averages, weights: zeros (Blocks
+**     takes batch_size too; here the attended's second axis is the batch).
+** Checked, naming the brick: the attended is rank 3 with attended_dim
+** features, the mask is (T_s, batch) as the attended, preprocessed_attended
+** is (T_s, batch, match_dim), every state has the attended's batch and its
+** dim. */
+KILN_API kiln_brick *kiln_sequence_content_attention_create(const char *name, const char *const *state_names,
+                                                            int n_states, const int64_t *state_dims,
+                                                            int64_t attended_dim, int64_t match_dim,
+                                                            kiln_brick *state_transformer,
+                                                            kiln_brick *attended_transformer,
+                                                            kiln_brick *energy_computer);
+
+/* AttentionRecurrent(transition, attention, distribute, add_contexts,
+** attended_name, attended_mask_name): a recurrent transition (a brick whose
+** "apply" is recurrent: SimpleRecurrent, LSTM, GatedRecurrent, ...) with an
+** attention (a SequenceContentAttention whose state_names are states of the
+** transition). Children: the transition and the attention, their names
+** kept, then the distribute. distribute NULL: a Distribute "distribute"
+** (kiln_distribute_create) of the attention's weighted_averages into every
+** sequence of the transition but "mask". add_contexts: the attended and its
+** mask are new contexts named attended_name, attended_mask_name (NULL:
+** "attended", "attended_mask"); false: they are the transition's first two
+** contexts. Applications, as Blocks':
+**   apply(<transition's sequences, states, contexts>, attended,
+**     attended_mask?) -> <transition's states>, weighted_averages, weights:
+**     preprocesses the attended once, then runs do_apply; takes the
+**     recurrent options (kiln_recurrent_call): reverse,
+**     return_initial_states (the glimpses then start with zeros, as Blocks'
+**     initial_glimpses);
+**   do_apply(the same, preprocessed_<attended>): the recurrent step: the
+**     glimpses from the states at t-1, then the transition's step on its
+**     sequences plus distribute(glimpses) (compute_states);
+**   take_glimpses(<states>, attended, attended_mask?,
+**     preprocessed_<attended>?) -> glimpses, one step;
+**   compute_states(<transition's sequences, one step>, <states>,
+**     weighted_averages, weights, <transition's contexts>) -> <states>.
+** Unlike Blocks, the glimpses are outputs of each step, not carried states:
+** this attention does not read its previous glimpses, and kiln refuses a
+** state the step never reads (docs/architecture.md). */
+KILN_API kiln_brick *kiln_attention_recurrent_create(const char *name, kiln_brick *transition,
+                                                     kiln_brick *attention, kiln_brick *distribute,
+                                                     bool add_contexts, const char *attended_name,
+                                                     const char *attended_mask_name);
+
+/* ---- Sequence generators (blocks.bricks.sequence_generators;
+** compiler/bricks_seqgen.c) -------------------------------------------------
+**
+** Emitters turn readouts (batch, readout_dim) into outputs. Their
+** applications: emit(readouts) -> outputs, cost(readouts, outputs) ->
+** costs (batch,), and the outputs before the first step from the class's
+** initial_state callback for the state "outputs" (Blocks' initial_outputs).
+** SoftmaxEmitter(initial_output): outputs are int32 categories (batch,);
+** probs(readouts) -> softmax; emit samples a category per row from
+** softmax(readouts) with the random state of the brick's seed
+** (kiln_brick_set_seed on it or an ancestor; else 1): the Gumbel-max draw
+** argmax(readouts - log(-log(u))), u uniform per category, which is
+** distributed exactly as the softmax; emit_greedy takes the argmax (kiln's
+** addition: greedy decoding); cost is the cross-entropy -log softmax[y].
+** Child "ndimensionalsoftmax" (Blocks' NDimensionalSoftmax). Dim
+** "readout_dim". */
+KILN_API kiln_brick *kiln_softmax_emitter_create(const char *name, int32_t initial_output);
+/* TrivialEmitter(readout_dim): the readouts are the outputs (batch,
+** readout_dim); cost zero per row; initial outputs zeros. */
+KILN_API kiln_brick *kiln_trivial_emitter_create(const char *name, int64_t readout_dim);
+/* Feedbacks: feedback(outputs) -> feedback (batch, dim), what the next step
+** reads of an output. TrivialFeedback(output_dim): the outputs themselves.
+** LookupFeedback(num_outputs, feedback_dim): rows of a LookupTable child
+** "lookuptable" (num_outputs, feedback_dim) picked by int32 outputs. Dims
+** "output_dim"; "num_outputs", "feedback_dim". */
+KILN_API kiln_brick *kiln_trivial_feedback_create(const char *name, int64_t output_dim);
+KILN_API kiln_brick *kiln_lookup_feedback_create(const char *name, int64_t num_outputs, int64_t feedback_dim);
+
+/* Readout(readout_dim, source_names, emitter, feedback_brick, merge,
+** merge_prototype, post_merge, merged_dim): readout(<sources> (batch,
+** dim)) -> readouts = post_merge(merge(sources)); emit, emit_greedy, cost
+** and feedback delegate to the emitter and the feedback brick. Sources are
+** names of the generator's states, glimpses or contexts, or "feedback" (the
+** previous output's feedback); n_sources >= 1 names, copied. Defaults:
+** emitter TrivialEmitter(readout_dim), feedback_brick
+** TrivialFeedback(readout_dim), merge a Merge of the sources ("merge", of
+** copies of merge_prototype, default a Linear without bias, named
+** "transform_<source>"), post_merge a Bias ("bias") of readout_dim,
+** merged_dim readout_dim. Children in Blocks' order: emitter, feedback,
+** merge, post_merge. Dims "readout_dim", "merged_dim",
+** "source_dims.<source>" (pushed by the generator). */
+KILN_API kiln_brick *kiln_readout_create(const char *name, int64_t readout_dim, const char *const *source_names,
+                                         int n_sources, kiln_brick *emitter, kiln_brick *feedback_brick,
+                                         kiln_brick *merge, kiln_brick *merge_prototype, kiln_brick *post_merge,
+                                         int64_t merged_dim);
+
+/* SequenceGenerator(readout, transition, attention, add_contexts, fork):
+** Blocks' generator. With an attention, the transition is wrapped in an
+** AttentionRecurrent "att_trans"; without, in a FakeAttentionRecurrent
+** "with_fake_attention" (no glimpses). fork NULL: a Fork "fork" from the
+** feedback into every sequence of the transition but "mask" (Linear with
+** bias). Children: readout, fork, the wrapped transition. One step of the
+** generator, Blocks' algorithm (s the transition's states, g the glimpses,
+** y the outputs, f the feedback):
+**   g_t = take_glimpses(s_{t-1}); r_t = readout(f(y_{t-1}), s_{t-1}, g_t);
+**   y_t = emit(r_t) (given, for a cost); c_t = cost(r_t, y_t);
+**   s_t = compute_states(s_{t-1}, g_t, fork(f(y_t)))
+** with y_0 the emitter's initial outputs and s_0 the transition's initial
+** states.
+** Applications (inputs: the target outputs, then mask, then the
+** transition's states (optional: their initial values), then the contexts
+** of the wrapped transition, "attended" and "attended_mask" (optional)
+** with an attention):
+**   cost(outputs (T, batch) int32 (SoftmaxEmitter) or (T, batch, dim),
+**     mask (T, batch)?, ...) -> cost, a scalar with role COST: Blocks'
+**     cost_matrix.sum(axis=0).mean(); the costs masked. Adds Blocks'
+**     auxiliary variable per_sequence_element: sum(costs) / sum(mask)
+**     (mean(costs) without a mask);
+**   cost_matrix(the same) -> costs (T, batch), masked.
+**   generate(the states?, the contexts) -> <states>, <glimpses>, outputs,
+**     costs, each (n_steps, batch, ..): y_t drawn by emit (or emit_greedy);
+**     called through kiln_sequence_generator_generate, which says how many
+**     steps.
+** Each builds one scan (kiln_expr_scan) whose step is the step above: the
+** readout and the cost are computed in the step, not after the scan as
+** Blocks' cost_matrix does (the same values). Glimpses are outputs of the
+** step, not carried states (see AttentionRecurrent). Checked, naming the
+** brick: the mask is (T, batch) as the outputs; int32 outputs for an emitter
+** of categories (else (T, batch, its dim)); a given state is (batch, dim);
+** the attended has the outputs' batch. At creation (NULL otherwise): a
+** Readout whose sources are states, glimpses, contexts or "feedback". */
+KILN_API kiln_brick *kiln_sequence_generator_create(const char *name, kiln_brick *readout,
+                                                    kiln_brick *transition, kiln_brick *attention,
+                                                    bool add_contexts, kiln_brick *fork);
+
+/* How generate runs. */
+typedef struct kiln_generate_options {
+    /* Steps: a constant > 0 or a dim (KILN_TIME, a kiln_graph_symbol). The
+    ** scan runs over a sequence of zeros (n_steps, batch) made here (a scan
+    ** needs one: Blocks' n_steps). */
+    int64_t n_steps;
+    /* The batch dim: 0 for the attended's second axis (else KILN_BATCH). */
+    int64_t batch;
+    /* emit_greedy (argmax) rather than emit (a sample). */
+    bool greedy;
+} kiln_generate_options;
+
+/* b's generate (Blocks' generator.generate(n_steps=, batch_size=, ...)) in
+** g: inputs as kiln_brick_input_name(b, "generate", i) lists them (states,
+** KILN_NODE_NONE for their initial values, then the contexts); outputs[0..
+** n_out) receive the states, glimpses, outputs and costs, each stacked over
+** the n_steps steps. Statuses and messages as kiln_brick_call's;
+** KILN_ERR_ARG for n_steps <= 0 that is no symbol. */
+KILN_API enum kiln_status kiln_sequence_generator_generate(kiln_brick *b, kiln_graph *g, const kiln_node *inputs,
+                                                           int n_in, const kiln_generate_options *options,
+                                                           kiln_node *outputs, int n_out);
 
 #ifdef __cplusplus
 }

@@ -65,6 +65,10 @@ extern "C" {
 #define KILN_MAX_BYTES (INT64_C(1) << 40)
 /* Longest name (brick, variable, source, model), terminator excluded. */
 #define KILN_MAX_NAME 127
+/* A seed argument that means "the configuration's default_seed" (config.h):
+** kiln_stream_create, kiln_graph_random_state, kiln_apply_dropout,
+** kiln_brick_set_seed. */
+#define KILN_SEED_DEFAULT UINT64_MAX
 
 enum kiln_status {
     KILN_OK = 0,

@@ -32,17 +32,26 @@ typedef struct kiln_program kiln_program;
 ** step, where the step is the gradient g passed through the rule (a
 ** CompositeRule passes it through each component in order). A rule's state
 ** (a velocity, Adam's moments and time) lives in the program, in slabs
-** beside the parameters; learning rates and momenta are states too, set at
-** compile time from these fields and changed without recompiling.
+** beside the parameters. Every scalar hyperparameter of a rule (learning
+** rate, momentum, decay rate, epsilon, beta1, threshold, ...) is a state
+** too, named "<owner>.<name>" as Blocks names its shared variable
+** ("/step_rule/adam.learning_rate", "/step_rule/1_basic_momentum.momentum"
+** inside a composite): set at compile time from these fields, read and
+** changed between steps without recompiling
+** (kiln_program_set_hyperparameter, kiln_program_set_state, the schedules
+** of train.h), and checked wherever it is set: a bad value is an error
+** naming the rule, the hyperparameter and the value (the ranges are below).
 ** Blocks' formulas and defaults (the constructors take every argument; the
-** defaults are in the comments):
+** defaults are in the comments; kiln_compile_options_default() gives
+** GradientDescent's default rule, Scale(learning_rate = 1), as Blocks'
+** step_rule=None does):
 **   Scale(learning_rate = 1):     step = lr g
 **   BasicMomentum(momentum = 0):  v = momentum v + g; step = v
 **   Momentum(learning_rate = 1, momentum = 0) = [Scale, BasicMomentum]
-**   AdaDelta(decay_rate = 0.95, epsilon = 1e-6), decay_rate in [0, 1]:
+**   AdaDelta(decay_rate = 0.95, epsilon = 1e-6):
 **        Eg = rho Eg + (1 - rho) g^2; d = sqrt(Ed + eps) / sqrt(Eg + eps) g;
 **        Ed = rho Ed + (1 - rho) d^2; step = d
-**   BasicRMSProp(decay_rate = 0.9, max_scaling = 1e5), max_scaling > 0:
+**   BasicRMSProp(decay_rate = 0.9, max_scaling = 1e5):
 **        m = rho m + (1 - rho) g^2; step = g / max(sqrt(m), 1 / max_scaling)
 **   RMSProp(learning_rate = 1, decay_rate = 0.9, max_scaling = 1e5) =
 **        [BasicRMSProp, Scale]
@@ -53,9 +62,9 @@ typedef struct kiln_program kiln_program;
 **        t = t + 1; lr_t = lr sqrt(1 - (1 - beta2)^t) / (1 - (1 - beta1)^t);
 **        b1 = 1 - (1 - beta1) decay^(t - 1); m = b1 g + (1 - b1) m;
 **        v = beta2 g^2 + (1 - beta2) v; step = lr_t m / (sqrt(v) + epsilon)
-**   StepClipping(threshold > 0): n = L2 norm of every step together; when
+**   StepClipping(threshold): n = L2 norm of every step together; when
 **        n >= threshold, every step is scaled by threshold / n
-**   VariableClipping(threshold > 0, axes): n = L2 norm of each new value
+**   VariableClipping(threshold, axes): n = L2 norm of each new value
 **        p - step (over the axes in the bit mask axes, 0: all); where n >
 **        threshold, step = p - (threshold / n)(p - step)
 **   RemoveNotFinite(scaler = 1): where a step has a NaN or infinity, step =
@@ -69,11 +78,29 @@ typedef struct kiln_program kiln_program;
 **   MomentumStepper(learning_rate = 0.1, momentum = 0, scale_learning_rate =
 **        true): v = momentum v - lr' g, lr' = lr (1 - momentum) when scaled;
 **        step = -v
-** components and variables are borrowed for the kiln_compile call. */
-enum kiln_step_rule_kind { KILN_STEP_SCALE, KILN_STEP_BASIC_MOMENTUM, KILN_STEP_MOMENTUM, KILN_STEP_ADAM,
-                           KILN_STEP_COMPOSITE, KILN_STEP_ADADELTA, KILN_STEP_BASIC_RMSPROP, KILN_STEP_RMSPROP,
-                           KILN_STEP_ADAGRAD, KILN_STEP_STEP_CLIPPING, KILN_STEP_VARIABLE_CLIPPING,
-                           KILN_STEP_REMOVE_NOT_FINITE, KILN_STEP_RESTRICT, KILN_STEP_MOMENTUM_STEPPER };
+**   NesterovStepper(learning_rate = 0.1, momentum = 0, scale_learning_rate =
+**        true): brainstorm's step is v = momentum v; theta += v; the
+**        gradient g at theta; v -= lr' g; theta -= lr' g. kiln keeps the
+**        parameter at the point where the next gradient is taken, p = theta
+**        + momentum v (Sutskever's form; with v = 0 at the start the two
+**        agree, and theta = p - momentum v at any time): v' = momentum v -
+**        lr' g; step = momentum v - (1 + momentum) v'. The cost and monitors
+**        of a training step are at p, where brainstorm computes its loss. A
+**        momentum changed between steps moves the look-ahead from the step
+**        after the change on.
+** Ranges, checked at compile time and when a value is set: learning rates,
+** epsilons, decay factors >= 0 and finite; momentum, decay_rate, beta1,
+** beta2, decay_factor, scaler in [0, 1]; max_scaling and threshold > 0.
+** scale_learning_rate and VariableClipping's axes are fixed at compile time.
+** A kiln_step_rule that no constructor made (kind KILN_STEP_NONE: a zeroed
+** struct) is an error when compiling with a cost: it has no learning rate,
+** and kiln does not guess one. components and variables are borrowed for the
+** kiln_compile call. */
+enum kiln_step_rule_kind { KILN_STEP_NONE, KILN_STEP_SCALE, KILN_STEP_BASIC_MOMENTUM, KILN_STEP_MOMENTUM,
+                           KILN_STEP_ADAM, KILN_STEP_COMPOSITE, KILN_STEP_ADADELTA, KILN_STEP_BASIC_RMSPROP,
+                           KILN_STEP_RMSPROP, KILN_STEP_ADAGRAD, KILN_STEP_STEP_CLIPPING,
+                           KILN_STEP_VARIABLE_CLIPPING, KILN_STEP_REMOVE_NOT_FINITE, KILN_STEP_RESTRICT,
+                           KILN_STEP_MOMENTUM_STEPPER, KILN_STEP_NESTEROV_STEPPER };
 typedef struct kiln_step_rule {
     enum kiln_step_rule_kind kind;
     double learning_rate;
@@ -83,7 +110,7 @@ typedef struct kiln_step_rule {
     int n_components;
     double decay_rate, max_scaling, threshold, scaler;
     unsigned axes;                           /* VariableClipping */
-    bool scale_learning_rate;                /* MomentumStepper */
+    bool scale_learning_rate;                /* MomentumStepper, NesterovStepper */
     kiln_param *const *variables;            /* Restrict */
     int n_variables;
 } kiln_step_rule;
@@ -203,6 +230,131 @@ static inline kiln_step_rule kiln_step_momentum_stepper(double lr, double moment
     r.scale_learning_rate = scale_learning_rate;
     return r;
 }
+static inline kiln_step_rule kiln_step_nesterov_stepper(double lr, double momentum, bool scale_learning_rate)
+{
+    kiln_step_rule r = kiln_step_momentum_stepper(lr, momentum, scale_learning_rate);
+    r.kind = KILN_STEP_NESTEROV_STEPPER;
+    return r;
+}
+
+/* brainstorm's value modifiers (brainstorm.value_modifiers), generated into
+** the training step: weight modifiers change a parameter's new value after
+** each update (brainstorm's trainer applies them after every step), gradient
+** modifiers change its gradient before the step rule. Each applies to the
+** parameters it names: those in params[0..n_params) when params is set,
+** else those whose path ("<owner>.<name>": "/mlp/linear_0.W", or "W" for a
+** parameter of no brick) matches the shell pattern `pattern` (fnmatch:
+** "*.W", "/mlp/linear_0.*"; brainstorm gives its modifiers per layer and
+** parameter name), else every parameter (brainstorm's `default`). A
+** modifier that names no parameter of the program is an error, as is one
+** given where it does not belong. Several apply in the order given.
+**   ClipValues(low = -1, high = 1): v = min(max(v, low), high)
+**   ConstrainL2Norm(limit): the incoming weights of each unit, rescaled so
+**        that their L2 norm is at most limit: v = v / max(1, n / limit), n
+**        the norm over the axes in the bit mask axes; 0: every axis but the
+**        last, the incoming weights of a unit of a Linear's (in, out) W
+**        (brainstorm stores (out, in) and takes every axis but the first).
+**        A parameter of rank < 2 (a bias) is left alone, as brainstorm does.
+**   MaskValues(mask): v = v * mask, mask the size of each parameter it
+**        applies to (copied at compile time; a state, "<param>_mask")
+**   FreezeValues(weights = NULL): v = weights, or, when NULL, the values
+**        the parameter has when the program is compiled (a state,
+**        "<param>_frozen"); weight modifiers only
+**   L1Decay(factor): g = g + factor sign(p); gradient modifiers only
+**   L2Decay(factor): g = g + factor p; gradient modifiers only
+** low, high, limit and factor are states, like the step rule's
+** hyperparameters ("/weight_modifiers/0_clip_values.low"); factor >= 0,
+** limit > 0, low <= high, all finite. pattern, params and values are
+** borrowed for the kiln_compile call. */
+enum kiln_modifier_kind { KILN_MODIFIER_NONE, KILN_MODIFIER_CLIP_VALUES, KILN_MODIFIER_CONSTRAIN_L2_NORM,
+                          KILN_MODIFIER_MASK_VALUES, KILN_MODIFIER_FREEZE_VALUES, KILN_MODIFIER_L1_DECAY,
+                          KILN_MODIFIER_L2_DECAY };
+typedef struct kiln_value_modifier {
+    enum kiln_modifier_kind kind;
+    const char *pattern;           /* which parameters, by path (see above) */
+    kiln_param *const *params;     /* or these */
+    int n_params;
+    double low, high;              /* ClipValues */
+    double limit;                  /* ConstrainL2Norm */
+    unsigned axes;                 /* ConstrainL2Norm */
+    const double *values;          /* MaskValues' mask, FreezeValues' weights */
+    int64_t n_values;
+    double factor;                 /* L1Decay, L2Decay */
+} kiln_value_modifier;
+static inline kiln_value_modifier kiln_modifier_of_(enum kiln_modifier_kind k)
+{
+    kiln_value_modifier m;
+    memset(&m, 0, sizeof m);
+    m.kind = k;
+    return m;
+}
+static inline kiln_value_modifier kiln_modifier_clip_values(double low, double high)
+{
+    kiln_value_modifier m = kiln_modifier_of_(KILN_MODIFIER_CLIP_VALUES);
+    m.low = low;
+    m.high = high;
+    return m;
+}
+static inline kiln_value_modifier kiln_modifier_constrain_l2_norm(double limit, unsigned axes)
+{
+    kiln_value_modifier m = kiln_modifier_of_(KILN_MODIFIER_CONSTRAIN_L2_NORM);
+    m.limit = limit;
+    m.axes = axes;
+    return m;
+}
+static inline kiln_value_modifier kiln_modifier_mask_values(const double *mask, int64_t n)
+{
+    kiln_value_modifier m = kiln_modifier_of_(KILN_MODIFIER_MASK_VALUES);
+    m.values = mask;
+    m.n_values = n;
+    return m;
+}
+static inline kiln_value_modifier kiln_modifier_freeze_values(const double *weights, int64_t n)
+{
+    kiln_value_modifier m = kiln_modifier_of_(KILN_MODIFIER_FREEZE_VALUES);
+    m.values = weights;
+    m.n_values = n;
+    return m;
+}
+static inline kiln_value_modifier kiln_modifier_l1_decay(double factor)
+{
+    kiln_value_modifier m = kiln_modifier_of_(KILN_MODIFIER_L1_DECAY);
+    m.factor = factor;
+    return m;
+}
+static inline kiln_value_modifier kiln_modifier_l2_decay(double factor)
+{
+    kiln_value_modifier m = kiln_modifier_of_(KILN_MODIFIER_L2_DECAY);
+    m.factor = factor;
+    return m;
+}
+/* m for the parameters whose paths match pattern. */
+static inline kiln_value_modifier kiln_modifier_on(kiln_value_modifier m, const char *pattern)
+{
+    m.pattern = pattern;
+    return m;
+}
+/* m for params[0..n). */
+static inline kiln_value_modifier kiln_modifier_on_params(kiln_value_modifier m, kiln_param *const *params, int n)
+{
+    m.params = params;
+    m.n_params = n;
+    return m;
+}
+
+/* GradientDescent's total_gradient_norm and total_step_norm (Blocks'
+** algorithm attributes, which a Blocks user monitors with
+** TrainingDataMonitoring): the L2 norm of every gradient together, as the
+** step rule receives them (after the gradient modifiers), and of every step
+** together, as the rule gives them (before the weight modifiers). Put them
+** in kiln_compile_options.monitors beside graph nodes; the training step
+** computes them before its update, and kiln_program_read reads them after
+** kiln_program_train_step (the gradient norm also after
+** kiln_program_gradients; eval_step computes neither). Their names are
+** "total_gradient_norm" and "total_step_norm" (kiln_program_node_name).
+** They are no nodes of a graph: kiln_node_ok() is false for them. */
+#define KILN_TOTAL_GRADIENT_NORM ((kiln_node){-2})
+#define KILN_TOTAL_STEP_NORM ((kiln_node){-3})
 
 typedef struct kiln_compile_options {
     /* Model name: the generated file and symbols take it ("mlp" gives
@@ -211,8 +363,16 @@ typedef struct kiln_compile_options {
     /* Scalar to minimise. KILN_NODE_NONE (id -1): no train_step/eval_step. */
     kiln_node cost;
     kiln_step_rule step_rule;
+    /* brainstorm's value modifiers (above), in order; borrowed during the
+    ** call. */
+    const kiln_value_modifier *weight_modifiers;
+    int n_weight_modifiers;
+    const kiln_value_modifier *gradient_modifiers;
+    int n_gradient_modifiers;
     /* Values eval_step and train_step compute (Blocks' monitored variables);
-    ** borrowed during the call. The cost is always computed. */
+    ** borrowed during the call. The cost is always computed. Scalars of the
+    ** graph, or KILN_TOTAL_GRADIENT_NORM and KILN_TOTAL_STEP_NORM (train_step
+    ** only). */
     const kiln_node *monitors;
     int n_monitors;
     /* Values forward computes (inference). */
@@ -321,6 +481,13 @@ KILN_API bool kiln_program_input_time_major(const kiln_program *p, int i);
 ** name is read during the call. KILN_ERR_NOT_FOUND names the inputs. */
 KILN_API enum kiln_status kiln_program_bind_input(kiln_program *p, const char *name,
                                                   const void *data);
+/* kiln_program_bind_input with the number of elements data holds (> 0):
+** every step checks it against what it reads of the input at its sizes (the
+** batch, T, ...) and fails with KILN_ERR_SHAPE naming the input, its shape
+** and both counts instead of reading past the end. Prefer it: the only
+** check kiln can make. A count <= 0 is KILN_ERR_ARG. */
+KILN_API enum kiln_status kiln_program_bind_input_n(kiln_program *p, const char *name,
+                                                    const void *data, int64_t count);
 
 /* The run-time size of a symbol other than the batch (KILN_TIME, a user
 ** symbol) for the next steps, 1..its maximum; 1 until set. Steps take the
@@ -328,7 +495,12 @@ KILN_API enum kiln_status kiln_program_bind_input(kiln_program *p, const char *n
 KILN_API enum kiln_status kiln_program_set_size(kiln_program *p, int64_t symbol, int64_t size);
 
 /* Run an entry point on a batch of `batch` examples (1..max_batch). Every
-** input the entry point reads must be bound. */
+** input the entry point reads must be bound. Never garbage: a parameter that
+** had a NaN when the program last loaded it (kiln_compile,
+** kiln_program_load_params) or was last set (kiln_program_set_param) is one
+** never initialised (kiln_param_create and a brick's allocation fill NaN),
+** and every entry point fails with KILN_ERR_STATE naming all such
+** parameters until they have values. */
 KILN_API enum kiln_status kiln_program_forward(kiln_program *p, int64_t batch);
 KILN_API enum kiln_status kiln_program_eval_step(kiln_program *p, int64_t batch);
 KILN_API enum kiln_status kiln_program_train_step(kiln_program *p, int64_t batch);
@@ -347,7 +519,9 @@ KILN_API enum kiln_status kiln_program_read_gradient(kiln_program *p, kiln_node 
 /* Forward and backward without the update (for gradient checks). */
 KILN_API enum kiln_status kiln_program_gradients(kiln_program *p, int64_t batch);
 
-/* Parameters: program <-> bricks. */
+/* Parameters: program <-> bricks. A parameter with a NaN is noted as not
+** initialised (see the entry points above); set_param with values that have
+** none, or load_params after the brick is initialised, clears it. */
 KILN_API enum kiln_status kiln_program_load_params(kiln_program *p);
 KILN_API enum kiln_status kiln_program_store_params(kiln_program *p);
 KILN_API enum kiln_status kiln_program_set_param(kiln_program *p, kiln_node param,
@@ -362,8 +536,8 @@ KILN_API const char *kiln_program_node_name(const kiln_program *p, kiln_node n);
 /* True when n is the cost, a monitor or an output of p. */
 KILN_API bool kiln_program_has_value(const kiln_program *p, kiln_node n);
 
-/* Learning rate of the step rule (of its first Scale, Momentum or Adam), a
-** state of the program: it changes without recompiling. */
+/* Learning rate of the step rule (of its first rule with one), a state of
+** the program: it changes without recompiling. */
 KILN_API enum kiln_status kiln_program_set_learning_rate(kiln_program *p, double lr);
 
 /* The program's states, in graph order: the graph's own first (a random
@@ -377,6 +551,21 @@ KILN_API const char *kiln_program_state_name(const kiln_program *p, int i);
 KILN_API int64_t kiln_program_state_size(const kiln_program *p, int i);
 KILN_API enum kiln_status kiln_program_get_state(kiln_program *p, int i, double *dst, int64_t n);
 KILN_API enum kiln_status kiln_program_set_state(kiln_program *p, int i, const double *src, int64_t n);
+/* The index of the state named name: its full name, or, when no state has
+** that name, the one state whose name ends in name after a '.' or '/'
+** ("learning_rate", "adam.learning_rate", "1_basic_momentum.momentum").
+** -1 when none or several match; the message on p names them. */
+KILN_API int kiln_program_find_state(kiln_program *p, const char *name);
+/* A scalar state by name (kiln_program_find_state): a hyperparameter of the
+** step rule or of a value modifier, or any scalar state of the graph. A
+** value outside a hyperparameter's range (see kiln_step_rule) is
+** KILN_ERR_ARG naming the rule, the hyperparameter and the value, and
+** leaves the state as it was; so does kiln_program_set_state. The next step
+** uses the new value: nothing is recompiled. KILN_ERR_NOT_FOUND (no such
+** state, or several), KILN_ERR_ARG (not a scalar), KILN_ERR_STATE (not
+** compiled). */
+KILN_API enum kiln_status kiln_program_set_hyperparameter(kiln_program *p, const char *name, double value);
+KILN_API enum kiln_status kiln_program_get_hyperparameter(kiln_program *p, const char *name, double *value);
 
 #ifdef __cplusplus
 }

@@ -109,7 +109,8 @@ typedef struct kiln_batch {
 /* Iterate d in batches of batch_size. The stream keeps d alive (d may be
 ** destroyed first); d must not gain sources meanwhile (the next batch then
 ** fails with KILN_ERR_STATE). Shuffled streams draw a new permutation every
-** epoch from a deterministic RNG seeded with seed. *out set even on failure
+** epoch from a deterministic RNG seeded with seed (KILN_SEED_DEFAULT: the
+** configuration's default_seed, config.h). *out set even on failure
 ** (NULL only when OOM). A dataset with sequence sources needs a padded
 ** stream (KILN_ERR_ARG here). */
 KILN_API enum kiln_status kiln_stream_create(kiln_dataset *d, enum kiln_scheme scheme,
@@ -120,7 +121,7 @@ KILN_API enum kiln_status kiln_stream_create(kiln_dataset *d, enum kiln_scheme s
 typedef struct kiln_padded_options {
     enum kiln_scheme scheme; /* order of the examples, as kiln_stream_create */
     int64_t batch_size;      /* > 0 */
-    uint64_t seed;           /* of the shuffled scheme's draws */
+    uint64_t seed;           /* of the shuffled scheme's draws (KILN_SEED_DEFAULT: the configuration's) */
     /* Fuel's and Blocks' sort-by-length trick: cut the epoch's order into
     ** windows of sort_batches * batch_size examples, sort each window by
     ** length (ties keep their order), cut it into batches, and, with the

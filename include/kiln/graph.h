@@ -274,7 +274,9 @@ KILN_API kiln_node kiln_expr_scan(kiln_graph *g, const kiln_scan_spec *spec, con
 ** makes itself), so two steps draw different numbers and the same seed
 ** draws the same ones. */
 
-/* The random state of g with this seed, made on first use (one per seed). */
+/* The random state of g with this seed, made on first use (one per seed).
+** KILN_SEED_DEFAULT: the configuration's default_seed, read now (a
+** configuration that fails to load is g's error). */
 KILN_API kiln_node kiln_graph_random_state(kiln_graph *g, uint64_t seed);
 /* Uniform on [lo, hi), normal (mean, std), Bernoulli (1 with probability p,
 ** else 0) of the given shape (symbols allowed), as floats. From the words w

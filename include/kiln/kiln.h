@@ -4,6 +4,7 @@
 #define KILN_H
 
 #include "common.h"
+#include "config.h"
 #include "graph.h"
 #include "bricks.h"
 #include "compile.h"
