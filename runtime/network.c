@@ -10,9 +10,13 @@
 ** are written, so one network gives the same bytes.
 **
 ** Saving writes a pruned copy of the graph (kiln_graph_replace with no
-** replacements: what the roots need), to a temporary file beside the
-** target, synced and renamed over it at the end: a failed save leaves no
-** partial file.
+** replacements: what the roots need). HDF5 makes the file in memory (its
+** core driver; a network's values are in memory already); kiln writes the
+** bytes to a temporary file beside the target, syncs it and renames it
+** over the target: a failed save leaves no partial file and an old file
+** whole. Rejected: letting HDF5 write the temporary file itself: when a
+** write fails (a full disk), H5Fclose fails and leaves the file open in
+** HDF5, which then crashes flushing it again at exit.
 **
 ** Loading trusts nothing in the file. Before HDF5 parses the file, it
 ** must be a regular file; HDF5 then checks its own structure (a truncated
@@ -216,8 +220,8 @@ static enum kiln_status write_entry(wfile *w, const kiln_netjson_entry *e)
 }
 
 /* A new file beside path, named path.kiln-XXXXXXXX (O_EXCL): its name in
-** tmp (cap bytes), or false with errno set. */
-static bool make_temp(const char *path, char *tmp, size_t cap)
+** tmp (cap bytes) and its descriptor, or -1 with errno set. */
+static int make_temp(const char *path, char *tmp, size_t cap)
 {
     for (int tries = 0; tries < 16; tries++) {
         uint32_t r = 0;
@@ -225,65 +229,105 @@ static bool make_temp(const char *path, char *tmp, size_t cap)
             r = (uint32_t)getpid() * 2654435761u + (uint32_t)tries;
         if (kiln_snprintf(tmp, cap, "%s.kiln-%08x", path, r) != 0) {
             errno = ENAMETOOLONG;
-            return false;
+            return -1;
         }
         int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd >= 0) {
-            close(fd);
-            return true;
-        }
-        if (errno != EEXIST)
-            return false;
+        if (fd >= 0 || errno != EEXIST)
+            return fd;
     }
-    return false;
+    return -1;
 }
 
-/* Write out's description and entries to path (whole or not at all). */
+/* The HDF5 file of out's description and entries, made in memory (HDF5's
+** core driver, no backing store): its bytes in *image (the caller's to
+** free), *size of them. */
+static enum kiln_status build_image(wfile *w, const kiln_netjson_out *out, void **image, size_t *size)
+{
+    enum kiln_status st = KILN_OK;
+    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE), fapl = H5Pcreate(H5P_FILE_ACCESS);
+    w->gcpl = H5Pcreate(H5P_GROUP_CREATE);
+    w->dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    /* no time stamps: the same network gives the same bytes */
+    if (fcpl < 0 || fapl < 0 || w->gcpl < 0 || w->dcpl < 0 || H5Pset_obj_track_times(fcpl, 0) < 0 ||
+        H5Pset_obj_track_times(w->gcpl, 0) < 0 || H5Pset_obj_track_times(w->dcpl, 0) < 0 ||
+        H5Pset_fapl_core(fapl, (size_t)1 << 16, 0) < 0 ||
+        (w->file = H5Fcreate("kiln-network-image", H5F_ACC_TRUNC, fcpl, fapl)) < 0)
+        st = wfail(w, "cannot make the file in memory");
+    if (!st)
+        st = write_attrs(w);
+    if (!st)
+        st = write_json(w, out);
+    for (int k = 0; k < out->n_entries && !st; k++)
+        st = write_entry(w, &out->entries[k]);
+    ssize_t n = -1;
+    if (!st && (H5Fflush(w->file, H5F_SCOPE_LOCAL) < 0 || (n = H5Fget_file_image(w->file, NULL, 0)) <= 0))
+        st = wfail(w, "cannot finish the file");
+    if (!st && !(*image = malloc((size_t)n)))
+        st = kiln_err_set(w->err, KILN_ERR_NOMEM, "%s: no memory for the file's %zd bytes", w->shown, n);
+    if (!st && H5Fget_file_image(w->file, *image, (size_t)n) != n)
+        st = wfail(w, "cannot finish the file");
+    *size = st ? 0 : (size_t)n;
+    close_id(w->file, H5Fclose);
+    close_id(fcpl, H5Pclose);
+    close_id(fapl, H5Pclose);
+    close_id(w->gcpl, H5Pclose);
+    close_id(w->dcpl, H5Pclose);
+    return st;
+}
+
+/* Write buf[0..n) to fd, then sync it: 0, or -1 with errno set. */
+static int write_all(int fd, const char *buf, size_t n)
+{
+    while (n > 0) {
+        ssize_t k = write(fd, buf, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            if (k == 0)
+                errno = EIO;
+            return -1;
+        }
+        buf += k;
+        n -= (size_t)k;
+    }
+    return fsync(fd);
+}
+
+/* Write out's description and entries to path (whole or not at all): the
+** file is made in memory, written to a temporary file beside path, synced
+** and renamed over it. HDF5 never writes to disk here, so a full disk is
+** kiln's error to handle and leaves no HDF5 file half closed. */
 static enum kiln_status write_file(const char *path, const kiln_netjson_out *out, kiln_err *err)
 {
     kiln_shown_path shown = kiln_path_show(path);
+    wfile w = {.file = -1, .gcpl = -1, .dcpl = -1, .shown = shown.s, .err = err};
+    void *image = NULL;
+    size_t size = 0;
+    enum kiln_status st = build_image(&w, out, &image, &size);
+    if (st)
+        return st;
     size_t cap = strlen(path) + 32;
     char *tmp = malloc(cap);
-    if (!tmp)
+    if (!tmp) {
+        free(image);
         return kiln_err_set(err, KILN_ERR_NOMEM, "%s: no memory", shown.s);
-    if (!make_temp(path, tmp, cap)) {
-        int e = errno;
-        free(tmp);
-        return kiln_err_set(err, KILN_ERR_IO, "%s: cannot create a file there: %s", shown.s, strerror(e));
     }
-    wfile w = {.file = -1, .shown = shown.s, .err = err};
-    enum kiln_status st = KILN_OK;
-    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
-    w.gcpl = H5Pcreate(H5P_GROUP_CREATE);
-    w.dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    /* no time stamps: the same network gives the same bytes */
-    if (fcpl < 0 || w.gcpl < 0 || w.dcpl < 0 || H5Pset_obj_track_times(fcpl, 0) < 0 ||
-        H5Pset_obj_track_times(w.gcpl, 0) < 0 || H5Pset_obj_track_times(w.dcpl, 0) < 0 ||
-        (w.file = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT)) < 0)
-        st = wfail(&w, "cannot create the file");
-    if (!st)
-        st = write_attrs(&w);
-    if (!st)
-        st = write_json(&w, out);
-    for (int k = 0; k < out->n_entries && !st; k++)
-        st = write_entry(&w, &out->entries[k]);
-    close_id(fcpl, H5Pclose);
-    close_id(w.gcpl, H5Pclose);
-    close_id(w.dcpl, H5Pclose);
-    if (w.file >= 0 && H5Fclose(w.file) < 0 && !st)
-        st = wfail(&w, "cannot finish the file");
-    /* on disk before it takes the name */
-    int fd = st ? -1 : open(tmp, O_RDONLY | O_CLOEXEC);
-    if (!st && (fd < 0 || fsync(fd) != 0))
-        st = kiln_err_set(err, KILN_ERR_IO, "%s: cannot sync the file: %s", shown.s, strerror(errno));
-    if (fd >= 0)
-        close(fd);
-    if (!st && rename(tmp, path) != 0)
-        st = kiln_err_set(err, KILN_ERR_IO, "%s: cannot rename the finished file onto it: %s", shown.s,
-                          strerror(errno));
-    if (st)
-        unlink(tmp);
+    int fd = make_temp(path, tmp, cap);
+    if (fd < 0) {
+        st = kiln_err_set(err, KILN_ERR_IO, "%s: cannot create a file there: %s", shown.s, strerror(errno));
+    } else {
+        if (write_all(fd, image, size) != 0)
+            st = kiln_err_set(err, KILN_ERR_IO, "%s: cannot write the file: %s", shown.s, strerror(errno));
+        if (close(fd) != 0 && !st)
+            st = kiln_err_set(err, KILN_ERR_IO, "%s: cannot write the file: %s", shown.s, strerror(errno));
+        if (!st && rename(tmp, path) != 0)
+            st = kiln_err_set(err, KILN_ERR_IO, "%s: cannot rename the finished file onto it: %s", shown.s,
+                              strerror(errno));
+        if (st)
+            unlink(tmp);
+    }
     free(tmp);
+    free(image);
     return st;
 }
 

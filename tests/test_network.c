@@ -17,7 +17,10 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1017,6 +1020,18 @@ START_TEST(file_and_description_must_agree)
 }
 END_TEST
 
+/* Files in dir, "." and ".." aside. */
+static int files_in(const char *dir)
+{
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
 /* ---- saving ------------------------------------------------------------------- */
 
 START_TEST(save_errors_leave_no_file)
@@ -1043,6 +1058,7 @@ START_TEST(save_errors_leave_no_file)
     ck_assert_int_eq(kiln_network_save(m.g, (kiln_node[]){{999}}, (const char *const[]){"p"}, 1, path), KILN_ERR_ARG);
     kiln_graph_clear_error(m.g);
     ck_assert_int_eq(access(path, F_OK), -1);
+    ck_assert_int_eq(files_in(dir), 0); /* nor a temporary file */
     /* an old file stays whole when a save fails */
     ck_assert_int_eq(kiln_network_save(m.g, roots, (const char *const[]){"p", "c"}, 2, path), KILN_OK);
     ck_assert_int_eq(kiln_network_save(m.g, roots, (const char *const[]){"p", "p"}, 2, path), KILN_ERR_ARG);
@@ -1053,6 +1069,43 @@ START_TEST(save_errors_leave_no_file)
     ck_assert_str_eq(kiln_graph_errmsg(m.g), "kiln_network_save: names is NULL");
     kiln_graph_clear_error(m.g);
     mlp_free(&m);
+    kiln_test_rmtree(dir);
+}
+END_TEST
+
+/* A save that fails while writing (the file size limit reached: a full
+** disk) leaves the old file whole and no temporary file beside it. This
+** test runs in a child of its own (Check forks), so the limit ends with it. */
+START_TEST(save_failing_midway_leaves_old_file_whole)
+{
+    char dir[256], path[320];
+    kiln_test_tmpdir(dir, sizeof dir, "kiln_net");
+    path_in(path, sizeof path, dir, "net.h5");
+    save_mlp(path);
+    size_t n;
+    char *before = slurp(path, &n);
+    ck_assert_int_gt(n, 4096);
+    rnn_net r;
+    rnn_make(&r);
+    signal(SIGXFSZ, SIG_IGN); /* a write past the limit fails with EFBIG */
+    struct rlimit lim;
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &lim), 0);
+    struct rlimit small = {.rlim_cur = 4096, .rlim_max = lim.rlim_max};
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &small), 0);
+    enum kiln_status st = kiln_network_save(r.g, r.roots, (const char *const[]){"a", "b", "c"}, 3, path);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    ck_assert_msg(st == KILN_ERR_IO, "%s: %s", kiln_status_string(st), kiln_graph_errmsg(r.g));
+    ck_assert_ptr_nonnull(strstr(kiln_graph_errmsg(r.g), "net.h5: "));
+    size_t m;
+    char *after = slurp(path, &m);
+    ck_assert_uint_eq(m, n);
+    ck_assert_mem_eq(after, before, n);
+    ck_assert_int_eq(files_in(dir), 1);
+    kiln_network_destroy(load_ok(path));
+    free(before);
+    free(after);
+    kiln_graph_destroy(r.g);
+    kiln_brick_destroy(r.lstm);
     kiln_test_rmtree(dir);
 }
 END_TEST
@@ -1121,6 +1174,7 @@ static Suite *network_suite(void)
     tcase_add_test(t, same_network_same_bytes);
     tcase_add_test(t, h5dump_reads_a_network_file);
     tcase_add_test(t, save_errors_leave_no_file);
+    tcase_add_test(t, save_failing_midway_leaves_old_file_whole);
     tcase_add_test(t, regress_12_softmax_xent_makes_one_node);
     suite_add_tcase(s, t);
     t = tcase_create("bad_files");
