@@ -640,9 +640,10 @@ static enum kiln_status load(kiln_network *net, const char *path)
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     if (fapl < 0 || H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0 ||
         (f.file = H5Fopen(path, H5F_ACC_RDONLY, fapl)) < 0) {
+        h5why w = why(); /* before H5Pclose, which clears HDF5's error stack */
         close_id(fapl, H5Pclose);
         return kiln_err_set(&net->err, KILN_ERR_FORMAT, "%s: not an HDF5 file, or a damaged one (HDF5: %s)", shown.s,
-                            why().s);
+                            w.s);
     }
     H5Pclose(fapl);
     char format[MAX_ATTR_STRING + 1];
