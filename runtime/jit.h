@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "kiln/common.h"
+#include "compiler/util.h"
 
 /* Version of the generated code's conventions (entry points, layout). It is
 ** part of every cache key: the code generator bumps it when the meaning of
@@ -99,6 +100,18 @@ typedef struct kiln_jit_prune_report {
 ** (cache_dir is "", out is NULL); KILN_ERR_IO (the folder is refused as
 ** kiln_jit_load refuses it, or cannot be read); KILN_ERR_NOMEM. */
 enum kiln_status kiln_jit_prune(const char *cache_dir, kiln_jit_prune_report *out);
+
+/* For the cache's tools (runtime/cache.c). The cache folder: cache_dir
+** (borrowed; "" is KILN_ERR_ARG) or the default as kiln_jit_load picks it,
+** malloc'd into *out. Then the check kiln_jit_load makes of the folder and
+** of each folder in it (KILN_ERR_IO: another user's, or others may write
+** it; a missing folder passes). Then the check of the entry key (hex) in its
+** shard folder made before a load: KILN_OK with why empty when verified, with
+** why saying what is wrong when not; another status (on err) when it could
+** not be checked. */
+enum kiln_status kiln_jit_cache_folder(const char *cache_dir, char **out, kiln_err *err);
+enum kiln_status kiln_jit_check_folder(const char *dir, kiln_err *err);
+enum kiln_status kiln_jit_verify_entry(const char *shard_dir, const char *key, kiln_err *err, kiln_err *why);
 
 /* dlclose the library and free j. NULL is a no-op. Leaves the cache as is;
 ** symbols taken from j must not be used afterwards. */

@@ -34,6 +34,7 @@
 #include "compiler/steprule.h"
 #include "compiler/store.h"
 #include "kiln/compile.h"
+#include "kiln/config.h"
 #include "kiln_config.h"
 #include "runtime/jit.h"
 #include "runtime/kernels.h"
@@ -96,6 +97,7 @@ struct kiln_program {
     kiln_codegen_runtime rt; /* BLAS and kernels for the generated code */
     int threads;             /* BLAS threads for large batches, 0: leave as is */
     int64_t small_batch;     /* below it, BLAS runs on one thread */
+    bool no_fast_paths;      /* the option's, or the configuration's fast_paths: false */
 };
 
 static enum kiln_status fail(kiln_program *p, enum kiln_status s, const char *fmt, ...) KILN_PRINTF(3, 4);
@@ -541,6 +543,21 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
         return fail(p, KILN_ERR_ARG, "compile options: guard_bytes %lld outside [0, 4096]", (long long)o->guard_bytes);
     p->threads = o->threads;
     p->small_batch = o->small_batch;
+    /* The configuration's fast_paths: false turns them off as the option does. */
+    p->no_fast_paths = o->no_fast_paths;
+    if (!p->no_fast_paths) {
+        kiln_config *c = NULL;
+        bool fast = true;
+        st = kiln_config_load(&c);
+        if (st == KILN_OK)
+            st = kiln_config_get_bool(c, "fast_paths", &fast);
+        if (st != KILN_OK)
+            fail(p, st, "configuration: %s", kiln_config_errmsg(c));
+        kiln_config_destroy(c);
+        if (st != KILN_OK)
+            return st;
+        p->no_fast_paths = !fast;
+    }
 
     /* Remember the user's names and what each node is to the program. */
     p->n_user = g->n_nodes;
@@ -645,7 +662,7 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
     }
 
     kiln_emit_options eo = {.model = p->model, .has_forward = o->n_outputs > 0, .has_train = cost >= 0,
-                            .no_fast_paths = o->no_fast_paths};
+                            .no_fast_paths = p->no_fast_paths};
     if ((st = kiln_emit_c(&p->plan, &eo, &p->source, &p->emit, &p->err)))
         return st;
     /* The plan's arena is checked (memplan.c); codegen adds the deferred
@@ -673,7 +690,7 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
     p->rt.dger = (void (*)(int, int, int, double, const double *, int, const double *, int, double *,
                            int))cblas_dger;
     p->rt.sger_gemv = kiln_kernel_sger_gemv();
-    p->rt.sgemm_nn = o->no_fast_paths ? NULL : kiln_kernel_sgemm_nn();
+    p->rt.sgemm_nn = p->no_fast_paths ? NULL : kiln_kernel_sgemm_nn();
     const char *link[2];
     int n_link = 0;
     if (have_program("ld.gold")) /* links a small library ~10 ms faster than ld.bfd */

@@ -32,8 +32,8 @@ case $libdir in "$dest"/*) ;; *)
   libdir=$(pkg-config --variable=libdir kiln) ;;
 esac
 includedir=$(pkg-config --variable=includedir kiln)
-for h in kiln.h common.h graph.h bricks.h compile.h data.h train.h config.h network.h; do
-  [ -f "$includedir/kiln/$h" ] || { echo "install_check: $includedir/kiln/$h not installed" >&2; exit 1; }
+for h in "$src"/include/kiln/*.h; do
+  [ -f "$includedir/kiln/${h##*/}" ] || { echo "install_check: $includedir/kiln/${h##*/} not installed" >&2; exit 1; }
 done
 [ -f "$libdir/libkiln.a" ] || { echo "install_check: no $libdir/libkiln.a" >&2; exit 1; }
 

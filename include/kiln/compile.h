@@ -387,7 +387,8 @@ typedef struct kiln_compile_options {
     int64_t max_size[KILN_MAX_SYMBOLS];
     /* Turn off every fast path that holds only for some models (updates
     ** inside a GEMM, deferred batch-1 updates, kiln's own GEMM): the plain
-    ** lowering, for checking the fast one against. */
+    ** lowering, for checking the fast one against. The configuration's
+    ** fast_paths: false (KILN_FAST_PATHS=false) sets it for every program. */
     bool no_fast_paths;
     /* Bytes of guard after every stored value, filled with a pattern and
     ** checked after each step (a step that wrote past a value fails with

@@ -11,5 +11,6 @@
 #include "data.h"
 #include "train.h"
 #include "network.h"
+#include "cache.h"
 
 #endif
