@@ -1,7 +1,9 @@
 /* network.c: network files (kiln_network_save, kiln_network_load): an HDF5
 ** file around the JSON description of compiler/netjson.c.
 **
-** Layout (docs/network-files.md): root attributes kiln_format
+** Layout (docs/network-files.md): kiln's 512-byte header (HDF5's user
+** block: "kiln-network-file", the file's size, the SHA-256 of the rest),
+** then the HDF5 file: root attributes kiln_format
 ** ("kiln-network"), kiln_format_version (int32) and kiln_version; the
 ** description as one fixed-length string dataset, /network.json; each store
 ** entry's values as a dataset at the path the description gives it
@@ -19,8 +21,11 @@
 ** HDF5, which then crashes flushing it again at exit.
 **
 ** Loading trusts nothing in the file. Before HDF5 parses the file, it
-** must be a regular file; HDF5 then checks its own structure (a truncated
-** file fails to open). kiln reads only what it looks for, and checks each
+** must be a regular file whose header states its size and the SHA-256 of
+** its HDF5 bytes: a truncated or damaged file is kiln's error, and HDF5's
+** parser (which has memory errors on some damaged files: tests under ASan
+** found a use after free in H5Aexists) only reads files as kiln wrote them
+** (or as someone who wrote a new header made them: then its own checks). kiln reads only what it looks for, and checks each
 ** object before reading it: the format attribute and version first; every
 ** link on a path must be a hard link (a soft or external link could send
 ** HDF5 into another file); a dataset must have the type, rank and dims the
@@ -38,6 +43,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
+#include <openssl/evp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -55,6 +62,11 @@
 #define ATTR_KILN "kiln_version"
 #define MAX_JSON_BYTES (INT64_C(256) << 20)
 #define MAX_ATTR_STRING 256
+/* kiln's header: the HDF5 user block, first in the file, which HDF5 and
+** its tools skip (docs/network-files.md, "The header"). */
+#define HEADER_BYTES 512
+#define HEADER_MAGIC "kiln-network-file\n"
+#define SHA256_BYTES 32
 /* Bytes of values per stored byte, at most: deflate's best ratio is about
 ** 1032:1, and a float32 dataset becomes doubles. */
 #define MAX_EXPANSION (2 * 1100)
@@ -238,6 +250,23 @@ static int make_temp(const char *path, char *tmp, size_t cap)
     return -1;
 }
 
+/* The header of a file whose HDF5 part is body[0..n): magic, the file's
+** size, the SHA-256 of body, zeros to HEADER_BYTES. false: no digest. */
+static bool make_header(char *hdr, const unsigned char *body, size_t n)
+{
+    unsigned char md[SHA256_BYTES];
+    unsigned len = 0;
+    if (EVP_Digest(body, n, md, &len, EVP_sha256(), NULL) != 1 || len != SHA256_BYTES)
+        return false;
+    char hex[2 * SHA256_BYTES + 1];
+    for (int i = 0; i < SHA256_BYTES; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    memset(hdr, 0, HEADER_BYTES);
+    snprintf(hdr, HEADER_BYTES, "%ssize %llu\nsha256 %s\n", HEADER_MAGIC,
+             (unsigned long long)(n + HEADER_BYTES), hex);
+    return true;
+}
+
 /* The HDF5 file of out's description and entries, made in memory (HDF5's
 ** core driver, no backing store): its bytes in *image (the caller's to
 ** free), *size of them. */
@@ -249,6 +278,7 @@ static enum kiln_status build_image(wfile *w, const kiln_netjson_out *out, void 
     w->dcpl = H5Pcreate(H5P_DATASET_CREATE);
     /* no time stamps: the same network gives the same bytes */
     if (fcpl < 0 || fapl < 0 || w->gcpl < 0 || w->dcpl < 0 || H5Pset_obj_track_times(fcpl, 0) < 0 ||
+        H5Pset_userblock(fcpl, HEADER_BYTES) < 0 ||
         H5Pset_obj_track_times(w->gcpl, 0) < 0 || H5Pset_obj_track_times(w->dcpl, 0) < 0 ||
         H5Pset_fapl_core(fapl, (size_t)1 << 16, 0) < 0 ||
         (w->file = H5Fcreate("kiln-network-image", H5F_ACC_TRUNC, fcpl, fapl)) < 0)
@@ -262,11 +292,15 @@ static enum kiln_status build_image(wfile *w, const kiln_netjson_out *out, void 
     ssize_t n = -1;
     if (!st && (H5Fflush(w->file, H5F_SCOPE_LOCAL) < 0 || (n = H5Fget_file_image(w->file, NULL, 0)) <= 0))
         st = wfail(w, "cannot finish the file");
-    if (!st && !(*image = malloc((size_t)n)))
+    /* the image starts at HDF5's superblock; the user block it leaves room
+    ** for (its base address) is kiln's header, put in front */
+    if (!st && !(*image = malloc((size_t)n + HEADER_BYTES)))
         st = kiln_err_set(w->err, KILN_ERR_NOMEM, "%s: no memory for the file's %zd bytes", w->shown, n);
-    if (!st && H5Fget_file_image(w->file, *image, (size_t)n) != n)
+    if (!st && H5Fget_file_image(w->file, (char *)*image + HEADER_BYTES, (size_t)n) != n)
         st = wfail(w, "cannot finish the file");
-    *size = st ? 0 : (size_t)n;
+    if (!st && !make_header(*image, (const unsigned char *)*image + HEADER_BYTES, (size_t)n))
+        st = kiln_err_set(w->err, KILN_ERR_NOMEM, "%s: cannot compute the file's SHA-256", w->shown);
+    *size = st ? 0 : (size_t)n + HEADER_BYTES;
     close_id(w->file, H5Fclose);
     close_id(fcpl, H5Pclose);
     close_id(fapl, H5Pclose);
@@ -275,11 +309,12 @@ static enum kiln_status build_image(wfile *w, const kiln_netjson_out *out, void 
     return st;
 }
 
-/* Write buf[0..n) to fd, then sync it: 0, or -1 with errno set. */
-static int write_all(int fd, const char *buf, size_t n)
+/* Write (out) or read exactly n bytes of buf at offset off of fd: 0, else
+** -1 with errno set (EIO when a read meets the end). */
+static int io_at(int fd, char *buf, size_t n, off_t off, bool out)
 {
     while (n > 0) {
-        ssize_t k = write(fd, buf, n);
+        ssize_t k = out ? pwrite(fd, buf, n, off) : pread(fd, buf, n, off);
         if (k < 0 && errno == EINTR)
             continue;
         if (k <= 0) {
@@ -289,8 +324,9 @@ static int write_all(int fd, const char *buf, size_t n)
         }
         buf += k;
         n -= (size_t)k;
+        off += k;
     }
-    return fsync(fd);
+    return 0;
 }
 
 /* Write out's description and entries to path (whole or not at all): the
@@ -316,7 +352,7 @@ static enum kiln_status write_file(const char *path, const kiln_netjson_out *out
     if (fd < 0) {
         st = kiln_err_set(err, KILN_ERR_IO, "%s: cannot create a file there: %s", shown.s, strerror(errno));
     } else {
-        if (write_all(fd, image, size) != 0)
+        if (io_at(fd, image, size, 0, true) != 0 || fsync(fd) != 0)
             st = kiln_err_set(err, KILN_ERR_IO, "%s: cannot write the file: %s", shown.s, strerror(errno));
         if (close(fd) != 0 && !st)
             st = kiln_err_set(err, KILN_ERR_IO, "%s: cannot write the file: %s", shown.s, strerror(errno));
@@ -621,6 +657,66 @@ static enum kiln_status read_json(kiln_err *err, const rfile *f, char **text, si
     return st;
 }
 
+/* kiln's header of the file open at fd (size bytes), checked before HDF5
+** reads a byte: the magic, the size it states, zeros after its lines, and
+** the SHA-256 of everything after it. A damaged or truncated file stops
+** here, so HDF5's parser only sees files as kiln wrote them. */
+static enum kiln_status check_header(int fd, int64_t size, const char *shown, kiln_err *err)
+{
+    char hdr[HEADER_BYTES + 1];
+    if (size < HEADER_BYTES)
+        return kiln_err_set(err, KILN_ERR_FORMAT, "%s: %lld bytes, shorter than a network file's %d-byte header: "
+                            "not a kiln network file, or a truncated one", shown, (long long)size, HEADER_BYTES);
+    if (io_at(fd, hdr, HEADER_BYTES, 0, false) != 0)
+        return kiln_err_set(err, KILN_ERR_IO, "%s: cannot read: %s", shown, strerror(errno));
+    hdr[HEADER_BYTES] = 0;
+    if (memcmp(hdr, HEADER_MAGIC, strlen(HEADER_MAGIC)) != 0)
+        return kiln_err_set(err, KILN_ERR_FORMAT, "%s: byte 0: no \"kiln-network-file\" header: not a kiln network "
+                            "file%s", shown, memcmp(hdr, "\x89HDF\r\n\x1a\n", 8) == 0 ? " (an HDF5 file kiln did not write)" : "");
+    unsigned long long stated = 0;
+    char hex[2 * SHA256_BYTES + 1] = "";
+    int used = 0;
+    if (sscanf(hdr + strlen(HEADER_MAGIC), "size %llu\nsha256 %64[0-9a-f]\n%n", &stated, hex, &used) != 2 || !used ||
+        strlen(hex) != 2 * SHA256_BYTES)
+        return kiln_err_set(err, KILN_ERR_FORMAT, "%s: byte 0: a damaged header (expected its size and sha256 lines)",
+                            shown);
+    for (size_t i = strlen(HEADER_MAGIC) + (size_t)used; i < HEADER_BYTES; i++)
+        if (hdr[i])
+            return kiln_err_set(err, KILN_ERR_FORMAT, "%s: byte %zu: a damaged header (not zero after its lines)",
+                                shown, i);
+    if (stated != (unsigned long long)size)
+        return kiln_err_set(err, KILN_ERR_FORMAT, "%s: %lld bytes, its header says %llu: %s", shown, (long long)size,
+                            stated, (unsigned long long)size < stated ? "truncated" : "bytes added after its end");
+    EVP_MD_CTX *h = EVP_MD_CTX_new();
+    enum { CHUNK = 1 << 16 };
+    char *buf = malloc(CHUNK);
+    enum kiln_status st = KILN_OK;
+    if (!h || !buf || EVP_DigestInit_ex(h, EVP_sha256(), NULL) != 1)
+        st = kiln_err_set(err, KILN_ERR_NOMEM, "%s: no memory to check its SHA-256", shown);
+    for (int64_t off = HEADER_BYTES; !st && off < size; off += CHUNK) {
+        size_t n = (size_t)(size - off < CHUNK ? size - off : CHUNK);
+        if (io_at(fd, buf, n, (off_t)off, false) != 0)
+            st = kiln_err_set(err, KILN_ERR_IO, "%s: cannot read: %s", shown, strerror(errno));
+        else if (EVP_DigestUpdate(h, buf, n) != 1)
+            st = kiln_err_set(err, KILN_ERR_NOMEM, "%s: cannot compute its SHA-256", shown);
+    }
+    unsigned char md[SHA256_BYTES];
+    unsigned len = 0;
+    if (!st && (EVP_DigestFinal_ex(h, md, &len) != 1 || len != SHA256_BYTES))
+        st = kiln_err_set(err, KILN_ERR_NOMEM, "%s: cannot compute its SHA-256", shown);
+    for (int i = 0; !st && i < SHA256_BYTES; i++) {
+        unsigned byte = 0;
+        sscanf(hex + 2 * i, "%2x", &byte);
+        if (byte != md[i])
+            st = kiln_err_set(err, KILN_ERR_FORMAT, "%s: bytes %d to %lld: their SHA-256 is not the header's: the "
+                              "file is damaged, or was changed after kiln wrote it", shown, HEADER_BYTES,
+                              (long long)size - 1);
+    }
+    EVP_MD_CTX_free(h);
+    free(buf);
+    return st;
+}
+
 static enum kiln_status load(kiln_network *net, const char *path)
 {
     kiln_shown_path shown = kiln_path_show(path);
@@ -634,9 +730,11 @@ static enum kiln_status load(kiln_network *net, const char *path)
             close(fd);
         return st;
     }
+    enum kiln_status hst = S_ISREG(sb.st_mode) ? check_header(fd, (int64_t)sb.st_size, shown.s, &net->err)
+                                                : kiln_err_set(&net->err, KILN_ERR_IO, "%s: not a regular file", shown.s);
     close(fd);
-    if (!S_ISREG(sb.st_mode))
-        return kiln_err_set(&net->err, KILN_ERR_IO, "%s: not a regular file", shown.s);
+    if (hst)
+        return hst;
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     if (fapl < 0 || H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0 ||
         (f.file = H5Fopen(path, H5F_ACC_RDONLY, fapl)) < 0) {

@@ -6,7 +6,9 @@
 ** symbolic dims by symbol name, scans with their bodies, random nodes with
 ** their streams, the graph's updates), and the values of the parameters
 ** and states those nodes read (random states included), one HDF5 dataset
-** each, by owner path: /parameters/mlp/linear_0/W. A step rule's state
+** each, by owner path: /parameters/mlp/linear_0/W, behind a 512-byte
+** header of kiln's (the file's size and the SHA-256 of its HDF5 bytes,
+** checked before HDF5 reads the file). A step rule's state
 ** (a velocity, Adam's moments) is not part of a network: it belongs to a
 ** compiled program, not to the graph. docs/network-files.md describes the
 ** layout, readable with h5py and h5dump.
