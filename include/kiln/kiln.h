@@ -11,6 +11,7 @@
 #include "data.h"
 #include "train.h"
 #include "network.h"
+#include "checkpoint.h"
 #include "cache.h"
 
 #endif
