@@ -714,31 +714,41 @@ static bool pick_fits(kiln_graph *g, const kiln_node_rec *ra, const kiln_node_re
     return ra->shape.dims[ra->shape.rank - 1] > 0; /* the classes: a constant */
 }
 
-kiln_node kiln_expr_pick(kiln_graph *g, kiln_node a, kiln_node idx)
+/* The checks pick and softmax_xent share (what names the op): false with
+** the error on g. */
+static bool pick_check(kiln_graph *g, kiln_node a, kiln_node idx, const char *what)
 {
-    if (!g || !kiln_graph_check(g, a, "pick") || !kiln_graph_check(g, idx, "pick"))
-        return KILN_NODE_NONE;
+    if (!g || !kiln_graph_check(g, a, what) || !kiln_graph_check(g, idx, what))
+        return false;
     const kiln_node_rec *ra = R(g, a), *ri = R(g, idx);
     char sa[KILN_SHAPE_STR_MAX], sb[KILN_SHAPE_STR_MAX];
-    if (!pick_fits(g, ra, ri))
-        return kiln_graph_fail(g, KILN_ERR_SHAPE,
-                               "pick: needs a %s tensor (.., k) and an int32 tensor (..); got %s %s and %s %s",
-                               kiln_dtype_name(g->floatx), kiln_dtype_name(ra->dtype), shp(g, &ra->shape, sa),
-                               kiln_dtype_name(ri->dtype), shp(g, &ri->shape, sb));
+    if (pick_fits(g, ra, ri))
+        return true;
+    kiln_graph_fail(g, KILN_ERR_SHAPE, "%s: needs a %s tensor (.., k) and an int32 tensor (..); got %s %s and %s %s",
+                    what, kiln_dtype_name(g->floatx), kiln_dtype_name(ra->dtype), shp(g, &ra->shape, sa),
+                    kiln_dtype_name(ri->dtype), shp(g, &ri->shape, sb));
+    return false;
+}
+
+kiln_node kiln_expr_pick(kiln_graph *g, kiln_node a, kiln_node idx)
+{
+    if (!pick_check(g, a, idx, "pick"))
+        return KILN_NODE_NONE;
     int32_t in[2] = {a.id, idx.id};
-    kiln_node_rec rec = kiln_rec(KILN_OP_PICK, ra->dtype, 2, in);
-    rec.shape = ri->shape;
+    kiln_node_rec rec = kiln_rec(KILN_OP_PICK, R(g, a)->dtype, 2, in);
+    rec.shape = R(g, idx)->shape;
     return add_rec(g, &rec);
 }
 
+/* Checked as pick is, without making a pick node: a network file's
+** softmax_cross_entropy node is one node (netjson.c). */
 kiln_node kiln_expr_softmax_xent(kiln_graph *g, kiln_node logits, kiln_node idx)
 {
-    kiln_node p = kiln_expr_pick(g, logits, idx); /* checks the operands */
-    if (!kiln_node_ok(p))
-        return p;
+    if (!pick_check(g, logits, idx, "softmax_cross_entropy"))
+        return KILN_NODE_NONE;
     int32_t in[2] = {logits.id, idx.id};
     kiln_node_rec rec = kiln_rec(KILN_OP_SOFTMAX_XENT, g->floatx, 2, in);
-    rec.shape = R(g, p)->shape;
+    rec.shape = R(g, idx)->shape;
     return add_rec(g, &rec);
 }
 

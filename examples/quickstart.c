@@ -1,8 +1,10 @@
 /* quickstart.c: the README's example, whole: an MLP built with the MLP
 ** brick, compiled, and trained by hand for a few steps on made-up data
-** (no dataset needed). Prints the cost before and after.
+** (no dataset needed). Prints the cost before and after. Given a path, it
+** then saves the trained network there (kiln_network_save: the graph and
+** its parameters in one HDF5 file; docs/network-files.md reads one).
 **
-**   quickstart */
+**   quickstart [NET.h5] */
 #include <kiln/kiln.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +12,7 @@
 #define N 512
 #define BATCH 64
 
-int main(void)
+int main(int argc, char **argv)
 {
     kiln_graph *g = kiln_graph_create(KILN_DTYPE_F32);
     kiln_node x = kiln_graph_input(g, "features", KILN_DTYPE_F32, 2, (int64_t[]){KILN_BATCH, 784});
@@ -63,6 +65,17 @@ int main(void)
             sum += c;
         }
         printf("epoch %d: mean training cost %.4f\n", epoch + 1, sum / (N / BATCH));
+    }
+    if (kiln_program_store_params(prog)) { /* the trained values, back into the graph's parameters */
+        fprintf(stderr, "quickstart: %s\n", kiln_program_errmsg(prog));
+        return 1;
+    }
+    if (argc > 1) {
+        if (kiln_network_save(g, (kiln_node[]){probs, cost}, (const char *const[]){"probs", "cost"}, 2, argv[1])) {
+            fprintf(stderr, "quickstart: %s\n", kiln_graph_errmsg(g));
+            return 1;
+        }
+        printf("saved the network to %s\n", argv[1]);
     }
     kiln_program_destroy(prog);
     kiln_graph_destroy(g);

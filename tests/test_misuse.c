@@ -294,6 +294,25 @@ static int64_t stream_null(void)
     kiln_stream_destroy(s);
     return said ? (int64_t)st : -1;
 }
+/* kiln_network_load with a NULL path: the status, when the network made
+** says what was NULL and holds no graph. */
+static int64_t network_load_null(void)
+{
+    kiln_network *net = NULL;
+    enum kiln_status st = kiln_network_load(NULL, &net);
+    bool said = net && strstr(kiln_network_errmsg(net), "NULL") && !kiln_network_graph(net);
+    kiln_network_destroy(net);
+    return said ? (int64_t)st : -1;
+}
+/* kiln_network_root of a network (one that failed to load) by a NULL name. */
+static int64_t network_root_null_name(void)
+{
+    kiln_network *net = NULL;
+    kiln_network_load("/nonexistent/kiln.h5", &net);
+    kiln_node n = kiln_network_root(net, NULL);
+    kiln_network_destroy(net);
+    return n.id;
+}
 /* kiln_stream_create_padded with a NULL dataset (which 0) or options (1). */
 static int64_t padded_null(int which)
 {
@@ -944,6 +963,19 @@ enum holder { H_NONE, H_GRAPH, H_LIN, H_SM, H_CCE, H_PROBE, H_PARAM, H_PROGRAM, 
     X(kiln_cache_clear, "dir \"\"", K_STATUS, ST_ARG, H_NONE, kiln_cache_clear("", &(kiln_cache_report){0})) \
     X(kiln_cache_prune, "out", K_STATUS, ST_ARG, H_NONE, kiln_cache_prune("/nonexistent", NULL)) \
     X(kiln_cache_prune, "dir \"\"", K_STATUS, ST_ARG, H_NONE, kiln_cache_prune("", &(kiln_cache_report){0})) \
+    X(kiln_network_save, "g", K_STATUS, ST_ARG, H_NONE, kiln_network_save(NULL, &F.x, (const char *const[]){"x"}, 1, "/nonexistent/n.h5")) \
+    X(kiln_network_save, "roots", K_STATUS, ST_ARG, H_GRAPH, kiln_network_save(F.g, NULL, (const char *const[]){"x"}, 1, "/nonexistent/n.h5")) \
+    X(kiln_network_save, "names", K_STATUS, ST_ARG, H_GRAPH, kiln_network_save(F.g, &F.x, NULL, 1, "/nonexistent/n.h5")) \
+    X(kiln_network_save, "path", K_STATUS, ST_ARG, H_GRAPH, kiln_network_save(F.g, &F.x, (const char *const[]){"x"}, 1, NULL)) \
+    X(kiln_network_load, "path", K_INT, ST_ARG, H_NONE, network_load_null()) \
+    X(kiln_network_load, "out", K_STATUS, ST_ARG, H_NONE, kiln_network_load("/nonexistent/n.h5", NULL)) \
+    X(kiln_network_destroy, "net", K_VOID, 0, H_NONE, kiln_network_destroy(NULL)) \
+    X(kiln_network_errmsg, "net", K_STR, 0, H_NONE, kiln_network_errmsg(NULL)) \
+    X(kiln_network_graph, "net", K_NULL, 0, H_NONE, kiln_network_graph(NULL)) \
+    X(kiln_network_root_count, "net", K_INT, 0, H_NONE, kiln_network_root_count(NULL)) \
+    X(kiln_network_root_name, "net", K_STR, 0, H_NONE, kiln_network_root_name(NULL, 0)) \
+    X(kiln_network_root, "net", K_NODE, 0, H_NONE, kiln_network_root(NULL, "x")) \
+    X(kiln_network_root, "name", K_INT, -1, H_NONE, network_root_null_name()) \
     X(kiln_padded_options_default, "-", K_INT, 32, H_NONE, padded_default_batch()) \
     X(kiln_stream_create_padded, "d", K_INT, ST_ARG, H_NONE, padded_null(0)) \
     X(kiln_stream_create_padded, "o", K_INT, ST_ARG, H_NONE, padded_null(1)) \

@@ -10,6 +10,7 @@
 #include "compile.h"
 #include "data.h"
 #include "train.h"
+#include "network.h"
 #include "checkpoint.h"
 #include "cache.h"
 
