@@ -86,7 +86,7 @@ typedef struct plot_state {
     int64_t version; /* data writes so far */
     double last_write;
     bool dirty; /* points not yet written */
-    const char *state; /* "training", "finished", "failed" */
+    const char *state; /* "training", "finished", "failed", "interrupted" */
 } plot_state;
 
 static double plot_now(void)
@@ -558,6 +558,8 @@ static enum kiln_status plot_run(kiln_extension *e, kiln_main_loop *m, enum kiln
         s->state = "finished";
     else if (which == KILN_CALLBACK_ON_ERROR)
         s->state = "failed";
+    else if (which == KILN_CALLBACK_ON_INTERRUPT)
+        s->state = "interrupted";
     bool batch = which == KILN_CALLBACK_AFTER_BATCH || which == KILN_CALLBACK_BEFORE_BATCH;
     if (batch && plot_now() - s->last_write < KILN_PLOT_MIN_SECONDS)
         return KILN_OK;
@@ -566,7 +568,7 @@ static enum kiln_status plot_run(kiln_extension *e, kiln_main_loop *m, enum kiln
     return plot_write_data(e, s);
 }
 
-static const kiln_extension_ops PLOT_OPS = {plot_attach, plot_run, plot_destroy};
+static const kiln_extension_ops PLOT_OPS = {plot_attach, plot_run, plot_destroy, NULL};
 
 /* The data file's path and its name relative to the page's folder. */
 static bool plot_data_paths(plot_state *s)
@@ -682,11 +684,12 @@ kiln_extension *kiln_plot(const char *document, const char *path,
     }
     if (!plot_copy_figures(e, s, channels))
         return e;
-    /* Blocks' defaults, and on_error so that a failed run leaves its last
-    ** points on the page. */
+    /* Blocks' defaults, and on_error and on_interrupt so that a failed or
+    ** interrupted run leaves its last points on the page. */
     static const enum kiln_trigger DEFAULTS[] = {KILN_TRIGGER_BEFORE_FIRST_EPOCH,
                                                  KILN_TRIGGER_AFTER_EPOCH,
-                                                 KILN_TRIGGER_AFTER_TRAINING, KILN_TRIGGER_ON_ERROR};
+                                                 KILN_TRIGGER_AFTER_TRAINING, KILN_TRIGGER_ON_ERROR,
+                                                 KILN_TRIGGER_ON_INTERRUPT};
     for (size_t i = 0; i < sizeof DEFAULTS / sizeof DEFAULTS[0]; i++)
         if (kiln_extension_add_trigger(e, DEFAULTS[i], 0) != KILN_OK)
             break;

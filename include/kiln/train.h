@@ -244,8 +244,8 @@ KILN_API kiln_extension *kiln_early_stopping(const char *record_name, const char
 ** most once a second for batch triggers); the open page redraws as they
 ** change. Names are data: any characters are safe. Non-finite values are
 ** gaps in the curve, named under the figure.
-** Triggers: Blocks' (before_first_epoch, after_epoch, after_training) and
-** on_error; add KILN_TRIGGER_AFTER_BATCH for a point per batch. Both files
+** Triggers: Blocks' (before_first_epoch, after_epoch, after_training),
+** on_error and on_interrupt; add KILN_TRIGGER_AFTER_BATCH for a point per batch. Both files
 ** are written when the extension is added to a main loop (a path in a
 ** missing folder, or an unreadable library, fails there); a write that
 ** fails later stops the run. document, path and channels are copied. An
