@@ -54,8 +54,9 @@ static enum kiln_status initial_outputs(kiln_brick *b, kiln_brick *e, kiln_graph
 }
 
 static const char *const OUTPUT[] = {"output", NULL};
-static const kiln_brick_input READOUTS_INPUT = {"readouts", KILN_INPUT_FLOAT, 2, "(batch, readout_dim)",
-                                                "readout_dim"};
+/* A macro, not a const object: C allows no object in a static initializer
+** (GCC accepts one as an extension, clang does not). */
+#define READOUTS_INPUT {"readouts", KILN_INPUT_FLOAT, 2, "(batch, readout_dim)", "readout_dim"}
 
 /* ---- SoftmaxEmitter ----------------------------------------------------------------- */
 
