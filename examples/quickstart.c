@@ -53,8 +53,8 @@ int main(void)
     for (int epoch = 0; epoch < 5; epoch++) {
         double sum = 0;
         for (int b = 0; b < N; b += BATCH) {
-            kiln_program_bind_input(prog, "features", pixels + (size_t)b * 784);
-            kiln_program_bind_input(prog, "targets", labels + b);
+            kiln_program_bind_input_n(prog, "features", pixels + (size_t)b * 784, (int64_t)BATCH * 784);
+            kiln_program_bind_input_n(prog, "targets", labels + b, BATCH);
             double c;
             if (kiln_program_train_step(prog, BATCH) || kiln_program_read_scalar(prog, cost, &c)) {
                 fprintf(stderr, "quickstart: %s\n", kiln_program_errmsg(prog));

@@ -45,13 +45,14 @@ typedef struct config_key {
 
 static const config_key CONFIG_KEYS[] = {
     {"default_seed", CONFIG_INT, "1", NULL},
+    {"fast_paths", CONFIG_BOOL, "true", NULL},
     {"log_backend", CONFIG_STRING, "memory", "memory|sqlite"},
     {"profile", CONFIG_BOOL, "false", NULL},
     {"sqlite_database", CONFIG_PATH, NULL, NULL},
     {"temp_dir", CONFIG_PATH, NULL, NULL}, /* default: $TMPDIR, else /tmp */
 };
 #define N_CONFIG_KEYS ((int)(sizeof CONFIG_KEYS / sizeof CONFIG_KEYS[0]))
-#define CONFIG_KEY_LIST "default_seed, log_backend, profile, sqlite_database, temp_dir"
+#define CONFIG_KEY_LIST "default_seed, fast_paths, log_backend, profile, sqlite_database, temp_dir"
 #define CONFIG_ENV_PREFIX "KILN_"
 #define CONFIG_DEFAULT_TEMP_DIR "/tmp"
 

@@ -581,14 +581,15 @@ static enum kiln_status jit_unverified(kiln_err *why, const char *fmt, ...)
 ** names this key, and gives the library's size and SHA-256. KILN_OK and
 ** an empty why: verified. KILN_OK and why set: not verified (the caller
 ** rebuilds). Another status: it could not be checked (libcrypto). */
-static enum kiln_status jit_verify(kiln_jit *j, const jit_paths *p, kiln_err *why)
+static enum kiln_status jit_verify_files(const char *key, const char *sum, const char *so, kiln_err *err,
+                                        kiln_err *why)
 {
     /* 1. the record */
     char text[JIT_RECORD_MAX + 1];
     const char *bad;
     jit_sum rec;
     kiln_err_clear(why);
-    int e = jit_read_record(p->sum, text, &bad);
+    int e = jit_read_record(sum, text, &bad);
     if (e == ENOENT)
         return jit_unverified(why, "it has no checksum record (an older kiln's entry, or the "
                                    "record was lost)");
@@ -596,14 +597,14 @@ static enum kiln_status jit_verify(kiln_jit *j, const jit_paths *p, kiln_err *wh
         return jit_unverified(why, "its checksum record: %s", bad ? bad : strerror(e));
     if (!jit_sum_parse(text, &rec))
         return jit_unverified(why, "its checksum record is malformed");
-    if (strcmp(rec.key, j->key) != 0)
+    if (strcmp(rec.key, key) != 0)
         return jit_unverified(why, "its checksum record is for key %.12s..., copied from another "
                                    "entry?",
                               rec.key);
 
     /* 2. the library: a regular file of ours, of the recorded size and hash */
     struct stat st;
-    int fd = jit_open_entry(AT_FDCWD, p->so, &st);
+    int fd = jit_open_entry(AT_FDCWD, so, &st);
     if (fd < 0) {
         e = errno;
         return jit_unverified(why, "it cannot be opened: %s", strerror(e));
@@ -622,13 +623,18 @@ static enum kiln_status jit_verify(kiln_jit *j, const jit_paths *p, kiln_err *wh
     e = jit_hash_fd(fd, sha, &size);
     close(fd);
     if (e < 0)
-        return jit_hash_failed(j, "library");
+        return kiln_err_set(err, KILN_ERR_NOMEM, "jit: SHA-256 of the library failed (libcrypto)");
     if (e > 0)
         return jit_unverified(why, "it cannot be read: %s", strerror(e));
     if (size != rec.size || strcmp(sha, rec.sha) != 0)
         return jit_unverified(why, "its SHA-256 differs from its record (damaged, or another "
                                    "library was copied over it)");
     return KILN_OK;
+}
+
+static enum kiln_status jit_verify(kiln_jit *j, const jit_paths *p, kiln_err *why)
+{
+    return jit_verify_files(j->key, p->sum, p->so, &j->err, why);
 }
 
 /* Write p->sum for the library open on fd (its temp file, not yet renamed). */
@@ -2005,5 +2011,32 @@ enum kiln_status kiln_jit_build_file(const char *cc_want, const char *src, const
     free(cc.real);
     if (st)
         kiln_err_set(err, st, "%s", j.err.msg);
+    return st;
+}
+
+enum kiln_status kiln_jit_cache_folder(const char *cache_dir, char **out, kiln_err *err)
+{
+    kiln_jit j;
+    memset(&j, 0, sizeof j);
+    *out = NULL;
+    kiln_jit_options o = {.cache_dir = cache_dir};
+    enum kiln_status st = cache_dir && !*cache_dir
+                              ? kiln_err_set(&j.err, KILN_ERR_ARG, "jit cache: cache_dir is empty")
+                              : jit_cache_dir(&j, &o, out);
+    if (st)
+        *err = j.err;
+    return st;
+}
+
+enum kiln_status kiln_jit_check_folder(const char *dir, kiln_err *err) { return jit_check_dir(err, dir); }
+
+enum kiln_status kiln_jit_verify_entry(const char *shard_dir, const char *key, kiln_err *err, kiln_err *why)
+{
+    char *so = jit_strf("%s/%s.so", shard_dir, key + JIT_SHARD_HEX);
+    char *sum = jit_strf("%s/%s.sum", shard_dir, key + JIT_SHARD_HEX);
+    enum kiln_status st = so && sum ? jit_verify_files(key, sum, so, err, why)
+                                    : kiln_err_set(err, KILN_ERR_NOMEM, "jit cache: out of memory (paths)");
+    free(so);
+    free(sum);
     return st;
 }

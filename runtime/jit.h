@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "kiln/common.h"
+#include "compiler/util.h"
 
 /* Version of the generated code's conventions (entry points, layout). It is
 ** part of every cache key: the code generator bumps it when the meaning of
@@ -108,9 +109,19 @@ enum kiln_status kiln_jit_prune(const char *cache_dir, kiln_jit_prune_report *ou
 ** its folder, renamed). The message goes to err. KILN_OK, KILN_ERR_COMPILE
 ** (no compiler, the compiler failed: its first diagnostics quoted),
 ** KILN_ERR_IO, KILN_ERR_NOMEM. */
-struct kiln_err;
 enum kiln_status kiln_jit_build_file(const char *cc, const char *src, const char *out,
-                                     const char *const *extra, int n_extra, struct kiln_err *err);
+                                     const char *const *extra, int n_extra, kiln_err *err);
+/* For the cache's tools (runtime/cache.c). The cache folder: cache_dir
+** (borrowed; "" is KILN_ERR_ARG) or the default as kiln_jit_load picks it,
+** malloc'd into *out. Then the check kiln_jit_load makes of the folder and
+** of each folder in it (KILN_ERR_IO: another user's, or others may write
+** it; a missing folder passes). Then the check of the entry key (hex) in its
+** shard folder made before a load: KILN_OK with why empty when verified, with
+** why saying what is wrong when not; another status (on err) when it could
+** not be checked. */
+enum kiln_status kiln_jit_cache_folder(const char *cache_dir, char **out, kiln_err *err);
+enum kiln_status kiln_jit_check_folder(const char *dir, kiln_err *err);
+enum kiln_status kiln_jit_verify_entry(const char *shard_dir, const char *key, kiln_err *err, kiln_err *why);
 
 /* dlclose the library and free j. NULL is a no-op. Leaves the cache as is;
 ** symbols taken from j must not be used afterwards. */

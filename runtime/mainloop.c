@@ -79,7 +79,11 @@ const char *kiln_main_loop_callback_name(enum kiln_callback c)
 void kiln_main_loop_binding_free(kiln_input_binding *b)
 {
     free(b->source);
+    free(b->values);
+    free(b->layout);
     b->source = NULL;
+    b->values = NULL;
+    b->layout = NULL;
     b->n_inputs = 0;
     b->time_major = false;
     b->d = NULL;
@@ -164,8 +168,14 @@ enum kiln_status kiln_main_loop_bind_stream(kiln_input_binding *b, kiln_program 
     if (n < 0)
         return kiln_err_set(err, KILN_ERR_ARG, "%s%sprogram reports %d inputs", pre, sep, n);
     int *src = n ? malloc((size_t)n * sizeof *src) : NULL;
-    if (n && !src)
+    int64_t *values = n ? malloc((size_t)n * sizeof *values) : NULL;
+    enum kiln_bind_layout *layout = n ? malloc((size_t)n * sizeof *layout) : NULL;
+    if (n && (!src || !values || !layout)) {
+        free(src);
+        free(values);
+        free(layout);
         return kiln_err_set(err, KILN_ERR_NOMEM, "%s%sbinding table for %d inputs", pre, sep, n);
+    }
 
     bool time_major = false;
     enum kiln_status st = KILN_OK;
@@ -207,6 +217,8 @@ enum kiln_status kiln_main_loop_bind_stream(kiln_input_binding *b, kiln_program 
         }
         time_major = time_major || tm;
         src[i] = j;
+        values[i] = have_n;
+        layout[i] = tm ? KILN_BIND_TIME_MAJOR : kiln_program_input_batched(p, i) ? KILN_BIND_BATCHED : KILN_BIND_WHOLE;
     }
 
     /* 4. The longest sequence. */
@@ -220,12 +232,16 @@ enum kiln_status kiln_main_loop_bind_stream(kiln_input_binding *b, kiln_program 
                           pre, sep, (long long)longest, (long long)t, (long long)maxt, (long long)t);
     if (st != KILN_OK) {
         free(src);
+        free(values);
+        free(layout);
         return st;
     }
 
     /* 5. Commit. */
     kiln_main_loop_binding_free(b);
     b->source = src;
+    b->values = values;
+    b->layout = layout;
     b->n_inputs = n;
     b->time_major = time_major;
     b->d = kiln_stream_dataset(s);
@@ -241,8 +257,14 @@ enum kiln_status kiln_main_loop_bind_batch(const kiln_input_binding *b, kiln_pro
             return kiln_err_set(err, KILN_ERR_STATE,
                                 "batch has %d sources, input '%s' reads source %d",
                                 batch->n_sources, kiln_program_input_name(p, i), j);
+        /* What the stream's buffer holds (sizes < 2^53: checked when it was made). */
+        int64_t count = b->values[i];
+        if (b->layout[i] != KILN_BIND_WHOLE)
+            count *= batch->size;
+        if (b->layout[i] == KILN_BIND_TIME_MAJOR)
+            count *= batch->time;
         enum kiln_status st =
-            kiln_program_bind_input(p, kiln_program_input_name(p, i), batch->sources[j]);
+            kiln_program_bind_input_n(p, kiln_program_input_name(p, i), batch->sources[j], count);
         if (st != KILN_OK)
             return kiln_err_set(err, st, "binding input '%s': %s", kiln_program_input_name(p, i),
                                 kiln_program_errmsg(p));

@@ -51,6 +51,10 @@ struct kiln_extension {
 typedef struct kiln_input_binding {
     int n_inputs;
     int *source;
+    /* Per input: values per example (per step when time-major, the whole
+    ** input when it has no batch dim) and which of those it is. */
+    int64_t *values;
+    enum kiln_bind_layout { KILN_BIND_WHOLE, KILN_BIND_BATCHED, KILN_BIND_TIME_MAJOR } *layout;
     bool time_major;
     const kiln_dataset *d; /* the stream's (borrowed: the stream keeps it) */
 } kiln_input_binding;

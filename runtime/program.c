@@ -34,6 +34,7 @@
 #include "compiler/steprule.h"
 #include "compiler/store.h"
 #include "kiln/compile.h"
+#include "kiln/config.h"
 #include "kiln_config.h"
 #include "runtime/jit.h"
 #include "runtime/kernels.h"
@@ -84,6 +85,7 @@ struct kiln_program {
     bool *uninit;             /* param i had a NaN when last loaded or set */
     int n_uninit;
     const void **bound;       /* per plan input */
+    int64_t *bound_count;     /* per plan input: elements bound, -1 unknown */
     int32_t *monitors, *outputs; /* program nodes of the options' monitors and outputs */
     int n_monitors, n_outputs;
     unsigned last_mode;       /* KILN_MODE_* of the last successful step */
@@ -95,6 +97,7 @@ struct kiln_program {
     kiln_codegen_runtime rt; /* BLAS and kernels for the generated code */
     int threads;             /* BLAS threads for large batches, 0: leave as is */
     int64_t small_batch;     /* below it, BLAS runs on one thread */
+    bool no_fast_paths;      /* the option's, or the configuration's fast_paths: false */
 };
 
 static enum kiln_status fail(kiln_program *p, enum kiln_status s, const char *fmt, ...) KILN_PRINTF(3, 4);
@@ -132,6 +135,7 @@ static void program_free(kiln_program *p)
     free(p->role);
     free(p->params);
     free(p->bound);
+    free(p->bound_count);
     free(p->monitors);
     free(p->outputs);
     free(p->arena);
@@ -539,6 +543,21 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
         return fail(p, KILN_ERR_ARG, "compile options: guard_bytes %lld outside [0, 4096]", (long long)o->guard_bytes);
     p->threads = o->threads;
     p->small_batch = o->small_batch;
+    /* The configuration's fast_paths: false turns them off as the option does. */
+    p->no_fast_paths = o->no_fast_paths;
+    if (!p->no_fast_paths) {
+        kiln_config *c = NULL;
+        bool fast = true;
+        st = kiln_config_load(&c);
+        if (st == KILN_OK)
+            st = kiln_config_get_bool(c, "fast_paths", &fast);
+        if (st != KILN_OK)
+            fail(p, st, "configuration: %s", kiln_config_errmsg(c));
+        kiln_config_destroy(c);
+        if (st != KILN_OK)
+            return st;
+        p->no_fast_paths = !fast;
+    }
 
     /* Remember the user's names and what each node is to the program. */
     p->n_user = g->n_nodes;
@@ -619,8 +638,9 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
     p->params = calloc((size_t)p->plan.n_params + 1, sizeof *p->params);
     p->uninit = calloc((size_t)p->plan.n_params + 1, sizeof *p->uninit);
     p->bound = calloc((size_t)p->plan.n_inputs + 1, sizeof *p->bound);
+    p->bound_count = malloc(((size_t)p->plan.n_inputs + 1) * sizeof *p->bound_count);
     p->state_names = calloc((size_t)p->plan.n_states + 1, sizeof *p->state_names);
-    if (!p->params || !p->uninit || !p->bound || !p->state_names)
+    if (!p->params || !p->uninit || !p->bound || !p->bound_count || !p->state_names)
         return fail(p, KILN_ERR_NOMEM, "compile: no memory");
     for (int i = 0; i < p->plan.n_params; i++)
         p->params[i] = p->pg->nodes[p->plan.param_node[i]].param;
@@ -642,7 +662,7 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
     }
 
     kiln_emit_options eo = {.model = p->model, .has_forward = o->n_outputs > 0, .has_train = cost >= 0,
-                            .no_fast_paths = o->no_fast_paths};
+                            .no_fast_paths = p->no_fast_paths};
     if ((st = kiln_emit_c(&p->plan, &eo, &p->source, &p->emit, &p->err)))
         return st;
     /* The plan's arena is checked (memplan.c); codegen adds the deferred
@@ -670,7 +690,7 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
     p->rt.dger = (void (*)(int, int, int, double, const double *, int, const double *, int, double *,
                            int))cblas_dger;
     p->rt.sger_gemv = kiln_kernel_sger_gemv();
-    p->rt.sgemm_nn = o->no_fast_paths ? NULL : kiln_kernel_sgemm_nn();
+    p->rt.sgemm_nn = p->no_fast_paths ? NULL : kiln_kernel_sgemm_nn();
     const char *link[2];
     int n_link = 0;
     if (have_program("ld.gold")) /* links a small library ~10 ms faster than ld.bfd */
@@ -837,15 +857,17 @@ const char *kiln_program_input_shape_str(const kiln_program *p, int i, char *buf
     return buf;
 }
 
-enum kiln_status kiln_program_bind_input(kiln_program *p, const char *name, const void *data)
+/* Bind input name to data holding count elements (-1: unknown). */
+static enum kiln_status bind(kiln_program *p, const char *what, const char *name, const void *data, int64_t count)
 {
     if (!p)
         return KILN_ERR_ARG;
     if (!name || !data)
-        return fail(p, KILN_ERR_ARG, "kiln_program_bind_input: %s is NULL", name ? "data" : "name");
+        return fail(p, KILN_ERR_ARG, "%s: %s is NULL", what, name ? "data" : "name");
     for (int i = 0; i < kiln_program_input_count(p); i++)
         if (strcmp(kiln_program_input_name(p, i), name) == 0) {
             p->bound[i] = data;
+            p->bound_count[i] = count;
             return KILN_OK;
         }
     char list[256] = "";
@@ -853,6 +875,19 @@ enum kiln_status kiln_program_bind_input(kiln_program *p, const char *name, cons
     for (int i = 0; i < kiln_program_input_count(p) && n < sizeof list; i++)
         n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", i ? ", " : "", kiln_program_input_name(p, i));
     return fail(p, KILN_ERR_NOT_FOUND, "no program input is named '%s' (inputs: %s)", name, n ? list : "none");
+}
+
+enum kiln_status kiln_program_bind_input(kiln_program *p, const char *name, const void *data)
+{
+    return bind(p, "kiln_program_bind_input", name, data, -1);
+}
+
+enum kiln_status kiln_program_bind_input_n(kiln_program *p, const char *name, const void *data, int64_t count)
+{
+    if (p && count < 1)
+        return fail(p, KILN_ERR_ARG, "kiln_program_bind_input_n: input '%s' bound to %lld elements, expected "
+                    "at least 1", name ? name : "(null)", (long long)count);
+    return bind(p, "kiln_program_bind_input_n", name, data, count);
 }
 
 enum kiln_status kiln_program_set_size(kiln_program *p, int64_t symbol, int64_t size)
@@ -965,10 +1000,27 @@ static enum kiln_status fail_uninitialised(kiln_program *p, const char *what)
                 p->n_uninit > 1 ? "s are" : " is", list);
 }
 
+/* Input i was bound with a count: it must hold what the step reads at sizes. */
+static enum kiln_status check_bound_count(kiln_program *p, const char *what, int i, const int64_t *sizes)
+{
+    const kiln_node_rec *r = input_rec(p, i);
+    kiln_mono m;
+    int64_t need;
+    if (!kiln_shape_size(p->pg, &r->shape, &m) || !kiln_mono_eval_checked(&m, sizes, &need))
+        return fail(p, KILN_ERR_SHAPE, "%s: the size of input '%s' overflows", what, kiln_program_input_name(p, i));
+    if (p->bound_count[i] >= need)
+        return KILN_OK;
+    char shape[KILN_SHAPE_STR_MAX];
+    return fail(p, KILN_ERR_SHAPE, "%s: input '%s' %s needs %lld elements at these sizes, it was bound to %lld", what,
+                kiln_program_input_name(p, i), kiln_program_input_shape_str(p, i, shape, sizeof shape),
+                (long long)need, (long long)p->bound_count[i]);
+}
+
 static enum kiln_status run(kiln_program *p, entry_fn fn, unsigned mode, const char *what, int64_t batch)
 {
     if (!p)
         return KILN_ERR_ARG;
+    enum kiln_status st;
     if (!fn)
         return fail(p, KILN_ERR_STATE, "%s: this program has no %s entry point%s", what, what,
                     p->err.status ? " (compilation failed)" : (mode == KILN_MODE_FORWARD ? " (no outputs)" : " (no cost)"));
@@ -977,12 +1029,17 @@ static enum kiln_status run(kiln_program *p, entry_fn fn, unsigned mode, const c
                     (long long)batch, (long long)p->max_batch);
     if (p->n_uninit)
         return fail_uninitialised(p, what);
-    for (int i = 0; i < p->plan.n_inputs; i++)
-        if (!p->bound[i] && (p->plan.modes[p->plan.input_node[i]] & mode))
-            return fail(p, KILN_ERR_STATE, "%s: input '%s' is not bound", what, kiln_program_input_name(p, i));
     int64_t sizes[KILN_MAX_SYMBOLS];
     memcpy(sizes, p->sizes, sizeof sizes);
     sizes[0] = batch;
+    for (int i = 0; i < p->plan.n_inputs; i++) {
+        if (!(p->plan.modes[p->plan.input_node[i]] & mode))
+            continue;
+        if (!p->bound[i])
+            return fail(p, KILN_ERR_STATE, "%s: input '%s' is not bound", what, kiln_program_input_name(p, i));
+        if (p->bound_count[i] >= 0 && (st = check_bound_count(p, what, i, sizes)) != KILN_OK)
+            return st;
+    }
     int32_t bad;
     guards(p, sizes, true, &bad);
     /* BLAS threads for this step; put back afterwards (process-wide state). */

@@ -311,6 +311,14 @@ START_TEST(steps_check_batch_and_bindings)
     ck_assert_ptr_nonnull(strstr(kiln_program_errmsg(p), "expected 1 to 16"));
     ck_assert_int_eq(kiln_program_bind_input(p, "pixels", x), KILN_ERR_NOT_FOUND);
     ck_assert_str_eq(kiln_program_errmsg(p), "no program input is named 'pixels' (inputs: features, targets)");
+    /* a bound count is checked against what each step reads */
+    ck_assert_int_eq(kiln_program_bind_input_n(p, "features", x, 5 * 6 - 1), KILN_OK);
+    ck_assert_int_eq(kiln_program_forward(p, 5), KILN_ERR_SHAPE);
+    ck_assert_str_eq(kiln_program_errmsg(p),
+                     "forward: input 'features' (B, 6) needs 30 elements at these sizes, it was bound to 29");
+    ck_assert_int_eq(kiln_program_forward(p, 4), KILN_OK);
+    ck_assert_int_eq(kiln_program_bind_input_n(p, "features", x, 0), KILN_ERR_ARG);
+    ck_assert_int_eq(kiln_program_bind_input_n(p, "features", x, 17 * 6), KILN_OK);
     /* forward reads no targets: it runs with only features bound */
     ck_assert_int_eq(kiln_program_forward(p, 5), KILN_OK);
     double probs[15];

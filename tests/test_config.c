@@ -45,6 +45,8 @@ START_TEST(defaults_when_nothing_is_set)
     const char *s;
     ck_assert(kiln_config_get_int(c, "default_seed", &seed) == KILN_OK && seed == 1);
     ck_assert(kiln_config_get_bool(c, "profile", &profile) == KILN_OK && !profile);
+    bool fast = false;
+    ck_assert(kiln_config_get_bool(c, "fast_paths", &fast) == KILN_OK && fast);
     ck_assert(kiln_config_get_string(c, "log_backend", &s) == KILN_OK);
     ck_assert_str_eq(s, "memory");
     ck_assert(kiln_config_get_string(c, "temp_dir", &s) == KILN_OK);
@@ -133,7 +135,7 @@ static const struct bad_file {
     {"log_backend: &a memory\nprofile: *a\n", ":2:10: profile: expected a single value, got an alias",
      KILN_ERR_FORMAT},
     {"data_path: /home/user/datasets\n",
-     ":1:1: unknown setting 'data_path' (kiln knows: default_seed, log_backend, profile, "
+     ":1:1: unknown setting 'data_path' (kiln knows: default_seed, fast_paths, log_backend, profile, "
      "sqlite_database, temp_dir)",
      KILN_ERR_FORMAT},
     {"default_seed: 1\nprofile: no\ndefault_seed: 2\n",
@@ -345,6 +347,58 @@ START_TEST(default_seed_seeds_bricks_streams_and_random_states)
 }
 END_TEST
 
+/* The source of a one-layer softmax classifier trained with Scale. */
+static char *classifier_source(char *msg, size_t cap)
+{
+    kiln_graph *g = kiln_graph_create(KILN_DTYPE_F32);
+    kiln_param *w = kiln_param_create("W", 2, (int64_t[]){4, 3});
+    double v[12];
+    for (int i = 0; i < 12; i++)
+        v[i] = 0.1 * i;
+    kiln_param_set_values(w, v, 12);
+    kiln_node x = kiln_graph_input(g, "x", KILN_DTYPE_F32, 2, (int64_t[]){KILN_BATCH, 4});
+    kiln_node y = kiln_graph_input(g, "y", KILN_DTYPE_I32, 1, (int64_t[]){KILN_BATCH});
+    kiln_node logits = kiln_expr_matmul(g, x, kiln_graph_param(g, w));
+    kiln_node cost = kiln_expr_mean(g, kiln_expr_neg(g, kiln_expr_pick(g, kiln_expr_log_softmax(g, logits), y)), KILN_ALL_AXES);
+    kiln_compile_options o = kiln_compile_options_default();
+    o.cost = cost;
+    o.step_rule = kiln_step_scale(0.1);
+    kiln_program *p;
+    char *src = NULL;
+    if (kiln_compile(g, &o, &p) == KILN_OK)
+        src = strdup(kiln_program_source(p));
+    else
+        snprintf(msg, cap, "%s", kiln_program_errmsg(p));
+    kiln_program_destroy(p);
+    kiln_graph_destroy(g);
+    kiln_param_destroy(w);
+    return src;
+}
+
+/* fast_paths: false compiles as no_fast_paths does; a bad value fails the
+** compile naming it. */
+START_TEST(fast_paths_false_turns_the_fast_paths_off)
+{
+    char msg[512] = "";
+    unsetenv("KILN_CONFIG");
+    setenv("HOME", g_dir, 1);
+    unsetenv("KILN_FAST_PATHS");
+    char *fast = classifier_source(msg, sizeof msg);
+    ck_assert_msg(fast, "%s", msg);
+    ck_assert_msg(strstr(fast, "fused update"), "the fast lowering fuses W's update into its gradient product");
+    setenv("KILN_FAST_PATHS", "false", 1);
+    char *plain = classifier_source(msg, sizeof msg);
+    ck_assert_msg(plain, "%s", msg);
+    ck_assert(!strstr(plain, "fused update"));
+    setenv("KILN_FAST_PATHS", "maybe", 1);
+    ck_assert(!classifier_source(msg, sizeof msg));
+    ck_assert_msg(strstr(msg, "configuration:") && strstr(msg, "KILN_FAST_PATHS"), "%s", msg);
+    unsetenv("KILN_FAST_PATHS");
+    free(fast);
+    free(plain);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -358,6 +412,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, bad_variables_and_getters_name_key_and_type);
     tcase_add_test(tc, load_reads_kilnrc_or_the_file_kiln_config_names);
     tcase_add_test(tc, default_seed_seeds_bricks_streams_and_random_states);
+    tcase_add_test(tc, fast_paths_false_turns_the_fast_paths_off);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -387,7 +387,8 @@ typedef struct kiln_compile_options {
     int64_t max_size[KILN_MAX_SYMBOLS];
     /* Turn off every fast path that holds only for some models (updates
     ** inside a GEMM, deferred batch-1 updates, kiln's own GEMM): the plain
-    ** lowering, for checking the fast one against. */
+    ** lowering, for checking the fast one against. The configuration's
+    ** fast_paths: false (KILN_FAST_PATHS=false) sets it for every program. */
     bool no_fast_paths;
     /* Bytes of guard after every stored value, filled with a pattern and
     ** checked after each step (a step that wrote past a value fails with
@@ -481,6 +482,13 @@ KILN_API bool kiln_program_input_time_major(const kiln_program *p, int i);
 ** name is read during the call. KILN_ERR_NOT_FOUND names the inputs. */
 KILN_API enum kiln_status kiln_program_bind_input(kiln_program *p, const char *name,
                                                   const void *data);
+/* kiln_program_bind_input with the number of elements data holds (> 0):
+** every step checks it against what it reads of the input at its sizes (the
+** batch, T, ...) and fails with KILN_ERR_SHAPE naming the input, its shape
+** and both counts instead of reading past the end. Prefer it: the only
+** check kiln can make. A count <= 0 is KILN_ERR_ARG. */
+KILN_API enum kiln_status kiln_program_bind_input_n(kiln_program *p, const char *name,
+                                                    const void *data, int64_t count);
 
 /* The run-time size of a symbol other than the batch (KILN_TIME, a user
 ** symbol) for the next steps, 1..its maximum; 1 until set. Steps take the

@@ -11,6 +11,8 @@
 ** | key             | type    | default              | used by                            |
 ** | default_seed    | integer | 1                    | bricks without a seed, streams and |
 ** |                 |         |                      | random states given KILN_SEED_DEFAULT |
+** | fast_paths      | boolean | true                 | kiln_compile: false compiles every |
+** |                 |         |                      | program as no_fast_paths does      |
 ** | log_backend     | string  | memory               | main loops: memory or sqlite       |
 ** | sqlite_database | path    | none                 | main loops whose log_backend is sqlite |
 ** | temp_dir        | path    | $TMPDIR, else /tmp   | temporary files                    |
@@ -24,7 +26,7 @@
 ** configuration is loaded.
 **
 ** A kiln_config is an ordinary object: kiln keeps no global configuration.
-** kiln_main_loop_create, brick initialization and KILN_SEED_DEFAULT load
+** kiln_compile, kiln_main_loop_create, brick initialization and KILN_SEED_DEFAULT load
 ** the configuration when they need it (so a change of the file or of the
 ** environment counts from the next such call on). */
 #ifndef KILN_CONFIG_H

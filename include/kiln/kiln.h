@@ -11,5 +11,6 @@
 #include "export.h"
 #include "data.h"
 #include "train.h"
+#include "cache.h"
 
 #endif
