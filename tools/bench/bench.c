@@ -9,6 +9,7 @@
 **   export_<net>_b<B>  latency of the forward program exported to a .so
 **                      (kiln_program_export, plain C, the JIT's flags), us
 **   export_native_<net>_b<B>  the same built with -march=native, us
+**   export_blas_<net>_b<B>    exported with its products through CBLAS, us
 **   infer_train_<net>_b<B>    forward of the training program (compiled with
 **                      a cost and the outputs), us: it must match infer_
 **   compile_cold_ms, compile_warm_ms   compiling the 784-100-10 training program
@@ -308,19 +309,23 @@ int main(int argc, char **argv)
             int64_t B = b ? 64 : 1;
             step_ctx s = {bench_compile_forward(&n, B), B, NULL};
             step_ctx st = {bench_compile_train_forward(&n, B), B, NULL};
-            step_ctx se = {NULL, B, bench_export_open(&n, B, false)};
-            step_ctx sn = {NULL, B, bench_export_open(&n, B, true)};
-            double t, ttrain, texp, tnat;
+            step_ctx se = {NULL, B, bench_export_open(&n, B, 0)};
+            step_ctx sn = {NULL, B, bench_export_open(&n, B, 1)};
+            step_ctx sb = {NULL, B, bench_export_open(&n, B, 2)};
+            double t, ttrain, texp, tnat, tblas, tblas2;
             time_pair(&cfg, forward_step, &s, forward_step, &st, &t, &ttrain);
             time_pair(&cfg, export_step, &se, export_step, &sn, &texp, &tnat);
+            time_pair(&cfg, export_step, &sb, forward_step, &s, &tblas, &tblas2);
             kiln_program_destroy(s.p);
             kiln_program_destroy(st.p);
             bench_export_close(se.e);
             bench_export_close(sn.e);
+            bench_export_close(sb.e);
             printf("kiln infer_%s_b%lld %.2f\n", name, (long long)B, t * 1e6);
             printf("kiln infer_train_%s_b%lld %.2f\n", name, (long long)B, ttrain * 1e6);
             printf("kiln export_%s_b%lld %.2f\n", name, (long long)B, texp * 1e6);
             printf("kiln export_native_%s_b%lld %.2f\n", name, (long long)B, tnat * 1e6);
+            printf("kiln export_blas_%s_b%lld %.2f\n", name, (long long)B, tblas * 1e6);
         }
         bench_net_free(&n);
     }

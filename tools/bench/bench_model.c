@@ -112,7 +112,7 @@ static void *export_sym(bench_export *e, const char *name)
     return f;
 }
 
-bench_export *bench_export_open(net *n, int64_t max_batch, bool native)
+bench_export *bench_export_open(net *n, int64_t max_batch, int how)
 {
     bench_export *e = calloc(1, sizeof *e);
     if (!e)
@@ -127,7 +127,8 @@ bench_export *bench_export_open(net *n, int64_t max_batch, bool native)
     o.dir = e->dir;
     o.compile = true;
     o.cflags = flags;
-    o.n_cflags = native ? 1 : 0;
+    o.n_cflags = how == 1 ? 1 : 0;
+    o.blas = how == 2;
     if (kiln_program_export(p, &o))
         bench_die("export", kiln_program_errmsg(p));
     kiln_program_destroy(p);

@@ -10,7 +10,7 @@
 ** mode 1 runs the training step (forward, backward, update); 0 the forward
 ** program; 2 the forward program exported to a .so (kiln_program_export,
 ** the JIT's flags), 3 the same with -march=native; 4 the forward of the
-** training program. Batches cycle through the data of bench_model.c. */
+** training program; 5 the export with its products through CBLAS. Batches cycle through the data of bench_model.c. */
 #include <stdlib.h>
 #include <time.h>
 
@@ -35,12 +35,12 @@ static double now(void)
 __attribute__((visibility("default"))) kiln_pair *kiln_pair_open(int hidden, int batch, int mode)
 {
     kiln_pair *k = calloc(1, sizeof *k);
-    if (!k || hidden < 1 || batch < 1 || batch > N_DATA || mode < 0 || mode > 4)
+    if (!k || hidden < 1 || batch < 1 || batch > N_DATA || mode < 0 || mode > 5)
         bench_die("pair", "bad arguments or out of memory");
     bench_make_data();
     bench_net_build(&k->n, hidden);
-    if (mode == 2 || mode == 3)
-        k->e = bench_export_open(&k->n, batch, mode == 3);
+    if (mode == 2 || mode == 3 || mode == 5)
+        k->e = bench_export_open(&k->n, batch, mode == 2 ? 0 : mode == 3 ? 1 : 2);
     else
         k->p = mode == 1 ? bench_compile_train(&k->n, batch, NULL)
              : mode == 4 ? bench_compile_train_forward(&k->n, batch) : bench_compile_forward(&k->n, batch);

@@ -71,7 +71,8 @@ class KilnPair:
 
     def __init__(self, lib, hidden, batch, mode):
         """mode (pair.c): 1 training step, 0 forward, 2 exported .so, 3 the
-        same built with -march=native, 4 the training program's forward."""
+        same built with -march=native, 4 the training program's forward, 5
+        the export with its products through CBLAS."""
         self.lib, self.h = lib, lib.kiln_pair_open(hidden, batch, mode)
 
     def __call__(self, _i, k):
@@ -147,9 +148,9 @@ def main():
                 with torch.no_grad():
                     F.softmax(m(x[off:off + b]), dim=1)
             # kiln's forward program, its export (.so: the JIT's flags, then
-            # -march=native) and the training program's forward, each
+            # -march=native, then CBLAS) and the training program's forward, each
             # beside PyTorch eager under no_grad (the same figure for each)
-            cases = [("infer", 0), ("export", 2), ("export_native", 3), ("infer_train", 4)]
+            cases = [("infer", 0), ("export", 2), ("export_native", 3), ("export_blas", 5), ("infer_train", 4)]
             if lib:
                 kps = [KilnPair(lib, hidden, b, mode) for _, mode in cases]
                 times = time_alternating(kps + [repeat(infer)], reps, rep_seconds)
