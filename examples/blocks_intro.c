@@ -6,10 +6,20 @@
 ** Constant(0); GradientDescent with Scale(0.1); batches of 256 in order;
 ** the test set monitored in batches of 1024 with the prefix "test".
 **
-**   blocks_intro [--epochs N] [--data DIR]
+**   blocks_intro [--epochs N] [--data DIR] [--step-rule RULE]
+**                [--checkpoint PATH] [--resume PATH]
 **
 ** DIR holds the four IDX files of Fashion-MNIST (Debian's
-** dataset-fashion-mnist puts them in /usr/share/datasets/fashion-mnist). */
+** dataset-fashion-mnist puts them in /usr/share/datasets/fashion-mnist).
+** RULE is one of scale (the tutorial's Scale(0.1), the default), momentum
+** (Momentum(0.1, 0.9)), adam (Blocks' defaults), rmsprop (RMSProp(0.001)),
+** adagrad (AdaGrad(0.01)), adadelta (AdaDelta()).
+** --checkpoint PATH saves the whole run to PATH (HDF5, docs/checkpoints.md)
+** after every epoch, after training and when interrupted (Blocks'
+** Checkpoint); --resume PATH loads it before training (Blocks' Load) and
+** goes on from there: N is then the total number of epochs, so resume with
+** a larger N than the checkpoint has done. The resumed run gives the
+** parameters, optimiser state and log a run that never stopped gives. */
 #include <kiln/kiln.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +29,8 @@
 
 static int usage(const char *argv0)
 {
+    /* One line, as tests/test_train_e2e.c expects; the other options
+    ** (--step-rule, --checkpoint, --resume) are in the comment above. */
     fprintf(stderr, "usage: %s [--epochs N] [--data DIR]\n", argv0);
     return 2;
 }
@@ -28,6 +40,26 @@ static int die(const char *what, const char *msg)
 {
     fprintf(stderr, "blocks_intro: %s: %s\n", what, msg);
     return 1;
+}
+
+/* The step rule named name; false for an unknown name. */
+static bool step_rule(const char *name, kiln_step_rule *out)
+{
+    if (strcmp(name, "scale") == 0)
+        *out = kiln_step_scale(0.1);
+    else if (strcmp(name, "momentum") == 0)
+        *out = kiln_step_momentum(0.1, 0.9);
+    else if (strcmp(name, "adam") == 0)
+        *out = kiln_step_adam_default();
+    else if (strcmp(name, "rmsprop") == 0)
+        *out = kiln_step_rmsprop(0.001, 0.9, 1e5);
+    else if (strcmp(name, "adagrad") == 0)
+        *out = kiln_step_adagrad(0.01, 1e-6);
+    else if (strcmp(name, "adadelta") == 0)
+        *out = kiln_step_adadelta(0.95, 1e-6);
+    else
+        return false;
+    return true;
 }
 
 static enum kiln_status open_split(const char *dir, const char *split, kiln_dataset **out)
@@ -41,7 +73,8 @@ static enum kiln_status open_split(const char *dir, const char *split, kiln_data
 int main(int argc, char **argv)
 {
     long epochs = 1;
-    const char *data = DEFAULT_DATA;
+    const char *data = DEFAULT_DATA, *checkpoint = NULL, *resume = NULL;
+    kiln_step_rule rule = kiln_step_scale(0.1);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--epochs") == 0 && i + 1 < argc) {
             char *end;
@@ -50,6 +83,13 @@ int main(int argc, char **argv)
                 return usage(argv[0]);
         } else if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
             data = argv[++i];
+        } else if (strcmp(argv[i], "--step-rule") == 0 && i + 1 < argc) {
+            if (!step_rule(argv[++i], &rule))
+                return usage(argv[0]);
+        } else if (strcmp(argv[i], "--checkpoint") == 0 && i + 1 < argc) {
+            checkpoint = argv[++i];
+        } else if (strcmp(argv[i], "--resume") == 0 && i + 1 < argc) {
+            resume = argv[++i];
         } else {
             return usage(argv[0]);
         }
@@ -131,12 +171,13 @@ int main(int argc, char **argv)
         }
     }
 
-    /* Compile: GradientDescent(cost, parameters, Scale(0.1)). */
+    /* Compile: GradientDescent(cost, parameters, Scale(0.1)) or the rule
+    ** asked for. */
     kiln_node monitors[2] = {cost_reg, error_rate};
     kiln_compile_options o = kiln_compile_options_default();
     o.name = "mlp";
     o.cost = cost_reg;
-    o.step_rule = kiln_step_scale(0.1);
+    o.step_rule = rule;
     o.monitors = monitors;
     o.n_monitors = 2;
     o.max_batch = 1024;
@@ -169,6 +210,20 @@ int main(int argc, char **argv)
             rc = die("extensions", kiln_main_loop_errmsg(loop));
             goto out;
         }
+    /* Checkpoint after every epoch, after training and on an interrupt;
+    ** added after Printing, so each epoch's records are in the file. */
+    kiln_extension *ck = checkpoint ? kiln_checkpoint(checkpoint) : NULL;
+    if (ck && (kiln_extension_add_trigger(ck, KILN_TRIGGER_EVERY_N_EPOCHS, 1) ||
+               kiln_extension_add_trigger(ck, KILN_TRIGGER_ON_INTERRUPT, 0))) {
+        rc = die("checkpoint", kiln_extension_errmsg(ck));
+        kiln_extension_destroy(ck);
+        goto out;
+    }
+    if ((checkpoint && kiln_main_loop_add_extension(loop, ck)) ||
+        (resume && kiln_main_loop_add_extension(loop, kiln_load(resume, true, true)))) {
+        rc = die("extensions", kiln_main_loop_errmsg(loop));
+        goto out;
+    }
     if (kiln_main_loop_run(loop)) {
         rc = die("training", kiln_main_loop_errmsg(loop));
         goto out;

@@ -154,7 +154,8 @@ enum kiln_status kiln_cache_list(const char *dir, kiln_cache_entry_fn fn, void *
         closedir(d);
     free(cache);
     if (!st) {
-        qsort(es.v, (size_t)es.n, sizeof *es.v, by_key);
+        if (es.n > 1) /* es.v is NULL for an empty cache: qsort(NULL, 0) is UB */
+            qsort(es.v, (size_t)es.n, sizeof *es.v, by_key);
         out->n_entries = es.n;
         for (int i = 0; i < es.n; i++)
             out->entry_bytes += es.v[i].bytes;

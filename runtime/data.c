@@ -78,6 +78,7 @@
 #include "kiln/data.h"
 #include "runtime/config.h"
 #include "runtime/refs.h"
+#include "runtime/stream_state.h"
 
 /* Largest IDX payload accepted, in file bytes (16 GiB; MNIST is 47 MB). */
 #define IDX_MAX_BYTES (UINT64_C(1) << 34)
@@ -1411,4 +1412,101 @@ bool kiln_stream_next(kiln_stream *s, kiln_batch *b)
     b->time = T;
     b->examples = s->examples;
     return true;
+}
+
+/* ---- the iteration state, for checkpoints (stream_state.h) ---- */
+
+void kiln_stream_get_state(const kiln_stream *s, kiln_stream_state *out)
+{
+    memset(out, 0, sizeof *out);
+    out->scheme = s->scheme;
+    out->padded = s->padded;
+    out->n_examples = s->n_examples;
+    out->batch_size = s->batch_size;
+    out->pos = s->pos;
+    out->batch_no = s->batch_no;
+    out->epoch_pending = s->epoch_pending;
+    out->order = s->order;
+    out->n_order = s->order ? s->n_examples : 0;
+    out->batch_order = s->batch_order;
+    out->n_batch_order = s->batch_order ? s->n_batches : 0;
+    out->rng = s->rng;
+}
+
+/* Whether a[0..n) holds each of 0..n-1 once; seen[] is scratch of n bytes. */
+static bool is_permutation(const int64_t *a, int64_t n, unsigned char *seen)
+{
+    memset(seen, 0, (size_t)n);
+    for (int64_t i = 0; i < n; i++) {
+        if (a[i] < 0 || a[i] >= n || seen[a[i]])
+            return false;
+        seen[a[i]] = 1;
+    }
+    return true;
+}
+
+/* Plan: 1. the stream must be the one the state was taken from (scheme,
+** padding, batch size, examples); 2. every count and index in range, the
+** orders permutations, the generator's position valid; 3. copy. Nothing of
+** s changes before 3. */
+enum kiln_status kiln_stream_set_state(kiln_stream *s, const kiln_stream_state *in, kiln_err *err)
+{
+    if (!s->ready)
+        return kiln_err_set(err, KILN_ERR_STATE, "the stream failed when created: %s", s->err.msg);
+    /* 1. */
+    if (in->scheme != s->scheme || in->padded != s->padded || in->batch_size != s->batch_size ||
+        in->n_examples != s->n_examples)
+        return kiln_err_set(err, KILN_ERR_SHAPE,
+                            "data stream: saved from a %s%s stream of %lld examples in batches of "
+                            "%lld, this one is %s%s, %lld examples in batches of %lld",
+                            in->scheme == KILN_SCHEME_SHUFFLED ? "shuffled" : "sequential",
+                            in->padded ? " padded" : "", (long long)in->n_examples,
+                            (long long)in->batch_size,
+                            s->scheme == KILN_SCHEME_SHUFFLED ? "shuffled" : "sequential",
+                            s->padded ? " padded" : "", (long long)s->n_examples,
+                            (long long)s->batch_size);
+    /* 2. */
+    int64_t n_order = s->order ? s->n_examples : 0, n_border = s->batch_order ? s->n_batches : 0;
+    if (in->n_order != n_order || in->n_batch_order != n_border)
+        return kiln_err_set(err, KILN_ERR_FORMAT,
+                            "data stream: order of %lld examples and %lld batches, expected %lld "
+                            "and %lld",
+                            (long long)in->n_order, (long long)in->n_batch_order,
+                            (long long)n_order, (long long)n_border);
+    if (in->pos < 0 || in->pos > s->n_examples || in->batch_no < 0 ||
+        in->batch_no > (s->padded ? s->n_batches : kiln_stream_batch_count(s)))
+        return kiln_err_set(err, KILN_ERR_FORMAT,
+                            "data stream: position %lld (batch %lld) outside an epoch of %lld "
+                            "examples",
+                            (long long)in->pos, (long long)in->batch_no, (long long)s->n_examples);
+    if (in->rng.pos < 0 || in->rng.pos > KILN_RNG_N || (in->rng.has_gauss != 0 && in->rng.has_gauss != 1))
+        return kiln_err_set(err, KILN_ERR_FORMAT,
+                            "data stream: shuffle generator position %d (0..%d) or cached-gauss "
+                            "flag %d (0 or 1) out of range",
+                            in->rng.pos, KILN_RNG_N, in->rng.has_gauss);
+    /* An order not drawn yet (epoch_pending) is drawn before it is used. */
+    if (in->epoch_pending)
+        n_order = n_border = 0;
+    int64_t most = n_order > n_border ? n_order : n_border;
+    unsigned char *seen = most > 0 ? malloc((size_t)most) : NULL;
+    if (most > 0 && !seen)
+        return kiln_err_set(err, KILN_ERR_NOMEM, "data stream: %lld bytes", (long long)most);
+    bool ok = (n_order == 0 || is_permutation(in->order, n_order, seen)) &&
+              (n_border == 0 || is_permutation(in->batch_order, n_border, seen));
+    free(seen);
+    if (!ok)
+        return kiln_err_set(err, KILN_ERR_FORMAT,
+                            "data stream: the saved order of examples or batches is not a "
+                            "permutation");
+    /* 3. */
+    if (n_order)
+        memcpy(s->order, in->order, (size_t)n_order * sizeof *s->order);
+    if (n_border)
+        memcpy(s->batch_order, in->batch_order, (size_t)n_border * sizeof *s->batch_order);
+    s->pos = in->pos;
+    s->batch_no = in->batch_no;
+    s->epoch_pending = in->epoch_pending;
+    s->rng = in->rng;
+    kiln_err_clear(&s->err);
+    return KILN_OK;
 }

@@ -120,7 +120,7 @@ enum kiln_status kiln_extension_add_trigger(kiln_extension *e, enum kiln_trigger
     KILN_API_CHECK(e);
     if (!e)
         return KILN_ERR_ARG;
-    if ((int)t < KILN_TRIGGER_BEFORE_TRAINING || t > KILN_TRIGGER_EVERY_N_BATCHES)
+    if ((int)t < KILN_TRIGGER_BEFORE_TRAINING || t > KILN_TRIGGER_ON_INTERRUPT)
         return kiln_err_set(&e->err, KILN_ERR_ARG, "extension '%s': unknown trigger %d", e->name,
                             (int)t);
     if (trigger_takes_n(t) && n <= 0)
@@ -199,6 +199,8 @@ bool kiln_extension_trigger_fires(const kiln_ext_trigger *t, enum kiln_callback 
         return which == KILN_CALLBACK_AFTER_BATCH && m->iterations_done == t->n;
     case KILN_TRIGGER_EVERY_N_BATCHES:
         return which == KILN_CALLBACK_AFTER_BATCH && m->iterations_done % t->n == 0;
+    case KILN_TRIGGER_ON_RESUMPTION: return which == KILN_CALLBACK_ON_RESUMPTION;
+    case KILN_TRIGGER_ON_INTERRUPT: return which == KILN_CALLBACK_ON_INTERRUPT;
     }
     return false;
 }

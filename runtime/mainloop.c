@@ -4,9 +4,11 @@
 **
 ** A run, in Blocks' order:
 **
-**   before_training
+**   before_training; on_resumption when iterations_done > 0 (a checkpoint
+**   was loaded: checkpoint.c)
 **   repeat:                                   (one epoch)
-**     stream reset; before_epoch
+**     stream reset; before_epoch (both skipped when the loaded checkpoint
+**     was taken mid-epoch: the epoch goes on)
 **     for each batch: before_batch; bind sources to inputs; train_step;
 **                     iterations_done += 1; after_batch; finish check
 **     (no batch at all: error "epoch iterator yielded zero batches")
@@ -69,6 +71,8 @@ const char *kiln_main_loop_callback_name(enum kiln_callback c)
     case KILN_CALLBACK_AFTER_EPOCH: return "after_epoch";
     case KILN_CALLBACK_AFTER_TRAINING: return "after_training";
     case KILN_CALLBACK_ON_ERROR: return "on_error";
+    case KILN_CALLBACK_ON_RESUMPTION: return "on_resumption";
+    case KILN_CALLBACK_ON_INTERRUPT: return "on_interrupt";
     }
     return "unknown callback";
 }
@@ -743,13 +747,18 @@ static enum kiln_status run_epoch(kiln_main_loop *m, bool *finish)
     int64_t epoch = m->epochs_done + 1, n_batches = kiln_stream_batch_count(m->stream);
     double mark = m->profile ? profile_now() : 0.0;
 
-    /* 1. New epoch of the stream, then before_epoch. */
-    if ((st = kiln_stream_reset(m->stream)) != KILN_OK)
-        return kiln_err_set(&m->err, st, "epoch %lld: stream reset: %s", (long long)epoch,
-                            kiln_stream_errmsg(m->stream));
-    m->epoch_started = true;
-    if ((st = dispatch(m, KILN_CALLBACK_BEFORE_EPOCH)) != KILN_OK)
-        return st;
+    /* 1. New epoch of the stream, then before_epoch; an epoch that a
+    ** checkpoint interrupted (checkpoint.c restored the stream mid-epoch)
+    ** goes on where it was, as Blocks' epoch_started status does. */
+    bool resumed = m->epoch_started;
+    if (!resumed) {
+        if ((st = kiln_stream_reset(m->stream)) != KILN_OK)
+            return kiln_err_set(&m->err, st, "epoch %lld: stream reset: %s", (long long)epoch,
+                                kiln_stream_errmsg(m->stream));
+        m->epoch_started = true;
+        if ((st = dispatch(m, KILN_CALLBACK_BEFORE_EPOCH)) != KILN_OK)
+            return st;
+    }
     profile_mark(m, KILN_PROFILE_BEFORE_EPOCH, &mark);
 
     /* 2. Batches. */
@@ -798,7 +807,7 @@ static enum kiln_status run_epoch(kiln_main_loop *m, bool *finish)
     if ((st = kiln_stream_status(m->stream)) != KILN_OK) /* an error, not the end of the epoch */
         return kiln_err_set(&m->err, st, "epoch %lld, after batch %lld: data stream: %s", (long long)epoch,
                             (long long)batch_no, kiln_stream_errmsg(m->stream));
-    if (batch_no == 0)
+    if (batch_no == 0 && !resumed)
         return kiln_err_set(&m->err, KILN_ERR_STATE,
                             "epoch %lld: epoch iterator yielded zero batches (dataset has %lld "
                             "examples)",
@@ -854,6 +863,8 @@ enum kiln_status kiln_main_loop_run(kiln_main_loop *m)
     m->training_started = true;
     double start = m->profile ? profile_now() : 0.0, mark = start;
     st = dispatch(m, KILN_CALLBACK_BEFORE_TRAINING);
+    if (st == KILN_OK && m->iterations_done > 0) /* Blocks: a loaded run resumes */
+        st = dispatch(m, KILN_CALLBACK_ON_RESUMPTION);
     profile_mark(m, KILN_PROFILE_BEFORE_TRAINING, &mark);
 
     /* 4. Epochs. */

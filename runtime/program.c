@@ -1522,3 +1522,61 @@ enum kiln_status kiln_program_get_hyperparameter(kiln_program *p, const char *na
     int i = scalar_state(p, name, "get_hyperparameter");
     return i < 0 ? p->err.status : kiln_program_get_state(p, i, value, 1);
 }
+
+/* ---- slots, for checkpoints (program_internal.h) ----------------------------- */
+
+int kiln_program_slot_count(const kiln_program *p, bool state)
+{
+    if (!p || !p->planned || !p->arena)
+        return 0;
+    return state ? p->plan.n_states : p->plan.n_params;
+}
+
+bool kiln_program_get_slot(kiln_program *p, bool state, int i, kiln_program_slot *out)
+{
+    if (i < 0 || i >= kiln_program_slot_count(p, state))
+        return false;
+    const kiln_node_rec *r = &p->pg->nodes[state ? p->plan.state_node[i] : p->plan.param_node[i]];
+    const kiln_param *entry = state ? r->param : p->params[i];
+    if (!state)
+        flush_params(p);
+    out->owner = kiln_param_owner(entry);
+    out->name = kiln_param_name(entry);
+    out->dtype = state ? r->dtype : p->pg->floatx;
+    out->rank = r->shape.rank;
+    memcpy(out->dims, r->shape.dims, sizeof out->dims);
+    out->count = kiln_shape_const_size(p->pg, &r->shape);
+    out->data = p->arena + (state ? p->plan.state_offset[i] : p->plan.param_offset[i]);
+    return true;
+}
+
+enum kiln_status kiln_program_slot_check(kiln_program *p, bool state, int i, const void *v, kiln_err *err)
+{
+    if (!state || i < 0 || i >= kiln_program_slot_count(p, true) || p->state_hyper[i] < 0)
+        return KILN_OK;
+    double x;
+    convert_out(&x, v, p->pg->nodes[p->plan.state_node[i]].dtype, 1);
+    kiln_err e;
+    enum kiln_status st = kiln_steprule_check(&p->rule.hypers[p->state_hyper[i]], x, &e);
+    return st ? kiln_err_set(err, st, "state %s: %s", p->state_names[i], e.msg) : KILN_OK;
+}
+
+void kiln_program_slot_written(kiln_program *p, bool state, int i)
+{
+    if (state || i < 0 || i >= kiln_program_slot_count(p, false))
+        return;
+    const kiln_node_rec *r = &p->pg->nodes[p->plan.param_node[i]];
+    int64_t n = kiln_shape_const_size(p->pg, &r->shape);
+    const char *at = p->arena + p->plan.param_offset[i];
+    bool nan = false;
+    for (int64_t k = 0; k < n && !nan; k++)
+        nan = p->pg->floatx == KILN_DTYPE_F32 ? ((const float *)at)[k] != ((const float *)at)[k]
+                                               : ((const double *)at)[k] != ((const double *)at)[k];
+    note_uninitialised(p, i, nan);
+}
+
+enum kiln_status kiln_program_fail_copy(kiln_program *p, const kiln_err *e)
+{
+    p->err = *e;
+    return e->status;
+}

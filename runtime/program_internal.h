@@ -6,6 +6,7 @@
 #define KILN_RUNTIME_PROGRAM_INTERNAL_H
 
 #include "compiler/memplan.h"
+#include "compiler/util.h"
 #include "kiln/compile.h"
 
 /* The roots of a program, in program-graph ids. */
@@ -35,4 +36,33 @@ const char *kiln_program_arena(kiln_program *p);
 /* Where p's message goes (for runtime/export.c); NULL for NULL. */
 kiln_err *kiln_program_err(kiln_program *p);
 
+
+/* ---- For checkpoints (runtime/checkpoint.c) ------------------------------
+** A slot is a parameter (state false) or a state (state true) of p, in plan
+** order, as p's arena holds it: its store entry's owner (brick path, "" when
+** none) and name, dtype, constant shape and bytes. */
+typedef struct kiln_program_slot {
+    const char *owner, *name; /* borrowed from p's store entries */
+    enum kiln_dtype dtype;
+    int rank;
+    int64_t dims[KILN_MAX_RANK];
+    int64_t count;            /* elements */
+    void *data;               /* in p's arena: count elements of dtype */
+} kiln_program_slot;
+
+int kiln_program_slot_count(const kiln_program *p, bool state);
+/* Slot i; false when p is not compiled or i is out of range. Reading a
+** parameter slot first applies the updates a batch-1 step deferred, so its
+** bytes are the parameter's value. */
+bool kiln_program_get_slot(kiln_program *p, bool state, int i, kiln_program_slot *out);
+/* Whether v (count elements of the slot's dtype) may be written to slot i:
+** a hyperparameter's value is checked as kiln_program_set_state checks it.
+** KILN_OK or KILN_ERR_ARG with the message in *err. */
+enum kiln_status kiln_program_slot_check(kiln_program *p, bool state, int i, const void *v,
+                                         kiln_err *err);
+/* Slot i's bytes were overwritten: a parameter with a NaN is noted as not
+** initialised, as kiln_program_set_param notes it. */
+void kiln_program_slot_written(kiln_program *p, bool state, int i);
+/* Put e's status and message on p (kiln_program_errmsg); returns the status. */
+enum kiln_status kiln_program_fail_copy(kiln_program *p, const kiln_err *e);
 #endif

@@ -1025,6 +1025,17 @@ enum holder { H_NONE, H_GRAPH, H_LIN, H_SM, H_CCE, H_PROBE, H_PARAM, H_PROGRAM, 
     X(kiln_main_loop_set_profile, "out", K_STATUS, KILN_OK, H_NONE, kiln_main_loop_set_profile(F.m, true, NULL)) \
     X(kiln_main_loop_profile_seconds, "m", K_INT, 0, H_NONE, kiln_main_loop_profile_seconds(NULL, KILN_PROFILE_TRAIN_STEP, &F.i64)) \
     X(kiln_main_loop_profile_seconds, "calls", K_INT, 0, H_NONE, kiln_main_loop_profile_seconds(F.m, KILN_PROFILE_TRAIN_STEP, NULL)) \
+    /* checkpoint.h (no file is written: every row fails before) */ \
+    X(kiln_checkpoint_save, "m", K_STATUS, ST_ARG, H_NONE, kiln_checkpoint_save(NULL, "/nonexistent/x.h5")) \
+    X(kiln_checkpoint_save, "path", K_STATUS, ST_ARG, H_LOOP, kiln_checkpoint_save(F.m, NULL)) \
+    X(kiln_checkpoint_load, "m", K_STATUS, ST_ARG, H_NONE, kiln_checkpoint_load(NULL, "/nonexistent/x.h5")) \
+    X(kiln_checkpoint_load, "path", K_STATUS, ST_ARG, H_LOOP, kiln_checkpoint_load(F.m, NULL)) \
+    X(kiln_checkpoint_save_program, "p", K_STATUS, ST_ARG, H_NONE, kiln_checkpoint_save_program(NULL, NULL, "/nonexistent/x.h5")) \
+    X(kiln_checkpoint_save_program, "path", K_STATUS, ST_ARG, H_PROGRAM, kiln_checkpoint_save_program(F.p, F.s, NULL)) \
+    X(kiln_checkpoint_load_program, "p", K_STATUS, ST_ARG, H_NONE, kiln_checkpoint_load_program(NULL, NULL, "/nonexistent/x.h5")) \
+    X(kiln_checkpoint_load_program, "path", K_STATUS, ST_ARG, H_PROGRAM, kiln_checkpoint_load_program(F.p, F.s, NULL)) \
+    X(kiln_checkpoint, "path", K_INT, 1, H_NONE, ext_failed(kiln_checkpoint(NULL))) \
+    X(kiln_load, "path", K_INT, 1, H_NONE, ext_failed(kiln_load(NULL, true, true))) \
     /* config.h */ \
     X(kiln_config_load, "out", K_STATUS, ST_ARG, H_NONE, kiln_config_load(NULL)) \
     X(kiln_config_load_from, "out", K_STATUS, ST_ARG, H_NONE, kiln_config_load_from(NULL, NULL, NULL)) \

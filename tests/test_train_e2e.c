@@ -980,6 +980,57 @@ START_TEST(example_bad_command_line_exits_2_with_usage)
 }
 END_TEST
 
+/* The text from the last "AFTER ANOTHER EPOCH" on (the last epoch's and the
+** final report). */
+static const char *last_reports(const char *out)
+{
+    const char *at = NULL;
+    for (const char *p = strstr(out, "AFTER ANOTHER EPOCH"); p; p = strstr(p + 1, "AFTER ANOTHER EPOCH"))
+        at = p;
+    ck_assert_ptr_nonnull(at);
+    return at;
+}
+
+/* --checkpoint then --resume (#11): the resumed run reports what an
+** uninterrupted one does, digit for digit; each step rule runs. */
+START_TEST(example_resumed_run_reports_the_uninterrupted_one)
+{
+    write_dataset("d", 600, 100);
+    char dir[PATH_MAX], ckpt[PATH_MAX];
+    tmp_path(dir, "d", NULL);
+    tmp_path(ckpt, "d", "mlp.h5");
+    const char *first[] = {"--data", dir, "--epochs", "1", "--step-rule", "adam", "--checkpoint", ckpt, NULL};
+    const char *resumed[] = {"--data", dir, "--epochs", "3", "--step-rule", "adam", "--resume", ckpt, NULL};
+    const char *straight[] = {"--data", dir, "--epochs", "3", "--step-rule", "adam", NULL};
+    proc a, b, c;
+    run_example(first, &a);
+    assert_exit(&a, 0);
+    assert_has(a.out, "\t saved_to: ");
+    run_example(resumed, &b);
+    assert_exit(&b, 0);
+    run_example(straight, &c);
+    assert_exit(&c, 0);
+    ck_assert_msg(!strstr(b.out, "BEFORE FIRST EPOCH"), "the resumed run started over:\n%.2000s", b.out);
+    ck_assert_int_eq(count_of(b.out, "AFTER ANOTHER EPOCH\n"), 2);
+    ck_assert_str_eq(last_reports(b.out), last_reports(c.out));
+    assert_has(b.out, "\t iterations_done: 9\n");
+    proc_free(&a);
+    proc_free(&b);
+    proc_free(&c);
+    const char *rules[] = {"scale", "momentum", "rmsprop", "adagrad", "adadelta"};
+    for (int i = 0; i < 5; i++) {
+        const char *args[] = {"--data", dir, "--epochs", "1", "--step-rule", rules[i], NULL};
+        run_example(args, &a);
+        assert_exit(&a, 0);
+        proc_free(&a);
+    }
+    const char *bad[] = {"--step-rule", "sgd", NULL};
+    run_example(bad, &a);
+    assert_exit(&a, 2);
+    proc_free(&a);
+}
+END_TEST
+
 START_TEST(example_tiny_dataset_trains_and_prints_the_log)
 {
     write_dataset("d", 300, 100);
@@ -1043,6 +1094,7 @@ static Suite *train_e2e_suite(void)
     tcase_add_test(tc, example_label_out_of_range_exits_1);
     tcase_add_test(tc, example_bad_command_line_exits_2_with_usage);
     tcase_add_test(tc, example_tiny_dataset_trains_and_prints_the_log);
+    tcase_add_test(tc, example_resumed_run_reports_the_uninterrupted_one);
     suite_add_tcase(s, tc);
     return s;
 }

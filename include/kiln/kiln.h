@@ -11,6 +11,7 @@
 #include "export.h"
 #include "data.h"
 #include "train.h"
+#include "checkpoint.h"
 #include "cache.h"
 
 #endif

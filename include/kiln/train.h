@@ -188,7 +188,12 @@ enum kiln_callback {
     KILN_CALLBACK_AFTER_BATCH,
     KILN_CALLBACK_AFTER_EPOCH,
     KILN_CALLBACK_AFTER_TRAINING,
-    KILN_CALLBACK_ON_ERROR
+    KILN_CALLBACK_ON_ERROR,
+    /* Right after before_training when the loop resumes a run (iterations
+    ** done > 0: a checkpoint was loaded, checkpoint.h). */
+    KILN_CALLBACK_ON_RESUMPTION,
+    /* When a run is interrupted (Blocks' SIGINT / SIGTERM handling). */
+    KILN_CALLBACK_ON_INTERRUPT
 };
 
 /* Triggers (Blocks' trigger keywords). The *_N_* ones take n > 0 and fire on
@@ -207,7 +212,9 @@ enum kiln_trigger {
     KILN_TRIGGER_AFTER_N_EPOCHS,
     KILN_TRIGGER_EVERY_N_EPOCHS,
     KILN_TRIGGER_AFTER_N_BATCHES,
-    KILN_TRIGGER_EVERY_N_BATCHES
+    KILN_TRIGGER_EVERY_N_BATCHES,
+    KILN_TRIGGER_ON_RESUMPTION,
+    KILN_TRIGGER_ON_INTERRUPT
 };
 
 /* Blocks' do(which_callback): return KILN_OK, or a status after recording the
