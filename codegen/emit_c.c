@@ -714,6 +714,15 @@ static bool own_gemm_ok(const emitter *e, int32_t id)
            e->fused[id] < 0 && n > 0 && k > 0 && n <= INT32_MAX && k <= INT32_MAX;
 }
 
+/* Whether product id may go to rt->sgemm_tn, kiln's kernel for a weight's
+** gradient or update: C = x^T d in floats, 2-D, only A transposed. */
+static bool own_gemm_tn_ok(const emitter *e, int32_t id)
+{
+    const kiln_node_rec *r = R(e, id), *ra = R(e, r->in[0]), *rb = R(e, r->in[1]);
+    return r->op == KILN_OP_MATMUL && !e->o->no_fast_paths && r->shape.rank == 2 && ra->shape.rank == 2 &&
+           rb->shape.rank == 2 && e->g->floatx == KILN_DTYPE_F32 && kiln_attr_trans_a(r) && !kiln_attr_trans_b(r);
+}
+
 /* The scalar s of a fused update W - s * G, as C. */
 static void fused_scale(emitter *e, int32_t id, char *dst, size_t cap)
 {
@@ -811,6 +820,18 @@ static void kernel_matmul2(emitter *e, int32_t id)
                "        rt->sgemm_nn((int)%s, (int)%s, (int)%s, %s, (int)%s, %s, (int)%s, %s, (int)%s, gemm_scratch);\n"
                "    else\n",
                one ? " " : "    ", m, nn, k, a, lda, tb ? wt : b, tb ? nn : ldb, c, nn);
+        one = true;
+    }
+    if (own_gemm_tn_ok(e, id)) {
+        /* a weight's gradient or update, x^T d: kiln's kernel where the CPU
+        ** has one, which calls the BLAS itself where OpenBLAS is faster */
+        if (one && e->body.n && e->body.s[e->body.n - 1] == '\n')
+            e->body.s[--e->body.n] = '\0';
+        sb_put(&e->body,
+               "%sif (rt->sgemm_tn)\n"
+               "        rt->sgemm_tn((int)%s, (int)%s, (int)%s, %s, %s, (int)%s, %s, (int)%s, %s, %s, (int)%s);\n"
+               "    else\n",
+               one ? " " : "    ", m, nn, k, alpha, a, lda, b, ldb, beta, c, nn);
         one = true;
     }
     if (one)
@@ -1995,10 +2016,14 @@ static const char PRELUDE[] =
     "/* kiln's own: y = x W for few rows, or NULL (runtime/gemm.c) */\n"
     "typedef void (*k_sgemm_nn_fn)(int m, int n, int k, const float *x, int ldx, const float *w, int ldw,\n"
     "                              float *y, int ldy, float *scratch);\n"
+    "/* kiln's own: c = alpha a^T b + beta c (a weight's gradient or update), or NULL */\n"
+    "typedef void (*k_sgemm_tn_fn)(int m, int n, int k, float alpha, const float *a, int lda, const float *b,\n"
+    "                              int ldb, float beta, float *c, int ldc);\n"
     "typedef struct k_runtime {\n"
     "    k_sgemm_fn sgemm; k_dgemm_fn dgemm; k_sgemv_fn sgemv; k_dgemv_fn dgemv; k_sger_fn sger; k_dger_fn dger;\n"
     "    k_sger_gemv_fn sger_gemv;\n"
     "    k_sgemm_nn_fn sgemm_nn;\n"
+    "    k_sgemm_tn_fn sgemm_tn;\n"
     "} k_runtime;\n"
     "\n"
     "typedef %s real;\n"

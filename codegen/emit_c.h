@@ -53,6 +53,9 @@ typedef struct kiln_codegen_runtime {
     /* y = x W for few rows, or NULL: then the code calls sgemm (runtime/gemm.c) */
     void (*sgemm_nn)(int m, int n, int k, const float *x, int ldx, const float *w, int ldw, float *y, int ldy,
                      float *scratch);
+    /* c = alpha a^T b + beta c, or NULL: then the code calls sgemm (runtime/kernels.h) */
+    void (*sgemm_tn)(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb, float beta,
+                     float *c, int ldc);
 } kiln_codegen_runtime;
 
 /* The scratch sgemm_nn needs for a product with n columns and k terms, in

@@ -10,6 +10,7 @@
 #include "runtime/kernels.h"
 
 #include <stddef.h>
+#include <string.h>
 
 /* One body for every variant: row by row, update the row, then accumulate
 ** it into y while it is in L1. W is read and written once. */
@@ -77,4 +78,31 @@ kiln_sger_gemv_fn kiln_kernel_sger_gemv(void)
     kiln_sger_gemv_fn f;
     const char *name;
     return kiln_kernel_sger_gemv_variants(&f, &name, 1) == 1 ? f : sger_gemv_plain;
+}
+
+static bool never(int m, int n, int k)
+{
+    (void)m, (void)n, (void)k;
+    return false;
+}
+
+bool kiln_kernel_set_of(const char *isa, kiln_kernel_set *s)
+{
+    kiln_sger_gemv_fn fns[3];
+    const char *names[3];
+    int nv = kiln_kernel_sger_gemv_variants(fns, names, 3);
+    *s = (kiln_kernel_set){.isa = "blas", .sger_gemv = sger_gemv_plain, .nn_wins = never, .tn_wins = never};
+    bool best = !isa || !*isa;
+    kiln_kernel_set t = *s;
+    if ((best || strcmp(isa, "avx512") == 0) && kiln_kernel_avx512_set(&t))
+        t.isa = "avx512";
+    else if ((best || strcmp(isa, "avx2") == 0) && kiln_kernel_avx2_set(&t))
+        t.isa = "avx2";
+    else
+        return best || strcmp(isa, "blas") == 0;
+    for (int i = 0; i < nv; i++) /* the update's variant of the same ISA */
+        if (strcmp(names[i], t.isa) == 0)
+            t.sger_gemv = fns[i];
+    *s = t;
+    return true;
 }

@@ -40,7 +40,45 @@ kiln_sgemm_nn_fn kiln_kernel_sgemm_nn(void);
 /* kiln's kernel alone, at every shape (for tests), or NULL. */
 kiln_sgemm_nn_fn kiln_kernel_sgemm_nn_own(void);
 
-/* Whether kiln's kernel measured faster than OpenBLAS at this shape. */
+/* Whether kiln's AVX-512 kernel measured faster than OpenBLAS at this
+** shape. */
 bool kiln_kernel_sgemm_nn_wins(int m, int n, int k);
+
+/* c (m x n, ldc) = alpha a^T b + beta c, a (k x m, lda), b (k x n, ldb),
+** all row-major: a weight's gradient x^T d (beta 0) or its update in place,
+** W - lr x^T d (alpha -lr, beta 1). kiln's kernels take beta 0 or 1 only,
+** and compute alpha * sum (beta 0) or fma(alpha, sum, c) (beta 1), the
+** sum over k in order of fma(b, a, acc) from 0. */
+typedef void (*kiln_sgemm_tn_fn)(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
+                                 float beta, float *c, int ldc);
+
+/* The kernels of one instruction set, as a program uses them. */
+typedef struct kiln_kernel_set {
+    const char *isa;                 /* "avx512", "avx2" or "blas" */
+    kiln_sger_gemv_fn sger_gemv;     /* the batch-1 fused update: that ISA's variant ("blas": plain C) */
+    /* What the generated code calls: kiln's kernel at the shapes where it
+    ** measured faster than OpenBLAS (the wins functions), the BLAS
+    ** elsewhere. NULL for "blas": the code calls the BLAS itself. */
+    kiln_sgemm_nn_fn sgemm_nn;
+    kiln_sgemm_tn_fn sgemm_tn;
+    /* kiln's kernels alone at every shape (for tests and measurements), or NULL */
+    kiln_sgemm_nn_fn sgemm_nn_own;
+    kiln_sgemm_tn_fn sgemm_tn_own;
+    bool (*nn_wins)(int m, int n, int k);
+    bool (*tn_wins)(int m, int n, int k);
+} kiln_kernel_set;
+
+/* The kernels of isa: "avx512", "avx2", "blas", or NULL or "" for the best
+** this CPU runs. false when the name is none of those or the CPU lacks the
+** instructions (*s then holds "blas"'s). */
+bool kiln_kernel_set_of(const char *isa, kiln_kernel_set *s);
+
+/* Each ISA's part (runtime/gemm.c, runtime/gemm_avx2.c): fill s's product
+** kernels, false where this CPU lacks the ISA. */
+bool kiln_kernel_avx512_set(kiln_kernel_set *s);
+bool kiln_kernel_avx2_set(kiln_kernel_set *s);
+bool kiln_kernel_avx512_tn_wins(int m, int n, int k);
+bool kiln_kernel_avx2_nn_wins(int m, int n, int k);
+bool kiln_kernel_avx2_tn_wins(int m, int n, int k);
 
 #endif

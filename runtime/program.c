@@ -95,6 +95,7 @@ struct kiln_program {
     int64_t max_batch;
     char model[MAX_MODEL_NAME + 1];
     kiln_codegen_runtime rt; /* BLAS and kernels for the generated code */
+    kiln_kernel_set kernels; /* kiln's kernels of the ISA chosen (options.isa, $KILN_ISA, the CPU) */
     int threads;             /* BLAS threads for large batches, 0: leave as is */
     int64_t small_batch;     /* below it, BLAS runs on one thread */
     bool no_fast_paths;      /* the option's, or the configuration's fast_paths: false */
@@ -178,6 +179,19 @@ const char *kiln_program_library_path(const kiln_program *p)
 }
 const char *kiln_program_cache_note(const kiln_program *p) { return p && p->jit ? kiln_jit_note(p->jit) : ""; }
 int64_t kiln_program_max_batch(const kiln_program *p) { return p ? p->max_batch : 0; }
+
+const char *kiln_program_isa(const kiln_program *p)
+{
+    return p && p->kernels.isa ? p->kernels.isa : "blas";
+}
+
+const char *kiln_program_product_kernel(const kiln_program *p, bool trans_a, int64_t m, int64_t n, int64_t k)
+{
+    if (!p || !p->rt.sgemm_nn || m <= 0 || n <= 0 || k <= 0 || m > INT32_MAX || n > INT32_MAX || k > INT32_MAX)
+        return "blas";
+    bool own = trans_a ? p->kernels.tn_wins((int)m, (int)n, (int)k) : p->kernels.nn_wins((int)m, (int)n, (int)k);
+    return !own ? "blas" : strcmp(p->kernels.isa, "avx512") == 0 ? "kiln-avx512" : "kiln-avx2";
+}
 
 int64_t kiln_program_max_size(const kiln_program *p, int64_t symbol)
 {
@@ -505,6 +519,22 @@ static int norm_index(kiln_node n)
     return n.id == KILN_TOTAL_GRADIENT_NORM.id ? 0 : n.id == KILN_TOTAL_STEP_NORM.id ? 1 : -1;
 }
 
+/* Are the generated loops built for AVX2 + FMA? When the program's kernels
+** are AVX2's or AVX-512's, or (kernels "blas") when the CPU has both. */
+static bool generated_avx2(const kiln_program *p)
+{
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    const char *isa = kiln_program_isa(p);
+    if (strcmp(isa, "avx2") == 0 || strcmp(isa, "avx512") == 0)
+        return true;
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    (void)p;
+    return false;
+#endif
+}
+
 static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compile_options *o)
 {
     enum kiln_status st;
@@ -512,6 +542,14 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
         return st;
     if (g->err.status)
         return fail(p, g->err.status, "the graph has an error: %s", g->err.msg);
+    /* kiln's kernels: the ISA asked for (options, else $KILN_ISA), else the
+    ** best this CPU has; one it lacks is an error, not a silent fallback */
+    const char *isa = o->isa ? o->isa : getenv("KILN_ISA");
+    if (!kiln_kernel_set_of(isa, &p->kernels))
+        return fail(p, KILN_ERR_ARG, "%s '%s': %s", o->isa ? "compile options: isa" : "KILN_ISA", isa,
+                    strcmp(isa, "avx512") == 0 || strcmp(isa, "avx2") == 0
+                        ? "this CPU lacks it"
+                        : "expected avx512, avx2 or blas");
     if (o->n_monitors < 0 || o->n_outputs < 0 || (o->n_monitors && !o->monitors) || (o->n_outputs && !o->outputs))
         return fail(p, KILN_ERR_ARG, "compile options: bad monitors or outputs list");
     if (!kiln_node_ok(o->cost) && o->n_outputs == 0)
@@ -689,13 +727,22 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
     p->rt.sger = (void (*)(int, int, int, float, const float *, int, const float *, int, float *, int))cblas_sger;
     p->rt.dger = (void (*)(int, int, int, double, const double *, int, const double *, int, double *,
                            int))cblas_dger;
-    p->rt.sger_gemv = kiln_kernel_sger_gemv();
-    p->rt.sgemm_nn = p->no_fast_paths ? NULL : kiln_kernel_sgemm_nn();
-    const char *link[2];
+    p->rt.sger_gemv = p->kernels.sger_gemv;
+    p->rt.sgemm_nn = p->no_fast_paths ? NULL : p->kernels.sgemm_nn;
+    p->rt.sgemm_tn = p->no_fast_paths ? NULL : p->kernels.sgemm_tn;
+    const char *link[6];
     int n_link = 0;
     if (have_program("ld.gold")) /* links a small library ~10 ms faster than ld.bfd */
         link[n_link++] = "-fuse-ld=gold";
     link[n_link++] = "-lm";
+    /* The generated loops in AVX2 where the CPU has it (docs/architecture.md,
+    ** "Generated code's ISA"): no contraction into FMAs, so the bits are the
+    ** baseline build's; the flags are part of the cache key. */
+    link[n_link++] = "-ffp-contract=off";
+    if (generated_avx2(p)) {
+        link[n_link++] = "-mavx2";
+        link[n_link++] = "-mfma";
+    }
     kiln_jit_options jo = {.cc = o->cc, .cache_dir = o->cache_dir, .link_args = link, .n_link_args = n_link};
     st = kiln_jit_load(p->source, strlen(p->source), &jo, &p->jit);
     if (st)
@@ -1050,7 +1097,7 @@ static enum kiln_status run(kiln_program *p, entry_fn fn, unsigned mode, const c
         /* One block of rows in kiln's kernel, on one thread, beats OpenBLAS
         ** on two (784-500-10 at batch 32: 0.55-0.63 against 0.64-0.71 ms) */
         if (want > 1 && p->rt.sgemm_nn && batch <= KILN_CODEGEN_GEMM_ROWS &&
-            kiln_kernel_sgemm_nn_wins((int)batch, p->emit.gemm_n, p->emit.gemm_k))
+            p->kernels.nn_wins((int)batch, p->emit.gemm_n, p->emit.gemm_k))
             want = 1;
         if (want != saved)
             openblas_set_num_threads(want);
@@ -1059,6 +1106,7 @@ static enum kiln_status run(kiln_program *p, entry_fn fn, unsigned mode, const c
     ** every product to the BLAS */
     kiln_codegen_runtime threaded = p->rt;
     threaded.sgemm_nn = NULL;
+    threaded.sgemm_tn = NULL;
     int64_t code = fn(p->arena, p->bound, sizes, want > 1 ? &threaded : &p->rt);
     if (want && want != saved)
         openblas_set_num_threads(saved);

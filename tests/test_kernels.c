@@ -5,11 +5,16 @@
 ** (the gap untouched) and without the product (x NULL). kiln's own GEMM
 ** gives the bits of an fma loop in order, at sizes that leave partial row
 ** blocks, column tiles and k blocks, fewer than 16 columns (the narrow
-** loop), with strides wider than rows. */
+** loop), with strides wider than rows. And for every ISA this CPU has
+** (avx512, avx2; a missing one is skipped, saying so) and the blas set
+** (#13): y = x W and the weight update c = alpha a^T b (+ c) give the bits
+** of the fma loop at row, column and k tails and strides, the dispatchers
+** give the product, and the batch-1 update is that ISA's variant. */
 #include <check.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -210,13 +215,205 @@ START_TEST(gemm_dispatch_gives_the_product_at_every_shape)
 }
 END_TEST
 
+/* ---- every ISA this CPU has: avx512, avx2, blas (#13) ---------------------------------- */
+
+static const char *const ISAS[] = {"avx512", "avx2", "blas"};
+
+/* The kernels of ISAS[i], or false (saying so) where this CPU lacks them. */
+static bool isa_set(int i, kiln_kernel_set *s)
+{
+    if (!kiln_kernel_set_of(ISAS[i], s)) {
+        fprintf(stderr, "test_kernels: skipping %s: this CPU lacks it\n", ISAS[i]);
+        return false;
+    }
+    ck_assert_str_eq(s->isa, ISAS[i]);
+    return true;
+}
+
+/* y[i][j] of gemm_go against the fma loop in order, bit for bit, and the
+** gap between n and ldy untouched. */
+static void check_nn_bits(const char *isa, const gemm_case *c, const gemm_run *r)
+{
+    for (int i = 0; i < c->m; i++)
+        for (int j = 0; j < c->ldy; j++) {
+            float got = r->y[(size_t)i * c->ldy + j];
+            if (j >= c->n) {
+                ck_assert_msg(got == 1e30f, "%s %dx%dx%d: gap y[%d][%d] written", isa, c->m, c->n, c->k, i, j);
+                continue;
+            }
+            float want = 0;
+            for (int p = 0; p < c->k; p++)
+                want = fmaf(r->w[(size_t)p * c->ldw + j], r->x[(size_t)i * c->ldx + p], want);
+            ck_assert_msg(memcmp(&got, &want, sizeof got) == 0, "%s %dx%dx%d: y[%d][%d] = %a, fma loop %a", isa, c->m,
+                          c->n, c->k, i, j, got, want);
+        }
+}
+
+/* y = x W: each ISA's kernel gives the fma loop's bits, at row, column and
+** k tails (the AVX2 tile is 4 x 24, k in blocks of 256) and strides. */
+START_TEST(every_isa_gemm_nn_gives_the_bits_of_an_fma_loop)
+{
+    static const gemm_case more[] = {{4, 24, 256, 256, 24, 24}, {7, 17, 257, 259, 18, 19}, {13, 9, 600, 601, 9, 11},
+                                     {2, 8, 5, 5, 8, 8},        {128, 100, 784, 784, 100, 100},
+                                     {3, 40, 20, 20, 40, 40}, {11, 64, 300, 300, 64, 64}};
+    int ran = 0;
+    for (int i = 0; i < (int)(sizeof ISAS / sizeof ISAS[0]); i++) {
+        kiln_kernel_set s;
+        if (!isa_set(i, &s))
+            continue;
+        if (!s.sgemm_nn_own) {
+            ck_assert_ptr_null(s.sgemm_nn); /* blas: the code calls the BLAS */
+            continue;
+        }
+        for (size_t ci = 0; ci < sizeof GEMM_CASES / sizeof GEMM_CASES[0] + sizeof more / sizeof more[0]; ci++) {
+            const gemm_case *c = ci < sizeof GEMM_CASES / sizeof GEMM_CASES[0]
+                                     ? &GEMM_CASES[ci]
+                                     : &more[ci - sizeof GEMM_CASES / sizeof GEMM_CASES[0]];
+            gemm_run r = gemm_go(s.sgemm_nn_own, c);
+            check_nn_bits(s.isa, c, &r);
+            gemm_free(&r);
+        }
+        ran++;
+    }
+    ck_assert_int_ge(ran, 1);
+}
+END_TEST
+
+typedef struct tn_case {
+    int m, n, k, lda, ldb, ldc;
+} tn_case;
+
+/* c = alpha a^T b + beta c by one ISA's kernel, against alpha * (fma loop)
+** or fma(alpha, fma loop, c) bit for bit; the gap between n and ldc
+** untouched. f NULL: check the dispatcher (sgemm_tn) against float64. */
+static void tn_check(const char *isa, kiln_sgemm_tn_fn f, bool exact, const tn_case *c, float beta)
+{
+    float *a = malloc(sizeof(float) * (size_t)c->k * (size_t)c->lda);
+    float *b = malloc(sizeof(float) * (size_t)c->k * (size_t)c->ldb);
+    float *c0 = malloc(sizeof(float) * (size_t)c->m * (size_t)c->ldc);
+    float *c1 = malloc(sizeof(float) * (size_t)c->m * (size_t)c->ldc);
+    ck_assert(a && b && c0 && c1);
+    for (int64_t i = 0; i < (int64_t)c->k * c->lda; i++)
+        a[i] = val(i, 7);
+    for (int64_t i = 0; i < (int64_t)c->k * c->ldb; i++)
+        b[i] = val(i, 8) * 0.25f;
+    for (int64_t i = 0; i < (int64_t)c->m * c->ldc; i++)
+        c0[i] = c1[i] = beta != 0 ? val(i, 9) : 1e30f;
+    const float alpha = -0.1f;
+    f(c->m, c->n, c->k, alpha, a, c->lda, b, c->ldb, beta, c1, c->ldc);
+    for (int i = 0; i < c->m; i++)
+        for (int j = 0; j < c->ldc; j++) {
+            float got = c1[(size_t)i * c->ldc + j], old = c0[(size_t)i * c->ldc + j];
+            if (j >= c->n) {
+                ck_assert_msg(got == old, "%s tn %dx%dx%d: gap c[%d][%d] written", isa, c->m, c->n, c->k, i, j);
+                continue;
+            }
+            float sum = 0;
+            double ref = 0;
+            for (int p = 0; p < c->k; p++) {
+                float av = a[(size_t)p * c->lda + i], bv = b[(size_t)p * c->ldb + j];
+                sum = fmaf(bv, av, sum);
+                ref += (double)av * bv;
+            }
+            float want = beta != 0 ? fmaf(alpha, sum, old) : alpha * sum;
+            ref = alpha * ref + (beta != 0 ? old : 0);
+            if (exact)
+                ck_assert_msg(memcmp(&got, &want, sizeof got) == 0,
+                              "%s tn %dx%dx%d beta %g: c[%d][%d] = %a, fma loop %a", isa, c->m, c->n, c->k,
+                              (double)beta, i, j, got, want);
+            ck_assert_msg(fabs(got - ref) <= 1e-5 * (1 + fabs(ref)) * c->k, "%s tn %dx%dx%d: c[%d][%d] = %g, want %g",
+                          isa, c->m, c->n, c->k, i, j, got, ref);
+        }
+    free(a);
+    free(b);
+    free(c0);
+    free(c1);
+}
+
+static const tn_case TN_CASES[] = {
+    {1, 1, 1, 1, 1, 1},       {5, 13, 3, 7, 13, 14},      {4, 24, 32, 6, 24, 24},   {7, 17, 33, 9, 19, 18},
+    {13, 33, 5, 13, 40, 35},  {100, 10, 32, 100, 10, 10}, {25, 48, 2, 30, 50, 49},  {12, 32, 128, 12, 32, 32},
+    {784, 100, 32, 784, 100, 100}, {500, 10, 128, 500, 10, 12}, {9, 3, 70, 11, 3, 4}, {5, 40, 7, 5, 40, 41},
+    {26, 64, 9, 26, 64, 64},
+};
+
+/* W += alpha x^T d (the weight update) and G = alpha x^T d: each ISA's
+** kernel gives the fma loop's bits at row and column tails (tiles of 4 x 24
+** and 12 x 32) and strides; the dispatcher gives the product. */
+START_TEST(every_isa_gemm_tn_gives_the_bits_of_an_fma_loop)
+{
+    int ran = 0;
+    for (int i = 0; i < (int)(sizeof ISAS / sizeof ISAS[0]); i++) {
+        kiln_kernel_set s;
+        if (!isa_set(i, &s))
+            continue;
+        if (!s.sgemm_tn_own) {
+            ck_assert_ptr_null(s.sgemm_tn);
+            ck_assert(!s.tn_wins(32, 100, 784) && !s.nn_wins(32, 100, 784));
+            continue;
+        }
+        for (size_t ci = 0; ci < sizeof TN_CASES / sizeof TN_CASES[0]; ci++)
+            for (int beta = 0; beta < 2; beta++) {
+                tn_check(s.isa, s.sgemm_tn_own, true, &TN_CASES[ci], (float)beta);
+                tn_check(s.isa, s.sgemm_tn, false, &TN_CASES[ci], (float)beta);
+            }
+        ran++;
+    }
+    ck_assert_int_ge(ran, 1);
+}
+END_TEST
+
+/* The dispatcher y = x W of each ISA gives the product wherever it sends
+** it; the update variant of an ISA is that ISA's; names are checked. */
+START_TEST(every_isa_dispatch_gives_the_product)
+{
+    kiln_kernel_set s;
+    ck_assert(!kiln_kernel_set_of("sse9", &s));
+    ck_assert_str_eq(s.isa, "blas");
+    ck_assert(kiln_kernel_set_of(NULL, &s));
+    ck_assert(kiln_kernel_set_of("", &s));
+    kiln_sger_gemv_fn fns[3];
+    const char *names[3];
+    int nv = kiln_kernel_sger_gemv_variants(fns, names, 3);
+    ck_assert_str_eq(s.isa, strcmp(names[0], "plain") == 0 ? "blas" : names[0]); /* the best */
+    static const gemm_case cases[] = {{32, 100, 300, 300, 100, 101}, {8, 100, 300, 301, 100, 100},
+                                      {128, 10, 500, 500, 10, 10},   {3, 500, 784, 784, 500, 500}};
+    for (int i = 0; i < (int)(sizeof ISAS / sizeof ISAS[0]); i++) {
+        if (!isa_set(i, &s))
+            continue;
+        bool found = false;
+        for (int v = 0; v < nv; v++)
+            found |= s.sger_gemv == fns[v] && strcmp(names[v], strcmp(s.isa, "blas") == 0 ? "plain" : s.isa) == 0;
+        ck_assert_msg(found, "%s: the batch-1 update is not that ISA's variant", s.isa);
+        if (!s.sgemm_nn)
+            continue;
+        for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+            const gemm_case *c = &cases[ci];
+            gemm_run r = gemm_go(s.sgemm_nn, c);
+            for (int y = 0; y < c->m; y++)
+                for (int j = 0; j < c->n; j++) {
+                    double ref = 0;
+                    for (int p = 0; p < c->k; p++)
+                        ref += (double)r.x[(size_t)y * c->ldx + p] * r.w[(size_t)p * c->ldw + j];
+                    ck_assert_double_eq_tol(r.y[(size_t)y * c->ldy + j], ref, 1e-4 * (1 + fabs(ref)));
+                }
+            gemm_free(&r);
+        }
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("kernels");
     TCase *t = tcase_create("core");
+    tcase_set_timeout(t, 300); /* the float64 references at 784 x 500, under the sanitizers */
     tcase_add_test(t, variants_agree_bit_for_bit_and_with_a_reference);
     tcase_add_test(t, own_gemm_gives_the_bits_of_an_fma_loop);
     tcase_add_test(t, gemm_dispatch_gives_the_product_at_every_shape);
+    tcase_add_test(t, every_isa_gemm_nn_gives_the_bits_of_an_fma_loop);
+    tcase_add_test(t, every_isa_gemm_tn_gives_the_bits_of_an_fma_loop);
+    tcase_add_test(t, every_isa_dispatch_gives_the_product);
     suite_add_tcase(s, t);
     return kiln_test_run(s);
 }

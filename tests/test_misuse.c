@@ -859,6 +859,8 @@ enum holder { H_NONE, H_GRAPH, H_LIN, H_SM, H_CCE, H_PROBE, H_PARAM, H_PROGRAM, 
     X(kiln_program_input_batch_first, "p", K_INT, 0, H_NONE, kiln_program_input_batch_first(NULL, 0)) \
     X(kiln_program_input_time_major, "p", K_INT, 0, H_NONE, kiln_program_input_time_major(NULL, 0)) \
     X(kiln_program_max_size, "p", K_INT, 0, H_NONE, kiln_program_max_size(NULL, KILN_TIME)) \
+    X(kiln_program_isa, "p", K_STR, 0, H_NONE, kiln_program_isa(NULL)) \
+    X(kiln_program_product_kernel, "p", K_STR, 0, H_NONE, kiln_program_product_kernel(NULL, false, 32, 100, 784)) \
     X(kiln_program_input_shape_str, "p", K_STR, 0, H_NONE, kiln_program_input_shape_str(NULL, 0, F.text, sizeof F.text)) \
     X(kiln_program_input_shape_str, "buf", K_STR, 0, H_NONE, kiln_program_input_shape_str(F.p, 0, NULL, 8)) \
     X(kiln_program_bind_input, "p", K_STATUS, ST_ARG, H_NONE, kiln_program_bind_input(NULL, "features", F.xdata)) \

@@ -390,6 +390,12 @@ typedef struct kiln_compile_options {
     ** lowering, for checking the fast one against. The configuration's
     ** fast_paths: false (KILN_FAST_PATHS=false) sets it for every program. */
     bool no_fast_paths;
+    /* Instruction set of kiln's own kernels: "avx512", "avx2" (with FMA) or
+    ** "blas" (none: every product in the BLAS). NULL: $KILN_ISA if set,
+    ** else the best this CPU has. One the CPU lacks is an error
+    ** (KILN_ERR_ARG). Every ISA gives the same bits; for tests and
+    ** measurements. */
+    const char *isa;
     /* Bytes of guard after every stored value, filled with a pattern and
     ** checked after each step (a step that wrote past a value fails with
     ** KILN_ERR_STATE naming it); no memory is reused. For tests. 0: none. */
@@ -444,6 +450,17 @@ KILN_API int64_t kiln_program_max_batch(const kiln_program *p);
 /* The compiled maximum of a symbol (KILN_BATCH: max_batch; KILN_TIME, a user
 ** symbol: its max_size), 0 when no value of p uses it or p is NULL. */
 KILN_API int64_t kiln_program_max_size(const kiln_program *p, int64_t symbol);
+
+/* The instruction set of p's own kernels: "avx512", "avx2" or "blas". */
+KILN_API const char *kiln_program_isa(const kiln_program *p);
+
+/* Which kernel p runs for a float product C (m x n) = op(A) B summed over k,
+** A (m x k) or, trans_a, A^T (a weight's gradient or update, k the batch):
+** "kiln-avx512", "kiln-avx2" (kiln's own, where it measured faster) or
+** "blas". For reports (tools/bench); a step on several BLAS threads gives
+** every product to the BLAS. */
+KILN_API const char *kiln_program_product_kernel(const kiln_program *p, bool trans_a, int64_t m, int64_t n,
+                                                 int64_t k);
 KILN_API bool kiln_program_can_train(const kiln_program *p);
 
 /* The program graph after every pass (rewrites, CSE, the gradients and the

@@ -18,6 +18,8 @@
 **                      batch 32 (bench_lstm.h): training steps/s
 **   compile_lstm_cold_ms, compile_lstm_warm_ms   its training program, as above
 **   peak_rss_mb        peak resident memory of this process
+** and "info kernels" lines: the ISA of kiln's kernels (KILN_ISA forces one)
+** and the kernel each product of a training step runs.
 ** Each figure is the median of at least 5 repetitions after a warm-up. The
 ** data are synthetic and the same formula as in torch_bench.py.
 ** Output: one "kiln <case> <value>" line per case on stdout. */
@@ -254,6 +256,22 @@ static void usage(void)
     exit(2);
 }
 
+/* The ISA of kiln's kernels and the kernel each of the step's products
+** runs (an "info" line: report.py passes over it, tools/bench/run prints
+** it). At batch 1 the products are sgemv/sger and the deferred update. */
+static void print_kernels(const kiln_program *p, const char *name, int64_t B, int64_t H)
+{
+    const char *isa = kiln_program_isa(p);
+    if (B == 1) {
+        printf("info kernels %s_b1: isa=%s products=blas-sgemv/sger deferred-update=sger_gemv-%s\n", name, isa,
+               strcmp(isa, "blas") == 0 ? "plain" : isa);
+        return;
+    }
+    printf("info kernels %s_b%lld: isa=%s x.W1=%s h.W2=%s d2.W2T=blas W1-=xTd1=%s W2-=hTd2=%s\n", name, (long long)B,
+           isa, kiln_program_product_kernel(p, false, B, H, N_IN), kiln_program_product_kernel(p, false, B, N_OUT, H),
+           kiln_program_product_kernel(p, true, N_IN, H, B), kiln_program_product_kernel(p, true, H, N_OUT, B));
+}
+
 int main(int argc, char **argv)
 {
     config cfg = {.reps = 7, .rep_seconds = 0.25};
@@ -294,6 +312,7 @@ int main(int argc, char **argv)
         for (size_t b = 0; b < 4; b++) {
             int64_t B = batches[b];
             step_ctx s = {bench_compile_train(&n, B, NULL), B, NULL};
+            print_kernels(s.p, name, B, hiddens[h]);
             gemm_ctx gc;
             gemm_alloc(&gc, B, hiddens[h]);
             double step, floor_t;

@@ -1,0 +1,112 @@
+/* gemm_avx2.c: kiln's matrix kernels for CPUs with AVX2 and FMA but no
+** AVX-512 (and for any x86-64 that has them, forced with KILN_ISA=avx2):
+**     y = x W         for few rows against a weight read in place
+**     W += a x^T d    a weight's update (or gradient) over a batch
+** both from the register tile of runtime/gemm_tile.h: 4 rows x 24 columns,
+** 12 of the 16 ymm registers holding sums, 3 a row of B, 1 a broadcast of
+** A (measured against 6 x 16: the same for the update, 1.44-1.52x instead
+** of 1.13-1.24x OpenBLAS for y = x W at 8 rows, 1.09x instead of 1.02x at
+** 32 x 500). Unlike the AVX-512 kernel for y = x W (runtime/gemm.c), x is
+** not transposed first: 16 registers do not hold a tile of 32 rows, and
+** rows broadcast from x in place cost no packing. k runs in blocks of KC so
+** that the block of W a column panel reads stays in L1 for its next tiles;
+** the partial sums wait in y. Fewer than 24 columns (a classifier's last
+** layer) are one panel, its last vector masked.
+**
+** Every output is the sum over k, in order, of fma(W, x, acc) from 0 (the
+** same bits as the AVX-512 kernels and tests/test_kernels.c's loops), so a
+** program gives the same results on either ISA. The dispatchers take the
+** kernel at the shapes where it measured faster than OpenBLAS
+** (kiln_kernel_avx2_nn_wins, ..._tn_wins; docs/performance.md). Compiled
+** with target attributes: the library runs on any x86-64 and calls these
+** only where the CPU has AVX2 and FMA. */
+#include "runtime/kernels.h"
+
+#include <cblas.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#define TILE_TARGET "avx2,fma"
+#define TILE_MR 4
+#define TILE_NV 3
+#define TILE_PREFIX avx2_
+#define VF __m256
+#define VL 8
+#define VM __m256i
+#define V_ZERO() _mm256_setzero_ps()
+#define V_LOAD(p) _mm256_loadu_ps(p)
+#define V_MLOAD(p, m) _mm256_maskload_ps((p), (m))
+#define V_STORE(p, v) _mm256_storeu_ps((p), (v))
+#define V_MSTORE(p, m, v) _mm256_maskstore_ps((p), (m), (v))
+#define V_BCAST(p) _mm256_broadcast_ss(p)
+#define V_SET1(x) _mm256_set1_ps(x)
+#define V_MUL(a, b) _mm256_mul_ps((a), (b))
+#define V_FMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
+#define V_MASK(n) _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+#define TILE_TN_WINS kiln_kernel_avx2_tn_wins
+#include "runtime/gemm_tile.h"
+
+enum { KC = 256 };
+
+__attribute__((target("avx2,fma"))) static void own_nn(int m, int n, int k, const float *x, int ldx, const float *w,
+                                                      int ldw, float *y, int ldy, float *scratch)
+{
+    (void)scratch;
+    avx2_nn(m, n, k, KC, x, ldx, w, ldw, y, ldy);
+}
+
+static void sgemm_nn(int m, int n, int k, const float *x, int ldx, const float *w, int ldw, float *y, int ldy,
+                     float *scratch)
+{
+    if (kiln_kernel_avx2_nn_wins(m, n, k))
+        own_nn(m, n, k, x, ldx, w, ldw, y, ldy, scratch);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1, x, ldx, w, ldw, 0, y, ldy);
+}
+
+bool kiln_kernel_avx2_set(kiln_kernel_set *s)
+{
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+        return false;
+    s->sgemm_nn = sgemm_nn;
+    s->sgemm_nn_own = own_nn;
+    s->nn_wins = kiln_kernel_avx2_nn_wins;
+    s->sgemm_tn = avx2_sgemm_tn;
+    s->sgemm_tn_own = avx2_own_tn;
+    s->tn_wins = kiln_kernel_avx2_tn_wins;
+    return true;
+}
+#else
+bool kiln_kernel_avx2_set(kiln_kernel_set *s)
+{
+    (void)s;
+    return false;
+}
+#endif
+
+/* Measured on an AMD EPYC (Zen 4) core, 1 thread, against OpenBLAS 0.3.21
+** running its Haswell kernels (OPENBLAS_CORETYPE=Haswell: what it runs on
+** an AVX2-only CPU), by tools/bench/gemm_shapes (docs/performance.md).
+** y = x W, k = 784, 100 and 500 columns: 1.44-1.52x at 8 rows, 1.20x at
+** 16, 1.05-1.09x at 32, 0.97-1.04x at 64, 0.95-1.0x at 128. Ten columns,
+** k 100 and 500: 1.8-1.9x at 8 rows, 1.2x at 16, 1.14x at 32, 0.97-1.0x at
+** 64-128. One row goes to sgemv anyway. */
+bool kiln_kernel_avx2_nn_wins(int m, int n, int k)
+{
+    if (n < 16)
+        return n >= 8 && m >= 2 && m <= 32 && k >= 64;
+    return m >= 2 && m <= 48 && n >= 64 && k >= 256;
+}
+
+/* W += a x^T d, 784 x 100 and 784 x 500 over 32 and 128 rows: 0.91-0.96x;
+** 100 x 10 and 500 x 10: 0.7-0.96x (OpenBLAS's Haswell kernels run near
+** this core's peak there, and 10 columns fill 10 of a panel's 24 lanes).
+** Not taken anywhere yet. */
+bool kiln_kernel_avx2_tn_wins(int m, int n, int k)
+{
+    (void)m, (void)n, (void)k;
+    return false;
+}

@@ -1,0 +1,133 @@
+/* gemm_shapes.c: kiln's own matrix kernels against OpenBLAS at the shapes
+** where the runtime may pick them (runtime/kernels.h), one line a shape and
+** ISA: the kernel's and the BLAS's time, best of several repetitions, and
+** whether the runtime takes the kernel there (its wins rule). Measures
+** what the rules in runtime/gemm.c and runtime/gemm_avx2.c are set from.
+**
+**   gemm_shapes [avx512|avx2]... [nn|tn|<shape>]
+** (default: every ISA this CPU has, every shape; a filter keeps the shapes
+** whose "nn MxNxK" line contains it)
+** Output: <isa> <nn|tn> MxNxK own_us blas_us ratio(blas/own) taken
+** Run with OPENBLAS_NUM_THREADS=1. */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "codegen/emit_c.h"
+#include "runtime/kernels.h"
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+typedef struct shape {
+    char op; /* 'n': y = x W; 't': W -= lr x^T d */
+    int m, n, k;
+} shape;
+
+static float *fill(size_t n, int salt)
+{
+    float *p = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
+    if (!p) {
+        fprintf(stderr, "gemm_shapes: no memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < n; i++)
+        p[i] = (float)((int)((i * 37 + (size_t)salt * 11) % 23) - 11) / 64.0f;
+    return p;
+}
+
+/* One call of the kernel (own) or of the BLAS. */
+static void call(const kiln_kernel_set *s, const shape *h, bool own, float *a, float *b, float *c, float *scr)
+{
+    if (h->op == 'n') {
+        if (own)
+            s->sgemm_nn_own(h->m, h->n, h->k, a, h->k, b, h->n, c, h->n, scr);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, h->m, h->n, h->k, 1, a, h->k, b, h->n, 0, c, h->n);
+    } else if (own) { /* W (m x n) += -lr a^T b, a (k x m), b (k x n): k is the batch */
+        s->sgemm_tn_own(h->m, h->n, h->k, -1e-6f, a, h->m, b, h->n, 1, c, h->n);
+    } else {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, h->m, h->n, h->k, -1e-6f, a, h->m, b, h->n, 1, c, h->n);
+    }
+}
+
+/* Seconds a call of each, best of 41 repetitions of about 1 ms, the
+** kernel's and the BLAS's alternating: short ones, so that on a shared
+** machine some run between other processes' time slices. */
+static void time_pair(const kiln_kernel_set *s, const shape *h, float *a, float *b, float *c, float *scr, double *own,
+                      double *blas)
+{
+    int calls[2] = {1, 1};
+    double best[2] = {1e9, 1e9};
+    for (int rep = -1; rep < 41; rep++)
+        for (int w = 0; w < 2; w++) {
+            double t0 = now();
+            for (int i = 0; i < calls[w]; i++)
+                call(s, h, w == 0, a, b, c, scr);
+            double t = (now() - t0) / calls[w];
+            if (rep < 0) /* warm-up: size the repetitions */
+                calls[w] = (int)(0.001 / (t > 1e-7 ? t : 1e-7)) + 1;
+            else
+                best[w] = t < best[w] ? t : best[w];
+        }
+    *own = best[0];
+    *blas = best[1];
+}
+
+int main(int argc, char **argv)
+{
+    static const int hs[] = {100, 500}, bs[] = {1, 8, 16, 32, 48, 64, 96, 128, 256, 1000};
+    shape sh[128];
+    int n = 0;
+    for (int hi = 0; hi < 2; hi++)
+        for (int bi = 0; bi < 10; bi++) {
+            sh[n++] = (shape){'n', bs[bi], hs[hi], 784}; /* layer 1 */
+            sh[n++] = (shape){'n', bs[bi], 10, hs[hi]};  /* the classifier */
+            sh[n++] = (shape){'t', 784, hs[hi], bs[bi]}; /* layer 1's update */
+            sh[n++] = (shape){'t', hs[hi], 10, bs[bi]};  /* the classifier's */
+        }
+    const char *isas[2] = {"avx512", "avx2"}, *only = NULL;
+    int ni = 0;
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "nn") == 0 || strcmp(argv[i], "tn") == 0 || (argv[i][0] >= '0' && argv[i][0] <= '9'))
+            only = argv[i];
+        else if (ni < 2)
+            isas[ni++] = argv[i];
+    ni = ni ? ni : 2;
+    for (int i = 0; i < ni; i++) {
+        kiln_kernel_set s;
+        if (!kiln_kernel_set_of(isas[i], &s) || !s.sgemm_nn_own) {
+            printf("%s: not on this CPU\n", isas[i]);
+            continue;
+        }
+        for (int j = 0; j < n; j++) {
+            const shape *h = &sh[j];
+            char name[64];
+            snprintf(name, sizeof name, "%s %dx%dx%d", h->op == 'n' ? "nn" : "tn", h->m, h->n, h->k);
+            if (only && !strstr(name, only))
+                continue;
+            size_t na = (size_t)h->m * h->k, nb = (size_t)h->k * h->n, nc = (size_t)h->m * h->n;
+            if (h->op == 't')
+                na = (size_t)h->k * h->m;
+            float *a = fill(na, 1), *b = fill(nb, 2), *c = fill(nc, 3);
+            float *scr = fill((size_t)KILN_CODEGEN_GEMM_SCRATCH(h->n, h->k), 4);
+            double to, tb;
+            time_pair(&s, h, a, b, c, scr, &to, &tb);
+            bool taken = h->op == 'n' ? s.nn_wins(h->m, h->n, h->k) : s.tn_wins(h->m, h->n, h->k);
+            printf("%s %s own=%.2fus blas=%.2fus ratio=%.2f %s\n", s.isa, name, to * 1e6, tb * 1e6, tb / to,
+                   taken ? "taken" : "blas");
+            fflush(stdout);
+            free(a);
+            free(b);
+            free(c);
+            free(scr);
+        }
+    }
+    return 0;
+}
