@@ -12,6 +12,12 @@ typedef struct kiln_emit_options {
     const char *model;      /* sanitised C identifier prefix */
     bool has_forward, has_train;
     bool no_fast_paths;     /* no update inside a GEMM, no deferred update, no own GEMM */
+    /* Export (runtime/export.c): forward only, with no_fast_paths; see
+    ** kiln_emit_c's second comment. */
+    bool exported;
+    bool export_blas;       /* products through CBLAS (linked) instead of plain loops */
+    const int32_t *outputs; /* exported: the values copied out, in this order */
+    int n_outputs;
 } kiln_emit_options;
 
 /* Generated entry points, for model "mlp":
@@ -64,7 +70,26 @@ typedef struct kiln_emit_info {
     bool fused_updates;  /* some gradient products apply their update and keep no gradient */
 } kiln_emit_info;
 
-/* *out is malloc'ed, NUL-terminated. */
+/* In export mode the parameters and states live apart from the arena, in
+** one read-only blob: the parameter slab, then the states' bytes as the plan
+** lays them out. The blob's offset of arena offset off (a parameter's or a
+** state's). */
+static inline int64_t kiln_emit_weight_offset(const kiln_plan *p, int64_t off)
+{
+    return off < p->off_grads ? off : p->param_bytes + (off - p->off_states);
+}
+/* Bytes of that blob. */
+static inline int64_t kiln_emit_weight_bytes(const kiln_plan *p) { return p->param_bytes + p->state_bytes; }
+
+/* *out is malloc'ed, NUL-terminated.
+** Export mode (o->exported): the unit holds only `static int64_t
+** <model>_run(char *arena, const char *k_weights, const void *const *inputs,
+** float *const *k_outputs, const int64_t *sizes)` (forward: the plan's
+** outputs copied into k_outputs[k], in plan order) and what it needs; no
+** init, flush or entry points (export.c writes the ABI around it); names
+** from kiln's namespace only (user text only in comments); the arena holds
+** the values alone (info->arena_bytes); products call static plain-C loops
+** (libc and libm only), or CBLAS with export_blas; no rt. */
 enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, char **out, kiln_emit_info *info,
                              kiln_err *err);
 

@@ -50,6 +50,42 @@ int kiln_snprintf(char *dst, size_t cap, const char *fmt, ...)
     return (n < 0 || (size_t)n >= cap) ? -1 : 0;
 }
 
+void kiln_strbuf_vput(kiln_strbuf *b, const char *fmt, va_list ap)
+{
+    if (b->oom)
+        return;
+    va_list ap2;
+    va_copy(ap2, ap);
+    int k = vsnprintf(b->s ? b->s + b->n : NULL, b->s ? b->cap - b->n : 0, fmt, ap2);
+    va_end(ap2);
+    if (k < 0) {
+        b->oom = true;
+        return;
+    }
+    if (!b->s || b->n + (size_t)k + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->n + (size_t)k + 1)
+            cap *= 2;
+        char *s = realloc(b->s, cap);
+        if (!s) {
+            b->oom = true;
+            return;
+        }
+        b->s = s;
+        b->cap = cap;
+        vsnprintf(b->s + b->n, b->cap - b->n, fmt, ap);
+    }
+    b->n += (size_t)k;
+}
+
+void kiln_strbuf_put(kiln_strbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    kiln_strbuf_vput(b, fmt, ap);
+    va_end(ap);
+}
+
 char *kiln_strdup(const char *s)
 {
     if (!s)

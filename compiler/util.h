@@ -41,6 +41,16 @@ int kiln_snprintf(char *dst, size_t cap, const char *fmt, ...) KILN_PRINTF(3, 4)
 /* Duplicate a string (NULL on OOM or when s is NULL). */
 char *kiln_strdup(const char *s);
 
+/* A growing string: {0} is empty; s is malloc'ed and NUL-terminated once
+** something was put; oom is sticky (later puts do nothing); free(s). */
+typedef struct kiln_strbuf {
+    char *s;
+    size_t n, cap;
+    bool oom;
+} kiln_strbuf;
+void kiln_strbuf_vput(kiln_strbuf *b, const char *fmt, va_list ap);
+void kiln_strbuf_put(kiln_strbuf *b, const char *fmt, ...) KILN_PRINTF(2, 3);
+
 /* A path as a message shows it: whole when it has at most KILN_PATH_SHOWN
 ** bytes, else "..." and its tail from a '/', so that a long path never pushes
 ** the reason out of a one-line message (#9). Use the member s directly in

@@ -1940,6 +1940,80 @@ void kiln_jit_close(kiln_jit *j)
     free(j);
 }
 
+/* Exported code (runtime/export.c): the JIT's compiler and flags, no cache.
+** The compiler writes a temp file beside out, renamed onto out once it
+** succeeded, so a failure leaves no partial library; its log goes to a temp
+** file whose head a failure quotes. */
+enum kiln_status kiln_jit_build_file(const char *cc_want, const char *src, const char *out,
+                                     const char *const *extra, int n_extra, kiln_err *err)
+{
+    kiln_jit j = {0};
+    jit_cc cc = {0};
+    enum kiln_status st = jit_find_cc(&j, cc_want, &cc);
+    char *tmp = st ? NULL : jit_strf("%s.XXXXXX", out), *log = st ? NULL : jit_strf("%s.log.XXXXXX", out);
+    size_t n_flags = KILN_ARRAY_LEN(JIT_FLAGS);
+    char **argv = st ? NULL : calloc(n_flags + 6 + (size_t)(n_extra > 0 ? n_extra : 0), sizeof *argv);
+    int tmp_fd = -1, log_fd = -1;
+    if (!st && (!tmp || !log || !argv))
+        st = jit_nomem(&j, "compiler command");
+    if (!st && ((tmp_fd = mkostemp(tmp, O_CLOEXEC)) < 0 || (log_fd = mkostemp(log, O_CLOEXEC)) < 0)) {
+        int e = errno;
+        if (tmp_fd < 0)
+            tmp[0] = '\0';
+        log[0] = '\0';
+        st = kiln_err_set(&j.err, KILN_ERR_IO, "export: cannot create a file beside %s: %s",
+                          kiln_path_show(out).s, jit_strerror(e));
+    }
+    if (tmp_fd >= 0)
+        close(tmp_fd);
+    if (!st) {
+        size_t k = 0;
+        argv[k++] = cc.path;
+        for (size_t i = 0; i < n_flags; i++)
+            argv[k++] = (char *)JIT_FLAGS[i];
+        argv[k++] = (char *)jit_flag_no_slp(&cc);
+        argv[k++] = (char *)"-o";
+        argv[k++] = tmp;
+        argv[k++] = (char *)src;
+        for (int i = 0; i < n_extra; i++)
+            argv[k++] = (char *)extra[i];
+        argv[k] = NULL;
+        pid_t pid;
+        int ws = 0;
+        if (!(st = jit_spawn(&j, argv, log_fd, &pid)) && !(st = jit_wait(&j, pid, "C compiler", &ws)) &&
+            (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0)) {
+            char how[64], text[JIT_DIAG_READ], quote[KILN_ERRMSG_MAX / 2];
+            jit_describe_exit(ws, how, sizeof how);
+            size_t n = jit_read_fd(log_fd, text, sizeof text);
+            jit_quote_diagnostics(text, n, src, src, quote, sizeof quote);
+            st = kiln_err_set(&j.err, KILN_ERR_COMPILE, "export: C compiler %s %s compiling %s: %s",
+                              kiln_path_show(cc.path).s, how, kiln_path_show(src).s,
+                              quote[0] ? quote : "(no diagnostics)");
+        }
+        if (!st && (chmod(tmp, 0755) != 0 || rename(tmp, out) != 0)) { /* a library others may load */
+            int e = errno;
+            st = kiln_err_set(&j.err, KILN_ERR_IO, "export: cannot write %s: %s", kiln_path_show(out).s,
+                              jit_strerror(e));
+        }
+        if (!st)
+            tmp[0] = '\0';
+    }
+    if (log_fd >= 0)
+        close(log_fd);
+    if (log && log[0])
+        unlink(log);
+    if (tmp && tmp[0])
+        unlink(tmp);
+    free(tmp);
+    free(log);
+    free(argv);
+    free(cc.path);
+    free(cc.real);
+    if (st)
+        kiln_err_set(err, st, "%s", j.err.msg);
+    return st;
+}
+
 enum kiln_status kiln_jit_cache_folder(const char *cache_dir, char **out, kiln_err *err)
 {
     kiln_jit j;

@@ -101,6 +101,16 @@ typedef struct kiln_jit_prune_report {
 ** kiln_jit_load refuses it, or cannot be read); KILN_ERR_NOMEM. */
 enum kiln_status kiln_jit_prune(const char *cache_dir, kiln_jit_prune_report *out);
 
+/* Compile the C file src into the shared object out (both paths borrowed)
+** with the compiler kiln_jit_load would pick for cc (NULL: $KILN_CC, clang,
+** gcc) and the same flags, then extra (borrowed, n_extra; compiler flags and
+** link arguments such as "-I<dir>", "-lm"), with no cache: for exported
+** code (runtime/export.c). out appears whole or not at all (a temp name in
+** its folder, renamed). The message goes to err. KILN_OK, KILN_ERR_COMPILE
+** (no compiler, the compiler failed: its first diagnostics quoted),
+** KILN_ERR_IO, KILN_ERR_NOMEM. */
+enum kiln_status kiln_jit_build_file(const char *cc, const char *src, const char *out,
+                                     const char *const *extra, int n_extra, kiln_err *err);
 /* For the cache's tools (runtime/cache.c). The cache folder: cache_dir
 ** (borrowed; "" is KILN_ERR_ARG) or the default as kiln_jit_load picks it,
 ** malloc'd into *out. Then the check kiln_jit_load makes of the folder and

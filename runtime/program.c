@@ -1157,6 +1157,16 @@ static void flush_params(kiln_program *p)
         p->flush(p->arena, &p->rt);
 }
 
+const char *kiln_program_arena(kiln_program *p)
+{
+    if (!p || !p->arena)
+        return NULL;
+    flush_params(p);
+    return p->arena;
+}
+
+kiln_err *kiln_program_err(kiln_program *p) { return p ? &p->err : NULL; }
+
 static void convert_out(double *dst, const void *src, enum kiln_dtype t, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)

@@ -30,6 +30,11 @@ const int32_t *kiln_program_node_map(const kiln_program *p, int32_t *n_user);
 const kiln_plan *kiln_program_plan(const kiln_program *p);
 /* The roots; false unless planned. */
 bool kiln_program_get_roots(const kiln_program *p, kiln_program_roots *out);
+/* The arena with every deferred update applied (the parameters as of the
+** last step), for reading; NULL before it exists. */
+const char *kiln_program_arena(kiln_program *p);
+/* Where p's message goes (for runtime/export.c); NULL for NULL. */
+kiln_err *kiln_program_err(kiln_program *p);
 
 /* For the main loop's non-finite check (#11). The user node of p's cost
 ** (KILN_NODE_NONE when none), which kiln_program_read_scalar reads. */

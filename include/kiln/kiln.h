@@ -8,6 +8,7 @@
 #include "graph.h"
 #include "bricks.h"
 #include "compile.h"
+#include "export.h"
 #include "data.h"
 #include "train.h"
 #include "network.h"

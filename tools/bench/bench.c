@@ -6,6 +6,12 @@
 **   floor_<net>_b<B>   the step's five matrix products alone in OpenBLAS, ms
 **   step_<net>_b<B>    kiln's step time, ms (to divide by the floor)
 **   infer_<net>_b<B>   latency of the forward program, microseconds
+**   export_<net>_b<B>  latency of the forward program exported to a .so
+**                      (kiln_program_export, plain C, the JIT's flags), us
+**   export_native_<net>_b<B>  the same built with -march=native, us
+**   export_blas_<net>_b<B>    exported with its products through CBLAS, us
+**   infer_train_<net>_b<B>    forward of the training program (compiled with
+**                      a cost and the outputs), us: it must match infer_
 **   compile_cold_ms, compile_warm_ms   compiling the 784-100-10 training program
 **                      into an empty cache folder (a fresh one each time), and again
 **   train_lstm256_t50_b32   an LSTM of 256 units over 50 steps of 256 features,
@@ -111,6 +117,7 @@ static void time_pair(const config *cfg, step_fn fa, void *ca, step_fn fb, void 
 typedef struct step_ctx {
     kiln_program *p;
     int64_t B;
+    bench_export *e;
 } step_ctx;
 
 static void train_step(void *c, int64_t i)
@@ -119,6 +126,12 @@ static void train_step(void *c, int64_t i)
     bench_bind_batch(s->p, i, s->B, true);
     if (kiln_program_train_step(s->p, s->B))
         bench_die("train_step", kiln_program_errmsg(s->p));
+}
+
+static void export_step(void *c, int64_t i)
+{
+    step_ctx *s = c;
+    bench_export_run(s->e, i, s->B);
 }
 
 static void forward_step(void *c, int64_t i)
@@ -298,7 +311,7 @@ int main(int argc, char **argv)
         bench_net_build(&n, hiddens[h]);
         for (size_t b = 0; b < 4; b++) {
             int64_t B = batches[b];
-            step_ctx s = {bench_compile_train(&n, B, NULL), B};
+            step_ctx s = {bench_compile_train(&n, B, NULL), B, NULL};
             print_kernels(s.p, name, B, hiddens[h]);
             gemm_ctx gc;
             gemm_alloc(&gc, B, hiddens[h]);
@@ -313,10 +326,25 @@ int main(int argc, char **argv)
         }
         for (size_t b = 0; b < 2; b++) {
             int64_t B = b ? 64 : 1;
-            step_ctx s = {bench_compile_forward(&n, B), B};
-            double t = time_per_call(&cfg, forward_step, &s);
+            step_ctx s = {bench_compile_forward(&n, B), B, NULL};
+            step_ctx st = {bench_compile_train_forward(&n, B), B, NULL};
+            step_ctx se = {NULL, B, bench_export_open(&n, B, 0)};
+            step_ctx sn = {NULL, B, bench_export_open(&n, B, 1)};
+            step_ctx sb = {NULL, B, bench_export_open(&n, B, 2)};
+            double t, ttrain, texp, tnat, tblas, tblas2;
+            time_pair(&cfg, forward_step, &s, forward_step, &st, &t, &ttrain);
+            time_pair(&cfg, export_step, &se, export_step, &sn, &texp, &tnat);
+            time_pair(&cfg, export_step, &sb, forward_step, &s, &tblas, &tblas2);
             kiln_program_destroy(s.p);
+            kiln_program_destroy(st.p);
+            bench_export_close(se.e);
+            bench_export_close(sn.e);
+            bench_export_close(sb.e);
             printf("kiln infer_%s_b%lld %.2f\n", name, (long long)B, t * 1e6);
+            printf("kiln infer_train_%s_b%lld %.2f\n", name, (long long)B, ttrain * 1e6);
+            printf("kiln export_%s_b%lld %.2f\n", name, (long long)B, texp * 1e6);
+            printf("kiln export_native_%s_b%lld %.2f\n", name, (long long)B, tnat * 1e6);
+            printf("kiln export_blas_%s_b%lld %.2f\n", name, (long long)B, tblas * 1e6);
         }
         bench_net_free(&n);
     }

@@ -1,8 +1,10 @@
 /* bench_model.c: see bench_model.h. */
 #include "bench_model.h"
 
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* The same synthetic data as torch_bench.py. */
 static float data_x[N_DATA * N_IN];
@@ -76,6 +78,95 @@ kiln_program *bench_compile_forward(net *n, int64_t max_batch)
     if (kiln_compile(n->g, &o, &p))
         bench_die("compile", kiln_program_errmsg(p));
     return p;
+}
+
+kiln_program *bench_compile_train_forward(net *n, int64_t max_batch)
+{
+    kiln_compile_options o = kiln_compile_options_default();
+    o.name = "bench_mlp";
+    o.cost = n->cost;
+    o.step_rule = kiln_step_scale(0.1);
+    o.outputs = &n->probs;
+    o.n_outputs = 1;
+    o.max_batch = max_batch;
+    kiln_program *p;
+    if (kiln_compile(n->g, &o, &p))
+        bench_die("compile", kiln_program_errmsg(p));
+    return p;
+}
+
+/* The exported ABI (docs/export.md) for the name "bench_net". */
+struct bench_export {
+    void *dl, *w, *ctx;
+    char dir[64];
+    int (*forward)(void *, const float *const *, float *const *, int64_t);
+    void (*destroy)(void *);
+    float *out;
+};
+
+static void *export_sym(bench_export *e, const char *name)
+{
+    void *f = dlsym(e->dl, name);
+    if (!f)
+        bench_die("export", dlerror());
+    return f;
+}
+
+bench_export *bench_export_open(net *n, int64_t max_batch, int how)
+{
+    bench_export *e = calloc(1, sizeof *e);
+    if (!e)
+        bench_die("export", "out of memory");
+    kiln_program *p = bench_compile_forward(n, max_batch);
+    snprintf(e->dir, sizeof e->dir, "/tmp/kiln_bench_export_XXXXXX");
+    if (!mkdtemp(e->dir))
+        bench_die("export", "cannot make a folder");
+    static const char *const flags[] = {"-march=native"};
+    kiln_export_options o = kiln_export_options_default();
+    o.name = "bench_net";
+    o.dir = e->dir;
+    o.compile = true;
+    o.cflags = flags;
+    o.n_cflags = how == 1 ? 1 : 0;
+    o.blas = how == 2;
+    if (kiln_program_export(p, &o))
+        bench_die("export", kiln_program_errmsg(p));
+    kiln_program_destroy(p);
+    char path[128];
+    snprintf(path, sizeof path, "%s/bench_net.so", e->dir);
+    if (!(e->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL)))
+        bench_die("export", dlerror());
+    int (*load)(const char *, void **) = (int (*)(const char *, void **))export_sym(e, "bench_net_weights_load");
+    int (*create)(const void *, void **) = (int (*)(const void *, void **))export_sym(e, "bench_net_create");
+    e->forward = (int (*)(void *, const float *const *, float *const *, int64_t))export_sym(e, "bench_net_forward");
+    e->destroy = (void (*)(void *))export_sym(e, "bench_net_destroy");
+    e->out = malloc(sizeof(float) * (size_t)max_batch * N_OUT);
+    if (!e->out || load(NULL, &e->w) || create(e->w, &e->ctx))
+        bench_die("export", "cannot load the exported model");
+    return e;
+}
+
+void bench_export_run(bench_export *e, int64_t k, int64_t B)
+{
+    int64_t off = (k * B) % (N_DATA - B + 1);
+    const float *in[1] = {data_x + off * N_IN};
+    float *out[1] = {e->out};
+    if (e->forward(e->ctx, in, out, B))
+        bench_die("export", "forward failed");
+}
+
+void bench_export_close(bench_export *e)
+{
+    if (!e)
+        return;
+    e->destroy(e->ctx);
+    dlclose(e->dl);
+    free(e->out);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", e->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "bench: could not remove %s\n", e->dir);
+    free(e);
 }
 
 /* Bind batch k of size B (cycling through the data). */

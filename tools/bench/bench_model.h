@@ -25,6 +25,16 @@ void bench_net_build(net *n, int64_t hidden);
 void bench_net_free(net *n);
 kiln_program *bench_compile_train(net *n, int64_t max_batch, const char *cache_dir);
 kiln_program *bench_compile_forward(net *n, int64_t max_batch);
+/* The training program with the probabilities as outputs too: its
+** forward, beside an inference-only program's. */
+kiln_program *bench_compile_train_forward(net *n, int64_t max_batch);
+/* The forward program exported (kiln_program_export, built with the JIT's
+** flags) and dlopen'ed: a context, and forward on batch k of size B. how:
+** 0 plain C, 1 plain C with -march=native, 2 products through CBLAS. */
+typedef struct bench_export bench_export;
+bench_export *bench_export_open(net *n, int64_t max_batch, int how);
+void bench_export_run(bench_export *e, int64_t k, int64_t B);
+void bench_export_close(bench_export *e);
 /* Bind batch k of size B (cycling through the data). */
 void bench_bind_batch(kiln_program *p, int64_t k, int64_t B, bool targets);
 

@@ -3,12 +3,14 @@
 ** one process (on a shared machine, measurements minutes apart drift by up
 ** to 30%; alternating puts both under the same drift).
 **
-**   kiln_pair *kiln_pair_open(int hidden, int batch, int train)
+**   kiln_pair *kiln_pair_open(int hidden, int batch, int mode)
 **   double     kiln_pair_run(kiln_pair *p, long steps)  seconds for `steps` steps
 **   void       kiln_pair_close(kiln_pair *p)
 **
-** A train pair runs the training step (forward, backward, update); otherwise
-** the forward program. Batches cycle through the data of bench_model.c. */
+** mode 1 runs the training step (forward, backward, update); 0 the forward
+** program; 2 the forward program exported to a .so (kiln_program_export,
+** the JIT's flags), 3 the same with -march=native; 4 the forward of the
+** training program; 5 the export with its products through CBLAS. Batches cycle through the data of bench_model.c. */
 #include <stdlib.h>
 #include <time.h>
 
@@ -18,6 +20,7 @@
 typedef struct kiln_pair {
     net n;
     kiln_program *p;
+    bench_export *e;
     int64_t batch, next;
     int train;
 } kiln_pair;
@@ -29,23 +32,29 @@ static double now(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-__attribute__((visibility("default"))) kiln_pair *kiln_pair_open(int hidden, int batch, int train)
+__attribute__((visibility("default"))) kiln_pair *kiln_pair_open(int hidden, int batch, int mode)
 {
     kiln_pair *k = calloc(1, sizeof *k);
-    if (!k || hidden < 1 || batch < 1 || batch > N_DATA)
+    if (!k || hidden < 1 || batch < 1 || batch > N_DATA || mode < 0 || mode > 5)
         bench_die("pair", "bad arguments or out of memory");
     bench_make_data();
     bench_net_build(&k->n, hidden);
-    k->p = train ? bench_compile_train(&k->n, batch, NULL) : bench_compile_forward(&k->n, batch);
+    if (mode == 2 || mode == 3 || mode == 5)
+        k->e = bench_export_open(&k->n, batch, mode == 2 ? 0 : mode == 3 ? 1 : 2);
+    else
+        k->p = mode == 1 ? bench_compile_train(&k->n, batch, NULL)
+             : mode == 4 ? bench_compile_train_forward(&k->n, batch) : bench_compile_forward(&k->n, batch);
     k->batch = batch;
-    k->train = train;
+    k->train = mode == 1;
     return k;
 }
 
 __attribute__((visibility("default"))) double kiln_pair_run(kiln_pair *k, long steps)
 {
     double t = now();
-    for (long i = 0; i < steps; i++, k->next++) {
+    for (long i = 0; i < steps && k->e; i++, k->next++)
+        bench_export_run(k->e, k->next, k->batch);
+    for (long i = 0; i < steps && !k->e; i++, k->next++) {
         bench_bind_batch(k->p, k->next, k->batch, k->train);
         if (k->train ? kiln_program_train_step(k->p, k->batch) : kiln_program_forward(k->p, k->batch))
             bench_die("pair step", kiln_program_errmsg(k->p));
@@ -58,6 +67,7 @@ __attribute__((visibility("default"))) void kiln_pair_close(kiln_pair *k)
     if (!k)
         return;
     kiln_program_destroy(k->p);
+    bench_export_close(k->e);
     bench_net_free(&k->n);
     free(k);
 }

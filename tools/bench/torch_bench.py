@@ -69,8 +69,11 @@ def time_alternating(fns, reps, rep_seconds):
 class KilnPair:
     """kiln's step (or forward) for one case, through libkiln_bench_pair."""
 
-    def __init__(self, lib, hidden, batch, train):
-        self.lib, self.h = lib, lib.kiln_pair_open(hidden, batch, 1 if train else 0)
+    def __init__(self, lib, hidden, batch, mode):
+        """mode (pair.c): 1 training step, 0 forward, 2 exported .so, 3 the
+        same built with -march=native, 4 the training program's forward, 5
+        the export with its products through CBLAS."""
+        self.lib, self.h = lib, lib.kiln_pair_open(hidden, batch, mode)
 
     def __call__(self, _i, k):
         return self.lib.kiln_pair_run(self.h, k)
@@ -129,7 +132,7 @@ def main():
                 loss.backward()
                 opt.step()
             if lib:
-                kp = KilnPair(lib, hidden, b, True)
+                kp = KilnPair(lib, hidden, b, 1)
                 tk, t = time_alternating([kp, repeat(step)], reps, rep_seconds)
                 kp.close()
                 print("kiln train_%s_b%d %.1f" % (name, b, b / tk))
@@ -144,14 +147,22 @@ def main():
                 off = (i * b) % (N_DATA - b + 1)
                 with torch.no_grad():
                     F.softmax(m(x[off:off + b]), dim=1)
+            # kiln's forward program, its export (.so: the JIT's flags, then
+            # -march=native, then CBLAS) and the training program's forward, each
+            # beside PyTorch eager under no_grad (the same figure for each)
+            cases = [("infer", 0), ("export", 2), ("export_native", 3), ("export_blas", 5), ("infer_train", 4)]
             if lib:
-                kp = KilnPair(lib, hidden, b, False)
-                tk, t = time_alternating([kp, repeat(infer)], reps, rep_seconds)
-                kp.close()
-                print("kiln infer_%s_b%d %.2f" % (name, b, tk * 1e6))
+                kps = [KilnPair(lib, hidden, b, mode) for _, mode in cases]
+                times = time_alternating(kps + [repeat(infer)], reps, rep_seconds)
+                for kp in kps:
+                    kp.close()
+                t = times[-1]
+                for (case, _), tk in zip(cases, times):
+                    print("kiln %s_%s_b%d %.2f" % (case, name, b, tk * 1e6))
             else:
                 t = time_per_call(infer, reps, rep_seconds)
-            print("torch infer_%s_b%d %.2f" % (name, b, t * 1e6))
+            for case, _ in cases:
+                print("torch %s_%s_b%d %.2f" % (case, name, b, t * 1e6))
     lstm_case(lib, reps, rep_seconds)
     print("torch peak_rss_mb %.1f" % (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0))
 
