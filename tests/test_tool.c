@@ -113,6 +113,46 @@ START_TEST(cache_refuses_a_folder_others_may_write)
 }
 END_TEST
 
+START_TEST(inspect_and_graph_read_a_network_file)
+{
+    char dir[512], path[600], out[16384], args[1024];
+    kiln_test_tmpdir(dir, sizeof dir, "tool_net");
+    snprintf(path, sizeof path, "%s/net.h5", dir);
+    kiln_graph *g = kiln_graph_create(KILN_DTYPE_F32);
+    kiln_param *w = kiln_param_create("W", 2, (int64_t[]){3, 2});
+    ck_assert_int_eq(kiln_param_set_values(w, (double[]){1, 2, 3, 4, 5, 6}, 6), KILN_OK);
+    kiln_node x = kiln_graph_input(g, "x", KILN_DTYPE_F32, 2, (int64_t[]){KILN_BATCH, 3});
+    kiln_node y = kiln_expr_tanh(g, kiln_expr_matmul(g, x, kiln_graph_param(g, w)));
+    ck_assert_msg(kiln_network_save(g, &y, (const char *const[]){"y"}, 1, path) == KILN_OK, "%s",
+                  kiln_graph_errmsg(g));
+
+    snprintf(args, sizeof args, "inspect '%s'", path);
+    ck_assert_int_eq(run_tool(out, sizeof out, args), 0);
+    ck_assert_msg(strstr(out, "root y tanh float32 (B, 2)\n") && strstr(out, "input x float32 (B, 3)\n") &&
+                      strstr(out, "param W (3, 2) 6\n") && strstr(out, "nodes "),
+                  "%s", out);
+    snprintf(args, sizeof args, "graph '%s'", path);
+    ck_assert_int_eq(run_tool(out, sizeof out, args), 0);
+    ck_assert_msg(strncmp(out, "digraph kiln {", 14) == 0 && strstr(out, "tanh"), "%s", out);
+    snprintf(args, sizeof args, "graph '%s' --after-passes", path);
+    ck_assert_int_eq(run_tool(out, sizeof out, args), 0);
+    ck_assert_msg(strncmp(out, "digraph kiln {", 14) == 0 && strstr(out, "matmul"), "%s", out);
+
+    /* not a network file, a missing one: exit 1 naming it; no file: exit 2 */
+    snprintf(args, sizeof args, "inspect '%s'", getenv("KILN_TOOL"));
+    ck_assert_int_eq(run_tool(out, sizeof out, args), 1);
+    ck_assert_msg(strstr(out, "kiln inspect: ") && strstr(out, "not a kiln network file"), "%s", out);
+    snprintf(args, sizeof args, "graph '%s/missing.h5'", dir);
+    ck_assert_int_eq(run_tool(out, sizeof out, args), 1);
+    ck_assert_msg(strstr(out, "kiln graph: ") && strstr(out, "missing.h5"), "%s", out);
+    ck_assert_int_eq(run_tool(out, sizeof out, "inspect"), 2);
+    ck_assert_int_eq(run_tool(out, sizeof out, "graph --bogus x.h5"), 2);
+    kiln_graph_destroy(g);
+    kiln_param_destroy(w);
+    kiln_test_rmtree(dir);
+}
+END_TEST
+
 START_TEST(usage_errors_exit_2_and_help_exits_0)
 {
     char out[4096];
@@ -141,6 +181,7 @@ int main(void)
     TCase *t = tcase_create("kiln");
     tcase_add_test(t, cache_list_clear_prune);
     tcase_add_test(t, cache_refuses_a_folder_others_may_write);
+    tcase_add_test(t, inspect_and_graph_read_a_network_file);
     tcase_add_test(t, usage_errors_exit_2_and_help_exits_0);
     suite_add_tcase(s, t);
     return kiln_test_run(s);

@@ -113,10 +113,160 @@ static int cmd_cache(int argc, char **argv)
     return 0;
 }
 
+/* ---- kiln inspect, kiln graph ------------------------------------------------------ */
+
+/* The shape of n as "(B, 784)". */
+static const char *shape_str(const kiln_graph *g, kiln_node n, char *buf, size_t cap)
+{
+    size_t k = (size_t)snprintf(buf, cap, "(");
+    int rank = kiln_graph_node_rank(g, n);
+    for (int i = 0; i < rank && k < cap; i++) {
+        char d[64];
+        k += (size_t)snprintf(buf + k, cap - k, "%s%s", i ? ", " : "",
+                              kiln_graph_dim_str(g, kiln_graph_node_dim(g, n, i), d, sizeof d));
+    }
+    if (k < cap)
+        snprintf(buf + k, cap - k, rank == 1 ? ",)" : ")"); /* (B,) as kiln prints shapes */
+    return buf;
+}
+
+/* Load path as a network file, or say why not (on stderr, naming cmd). */
+static kiln_network *load_network(const char *cmd, const char *path)
+{
+    kiln_network *net = NULL;
+    if (kiln_network_load(path, &net) != KILN_OK) {
+        fprintf(stderr, "kiln %s: %s\n", cmd, net ? kiln_network_errmsg(net) : "out of memory");
+        kiln_network_destroy(net);
+        return NULL;
+    }
+    return net;
+}
+
+static const char INSPECT_USAGE[] =
+    "usage: kiln inspect NET.h5\n"
+    "\n"
+    "What a network file holds (kiln_network_save, docs/network-files.md): its\n"
+    "roots, inputs and parameters with their shapes, one record a line:\n"
+    "  root NAME OP DTYPE SHAPE      (SHAPE as (B, 784), symbols by name)\n"
+    "  input NAME DTYPE SHAPE\n"
+    "  param PATH SHAPE VALUES      (state PATH ... for a state)\n"
+    "  nodes N\n";
+
+static int cmd_inspect(int argc, char **argv)
+{
+    const command *c = find_command("inspect");
+    const char *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (is_help(argv[i])) {
+            fputs(c->usage, stdout);
+            return 0;
+        }
+        if (argv[i][0] == '-' || path)
+            return usage_error(c, "unexpected argument '%s'", argv[i]);
+        path = argv[i];
+    }
+    if (!path)
+        return usage_error(c, "%s", "which file?");
+    kiln_network *net = load_network("inspect", path);
+    if (!net)
+        return 1;
+    const kiln_graph *g = kiln_network_graph(net);
+    char shape[512];
+    for (int i = 0; i < kiln_network_root_count(net); i++) {
+        const char *name = kiln_network_root_name(net, i);
+        kiln_node n = kiln_network_root(net, name);
+        printf("root %s %s %s %s\n", name, kiln_graph_node_op(g, n), kiln_dtype_name(kiln_graph_node_dtype(g, n)),
+               shape_str(g, n, shape, sizeof shape));
+    }
+    int count = kiln_graph_node_count(g);
+    for (int id = 0; id < count; id++) {
+        kiln_node n = {id};
+        const char *op = kiln_graph_node_op(g, n);
+        if (strcmp(op, "input") == 0)
+            printf("input %s %s %s\n", kiln_graph_node_name(g, n), kiln_dtype_name(kiln_graph_node_dtype(g, n)),
+                   shape_str(g, n, shape, sizeof shape));
+        else if (strcmp(op, "param") == 0 || strcmp(op, "state") == 0) {
+            const kiln_param *p = kiln_graph_node_param(g, n);
+            const char *owner = kiln_graph_node_brick_path(g, n);
+            printf("%s %s%s%s %s %lld\n", op, owner ? owner : "", owner && *owner ? "." : "",
+                   p ? kiln_param_name(p) : kiln_graph_node_name(g, n), shape_str(g, n, shape, sizeof shape),
+                   (long long)(p ? kiln_param_size(p) : 0));
+        }
+    }
+    printf("nodes %d\n", count);
+    kiln_network_destroy(net);
+    return 0;
+}
+
+static const char GRAPH_USAGE[] =
+    "usage: kiln graph NET.h5 [--after-passes]\n"
+    "\n"
+    "The graph of a network file as Graphviz dot on stdout (kiln graph net.h5 |\n"
+    "dot -Tsvg > net.svg). --after-passes: the graph a program of its roots runs,\n"
+    "after kiln's rewrites and fusion (this compiles it, every symbol at size 1).\n";
+
+static int cmd_graph(int argc, char **argv)
+{
+    const command *c = find_command("graph");
+    const char *path = NULL;
+    bool after = false;
+    for (int i = 1; i < argc; i++) {
+        if (is_help(argv[i])) {
+            fputs(c->usage, stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--after-passes") == 0) {
+            after = true;
+        } else if (argv[i][0] == '-' || path) {
+            return usage_error(c, "unexpected argument '%s'", argv[i]);
+        } else {
+            path = argv[i];
+        }
+    }
+    if (!path)
+        return usage_error(c, "%s", "which file?");
+    kiln_network *net = load_network("graph", path);
+    if (!net)
+        return 1;
+    kiln_graph *g = kiln_network_graph(net);
+    int rc = 0;
+    if (!after) {
+        if (kiln_graph_write_dot(g, stdout) != KILN_OK) {
+            fprintf(stderr, "kiln graph: %s\n", kiln_graph_errmsg(g));
+            rc = 1;
+        }
+        kiln_network_destroy(net);
+        return rc;
+    }
+    int n = kiln_network_root_count(net);
+    kiln_node roots[64];
+    if (n > (int)(sizeof roots / sizeof *roots)) {
+        fprintf(stderr, "kiln graph: %s: %d roots, more than %d\n", path, n, (int)(sizeof roots / sizeof *roots));
+        kiln_network_destroy(net);
+        return 1;
+    }
+    for (int i = 0; i < n; i++)
+        roots[i] = kiln_network_root(net, kiln_network_root_name(net, i));
+    kiln_compile_options o = kiln_compile_options_default();
+    o.outputs = roots;
+    o.n_outputs = n;
+    for (int k = 1; k < KILN_MAX_SYMBOLS; k++)
+        o.max_size[k] = 1;
+    kiln_program *p = NULL;
+    if (kiln_compile(g, &o, &p) != KILN_OK || kiln_program_write_graph(p, stdout, true) != KILN_OK) {
+        fprintf(stderr, "kiln graph: %s: %s\n", path, p ? kiln_program_errmsg(p) : "out of memory");
+        rc = 1;
+    }
+    kiln_program_destroy(p);
+    kiln_network_destroy(net);
+    return rc;
+}
+
 /* ---- the table ----------------------------------------------------------------- */
 
 static const command COMMANDS[] = {
     {"cache", "list, clear or prune the compile cache", CACHE_USAGE, cmd_cache},
+    {"graph", "a network file's graph as Graphviz dot", GRAPH_USAGE, cmd_graph},
+    {"inspect", "what a network file holds", INSPECT_USAGE, cmd_inspect},
 };
 
 static const command *find_command(const char *name)
