@@ -142,6 +142,31 @@ static kiln_network *load_network(const char *cmd, const char *path)
     return net;
 }
 
+/* The arguments of a command on one network file: --help, the file, and an
+** optional flag (NULL: none) setting *flag_on. Loads the file into *net.
+** Returns -1 to go on, else the exit code (usage printed, or the load failed). */
+static int network_args(const command *c, int argc, char **argv, const char *flag, bool *flag_on,
+                        const char **path, kiln_network **net)
+{
+    *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (is_help(argv[i])) {
+            fputs(c->usage, stdout);
+            return 0;
+        } else if (flag && strcmp(argv[i], flag) == 0) {
+            *flag_on = true;
+        } else if (argv[i][0] == '-' || *path) {
+            return usage_error(c, "unexpected argument '%s'", argv[i]);
+        } else {
+            *path = argv[i];
+        }
+    }
+    if (!*path)
+        return usage_error(c, "%s", "which file?");
+    *net = load_network(c->name, *path);
+    return *net ? -1 : 1;
+}
+
 static const char INSPECT_USAGE[] =
     "usage: kiln inspect NET.h5\n"
     "\n"
@@ -154,22 +179,11 @@ static const char INSPECT_USAGE[] =
 
 static int cmd_inspect(int argc, char **argv)
 {
-    const command *c = find_command("inspect");
-    const char *path = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (is_help(argv[i])) {
-            fputs(c->usage, stdout);
-            return 0;
-        }
-        if (argv[i][0] == '-' || path)
-            return usage_error(c, "unexpected argument '%s'", argv[i]);
-        path = argv[i];
-    }
-    if (!path)
-        return usage_error(c, "%s", "which file?");
-    kiln_network *net = load_network("inspect", path);
-    if (!net)
-        return 1;
+    const char *path;
+    kiln_network *net;
+    int rc = network_args(find_command("inspect"), argc, argv, NULL, NULL, &path, &net);
+    if (rc >= 0)
+        return rc;
     const kiln_graph *g = kiln_network_graph(net);
     char shape[512];
     for (int i = 0; i < kiln_network_root_count(net); i++) {
@@ -207,28 +221,14 @@ static const char GRAPH_USAGE[] =
 
 static int cmd_graph(int argc, char **argv)
 {
-    const command *c = find_command("graph");
-    const char *path = NULL;
+    const char *path;
+    kiln_network *net;
     bool after = false;
-    for (int i = 1; i < argc; i++) {
-        if (is_help(argv[i])) {
-            fputs(c->usage, stdout);
-            return 0;
-        } else if (strcmp(argv[i], "--after-passes") == 0) {
-            after = true;
-        } else if (argv[i][0] == '-' || path) {
-            return usage_error(c, "unexpected argument '%s'", argv[i]);
-        } else {
-            path = argv[i];
-        }
-    }
-    if (!path)
-        return usage_error(c, "%s", "which file?");
-    kiln_network *net = load_network("graph", path);
-    if (!net)
-        return 1;
+    int rc = network_args(find_command("graph"), argc, argv, "--after-passes", &after, &path, &net);
+    if (rc >= 0)
+        return rc;
+    rc = 0;
     kiln_graph *g = kiln_network_graph(net);
-    int rc = 0;
     if (!after) {
         if (kiln_graph_write_dot(g, stdout) != KILN_OK) {
             fprintf(stderr, "kiln graph: %s\n", kiln_graph_errmsg(g));
