@@ -16,21 +16,16 @@
 ** addresses, times or hash order reach the output (the JIT cache is keyed
 ** on it).
 **
-** Lowering patterns (each behind `no_fast_paths`, a compile option):
-**   - an update W - s * (x^T d) whose product nothing else reads becomes the
-**     product itself with alpha = -s, beta = 1, C = W (plan_fused_updates);
-**   - at batch 1 such an update is kept and applied inside the next step's
-**     first product with W (plan_deferred);
-**   - updates p - s * grad of adjacent parameters become one loop over the
-**     parameter slab (plan_slab_updates);
-**   - float products x W go to kiln's own GEMM where the CPU has one.
-** Each is legal only where the update is linear in the gradient and every
-** other reader of the parameter has run (the plan's in-place rule).
+** What to print is decided before: codegen/lower.c lowers the plan to a
+** kernel list (kinds, modes, the fast paths, the slots after the arena,
+** each scan's body lowered in turn), and this printer walks it, reading
+** every decision from the kernel records; kiln_emit_c lowers, then prints.
 **
 ** Rejected: a library of hand-written kernels called in sequence (no
 ** fusion, no constants baked in); emitting one function per node (the
 ** compiler would not see across kernels). */
 #include "codegen/emit_c.h"
+#include "codegen/lower.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -57,32 +52,17 @@ typedef struct emitter {
     char (*var)[VAR_MAX]; /* C name of each node's storage, or of its temporary when inline */
     unsigned char *used;  /* storage referenced by the current function */
     sbuf body;            /* current function's kernels */
-    int32_t *kernel_of;   /* per node: the kernel that computes it */
-    int32_t *readers;     /* per storage root: how many nodes read it */
-    int *fused;           /* per node: update whose value this product applies, or -1 */
-    bool *absorbed;       /* per node: computed by another kernel (never emitted alone) */
-    int32_t *sibling;     /* per node: a sum computed in this node's loop, or -1 */
-    int32_t *rows_with;   /* per cross-entropy node: the softmax of the same logits computed in its loop, or -1 */
-    bool *slab_update;    /* per update: applied by a loop over the slab (plan_slab_updates) */
-    int64_t *defer;       /* per param: arena offset of its deferred batch-1 update, or -1 */
-    char (*pend)[VAR_MAX + 8]; /* per param: C name of that slot */
-    int32_t *defer_at;    /* per node: param whose deferred update this product applies, or -1 */
-    int64_t arena_bytes;  /* the plan's arena, the deferred updates' slots, the GEMM scratch */
-    int64_t scratch;      /* arena offset of rt->sgemm_nn's scratch, or -1 (plan_scratch) */
-    int gemm_n, gemm_k;   /* the widest product that calls rt->sgemm_nn */
-    bool any_fused;
+    const kiln_kernel_list *L; /* the lowering's decisions (lower.h) */
+    const kiln_kernel *k; /* the kernel being printed */
+    char (*pend)[VAR_MAX + 8]; /* per param: C name of its deferred update's slot */
     int32_t *members, *stack, *mark; /* group_members' scratch, one per node */
     int32_t epoch;
     const char *real;     /* "float" or "double" */
-    /* scans (plan_scans): each body is a function of its own, emitted
+    /* scans (lower_scans, print_scans): each body is a function of its own, emitted
     ** before this graph's; a scan's region in this arena holds the body's
     ** values and the states carried from step to step */
     bool is_body;         /* this emitter prints a scan body's function */
     sbuf fns;             /* the bodies' functions, innermost first */
-    int64_t *scan_at;     /* per node: arena offset of a scan's region, or -1 */
-    int64_t *scan_carry;  /* per node: offset of the carried states in that region */
-    int64_t deferred_end, scratch_end; /* ends of the deferred updates' slots and the GEMM scratch */
-    int32_t *tr_in;       /* per node of a body: inputs[] index of a transposed copy of in[1], or -1 */
     kiln_err *err;        /* where a failure in a body's plan is told */
     bool failed;
 } emitter;
@@ -127,7 +107,7 @@ static void put_comment_text(sbuf *b, const char *s)
 **       v_<name>      another named value ("v_linear_apply_output"), or,
 **                     unnamed, v<id>_<op> ("v9_matmul")
 **       grad_<path>   a parameter's gradient in the slab
-**       pend_<path>   a deferred update's slot (plan_deferred)
+**       pend_<path>   a deferred update's slot (lower_deferred)
 **       S_<symbol>    a run-time size (symbol names are C identifiers)
 **     Node names are numbered "__<id>" where taken, which no sanitised text
 **     contains, so every value has its own; the user's text itself appears
@@ -597,21 +577,17 @@ static void kernel_comment(emitter *e, int32_t id)
         sb_put(&e->body, i ? ", " : "\n    ** brick ");
         put_comment_text(&e->body, gi.owners[i]);
     }
-    if (e->fused[id] >= 0) {
-        const kiln_plan_update *u = &e->p->updates[e->fused[id]];
-        int pi = -1;
-        for (int i = 0; i < e->p->n_params; i++)
-            if (e->p->param_node[i] == u->target)
-                pi = i;
+    if (e->k->update >= 0) {
+        const kiln_plan_update *u = &e->p->updates[e->k->update];
         sb_put(&e->body, "\n    ** fused update: %s -= lr * this product (its gradient is not stored)%s",
-               label(e, u->target), pi >= 0 && e->defer[pi] >= 0 ? "; at batch 1 deferred to the next step's first product" : "");
+               label(e, u->target), e->k->fast & KILN_FAST_DEFER_STORE ? "; at batch 1 deferred to the next step's first product" : "");
     }
-    if (e->rows_with[id] >= 0)
+    if (e->k->rows_with >= 0)
         sb_put(&e->body, "\n    ** and node %d:softmax -> %s in the same loop, where gradients are wanted",
-               (int)e->rows_with[id], e->var[e->rows_with[id]]);
-    if (e->defer_at[id] >= 0)
+               (int)e->k->rows_with, e->var[e->k->rows_with]);
+    if (e->k->fast & KILN_FAST_DEFER_APPLY)
         sb_put(&e->body, "\n    ** at batch 1, first applies the update of %s deferred by the last step",
-               label(e, e->p->param_node[e->defer_at[id]]));
+               label(e, e->p->param_node[e->k->defer_param]));
     if (r->name) {
         sb_put(&e->body, "%svalue '", gi.n_owners ? ", " : "\n    ** ");
         put_comment_text(&e->body, r->name);
@@ -625,7 +601,7 @@ static void kernel_comment(emitter *e, int32_t id)
 static void kernel_elementwise(emitter *e, int32_t id)
 {
     const kiln_node_rec *r = R(e, id);
-    int32_t sum = e->sibling[id];
+    int32_t sum = e->k->sibling;
     const kiln_shape *ls = &r->shape;
     kindex ix;
     bool flat = r->shape.rank > 0 && sum < 0 && flat_ok(e, id, ls);
@@ -700,35 +676,11 @@ static void kernel_reduce(emitter *e, int32_t id)
     close_loops(e, xs, false, "");
 }
 
-/* Whether product id may go to rt->sgemm_nn, kiln's kernel for few rows
-** (runtime/gemm.c): y = x W in floats, 2-D, neither transposed, not an
-** update, with the columns and the contracted size fixed. */
-static bool own_gemm_ok(const emitter *e, int32_t id)
-{
-    const kiln_node_rec *r = R(e, id), *ra = R(e, r->in[0]), *rb = R(e, r->in[1]);
-    if (r->op != KILN_OP_MATMUL || e->o->no_fast_paths || r->shape.rank != 2 || ra->shape.rank != 2 ||
-        rb->shape.rank != 2)
-        return false;
-    int64_t n = r->shape.dims[1], k = ra->shape.dims[1];
-    return e->g->floatx == KILN_DTYPE_F32 && !kiln_attr_trans_a(r) && (!kiln_attr_trans_b(r) || e->tr_in[id] >= 0) &&
-           e->fused[id] < 0 && n > 0 && k > 0 && n <= INT32_MAX && k <= INT32_MAX;
-}
-
-/* Whether product id may go to rt->sgemm_tn, kiln's kernel for a weight's
-** gradient or update: C = x^T d in floats, 2-D, only A transposed. */
-static bool own_gemm_tn_ok(const emitter *e, int32_t id)
-{
-    const kiln_node_rec *r = R(e, id), *ra = R(e, r->in[0]), *rb = R(e, r->in[1]);
-    return r->op == KILN_OP_MATMUL && !e->o->no_fast_paths && r->shape.rank == 2 && ra->shape.rank == 2 &&
-           rb->shape.rank == 2 && e->g->floatx == KILN_DTYPE_F32 && kiln_attr_trans_a(r) && !kiln_attr_trans_b(r);
-}
-
 /* The scalar s of a fused update W - s * G, as C. */
 static void fused_scale(emitter *e, int32_t id, char *dst, size_t cap)
 {
-    const kiln_plan_update *u = &e->p->updates[e->fused[id]];
-    const kiln_node_rec *v = R(e, u->value), *m = R(e, v->in[1]);
-    int32_t s = m->in[0] == id ? m->in[1] : m->in[0];
+    int32_t s = e->k->scale;
+    (void)id;
     kindex none = {.flat = true};
     operand(e, dst, cap, s, &none, &R(e, s)->shape);
 }
@@ -751,11 +703,8 @@ static void kernel_matmul2(emitter *e, int32_t id)
     dim_c(e, ra->shape.dims[1], lda, sizeof lda);
     dim_c(e, rb->shape.dims[1], ldb, sizeof ldb);
     const char *a = storage_name(e, r->in[0]), *b = storage_name(e, r->in[1]);
-    int fu = e->fused[id], fp = -1;
+    int fu = e->k->update, fp = e->k->fast & KILN_FAST_DEFER_STORE ? e->k->defer_param : -1;
     if (fu >= 0) {
-        for (int i = 0; i < e->p->n_params; i++)
-            if (e->p->param_node[i] == e->p->updates[fu].target)
-                fp = i;
         char s[560];
         fused_scale(e, id, s, sizeof s);
         snprintf(scale, sizeof scale, "%s", s);
@@ -767,10 +716,10 @@ static void kernel_matmul2(emitter *e, int32_t id)
     const char *tas = ta ? "CblasTrans" : "CblasNoTrans", *tbs = tb ? "CblasTrans" : "CblasNoTrans";
     const char *ind = "    ";
     bool one = false;
-    int dp = e->defer_at[id];
+    int dp = e->k->fast & KILN_FAST_DEFER_APPLY ? e->k->defer_param : -1;
     if (dm == KILN_BATCH && dp >= 0) {
         /* W's update from the last batch-1 step, applied in the pass that
-        ** computes this product (plan_deferred) */
+        ** computes this product (lower_deferred) */
         const char *pv = e->pend[dp];
         sb_put(&e->body, "    if (B == 1 && %s[0] != 0) {\n"
                          "        rt->sger_gemv((int)%s, (int)%s, %s, (int)%s, %s + 1, %s + 1 + %s, %s, %s);\n"
@@ -789,9 +738,9 @@ static void kernel_matmul2(emitter *e, int32_t id)
         sb_put(&e->body, "    if (B == 1)\n        cblas_%cgemv(CblasRowMajor, %s, (int)%s, (int)%s, %s, %s, (int)%s, %s, 1, %s, %s, 1);\n"
                          "    else\n", t, tas, ta ? k : m, ta ? m : k, alpha, a, lda, b, beta, c);
         one = true;
-    } else if (dk == KILN_BATCH && fp >= 0 && e->defer[fp] >= 0) {
+    } else if (dk == KILN_BATCH && fp >= 0) {
         /* contracted over one example: keep u = a and v = -s b, and let the
-        ** next step apply W += u v^T while it reads W (plan_deferred) */
+        ** next step apply W += u v^T while it reads W (lower_deferred) */
         const char *pv = e->pend[fp];
         sb_put(&e->body,
                "    if (B == 1) {\n"
@@ -807,14 +756,14 @@ static void kernel_matmul2(emitter *e, int32_t id)
                          "    else\n", t, m, nn, alpha, a, b, c, nn);
         one = true;
     }
-    if (e->scratch >= 0 && own_gemm_ok(e, id)) {
+    if (e->k->fast & KILN_FAST_OWN_NN) {
         /* kiln's kernel for few rows where the CPU has it; it calls the BLAS
         ** itself at shapes where OpenBLAS is faster (runtime/gemm.c). After
         ** a B == 1 branch, "else\n" becomes "else if". */
         if (one && e->body.n && e->body.s[e->body.n - 1] == '\n')
             e->body.s[--e->body.n] = '\0';
-        char wt[48]; /* x W^T with W a scan's context: W^T, transposed once before the loop (plan_scans) */
-        snprintf(wt, sizeof wt, "(const float *)inputs[%d]", (int)e->tr_in[id]);
+        char wt[48]; /* x W^T with W a scan's context: W^T, transposed once before the loop (lower.c) */
+        snprintf(wt, sizeof wt, "(const float *)inputs[%d]", (int)e->k->tr_in);
         sb_put(&e->body,
                "%sif (rt->sgemm_nn)\n"
                "        rt->sgemm_nn((int)%s, (int)%s, (int)%s, %s, (int)%s, %s, (int)%s, %s, (int)%s, gemm_scratch);\n"
@@ -822,7 +771,7 @@ static void kernel_matmul2(emitter *e, int32_t id)
                one ? " " : "    ", m, nn, k, a, lda, tb ? wt : b, tb ? nn : ldb, c, nn);
         one = true;
     }
-    if (own_gemm_tn_ok(e, id)) {
+    if (e->k->fast & KILN_FAST_OWN_TN) {
         /* a weight's gradient or update, x^T d: kiln's kernel where the CPU
         ** has one, which calls the BLAS itself where OpenBLAS is faster */
         if (one && e->body.n && e->body.s[e->body.n - 1] == '\n')
@@ -872,15 +821,6 @@ static void kernel_matmul_batched(emitter *e, int32_t id)
            storage_name(e, r->in[0]), offa, lda, storage_name(e, r->in[1]), offb, ldb, storage_name(e, id), sc, nn);
 }
 
-static void kernel_matmul(emitter *e, int32_t id)
-{
-    const kiln_node_rec *r = R(e, id);
-    if (r->shape.rank == 2 && R(e, r->in[0])->shape.rank == 2 && R(e, r->in[1])->shape.rank == 2)
-        kernel_matmul2(e, id);
-    else
-        kernel_matmul_batched(e, id);
-}
-
 /* Last-axis ops over x (.., cols), viewed as rows of cols. */
 static void kernel_rows(emitter *e, int32_t id)
 {
@@ -926,7 +866,7 @@ static void kernel_rows(emitter *e, int32_t id)
                    "        %s lse = m + k_log(s);\n"
                    "        for (int64_t j = 0; j < %s; j++) y[j] = x[j] - lse;\n",
                    t, y, cols, cols, t, cols);
-        else if (e->rows_with[id] >= 0) /* SOFTMAX_XENT and the softmax: the same exps, summed in the same order */
+        else if (e->k->rows_with >= 0) /* SOFTMAX_XENT and the softmax: the same exps, summed in the same order */
             sb_put(&e->body,
                    "        %s s = 0;\n"
                    "        if (mode & (MODE_GRADIENTS | MODE_TRAIN)) {\n"
@@ -937,7 +877,7 @@ static void kernel_rows(emitter *e, int32_t id)
                    "        } else\n"
                    "            for (int64_t j = 0; j < %s; j++) s += k_exp(x[j] - m);\n"
                    "        %s[r] = m + k_log(s) - x[t];\n",
-                   t, t, storage_name(e, e->rows_with[id]), cols, cols, t, cols, cols, y);
+                   t, t, storage_name(e, e->k->rows_with), cols, cols, t, cols, cols, y);
         else /* SOFTMAX_XENT: log(sum exp(x)) - x[t], computed stably */
             sb_put(&e->body,
                    "        %s s = 0;\n"
@@ -1125,53 +1065,6 @@ static void kernel_random(emitter *e, int32_t id)
     sb_put(&e->body, "    }\n");
 }
 
-/* Whether a scan body's argument `arg` (an ARG node) is a matrix W the step
-** reads in products x W^T (a weight's adjoint d W^T in a backward step):
-** then the scan hands the step W^T as well, transposed once before its
-** loop, and those products run as x (W^T) through kiln's own GEMM, which
-** reads W^T in place instead of packing W again at every step. */
-static bool transposed_context(const kiln_graph *body, int32_t arg, bool fast)
-{
-    if (!fast || body->floatx != KILN_DTYPE_F32 || body->nodes[arg].shape.rank != 2)
-        return false;
-    for (int32_t id = arg + 1; id < body->n_nodes; id++) {
-        const kiln_node_rec *r = &body->nodes[id];
-        if (r->op == KILN_OP_MATMUL && r->in[1] == arg && kiln_attr_trans_b(r) && !kiln_attr_trans_a(r) &&
-            r->shape.rank == 2 && body->nodes[r->in[0]].shape.rank == 2)
-            return true;
-    }
-    return false;
-}
-
-/* The ARG node of argument a of a body, or -1 (the step never reads it). */
-static int32_t arg_node(const kiln_graph *body, int a)
-{
-    for (int32_t id = 0; id < body->n_nodes; id++)
-        if (body->nodes[id].op == KILN_OP_ARG && body->nodes[id].attr.i[0] == a)
-            return id;
-    return -1;
-}
-
-/* For a body emitter: tr_in[] of each x W^T product whose W is a transposed
-** context; the copies follow the n_args arguments in inputs[], in argument
-** order. */
-static void plan_transposed(emitter *e, int ctx_from, int n_args)
-{
-    int q = 0;
-    for (int a = ctx_from; a < n_args; a++) {
-        int32_t w = arg_node(e->g, a);
-        if (w < 0 || !transposed_context(e->g, w, !e->o->no_fast_paths))
-            continue;
-        for (int32_t id = w + 1; id < e->p->n; id++) {
-            const kiln_node_rec *r = R(e, id);
-            if (r->op == KILN_OP_MATMUL && r->in[1] == w && kiln_attr_trans_b(r) && !kiln_attr_trans_a(r) &&
-                r->shape.rank == 2 && R(e, r->in[0])->shape.rank == 2)
-                e->tr_in[id] = n_args + q;
-        }
-        q++;
-    }
-}
-
 /* The stored node reading result k of tuple id, or -1 when nothing keeps it. */
 static int32_t result_node(const emitter *e, int32_t id, int k)
 {
@@ -1197,23 +1090,20 @@ static void kernel_scan(emitter *e, int32_t id)
     bool reverse = r->attr.i[KILN_SCAN_REVERSE] != 0;
     uint64_t sums = (uint64_t)r->attr.i[KILN_SCAN_SUMS];
     int n_args = n_seq + n_state + n_ctx;
-    if (e->scan_at[id] < 0) {
+    if (e->k->body < 0) {
         e->failed = true;
         return;
     }
     char T[DIM_MAX], n[DIM_MAX], per[DIM_MAX];
     dim_c(e, R(e, r->in[0])->shape.dims[0], T, sizeof T);
     sb_put(&e->body, "    {\n        char *const k_body = arena + %" PRId64 "; /* the step's values */\n",
-           e->scan_at[id]);
-    const kiln_graph *body = e->g->bodies[bi];
+           e->k->scan_at);
     int n_tr = 0;
-    for (int l = 0; l < n_ctx; l++) {
-        int32_t w = arg_node(body, n_seq + n_state + l);
-        n_tr += w >= 0 && transposed_context(body, w, !e->o->no_fast_paths);
-    }
+    for (int l = 0; l < n_ctx; l++)
+        n_tr += e->k->transposed[l];
     sb_put(&e->body, "        const void *k_args[%d];\n        void *k_res[%d];\n", n_args + n_tr,
            n_state + n_out + (int)r->attr.i[KILN_SCAN_SAVED]);
-    int64_t carry = e->scan_at[id] + e->scan_carry[id];
+    int64_t carry = e->k->scan_at + e->k->scan_carry;
     for (int k = 0; k < n_state; k++) { /* carries, from the initial states */
         int32_t init = r->in[n_seq + k];
         const char *t = ctype(e, R(e, init)->dtype);
@@ -1226,9 +1116,9 @@ static void kernel_scan(emitter *e, int32_t id)
         carry += (kiln_plan_value_bytes(e->p, init, e->p->max_sizes) + 63) / 64 * 64;
     }
     for (int l = 0, q = 0; l < n_ctx; l++) {
-        int32_t in = r->in[n_seq + n_state + l], w = arg_node(body, n_seq + n_state + l);
+        int32_t in = r->in[n_seq + n_state + l];
         sb_put(&e->body, "        k_args[%d] = %s; /* context */\n", n_seq + n_state + l, storage_name(e, in));
-        if (w < 0 || !transposed_context(body, w, !e->o->no_fast_paths))
+        if (!e->k->transposed[l])
             continue;
         /* and its transpose, for the step's products x W^T */
         char rows[DIM_MAX], cols[DIM_MAX];
@@ -1306,44 +1196,27 @@ static void kernel_scan(emitter *e, int32_t id)
     sb_put(&e->body, "    }\n");
 }
 
-static bool is_kernel(const emitter *e, int32_t id)
+/* Print kernel k: its comment, then its code by kind. */
+static void emit_kernel(emitter *e, const kiln_kernel *k)
 {
-    const kiln_plan *p = e->p;
-    const kiln_node_rec *r = R(e, id);
-    /* a reshape is a view of its input's bytes; an update computed in place
-    ** (aliased to its target) is a kernel writing there */
-    if (!p->modes[id] || p->inline_[id] || (p->alias[id] != id && r->op == KILN_OP_RESHAPE))
-        return false;
-    if (r->op == KILN_OP_PROJ) /* written by its tuple's kernel */
-        return false;
-    /* a stored constant or symbol size (not inline: pinned) is written too */
-    return !kiln_op_is_leaf(r->op) || r->op == KILN_OP_CONST || r->op == KILN_OP_SYMBOL;
-}
-
-static void emit_kernel(emitter *e, int32_t id)
-{
-    const kiln_node_rec *r = R(e, id);
+    int32_t id = k->root;
+    e->k = k;
     kernel_comment(e, id);
-    switch (r->op) {
-    case KILN_OP_MATMUL: kernel_matmul(e, id); break;
-    case KILN_OP_SUM:
-    case KILN_OP_MAX: kernel_reduce(e, id); break;
-    case KILN_OP_SOFTMAX:
-    case KILN_OP_LOGSOFTMAX:
-    case KILN_OP_PICK:
-    case KILN_OP_ARGMAX:
-    case KILN_OP_SOFTMAX_XENT: kernel_rows(e, id); break;
-    case KILN_OP_TRANSPOSE: kernel_transpose(e, id); break;
-    case KILN_OP_SLICE:
-    case KILN_OP_PAD:
-    case KILN_OP_REVERSE:
-    case KILN_OP_CONCAT:
-    case KILN_OP_SPLIT: kernel_axis(e, id); break;
-    case KILN_OP_GATHER:
-    case KILN_OP_SCATTER_ADD: kernel_gather(e, id); break;
-    case KILN_OP_RANDOM:
-    case KILN_OP_RNG_NEXT: kernel_random(e, id); break;
-    case KILN_OP_SCAN: kernel_scan(e, id); break;
+    switch (k->kind) {
+    case KILN_KERNEL_GEMM: kernel_matmul2(e, id); break;
+    case KILN_KERNEL_GEMM_BATCHED: kernel_matmul_batched(e, id); break;
+    case KILN_KERNEL_REDUCTION: kernel_reduce(e, id); break;
+    case KILN_KERNEL_ROWS: kernel_rows(e, id); break;
+    case KILN_KERNEL_STRUCTURAL:
+        if (R(e, id)->op == KILN_OP_TRANSPOSE)
+            kernel_transpose(e, id);
+        else if (R(e, id)->op == KILN_OP_GATHER || R(e, id)->op == KILN_OP_SCATTER_ADD)
+            kernel_gather(e, id);
+        else
+            kernel_axis(e, id);
+        break;
+    case KILN_KERNEL_RANDOM: kernel_random(e, id); break;
+    case KILN_KERNEL_SCAN: kernel_scan(e, id); break;
     default: kernel_elementwise(e, id); break; /* elementwise, unaliased reshape */
     }
 }
@@ -1396,248 +1269,9 @@ static void emit_decls(emitter *e, sbuf *out)
     }
 }
 
-/* ---- lowering patterns ------------------------------------------------------ */
-
-/* kernel_of[id] and the number of readers of each storage root. */
-static void kernel_owners(emitter *e)
-{
-    const kiln_plan *p = e->p;
-    for (int32_t id = p->n - 1; id >= 0; id--) {
-        if (!p->inline_[id])
-            e->kernel_of[id] = id;
-        for (int k = 0; k < R(e, id)->n_in; k++)
-            if (p->inline_[R(e, id)->in[k]])
-                e->kernel_of[R(e, id)->in[k]] = e->kernel_of[id];
-    }
-    for (int32_t id = 0; id < p->n; id++)
-        for (int k = 0; k < R(e, id)->n_in; k++)
-            e->readers[p->alias[R(e, id)->in[k]]]++;
-}
-
-/* The update's value is p - s * g with s a scalar and g the node *grad:
-** true, with s. The multiply is either way round (CSE orders operands). */
-static bool scaled_step(const emitter *e, const kiln_plan_update *u, int32_t *grad, int32_t *s)
-{
-    const kiln_node_rec *v = R(e, u->value);
-    if (v->op != KILN_OP_SUB || v->in[0] != u->target || !e->p->inline_[v->in[1]])
-        return false;
-    const kiln_node_rec *m = R(e, v->in[1]);
-    if (m->op != KILN_OP_MUL)
-        return false;
-    for (int k = 0; k < 2; k++) {
-        const kiln_node_rec *rs = R(e, m->in[k]);
-        if (rs->shape.rank == 0 && (rs->op == KILN_OP_STATE || rs->op == KILN_OP_CONST)) {
-            *s = m->in[k];
-            *grad = m->in[1 - k];
-            return true;
-        }
-    }
-    return false;
-}
-
-/* Whether any update writes state s in place (then s changes mid-step). */
-static bool written_in_place(const emitter *e, int32_t s)
-{
-    for (int w = 0; w < e->p->n_updates; w++)
-        if (e->p->updates[w].target == s && e->p->update_inplace[w])
-            return true;
-    return false;
-}
-
-static int param_index(const emitter *e, int32_t node)
-{
-    for (int i = 0; i < e->p->n_params; i++)
-        if (e->p->param_node[i] == node)
-            return i;
-    return -1;
-}
-
-/* Which updates train_step applies inside their gradient's GEMM: the
-** update is W - s * G with G one matrix product, stored in the gradient
-** slab and read by nothing else, and every kernel that reads W runs before
-** G (so the cost, monitors and the backward pass all see the old value, as
-** Blocks' updates do). fused[G] = the update. */
-static void plan_fused_updates(emitter *e)
-{
-    const kiln_plan *p = e->p;
-    if (e->o->no_fast_paths)
-        return;
-    for (int u = 0; u < p->n_updates; u++) {
-        const kiln_plan_update *up = &p->updates[u];
-        int32_t gid, s;
-        int pi = param_index(e, up->target);
-        if (pi < 0 || !up->train_only || !p->update_inplace[u] || !scaled_step(e, up, &gid, &s))
-            continue;
-        if (gid != p->grad_node[pi] || p->grad_copy[pi] || R(e, gid)->op != KILN_OP_MATMUL ||
-            p->buf[gid].zone != KILN_ZONE_GRAD || e->readers[gid] != 1 || e->readers[p->alias[R(e, up->value)->in[1]]] > 1 ||
-            R(e, gid)->shape.rank != 2 || written_in_place(e, s))
-            continue;
-        int32_t last = -1; /* the last kernel reading W, the update excepted */
-        for (int32_t id = 0; id < p->n; id++) {
-            if (!(p->modes[id] & MODE_TRAIN) || e->kernel_of[id] == up->value)
-                continue;
-            for (int k = 0; k < R(e, id)->n_in; k++)
-                if (p->alias[R(e, id)->in[k]] == up->target && e->kernel_of[id] > last)
-                    last = e->kernel_of[id];
-        }
-        if (last >= gid)
-            continue;
-        e->fused[gid] = u;
-        e->absorbed[up->value] = true;
-        e->any_fused = true;
-    }
-}
-
-/* Which updates are slab loops: p - s * grad with grad in the gradient slab,
-** applied at the end of the step (nothing reads the new value, and s does
-** not change on the way); adjacent parameters with the same s merge into
-** one loop. */
-static void plan_slab_updates(emitter *e)
-{
-    const kiln_plan *p = e->p;
-    for (int u = 0; u < p->n_updates; u++) {
-        const kiln_plan_update *up = &p->updates[u];
-        int32_t gid, s;
-        int pi = param_index(e, up->target);
-        if (pi < 0 || !up->train_only || !p->update_inplace[u] || e->absorbed[up->value] ||
-            !scaled_step(e, up, &gid, &s) || gid != p->grad_node[pi] || p->grad_copy[pi] ||
-            p->buf[gid].zone != KILN_ZONE_GRAD || e->readers[up->value] != 0 || written_in_place(e, s) ||
-            R(e, s)->op != KILN_OP_STATE)
-            continue;
-        e->slab_update[u] = true;
-        e->absorbed[up->value] = true;
-    }
-}
-
-/* Which fused updates train_step defers at batch 1. There the update is the
-** rank-1 W -= s x^T d, and the next step's first use of W is usually the
-** product x' W: applied apart they read W twice and write it once (sger,
-** then sgemv), applied together one pass reads and writes it
-** (rt->sger_gemv): a third less memory traffic, for a weight that does not
-** fit in L2 about a third of the step. So the step keeps u = x and v = -s d
-** in a slot after the plan's arena, and the next batch-1 train_step's first
-** kernel reading W applies them while it computes its product. Anything
-** else first flushes them (k_apply_deferred): every other entry point and batch
-** size at the start of _run, and the runtime before it reads or writes a
-** parameter. Deferred only when that first reader is a product x W (W the
-** right operand, not transposed, the batch as its rows) and floats are
-** float (the kernel is single precision). */
-static void plan_deferred(emitter *e)
-{
-    const kiln_plan *p = e->p;
-    int32_t n = p->n;
-    int64_t off = (p->arena_bytes + 63) / 64 * 64, esz = (int64_t)kiln_dtype_size(p->g->floatx);
-    e->arena_bytes = p->arena_bytes;
-    if (!e->o->has_train || p->g->floatx != KILN_DTYPE_F32 || e->o->no_fast_paths)
-        return;
-    for (int32_t gid = 0; gid < n; gid++) {
-        int u = e->fused[gid];
-        if (u < 0)
-            continue;
-        const kiln_node_rec *g = R(e, gid);
-        if (R(e, g->in[0])->shape.dims[kiln_attr_trans_a(g) ? 0 : 1] != KILN_BATCH)
-            continue; /* not a rank-1 update at batch 1 */
-        int32_t pid = p->updates[u].target, first = -1;
-        int i = param_index(e, pid);
-        for (int32_t id = 0; id < n && first < 0; id++) {
-            if (!(p->modes[id] & MODE_TRAIN))
-                continue;
-            for (int k = 0; k < R(e, id)->n_in; k++)
-                if (p->alias[R(e, id)->in[k]] == pid && (first < 0 || e->kernel_of[id] < first))
-                    first = e->kernel_of[id];
-        }
-        if (first < 0 || i < 0)
-            continue;
-        const kiln_node_rec *f = R(e, first);
-        if (f->op != KILN_OP_MATMUL || f->in[1] != pid || p->alias[f->in[0]] == pid || kiln_attr_trans_b(f) ||
-            f->shape.rank != 2 || f->shape.dims[0] != KILN_BATCH || e->fused[first] >= 0 || e->defer_at[first] >= 0)
-            continue;
-        const kiln_shape *w = &R(e, pid)->shape;
-        e->defer[i] = off;
-        e->defer_at[first] = i;
-        snprintf(e->pend[i], sizeof e->pend[i], "pend_%s", label(e, pid));
-        off += (1 + w->dims[0] + w->dims[1]) * esz;
-        off = (off + 63) / 64 * 64;
-        e->arena_bytes = off;
-    }
-}
-
-/* One scratch slot after the arena, as large as the largest product that
-** may go to rt->sgemm_nn needs (the products run one at a time). */
-static void plan_scratch(emitter *e)
-{
-    int64_t need = 0;
-    e->scratch = -1;
-    for (int32_t id = 0; id < e->p->n; id++)
-        if (R(e, id)->op == KILN_OP_MATMUL && e->p->modes[id] && own_gemm_ok(e, id)) {
-            int64_t n = R(e, id)->shape.dims[1], k = R(e, R(e, id)->in[0])->shape.dims[1];
-            if (KILN_CODEGEN_GEMM_SCRATCH(n, k) > need)
-                need = KILN_CODEGEN_GEMM_SCRATCH(n, k);
-            if (n * k > (int64_t)e->gemm_n * e->gemm_k) {
-                e->gemm_n = (int)n;
-                e->gemm_k = (int)k;
-            }
-        }
-    if (!need)
-        return;
-    e->scratch = (e->arena_bytes + 63) / 64 * 64;
-    e->arena_bytes = e->scratch_end = e->scratch + need * (int64_t)sizeof(float);
-}
-
-/* Sums over some axes of a stored elementwise value, into a gradient slot
-** (pinned: no other value lives there, so it may be written early), are
-** computed in the loop that writes the value: one pass instead of two (a
-** bias gradient beside its layer's delta), same order, same bits. */
-static void plan_siblings(emitter *e)
-{
-    const kiln_plan *p = e->p;
-    for (int32_t id = 0; id < p->n; id++) {
-        const kiln_node_rec *r = R(e, id);
-        int32_t k = r->n_in ? r->in[0] : -1;
-        if (r->op != KILN_OP_SUM || r->shape.rank == 0 || p->inline_[id] || p->alias[id] != id ||
-            p->buf[id].zone != KILN_ZONE_GRAD || k < 0 || p->inline_[k] || p->alias[k] != k ||
-            !kiln_op_is_elementwise(R(e, k)->op) || e->sibling[k] >= 0 || e->fused[k] >= 0 ||
-            p->modes[id] != p->modes[k] || !is_kernel(e, k) || R(e, k)->op == KILN_OP_ONEHOT)
-            continue;
-        e->sibling[k] = id;
-        e->absorbed[id] = true;
-    }
-}
-
-/* The softmax of a classifier's logits (wanted for the gradient) and the
-** cross-entropy of the same logits (the cost) share one row loop: one exp
-** per logit instead of two, the same values and order, the same bits. Only
-** when the softmax runs in no mode the cross-entropy does not, and nothing
-** reads the softmax before the cross-entropy's place. */
-static void plan_shared_rows(emitter *e)
-{
-    const kiln_plan *p = e->p;
-    for (int32_t id = 0; id < p->n; id++) {
-        const kiln_node_rec *r = R(e, id);
-        if (r->op != KILN_OP_SOFTMAX_XENT || !is_kernel(e, id))
-            continue;
-        for (int32_t sm = 0; sm < id; sm++) {
-            const kiln_node_rec *q = R(e, sm);
-            unsigned qm = p->modes[sm];
-            if (q->op != KILN_OP_SOFTMAX || q->in[0] != r->in[0] || !is_kernel(e, sm) || e->absorbed[sm] ||
-                (qm & ~p->modes[id]) || (qm & (MODE_FORWARD | MODE_EVAL)))
-                continue;
-            bool read_early = false;
-            for (int32_t k = sm + 1; k < id && !read_early; k++)
-                for (int a = 0; a < R(e, k)->n_in; a++)
-                    read_early |= p->alias[R(e, k)->in[a]] == sm;
-            if (read_early)
-                continue;
-            e->rows_with[id] = sm;
-            e->absorbed[sm] = true;
-            break;
-        }
-    }
-}
-
 /* ---- functions -------------------------------------------------------------- */
 
-/* k_apply_deferred: apply the deferred updates (plan_deferred), and <model>_flush,
+/* k_apply_deferred: apply the deferred updates (lower.c, lower_deferred), and <model>_flush,
 ** which the runtime calls before it touches a parameter. */
 static void emit_flush(emitter *e, sbuf *out)
 {
@@ -1647,11 +1281,11 @@ static void emit_flush(emitter *e, sbuf *out)
                 "** read or write of a parameter. */\n"
                 "static void k_apply_deferred(char *arena, const k_runtime *rt)\n{\n    (void)arena;\n    (void)rt;\n");
     for (int i = 0; i < p->n_params; i++) {
-        if (e->defer[i] < 0)
+        if (e->L->defer[i] < 0)
             continue;
         const kiln_shape *w = &R(e, p->param_node[i])->shape;
         const char *pv = e->pend[i];
-        sb_put(out, "    real *%s = (real *)(arena + %" PRId64 ");\n", pv, e->defer[i]);
+        sb_put(out, "    real *%s = (real *)(arena + %" PRId64 ");\n", pv, e->L->defer[i]);
         sb_put(out, "    if (%s[0] != 0) { /* %s += u v^T */\n"
                     "        rt->sger_gemv(%" PRId64 ", %" PRId64 ", (real *)(arena + %" PRId64 "), %" PRId64
                     ", %s + 1, %s + %" PRId64 ", 0, 0);\n"
@@ -1664,7 +1298,7 @@ static void emit_flush(emitter *e, sbuf *out)
 }
 
 /* The slab updates: p -= lr * grad over runs of adjacent parameters with
-** the same lr (plan_slab_updates). */
+** the same lr (lower.c, lower_slab_updates). */
 static void emit_slab_updates(emitter *e)
 {
     const kiln_plan *p = e->p;
@@ -1677,11 +1311,9 @@ static void emit_slab_updates(emitter *e)
     bool any = false;
     for (int i = 0; i < p->n_params; i++) {
         scale[i] = -1;
-        for (int u = 0; u < p->n_updates; u++) {
-            int32_t gid, s;
-            if (e->slab_update[u] && p->updates[u].target == p->param_node[i] && scaled_step(e, &p->updates[u], &gid, &s))
-                scale[i] = s;
-        }
+        for (int u = 0; u < p->n_updates; u++)
+            if (e->L->slab_update[u] && p->updates[u].target == p->param_node[i])
+                scale[i] = e->L->update_scale[u];
         any |= scale[i] >= 0;
     }
     if (!any) {
@@ -1727,11 +1359,11 @@ static void put_indented(sbuf *b, const char *text)
 }
 
 /* Emit one kernel into its own buffer (so it can be wrapped in a guard). */
-static char *kernel_text(emitter *e, int32_t id)
+static char *kernel_text(emitter *e, const kiln_kernel *kr)
 {
     sbuf saved = e->body, k = {0};
     e->body = k;
-    emit_kernel(e, id);
+    emit_kernel(e, kr);
     k = e->body;
     e->body = saved;
     if (k.oom)
@@ -1797,20 +1429,24 @@ static void emit_run(emitter *e, sbuf *out)
         e->body.s[0] = '\0';
     bool deferred = false;
     for (int i = 0; i < p->n_params; i++)
-        deferred |= e->defer[i] >= 0;
+        deferred |= e->L->defer[i] >= 0;
     if (deferred)
         sb_put(&e->body, "    if (!(mode == MODE_TRAIN && B == 1)) /* only a batch-1 step applies deferred updates itself */\n"
                          "        k_apply_deferred(arena, rt);\n");
-    for (int32_t id = 0; id < p->n; id++) {
-        unsigned m = p->modes[id] & all;
-        if (!m || !is_kernel(e, id) || e->absorbed[id])
+    for (int i = 0; i < e->L->n; i++) {
+        const kiln_kernel *kr = &e->L->k[i];
+        unsigned m = kr->modes & all;
+        if (!m)
             continue;
-        if (e->fused[id] >= 0) { /* the plain product, and the fused update in MODE_TRAIN */
-            char *fused = kernel_text(e, id);
-            int fu = e->fused[id];
-            e->fused[id] = -1;
-            char *plain = kernel_text(e, id);
-            e->fused[id] = fu;
+        if (kr->update >= 0) { /* the plain product, and the fused update in MODE_TRAIN */
+            char *fused = kernel_text(e, kr);
+            kiln_kernel pk = *kr; /* the product without its update */
+            pk.update = -1;
+            pk.scale = pk.defer_param = -1;
+            pk.fast &= ~(unsigned)(KILN_FAST_FUSED_UPDATE | KILN_FAST_DEFER_STORE | KILN_FAST_OWN_NN);
+            if (kr->own_nn_plain)
+                pk.fast |= KILN_FAST_OWN_NN;
+            char *plain = kernel_text(e, &pk);
             /* the plain product only where the gradient is wanted: in
             ** forward and eval_step it would be work for nothing (#12) */
             sb_put(&e->body, "\n    if (mode == MODE_TRAIN) {");
@@ -1824,13 +1460,13 @@ static void emit_run(emitter *e, sbuf *out)
             free(fused);
             free(plain);
         } else if (m != all) {
-            char *k = kernel_text(e, id);
+            char *k = kernel_text(e, kr);
             mode_guard(&e->body, m);
             put_indented(&e->body, k);
             sb_put(&e->body, "    }\n");
             free(k);
         } else {
-            emit_kernel(e, id);
+            emit_kernel(e, kr);
         }
     }
     bool copies = false;
@@ -1928,11 +1564,11 @@ static void emit_run(emitter *e, sbuf *out)
     }
     emit_decls(e, out);
     for (int i = 0; i < p->n_params; i++)
-        if (e->defer[i] >= 0)
+        if (e->L->defer[i] >= 0)
             sb_put(out, "    real *%s = (real *)(arena + %" PRId64 "); /* deferred update: flag, u, v */\n", e->pend[i],
-                   e->defer[i]);
-    if (e->scratch >= 0)
-        sb_put(out, "    float *gemm_scratch = (float *)(arena + %" PRId64 "); /* rt->sgemm_nn's */\n", e->scratch);
+                   e->L->defer[i]);
+    if (e->L->scratch >= 0)
+        sb_put(out, "    float *gemm_scratch = (float *)(arena + %" PRId64 "); /* rt->sgemm_nn's */\n", e->L->scratch);
     sb_put(out, "    (void)inputs;\n    (void)sizes;\n    (void)mode;\n");
     for (int k = 0; k < KILN_MAX_SYMBOLS; k++)
         if (symbol_used(e, k)) {
@@ -2239,27 +1875,15 @@ static void emitter_free(emitter *e)
 {
     free(e->var);
     free(e->used);
-    free(e->kernel_of);
-    free(e->readers);
-    free(e->fused);
-    free(e->absorbed);
-    free(e->sibling);
-    free(e->rows_with);
-    free(e->slab_update);
-    free(e->defer);
-    free(e->defer_at);
     free(e->pend);
     free(e->members);
     free(e->stack);
     free(e->mark);
-    free(e->scan_at);
-    free(e->scan_carry);
-    free(e->tr_in);
     free(e->fns.s);
     free(e->body.s);
 }
 
-static void plan_scans(emitter *e);
+static void print_scans(emitter *e);
 
 /* Whether a body, or a body in it, draws random numbers. */
 static bool draws(const kiln_graph *body)
@@ -2271,106 +1895,53 @@ static bool draws(const kiln_graph *body)
     return false;
 }
 
-/* Set up e for plan p and run the lowering passes; a scan body's emitter
-** gets its arguments' count and where its contexts start (else 0, 0).
-** false: out of memory. */
-static bool emitter_open(emitter *e, const kiln_plan *p, const kiln_emit_options *o, kiln_err *err, int ctx_from,
-                         int n_args)
+/* Set up e for plan p lowered to l, and print its scans' bodies into
+** e->fns. false: out of memory. */
+static bool emitter_open(emitter *e, const kiln_plan *p, const kiln_kernel_list *l, const kiln_emit_options *o,
+                         kiln_err *err)
 {
-    *e = (emitter){.p = p, .g = p->g, .o = o, .err = err};
+    *e = (emitter){.p = p, .g = p->g, .o = o, .L = l, .err = err};
     e->real = p->g->floatx == KILN_DTYPE_F64 ? "double" : "float";
     size_t n1 = (size_t)p->n + 1;
     e->var = calloc(n1, sizeof *e->var);
     e->used = calloc(n1, 1);
-    e->kernel_of = calloc(n1, sizeof *e->kernel_of);
-    e->readers = calloc(n1, sizeof *e->readers);
-    e->fused = malloc(n1 * sizeof *e->fused);
-    e->absorbed = calloc(n1, sizeof *e->absorbed);
-    e->sibling = malloc(n1 * sizeof *e->sibling);
-    e->rows_with = malloc(n1 * sizeof *e->rows_with);
-    e->slab_update = calloc((size_t)p->n_updates + 1, sizeof *e->slab_update);
-    e->defer = malloc(((size_t)p->n_params + 1) * sizeof *e->defer);
-    e->defer_at = malloc(n1 * sizeof *e->defer_at);
     e->pend = calloc((size_t)p->n_params + 1, sizeof *e->pend);
     e->members = malloc(n1 * sizeof *e->members);
     e->stack = malloc(n1 * sizeof *e->stack);
     e->mark = calloc(n1, sizeof *e->mark);
-    e->scan_at = malloc(n1 * sizeof *e->scan_at);
-    e->scan_carry = calloc(n1, sizeof *e->scan_carry);
-    e->tr_in = malloc(n1 * sizeof *e->tr_in);
-    if (!e->tr_in || !e->var || !e->used || !e->kernel_of || !e->readers || !e->fused || !e->absorbed || !e->sibling ||
-        !e->rows_with || !e->slab_update || !e->defer || !e->defer_at || !e->pend || !e->members || !e->stack ||
-        !e->mark || !e->scan_at || !e->scan_carry)
+    if (!e->var || !e->used || !e->pend || !e->members || !e->stack || !e->mark)
         return false;
-    for (int32_t id = 0; id < p->n; id++)
-        e->fused[id] = e->sibling[id] = e->rows_with[id] = e->defer_at[id] = -1;
-    for (int32_t id = 0; id < p->n; id++)
-        e->scan_at[id] = e->tr_in[id] = -1;
-    for (int i = 0; i < p->n_params; i++)
-        e->defer[i] = -1;
     name_nodes(e);
-    kernel_owners(e);
-    plan_transposed(e, ctx_from, n_args);
-    if (o->has_train)
-        plan_fused_updates(e);
-    plan_slab_updates(e);
-    plan_deferred(e);
-    e->deferred_end = e->arena_bytes;
-    plan_scratch(e);
-    plan_siblings(e);
-    plan_shared_rows(e);
-    plan_scans(e);
+    for (int i = 0; i < p->n_params; i++)
+        if (l->defer[i] >= 0)
+            snprintf(e->pend[i], sizeof e->pend[i], "pend_%s", label(e, p->param_node[i]));
+    print_scans(e);
     return !e->fns.oom;
 }
 
-/* Every scan's body: planned (its values in a region of this arena, with
-** the states it carries) and printed as a function <model>_b<k>_run into
-** e->fns, its own scans' bodies first. */
-static void plan_scans(emitter *e)
+/* Every scan's body printed as a function <model>_b<k>_run into e->fns,
+** its own scans' bodies first. */
+static void print_scans(emitter *e)
 {
-    const kiln_plan *p = e->p;
-    for (int32_t id = 0; id < p->n && !e->failed; id++) {
-        const kiln_node_rec *r = R(e, id);
-        if (r->op != KILN_OP_SCAN || !p->modes[id])
+    for (int i = 0; i < e->L->n && !e->failed; i++) {
+        const kiln_kernel *k = &e->L->k[i];
+        if (k->kind != KILN_KERNEL_SCAN || k->body < 0)
             continue;
-        int bi = (int)r->attr.i[KILN_SCAN_BODY];
-        const kiln_graph *body = e->g->bodies[bi];
-        kiln_plan_request q = {.cost = -1, .outputs = body->results, .n_outputs = body->n_results,
-                               .max_sizes = p->max_sizes, .guard = p->guard};
-        kiln_plan bp;
+        int bi = (int)R(e, k->root)->attr.i[KILN_SCAN_BODY];
         char model[VAR_MAX + 16];
         snprintf(model, sizeof model, "%s_b%d", e->o->model, bi);
-        if (kiln_plan_build(&bp, body, &q, e->err) != KILN_OK) {
-            e->failed = true;
-            return;
-        }
         kiln_emit_options bo = {.model = model, .has_forward = true, .no_fast_paths = e->o->no_fast_paths};
         emitter be;
-        int n_seq = (int)r->attr.i[KILN_SCAN_SEQ], n_state = (int)r->attr.i[KILN_SCAN_STATE];
-        int n_args = n_seq + n_state + (int)r->attr.i[KILN_SCAN_CTX];
-        bool ok = emitter_open(&be, &bp, &bo, e->err, n_seq + n_state, n_args);
+        bool ok = emitter_open(&be, &e->L->body_plans[k->body], e->L->bodies[k->body], &bo, e->err);
         be.is_body = true;
         if (ok && !be.failed)
             emit_run(&be, &e->fns);
         ok = ok && !be.failed && !be.body.oom;
-        int64_t bytes = be.arena_bytes;
         emitter_free(&be);
-        kiln_plan_free(&bp);
         if (!ok) {
             e->failed = true;
             return;
         }
-        /* the region: the body's arena, then each carried state */
-        int64_t at = (e->arena_bytes + 63) / 64 * 64, end = at + (bytes + 63) / 64 * 64;
-        e->scan_at[id] = at;
-        e->scan_carry[id] = end - at;
-        for (int k = 0; k < n_args; k++) { /* the carried states, then the transposed contexts */
-            int32_t w = k < n_seq + n_state ? -1 : arg_node(body, k);
-            if ((k >= n_seq && k < n_seq + n_state) ||
-                (w >= 0 && transposed_context(body, w, !e->o->no_fast_paths)))
-                end += (kiln_plan_value_bytes(p, r->in[k], p->max_sizes) + 63) / 64 * 64;
-        }
-        e->arena_bytes = end;
     }
 }
 
@@ -2392,12 +1963,22 @@ enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, cha
 {
     emitter e;
     sbuf out = {0};
-    if (!emitter_open(&e, p, o, err, 0, 0)) {
+    kiln_kernel_list *l;
+    kiln_lower_options lo = {.has_forward = o->has_forward, .has_train = o->has_train,
+                             .no_fast_paths = o->no_fast_paths};
+    enum kiln_status st = kiln_lower(p, &lo, &l, err);
+    if (st == KILN_ERR_NOMEM)
+        return st;
+    if (st) /* a scan body's plan failed: the reason is in err */
+        return err->status ? err->status : kiln_err_set(err, KILN_ERR_UNSUPPORTED, "codegen: a scan body failed");
+    if (!emitter_open(&e, p, l, o, err)) {
         emitter_free(&e);
+        kiln_kernel_list_free(l);
         return kiln_err_set(err, KILN_ERR_NOMEM, "codegen: no memory");
     }
-    if (e.failed) { /* a scan body's plan failed: the reason is in err */
+    if (e.failed) { /* a scan body's printing failed */
         emitter_free(&e);
+        kiln_kernel_list_free(l);
         return err->status ? err->status : kiln_err_set(err, KILN_ERR_UNSUPPORTED, "codegen: a scan body failed");
     }
 
@@ -2413,17 +1994,17 @@ enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, cha
         sb_put(&out, "**   zone %s @%" PRId64 ": %" PRId64 " bytes per %s, %" PRId64 " at the maxima\n", unit,
                p->zones[z].base, p->zones[z].bytes, z ? unit : "program", p->zones[z].units);
     }
-    int64_t end_deferred = e.deferred_end;
+    int64_t end_deferred = l->deferred_end;
     if (end_deferred > (p->arena_bytes + 63) / 64 * 64)
         sb_put(&out, "**        | deferred batch-1 updates @%" PRId64 " (%" PRId64 " bytes)\n",
                (p->arena_bytes + 63) / 64 * 64, end_deferred - (p->arena_bytes + 63) / 64 * 64);
-    if (e.scratch >= 0)
-        sb_put(&out, "**        | GEMM scratch @%" PRId64 " (%" PRId64 " bytes)\n", e.scratch,
-               e.scratch_end - e.scratch);
-    for (int32_t id = 0; id < p->n; id++)
-        if (e.scan_at[id] >= 0)
+    if (l->scratch >= 0)
+        sb_put(&out, "**        | GEMM scratch @%" PRId64 " (%" PRId64 " bytes)\n", l->scratch,
+               l->scratch_end - l->scratch);
+    for (int i = 0; i < l->n; i++)
+        if (l->k[i].body >= 0)
             sb_put(&out, "**        | scan node %d: its step's values @%" PRId64 ", carried states @%" PRId64 "\n",
-                   (int)id, e.scan_at[id], e.scan_at[id] + e.scan_carry[id]);
+                   (int)l->k[i].root, l->k[i].scan_at, l->k[i].scan_at + l->k[i].scan_carry);
     sb_put(&out, "*/\n");
     /* libm by the float type, spelled out: <tgmath.h> costs compile time */
     static const char MATH_F32[] = "#define k_exp k_expf\n#define k_log logf\n#define k_log1p log1pf\n"
@@ -2439,11 +2020,12 @@ enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, cha
                       R(&e, id)->attr.i[KILN_SCAN_BODY]]))) && p->modes[id];
     if (random)
         sb_put(&out, "%s", PHILOX);
+    int64_t arena_bytes = l->arena_bytes;
     if (o->exported) {
         sb_put(&out, "%s", o->export_blas ? EXPORT_BLAS : EXPORT_GEMM);
-        e.arena_bytes -= p->off_values; /* values only: the weights live apart */
+        arena_bytes -= p->off_values; /* values only: the weights live apart */
     }
-    sb_put(&out, "\n#define ARENA_BYTES %" PRId64 "\n#define PARAM_FLOATS %" PRId64 "\n", e.arena_bytes,
+    sb_put(&out, "\n#define ARENA_BYTES %" PRId64 "\n#define PARAM_FLOATS %" PRId64 "\n", arena_bytes,
            p->param_bytes / (int64_t)kiln_dtype_size(p->g->floatx));
     sb_put(&out, "\n/* parameters, in slab order:\n");
     for (int i = 0; i < p->n_params; i++)
@@ -2465,8 +2047,8 @@ enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, cha
            "    for (int64_t i = 0; i < PARAM_FLOATS; i++) ((real *)(arena + %" PRId64 "))[i] = 0;\n",
            o->model, p->off_grads);
     for (int i = 0; i < p->n_params; i++)
-        if (e.defer[i] >= 0)
-            sb_put(&out, "    ((real *)(arena + %" PRId64 "))[0] = 0; /* no deferred update of %s */\n", e.defer[i],
+        if (l->defer[i] >= 0)
+            sb_put(&out, "    ((real *)(arena + %" PRId64 "))[0] = 0; /* no deferred update of %s */\n", l->defer[i],
                    label(&e, p->param_node[i]));
     if (!o->exported)
         sb_put(&out, "    return 0;\n}\n");
@@ -2485,10 +2067,11 @@ enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, cha
                    "** gradient's GEMM where it can be, else over the parameter slab).");
     }
     bool oom = e.body.oom;
-    kiln_emit_info facts = {.arena_bytes = e.arena_bytes, .gemm_n = e.gemm_n, .gemm_k = e.gemm_k,
-                            .fused_updates = e.any_fused};
+    kiln_emit_info facts = {.arena_bytes = arena_bytes, .gemm_n = l->gemm_n, .gemm_k = l->gemm_k,
+                            .fused_updates = l->any_fused};
     bool failed = e.failed;
     emitter_free(&e);
+    kiln_kernel_list_free(l);
     if (out.oom || oom) {
         free(out.s);
         return kiln_err_set(err, KILN_ERR_NOMEM, "codegen: no memory for the source");

@@ -27,8 +27,8 @@ typedef struct kiln_emit_options {
 **   int64_t mlp_eval_step(...), mlp_gradients(...), mlp_train_step(...)
 **   int64_t mlp_flush(char *arena, const kiln_codegen_runtime *rt)
 ** sizes[k] is the run-time size of dim symbol k (B first, then T, ...).
-** flush applies the updates a batch-1 train_step deferred (emit_c.c,
-** plan_deferred); the runtime calls it before it reads or writes a
+** flush applies the updates a batch-1 train_step deferred (codegen/lower.c,
+** lower_deferred); the runtime calls it before it reads or writes a
 ** parameter in the arena.
 ** rt hands the code its BLAS functions; the file links only libm.
 ** A scan's step is a static function <model>_b<k>_run of the same file

@@ -1,0 +1,688 @@
+/* lower.c: a planned program graph to a list of kernels (lower.h).
+**
+** Design: the lowering makes every decision the C printer used to make
+** while printing, and records it in the kernel records, so that a printer
+** only reads: which stored nodes are kernels (of which kind, in which
+** entry points), and the lowering patterns, each consulted through
+** kiln_lower_fast_paths except the two that change no arithmetic order
+** (slab updates, shared loops):
+**   - an update W - s * (x^T d) whose product nothing else reads becomes the
+**     product itself with alpha = -s, beta = 1, C = W (lower_fused_updates);
+**   - at batch 1 such an update is kept and applied inside the next step's
+**     first product with W (lower_deferred);
+**   - updates p - s * grad of adjacent parameters become one loop over the
+**     parameter slab (lower_slab_updates);
+**   - float products x W and x^T d go to kiln's own GEMM kernels where the
+**     CPU has them (own_gemm_ok, own_gemm_tn_ok);
+**   - a sum over axes of a stored elementwise value is computed in the
+**     value's loop (lower_siblings), a softmax in its cross-entropy's row
+**     loop (lower_shared_rows);
+**   - a scan body's x W^T with W a context reads W^T, transposed once
+**     before the loop (transposed_context).
+** Each update pattern is legal only where the update is linear in the
+** gradient and every other reader of the parameter has run (the plan's
+** in-place rule). The slots the patterns need (deferred updates, the GEMM
+** scratch) and each scan's region (its body's arena, its carried states,
+** its transposed contexts) are placed here, after the memory plan's arena,
+** 64-byte aligned, in that order: the printer reads offsets.
+** A scan body gets its own plan and a nested list (has_forward only).
+**
+** Rejected: deciding inside the printers (the decisions could not be tested
+** or shared with a second printer without printing); placing the slots in
+** the memory plan itself (they exist only for the C printer's fast paths,
+** and the plan is shared with the interpreter). */
+#include "codegen/lower.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codegen/emit_c.h"
+
+typedef struct lowerer {
+    const kiln_plan *p;
+    const kiln_graph *g;
+    const kiln_lower_options *o;
+    kiln_kernel_list *l;
+    kiln_err *err;
+    int32_t *kernel_of; /* per node: the kernel that computes it */
+    int32_t *readers;   /* per storage root: how many nodes read it */
+    int *fused;         /* per node: update whose value this product applies, or -1 */
+    bool *absorbed;     /* per node: computed by another kernel (never a kernel alone) */
+    int32_t *sibling, *rows_with, *defer_at, *tr_in;
+    int64_t *scan_at, *scan_carry;
+    int *body_of;       /* per scan node: index into l->bodies, or -1 */
+} lowerer;
+
+static const kiln_node_rec *R(const lowerer *w, int32_t id) { return kiln_graph_cnode(w->g, id); }
+
+static int64_t align64(int64_t n) { return (n + 63) / 64 * 64; }
+
+/* Whether node id is computed by a kernel of its own: a reshape is a view
+** of its input's bytes; an update computed in place (aliased to its target)
+** is a kernel writing there. */
+static bool is_kernel(const lowerer *w, int32_t id)
+{
+    const kiln_plan *p = w->p;
+    const kiln_node_rec *r = R(w, id);
+    if (!p->modes[id] || p->inline_[id] || (p->alias[id] != id && r->op == KILN_OP_RESHAPE))
+        return false;
+    if (r->op == KILN_OP_PROJ) /* written by its tuple's kernel */
+        return false;
+    /* a stored constant or symbol size (not inline: pinned) is written too */
+    return !kiln_op_is_leaf(r->op) || r->op == KILN_OP_CONST || r->op == KILN_OP_SYMBOL;
+}
+
+/* kernel_of[id] and the number of readers of each storage root. */
+static void kernel_owners(lowerer *w)
+{
+    const kiln_plan *p = w->p;
+    for (int32_t id = p->n - 1; id >= 0; id--) {
+        if (!p->inline_[id])
+            w->kernel_of[id] = id;
+        for (int k = 0; k < R(w, id)->n_in; k++)
+            if (p->inline_[R(w, id)->in[k]])
+                w->kernel_of[R(w, id)->in[k]] = w->kernel_of[id];
+    }
+    for (int32_t id = 0; id < p->n; id++)
+        for (int k = 0; k < R(w, id)->n_in; k++)
+            w->readers[p->alias[R(w, id)->in[k]]]++;
+}
+
+/* The update's value is p - s * g with s a scalar and g the node *grad:
+** true, with s. The multiply is either way round (CSE orders operands). */
+static bool scaled_step(const lowerer *w, const kiln_plan_update *u, int32_t *grad, int32_t *s)
+{
+    const kiln_node_rec *v = R(w, u->value);
+    if (v->op != KILN_OP_SUB || v->in[0] != u->target || !w->p->inline_[v->in[1]])
+        return false;
+    const kiln_node_rec *m = R(w, v->in[1]);
+    if (m->op != KILN_OP_MUL)
+        return false;
+    for (int k = 0; k < 2; k++) {
+        const kiln_node_rec *rs = R(w, m->in[k]);
+        if (rs->shape.rank == 0 && (rs->op == KILN_OP_STATE || rs->op == KILN_OP_CONST)) {
+            *s = m->in[k];
+            *grad = m->in[1 - k];
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Whether any update writes state s in place (then s changes mid-step). */
+static bool written_in_place(const lowerer *w, int32_t s)
+{
+    for (int u = 0; u < w->p->n_updates; u++)
+        if (w->p->updates[u].target == s && w->p->update_inplace[u])
+            return true;
+    return false;
+}
+
+static int param_index(const lowerer *w, int32_t node)
+{
+    for (int i = 0; i < w->p->n_params; i++)
+        if (w->p->param_node[i] == node)
+            return i;
+    return -1;
+}
+
+/* Which updates train_step applies inside their gradient's GEMM: the
+** update is W - s * G with G one matrix product, stored in the gradient
+** slab and read by nothing else, and every kernel that reads W runs before
+** G (so the cost, monitors and the backward pass all see the old value, as
+** Blocks' updates do). fused[G] = the update. */
+static void lower_fused_updates(lowerer *w)
+{
+    const kiln_plan *p = w->p;
+    if (!w->o->has_train || !kiln_lower_fast_paths(w->o))
+        return;
+    for (int u = 0; u < p->n_updates; u++) {
+        const kiln_plan_update *up = &p->updates[u];
+        int32_t gid, s;
+        int pi = param_index(w, up->target);
+        if (pi < 0 || !up->train_only || !p->update_inplace[u] || !scaled_step(w, up, &gid, &s))
+            continue;
+        if (gid != p->grad_node[pi] || p->grad_copy[pi] || R(w, gid)->op != KILN_OP_MATMUL ||
+            p->buf[gid].zone != KILN_ZONE_GRAD || w->readers[gid] != 1 ||
+            w->readers[p->alias[R(w, up->value)->in[1]]] > 1 || R(w, gid)->shape.rank != 2 ||
+            written_in_place(w, s))
+            continue;
+        int32_t last = -1; /* the last kernel reading W, the update excepted */
+        for (int32_t id = 0; id < p->n; id++) {
+            if (!(p->modes[id] & KILN_MODE_TRAIN) || w->kernel_of[id] == up->value)
+                continue;
+            for (int k = 0; k < R(w, id)->n_in; k++)
+                if (p->alias[R(w, id)->in[k]] == up->target && w->kernel_of[id] > last)
+                    last = w->kernel_of[id];
+        }
+        if (last >= gid)
+            continue;
+        w->fused[gid] = u;
+        w->l->update_scale[u] = s;
+        w->absorbed[up->value] = true;
+        w->l->any_fused = true;
+    }
+}
+
+/* Which updates are slab loops: p - s * grad with grad in the gradient slab,
+** applied at the end of the step (nothing reads the new value, and s does
+** not change on the way); adjacent parameters with the same s merge into
+** one loop (the printer's). */
+static void lower_slab_updates(lowerer *w)
+{
+    const kiln_plan *p = w->p;
+    for (int u = 0; u < p->n_updates; u++) {
+        const kiln_plan_update *up = &p->updates[u];
+        int32_t gid, s;
+        int pi = param_index(w, up->target);
+        if (pi < 0 || !up->train_only || !p->update_inplace[u] || w->absorbed[up->value] ||
+            !scaled_step(w, up, &gid, &s) || gid != p->grad_node[pi] || p->grad_copy[pi] ||
+            p->buf[gid].zone != KILN_ZONE_GRAD || w->readers[up->value] != 0 || written_in_place(w, s) ||
+            R(w, s)->op != KILN_OP_STATE)
+            continue;
+        w->l->slab_update[u] = true;
+        w->l->update_scale[u] = s;
+        w->absorbed[up->value] = true;
+    }
+}
+
+/* Which fused updates train_step defers at batch 1. There the update is the
+** rank-1 W -= s x^T d, and the next step's first use of W is usually the
+** product x' W: applied apart they read W twice and write it once (sger,
+** then sgemv), applied together one pass reads and writes it
+** (rt->sger_gemv): a third less memory traffic, for a weight that does not
+** fit in L2 about a third of the step. So the step keeps u = x and v = -s d
+** in a slot after the plan's arena, and the next batch-1 train_step's first
+** kernel reading W applies them while it computes its product. Anything
+** else first flushes them (k_apply_deferred): every other entry point and batch
+** size at the start of _run, and the runtime before it reads or writes a
+** parameter. Deferred only when that first reader is a product x W (W the
+** right operand, not transposed, the batch as its rows) and floats are
+** float (the kernel is single precision). */
+static void lower_deferred(lowerer *w)
+{
+    const kiln_plan *p = w->p;
+    kiln_kernel_list *l = w->l;
+    int32_t n = p->n;
+    int64_t off = align64(p->arena_bytes), esz = (int64_t)kiln_dtype_size(p->g->floatx);
+    l->arena_bytes = p->arena_bytes;
+    l->deferred_at = off;
+    if (!w->o->has_train || p->g->floatx != KILN_DTYPE_F32 || !kiln_lower_fast_paths(w->o)) {
+        l->deferred_end = l->arena_bytes;
+        return;
+    }
+    for (int32_t gid = 0; gid < n; gid++) {
+        int u = w->fused[gid];
+        if (u < 0)
+            continue;
+        const kiln_node_rec *g = R(w, gid);
+        if (R(w, g->in[0])->shape.dims[kiln_attr_trans_a(g) ? 0 : 1] != KILN_BATCH)
+            continue; /* not a rank-1 update at batch 1 */
+        int32_t pid = p->updates[u].target, first = -1;
+        int i = param_index(w, pid);
+        for (int32_t id = 0; id < n && first < 0; id++) {
+            if (!(p->modes[id] & KILN_MODE_TRAIN))
+                continue;
+            for (int k = 0; k < R(w, id)->n_in; k++)
+                if (p->alias[R(w, id)->in[k]] == pid && (first < 0 || w->kernel_of[id] < first))
+                    first = w->kernel_of[id];
+        }
+        if (first < 0 || i < 0)
+            continue;
+        const kiln_node_rec *f = R(w, first);
+        if (f->op != KILN_OP_MATMUL || f->in[1] != pid || p->alias[f->in[0]] == pid || kiln_attr_trans_b(f) ||
+            f->shape.rank != 2 || f->shape.dims[0] != KILN_BATCH || w->fused[first] >= 0 || w->defer_at[first] >= 0)
+            continue;
+        const kiln_shape *ws = &R(w, pid)->shape;
+        l->defer[i] = off;
+        w->defer_at[first] = i;
+        off += (1 + ws->dims[0] + ws->dims[1]) * esz;
+        off = align64(off);
+        l->arena_bytes = off;
+    }
+    l->deferred_end = l->arena_bytes;
+}
+
+/* Whether product id may go to rt->sgemm_nn, kiln's kernel for few rows
+** (runtime/gemm.c): y = x W in floats, 2-D, neither transposed (or W^T a
+** transposed context), not an update (fused: the update id applies, or -1),
+** with the columns and the contracted size fixed. */
+static bool own_gemm_ok(const lowerer *w, int32_t id, int fused)
+{
+    const kiln_node_rec *r = R(w, id), *ra = R(w, r->in[0]), *rb = R(w, r->in[1]);
+    if (r->op != KILN_OP_MATMUL || !kiln_lower_fast_paths(w->o) || r->shape.rank != 2 || ra->shape.rank != 2 ||
+        rb->shape.rank != 2)
+        return false;
+    int64_t n = r->shape.dims[1], k = ra->shape.dims[1];
+    return w->g->floatx == KILN_DTYPE_F32 && !kiln_attr_trans_a(r) && (!kiln_attr_trans_b(r) || w->tr_in[id] >= 0) &&
+           fused < 0 && n > 0 && k > 0 && n <= INT32_MAX && k <= INT32_MAX;
+}
+
+/* Whether product id may go to rt->sgemm_tn, kiln's kernel for a weight's
+** gradient or update: C = x^T d in floats, 2-D, only A transposed. */
+static bool own_gemm_tn_ok(const lowerer *w, int32_t id)
+{
+    const kiln_node_rec *r = R(w, id), *ra = R(w, r->in[0]), *rb = R(w, r->in[1]);
+    return r->op == KILN_OP_MATMUL && kiln_lower_fast_paths(w->o) && r->shape.rank == 2 && ra->shape.rank == 2 &&
+           rb->shape.rank == 2 && w->g->floatx == KILN_DTYPE_F32 && kiln_attr_trans_a(r) && !kiln_attr_trans_b(r);
+}
+
+/* One scratch slot after the slots, as large as the largest product that
+** may go to rt->sgemm_nn needs (the products run one at a time). */
+static void lower_scratch(lowerer *w)
+{
+    kiln_kernel_list *l = w->l;
+    int64_t need = 0;
+    l->scratch = -1;
+    for (int32_t id = 0; id < w->p->n; id++)
+        if (R(w, id)->op == KILN_OP_MATMUL && w->p->modes[id] && own_gemm_ok(w, id, w->fused[id])) {
+            int64_t n = R(w, id)->shape.dims[1], k = R(w, R(w, id)->in[0])->shape.dims[1];
+            if (KILN_CODEGEN_GEMM_SCRATCH(n, k) > need)
+                need = KILN_CODEGEN_GEMM_SCRATCH(n, k);
+            if (n * k > (int64_t)l->gemm_n * l->gemm_k) {
+                l->gemm_n = (int)n;
+                l->gemm_k = (int)k;
+            }
+        }
+    if (!need)
+        return;
+    l->scratch = align64(l->arena_bytes);
+    l->arena_bytes = l->scratch_end = l->scratch + need * (int64_t)sizeof(float);
+}
+
+/* Sums over some axes of a stored elementwise value, into a gradient slot
+** (pinned: no other value lives there, so it may be written early), are
+** computed in the loop that writes the value: one pass instead of two (a
+** bias gradient beside its layer's delta), same order, same bits. */
+static void lower_siblings(lowerer *w)
+{
+    const kiln_plan *p = w->p;
+    for (int32_t id = 0; id < p->n; id++) {
+        const kiln_node_rec *r = R(w, id);
+        int32_t k = r->n_in ? r->in[0] : -1;
+        if (r->op != KILN_OP_SUM || r->shape.rank == 0 || p->inline_[id] || p->alias[id] != id ||
+            p->buf[id].zone != KILN_ZONE_GRAD || k < 0 || p->inline_[k] || p->alias[k] != k ||
+            !kiln_op_is_elementwise(R(w, k)->op) || w->sibling[k] >= 0 || w->fused[k] >= 0 ||
+            p->modes[id] != p->modes[k] || !is_kernel(w, k) || R(w, k)->op == KILN_OP_ONEHOT)
+            continue;
+        w->sibling[k] = id;
+        w->absorbed[id] = true;
+    }
+}
+
+/* The softmax of a classifier's logits (wanted for the gradient) and the
+** cross-entropy of the same logits (the cost) share one row loop: one exp
+** per logit instead of two, the same values and order, the same bits. Only
+** when the softmax runs in no mode the cross-entropy does not, and nothing
+** reads the softmax before the cross-entropy's place. */
+static void lower_shared_rows(lowerer *w)
+{
+    const kiln_plan *p = w->p;
+    for (int32_t id = 0; id < p->n; id++) {
+        const kiln_node_rec *r = R(w, id);
+        if (r->op != KILN_OP_SOFTMAX_XENT || !is_kernel(w, id))
+            continue;
+        for (int32_t sm = 0; sm < id; sm++) {
+            const kiln_node_rec *q = R(w, sm);
+            unsigned qm = p->modes[sm];
+            if (q->op != KILN_OP_SOFTMAX || q->in[0] != r->in[0] || !is_kernel(w, sm) || w->absorbed[sm] ||
+                (qm & ~p->modes[id]) || (qm & (KILN_MODE_FORWARD | KILN_MODE_EVAL)))
+                continue;
+            bool read_early = false;
+            for (int32_t k = sm + 1; k < id && !read_early; k++)
+                for (int a = 0; a < R(w, k)->n_in; a++)
+                    read_early |= p->alias[R(w, k)->in[a]] == sm;
+            if (read_early)
+                continue;
+            w->rows_with[id] = sm;
+            w->absorbed[sm] = true;
+            break;
+        }
+    }
+}
+
+/* Whether a scan body's argument `arg` (an ARG node) is a matrix W the step
+** reads in products x W^T (a weight's adjoint d W^T in a backward step):
+** then the scan hands the step W^T as well, transposed once before its
+** loop, and those products run as x (W^T) through kiln's own GEMM, which
+** reads W^T in place instead of packing W again at every step. */
+static bool transposed_context(const kiln_graph *body, int32_t arg, bool fast)
+{
+    if (!fast || body->floatx != KILN_DTYPE_F32 || body->nodes[arg].shape.rank != 2)
+        return false;
+    for (int32_t id = arg + 1; id < body->n_nodes; id++) {
+        const kiln_node_rec *r = &body->nodes[id];
+        if (r->op == KILN_OP_MATMUL && r->in[1] == arg && kiln_attr_trans_b(r) && !kiln_attr_trans_a(r) &&
+            r->shape.rank == 2 && body->nodes[r->in[0]].shape.rank == 2)
+            return true;
+    }
+    return false;
+}
+
+/* The ARG node of argument a of a body, or -1 (the step never reads it). */
+static int32_t arg_node(const kiln_graph *body, int a)
+{
+    for (int32_t id = 0; id < body->n_nodes; id++)
+        if (body->nodes[id].op == KILN_OP_ARG && body->nodes[id].attr.i[0] == a)
+            return id;
+    return -1;
+}
+
+/* For a body's lowering: tr_in[] of each x W^T product whose W is a
+** transposed context; the copies follow the n_args arguments in inputs[],
+** in argument order. */
+static void lower_transposed(lowerer *w, int ctx_from, int n_args)
+{
+    int q = 0;
+    for (int a = ctx_from; a < n_args; a++) {
+        int32_t arg = arg_node(w->g, a);
+        if (arg < 0 || !transposed_context(w->g, arg, kiln_lower_fast_paths(w->o)))
+            continue;
+        for (int32_t id = arg + 1; id < w->p->n; id++) {
+            const kiln_node_rec *r = R(w, id);
+            if (r->op == KILN_OP_MATMUL && r->in[1] == arg && kiln_attr_trans_b(r) && !kiln_attr_trans_a(r) &&
+                r->shape.rank == 2 && R(w, r->in[0])->shape.rank == 2)
+                w->tr_in[id] = n_args + q;
+        }
+        q++;
+    }
+}
+
+static enum kiln_status lower_graph(const kiln_plan *p, const kiln_lower_options *o, kiln_kernel_list **out,
+                                    kiln_err *err, int ctx_from, int n_args);
+
+/* Every scan's body: planned (its values in a region of this arena, with
+** the states it carries and its transposed contexts) and lowered. */
+static enum kiln_status lower_scans(lowerer *w)
+{
+    const kiln_plan *p = w->p;
+    kiln_kernel_list *l = w->l;
+    int n_scans = 0;
+    for (int32_t id = 0; id < p->n; id++)
+        n_scans += R(w, id)->op == KILN_OP_SCAN && p->modes[id];
+    if (!n_scans)
+        return KILN_OK;
+    l->body_plans = calloc((size_t)n_scans, sizeof *l->body_plans);
+    l->bodies = calloc((size_t)n_scans, sizeof *l->bodies);
+    if (!l->body_plans || !l->bodies)
+        return kiln_err_set(w->err, KILN_ERR_NOMEM, "codegen: no memory");
+    for (int32_t id = 0; id < p->n; id++) {
+        const kiln_node_rec *r = R(w, id);
+        if (r->op != KILN_OP_SCAN || !p->modes[id])
+            continue;
+        const kiln_graph *body = w->g->bodies[r->attr.i[KILN_SCAN_BODY]];
+        kiln_plan_request q = {.cost = -1, .outputs = body->results, .n_outputs = body->n_results,
+                               .max_sizes = p->max_sizes, .guard = p->guard};
+        kiln_plan *bp = &l->body_plans[l->n_bodies];
+        enum kiln_status st = kiln_plan_build(bp, body, &q, w->err);
+        if (st)
+            return st;
+        kiln_lower_options bo = {.has_forward = true, .no_fast_paths = w->o->no_fast_paths};
+        int n_seq = (int)r->attr.i[KILN_SCAN_SEQ], n_state = (int)r->attr.i[KILN_SCAN_STATE];
+        int n_args = n_seq + n_state + (int)r->attr.i[KILN_SCAN_CTX];
+        st = lower_graph(bp, &bo, &l->bodies[l->n_bodies], w->err, n_seq + n_state, n_args);
+        l->n_bodies++; /* the plan is freed with the list from here on */
+        if (st)
+            return st;
+        w->body_of[id] = l->n_bodies - 1;
+        /* the region: the body's arena, then each carried state, then each
+        ** transposed context */
+        int64_t at = align64(l->arena_bytes), end = at + align64(l->bodies[l->n_bodies - 1]->arena_bytes);
+        w->scan_at[id] = at;
+        w->scan_carry[id] = end - at;
+        for (int k = 0; k < n_args; k++) {
+            int32_t a = k < n_seq + n_state ? -1 : arg_node(body, k);
+            if ((k >= n_seq && k < n_seq + n_state) ||
+                (a >= 0 && transposed_context(body, a, kiln_lower_fast_paths(w->o))))
+                end += align64(kiln_plan_value_bytes(p, r->in[k], p->max_sizes));
+        }
+        l->arena_bytes = end;
+    }
+    return KILN_OK;
+}
+
+static enum kiln_kernel_kind kind_of(const kiln_node_rec *r)
+{
+    switch (r->op) {
+    case KILN_OP_MATMUL:
+        return KILN_KERNEL_GEMM; /* or batched: make_records */
+    case KILN_OP_SUM:
+    case KILN_OP_MAX: return KILN_KERNEL_REDUCTION;
+    case KILN_OP_SOFTMAX:
+    case KILN_OP_LOGSOFTMAX:
+    case KILN_OP_PICK:
+    case KILN_OP_ARGMAX:
+    case KILN_OP_SOFTMAX_XENT: return KILN_KERNEL_ROWS;
+    case KILN_OP_TRANSPOSE:
+    case KILN_OP_SLICE:
+    case KILN_OP_PAD:
+    case KILN_OP_REVERSE:
+    case KILN_OP_CONCAT:
+    case KILN_OP_SPLIT:
+    case KILN_OP_GATHER:
+    case KILN_OP_SCATTER_ADD: return KILN_KERNEL_STRUCTURAL;
+    case KILN_OP_RANDOM:
+    case KILN_OP_RNG_NEXT: return KILN_KERNEL_RANDOM;
+    case KILN_OP_SCAN: return KILN_KERNEL_SCAN;
+    default: return KILN_KERNEL_ELEMENTWISE; /* elementwise, unaliased reshape, stored leaf */
+    }
+}
+
+/* The records: every node that is a kernel and not absorbed by another,
+** run in some mode of the plan (modes: those of the wanted entry points,
+** possibly none: then a printer skips it). */
+static enum kiln_status make_records(lowerer *w)
+{
+    const kiln_plan *p = w->p;
+    kiln_kernel_list *l = w->l;
+    unsigned all = (w->o->has_forward ? KILN_MODE_FORWARD : 0) |
+                   (w->o->has_train ? KILN_MODE_EVAL | KILN_MODE_GRADIENTS | KILN_MODE_TRAIN : 0);
+    l->k = calloc((size_t)p->n + 1, sizeof *l->k);
+    if (!l->k)
+        return kiln_err_set(w->err, KILN_ERR_NOMEM, "codegen: no memory");
+    for (int32_t id = 0; id < p->n; id++) {
+        if (!is_kernel(w, id) || w->absorbed[id])
+            continue;
+        const kiln_node_rec *r = R(w, id);
+        kiln_kernel *k = &l->k[l->n];
+        *k = (kiln_kernel){.kind = kind_of(r), .root = id, .modes = p->modes[id] & all, .sibling = w->sibling[id],
+                           .rows_with = w->rows_with[id], .update = w->fused[id], .scale = -1, .defer_param = -1,
+                           .tr_in = w->tr_in[id], .body = w->body_of[id], .scan_at = w->scan_at[id],
+                           .scan_carry = w->scan_carry[id]};
+        if (r->op == KILN_OP_MATMUL) {
+            k->kind = r->shape.rank == 2 && R(w, r->in[0])->shape.rank == 2 && R(w, r->in[1])->shape.rank == 2
+                          ? KILN_KERNEL_GEMM
+                          : KILN_KERNEL_GEMM_BATCHED;
+            if (k->update >= 0) {
+                int pi = param_index(w, p->updates[k->update].target);
+                k->fast |= KILN_FAST_FUSED_UPDATE;
+                k->scale = l->update_scale[k->update];
+                if (pi >= 0 && l->defer[pi] >= 0) {
+                    k->fast |= KILN_FAST_DEFER_STORE;
+                    k->defer_param = pi;
+                }
+            }
+            if (w->defer_at[id] >= 0) {
+                k->fast |= KILN_FAST_DEFER_APPLY;
+                k->defer_param = w->defer_at[id];
+            }
+            if (l->scratch >= 0 && own_gemm_ok(w, id, k->update))
+                k->fast |= KILN_FAST_OWN_NN;
+            k->own_nn_plain = l->scratch >= 0 && own_gemm_ok(w, id, -1);
+            if (own_gemm_tn_ok(w, id))
+                k->fast |= KILN_FAST_OWN_TN;
+        }
+        if (r->op == KILN_OP_SCAN && k->body >= 0) {
+            const kiln_graph *body = w->g->bodies[r->attr.i[KILN_SCAN_BODY]];
+            int from = (int)(r->attr.i[KILN_SCAN_SEQ] + r->attr.i[KILN_SCAN_STATE]);
+            int n_ctx = (int)r->attr.i[KILN_SCAN_CTX];
+            k->transposed = calloc((size_t)n_ctx + 1, sizeof *k->transposed);
+            if (!k->transposed)
+                return kiln_err_set(w->err, KILN_ERR_NOMEM, "codegen: no memory");
+            for (int c = 0; c < n_ctx; c++) {
+                int32_t a = arg_node(body, from + c);
+                k->transposed[c] = a >= 0 && transposed_context(body, a, kiln_lower_fast_paths(w->o));
+            }
+        }
+        l->kernel[id] = l->n++;
+    }
+    return KILN_OK;
+}
+
+static void lowerer_free(lowerer *w)
+{
+    free(w->kernel_of);
+    free(w->readers);
+    free(w->fused);
+    free(w->absorbed);
+    free(w->sibling);
+    free(w->rows_with);
+    free(w->defer_at);
+    free(w->tr_in);
+    free(w->scan_at);
+    free(w->scan_carry);
+    free(w->body_of);
+}
+
+static enum kiln_status lower_graph(const kiln_plan *p, const kiln_lower_options *o, kiln_kernel_list **out,
+                                    kiln_err *err, int ctx_from, int n_args)
+{
+    kiln_kernel_list *l = calloc(1, sizeof *l);
+    *out = l;
+    if (!l)
+        return kiln_err_set(err, KILN_ERR_NOMEM, "codegen: no memory");
+    lowerer w = {.p = p, .g = p->g, .o = o, .l = l, .err = err};
+    size_t n1 = (size_t)p->n + 1, nu = (size_t)p->n_updates + 1, np = (size_t)p->n_params + 1;
+    *l = (kiln_kernel_list){.plan = p, .options = *o, .fast_paths = kiln_lower_fast_paths(o), .scratch = -1,
+                            .scratch_end = -1};
+    l->kernel = malloc(n1 * sizeof *l->kernel);
+    l->slab_update = calloc(nu, sizeof *l->slab_update);
+    l->update_scale = malloc(nu * sizeof *l->update_scale);
+    l->defer = malloc(np * sizeof *l->defer);
+    w.kernel_of = calloc(n1, sizeof *w.kernel_of);
+    w.readers = calloc(n1, sizeof *w.readers);
+    w.fused = malloc(n1 * sizeof *w.fused);
+    w.absorbed = calloc(n1, sizeof *w.absorbed);
+    w.sibling = malloc(n1 * sizeof *w.sibling);
+    w.rows_with = malloc(n1 * sizeof *w.rows_with);
+    w.defer_at = malloc(n1 * sizeof *w.defer_at);
+    w.tr_in = malloc(n1 * sizeof *w.tr_in);
+    w.scan_at = malloc(n1 * sizeof *w.scan_at);
+    w.scan_carry = calloc(n1, sizeof *w.scan_carry);
+    w.body_of = malloc(n1 * sizeof *w.body_of);
+    if (!l->kernel || !l->slab_update || !l->update_scale || !l->defer || !w.kernel_of || !w.readers || !w.fused ||
+        !w.absorbed || !w.sibling || !w.rows_with || !w.defer_at || !w.tr_in || !w.scan_at || !w.scan_carry ||
+        !w.body_of) {
+        lowerer_free(&w);
+        return kiln_err_set(err, KILN_ERR_NOMEM, "codegen: no memory");
+    }
+    for (int32_t id = 0; id < p->n; id++) {
+        l->kernel[id] = w.fused[id] = w.sibling[id] = w.rows_with[id] = w.defer_at[id] = w.tr_in[id] = -1;
+        w.scan_at[id] = -1;
+        w.body_of[id] = -1;
+    }
+    for (int u = 0; u < p->n_updates; u++)
+        l->update_scale[u] = -1;
+    for (int i = 0; i < p->n_params; i++)
+        l->defer[i] = -1;
+    kernel_owners(&w);
+    lower_transposed(&w, ctx_from, n_args);
+    lower_fused_updates(&w);
+    lower_slab_updates(&w);
+    lower_deferred(&w);
+    lower_scratch(&w);
+    lower_siblings(&w);
+    lower_shared_rows(&w);
+    enum kiln_status st = lower_scans(&w);
+    if (!st)
+        st = make_records(&w);
+    lowerer_free(&w);
+    return st;
+}
+
+enum kiln_status kiln_lower(const kiln_plan *p, const kiln_lower_options *o, kiln_kernel_list **out, kiln_err *err)
+{
+    enum kiln_status st = lower_graph(p, o, out, err, 0, 0);
+    if (st) {
+        kiln_kernel_list_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
+void kiln_kernel_list_free(kiln_kernel_list *l)
+{
+    if (!l)
+        return;
+    for (int b = 0; b < l->n_bodies; b++) {
+        kiln_kernel_list_free(l->bodies[b]);
+        kiln_plan_free(&l->body_plans[b]);
+    }
+    for (int i = 0; l->k && i < l->n; i++)
+        free(l->k[i].transposed);
+    free(l->bodies);
+    free(l->body_plans);
+    free(l->k);
+    free(l->kernel);
+    free(l->slab_update);
+    free(l->update_scale);
+    free(l->defer);
+    free(l);
+}
+
+const char *kiln_kernel_kind_name(enum kiln_kernel_kind k)
+{
+    static const char *const names[] = {"gemm", "gemm_batched", "elementwise", "reduction",
+                                        "rows", "structural",   "random",      "scan"};
+    return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
+}
+
+static void print_list(const kiln_kernel_list *l, kiln_strbuf *out, int depth)
+{
+    const kiln_plan *p = l->plan;
+    static const char *const fast[] = {"fused_update", "defer_store", "defer_apply", "own_nn", "own_tn"};
+    for (int i = 0; i < l->n; i++) {
+        const kiln_kernel *k = &l->k[i];
+        const kiln_node_rec *r = kiln_graph_cnode(p->g, k->root);
+        char sh[KILN_SHAPE_STR_MAX];
+        kiln_strbuf_put(out, "%*skernel %d: %s node %d:%s %s modes %u", 2 * depth, "", i,
+                        kiln_kernel_kind_name(k->kind), (int)k->root, kiln_op_info_of(r->op)->name,
+                        kiln_shape_str(p->g, &r->shape, sh, sizeof sh), k->modes);
+        for (int b = 0; b < 5; b++)
+            if (k->fast >> b & 1)
+                kiln_strbuf_put(out, " %s", fast[b]);
+        if (k->update >= 0)
+            kiln_strbuf_put(out, " update %d alpha -node%d beta 1 c node%d", k->update, (int)k->scale,
+                            (int)p->updates[k->update].target);
+        if (k->defer_param >= 0)
+            kiln_strbuf_put(out, " slot @%" PRId64, l->defer[k->defer_param]);
+        if (k->sibling >= 0)
+            kiln_strbuf_put(out, " with_sum node %d", (int)k->sibling);
+        if (k->rows_with >= 0)
+            kiln_strbuf_put(out, " with_softmax node %d", (int)k->rows_with);
+        if (k->tr_in >= 0)
+            kiln_strbuf_put(out, " w_transposed input %d", k->tr_in);
+        if (k->body >= 0)
+            kiln_strbuf_put(out, " body %d region @%" PRId64 " carry @%" PRId64, k->body, k->scan_at,
+                            k->scan_at + k->scan_carry);
+        kiln_strbuf_put(out, "\n");
+        if (k->body >= 0)
+            print_list(l->bodies[k->body], out, depth + 1);
+    }
+    for (int u = 0; u < p->n_updates; u++)
+        if (l->slab_update[u])
+            kiln_strbuf_put(out, "%*sslab update %d: node %d -= node %d * grad\n", 2 * depth, "", u,
+                            (int)p->updates[u].target, (int)l->update_scale[u]);
+    for (int i = 0; i < p->n_params; i++)
+        if (l->defer[i] >= 0)
+            kiln_strbuf_put(out, "%*sdeferred slot of parameter %d (node %d) @%" PRId64 "\n", 2 * depth, "", i,
+                            (int)p->param_node[i], l->defer[i]);
+    if (l->scratch >= 0)
+        kiln_strbuf_put(out, "%*sgemm scratch @%" PRId64 " (%" PRId64 " bytes) for %d x %d\n", 2 * depth, "",
+                        l->scratch, l->scratch_end - l->scratch, l->gemm_n, l->gemm_k);
+    kiln_strbuf_put(out, "%*sarena %" PRId64 " bytes, fast paths %s\n", 2 * depth, "", l->arena_bytes,
+                    l->fast_paths ? "on" : "off");
+}
+
+void kiln_kernel_list_print(const kiln_kernel_list *l, kiln_strbuf *out) { print_list(l, out, 0); }
