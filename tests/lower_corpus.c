@@ -9,27 +9,14 @@
 ** its transposed contexts), each with fast paths and with no_fast_paths,
 ** and the MLP exported (plain-C products and CBLAS). Public API only, so it
 ** builds against any version that has these calls. Exit 0 when every
-** program compiled and every file was written. */
+** program compiled and every file was written. tests/test_lower.c reuses
+** the models (LOWER_CORPUS_NO_MAIN). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include <kiln/kiln.h>
-
-static const char *dir;
-static int failures;
-
-static void save(const char *name, const char *text)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s.c", dir, name);
-    FILE *f = fopen(path, "w");
-    if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
-        fprintf(stderr, "lower_corpus: cannot write %s\n", path);
-        failures++;
-    }
-}
 
 typedef struct net {
     kiln_graph *g;
@@ -77,10 +64,9 @@ static void net_free(net *n)
         kiln_brick_destroy(n->bricks[1]);
 }
 
-/* Compile n (with its cost unless forward_only) and save the source as
-** name, then, when export_name, its exports. */
-static void compile_save(net *n, const char *name, int64_t max_batch, int64_t max_t, bool forward_only, bool plain,
-                         bool export)
+/* n compiled (with its cost and Scale(0.1) unless forward_only), or NULL
+** (the message on stderr). */
+static kiln_program *compile_net(net *n, int64_t max_batch, int64_t max_t, bool forward_only, bool plain)
 {
     kiln_compile_options o = kiln_compile_options_default();
     o.name = "m";
@@ -96,9 +82,35 @@ static void compile_save(net *n, const char *name, int64_t max_batch, int64_t ma
         o.max_size[KILN_SYMBOL_INDEX(KILN_TIME)] = max_t;
     kiln_program *p;
     if (kiln_compile(n->g, &o, &p) != KILN_OK) {
-        fprintf(stderr, "lower_corpus: %s: %s\n", name, p ? kiln_program_errmsg(p) : "no program");
-        failures++;
+        fprintf(stderr, "lower_corpus: %s\n", p ? kiln_program_errmsg(p) : "no program");
         kiln_program_destroy(p);
+        return NULL;
+    }
+    return p;
+}
+
+#ifndef LOWER_CORPUS_NO_MAIN /* test_lower.c includes the models */
+static const char *dir;
+static int failures;
+
+static void save(const char *name, const char *text)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s.c", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
+        fprintf(stderr, "lower_corpus: cannot write %s\n", path);
+        failures++;
+    }
+}
+
+/* Compile n and save the source as name, then, with export, its exports. */
+static void compile_save(net *n, const char *name, int64_t max_batch, int64_t max_t, bool forward_only, bool plain,
+                         bool export)
+{
+    kiln_program *p = compile_net(n, max_batch, max_t, forward_only, plain);
+    if (!p) {
+        failures++;
         return;
     }
     save(name, kiln_program_source(p));
@@ -150,3 +162,4 @@ int main(int argc, char **argv)
     }
     return failures != 0;
 }
+#endif
