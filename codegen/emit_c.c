@@ -55,8 +55,7 @@ typedef struct emitter {
     const kiln_kernel_list *L; /* the lowering's decisions (lower.h) */
     const kiln_kernel *k; /* the kernel being printed */
     char (*pend)[VAR_MAX + 8]; /* per param: C name of its deferred update's slot */
-    int32_t *members, *stack, *mark; /* group_members' scratch, one per node */
-    int32_t epoch;
+    int32_t *members;     /* group_members' copy, one per node */
     const char *real;     /* "float" or "double" */
     /* scans (lower_scans, print_scans): each body is a function of its own, emitted
     ** before this graph's; a scan's region in this arena holds the body's
@@ -353,43 +352,13 @@ static void close_loops(emitter *e, const kiln_shape *s, bool flat, const char *
 /* ---- fusion groups as statements ------------------------------------------- */
 
 /* The inline nodes of root's group (root excluded), in id order, into
-** e->members (count returned). A walk down from root through inline
-** inputs; e->mark (an epoch per call) keeps it linear. */
+** e->members (count returned): the lowering's (lower.c, group_members)
+** for the kernel being printed, whose root root is. */
 static int group_members(emitter *e, int32_t root)
 {
-    int n = 0, sp = 0;
-    int32_t *stack = e->stack;
-    e->epoch++;
-    stack[sp++] = root;
-    while (sp > 0) {
-        int32_t id = stack[--sp];
-        const kiln_node_rec *r = R(e, id);
-        for (int k = 0; k < r->n_in; k++) {
-            int32_t c = r->in[k];
-            const kiln_node_rec *rc = R(e, c);
-            if (!e->p->inline_[c] || rc->op == KILN_OP_CONST || rc->op == KILN_OP_SYMBOL || e->mark[c] == e->epoch)
-                continue;
-            e->mark[c] = e->epoch;
-            e->members[n++] = c;
-            stack[sp++] = c;
-        }
-    }
-    /* id order, for stable bytes: a counting pass over the marked ids when
-    ** the group is large, an insertion sort when it is small */
-    if (n > 64) {
-        int m = 0;
-        for (int32_t id = 0; id < root; id++)
-            if (e->mark[id] == e->epoch)
-                e->members[m++] = id;
-    } else {
-        for (int a = 1; a < n; a++)
-            for (int b = a; b > 0 && e->members[b - 1] > e->members[b]; b--) {
-                int32_t t = e->members[b];
-                e->members[b] = e->members[b - 1];
-                e->members[b - 1] = t;
-            }
-    }
-    return n;
+    (void)root;
+    memcpy(e->members, e->L->members + e->k->first_member, sizeof *e->members * (size_t)e->k->n_members);
+    return e->k->n_members;
 }
 
 /* An operand of a statement: an inline node's temporary, a literal, a
@@ -1877,8 +1846,6 @@ static void emitter_free(emitter *e)
     free(e->used);
     free(e->pend);
     free(e->members);
-    free(e->stack);
-    free(e->mark);
     free(e->fns.s);
     free(e->body.s);
 }
@@ -1907,9 +1874,7 @@ static bool emitter_open(emitter *e, const kiln_plan *p, const kiln_kernel_list 
     e->used = calloc(n1, 1);
     e->pend = calloc((size_t)p->n_params + 1, sizeof *e->pend);
     e->members = malloc(n1 * sizeof *e->members);
-    e->stack = malloc(n1 * sizeof *e->stack);
-    e->mark = calloc(n1, sizeof *e->mark);
-    if (!e->var || !e->used || !e->pend || !e->members || !e->stack || !e->mark)
+    if (!e->var || !e->used || !e->pend || !e->members)
         return false;
     name_nodes(e);
     for (int i = 0; i < p->n_params; i++)

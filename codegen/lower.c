@@ -52,6 +52,8 @@ typedef struct lowerer {
     int32_t *sibling, *rows_with, *defer_at, *tr_in;
     int64_t *scan_at, *scan_carry;
     int *body_of;       /* per scan node: index into l->bodies, or -1 */
+    int32_t *stack, *mark, epoch; /* group_members' scratch, one per node */
+    int members_cap;
 } lowerer;
 
 static const kiln_node_rec *R(const lowerer *w, int32_t id) { return kiln_graph_cnode(w->g, id); }
@@ -442,6 +444,58 @@ static enum kiln_status lower_scans(lowerer *w)
     return KILN_OK;
 }
 
+/* The inline nodes of root's group (root excluded), in id order, appended
+** to the list's members (count returned, -1: out of memory). A walk down
+** from root through inline inputs; w->mark (an epoch per call) keeps it
+** linear. */
+static int group_members(lowerer *w, int32_t root)
+{
+    kiln_kernel_list *l = w->l;
+    int n = 0, sp = 0;
+    int32_t *stack = w->stack;
+    if (l->n_members + w->p->n + 1 > w->members_cap) {
+        int cap = 2 * w->members_cap + w->p->n + 1;
+        int32_t *m = realloc(l->members, sizeof *m * (size_t)cap);
+        if (!m)
+            return -1;
+        l->members = m;
+        w->members_cap = cap;
+    }
+    int32_t *members = l->members + l->n_members;
+    w->epoch++;
+    stack[sp++] = root;
+    while (sp > 0) {
+        int32_t id = stack[--sp];
+        const kiln_node_rec *r = R(w, id);
+        for (int k = 0; k < r->n_in; k++) {
+            int32_t c = r->in[k];
+            const kiln_node_rec *rc = R(w, c);
+            if (!w->p->inline_[c] || rc->op == KILN_OP_CONST || rc->op == KILN_OP_SYMBOL || w->mark[c] == w->epoch)
+                continue;
+            w->mark[c] = w->epoch;
+            members[n++] = c;
+            stack[sp++] = c;
+        }
+    }
+    /* id order, for stable bytes: a counting pass over the marked ids when
+    ** the group is large, an insertion sort when it is small */
+    if (n > 64) {
+        int m = 0;
+        for (int32_t id = 0; id < root; id++)
+            if (w->mark[id] == w->epoch)
+                members[m++] = id;
+    } else {
+        for (int a = 1; a < n; a++)
+            for (int b = a; b > 0 && members[b - 1] > members[b]; b--) {
+                int32_t t = members[b];
+                members[b] = members[b - 1];
+                members[b - 1] = t;
+            }
+    }
+    l->n_members += n;
+    return n;
+}
+
 static enum kiln_kernel_kind kind_of(const kiln_node_rec *r)
 {
     switch (r->op) {
@@ -513,6 +567,12 @@ static enum kiln_status make_records(lowerer *w)
             if (own_gemm_tn_ok(w, id))
                 k->fast |= KILN_FAST_OWN_TN;
         }
+        if (k->kind == KILN_KERNEL_ELEMENTWISE || k->kind == KILN_KERNEL_REDUCTION) {
+            k->first_member = l->n_members;
+            k->n_members = group_members(w, id);
+            if (k->n_members < 0)
+                return kiln_err_set(w->err, KILN_ERR_NOMEM, "codegen: no memory");
+        }
         if (r->op == KILN_OP_SCAN && k->body >= 0) {
             const kiln_graph *body = w->g->bodies[r->attr.i[KILN_SCAN_BODY]];
             int from = (int)(r->attr.i[KILN_SCAN_SEQ] + r->attr.i[KILN_SCAN_STATE]);
@@ -543,6 +603,8 @@ static void lowerer_free(lowerer *w)
     free(w->scan_at);
     free(w->scan_carry);
     free(w->body_of);
+    free(w->stack);
+    free(w->mark);
 }
 
 static enum kiln_status lower_graph(const kiln_plan *p, const kiln_lower_options *o, kiln_kernel_list **out,
@@ -571,7 +633,9 @@ static enum kiln_status lower_graph(const kiln_plan *p, const kiln_lower_options
     w.scan_at = malloc(n1 * sizeof *w.scan_at);
     w.scan_carry = calloc(n1, sizeof *w.scan_carry);
     w.body_of = malloc(n1 * sizeof *w.body_of);
-    if (!l->kernel || !l->slab_update || !l->update_scale || !l->defer || !w.kernel_of || !w.readers || !w.fused ||
+    w.stack = malloc(n1 * sizeof *w.stack);
+    w.mark = calloc(n1, sizeof *w.mark);
+    if (!w.stack || !w.mark || !l->kernel || !l->slab_update || !l->update_scale || !l->defer || !w.kernel_of || !w.readers || !w.fused ||
         !w.absorbed || !w.sibling || !w.rows_with || !w.defer_at || !w.tr_in || !w.scan_at || !w.scan_carry ||
         !w.body_of) {
         lowerer_free(&w);
@@ -625,6 +689,7 @@ void kiln_kernel_list_free(kiln_kernel_list *l)
     free(l->body_plans);
     free(l->k);
     free(l->kernel);
+    free(l->members);
     free(l->slab_update);
     free(l->update_scale);
     free(l->defer);
@@ -652,6 +717,12 @@ static void print_list(const kiln_kernel_list *l, kiln_strbuf *out, int depth)
         for (int b = 0; b < 5; b++)
             if (k->fast >> b & 1)
                 kiln_strbuf_put(out, " %s", fast[b]);
+        if (k->n_members) {
+            kiln_strbuf_put(out, " members");
+            for (int m = 0; m < k->n_members && m < 8; m++)
+                kiln_strbuf_put(out, "%s%d", m ? "," : " ", (int)l->members[k->first_member + m]);
+            kiln_strbuf_put(out, k->n_members > 8 ? ",.. (%d)" : "", k->n_members);
+        }
         if (k->update >= 0)
             kiln_strbuf_put(out, " update %d alpha -node%d beta 1 c node%d", k->update, (int)k->scale,
                             (int)p->updates[k->update].target);

@@ -53,6 +53,8 @@ typedef struct kiln_kernel {
     enum kiln_kernel_kind kind;
     int32_t root;      /* the node it stores */
     unsigned modes;    /* the entry points that run it (enum kiln_mode bits) */
+    int first_member, n_members; /* elementwise group, reduction: the inline nodes of its group
+                                 ** (root excluded), in id order, at the list's members + first_member */
     int32_t sibling;   /* a sum over axes of root computed in its loop, or -1 */
     int32_t rows_with; /* cross-entropy: the softmax of the same logits computed in its loop, or -1 */
     /* products */
@@ -76,6 +78,8 @@ struct kiln_kernel_list {
     kiln_kernel *k;           /* in schedule order */
     int n;
     int32_t *kernel;          /* per node: its index in k, or -1 (inline, absorbed, not run) */
+    int32_t *members;         /* the groups' members (kiln_kernel.first_member) */
+    int n_members;
     bool *slab_update;        /* per update: applied by a loop over the parameter slab */
     int32_t *update_scale;    /* per update: the node of s in a fused or slab update p - s * grad, or -1 */
     int64_t *defer;           /* per parameter: arena offset of its deferred update's slot (flag, u, v), or -1 */

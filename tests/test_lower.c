@@ -2,8 +2,8 @@
 ** models of tests/lower_corpus.c: the deferred batch-1 update of each
 ** weight and none without fast paths, an update fused into its GEMM (alpha
 ** -lr, beta 1, C = W) with no update kernel of its own, no gradient or
-** update kernel in forward or eval_step (#12), a scan's nested list, and
-** the list's text. */
+** update kernel in forward or eval_step (#12), fusion groups' members, a
+** scan's nested list, and the list's text. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,6 +213,31 @@ START_TEST(forward_runs_no_gradient_kernel)
 }
 END_TEST
 
+START_TEST(groups_list_their_inline_members)
+{
+    lowered x;
+    lower_model(&x, small_mlp, 16, 0, false, false);
+    const kiln_plan *p = kiln_program_plan(x.p);
+    int groups = 0;
+    for (int k = 0; k < x.l->n; k++) {
+        const kiln_kernel *kr = &x.l->k[k];
+        if (kr->kind != KILN_KERNEL_ELEMENTWISE && kr->kind != KILN_KERNEL_REDUCTION) {
+            ck_assert_int_eq(kr->n_members, 0);
+            continue;
+        }
+        groups += kr->n_members > 0;
+        const int32_t *m = x.l->members + kr->first_member;
+        for (int j = 0; j < kr->n_members; j++) {
+            ck_assert(p->inline_[m[j]]);
+            ck_assert_int_lt(m[j], kr->root);
+            ck_assert(j == 0 || m[j - 1] < m[j]); /* id order: the statements' order */
+        }
+    }
+    ck_assert_int_gt(groups, 0); /* at least the rectifier's bias + max(0, .) */
+    lowered_free(&x);
+}
+END_TEST
+
 START_TEST(scan_has_its_bodys_list)
 {
     for (int plain = 0; plain < 2; plain++) {
@@ -263,6 +288,7 @@ int main(void)
     tcase_add_test(t, no_fast_paths_lowers_no_fast_path);
     tcase_add_test(t, fused_update_is_the_gradients_gemm);
     tcase_add_test(t, forward_runs_no_gradient_kernel);
+    tcase_add_test(t, groups_list_their_inline_members);
     tcase_add_test(t, scan_has_its_bodys_list);
     suite_add_tcase(s, t);
     return kiln_test_run(s);
