@@ -8,7 +8,8 @@
 ** forward-only MLP, an LSTM trained through a scan (the backward scan and
 ** its transposed contexts), each with fast paths and with no_fast_paths,
 ** and the MLP exported (plain-C products and CBLAS). Public API only, so it
-** builds against any version that has these calls. Exit 0 when every
+** builds against any version that has these calls (scripts/codegen-diff
+** does both builds and the diff). Exit 0 when every
 ** program compiled and every file was written. tests/test_lower.c reuses
 ** the models (LOWER_CORPUS_NO_MAIN). */
 #include <stdio.h>
