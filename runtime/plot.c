@@ -41,7 +41,18 @@
 ** before_batch) write at most once per KILN_PLOT_MIN_SECONDS, the others
 ** (epochs, the end of training, an error) always: a run that plots every
 ** batch for a million batches rewrites its file once a second, not a
-** million times. The points live in memory, 16 bytes each. */
+** million times. The points live in memory, 16 bytes each.
+**
+** Resuming (#8). A loop that resumes from a checkpoint (iterations_done > 0
+** when the extension attaches before the run starts, as TrackTheBest
+** recovers its best) gets the points of the run so far from the log it
+** loaded: a point per row up to iterations_done for every channel the row
+** holds. That is the page the run would have drawn when Plot reports
+** whenever its channels are written (the monitors and Plot on one trigger,
+** as in Blocks' examples); a channel written more often than Plot reports
+** (every batch, plotted every epoch) gets a point per row it was written in.
+** Rejected: reading the old data file back (it may be gone, another run's,
+** or hold points past the checkpoint that the resumed run recomputes). */
 #include "runtime/mainloop.h"
 
 #include <errno.h>
@@ -86,6 +97,7 @@ typedef struct plot_state {
     int64_t version; /* data writes so far */
     double last_write;
     bool dirty; /* points not yet written */
+    bool resumed; /* the points before a resume were read from the log */
     const char *state; /* "training", "finished", "failed", "interrupted" */
 } plot_state;
 
@@ -494,22 +506,59 @@ static enum kiln_status plot_load_library(kiln_extension *e, plot_state *s)
 
 /* ---- The extension ------------------------------------------------------------ */
 
+static enum kiln_status series_append(kiln_extension *e, plot_series *c, int64_t x, double y);
+
+/* A point for every channel the row of iteration it holds, as plot_run. */
+static enum kiln_status plot_read_row(kiln_extension *e, plot_state *s, kiln_main_loop *m, int64_t it)
+{
+    for (int i = 0; i < s->n_series; i++) {
+        const kiln_log_record *r = NULL;
+        enum kiln_status st = kiln_log_read(&m->log, it, s->series[i].name, &r);
+        if (st != KILN_OK)
+            return kiln_extension_fail(e, st, "reading channel '%s': %s", s->series[i].name,
+                                       m->log.err.msg);
+        if (!r || r->kind == KILN_LOG_TEXT)
+            continue;
+        if ((st = series_append(e, &s->series[i], it, r->value)) != KILN_OK)
+            return st;
+        s->dirty = true;
+    }
+    return KILN_OK;
+}
+
+/* A resumed loop: the points so far from its log (see the top). */
+static enum kiln_status plot_recover(kiln_extension *e, plot_state *s, kiln_main_loop *m)
+{
+    s->resumed = true;
+    for (int64_t it = 0; it <= m->iterations_done; it++) {
+        if (!m->log.db && !kiln_log_row_at(&m->log, it))
+            continue; /* in memory: no row, no point (the SQLite log reads each) */
+        enum kiln_status st = plot_read_row(e, s, m, it);
+        if (st != KILN_OK)
+            return st;
+    }
+    return plot_write_data(e, s);
+}
+
 /* Once: read the library, write the page and an empty data file, so that a
-** bad path fails when the extension is added, before any training. */
+** bad path fails when the extension is added, before any training. Then,
+** once, the points of a resumed run. */
 static enum kiln_status plot_attach(kiln_extension *e, kiln_main_loop *m)
 {
-    (void)m;
     plot_state *s = e->state;
-    if (s->page_written)
-        return KILN_OK;
-    enum kiln_status st = plot_load_library(e, s);
-    if (st == KILN_OK)
-        st = write_atomically(e, s->page, write_page, s);
-    if (st == KILN_OK)
-        st = plot_write_data(e, s);
-    free(s->library); /* in the page now */
-    s->library = NULL;
-    s->page_written = st == KILN_OK;
+    enum kiln_status st = KILN_OK;
+    if (!s->page_written) {
+        st = plot_load_library(e, s);
+        if (st == KILN_OK)
+            st = write_atomically(e, s->page, write_page, s);
+        if (st == KILN_OK)
+            st = plot_write_data(e, s);
+        free(s->library); /* in the page now */
+        s->library = NULL;
+        s->page_written = st == KILN_OK;
+    }
+    if (st == KILN_OK && !s->resumed && m && !m->training_started && m->iterations_done > 0)
+        st = plot_recover(e, s, m);
     return st;
 }
 
@@ -542,18 +591,9 @@ static enum kiln_status series_append(kiln_extension *e, plot_series *c, int64_t
 static enum kiln_status plot_run(kiln_extension *e, kiln_main_loop *m, enum kiln_callback which)
 {
     plot_state *s = e->state;
-    for (int i = 0; i < s->n_series; i++) {
-        const kiln_log_record *r = NULL;
-        enum kiln_status st = kiln_log_read(&m->log, m->iterations_done, s->series[i].name, &r);
-        if (st != KILN_OK)
-            return kiln_extension_fail(e, st, "reading channel '%s': %s", s->series[i].name,
-                                       m->log.err.msg);
-        if (!r || r->kind == KILN_LOG_TEXT)
-            continue;
-        if ((st = series_append(e, &s->series[i], m->iterations_done, r->value)) != KILN_OK)
-            return st;
-        s->dirty = true;
-    }
+    enum kiln_status st = plot_read_row(e, s, m, m->iterations_done);
+    if (st != KILN_OK)
+        return st;
     if (which == KILN_CALLBACK_AFTER_TRAINING)
         s->state = "finished";
     else if (which == KILN_CALLBACK_ON_ERROR)

@@ -16,7 +16,15 @@
 ** FinishIfNoImprovementAfter is Blocks' with one change: it requests the
 ** end when the patience reaches 0 or less, not exactly 0 (a trigger
 ** coarser than its measure, after_epoch with `iterations`, would step over
-** 0 and never stop). */
+** 0 and never stop). Its last best (Blocks' last_best_iter and
+** last_best_epoch, pickled with the loop there) is recovered from the log
+** the same way when a loop resumes (#8): the iteration is the latest row
+** with the notification; the epoch is found from the patience it recorded
+** last, patience = epochs - (epochs_done - last_best_epoch), taking that
+** row's epochs_done to be the loop's (it ran at the latest epoch's end: its
+** default trigger, and EarlyStopping's). Without this a resumed run waited
+** for a new best before counting, and trained longer than one that never
+** stopped. */
 #include "runtime/mainloop.h"
 
 #include <stdlib.h>
@@ -291,7 +299,29 @@ static enum kiln_status patience_run(kiln_extension *e, kiln_main_loop *m, enum 
     return st == KILN_OK ? KILN_OK : kiln_extension_fail(e, st, "%s", m->err.msg);
 }
 
-static const kiln_extension_ops PATIENCE_OPS = {NULL, patience_run, free_state, NULL};
+/* A resumed loop (as TrackTheBest's attach): the last best from the log. */
+static enum kiln_status patience_attach(kiln_extension *e, kiln_main_loop *m)
+{
+    patience_state *s = e->state;
+    if (s->seen || m->training_started || m->iterations_done == 0)
+        return KILN_OK;
+    const kiln_log_record *left = NULL;
+    for (int64_t it = m->iterations_done; it >= 0 && !s->seen; it--) {
+        if (!left)
+            left = kiln_log_get(&m->log, it, s->record);
+        if (kiln_log_get(&m->log, it, s->notification)) {
+            s->seen = true;
+            s->last_best_iter = it;
+        }
+    }
+    if (s->seen)
+        s->last_best_epoch = left && left->kind != KILN_LOG_TEXT
+                                 ? m->epochs_done - (s->epochs - (int64_t)left->value)
+                                 : m->epochs_done;
+    return KILN_OK;
+}
+
+static const kiln_extension_ops PATIENCE_OPS = {patience_attach, patience_run, free_state, NULL};
 
 kiln_extension *kiln_finish_if_no_improvement_after(const char *notification_name,
                                                     int64_t iterations, int64_t epochs,

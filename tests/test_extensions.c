@@ -940,6 +940,99 @@ START_TEST(finish_if_no_improvement_after_counts_patience)
 }
 END_TEST
 
+/* The records a patience run writes, compared between a straight run and a
+** resumed one (saved_to and loaded_from, which only the resumed has, left
+** out). */
+static const char *const PATIENCE_KEYS[] = {
+    "valid_cost", "valid_cost_best_so_far", "valid_cost_best_so_far_patience_epochs", "patience",
+    "training_finish_requested", "training_finished",
+};
+
+/* TrackTheBest and FinishIfNoImprovementAfter (2 epochs, or 5 iterations
+** into "patience") after the script, added to m. */
+static void add_patience(kiln_main_loop *m, script *sc, bool by_epochs)
+{
+    kiln_test_loop_add(m, script_ext(sc));
+    kiln_test_loop_add(m, kiln_track_the_best("valid_cost", NULL, false));
+    kiln_test_loop_add(m, by_epochs ? kiln_finish_if_no_improvement_after("valid_cost_best_so_far", 0, 2, NULL)
+                                    : kiln_finish_if_no_improvement_after("valid_cost_best_so_far", 5, 0, "patience"));
+}
+
+/* A run stopped by no improvement, straight, or checkpointed after batch k
+** (k a multiple of 4: at an epoch's end, in after_epoch; else mid-epoch),
+** stopped there, and resumed by a new loop that loads the checkpoint: the
+** same iteration at the end and the same records in every row (#8). */
+static void check_patience_resume(bool by_epochs, int64_t k)
+{
+    char dir[256], path[512];
+    kiln_test_tmpdir(dir, sizeof dir, "kiln_patience");
+    snprintf(path, sizeof path, "%s/run.h5", dir);
+    script sc = {VALID, 10};
+    fixture f, g;
+    fixture_init(&f, 0.1);
+    kiln_main_loop *straight = kiln_test_loop(f.t.p, f.s);
+    add_patience(straight, &sc, by_epochs);
+    kiln_test_loop_add(straight, kiln_finish_after(10, 0));
+    kiln_test_loop_run(straight);
+
+    fixture_init(&g, 0.1);
+    kiln_main_loop *m = kiln_test_loop(g.t.p, g.s);
+    add_patience(m, &sc, by_epochs);
+    kiln_extension *ck = kiln_checkpoint(path);
+    kiln_extension_clear_triggers(ck);
+    bool at_end = k % BATCHES_PER_EPOCH == 0;
+    ck_assert(kiln_extension_add_trigger(ck, at_end ? KILN_TRIGGER_EVERY_N_EPOCHS : KILN_TRIGGER_EVERY_N_BATCHES,
+                                         at_end ? k / BATCHES_PER_EPOCH : k) == KILN_OK);
+    kiln_test_loop_add(m, ck);
+    kiln_test_loop_add(m, at_end ? kiln_finish_after(k / BATCHES_PER_EPOCH, 0) : kiln_finish_after(0, k));
+    kiln_test_loop_run(m);
+    ck_assert_int_eq(kiln_main_loop_iterations_done(m), k);
+    kiln_main_loop_destroy(m);
+    fixture_free(&g);
+    fixture_init(&g, 0.1); /* a new process, as it were */
+    m = kiln_test_loop(g.t.p, g.s);
+    ck_assert_msg(kiln_checkpoint_load(m, path) == KILN_OK, "%s", kiln_main_loop_errmsg(m));
+    add_patience(m, &sc, by_epochs);
+    kiln_test_loop_add(m, kiln_finish_after(10, 0));
+    kiln_test_loop_run(m);
+
+    const char *how = by_epochs ? "epochs" : "iterations";
+    ck_assert_msg(kiln_main_loop_iterations_done(m) == kiln_main_loop_iterations_done(straight),
+                  "patience in %s, resumed after batch %lld: stopped at %lld, straight at %lld", how, (long long)k,
+                  (long long)kiln_main_loop_iterations_done(m), (long long)kiln_main_loop_iterations_done(straight));
+    ck_assert_int_eq(kiln_main_loop_epochs_done(m), kiln_main_loop_epochs_done(straight));
+    for (int64_t it = 0; it <= kiln_main_loop_iterations_done(m); it++)
+        for (size_t q = 0; q < sizeof PATIENCE_KEYS / sizeof PATIENCE_KEYS[0]; q++) {
+            const char *key = PATIENCE_KEYS[q];
+            double a = 0, b = 0;
+            enum kiln_record_kind ka = kiln_main_loop_record_kind(straight, it, key);
+            enum kiln_record_kind kb = kiln_main_loop_record_kind(m, it, key);
+            if (ka != KILN_RECORD_NONE)
+                ck_assert_int_eq(kiln_main_loop_record(straight, it, key, &a), KILN_OK);
+            if (kb != KILN_RECORD_NONE)
+                ck_assert_int_eq(kiln_main_loop_record(m, it, key, &b), KILN_OK);
+            ck_assert_msg(ka == kb && a == b,
+                          "patience in %s, resumed after batch %lld: row %lld, %s: straight %d %g, resumed %d %g", how,
+                          (long long)k, (long long)it, key, (int)ka, a, (int)kb, b);
+        }
+    kiln_main_loop_destroy(m);
+    kiln_main_loop_destroy(straight);
+    fixture_free(&g);
+    fixture_free(&f);
+    kiln_test_rmtree(dir);
+}
+
+/* Best at epochs 1, 2, 4 (iteration 16); resumed at the end of epoch 5
+** (iteration 20, patience 1 recorded) or in it (18). Both ways stop at 24. */
+START_TEST(finish_if_no_improvement_after_resumes_its_patience)
+{
+    check_patience_resume(true, 20);
+    check_patience_resume(true, 18);
+    check_patience_resume(false, 20);
+    check_patience_resume(false, 18);
+}
+END_TEST
+
 START_TEST(early_stopping_is_track_the_best_then_finish_if_no_improvement)
 {
     fixture f;
@@ -1110,6 +1203,7 @@ static Suite *extensions_suite(void)
     tcase_add_test(tc, data_stream_monitoring_takes_an_aggregation_scheme);
     tcase_add_test(tc, track_the_best_notifies_new_minima_and_maxima);
     tcase_add_test(tc, finish_if_no_improvement_after_counts_patience);
+    tcase_add_test(tc, finish_if_no_improvement_after_resumes_its_patience);
     tcase_add_test(tc, early_stopping_is_track_the_best_then_finish_if_no_improvement);
     tcase_add_test(tc, track_the_best_recovers_its_best_from_a_continued_log);
     tcase_add_test(tc, progress_bar_shows_rate_and_eta);

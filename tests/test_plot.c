@@ -543,6 +543,84 @@ START_TEST(plot_files_are_whole_after_every_report)
 }
 END_TEST
 
+/* A plotted run of t: the monitor and Plot (every batch, into page), then
+** ck (may be NULL) and FinishAfter(epochs, batches); m, when not NULL, has
+** loaded a checkpoint. */
+static void train_plotted(demo *t, kiln_main_loop *m, const char *page, kiln_extension *ck, int64_t epochs,
+                          int64_t batches)
+{
+    if (!m) {
+        enum kiln_status st = kiln_main_loop_create_with_config(t->p, t->s, NULL, &m);
+        ck_assert_msg(st == KILN_OK, "%s", m ? kiln_main_loop_errmsg(m) : "out of memory");
+    }
+    kiln_test_loop_add(m, monitor(t));
+    kiln_test_loop_add(m, plot_every_batch("run", page, DEMO_FIGURES));
+    if (ck)
+        kiln_test_loop_add(m, ck);
+    kiln_test_loop_add(m, kiln_finish_after(epochs, batches));
+    kiln_test_loop_run(m);
+    kiln_main_loop_destroy(m);
+}
+
+/* A run checkpointed after batch k, stopped, and resumed by a new loop into
+** a new page: the page holds the whole run, every point (iteration and
+** value, to the bit) of the page of a run that never stopped (#8). */
+static void check_plot_resume(int64_t k)
+{
+    char straight[512], first[512], resumed[512], ckpt[512], data[600];
+    path_in_dir(straight, sizeof straight, "straight.html");
+    path_in_dir(first, sizeof first, "first.html");
+    path_in_dir(resumed, sizeof resumed, "resumed.html");
+    path_in_dir(ckpt, sizeof ckpt, "run.h5");
+    demo t;
+    demo_build(&t, 50); /* 3 batches an epoch */
+    train_plotted(&t, NULL, straight, NULL, 4, 0);
+    demo_free(&t);
+
+    demo_build(&t, 50);
+    kiln_extension *ck = kiln_checkpoint(ckpt);
+    ck_assert(ck);
+    kiln_extension_clear_triggers(ck);
+    ck_assert(kiln_extension_add_trigger(ck, KILN_TRIGGER_EVERY_N_BATCHES, k) == KILN_OK);
+    train_plotted(&t, NULL, first, ck, 0, k);
+    demo_free(&t);
+
+    demo_build(&t, 50); /* a new process, as it were */
+    kiln_main_loop *m = NULL;
+    ck_assert(kiln_main_loop_create_with_config(t.p, t.s, NULL, &m) == KILN_OK);
+    ck_assert_msg(kiln_checkpoint_load(m, ckpt) == KILN_OK, "%s", kiln_main_loop_errmsg(m));
+    train_plotted(&t, m, resumed, NULL, 4, 0);
+    demo_free(&t);
+
+    jv a, b;
+    snprintf(data, sizeof data, "%.*s.data.js", (int)(strlen(straight) - 5), straight);
+    read_data(data, &a);
+    snprintf(data, sizeof data, "%.*s.data.js", (int)(strlen(resumed) - 5), resumed);
+    read_data(data, &b);
+    for (int c = 0; c < 2; c++) {
+        const char *name = c ? "a" : "cost";
+        for (int q = 0; q < 2; q++) {
+            const char *axis = q ? "y" : "x";
+            const jv *pa = jget(series_named(&a, name), axis), *pb = jget(series_named(&b, name), axis);
+            ck_assert_msg(pa->n == pb->n, "k = %lld: %s: %d points straight, %d resumed", (long long)k, name, pa->n,
+                          pb->n);
+            for (int i = 0; i < pa->n; i++)
+                ck_assert_msg(pa->items[i].num == pb->items[i].num, "k = %lld: %s %s[%d]: %.17g straight, %.17g resumed",
+                              (long long)k, name, axis, i, pa->items[i].num, pb->items[i].num);
+        }
+    }
+    ck_assert_int_eq(jget(series_named(&b, "cost"), "x")->n, 12);
+    jfree(&a);
+    jfree(&b);
+}
+
+START_TEST(plot_of_a_resumed_run_holds_the_whole_run)
+{
+    check_plot_resume(7); /* mid-epoch */
+    check_plot_resume(6); /* at an epoch's end */
+}
+END_TEST
+
 /* Values read back as the same doubles; non-finite ones are named. */
 static const double VALUES[] = {0.1, 1.0 / 3.0, -2.5e17, 5e-324, DBL_MAX, -0.0, 1e-300,
                                 123456789.123456789, NAN, INFINITY, -INFINITY, 2.0};
@@ -756,6 +834,7 @@ static Suite *plot_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, plot_page_draws_the_curves_in_chromium);
     tcase_add_test(tc, plot_files_are_whole_after_every_report);
+    tcase_add_test(tc, plot_of_a_resumed_run_holds_the_whole_run);
     tcase_add_test(tc, plot_values_keep_full_precision_and_non_finite_ones_are_named);
     tcase_add_test(tc, plot_names_cannot_break_the_page);
     tcase_add_test(tc, plot_refuses_bad_arguments);
