@@ -535,11 +535,12 @@ static enum kiln_status build_library(exporter *x)
         kiln_snprintf(so, sizeof so, "%s/%s.so", x->work, x->name) ||
         kiln_snprintf(inc, sizeof inc, "-I%s", x->work))
         return kiln_err_set(x->err, KILN_ERR_ARG, "export: folder name too long");
-    const char **extra = calloc((size_t)x->o->n_cflags + 4, sizeof *extra);
+    const char **extra = calloc((size_t)x->o->n_cflags + 5, sizeof *extra);
     if (!extra)
         return kiln_err_set(x->err, KILN_ERR_NOMEM, "export: no memory");
     int n = 0;
     extra[n++] = inc;
+    extra[n++] = "-ffp-contract=off"; /* as the JIT: no FMA contraction where the products use AVX2 and FMA */
     for (int i = 0; i < x->o->n_cflags; i++)
         extra[n++] = x->o->cflags[i];
     if (x->o->blas)
@@ -570,8 +571,10 @@ static enum kiln_status make_work(exporter *x)
         return kiln_err_set(x->err, KILN_ERR_ARG, "export: folder name too long: %s", kiln_path_show(x->dir).s);
     if (!mkdtemp(tmpl)) {
         int e = errno;
-        return kiln_err_set(x->err, KILN_ERR_IO, "export: cannot write in %s: %s", kiln_path_show(x->dir).s,
-                            strerror(e));
+        char first[4096 + 64];
+        snprintf(first, sizeof first, "%s/%s.h", x->dir, x->name);
+        return kiln_err_set(x->err, KILN_ERR_IO, "export: cannot write %s (nor any file in that folder): %s",
+                            kiln_path_show(first).s, strerror(e));
     }
     if (!(x->work = kiln_strdup(tmpl))) {
         rmdir(tmpl);
