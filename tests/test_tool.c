@@ -446,6 +446,7 @@ START_TEST(export_errors_leave_no_file)
         {"export '%1$s/net.h5' -o '%1$s/out' --max-batch 0", "--max-batch '0'", "", 2},
         {"export '%1$s/net.h5' -o '%1$s/out' --name 9lives", "export: name '9lives'", "", 1},
         {"export -o '%1$s/out'", "which network file?", "", 2},
+        {"export --help", "usage: kiln export NET.h5 -o DIR|LIBNAME.so", "--weights embedded|file", 0},
     };
     int in_dir = count_entries(dir);
     char folder[800];
