@@ -11,6 +11,18 @@
 ** context (its own arena; the weights shared), forward with every argument
 ** checked, and the header declaring it all.
 **
+** All or nothing: the files are written, and NAME.so built, in a fresh
+** folder made inside dir (mkdtemp), then renamed into place, the library
+** last, once each exists and no target is a folder; the folder and what is
+** left in it are removed on every path out. A failed export (a write, the
+** compiler, an output path that is a folder) leaves no new file and no
+** partial one; only a rename failing after the first (the checks passed)
+** can leave some new files beside old ones.
+**
+** kiln_network_export compiles a loaded network's roots as a forward-only
+** program (kiln_compile) and exports that: the program is the exporter's
+** input either way, so both paths print the same code.
+**
 ** Decisions, written down in docs/export.md:
 **   - the largest batch is fixed at export (NAME_MAX_BATCH): a context's
 **     scratch is allocated once, in NAME_create, never in NAME_forward;
@@ -41,6 +53,7 @@
 #include "kiln/export.h"
 #include "kiln_config.h"
 #include "runtime/jit.h"
+#include "runtime/network_internal.h"
 #include "runtime/program_internal.h"
 
 #define EXPORT_NAME_MAX 48
@@ -117,6 +130,7 @@ typedef struct exporter {
     bool planned;
     const kiln_export_options *o;
     const char *name, *dir;
+    char *work;              /* the fresh folder in dir the files are made in */
     port *in, *out;
     int n_in, n_out;
     char *blob;              /* the weights */
@@ -444,7 +458,7 @@ static enum kiln_status write_file(exporter *x, const char *ext, const void *hea
                                    size_t n)
 {
     char path[4096], tmp[4096 + 16];
-    if (kiln_snprintf(path, sizeof path, "%s/%s.%s", x->dir, x->name, ext) ||
+    if (kiln_snprintf(path, sizeof path, "%s/%s.%s", x->work, x->name, ext) ||
         kiln_snprintf(tmp, sizeof tmp, "%s.XXXXXX", path))
         return kiln_err_set(x->err, KILN_ERR_ARG, "export: folder name too long: %s", kiln_path_show(x->dir).s);
     int fd = mkstemp(tmp);
@@ -517,15 +531,16 @@ static enum kiln_status write_files(exporter *x)
 static enum kiln_status build_library(exporter *x)
 {
     char src[4096], so[4096], inc[4096 + 4];
-    if (kiln_snprintf(src, sizeof src, "%s/%s.c", x->dir, x->name) ||
-        kiln_snprintf(so, sizeof so, "%s/%s.so", x->dir, x->name) ||
-        kiln_snprintf(inc, sizeof inc, "-I%s", x->dir))
+    if (kiln_snprintf(src, sizeof src, "%s/%s.c", x->work, x->name) ||
+        kiln_snprintf(so, sizeof so, "%s/%s.so", x->work, x->name) ||
+        kiln_snprintf(inc, sizeof inc, "-I%s", x->work))
         return kiln_err_set(x->err, KILN_ERR_ARG, "export: folder name too long");
-    const char **extra = calloc((size_t)x->o->n_cflags + 4, sizeof *extra);
+    const char **extra = calloc((size_t)x->o->n_cflags + 5, sizeof *extra);
     if (!extra)
         return kiln_err_set(x->err, KILN_ERR_NOMEM, "export: no memory");
     int n = 0;
     extra[n++] = inc;
+    extra[n++] = "-ffp-contract=off"; /* as the JIT: no FMA contraction where the products use AVX2 and FMA */
     for (int i = 0; i < x->o->n_cflags; i++)
         extra[n++] = x->o->cflags[i];
     if (x->o->blas)
@@ -534,6 +549,83 @@ static enum kiln_status build_library(exporter *x)
     enum kiln_status st = kiln_jit_build_file(x->o->cc, src, so, extra, n, x->err);
     free(extra);
     return st;
+}
+
+/* The files of an export, in the order they are put in place. */
+static const char *const FILE_EXTS[] = {"h", "c", "weights", "so"};
+enum { N_FILE_EXTS = 4 };
+
+/* Where the file of extension FILE_EXTS[k] made in work goes. */
+static int final_path(const exporter *x, int k, char *buf, size_t cap)
+{
+    if (k == N_FILE_EXTS - 1 && x->o->library && *x->o->library)
+        return kiln_snprintf(buf, cap, "%s", x->o->library);
+    return kiln_snprintf(buf, cap, "%s/%s.%s", x->dir, x->name, FILE_EXTS[k]);
+}
+
+/* A fresh folder in dir to make the files in. */
+static enum kiln_status make_work(exporter *x)
+{
+    char tmpl[4096];
+    if (kiln_snprintf(tmpl, sizeof tmpl, "%s/.kiln-export-XXXXXX", x->dir))
+        return kiln_err_set(x->err, KILN_ERR_ARG, "export: folder name too long: %s", kiln_path_show(x->dir).s);
+    if (!mkdtemp(tmpl)) {
+        int e = errno;
+        char first[4096 + 64];
+        snprintf(first, sizeof first, "%s/%s.h", x->dir, x->name);
+        return kiln_err_set(x->err, KILN_ERR_IO, "export: cannot write %s (nor any file in that folder): %s",
+                            kiln_path_show(first).s, strerror(e));
+    }
+    if (!(x->work = kiln_strdup(tmpl))) {
+        rmdir(tmpl);
+        return kiln_err_set(x->err, KILN_ERR_NOMEM, "export: no memory");
+    }
+    return KILN_OK;
+}
+
+/* Put the files made in work in place: first check that no target is a
+** folder, then rename them, the library last. */
+static enum kiln_status commit_files(exporter *x)
+{
+    char from[4096], to[4096];
+    bool made[N_FILE_EXTS];
+    for (int k = 0; k < N_FILE_EXTS; k++) {
+        struct stat sb;
+        if (kiln_snprintf(from, sizeof from, "%s/%s.%s", x->work, x->name, FILE_EXTS[k]) ||
+            final_path(x, k, to, sizeof to))
+            return kiln_err_set(x->err, KILN_ERR_ARG, "export: output path too long");
+        made[k] = lstat(from, &sb) == 0;
+        if (made[k] && stat(to, &sb) == 0 && S_ISDIR(sb.st_mode))
+            return kiln_err_set(x->err, KILN_ERR_IO, "export: cannot write %s: it is a folder",
+                                kiln_path_show(to).s);
+    }
+    for (int k = 0; k < N_FILE_EXTS; k++) {
+        if (!made[k])
+            continue;
+        if (kiln_snprintf(from, sizeof from, "%s/%s.%s", x->work, x->name, FILE_EXTS[k]) ||
+            final_path(x, k, to, sizeof to))
+            return kiln_err_set(x->err, KILN_ERR_ARG, "export: output path too long");
+        if (rename(from, to) != 0) {
+            int e = errno;
+            return kiln_err_set(x->err, KILN_ERR_IO, "export: cannot write %s: %s", kiln_path_show(to).s,
+                                strerror(e));
+        }
+    }
+    return KILN_OK;
+}
+
+/* Remove work and what is left in it (only the files this export makes). */
+static void remove_work(exporter *x)
+{
+    if (!x->work)
+        return;
+    char path[4096];
+    for (int k = 0; k < N_FILE_EXTS; k++)
+        if (!kiln_snprintf(path, sizeof path, "%s/%s.%s", x->work, x->name, FILE_EXTS[k]))
+            unlink(path);
+    rmdir(x->work);
+    free(x->work);
+    x->work = NULL;
 }
 
 static enum kiln_status check_options(exporter *x)
@@ -579,9 +671,14 @@ enum kiln_status kiln_program_export(kiln_program *p, const kiln_export_options 
     if (!st)
         st = gather_weights(&x);
     if (!st)
+        st = make_work(&x);
+    if (!st)
         st = write_files(&x);
     if (!st && o->compile)
         st = build_library(&x);
+    if (!st)
+        st = commit_files(&x);
+    remove_work(&x);
     if (x.planned)
         kiln_plan_free(&x.plan);
     free(x.in);
@@ -589,5 +686,68 @@ enum kiln_status kiln_program_export(kiln_program *p, const kiln_export_options 
     free(x.blob);
     if (!st)
         kiln_err_clear(x.err);
+    return st;
+}
+
+/* ---- from a network file ----------------------------------------------------- */
+
+enum kiln_status kiln_network_export(kiln_network *net, const char *const *outputs, int n_outputs,
+                                     const kiln_export_options *o)
+{
+    if (!net)
+        return KILN_ERR_ARG;
+    kiln_err *err = kiln_network_err(net);
+    kiln_graph *g = kiln_network_graph(net);
+    if (!g)
+        return kiln_err_set(err, KILN_ERR_STATE, "export: the network is not loaded");
+    if (!o || n_outputs < 0 || (n_outputs > 0 && !outputs))
+        return kiln_err_set(err, KILN_ERR_ARG, "export: NULL options or a bad outputs list");
+    int n_roots = kiln_network_root_count(net);
+    int n = 0;
+    kiln_node *roots = calloc((size_t)(n_outputs > n_roots ? n_outputs : n_roots) + 1, sizeof *roots);
+    if (!roots)
+        return kiln_err_set(err, KILN_ERR_NOMEM, "export: no memory");
+    enum kiln_status st = KILN_OK;
+    for (int k = 0; k < n_outputs && !st; k++) {
+        roots[n] = outputs[k] ? kiln_network_root(net, outputs[k]) : KILN_NODE_NONE;
+        if (!kiln_node_ok(roots[n++])) {
+            kiln_strbuf names = {0};
+            for (int i = 0; i < n_roots; i++)
+                kiln_strbuf_put(&names, "%s%s", i ? ", " : "", kiln_network_root_name(net, i));
+            st = kiln_err_set(err, KILN_ERR_ARG, "export: '%.200s' is not a root of the network (its roots: %.400s)",
+                              outputs[k] ? outputs[k] : "(null)", names.s && !names.oom ? names.s : "none");
+            free(names.s);
+        }
+    }
+    for (int i = 0; n_outputs == 0 && i < n_roots; i++) {
+        kiln_node r = kiln_network_root(net, kiln_network_root_name(net, i));
+        if (kiln_graph_node_rank(g, r) >= 1)
+            roots[n++] = r;
+    }
+    if (!st && n == 0)
+        st = kiln_err_set(err, KILN_ERR_ARG, "export: the network has no root of rank 1 or more (only scalars, such "
+                          "as a cost): name the outputs");
+    kiln_program *p = NULL;
+    if (!st) {
+        kiln_compile_options co = kiln_compile_options_default();
+        co.outputs = roots;
+        co.n_outputs = n;
+        co.no_fast_paths = true; /* the export prints its own products either way */
+        co.max_batch = o->max_batch;
+        co.cc = o->cc;
+        for (int k = 1; k < KILN_MAX_SYMBOLS; k++) /* none is exported: the export says so, naming the node */
+            co.max_size[k] = 1;
+        st = kiln_compile(g, &co, &p);
+        if (!st)
+            st = kiln_program_export(p, o);
+        if (st && !p)
+            kiln_err_set(err, st, "export: out of memory");
+        else if (st)
+            kiln_err_copy(err, kiln_program_err(p), NULL);
+    }
+    kiln_program_destroy(p);
+    free(roots);
+    if (!st)
+        kiln_err_clear(err);
     return st;
 }

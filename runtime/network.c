@@ -55,6 +55,7 @@
 #include "compiler/netjson.h"
 #include "kiln/network.h"
 #include "kiln_config.h"
+#include "runtime/network_internal.h"
 
 #define JSON_DATASET "/network.json"
 #define ATTR_FORMAT "kiln_format"
@@ -811,6 +812,7 @@ const char *kiln_network_errmsg(const kiln_network *net)
 }
 
 kiln_graph *kiln_network_graph(const kiln_network *net) { return net ? net->res.graph : NULL; }
+kiln_err *kiln_network_err(kiln_network *net) { return &net->err; }
 int kiln_network_root_count(const kiln_network *net) { return net ? net->res.n_roots : 0; }
 
 const char *kiln_network_root_name(const kiln_network *net, int i)

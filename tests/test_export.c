@@ -230,6 +230,96 @@ static char *run_capture(const char *cmd, int *status)
     return buf;
 }
 
+/* The plain-C products of an export (k_xgemm, k_xgemv: docs/export.md,
+** "Numbers"), taken from a generated NAME.c and run by a program compiled
+** here on shapes that reach every block and edge of k_gemm_nn (4-row blocks,
+** single rows, the last block moved left, n < 8, k not a multiple of 8,
+** alpha and beta other than 1 and 0, the transposed cases): each element
+** within 1e-5 of a float64 sum (relative to the sum of |terms|), and with
+** AVX2 and without it the same bits. */
+static const char PRODUCTS_C[] =
+    "#include \"mlp_gemm.c\"\n"
+    "#include <stdio.h>\n"
+    "static float A[9 * 800], Bm[800 * 130], C[9 * 130], C2[9 * 130], C0[9 * 130];\n"
+    "static int check(int ta, int tb, int m, int n, int k, float alpha, float beta)\n{\n"
+    "    int lda = ta ? m : k, ldb = tb ? k : n;\n"
+    "    for (int i = 0; i < m * n; i++) C[i] = C2[i] = C0[i] = (float)((i * 37) % 11) / 7 - 0.5f;\n"
+    "    k_xgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, alpha, A, lda, Bm, ldb, beta, C, n);\n"
+    "    for (int i = 0; i < m; i++)\n"
+    "        for (int j = 0; j < n; j++) {\n"
+    "            double s = 0, mag = 0;\n"
+    "            for (int p = 0; p < k; p++) {\n"
+    "                double t = (double)(ta ? A[p * lda + i] : A[i * lda + p]) * (tb ? Bm[j * ldb + p] : Bm[p * ldb + j]);\n"
+    "                s += t;\n                mag += t < 0 ? -t : t;\n"
+    "            }\n"
+    "            double want = (double)alpha * s + (beta == 0 ? 0 : (double)beta * C0[i * n + j]);\n"
+    "            mag = (double)(alpha < 0 ? -alpha : alpha) * mag + (beta < 0 ? -beta : beta) * (C0[i * n + j] < 0 ? -C0[i * n + j] : C0[i * n + j]);\n"
+    "            double d = C[i * n + j] - want;\n"
+    "            if ((d < 0 ? -d : d) > 1e-5 * mag + 1e-30) {\n"
+    "                printf(\"ta %d tb %d m %d n %d k %d alpha %g beta %g: c(%d, %d) = %.9g, want %.9g\\n\", ta, tb, m, n, k, alpha, beta, i, j, C[i * n + j], want);\n"
+    "                return 1;\n"
+    "            }\n"
+    "        }\n"
+    "#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))\n"
+    "    if (!ta && !tb && __builtin_cpu_supports(\"avx2\") && __builtin_cpu_supports(\"fma\")) {\n"
+    "        for (int i = 0; i < m * n; i++) C[i] = C2[i] = C0[i];\n"
+    "        k_gemm_nn_avx2(m, n, k, alpha, A, lda, Bm, ldb, beta, C, n);\n"
+    "        k_gemm_nn_base(m, n, k, alpha, A, lda, Bm, ldb, beta, C2, n);\n"
+    "        if (memcmp(C, C2, sizeof(float) * m * n) != 0) {\n"
+    "            printf(\"m %d n %d k %d: AVX2 and baseline differ\\n\", m, n, k);\n"
+    "            return 1;\n"
+    "        }\n"
+    "    }\n"
+    "#endif\n"
+    "    return 0;\n}\n"
+    "int main(void)\n{\n"
+    "    for (int i = 0; i < 9 * 800; i++) A[i] = (float)(((long)i * 7919) % 1000) / 1000 - 0.3f;\n"
+    "    for (int i = 0; i < 800 * 130; i++) Bm[i] = (float)(((long)i * 104729) % 997) / 997 - 0.5f;\n"
+    "    static const int ms[] = {1, 2, 3, 4, 5, 8, 9}, ns[] = {1, 3, 7, 8, 9, 10, 15, 16, 17, 31, 32, 33, 40, 100, 130};\n"
+    "    static const int ks[] = {1, 3, 7, 8, 9, 17, 100, 784};\n"
+    "    static const float ab[][2] = {{1, 0}, {0.5f, 0}, {1, 1}, {-2, 0.25f}};\n"
+    "    int bad = 0;\n"
+    "    for (int t = 0; t < 4; t++)\n"
+    "        for (int a = 0; a < 4; a++)\n"
+    "            for (int x = 0; x < 7; x++)\n"
+    "                for (int y = 0; y < 15; y++)\n"
+    "                    for (int z = 0; z < 8; z++)\n"
+    "                        if (!bad) bad = check(t & 1, t >> 1, ms[x], ns[y], ks[z], ab[a][0], ab[a][1]);\n"
+    "    /* gemv as the generated code calls it at batch 1: y^T = x^T W */\n"
+    "    for (int y = 0; y < 15 && !bad; y++) {\n"
+    "        for (int i = 0; i < ns[y]; i++) C[i] = 0;\n"
+    "        k_xgemv(CblasRowMajor, CblasTrans, 784, ns[y], 1, Bm, ns[y], A, 1, 0, C, 1);\n"
+    "        k_xgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, ns[y], 784, 1, A, 784, Bm, ns[y], 0, C2, ns[y]);\n"
+    "        if (memcmp(C, C2, sizeof(float) * ns[y]) != 0) { printf(\"gemv n %d differs from gemm\\n\", ns[y]); bad = 1; }\n"
+    "    }\n"
+    "    printf(bad ? \"FAILED\\n\" : \"products ok\\n\");\n"
+    "    return bad;\n}\n";
+
+START_TEST(export_plain_products_exact_enough)
+{
+    model m;
+    model_build(&m, "features", NULL, false);
+    char dir[256], path[600], cmd[2048];
+    kiln_test_tmpdir(dir, sizeof dir, "kiln_export_gemm");
+    kiln_export_options o = kiln_export_options_default();
+    o.name = "mlp_gemm";
+    o.dir = dir;
+    ck_assert_msg(kiln_program_export(m.p, &o) == KILN_OK, "%s", kiln_program_errmsg(m.p));
+    snprintf(path, sizeof path, "%s/products.c", dir);
+    FILE *f = fopen(path, "wb");
+    ck_assert(f && fputs(PRODUCTS_C, f) >= 0 && !fclose(f));
+    const char *cc = getenv("KILN_CC") ? getenv("KILN_CC") : "cc";
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' -std=c11 -O2 -w -ffp-contract=off -I. -o products products.c -lm > cc.log 2>&1 && "
+             "./products 2>&1", dir, cc);
+    int status;
+    char *out = run_capture(cmd, &status);
+    ck_assert_msg(status == 0 && strstr(out, "products ok"), "%s", out);
+    free(out);
+    kiln_test_rmtree(dir);
+    model_free(&m);
+}
+END_TEST
+
 START_TEST(export_ldd_libc_libm_only)
 {
     model m;
@@ -612,6 +702,7 @@ static Suite *export_suite(void)
     tcase_add_test(tc, export_plain_matches_jit);
     tcase_add_test(tc, export_blas_bitwise);
     tcase_add_test(tc, export_ldd_libc_libm_only);
+    tcase_add_test(tc, export_plain_products_exact_enough);
     tcase_add_test(tc, export_two_threads_two_contexts);
     tcase_add_test(tc, export_bad_arguments_are_statuses);
     tcase_add_test(tc, export_weights_file_checked);

@@ -980,6 +980,7 @@ enum holder { H_NONE, H_GRAPH, H_LIN, H_SM, H_CCE, H_PROBE, H_PARAM, H_PROGRAM, 
     X(kiln_network_root_name, "net", K_STR, 0, H_NONE, kiln_network_root_name(NULL, 0)) \
     X(kiln_network_root, "net", K_NODE, 0, H_NONE, kiln_network_root(NULL, "x")) \
     X(kiln_network_root, "name", K_INT, -1, H_NONE, network_root_null_name()) \
+    X(kiln_network_export, "net", K_STATUS, ST_ARG, H_NONE, kiln_network_export(NULL, NULL, 0, &(kiln_export_options){0})) \
     X(kiln_padded_options_default, "-", K_INT, 32, H_NONE, padded_default_batch()) \
     X(kiln_stream_create_padded, "d", K_INT, ST_ARG, H_NONE, padded_null(0)) \
     X(kiln_stream_create_padded, "o", K_INT, ST_ARG, H_NONE, padded_null(1)) \

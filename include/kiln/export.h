@@ -20,12 +20,14 @@
 ** Every identifier in the files is kiln's own (NAME is the caller's C
 ** prefix, checked); the model's names appear only inside string literals,
 ** escaped, and in comments, sanitised: a crafted name is data.
-** Each file appears whole or not at all (written under a temp name and
-** renamed). */
+** An export is all or nothing: the files are written and NAME.so built in
+** a fresh folder inside dir, then renamed into place (the library last)
+** once all exist; a failure leaves no new or partial file. */
 #ifndef KILN_EXPORT_H
 #define KILN_EXPORT_H
 
 #include "compile.h"
+#include "network.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -58,6 +60,10 @@ typedef struct kiln_export_options {
     /* Largest batch NAME_forward accepts (NAME_MAX_BATCH); a context's
     ** scratch is sized for it. 0: the program's max_batch. */
     int64_t max_batch;
+    /* Path of the shared object when compile is set (such as
+    ** "out/libdigits.so"); NULL: DIR/NAME.so. On dir's file system (it is
+    ** renamed there from dir). */
+    const char *library;
 } kiln_export_options;
 
 /* Every field at its default (name "model", dir ".", embedded weights,
@@ -73,6 +79,22 @@ KILN_API kiln_export_options kiln_export_options_default(void);
 ** (p not compiled), KILN_ERR_UNSUPPORTED, KILN_ERR_IO (a file cannot be
 ** written), KILN_ERR_COMPILE (building NAME.so failed), KILN_ERR_NOMEM. */
 KILN_API enum kiln_status kiln_program_export(kiln_program *p, const kiln_export_options *o);
+
+/* Export roots of a loaded network file (kiln_network_load) with the
+** file's parameters: the graph is compiled forward-only for the outputs
+** alone (kiln_compile with no cost, no fast paths, max_batch o->max_batch or
+** the default, o->cc; a JIT build, cached as any), then exported as
+** kiln_program_export does. outputs[0..n_outputs) are root names
+** (kiln_network_root_name); n_outputs 0: every root of rank 1 or more, in
+** the file's order (scalars, such as a cost or an error rate, summarise a
+** batch and are not per-example outputs). Decided against a call that
+** takes the compiled program only: a network file's roots are named, and
+** the caller should not need kiln_compile to ship a file. The message is
+** on net (kiln_network_errmsg). KILN_ERR_ARG (NULL, an unknown root name,
+** no root of rank 1 or more), KILN_ERR_STATE (net not loaded), then as
+** kiln_compile and kiln_program_export. */
+KILN_API enum kiln_status kiln_network_export(kiln_network *net, const char *const *outputs, int n_outputs,
+                                              const kiln_export_options *o);
 
 #ifdef __cplusplus
 }

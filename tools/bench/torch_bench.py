@@ -107,6 +107,8 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--kiln-lib", help="libkiln_bench_pair.so: time kiln alternately")
+    ap.add_argument("--infer-only", action="store_true",
+                    help="only the 784-100-10 inference cases (b1, b64): forward, exports, PyTorch no_grad")
     a = ap.parse_args()
     lib = None
     if a.kiln_lib:
@@ -119,11 +121,11 @@ def main():
     reps, rep_seconds = (5, 0.04) if a.quick else (max(5, a.reps), 0.25)
     torch.set_num_threads(a.threads)
     x, y = make_data()
-    for hidden in (100, 500):
+    for hidden in (100,) if a.infer_only else (100, 500):
         name = "784-%d-10" % hidden
         m = model(hidden)
         opt = torch.optim.SGD(m.parameters(), lr=0.1)
-        for b in (1, 32, 128, 1000):
+        for b in () if a.infer_only else (1, 32, 128, 1000):
             def step(i, b=b):
                 off = (i * b) % (N_DATA - b + 1)
                 xb, yb = x[off:off + b], y[off:off + b]
@@ -163,7 +165,8 @@ def main():
                 t = time_per_call(infer, reps, rep_seconds)
             for case, _ in cases:
                 print("torch %s_%s_b%d %.2f" % (case, name, b, t * 1e6))
-    lstm_case(lib, reps, rep_seconds)
+    if not a.infer_only:
+        lstm_case(lib, reps, rep_seconds)
     print("torch peak_rss_mb %.1f" % (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0))
 
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "kiln/kiln.h"
@@ -261,10 +262,154 @@ static int cmd_graph(int argc, char **argv)
     return rc;
 }
 
+/* ---- kiln export ------------------------------------------------------------------ */
+
+static const char EXPORT_USAGE[] =
+    "usage: kiln export NET.h5 -o DIR|LIBNAME.so [--name NAME] [--output ROOT]...\n"
+    "                   [--weights embedded|file] [--blas] [--max-batch N]\n"
+    "                   [--source-only]\n"
+    "\n"
+    "An inference-only shared object from a network file (docs/export.md):\n"
+    "the forward pass of its roots with its parameters, needing libc and libm\n"
+    "only (and OpenBLAS with --blas). Writes NAME.h (the ABI), NAME.c, and\n"
+    "NAME.so (or the -o path ending in .so), all or none.\n"
+    "  -o DIR          an existing folder: DIR/NAME.h, DIR/NAME.c, DIR/NAME.so\n"
+    "  -o PATH.so      the library at PATH.so, NAME.h and NAME.c beside it\n"
+    "  --name NAME     prefix of the generated symbols and files (a C name);\n"
+    "                  default: libNAME.so's NAME, else NET.h5's stem\n"
+    "  --output ROOT   export this root (repeat for more); default: every root\n"
+    "                  of rank 1 or more (not scalars such as a cost)\n"
+    "  --weights file  the weights in NAME.weights, read at load (default\n"
+    "                  embedded: compiled into NAME.c and NAME.so)\n"
+    "  --blas          products through CBLAS (the .so links OpenBLAS)\n"
+    "  --max-batch N   the largest batch NAME_forward takes (default 1024)\n"
+    "  --source-only   write NAME.h and NAME.c (and NAME.weights), no NAME.so\n"
+    "Prints the files written, one a line.\n";
+
+/* Is s a C name export accepts (letters, digits, '_', not starting with a digit)? */
+static bool is_c_name(const char *s, size_t n)
+{
+    if (n == 0 || n > 48 || (s[0] >= '0' && s[0] <= '9'))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+              s[i] == '_'))
+            return false;
+    return true;
+}
+
+static bool ends_with(const char *s, const char *tail)
+{
+    size_t n = strlen(s), k = strlen(tail);
+    return n >= k && strcmp(s + n - k, tail) == 0;
+}
+
+static int cmd_export(int argc, char **argv)
+{
+    const command *c = find_command("export");
+    const char *path = NULL, *out = NULL, *name = NULL, *roots[64];
+    int n_roots = 0;
+    kiln_export_options eo = kiln_export_options_default();
+    eo.compile = true;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool takes = strcmp(a, "-o") == 0 || strcmp(a, "--name") == 0 || strcmp(a, "--output") == 0 ||
+                     strcmp(a, "--weights") == 0 || strcmp(a, "--max-batch") == 0;
+        if (is_help(a)) {
+            fputs(c->usage, stdout);
+            return 0;
+        } else if (takes && i + 1 == argc) {
+            return usage_error(c, "%s needs a value", a);
+        } else if (strcmp(a, "-o") == 0) {
+            out = argv[++i];
+        } else if (strcmp(a, "--name") == 0) {
+            name = argv[++i];
+        } else if (strcmp(a, "--output") == 0) {
+            if (n_roots == (int)(sizeof roots / sizeof *roots))
+                return usage_error(c, "%s", "more than 64 --output roots");
+            roots[n_roots++] = argv[++i];
+        } else if (strcmp(a, "--weights") == 0) {
+            const char *v = argv[++i];
+            if (strcmp(v, "embedded") != 0 && strcmp(v, "file") != 0)
+                return usage_error(c, "--weights '%s': embedded or file", v);
+            eo.weights_file = strcmp(v, "file") == 0;
+        } else if (strcmp(a, "--max-batch") == 0) {
+            char *end;
+            long long v = strtoll(argv[++i], &end, 10);
+            if (*end || end == argv[i] || v < 1 || v > (1 << 24))
+                return usage_error(c, "--max-batch '%s': a whole number from 1 to 16777216", argv[i]);
+            eo.max_batch = v;
+        } else if (strcmp(a, "--blas") == 0) {
+            eo.blas = true;
+        } else if (strcmp(a, "--source-only") == 0) {
+            eo.compile = false;
+        } else if (a[0] == '-' || path) {
+            return usage_error(c, "unexpected argument '%s'", a);
+        } else {
+            path = a;
+        }
+    }
+    if (!path)
+        return usage_error(c, "%s", "which network file?");
+    if (!out)
+        return usage_error(c, "%s", "where to? (-o DIR or -o LIBNAME.so)");
+    /* -o: an existing folder, or the library's path */
+    struct stat sb;
+    char dir[4096], stem[64];
+    bool is_dir = stat(out, &sb) == 0 && S_ISDIR(sb.st_mode);
+    if (!is_dir && !ends_with(out, ".so")) {
+        fprintf(stderr, "kiln export: %s: not a folder (give an existing folder, or a path ending in .so)\n", out);
+        return 1;
+    }
+    if (!is_dir && !eo.compile)
+        return usage_error(c, "%s", "--source-only writes no library: -o names a folder");
+    const char *base = out;
+    if (is_dir) {
+        snprintf(dir, sizeof dir, "%s", out);
+        base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    } else {
+        const char *slash = strrchr(out, '/');
+        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash == out ? 1 : slash - out) : 1, slash ? out : ".");
+        base = slash ? slash + 1 : out;
+        if (strncmp(base, "lib", 3) == 0)
+            base += 3;
+        eo.library = out;
+    }
+    if (!name) { /* the stem of libNAME.so, or of NET.h5 */
+        size_t n = strcspn(base, ".");
+        if (!is_c_name(base, n))
+            return usage_error(c, "cannot take a C name from '%s': give --name NAME", base);
+        snprintf(stem, sizeof stem, "%.*s", (int)n, base);
+        name = stem;
+    }
+    eo.name = name;
+    eo.dir = dir;
+    kiln_network *net = load_network(c->name, path);
+    if (!net)
+        return 1;
+    int rc = 0;
+    if (kiln_network_export(net, roots, n_roots, &eo) != KILN_OK) {
+        fprintf(stderr, "kiln export: %s: %s\n", path, kiln_network_errmsg(net));
+        rc = 1;
+    } else {
+        const char *dsep = strcmp(dir, "/") == 0 ? "" : "/";
+        printf("%s%s%s.h\n%s%s%s.c\n", dir, dsep, name, dir, dsep, name);
+        if (eo.weights_file)
+            printf("%s%s%s.weights\n", dir, dsep, name);
+        if (eo.compile && eo.library)
+            printf("%s\n", eo.library);
+        else if (eo.compile)
+            printf("%s%s%s.so\n", dir, dsep, name);
+    }
+    kiln_network_destroy(net);
+    return rc;
+}
+
 /* ---- the table ----------------------------------------------------------------- */
 
 static const command COMMANDS[] = {
     {"cache", "list, clear or prune the compile cache", CACHE_USAGE, cmd_cache},
+    {"export", "an inference-only shared object from a network file", EXPORT_USAGE, cmd_export},
     {"graph", "a network file's graph as Graphviz dot", GRAPH_USAGE, cmd_graph},
     {"inspect", "what a network file holds", INSPECT_USAGE, cmd_inspect},
 };
