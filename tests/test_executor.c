@@ -45,9 +45,12 @@ typedef struct model {
     kiln_graph *g;
     kiln_brick *net, *cost_brick;
     kiln_node x, y, out, cost;
+    kiln_node outs[2]; /* the program's outputs */
+    int n_outs;
 } model;
 
-/* MLP([Rectifier, Softmax], [6, 5, 3]) with a cross-entropy cost. */
+/* MLP([Rectifier, Softmax], [6, 5, 3]) with a cross-entropy cost; outputs
+** its probabilities and their tanh (a second value of the zone B). */
 static kiln_program *mlp(model *m, int threads)
 {
     m->g = kiln_graph_create(KILN_DTYPE_F32);
@@ -65,8 +68,11 @@ static kiln_program *mlp(model *m, int threads)
     o.name = "mlp";
     o.cost = m->cost;
     o.step_rule = kiln_step_adam(0.01, 0.9, 0.999, 1e-8, 1.0);
-    o.outputs = &m->out;
-    o.n_outputs = 1;
+    m->outs[0] = m->out;
+    m->outs[1] = kiln_expr_tanh(m->g, m->out);
+    m->n_outs = 2;
+    o.outputs = m->outs;
+    o.n_outputs = 2;
     o.max_batch = 16;
     o.threads = threads;
     kiln_program *p;
@@ -89,7 +95,9 @@ static kiln_program *rnn(model *m)
     ck_assert_int_eq(kiln_brick_initialize(m->net), KILN_OK);
     kiln_compile_options o = kiln_compile_options_default();
     o.name = "rnn";
-    o.outputs = &m->out;
+    m->outs[0] = m->out;
+    m->n_outs = 1;
+    o.outputs = m->outs;
     o.n_outputs = 1;
     o.max_batch = 4;
     o.max_size[1] = 5;
@@ -187,13 +195,14 @@ START_TEST(mlp_manifest_matches_the_program)
     ck_assert_uint_eq(m->entries, 63); /* every entry point */
     ck_assert_int_eq(m->floatx, KILN_MANIFEST_F32);
     ck_assert_int_eq(m->n_params, 4);
-    ck_assert_int_eq(m->n_values, 2); /* the output and the cost */
+    ck_assert_int_eq(m->n_values, 3); /* the outputs and the cost */
     const kiln_manifest_tensor *x = &m->tensors[0];
     ck_assert_str_eq(x->name, "features");
     ck_assert_int_eq(x->rank, 2);
     ck_assert(x->dims[0].c == 1 && x->dims[0].e[0] == 1 && x->dims[1].c == 6 && x->dims[1].e[0] == 0);
     ck_assert_int_eq(m->tensors[m->n_inputs].kind, KILN_MANIFEST_OUTPUT);
-    ck_assert_int_eq(m->tensors[m->n_inputs + 1].kind, KILN_MANIFEST_COST);
+    ck_assert_int_eq(m->tensors[m->n_inputs + 1].kind, KILN_MANIFEST_OUTPUT);
+    ck_assert_int_eq(m->tensors[m->n_inputs + 2].kind, KILN_MANIFEST_COST);
     ck_assert_uint_eq(m->tensors[m->n_inputs].modes & KILN_MANIFEST_FORWARD, KILN_MANIFEST_FORWARD);
     ck_assert_uint_eq(m->tensors[1].modes & KILN_MANIFEST_FORWARD, 0); /* forward reads no targets */
     ck_assert_str_eq(m->symbol_names[0], "B");
@@ -235,7 +244,7 @@ END_TEST
 /* Run p's forward at batch b (T = t when t > 0) through kiln_program and
 ** through an executor on the unit loaded by path, parameters copied by
 ** path; the outputs must have the same bits. */
-static void same_outputs(kiln_program *p, kiln_node out, const char *model, const char *input, int64_t b, int64_t t,
+static void same_outputs(kiln_program *p, const model *md, const char *model, const char *input, int64_t b, int64_t t,
                          int64_t n_in)
 {
     float *x = malloc(sizeof *x * (size_t)n_in);
@@ -275,18 +284,20 @@ static void same_outputs(kiln_program *p, kiln_node out, const char *model, cons
     ck_assert_int_eq(kiln_exec_bind(e, "nothing", x, n_in), KILN_ERR_NOT_FOUND);
     ck_assert_int_eq(kiln_exec_bind(e, input, x, n_in), KILN_OK);
     ck_assert_msg(kiln_exec_run(e, KILN_MANIFEST_FORWARD, b, "forward", &code) == KILN_OK, "%s", kiln_exec_errmsg(e));
-    int t_out = m->n_inputs; /* the first value: the output */
-    int64_t n = kiln_exec_count(e, t_out, NULL);
-    ck_assert_int_gt(n, 0);
-    float *got = malloc(sizeof *got * (size_t)n);
-    double *want = malloc(sizeof *want * (size_t)n);
-    ck_assert_int_eq(kiln_exec_read(e, t_out, got, n * 4), KILN_OK);
-    ck_assert_int_eq(kiln_program_read(p, out, want, n), KILN_OK);
-    for (int64_t i = 0; i < n; i++)
-        ck_assert_msg((double)got[i] == want[i], "element %lld: executor %.9g, program %.9g", (long long)i,
-                      (double)got[i], want[i]);
-    free(got);
-    free(want);
+    for (int o = 0; o < md->n_outs; o++) { /* the values: outputs first */
+        int t_out = m->n_inputs + o;
+        int64_t n = kiln_exec_count(e, t_out, NULL);
+        ck_assert_int_gt(n, 0);
+        float *got = malloc(sizeof *got * (size_t)n);
+        double *want = malloc(sizeof *want * (size_t)n);
+        ck_assert_int_eq(kiln_exec_read(e, t_out, got, n * 4), KILN_OK);
+        ck_assert_int_eq(kiln_program_read(p, md->outs[o], want, n), KILN_OK);
+        for (int64_t i = 0; i < n; i++)
+            ck_assert_msg((double)got[i] == want[i], "output %d, element %lld: executor %.9g, program %.9g", o,
+                          (long long)i, (double)got[i], want[i]);
+        free(got);
+        free(want);
+    }
     free(x);
     kiln_exec_destroy(e);
     dlclose(h);
@@ -296,11 +307,11 @@ START_TEST(executor_runs_a_unit_by_path_as_the_program_does)
 {
     model md;
     kiln_program *p = mlp(&md, 0);
-    same_outputs(p, md.out, "mlp", "features", 5, 0, 5 * 6);
+    same_outputs(p, &md, "mlp", "features", 5, 0, 5 * 6);
     kiln_program_destroy(p);
     model_free(&md);
     p = rnn(&md);
-    same_outputs(p, md.out, "rnn", "x", 3, 4, 4 * 3 * 4);
+    same_outputs(p, &md, "rnn", "x", 3, 4, 4 * 3 * 4);
     kiln_program_destroy(p);
     model_free(&md);
 }
