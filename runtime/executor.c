@@ -533,7 +533,7 @@ enum kiln_status kiln_exec_read(kiln_exec *x, int t, void *dst, int64_t bytes)
     }
     if ((st = locate(x, t, sizes, bytes, &off)))
         return st;
-    if (r->kind == KILN_MANIFEST_PARAM)
+    if (off < x->m->param_bytes) /* a parameter, or a value that is one: as of the last step */
         kiln_exec_flush(x);
     x->be->copy_out(dst, x->arena, off, bytes);
     return KILN_OK;
