@@ -2135,6 +2135,8 @@ enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, cha
     bool oom = e.body.oom;
     kiln_emit_info facts = {.arena_bytes = arena_bytes, .gemm_n = l->gemm_n, .gemm_k = l->gemm_k,
                             .fused_updates = l->any_fused};
+    if (!o->exported) /* 4. What this unit is, as data */
+        kiln_manifest_emit(&out, p, o, &facts);
     bool failed = e.failed;
     emitter_free(&e);
     kiln_kernel_list_free(l);

@@ -2,11 +2,12 @@
 #ifndef KILN_CODEGEN_EMIT_C_H
 #define KILN_CODEGEN_EMIT_C_H
 
+#include "codegen/manifest.h"
 #include "compiler/memplan.h"
 
 /* Bumped whenever the generated code or its ABI changes; part of the JIT
 ** cache key. */
-#define KILN_CODEGEN_VERSION "kiln-codegen-8"
+#define KILN_CODEGEN_VERSION "kiln-codegen-9"
 
 typedef struct kiln_emit_options {
     const char *model;      /* sanitised C identifier prefix */
@@ -16,8 +17,12 @@ typedef struct kiln_emit_options {
     ** kiln_emit_c's second comment. */
     bool exported;
     bool export_blas;       /* products through CBLAS (linked) instead of plain loops */
-    const int32_t *outputs; /* exported: the values copied out, in this order */
+    /* The program's outputs and monitors, in the options' order: exported,
+    ** the values copied out; else listed in the manifest (codegen/manifest.c). */
+    const int32_t *outputs;
     int n_outputs;
+    const int32_t *monitors;
+    int n_monitors;
 } kiln_emit_options;
 
 /* Generated entry points, for model "mlp":
@@ -39,24 +44,7 @@ typedef struct kiln_emit_options {
 #define KILN_CODEGEN_ERR_NODE(code) ((int32_t)((code) >> 32))
 #define KILN_CODEGEN_ERR_ROW(code) ((int64_t)((code) & 0xffffffff) - 1)
 
-/* Must match k_runtime in the generated prelude (emit_c.c). */
-typedef struct kiln_codegen_runtime {
-    void (*sgemm)(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *,
-                  int);
-    void (*dgemm)(int, int, int, int, int, int, double, const double *, int, const double *, int, double,
-                  double *, int);
-    void (*sgemv)(int, int, int, int, float, const float *, int, const float *, int, float, float *, int);
-    void (*dgemv)(int, int, int, int, double, const double *, int, const double *, int, double, double *, int);
-    void (*sger)(int, int, int, float, const float *, int, const float *, int, float *, int);
-    void (*dger)(int, int, int, double, const double *, int, const double *, int, double *, int);
-    void (*sger_gemv)(int, int, float *, int, const float *, const float *, const float *, float *);
-    /* y = x W for few rows, or NULL: then the code calls sgemm (runtime/gemm.c) */
-    void (*sgemm_nn)(int m, int n, int k, const float *x, int ldx, const float *w, int ldw, float *y, int ldy,
-                     float *scratch);
-    /* c = alpha a^T b + beta c, or NULL: then the code calls sgemm (runtime/kernels.h) */
-    void (*sgemm_tn)(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb, float beta,
-                     float *c, int ldc);
-} kiln_codegen_runtime;
+/* kiln_codegen_runtime, the rt the entry points take: codegen/manifest.h. */
 
 /* The scratch sgemm_nn needs for a product with n columns and k terms, in
 ** floats: x^T for a block of rows, and the block's sums. */
@@ -92,5 +80,9 @@ static inline int64_t kiln_emit_weight_bytes(const kiln_plan *p) { return p->par
 ** (libc and libm only), or CBLAS with export_blas; no rt. */
 enum kiln_status kiln_emit_c(const kiln_plan *p, const kiln_emit_options *o, char **out, kiln_emit_info *info,
                              kiln_err *err);
+
+/* Append the unit's manifest (codegen/manifest.h) to out, the unit's text so
+** far (its hash is of that text). Not in export mode. */
+void kiln_manifest_emit(kiln_strbuf *out, const kiln_plan *p, const kiln_emit_options *o, const kiln_emit_info *info);
 
 #endif

@@ -212,3 +212,23 @@ size_t kiln_dtype_size(enum kiln_dtype t)
     }
     return 0;
 }
+
+void kiln_strbuf_put_literal(kiln_strbuf *b, const char *s)
+{
+    kiln_strbuf_put(b, "\"");
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || strchr(" _.-", *c))
+            kiln_strbuf_put(b, "%c", *c);
+        else
+            kiln_strbuf_put(b, "\\%03o", *c);
+    }
+    kiln_strbuf_put(b, "\"");
+}
+
+uint64_t kiln_fnv1a(const unsigned char *p, size_t n)
+{
+    uint64_t h = UINT64_C(0xcbf29ce484222325);
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * UINT64_C(0x100000001b3);
+    return h;
+}

@@ -50,6 +50,15 @@ typedef struct kiln_strbuf {
 } kiln_strbuf;
 void kiln_strbuf_vput(kiln_strbuf *b, const char *fmt, va_list ap);
 void kiln_strbuf_put(kiln_strbuf *b, const char *fmt, ...) KILN_PRINTF(2, 3);
+/* s as a C string literal: letters, digits, space and "_.-" as they are,
+** every other byte as a three-digit octal escape (no trigraph, terminator,
+** line break, comment opener or path can form: a reader that strips
+** comments and looks for user text finds none): user text put in generated
+** code stays data (runtime/export.c, codegen/manifest.c; test_network.c's
+** crafted_names_are_data). */
+void kiln_strbuf_put_literal(kiln_strbuf *b, const char *s);
+/* FNV-1a, 64 bits, of p[0..n). */
+uint64_t kiln_fnv1a(const unsigned char *p, size_t n);
 
 /* A path as a message shows it: whole when it has at most KILN_PATH_SHOWN
 ** bytes, else "..." and its tail from a '/', so that a long path never pushes

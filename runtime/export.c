@@ -75,20 +75,7 @@ kiln_export_options kiln_export_options_default(void)
 typedef kiln_strbuf xbuf;
 #define xput kiln_strbuf_put
 
-/* A C string literal of s: letters, digits, space and "_./-:" as they are,
-** every other byte as a three-digit octal escape (no trigraph, no
-** terminator, no line break can form). */
-static void put_literal(xbuf *b, const char *s)
-{
-    xput(b, "\"");
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || strchr(" _./-:", *c))
-            xput(b, "%c", *c);
-        else
-            xput(b, "\\%03o", *c);
-    }
-    xput(b, "\"");
-}
+#define put_literal kiln_strbuf_put_literal
 
 /* A float as an exact C literal: hex, or a <math.h> macro. */
 static void put_float(xbuf *b, float v)
@@ -101,13 +88,7 @@ static void put_float(xbuf *b, float v)
         xput(b, "%af", (double)v);
 }
 
-static uint64_t fnv1a(const unsigned char *p, size_t n)
-{
-    uint64_t h = FNV_OFFSET;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * FNV_PRIME;
-    return h;
-}
+#define fnv1a kiln_fnv1a
 
 /* ---- what is exported -------------------------------------------------------- */
 

@@ -9,11 +9,16 @@
 **   4. rebuild once more, so rewrites and dead-code elimination also see
 **      the backward graph and the updates;
 **   5. fuse and plan memory (memplan.c), generate C (codegen/emit_c.c);
-**   6. compile and load it through the cache (jit.c), allocate the arena
-**      (one allocation, sized for the maxima) and copy the parameters and
-**      states in.
-** Running a step never allocates: inputs are bound by pointer and the
-** generated code works inside the arena.
+**   6. compile and load it through the cache (jit.c); open an executor on
+**      it (executor.c: checks the unit's manifest, allocates the arena, one
+**      allocation sized for the maxima, runs init) and copy the parameters
+**      and states in.
+** Running goes through the executor: bindings, sizes, entry points, the
+** flush. What needs the plan stays here around it: guard bytes, naming the
+** node of an out-of-range index, reading a value by its user node, the
+** store's float64 values. A step never allocates (inputs are bound by
+** pointer, the code works inside the arena) and never changes the BLAS's
+** thread count (#12; kiln_compile sets it once when options.threads asks).
 ** The user's node handles are mapped to program-graph nodes (map[]); names
 ** shown to the user come from the user's graph as it was at compile time.
 ** Lifetimes (#9): the program borrows nothing of the user's graph after
@@ -37,6 +42,7 @@
 #include "kiln/compile.h"
 #include "kiln/config.h"
 #include "kiln_config.h"
+#include "runtime/executor.h"
 #include "runtime/jit.h"
 #include "runtime/kernels.h"
 #include "runtime/program_internal.h"
@@ -55,10 +61,6 @@ extern void openblas_set_num_threads(int) __attribute__((weak));
 extern int openblas_get_num_threads(void) __attribute__((weak));
 #define MAX_MODEL_NAME 48
 
-typedef int64_t (*entry_fn)(char *arena, const void *const *inputs, const int64_t *sizes,
-                            const kiln_codegen_runtime *rt);
-typedef int64_t (*init_fn)(char *arena, int64_t bytes);
-typedef int64_t (*flush_fn)(char *arena, const kiln_codegen_runtime *rt);
 
 struct kiln_program {
     kiln_err err;
@@ -68,9 +70,9 @@ struct kiln_program {
     bool planned;
     char *source;
     kiln_jit *jit;
-    entry_fn forward, eval_step, gradients, train_step;
-    flush_fn flush;           /* applies deferred batch-1 updates (emit_c.h) */
-    char *arena;
+    kiln_exec *exec;          /* runs the loaded unit from its manifest (executor.c) */
+    unsigned entries;         /* enum kiln_manifest_entry bits the unit has; 0 after a failed compile */
+    char *arena;              /* exec's arena, for what the plan reads (values, guards) */
     kiln_emit_info emit;      /* arena size, the widest product given to rt.sgemm_nn */
     int32_t n_user;
     int32_t *map;             /* user node id -> program node id, or -1 */
@@ -85,8 +87,6 @@ struct kiln_program {
     int *state_hyper;         /* plan state i -> its entry in rule.hypers, or -1 */
     bool *uninit;             /* param i had a NaN when last loaded or set */
     int n_uninit;
-    const void **bound;       /* per plan input */
-    int64_t *bound_count;     /* per plan input: elements bound, -1 unknown */
     int32_t *monitors, *outputs; /* program nodes of the options' monitors and outputs */
     int n_monitors, n_outputs;
     unsigned last_mode;       /* KILN_MODE_* of the last successful step */
@@ -96,6 +96,7 @@ struct kiln_program {
     int64_t max_batch;
     char model[MAX_MODEL_NAME + 1];
     kiln_codegen_runtime rt; /* BLAS and kernels for the generated code */
+    kiln_codegen_runtime rt_small; /* for a small step on a threaded BLAS: kiln's products at every shape */
     kiln_kernel_set kernels; /* kiln's kernels of the ISA chosen (options.isa, $KILN_ISA, the CPU) */
     int threads;             /* BLAS threads for large batches, 0: leave as is */
     int64_t small_batch;     /* below it, BLAS runs on one thread */
@@ -136,11 +137,9 @@ static void program_free(kiln_program *p)
     free(p->map);
     free(p->role);
     free(p->params);
-    free(p->bound);
-    free(p->bound_count);
     free(p->monitors);
     free(p->outputs);
-    free(p->arena);
+    kiln_exec_destroy(p->exec);
     free(p->source);
     kiln_jit_close(p->jit);
     if (p->planned)
@@ -201,7 +200,7 @@ int64_t kiln_program_max_size(const kiln_program *p, int64_t symbol)
         return 0;
     return k == 0 ? p->max_batch : p->plan.max_sizes[k];
 }
-bool kiln_program_can_train(const kiln_program *p) { return p && p->train_step != NULL; }
+bool kiln_program_can_train(const kiln_program *p) { return p && (p->entries & KILN_MANIFEST_TRAIN_STEP); }
 
 /* ---- for tests (program_internal.h) ------------------------------------ */
 
@@ -480,15 +479,8 @@ static enum kiln_status write_source_file(kiln_program *p, const char *path)
     return KILN_OK;
 }
 
-static void *symbol(kiln_program *p, const char *fn)
-{
-    char name[MAX_MODEL_NAME + 32];
-    snprintf(name, sizeof name, "%s_%s", p->model, fn);
-    void *s = kiln_jit_symbol(p->jit, name);
-    if (!s)
-        fail(p, KILN_ERR_COMPILE, "generated library lacks %s: %s", name, kiln_jit_errmsg(p->jit));
-    return s;
-}
+/* The executor's look-up of the unit's symbols (executor.h). */
+static void *jit_lookup(void *jit, const char *name) { return kiln_jit_symbol(jit, name); }
 
 /* The maxima of the symbols, from the options; B from max_batch unless
 ** max_size gives it. */
@@ -676,10 +668,8 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
     }
     p->params = calloc((size_t)p->plan.n_params + 1, sizeof *p->params);
     p->uninit = calloc((size_t)p->plan.n_params + 1, sizeof *p->uninit);
-    p->bound = calloc((size_t)p->plan.n_inputs + 1, sizeof *p->bound);
-    p->bound_count = malloc(((size_t)p->plan.n_inputs + 1) * sizeof *p->bound_count);
     p->state_names = calloc((size_t)p->plan.n_states + 1, sizeof *p->state_names);
-    if (!p->params || !p->uninit || !p->bound || !p->bound_count || !p->state_names)
+    if (!p->params || !p->uninit || !p->state_names)
         return fail(p, KILN_ERR_NOMEM, "compile: no memory");
     for (int i = 0; i < p->plan.n_params; i++)
         p->params[i] = p->pg->nodes[p->plan.param_node[i]].param;
@@ -701,7 +691,8 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
     }
 
     kiln_emit_options eo = {.model = p->model, .has_forward = o->n_outputs > 0, .has_train = cost >= 0,
-                            .no_fast_paths = p->no_fast_paths};
+                            .no_fast_paths = p->no_fast_paths, .outputs = outs, .n_outputs = o->n_outputs,
+                            .monitors = mon, .n_monitors = o->n_monitors};
     if ((st = kiln_emit_c(&p->plan, &eo, &p->source, &p->emit, &p->err)))
         return st;
     /* The plan's arena is checked (memplan.c); codegen adds the deferred
@@ -717,20 +708,12 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
     /* Step 6: compile, load, allocate, copy parameters and states in. The
     ** generated code gets BLAS through p->rt, so it links libm alone (half
     ** the link time). */
-    p->rt.sgemm = (void (*)(int, int, int, int, int, int, float, const float *, int, const float *, int, float,
-                            float *, int))cblas_sgemm;
-    p->rt.dgemm = (void (*)(int, int, int, int, int, int, double, const double *, int, const double *, int,
-                            double, double *, int))cblas_dgemm;
-    p->rt.sgemv = (void (*)(int, int, int, int, float, const float *, int, const float *, int, float, float *,
-                            int))cblas_sgemv;
-    p->rt.dgemv = (void (*)(int, int, int, int, double, const double *, int, const double *, int, double,
-                            double *, int))cblas_dgemv;
-    p->rt.sger = (void (*)(int, int, int, float, const float *, int, const float *, int, float *, int))cblas_sger;
-    p->rt.dger = (void (*)(int, int, int, double, const double *, int, const double *, int, double *,
-                           int))cblas_dger;
-    p->rt.sger_gemv = p->kernels.sger_gemv;
-    p->rt.sgemm_nn = p->no_fast_paths ? NULL : p->kernels.sgemm_nn;
-    p->rt.sgemm_tn = p->no_fast_paths ? NULL : p->kernels.sgemm_tn;
+    kiln_exec_cpu_runtime(&p->rt, &p->kernels, !p->no_fast_paths);
+    p->rt_small = p->rt;
+    if (!p->no_fast_paths && p->kernels.sgemm_nn_own && p->kernels.sgemm_tn_own) {
+        p->rt_small.sgemm_nn = p->kernels.sgemm_nn_own;
+        p->rt_small.sgemm_tn = p->kernels.sgemm_tn_own;
+    }
     const char *link[6];
     int n_link = 0;
     if (have_program("ld.gold")) /* links a small library ~10 ms faster than ld.bfd */
@@ -748,22 +731,21 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
     st = kiln_jit_load(p->source, strlen(p->source), &jo, &p->jit);
     if (st)
         return fail(p, st, "%s", p->jit ? kiln_jit_errmsg(p->jit) : "out of memory");
-    init_fn init = (init_fn)symbol(p, "init");
-    if (!init || !(p->flush = (flush_fn)symbol(p, "flush")))
-        return p->err.status;
-    if (eo.has_forward && !(p->forward = (entry_fn)symbol(p, "forward")))
-        return p->err.status;
-    if (eo.has_train && (!(p->eval_step = (entry_fn)symbol(p, "eval_step")) ||
-                         !(p->gradients = (entry_fn)symbol(p, "gradients")) ||
-                         !(p->train_step = (entry_fn)symbol(p, "train_step"))))
-        return p->err.status;
-    size_t bytes = (size_t)p->emit.arena_bytes;
-    p->arena = aligned_alloc(64, (bytes + 63) / 64 * 64);
-    if (!p->arena)
-        return fail(p, KILN_ERR_NOMEM, "arena: no memory for %zu bytes", bytes);
-    memset(p->arena, 0, bytes);
-    if (init(p->arena, p->emit.arena_bytes) != 0)
-        return fail(p, KILN_ERR_COMPILE, "generated init rejected the arena (%zu bytes)", bytes);
+    /* The executor finds the manifest and the entry points, checks them,
+    ** allocates the arena and runs init. */
+    kiln_exec_config xc = {.lookup = jit_lookup, .lib = p->jit, .model = p->model, .rt = &p->rt};
+    if ((st = kiln_exec_open(&xc, &p->exec)))
+        return fail(p, st, "%s", kiln_exec_errmsg(p->exec));
+    if (kiln_exec_manifest(p->exec)->arena_bytes != p->emit.arena_bytes)
+        return fail(p, KILN_ERR_COMPILE, "the unit's manifest says %lld arena bytes, codegen %lld",
+                    (long long)kiln_exec_manifest(p->exec)->arena_bytes, (long long)p->emit.arena_bytes);
+    p->entries = kiln_exec_manifest(p->exec)->entries;
+    p->arena = kiln_exec_arena(p->exec);
+    /* BLAS threads: set once, here, when the options ask (docs/architecture.md,
+    ** "BLAS threads"); a step never changes them (#12). */
+    if (p->threads > 0 && openblas_set_num_threads && openblas_get_num_threads &&
+        openblas_get_num_threads() != p->threads)
+        openblas_set_num_threads(p->threads);
     for (int i = 0; i < p->plan.n_states; i++)
         state_in(p, i);
     return kiln_program_load_params(p);
@@ -807,7 +789,7 @@ enum kiln_status kiln_compile(kiln_graph *g, const kiln_compile_options *o, kiln
         st = compile(p, g, &values);
     free(mons);
     if (st)
-        p->forward = p->eval_step = p->gradients = p->train_step = NULL;
+        p->entries = 0;
     return st;
 }
 
@@ -912,17 +894,10 @@ static enum kiln_status bind(kiln_program *p, const char *what, const char *name
         return KILN_ERR_ARG;
     if (!name || !data)
         return fail(p, KILN_ERR_ARG, "%s: %s is NULL", what, name ? "data" : "name");
-    for (int i = 0; i < kiln_program_input_count(p); i++)
-        if (strcmp(kiln_program_input_name(p, i), name) == 0) {
-            p->bound[i] = data;
-            p->bound_count[i] = count;
-            return KILN_OK;
-        }
-    char list[256] = "";
-    size_t n = 0;
-    for (int i = 0; i < kiln_program_input_count(p) && n < sizeof list; i++)
-        n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", i ? ", " : "", kiln_program_input_name(p, i));
-    return fail(p, KILN_ERR_NOT_FOUND, "no program input is named '%s' (inputs: %s)", name, n ? list : "none");
+    if (!p->exec || !kiln_exec_manifest(p->exec))
+        return fail(p, KILN_ERR_NOT_FOUND, "no program input is named '%s' (inputs: none)", name);
+    enum kiln_status st = kiln_exec_bind(p->exec, name, data, count);
+    return st ? fail(p, st, "%s", kiln_exec_errmsg(p->exec)) : KILN_OK;
 }
 
 enum kiln_status kiln_program_bind_input(kiln_program *p, const char *name, const void *data)
@@ -955,6 +930,8 @@ enum kiln_status kiln_program_set_size(kiln_program *p, int64_t symbol, int64_t 
         return fail(p, KILN_ERR_ARG, "symbol %s: size %lld, expected 1 to %lld (its maximum)", name, (long long)size,
                     (long long)p->plan.max_sizes[k]);
     p->sizes[k] = size;
+    if (p->exec && kiln_exec_set_size(p->exec, k, size))
+        return fail(p, KILN_ERR_ARG, "%s", kiln_exec_errmsg(p->exec));
     return KILN_OK;
 }
 
@@ -977,9 +954,9 @@ static enum kiln_status bad_index(kiln_program *p, int64_t code)
     const char *what = r->op == KILN_OP_GATHER || r->op == KILN_OP_SCATTER_ADD ? "position" : "row";
     if (idx->op == KILN_OP_INPUT) {
         for (int i = 0; i < p->plan.n_inputs; i++)
-            if (p->plan.input_node[i] == r->in[1] && p->bound[i])
+            if (p->plan.input_node[i] == r->in[1] && kiln_exec_bound(p->exec, i))
                 return fail(p, KILN_ERR_ARG, "%s: value %d at %s %lld of the batch is outside [0, %lld)",
-                            idx->name ? idx->name : "index", (int)((const int32_t *)p->bound[i])[row], what,
+                            idx->name ? idx->name : "index", (int)((const int32_t *)kiln_exec_bound(p->exec, i))[row], what,
                             (long long)row, (long long)k);
     }
     return fail(p, KILN_ERR_ARG, "node %d (%s): index at %s %lld is outside [0, %lld)", (int)node,
@@ -1048,28 +1025,12 @@ static enum kiln_status fail_uninitialised(kiln_program *p, const char *what)
                 p->n_uninit > 1 ? "s are" : " is", list);
 }
 
-/* Input i was bound with a count: it must hold what the step reads at sizes. */
-static enum kiln_status check_bound_count(kiln_program *p, const char *what, int i, const int64_t *sizes)
-{
-    const kiln_node_rec *r = input_rec(p, i);
-    kiln_mono m;
-    int64_t need;
-    if (!kiln_shape_size(p->pg, &r->shape, &m) || !kiln_mono_eval_checked(&m, sizes, &need))
-        return fail(p, KILN_ERR_SHAPE, "%s: the size of input '%s' overflows", what, kiln_program_input_name(p, i));
-    if (p->bound_count[i] >= need)
-        return KILN_OK;
-    char shape[KILN_SHAPE_STR_MAX];
-    return fail(p, KILN_ERR_SHAPE, "%s: input '%s' %s needs %lld elements at these sizes, it was bound to %lld", what,
-                kiln_program_input_name(p, i), kiln_program_input_shape_str(p, i, shape, sizeof shape),
-                (long long)need, (long long)p->bound_count[i]);
-}
-
-static enum kiln_status run(kiln_program *p, entry_fn fn, unsigned mode, const char *what, int64_t batch)
+static enum kiln_status run(kiln_program *p, enum kiln_manifest_entry entry, unsigned mode, const char *what,
+                           int64_t batch)
 {
     if (!p)
         return KILN_ERR_ARG;
-    enum kiln_status st;
-    if (!fn)
+    if (!(p->entries & entry))
         return fail(p, KILN_ERR_STATE, "%s: this program has no %s entry point%s", what, what,
                     p->err.status ? " (compilation failed)" : (mode == KILN_MODE_FORWARD ? " (no outputs)" : " (no cost)"));
     if (batch < 1 || batch > p->max_batch)
@@ -1080,39 +1041,30 @@ static enum kiln_status run(kiln_program *p, entry_fn fn, unsigned mode, const c
     int64_t sizes[KILN_MAX_SYMBOLS];
     memcpy(sizes, p->sizes, sizeof sizes);
     sizes[0] = batch;
-    for (int i = 0; i < p->plan.n_inputs; i++) {
-        if (!(p->plan.modes[p->plan.input_node[i]] & mode))
-            continue;
-        if (!p->bound[i])
-            return fail(p, KILN_ERR_STATE, "%s: input '%s' is not bound", what, kiln_program_input_name(p, i));
-        if (p->bound_count[i] >= 0 && (st = check_bound_count(p, what, i, sizes)) != KILN_OK)
-            return st;
-    }
     int32_t bad;
     guards(p, sizes, true, &bad);
-    /* BLAS threads for this step; put back afterwards (process-wide state). */
-    int saved = 0, want = 0;
-    if (openblas_set_num_threads && openblas_get_num_threads) {
-        saved = openblas_get_num_threads();
-        want = batch < p->small_batch ? 1 : (p->threads ? p->threads : saved);
-        /* One block of rows in kiln's kernel, on one thread, beats OpenBLAS
-        ** on two (784-500-10 at batch 32: 0.55-0.63 against 0.64-0.71 ms) */
-        if (want > 1 && p->rt.sgemm_nn && batch <= KILN_CODEGEN_GEMM_ROWS &&
-            p->kernels.nn_wins((int)batch, p->emit.gemm_n, p->emit.gemm_k))
-            want = 1;
-        if (want != saved)
-            openblas_set_num_threads(want);
-    }
-    /* kiln's kernel is single-threaded: a step on more BLAS threads leaves
-    ** every product to the BLAS */
+    /* kiln's kernels are single-threaded: they take the products of a step
+    ** that BLAS would run on one thread (a small batch, or BLAS set to one),
+    ** and of a batch of at most 32 rows where they beat OpenBLAS on two
+    ** (784-500-10 at batch 32: 0.55-0.63 against 0.64-0.71 ms); else every
+    ** product goes to the BLAS. The BLAS's thread count is read, never set
+    ** here (#12). */
+    int blas = openblas_get_num_threads ? openblas_get_num_threads() : 1;
+    bool small = batch < p->small_batch;
+    bool own = small || blas <= 1 ||
+               (p->rt.sgemm_nn && batch <= KILN_CODEGEN_GEMM_ROWS &&
+                p->kernels.nn_wins((int)batch, p->emit.gemm_n, p->emit.gemm_k));
     kiln_codegen_runtime threaded = p->rt;
     threaded.sgemm_nn = NULL;
     threaded.sgemm_tn = NULL;
-    int64_t code = fn(p->arena, p->bound, sizes, want > 1 ? &threaded : &p->rt);
-    if (want && want != saved)
-        openblas_set_num_threads(saved);
+    kiln_exec_set_runtime(p->exec, !own ? &threaded : small && blas > 1 ? &p->rt_small : &p->rt);
+    int64_t code = 0;
+    enum kiln_status st = kiln_exec_run(p->exec, entry, batch, what, &code);
+    kiln_exec_set_runtime(p->exec, &p->rt);
     if (code)
         return bad_index(p, code);
+    if (st)
+        return fail(p, st, "%s", kiln_exec_errmsg(p->exec));
     guards(p, sizes, false, &bad);
     if (bad >= 0) {
         const kiln_node_rec *r = &p->pg->nodes[bad];
@@ -1127,21 +1079,21 @@ static enum kiln_status run(kiln_program *p, entry_fn fn, unsigned mode, const c
 
 enum kiln_status kiln_program_forward(kiln_program *p, int64_t batch)
 {
-    return run(p, p ? p->forward : NULL, KILN_MODE_FORWARD, "forward", batch);
+    return run(p, KILN_MANIFEST_FORWARD, KILN_MODE_FORWARD, "forward", batch);
 }
 enum kiln_status kiln_program_eval_step(kiln_program *p, int64_t batch)
 {
-    return run(p, p ? p->eval_step : NULL, KILN_MODE_EVAL, "eval_step", batch);
+    return run(p, KILN_MANIFEST_EVAL_STEP, KILN_MODE_EVAL, "eval_step", batch);
 }
 enum kiln_status kiln_program_train_step(kiln_program *p, int64_t batch)
 {
     if (p)
         p->grads_fresh = false; /* fused updates leave some gradient slots stale */
-    return run(p, p ? p->train_step : NULL, KILN_MODE_TRAIN, "train_step", batch);
+    return run(p, KILN_MANIFEST_TRAIN_STEP, KILN_MODE_TRAIN, "train_step", batch);
 }
 enum kiln_status kiln_program_gradients(kiln_program *p, int64_t batch)
 {
-    enum kiln_status st = run(p, p ? p->gradients : NULL, KILN_MODE_GRADIENTS, "gradients", batch);
+    enum kiln_status st = run(p, KILN_MANIFEST_GRADIENTS, KILN_MODE_GRADIENTS, "gradients", batch);
     if (p)
         p->grads_fresh = st == KILN_OK;
     return st;
@@ -1153,8 +1105,7 @@ enum kiln_status kiln_program_gradients(kiln_program *p, int64_t batch)
 ** its weight updates deferred in the arena (emit_c.c, plan_deferred). */
 static void flush_params(kiln_program *p)
 {
-    if (p->flush && p->arena)
-        p->flush(p->arena, &p->rt);
+    kiln_exec_flush(p->exec);
 }
 
 const char *kiln_program_arena(kiln_program *p)
@@ -1235,7 +1186,7 @@ enum kiln_status kiln_program_read(kiln_program *p, kiln_node n, double *dst, in
     const kiln_buffer *b = &p->plan.buf[p->plan.alias[id]];
     const void *src;
     if (b->zone == KILN_ZONE_INPUT)
-        src = p->bound[b->index];
+        src = kiln_exec_bound(p->exec, b->index);
     else if (b->zone == KILN_ZONE_NONE)
         return fail(p, KILN_ERR_STATE, "'%s' is not stored", kiln_program_node_name(p, n));
     else {

@@ -554,8 +554,9 @@ START_TEST(gradients_at_batch_one_match_finite_differences)
 }
 END_TEST
 
-/* A step sets OpenBLAS's (process-wide) thread count for itself and puts
-** it back; bad thread options are refused. */
+/* A step leaves OpenBLAS's (process-wide) thread count as it finds it
+** (since #12 it never sets it; test_executor.c counts the calls); bad
+** thread options are refused. */
 extern void openblas_set_num_threads(int);
 extern int openblas_get_num_threads(void);
 

@@ -406,12 +406,16 @@ typedef struct kiln_compile_options {
     const char *cache_dir;
     /* C compiler to use (NULL: $KILN_CC, else clang, else gcc). */
     const char *cc;
-    /* BLAS threads for large batches (0: as BLAS is configured, e.g. by
-    ** OPENBLAS_NUM_THREADS). Batches smaller than small_batch run BLAS on one
-    ** thread: waking helper threads costs more than such products take. So
-    ** does a batch of at most 32 rows that kiln's own matrix kernel takes
-    ** (AVX-512 CPUs): on one thread it beats OpenBLAS on two.
-    ** OpenBLAS's thread count is process-wide; a step sets it and puts it back. */
+    /* BLAS threads (0: as BLAS is configured, e.g. by OPENBLAS_NUM_THREADS,
+    ** and kiln never changes it). OpenBLAS's thread count is process-wide:
+    ** kiln_compile sets it once when threads > 0 (the last program compiled
+    ** wins); a step never changes it (#12). On several BLAS threads, a step
+    ** of a batch smaller than small_batch runs its products in kiln's
+    ** single-threaded kernels wherever they take them (waking helper
+    ** threads costs more than such products take), and so does a batch of
+    ** at most 32 rows that kiln's kernel takes (AVX-512 CPUs: on one thread
+    ** it beats OpenBLAS on two); other products use the BLAS's threads.
+    ** docs/architecture.md, "BLAS threads". */
     int threads;
     int64_t small_batch; /* 0: the batch at which the step's products reach 50 MFLOP */
 } kiln_compile_options;
@@ -457,8 +461,9 @@ KILN_API const char *kiln_program_isa(const kiln_program *p);
 /* Which kernel p runs for a float product C (m x n) = op(A) B summed over k,
 ** A (m x k) or, trans_a, A^T (a weight's gradient or update, k the batch):
 ** "kiln-avx512", "kiln-avx2" (kiln's own, where it measured faster) or
-** "blas". For reports (tools/bench); a step on several BLAS threads gives
-** every product to the BLAS. */
+** "blas". For reports (tools/bench), as a step on one BLAS thread runs it;
+** on several, a small step (threads) runs kiln's kernels at every shape they
+** take and a larger one gives every product to the BLAS. */
 KILN_API const char *kiln_program_product_kernel(const kiln_program *p, bool trans_a, int64_t m, int64_t n,
                                                  int64_t k);
 KILN_API bool kiln_program_can_train(const kiln_program *p);
