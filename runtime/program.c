@@ -70,7 +70,8 @@ struct kiln_program {
     kiln_jit *jit;
     entry_fn forward, eval_step, gradients, train_step;
     flush_fn flush;           /* applies deferred batch-1 updates (emit_c.h) */
-    char *arena;
+    char *arena;              /* 64-byte aligned, inside arena_block */
+    void *arena_block;        /* calloc's block (freed) */
     kiln_emit_info emit;      /* arena size, the widest product given to rt.sgemm_nn */
     int32_t n_user;
     int32_t *map;             /* user node id -> program node id, or -1 */
@@ -140,7 +141,7 @@ static void program_free(kiln_program *p)
     free(p->bound_count);
     free(p->monitors);
     free(p->outputs);
-    free(p->arena);
+    free(p->arena_block);
     free(p->source);
     kiln_jit_close(p->jit);
     if (p->planned)
@@ -757,11 +758,15 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
                          !(p->gradients = (entry_fn)symbol(p, "gradients")) ||
                          !(p->train_step = (entry_fn)symbol(p, "train_step"))))
         return p->err.status;
+    /* A zeroed arena from calloc, not aligned_alloc + memset: a large block
+    ** is fresh pages the system gives zeroed, touched only when a step
+    ** first writes them. The memset of the LSTM benchmark's 40 MB arena
+    ** was 59% of its warm compile's instructions (callgrind). */
     size_t bytes = (size_t)p->emit.arena_bytes;
-    p->arena = aligned_alloc(64, (bytes + 63) / 64 * 64);
-    if (!p->arena)
+    p->arena_block = calloc(1, bytes + 64);
+    if (!p->arena_block)
         return fail(p, KILN_ERR_NOMEM, "arena: no memory for %zu bytes", bytes);
-    memset(p->arena, 0, bytes);
+    p->arena = (char *)p->arena_block + (64 - (uintptr_t)p->arena_block % 64) % 64;
     if (init(p->arena, p->emit.arena_bytes) != 0)
         return fail(p, KILN_ERR_COMPILE, "generated init rejected the arena (%zu bytes)", bytes);
     for (int i = 0; i < p->plan.n_states; i++)
