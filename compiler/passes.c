@@ -30,6 +30,13 @@
 **   matmul(a (.., m, k), b (k, n)) -> reshape(matmul(a as (..*m, k), b)):
 **                                one GEMM instead of a batch of small ones,
 **                                and its gradient stays 2-D
+**   pad(x) to x's own shape   -> x
+**   pad(a) + pad(b), a and b adjacent along the padded axis
+**                             -> pad(concat(a, b)) (the adjoint of a value
+**                                read as slices, e.g. an LSTM's four gates:
+**                                one copy per part instead of a zero-filled
+**                                full-size value per part and their sums;
+**                                x + 0 = x, only a -0 becomes +0 no more)
 ** A rewrite that changes a record's inputs copies them into an array of
 ** its own first: a record's `in` may point into the graph.
 */
@@ -111,6 +118,61 @@ static bool same_type(const kiln_graph *g, int32_t x, const kiln_node_rec *rec)
     return r->dtype == rec->dtype && kiln_shape_equal(&r->shape, &rec->shape);
 }
 
+/* parts[n..] += the parts of x joined along axis (a concat's inputs, or x
+** itself); the new count, or -1 past cap. */
+static int concat_parts(const kiln_graph *g, int32_t x, int axis, int32_t *parts, int n, int cap)
+{
+    const kiln_node_rec *r = kiln_graph_cnode(g, x);
+    if (n < 0)
+        return -1;
+    if (r->op == KILN_OP_CONCAT && r->attr.i[0] == axis) {
+        if (n + r->n_in > cap)
+            return -1;
+        memcpy(parts + n, r->in, sizeof *parts * (size_t)r->n_in);
+        return n + r->n_in;
+    }
+    if (n >= cap)
+        return -1;
+    parts[n++] = x;
+    return n;
+}
+
+/* pad(a) + pad(b) of rec's shape, padded along the same axis, where one
+** part ends where the other starts: pad(concat(lower, upper)) (nested
+** concats flattened); KILN_REWRITE_NONE otherwise. */
+static int32_t pads_joined(kiln_graph *g, const kiln_node_rec *rec)
+{
+    const kiln_node_rec *p[2] = {kiln_graph_cnode(g, rec->in[0]), kiln_graph_cnode(g, rec->in[1])};
+    for (int k = 0; k < 2; k++)
+        if (p[k]->op != KILN_OP_PAD || p[k]->attr.i[3] != 1 || p[k]->dtype != rec->dtype ||
+            !kiln_shape_equal(&p[k]->shape, &rec->shape))
+            return KILN_REWRITE_NONE;
+    int axis = (int)p[0]->attr.i[0];
+    if (p[1]->attr.i[0] != axis)
+        return KILN_REWRITE_NONE;
+    int64_t len[2];
+    for (int k = 0; k < 2; k++) {
+        len[k] = kiln_graph_cnode(g, p[k]->in[0])->shape.dims[axis];
+        if (len[k] <= 0)
+            return KILN_REWRITE_NONE;
+    }
+    int lo = p[0]->attr.i[1] + len[0] == p[1]->attr.i[1] ? 0 : p[1]->attr.i[1] + len[1] == p[0]->attr.i[1] ? 1 : -1;
+    if (lo < 0)
+        return KILN_REWRITE_NONE;
+    int32_t parts[64];
+    int n = concat_parts(g, p[lo]->in[0], axis, parts, 0, 64);
+    n = concat_parts(g, p[1 - lo]->in[0], axis, parts, n, 64);
+    if (n < 0)
+        return KILN_REWRITE_NONE;
+    kiln_node nodes[64];
+    for (int k = 0; k < n; k++)
+        nodes[k] = (kiln_node){parts[k]};
+    kiln_node c = kiln_expr_concat(g, nodes, n, axis);
+    if (!kiln_node_ok(c))
+        return -1;
+    return kiln_expr_pad(g, c, axis, p[lo]->attr.i[1], rec->shape.dims[axis]).id;
+}
+
 int32_t kiln_rewrite_node(kiln_graph *g, const kiln_node_rec *rec)
 {
     const kiln_op_info *info = kiln_op_info_of(rec->op);
@@ -157,6 +219,11 @@ int32_t kiln_rewrite_node(kiln_graph *g, const kiln_node_rec *rec)
             if (is_const_val(g, b, 1) && same_type(g, a, rec)) return a;
             if (is_const_val(g, a, 1) && same_type(g, b, rec)) return b;
         }
+        if (rec->op == KILN_OP_ADD) {
+            int32_t j = pads_joined(g, rec);
+            if (j != KILN_REWRITE_NONE)
+                return j;
+        }
         if (b < a) { /* commutative: canonical operand order so CSE sees a+b == b+a */
             in[0] = b;
             in[1] = a;
@@ -165,6 +232,9 @@ int32_t kiln_rewrite_node(kiln_graph *g, const kiln_node_rec *rec)
         break;
     case KILN_OP_SUB:
         if (is_const_val(g, b, 0) && same_type(g, a, rec)) return a;
+        break;
+    case KILN_OP_PAD:
+        if (same_type(g, a, rec)) return a;
         break;
     case KILN_OP_DIV:
         if (is_const_val(g, b, 1) && same_type(g, a, rec)) return a;

@@ -749,17 +749,49 @@ enum kiln_status kiln_scan_gradient(kiln_graph *g, int32_t id, const int32_t *re
     /* The step's products, now that their adjoints are built through them:
     ** every reader of their values reads the forward step's saved values
     ** instead, and the products themselves, read by nothing, go. */
+    /* A saved value nothing reads (a product whose adjoint rules need only
+    ** its operands, e.g. an LSTM's h W: its consumer is a sum) is dropped
+    ** from the backward scan's sequences, so that the forward scan does not
+    ** stack it: the arguments after it move down one. */
     if (n_sv) {
-        int32_t *repl = malloc(sizeof *repl * ((size_t)bb->n_nodes + 1));
+        int32_t *repl = calloc((size_t)bb->n_nodes + 1, sizeof *repl);
         int32_t *map2 = malloc(sizeof *map2 * ((size_t)bb->n_nodes + 1));
+        unsigned char *live = calloc((size_t)bb->n_nodes + 1, 1);
+        int newidx[MAX_SCAN_ARGS];
         kiln_graph *bb2 = NULL;
-        if (repl && map2) {
-            for (int32_t b = 0; b < bb->n_nodes; b++)
-                repl[b] = -1;
+        if (repl && map2 && live) {
+            for (int v = 0; v < n_sv; v++) /* saved values are leaves from here on */
+                live[map[fb->results[n_state + n_out + v]]] = 2;
+            for (int i = 0; i < bb->n_results; i++)
+                live[bb->results[i]] |= 1;
+            for (int32_t b = bb->n_nodes - 1; b >= 0; b--)
+                for (int k = 0; live[b] == 1 && k < bb->nodes[b].n_in; k++)
+                    live[bb->nodes[b].in[k]] |= 1;
+            bool drop[MAX_SCAN_ARGS] = {false};
             for (int v = 0; v < n_sv; v++)
-                repl[map[fb->results[n_state + n_out + v]]] = slot_sv[v];
+                drop[slot_sv[v]] = live[map[fb->results[n_state + n_out + v]]] != 3;
+            for (int k = 0, n = 0; k < nb; k++)
+                newidx[k] = drop[k] ? -1 : n++;
+            for (int32_t b = 0; b < bb->n_nodes; b++) {
+                const kiln_node_rec *rb = &bb->nodes[b];
+                repl[b] = rb->op == KILN_OP_ARG && newidx[rb->attr.i[0]] != rb->attr.i[0] ? newidx[rb->attr.i[0]] : -1;
+            }
+            for (int v = 0; v < n_sv; v++)
+                repl[map[fb->results[n_state + n_out + v]]] = newidx[slot_sv[v]];
             bb2 = copy_body(bb, true, repl, map2);
         }
+        if (bb2) { /* the arguments and the hoisted products' sources, renumbered */
+            int n = 0;
+            for (int k = 0; k < nb; k++)
+                if (newidx[k] >= 0)
+                    bin[n++] = bin[k];
+            n_bseq -= nb - n;
+            nb = n;
+            for (int h = 0; h < 2 * n_hoist; h++)
+                if (src[h] < 0 && src[h] > -1 - MAX_SCAN_ARGS)
+                    src[h] = -1 - newidx[-1 - src[h]];
+        }
+        free(live);
         free(repl);
         free(map2);
         kiln_graph_destroy(bb);

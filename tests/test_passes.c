@@ -2,6 +2,7 @@
 ** directly: folding, CSE, rewrites, dead-code elimination, autodiff's
 ** structure, fusion and the memory plan. */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -159,6 +160,47 @@ START_TEST(nd_rewrites_fold_products_fuse_cross_entropy_and_compose_permutes)
     ck_assert_int_eq(q.id, x.id);
     kiln_graph_destroy(g);
     kiln_param_destroy(w);
+}
+END_TEST
+
+/* The adjoint of a value read as adjacent slices (an LSTM's gates): the
+** sum of the slices' pads becomes one pad of their concat, and a pad to
+** the full width is its input. */
+START_TEST(sums_of_adjacent_pads_become_a_concat)
+{
+    kiln_graph *g = kiln_graph_create_program(KILN_DTYPE_F32);
+    kiln_node p[4];
+    for (int k = 0; k < 4; k++) {
+        char name[8];
+        snprintf(name, sizeof name, "x%d", k);
+        p[k] = input2(g, name, 2);
+    }
+    /* in the order autodiff adds them: last gate first, then down */
+    kiln_node s = kiln_expr_pad(g, p[3], 1, 6, 8);
+    for (int k = 2; k >= 0; k--)
+        s = kiln_expr_add(g, s, kiln_expr_pad(g, p[k], 1, 2 * k, 8));
+    const kiln_node_rec *r = &g->nodes[s.id];
+    ck_assert_int_eq(r->op, KILN_OP_CONCAT);
+    ck_assert_int_eq(r->n_in, 4);
+    for (int k = 0; k < 4; k++)
+        ck_assert_int_eq(r->in[k], p[k].id);
+    ck_assert_int_eq(r->shape.dims[1], 8);
+    kiln_node a = input2(g, "a", 2), b = input2(g, "b", 3); /* lower part first, then upper */
+    kiln_node pa = kiln_expr_pad(g, a, 1, 1, 8), pb = kiln_expr_pad(g, b, 1, 3, 8);
+    kiln_node up = kiln_expr_add(g, pa, pb);
+    ck_assert_int_eq(g->nodes[up.id].op, KILN_OP_PAD);
+    ck_assert_int_eq(g->nodes[up.id].attr.i[1], 1);
+    const kiln_node_rec *c = &g->nodes[g->nodes[up.id].in[0]];
+    ck_assert(c->op == KILN_OP_CONCAT && c->n_in == 2 && c->in[0] == a.id && c->in[1] == b.id);
+    /* apart, or along different axes: still a sum */
+    kiln_node gap = kiln_expr_add(g, kiln_expr_pad(g, p[0], 1, 0, 8), kiln_expr_pad(g, p[1], 1, 4, 8));
+    ck_assert_int_eq(g->nodes[gap.id].op, KILN_OP_ADD);
+    kiln_node q = kiln_graph_input(g, "q", g->floatx, 2, (int64_t[]){2, 4});
+    kiln_node u = kiln_graph_input(g, "u", g->floatx, 2, (int64_t[]){4, 2});
+    kiln_node cross = kiln_expr_add(g, kiln_expr_pad(g, q, 0, 0, 4), kiln_expr_pad(g, u, 1, 2, 4));
+    ck_assert_int_eq(g->nodes[cross.id].op, KILN_OP_ADD);
+    ck_assert_int_eq(kiln_expr_pad(g, q, 1, 0, 4).id, q.id);
+    kiln_graph_destroy(g);
 }
 END_TEST
 
@@ -340,6 +382,7 @@ int main(void)
     tcase_add_test(t, transposes_fold_into_matmul_flags);
     tcase_add_test(t, nd_rewrites_fold_products_fuse_cross_entropy_and_compose_permutes);
     tcase_add_test(t, rebuild_drops_what_no_root_needs);
+    tcase_add_test(t, sums_of_adjacent_pads_become_a_concat);
     tcase_add_test(t, autodiff_of_softmax_xent_is_softmax_minus_onehot);
     tcase_add_test(t, elementwise_chains_fuse);
     tcase_add_test(t, memory_plan_slabs_and_reuse);
