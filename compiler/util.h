@@ -61,6 +61,11 @@ typedef struct kiln_shown_path {
 } kiln_shown_path;
 kiln_shown_path kiln_path_show(const char *path);
 
+/* Write head[0..head_n) then data[0..n) to path whole or not at all: a
+** temp file beside it (path.XXXXXX), mode 0644, renamed over path. 0, or
+** -1 with errno set (the temp file removed). */
+int kiln_write_whole(const char *path, const void *head, size_t head_n, const void *data, size_t n);
+
 /* Misuse of the API by the calling program (a NULL handle or pointer, a
 ** foreign node): every public function checks for it and returns a status,
 ** or a getter its documented neutral value, whatever the build (#9): a

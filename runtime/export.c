@@ -443,28 +443,12 @@ static void write_source(exporter *x, xbuf *c, const char *unit)
 static enum kiln_status write_file(exporter *x, const char *ext, const void *head, size_t head_n, const void *data,
                                    size_t n)
 {
-    char path[4096], tmp[4096 + 16];
-    if (kiln_snprintf(path, sizeof path, "%s/%s.%s", x->dir, x->name, ext) ||
-        kiln_snprintf(tmp, sizeof tmp, "%s.XXXXXX", path))
+    char path[4096];
+    if (kiln_snprintf(path, sizeof path, "%s/%s.%s", x->dir, x->name, ext))
         return kiln_err_set(x->err, KILN_ERR_ARG, "export: folder name too long: %s", kiln_path_show(x->dir).s);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
+    if (kiln_write_whole(path, head, head_n, data, n) != 0) {
         int e = errno;
         return kiln_err_set(x->err, KILN_ERR_IO, "export: cannot write %s: %s", kiln_path_show(path).s, strerror(e));
-    }
-    FILE *f = fdopen(fd, "wb");
-    bool ok = f && fwrite(head, 1, head_n, f) == head_n && fwrite(data, 1, n, f) == n;
-    int e = errno;
-    if (f ? fclose(f) != 0 : close(fd) != 0)
-        ok = false;
-    if (ok && (chmod(tmp, 0644) != 0 || rename(tmp, path) != 0)) {
-        e = errno;
-        ok = false;
-    }
-    if (!ok) {
-        unlink(tmp);
-        return kiln_err_set(x->err, KILN_ERR_IO, "export: cannot write %s: %s", kiln_path_show(path).s,
-                            strerror(e ? e : EIO));
     }
     return KILN_OK;
 }

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <dirent.h>
+#include <unistd.h>
 
 #include "kiln/kiln.h"
 
@@ -261,9 +263,145 @@ static int cmd_graph(int argc, char **argv)
     return rc;
 }
 
+/* ---- kiln build ------------------------------------------------------------------- */
+
+/* Remove the files under dir (one level of folders below it: what
+** kiln_program_write_aot writes), then dir. */
+static void remove_tree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char sub[4096];
+        snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name);
+        if (unlink(sub) != 0)
+            remove_tree(sub);
+    }
+    if (d)
+        closedir(d);
+    rmdir(dir);
+}
+
+static const char BUILD_USAGE[] =
+    "usage: kiln build NET.h5 -o PROGRAM [--infer] [--output NAME]... [--batch N]\n"
+    "                  [--keep-sources DIR] [--cc CC]\n"
+    "\n"
+    "A standalone program of a network file that needs no libkiln (docs/aot.md):\n"
+    "its C sources, built by the C compiler kiln's JIT uses.\n"
+    "  --infer          (the default) reads raw float32 examples of the network's\n"
+    "                   input from stdin or --input FILE, writes the outputs as raw\n"
+    "                   float32 to stdout or --output FILE\n"
+    "  --output NAME    a root of the file to compute (repeatable; default every\n"
+    "                   root but one named \"cost\")\n"
+    "  --batch N        the largest batch of one forward pass (default 1024)\n"
+    "  --keep-sources DIR  write the sources into DIR (made if missing) and keep\n"
+    "                   them, with a README.md giving the command that builds them\n"
+    "  --cc CC          the C compiler (default: $KILN_CC, clang, gcc)\n"
+    "PROGRAM appears whole or not at all.\n";
+
+#define BUILD_MAX_ROOTS 64
+
+static int cmd_build(int argc, char **argv)
+{
+    const command *c = find_command("build");
+    const char *path = NULL, *program = NULL, *keep = NULL, *cc = NULL;
+    const char *outs[BUILD_MAX_ROOTS];
+    int n_outs = 0;
+    long long batch = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool has = i + 1 < argc;
+        if (is_help(a)) {
+            fputs(c->usage, stdout);
+            return 0;
+        } else if (strcmp(a, "--infer") == 0) {
+            continue;
+        } else if (strcmp(a, "-o") == 0 || strcmp(a, "--keep-sources") == 0 || strcmp(a, "--cc") == 0) {
+            if (!has)
+                return usage_error(c, "%s needs a value", a);
+            *(a[1] == 'o' ? &program : a[2] == 'k' ? &keep : &cc) = argv[++i];
+        } else if (strcmp(a, "--output") == 0) {
+            if (!has || n_outs == BUILD_MAX_ROOTS)
+                return usage_error(c, "%s needs a root name (at most 64)", a);
+            outs[n_outs++] = argv[++i];
+        } else if (strcmp(a, "--batch") == 0) {
+            char *end;
+            if (!has || (batch = strtoll(argv[i + 1], &end, 10)) < 1 || *end)
+                return usage_error(c, "--batch needs a whole number >= 1, not '%s'", has ? argv[i + 1] : "");
+            i++;
+        } else if (a[0] == '-' || path) {
+            return usage_error(c, "unexpected argument '%s'", a);
+        } else {
+            path = a;
+        }
+    }
+    if (!path)
+        return usage_error(c, "%s", "which network file?");
+    if (!program)
+        return usage_error(c, "%s", "-o PROGRAM: where to write the program?");
+    kiln_network *net = load_network("build", path);
+    if (!net)
+        return 1;
+    kiln_node roots[BUILD_MAX_ROOTS];
+    int n = 0;
+    if (n_outs) {
+        for (int k = 0; k < n_outs; k++) {
+            roots[n] = kiln_network_root(net, outs[k]);
+            if (roots[n].id < 0) {
+                fprintf(stderr, "kiln build: %s: no root named '%s' (kiln inspect lists them)\n", path, outs[k]);
+                kiln_network_destroy(net);
+                return 1;
+            }
+            n++;
+        }
+    } else {
+        for (int k = 0; k < kiln_network_root_count(net) && n < BUILD_MAX_ROOTS; k++)
+            if (strcmp(kiln_network_root_name(net, k), "cost") != 0)
+                roots[n++] = kiln_network_root(net, kiln_network_root_name(net, k));
+        if (n == 0) {
+            fprintf(stderr, "kiln build: %s: no root to compute but the cost (--output NAME)\n", path);
+            kiln_network_destroy(net);
+            return 1;
+        }
+    }
+    kiln_compile_options o = kiln_compile_options_default();
+    o.outputs = roots;
+    o.n_outputs = n;
+    o.cc = cc;
+    o.no_fast_paths = true; /* the program's products are CBLAS's: the same bits as this JIT program */
+    o.max_size[0] = batch;
+    char tmpdir[] = "/tmp/kiln-build-XXXXXX";
+    const char *dir = keep;
+    if (!dir && !(dir = mkdtemp(tmpdir))) {
+        perror("kiln build: a temporary folder");
+        kiln_network_destroy(net);
+        return 1;
+    }
+    kiln_program *p = NULL;
+    kiln_aot_options ao = kiln_aot_options_default();
+    ao.kind = KILN_AOT_INFER;
+    ao.dir = dir;
+    ao.program = program;
+    ao.cc = cc;
+    ao.batch = batch;
+    int rc = 0;
+    if (kiln_compile(kiln_network_graph(net), &o, &p) != KILN_OK || kiln_program_write_aot(p, &ao) != KILN_OK) {
+        fprintf(stderr, "kiln build: %s: %s\n", path, p ? kiln_program_errmsg(p) : "out of memory");
+        rc = 1;
+    }
+    kiln_program_destroy(p);
+    kiln_network_destroy(net);
+    if (!keep)
+        remove_tree(dir);
+    return rc;
+}
+
 /* ---- the table ----------------------------------------------------------------- */
 
 static const command COMMANDS[] = {
+    {"build", "a standalone program of a network file", BUILD_USAGE, cmd_build},
     {"cache", "list, clear or prune the compile cache", CACHE_USAGE, cmd_cache},
     {"graph", "a network file's graph as Graphviz dot", GRAPH_USAGE, cmd_graph},
     {"inspect", "what a network file holds", INSPECT_USAGE, cmd_inspect},
