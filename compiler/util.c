@@ -248,3 +248,15 @@ int kiln_write_whole(const char *path, const void *head, size_t head_n, const vo
     errno = e ? e : EIO;
     return ok ? 0 : -1;
 }
+
+void kiln_strbuf_put_literal(kiln_strbuf *b, const char *s)
+{
+    kiln_strbuf_put(b, "\"");
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || strchr(" _./-:", *c))
+            kiln_strbuf_put(b, "%c", *c);
+        else
+            kiln_strbuf_put(b, "\\%03o", *c);
+    }
+    kiln_strbuf_put(b, "\"");
+}

@@ -51,6 +51,12 @@ typedef struct kiln_strbuf {
 void kiln_strbuf_vput(kiln_strbuf *b, const char *fmt, va_list ap);
 void kiln_strbuf_put(kiln_strbuf *b, const char *fmt, ...) KILN_PRINTF(2, 3);
 
+/* A C string literal of s: letters, digits, space and "_./-:" as they are,
+** every other byte as a three-digit octal escape (no trigraph, no
+** terminator, no line break can form): generated code's way to hold a
+** name that is data (runtime/export.c, runtime/aot.c). */
+void kiln_strbuf_put_literal(kiln_strbuf *b, const char *s);
+
 /* A path as a message shows it: whole when it has at most KILN_PATH_SHOWN
 ** bytes, else "..." and its tail from a '/', so that a long path never pushes
 ** the reason out of a one-line message (#9). Use the member s directly in

@@ -22,7 +22,7 @@
 **     nothing follows the payload. FNV-1a catches corruption, not forgery
 **     (a weights file is trusted as the .so is).
 ** The model's names reach the files only as escaped string literals and
-** sanitised comments (put_literal, emit_c.c's put_comment_text).
+** sanitised comments (kiln_strbuf_put_literal, emit_c.c's put_comment_text).
 ** Rejected: generating the ABI inside emit_c.c (it would grow a second job);
 ** a global weights pointer loaded on first use (hidden mutable state, a
 ** lock in the generated code). */
@@ -61,21 +61,6 @@ kiln_export_options kiln_export_options_default(void)
 
 typedef kiln_strbuf xbuf;
 #define xput kiln_strbuf_put
-
-/* A C string literal of s: letters, digits, space and "_./-:" as they are,
-** every other byte as a three-digit octal escape (no trigraph, no
-** terminator, no line break can form). */
-static void put_literal(xbuf *b, const char *s)
-{
-    xput(b, "\"");
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || strchr(" _./-:", *c))
-            xput(b, "%c", *c);
-        else
-            xput(b, "\\%03o", *c);
-    }
-    xput(b, "\"");
-}
 
 /* A float as an exact C literal: hex, or a <math.h> macro. */
 static void put_float(xbuf *b, float v)
@@ -258,7 +243,7 @@ static void header_port(xbuf *h, const char *nm, const char *kind, int k, const 
     }
     xput(h, "%s) */\n", pt->rank == 1 ? "," : "");
     xput(h, "#define %s_%s%d_NAME ", nm, kind[0] == 'i' ? "INPUT" : "OUTPUT", k);
-    put_literal(h, pt->name);
+    kiln_strbuf_put_literal(h, pt->name);
     xput(h, "\n#define %s_%s%d_RANK %d\n", nm, kind[0] == 'i' ? "INPUT" : "OUTPUT", k, pt->rank);
     xput(h, "#define %s_%s%d_SHAPE {", nm, kind[0] == 'i' ? "INPUT" : "OUTPUT", k);
     for (int a = 0; a < pt->rank; a++)

@@ -287,15 +287,24 @@ static void remove_tree(const char *dir)
 static const char BUILD_USAGE[] =
     "usage: kiln build NET.h5 -o PROGRAM [--infer] [--output NAME]... [--batch N]\n"
     "                  [--keep-sources DIR] [--cc CC]\n"
+    "       kiln build NET.h5 -o PROGRAM --train [--cost NAME] [--step-rule RULE]\n"
+    "                  [--learning-rate X] [--batch N] [--keep-sources DIR] [--cc CC]\n"
     "\n"
     "A standalone program of a network file that needs no libkiln (docs/aot.md):\n"
     "its C sources, built by the C compiler kiln's JIT uses.\n"
-    "  --infer          (the default) reads raw float32 examples of the network's\n"
-    "                   input from stdin or --input FILE, writes the outputs as raw\n"
-    "                   float32 to stdout or --output FILE\n"
+    "  --infer          (the default) PROGRAM reads raw float32 examples of the\n"
+    "                   network's input from stdin or --input FILE, writes the\n"
+    "                   outputs as raw float32 to stdout or --output FILE\n"
     "  --output NAME    a root of the file to compute (repeatable; default every\n"
-    "                   root but one named \"cost\")\n"
-    "  --batch N        the largest batch of one forward pass (default 1024)\n"
+    "                   root but the cost)\n"
+    "  --train          PROGRAM trains on IDX files (--images, --labels) and\n"
+    "                   writes a network file of the trained parameters (-o)\n"
+    "  --cost NAME      the root to minimise (default \"cost\")\n"
+    "  --step-rule RULE sgd (or scale), momentum, adam, rmsprop, adagrad, adadelta\n"
+    "                   (default sgd), with its default learning rate or\n"
+    "  --learning-rate X\n"
+    "  --batch N        inference: the largest batch of one forward pass (default\n"
+    "                   1024); training: the batch size (default 32)\n"
     "  --keep-sources DIR  write the sources into DIR (made if missing) and keep\n"
     "                   them, with a README.md giving the command that builds them\n"
     "  --cc CC          the C compiler (default: $KILN_CC, clang, gcc)\n"
@@ -306,22 +315,31 @@ static const char BUILD_USAGE[] =
 static int cmd_build(int argc, char **argv)
 {
     const command *c = find_command("build");
-    const char *path = NULL, *program = NULL, *keep = NULL, *cc = NULL;
+    const char *path = NULL, *program = NULL, *keep = NULL, *cc = NULL, *cost_name = "cost", *rule_name = "sgd";
     const char *outs[BUILD_MAX_ROOTS];
     int n_outs = 0;
     long long batch = 0;
+    double lr = 0;
+    bool train = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has = i + 1 < argc;
         if (is_help(a)) {
             fputs(c->usage, stdout);
             return 0;
-        } else if (strcmp(a, "--infer") == 0) {
-            continue;
-        } else if (strcmp(a, "-o") == 0 || strcmp(a, "--keep-sources") == 0 || strcmp(a, "--cc") == 0) {
+        } else if (strcmp(a, "--infer") == 0 || strcmp(a, "--train") == 0) {
+            train = a[2] == 't';
+        } else if (strcmp(a, "-o") == 0 || strcmp(a, "--keep-sources") == 0 || strcmp(a, "--cc") == 0 ||
+                   strcmp(a, "--cost") == 0 || strcmp(a, "--step-rule") == 0) {
             if (!has)
                 return usage_error(c, "%s needs a value", a);
-            *(a[1] == 'o' ? &program : a[2] == 'k' ? &keep : &cc) = argv[++i];
+            *(a[1] == 'o' ? &program : a[2] == 'k' ? &keep : a[3] == 'c' ? &cc : a[3] == 'o' ? &cost_name
+                                                                                             : &rule_name) = argv[++i];
+        } else if (strcmp(a, "--learning-rate") == 0) {
+            char *end;
+            if (!has || !((lr = strtod(argv[i + 1], &end)) > 0) || *end)
+                return usage_error(c, "--learning-rate needs a number > 0, not '%s'", has ? argv[i + 1] : "");
+            i++;
         } else if (strcmp(a, "--output") == 0) {
             if (!has || n_outs == BUILD_MAX_ROOTS)
                 return usage_error(c, "%s needs a root name (at most 64)", a);
@@ -341,12 +359,27 @@ static int cmd_build(int argc, char **argv)
         return usage_error(c, "%s", "which network file?");
     if (!program)
         return usage_error(c, "%s", "-o PROGRAM: where to write the program?");
+    kiln_step_rule rule;
+    if (!kiln_step_rule_by_name(rule_name, lr, &rule))
+        return usage_error(c, "--step-rule %s: not a rule, or one without a learning rate", rule_name);
     kiln_network *net = load_network("build", path);
     if (!net)
         return 1;
-    kiln_node roots[BUILD_MAX_ROOTS];
+    kiln_node roots[BUILD_MAX_ROOTS], cost = kiln_network_root(net, cost_name);
+    const char *names[BUILD_MAX_ROOTS];
     int n = 0;
-    if (n_outs) {
+    if (train) {
+        if (cost.id < 0) {
+            fprintf(stderr, "kiln build: %s: no root named '%s' to train (--cost NAME)\n", path, cost_name);
+            kiln_network_destroy(net);
+            return 1;
+        }
+        for (int k = 0; k < kiln_network_root_count(net) && n < BUILD_MAX_ROOTS; k++) {
+            names[n] = kiln_network_root_name(net, k);
+            roots[n] = kiln_network_root(net, names[n]);
+            n++;
+        }
+    } else if (n_outs) {
         for (int k = 0; k < n_outs; k++) {
             roots[n] = kiln_network_root(net, outs[k]);
             if (roots[n].id < 0) {
@@ -358,7 +391,7 @@ static int cmd_build(int argc, char **argv)
         }
     } else {
         for (int k = 0; k < kiln_network_root_count(net) && n < BUILD_MAX_ROOTS; k++)
-            if (strcmp(kiln_network_root_name(net, k), "cost") != 0)
+            if (strcmp(kiln_network_root_name(net, k), cost_name) != 0)
                 roots[n++] = kiln_network_root(net, kiln_network_root_name(net, k));
         if (n == 0) {
             fprintf(stderr, "kiln build: %s: no root to compute but the cost (--output NAME)\n", path);
@@ -367,11 +400,16 @@ static int cmd_build(int argc, char **argv)
         }
     }
     kiln_compile_options o = kiln_compile_options_default();
-    o.outputs = roots;
-    o.n_outputs = n;
     o.cc = cc;
-    o.no_fast_paths = true; /* the program's products are CBLAS's: the same bits as this JIT program */
     o.max_size[0] = batch;
+    if (train) { /* the program trains as kiln_program_train_step of this program does */
+        o.cost = cost;
+        o.step_rule = rule;
+    } else {
+        o.outputs = roots;
+        o.n_outputs = n;
+        o.no_fast_paths = true; /* the program's products are CBLAS's: the same bits as this JIT program */
+    }
     char tmpdir[] = "/tmp/kiln-build-XXXXXX";
     const char *dir = keep;
     if (!dir && !(dir = mkdtemp(tmpdir))) {
@@ -381,7 +419,11 @@ static int cmd_build(int argc, char **argv)
     }
     kiln_program *p = NULL;
     kiln_aot_options ao = kiln_aot_options_default();
-    ao.kind = KILN_AOT_INFER;
+    ao.kind = train ? KILN_AOT_TRAIN : KILN_AOT_INFER;
+    ao.graph = kiln_network_graph(net);
+    ao.roots = roots;
+    ao.root_names = names;
+    ao.n_roots = n;
     ao.dir = dir;
     ao.program = program;
     ao.cc = cc;
