@@ -1967,8 +1967,8 @@ static enum kiln_status build_files(const char *cc_want, const char *const *srcs
         if (tmp_fd < 0)
             tmp[0] = '\0';
         log[0] = '\0';
-        st = kiln_err_set(&j.err, KILN_ERR_IO, "export: cannot create a file beside %s: %s",
-                          kiln_path_show(out).s, jit_strerror(e));
+        st = kiln_err_set(&j.err, KILN_ERR_IO, "%s: cannot create a file beside %s: %s",
+                          shared ? "export" : "build", kiln_path_show(out).s, jit_strerror(e));
     }
     if (tmp_fd >= 0)
         close(tmp_fd);
@@ -1994,14 +1994,14 @@ static enum kiln_status build_files(const char *cc_want, const char *const *srcs
             jit_describe_exit(ws, how, sizeof how);
             size_t n = jit_read_fd(log_fd, text, sizeof text);
             jit_quote_diagnostics(text, n, src, src, quote, sizeof quote);
-            st = kiln_err_set(&j.err, KILN_ERR_COMPILE, "export: C compiler %s %s compiling %s: %s",
-                              kiln_path_show(cc.path).s, how, kiln_path_show(src).s,
+            st = kiln_err_set(&j.err, KILN_ERR_COMPILE, "%s: C compiler %s %s compiling %s: %s",
+                              shared ? "export" : "build", kiln_path_show(cc.path).s, how, kiln_path_show(src).s,
                               quote[0] ? quote : "(no diagnostics)");
         }
         if (!st && (chmod(tmp, 0755) != 0 || rename(tmp, out) != 0)) { /* a library others may load */
             int e = errno;
-            st = kiln_err_set(&j.err, KILN_ERR_IO, "export: cannot write %s: %s", kiln_path_show(out).s,
-                              jit_strerror(e));
+            st = kiln_err_set(&j.err, KILN_ERR_IO, "%s: cannot write %s: %s", shared ? "export" : "build",
+                              kiln_path_show(out).s, jit_strerror(e));
         }
         if (!st)
             tmp[0] = '\0';

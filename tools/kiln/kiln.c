@@ -410,7 +410,9 @@ static int cmd_build(int argc, char **argv)
         o.n_outputs = n;
         o.no_fast_paths = true; /* the program's products are CBLAS's: the same bits as this JIT program */
     }
-    char tmpdir[] = "/tmp/kiln-build-XXXXXX";
+    char tmpdir[4096];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(tmpdir, sizeof tmpdir, "%s/kiln-build-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     const char *dir = keep;
     if (!dir && !(dir = mkdtemp(tmpdir))) {
         perror("kiln build: a temporary folder");
