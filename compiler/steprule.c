@@ -739,10 +739,11 @@ void kiln_steprule_out_free(kiln_steprule_out *o)
 
 bool kiln_step_rule_by_name(const char *name, double lr, kiln_step_rule *out)
 {
+    KILN_API_CHECK(name && out);
     if (!name || !out || !(lr >= 0 && lr < INFINITY))
         return false;
     kiln_step_rule r;
-    if (strcmp(name, "scale") == 0 || strcmp(name, "sgd") == 0)
+    if (strcmp(name, "scale") == 0)
         r = kiln_step_scale(0.1);
     else if (strcmp(name, "momentum") == 0)
         r = kiln_step_momentum(0.1, 0.9);

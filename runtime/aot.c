@@ -446,6 +446,7 @@ static enum kiln_status write_train(aot *a)
 
 enum kiln_status kiln_program_write_aot(kiln_program *p, const kiln_aot_options *o)
 {
+    KILN_API_CHECK(p && o);
     if (!p)
         return KILN_ERR_ARG;
     aot a = {.p = p, .err = kiln_program_err(p), .o = o};

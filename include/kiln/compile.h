@@ -418,7 +418,7 @@ typedef struct kiln_compile_options {
 
 /* Options with every field at its default (cost = KILN_NODE_NONE). */
 /* A step rule by its command-line name, as kiln's tools take it
-** (--step-rule): "scale" or "sgd" (Scale(0.1), the Blocks tutorial's),
+** (--step-rule): "scale" (Scale(0.1), the Blocks tutorial's),
 ** "momentum" (Momentum(0.1, 0.9)), "adam" (Blocks' defaults), "rmsprop"
 ** (RMSProp(0.001)), "adagrad" (AdaGrad(0.01)), "adadelta" (AdaDelta(0.95)).
 ** learning_rate > 0 replaces the rule's default (not for adadelta, which has

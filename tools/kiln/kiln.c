@@ -300,8 +300,8 @@ static const char BUILD_USAGE[] =
     "  --train          PROGRAM trains on IDX files (--images, --labels) and\n"
     "                   writes a network file of the trained parameters (-o)\n"
     "  --cost NAME      the root to minimise (default \"cost\")\n"
-    "  --step-rule RULE sgd (or scale), momentum, adam, rmsprop, adagrad, adadelta\n"
-    "                   (default sgd), with its default learning rate or\n"
+    "  --step-rule RULE sgd (kiln's scale), momentum, adam, rmsprop, adagrad,\n"
+    "                   adadelta (default sgd), with its default learning rate or\n"
     "  --learning-rate X\n"
     "  --batch N        inference: the largest batch of one forward pass (default\n"
     "                   1024); training: the batch size (default 32)\n"
@@ -360,7 +360,7 @@ static int cmd_build(int argc, char **argv)
     if (!program)
         return usage_error(c, "%s", "-o PROGRAM: where to write the program?");
     kiln_step_rule rule;
-    if (!kiln_step_rule_by_name(rule_name, lr, &rule))
+    if (!kiln_step_rule_by_name(strcmp(rule_name, "sgd") == 0 ? "scale" : rule_name, lr, &rule))
         return usage_error(c, "--step-rule %s: not a rule, or one without a learning rate", rule_name);
     kiln_network *net = load_network("build", path);
     if (!net)
