@@ -3,6 +3,7 @@
 #define KILN_CODEGEN_EMIT_C_H
 
 #include "codegen/manifest.h"
+#include "codegen/rt_table.h"
 #include "compiler/memplan.h"
 
 /* Bumped whenever the generated code or its ABI changes; part of the JIT
@@ -44,12 +45,7 @@ typedef struct kiln_emit_options {
 #define KILN_CODEGEN_ERR_NODE(code) ((int32_t)((code) >> 32))
 #define KILN_CODEGEN_ERR_ROW(code) ((int64_t)((code) & 0xffffffff) - 1)
 
-/* kiln_codegen_runtime, the rt the entry points take: codegen/manifest.h. */
-
-/* The scratch sgemm_nn needs for a product with n columns and k terms, in
-** floats: x^T for a block of rows, and the block's sums. */
-#define KILN_CODEGEN_GEMM_ROWS 32
-#define KILN_CODEGEN_GEMM_SCRATCH(n, k) ((int64_t)KILN_CODEGEN_GEMM_ROWS * ((int64_t)(n) + (int64_t)(k)))
+/* kiln_codegen_runtime, the rt the entry points take, and the GEMM scratch: codegen/rt_table.h. */
 
 /* What the runtime needs to know of the code besides its text. */
 typedef struct kiln_emit_info {

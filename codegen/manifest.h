@@ -93,24 +93,8 @@ enum kiln_manifest_place {
 
 KILN_MANIFEST_TYPES
 
-/* The rt every entry point takes: the BLAS and kiln's kernels, handed in
-** so that the unit links libm alone. Must match k_runtime in the generated prelude (emit_c.c). */
-typedef struct kiln_codegen_runtime {
-    void (*sgemm)(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *,
-                  int);
-    void (*dgemm)(int, int, int, int, int, int, double, const double *, int, const double *, int, double,
-                  double *, int);
-    void (*sgemv)(int, int, int, int, float, const float *, int, const float *, int, float, float *, int);
-    void (*dgemv)(int, int, int, int, double, const double *, int, const double *, int, double, double *, int);
-    void (*sger)(int, int, int, float, const float *, int, const float *, int, float *, int);
-    void (*dger)(int, int, int, double, const double *, int, const double *, int, double *, int);
-    void (*sger_gemv)(int, int, float *, int, const float *, const float *, const float *, float *);
-    /* y = x W for few rows, or NULL: then the code calls sgemm (runtime/gemm.c) */
-    void (*sgemm_nn)(int m, int n, int k, const float *x, int ldx, const float *w, int ldw, float *y, int ldy,
-                     float *scratch);
-    /* c = alpha a^T b + beta c, or NULL: then the code calls sgemm (runtime/kernels.h) */
-    void (*sgemm_tn)(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb, float beta,
-                     float *c, int ldc);
-} kiln_codegen_runtime;
+/* The rt every entry point takes (BLAS and kiln's kernels, handed in so
+** that the unit links libm alone): codegen/rt_table.h. */
+#include "codegen/rt_table.h"
 
 #endif

@@ -736,3 +736,29 @@ void kiln_steprule_out_free(kiln_steprule_out *o)
     free(o->hypers);
     memset(o, 0, sizeof *o);
 }
+
+bool kiln_step_rule_by_name(const char *name, double lr, kiln_step_rule *out)
+{
+    KILN_API_CHECK(name && out);
+    if (!name || !out || !(lr >= 0 && lr < INFINITY))
+        return false;
+    kiln_step_rule r;
+    if (strcmp(name, "scale") == 0)
+        r = kiln_step_scale(0.1);
+    else if (strcmp(name, "momentum") == 0)
+        r = kiln_step_momentum(0.1, 0.9);
+    else if (strcmp(name, "adam") == 0)
+        r = kiln_step_adam_default();
+    else if (strcmp(name, "rmsprop") == 0)
+        r = kiln_step_rmsprop(0.001, 0.9, 1e5);
+    else if (strcmp(name, "adagrad") == 0)
+        r = kiln_step_adagrad(0.01, 1e-6);
+    else if (strcmp(name, "adadelta") == 0 && lr == 0)
+        r = kiln_step_adadelta(0.95, 1e-6);
+    else
+        return false;
+    if (lr > 0)
+        r.learning_rate = lr;
+    *out = r;
+    return true;
+}

@@ -4,6 +4,10 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 enum kiln_status kiln_err_setv(kiln_err *e, enum kiln_status status, const char *fmt, va_list ap)
 {
@@ -211,6 +215,38 @@ size_t kiln_dtype_size(enum kiln_dtype t)
     case KILN_DTYPE_I32: return 4;
     }
     return 0;
+}
+
+int kiln_write_whole(const char *path, const void *head, size_t head_n, const void *data, size_t n)
+{
+    size_t cap = strlen(path) + 8;
+    char *tmp = malloc(cap);
+    if (!tmp) {
+        errno = ENOMEM;
+        return -1;
+    }
+    snprintf(tmp, cap, "%s.XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        int e = errno;
+        free(tmp);
+        errno = e;
+        return -1;
+    }
+    FILE *f = fdopen(fd, "wb");
+    bool ok = f && fwrite(head, 1, head_n, f) == head_n && fwrite(data, 1, n, f) == n;
+    int e = errno;
+    if (f ? fclose(f) != 0 : close(fd) != 0)
+        ok = false;
+    if (ok && (chmod(tmp, 0644) != 0 || rename(tmp, path) != 0)) {
+        e = errno;
+        ok = false;
+    }
+    if (!ok)
+        unlink(tmp);
+    free(tmp);
+    errno = e ? e : EIO;
+    return ok ? 0 : -1;
 }
 
 void kiln_strbuf_put_literal(kiln_strbuf *b, const char *s)

@@ -60,6 +60,12 @@ void kiln_strbuf_put_literal(kiln_strbuf *b, const char *s);
 /* FNV-1a, 64 bits, of p[0..n). */
 uint64_t kiln_fnv1a(const unsigned char *p, size_t n);
 
+/* A C string literal of s: letters, digits, space and "_./-:" as they are,
+** every other byte as a three-digit octal escape (no trigraph, no
+** terminator, no line break can form): generated code's way to hold a
+** name that is data (runtime/export.c, runtime/aot.c). */
+void kiln_strbuf_put_literal(kiln_strbuf *b, const char *s);
+
 /* A path as a message shows it: whole when it has at most KILN_PATH_SHOWN
 ** bytes, else "..." and its tail from a '/', so that a long path never pushes
 ** the reason out of a one-line message (#9). Use the member s directly in
@@ -69,6 +75,11 @@ typedef struct kiln_shown_path {
     char s[KILN_PATH_SHOWN + 1];
 } kiln_shown_path;
 kiln_shown_path kiln_path_show(const char *path);
+
+/* Write head[0..head_n) then data[0..n) to path whole or not at all: a
+** temp file beside it (path.XXXXXX), mode 0644, renamed over path. 0, or
+** -1 with errno set (the temp file removed). */
+int kiln_write_whole(const char *path, const void *head, size_t head_n, const void *data, size_t n);
 
 /* Misuse of the API by the calling program (a NULL handle or pointer, a
 ** foreign node): every public function checks for it and returns a status,

@@ -45,26 +45,6 @@ static int die(const char *what, const char *msg)
     return 1;
 }
 
-/* The step rule named name; false for an unknown name. */
-static bool step_rule(const char *name, kiln_step_rule *out)
-{
-    if (strcmp(name, "scale") == 0)
-        *out = kiln_step_scale(0.1);
-    else if (strcmp(name, "momentum") == 0)
-        *out = kiln_step_momentum(0.1, 0.9);
-    else if (strcmp(name, "adam") == 0)
-        *out = kiln_step_adam_default();
-    else if (strcmp(name, "rmsprop") == 0)
-        *out = kiln_step_rmsprop(0.001, 0.9, 1e5);
-    else if (strcmp(name, "adagrad") == 0)
-        *out = kiln_step_adagrad(0.01, 1e-6);
-    else if (strcmp(name, "adadelta") == 0)
-        *out = kiln_step_adadelta(0.95, 1e-6);
-    else
-        return false;
-    return true;
-}
-
 static enum kiln_status open_split(const char *dir, const char *split, kiln_dataset **out)
 {
     char images[4096], labels[4096];
@@ -88,7 +68,7 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
             data = argv[++i];
         } else if (strcmp(argv[i], "--step-rule") == 0 && i + 1 < argc) {
-            if (!step_rule(argv[++i], &rule))
+            if (!kiln_step_rule_by_name(argv[++i], 0, &rule))
                 return usage(argv[0]);
         } else if (strcmp(argv[i], "--checkpoint") == 0 && i + 1 < argc) {
             checkpoint = argv[++i];

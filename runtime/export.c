@@ -34,7 +34,7 @@
 **     nothing follows the payload. FNV-1a catches corruption, not forgery
 **     (a weights file is trusted as the .so is).
 ** The model's names reach the files only as escaped string literals and
-** sanitised comments (put_literal, emit_c.c's put_comment_text).
+** sanitised comments (kiln_strbuf_put_literal, emit_c.c's put_comment_text).
 ** Rejected: generating the ABI inside emit_c.c (it would grow a second job);
 ** a global weights pointer loaded on first use (hidden mutable state, a
 ** lock in the generated code). */
@@ -74,8 +74,6 @@ kiln_export_options kiln_export_options_default(void)
 
 typedef kiln_strbuf xbuf;
 #define xput kiln_strbuf_put
-
-#define put_literal kiln_strbuf_put_literal
 
 /* A float as an exact C literal: hex, or a <math.h> macro. */
 static void put_float(xbuf *b, float v)
@@ -253,7 +251,7 @@ static void header_port(xbuf *h, const char *nm, const char *kind, int k, const 
     }
     xput(h, "%s) */\n", pt->rank == 1 ? "," : "");
     xput(h, "#define %s_%s%d_NAME ", nm, kind[0] == 'i' ? "INPUT" : "OUTPUT", k);
-    put_literal(h, pt->name);
+    kiln_strbuf_put_literal(h, pt->name);
     xput(h, "\n#define %s_%s%d_RANK %d\n", nm, kind[0] == 'i' ? "INPUT" : "OUTPUT", k, pt->rank);
     xput(h, "#define %s_%s%d_SHAPE {", nm, kind[0] == 'i' ? "INPUT" : "OUTPUT", k);
     for (int a = 0; a < pt->rank; a++)
@@ -438,28 +436,12 @@ static void write_source(exporter *x, xbuf *c, const char *unit)
 static enum kiln_status write_file(exporter *x, const char *ext, const void *head, size_t head_n, const void *data,
                                    size_t n)
 {
-    char path[4096], tmp[4096 + 16];
-    if (kiln_snprintf(path, sizeof path, "%s/%s.%s", x->work, x->name, ext) ||
-        kiln_snprintf(tmp, sizeof tmp, "%s.XXXXXX", path))
+    char path[4096];
+    if (kiln_snprintf(path, sizeof path, "%s/%s.%s", x->work, x->name, ext))
         return kiln_err_set(x->err, KILN_ERR_ARG, "export: folder name too long: %s", kiln_path_show(x->dir).s);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
+    if (kiln_write_whole(path, head, head_n, data, n) != 0) {
         int e = errno;
         return kiln_err_set(x->err, KILN_ERR_IO, "export: cannot write %s: %s", kiln_path_show(path).s, strerror(e));
-    }
-    FILE *f = fdopen(fd, "wb");
-    bool ok = f && fwrite(head, 1, head_n, f) == head_n && fwrite(data, 1, n, f) == n;
-    int e = errno;
-    if (f ? fclose(f) != 0 : close(fd) != 0)
-        ok = false;
-    if (ok && (chmod(tmp, 0644) != 0 || rename(tmp, path) != 0)) {
-        e = errno;
-        ok = false;
-    }
-    if (!ok) {
-        unlink(tmp);
-        return kiln_err_set(x->err, KILN_ERR_IO, "export: cannot write %s: %s", kiln_path_show(path).s,
-                            strerror(e ? e : EIO));
     }
     return KILN_OK;
 }

@@ -36,7 +36,7 @@
 ** kiln_kernel_set_of (runtime/kernels.c). */
 #include "runtime/kernels.h"
 
-#include "codegen/emit_c.h"
+#include "codegen/rt_table.h"
 
 #include <cblas.h>
 #include <stdbool.h>

@@ -174,6 +174,9 @@ typedef struct jit_cc {
     char version[JIT_VERSION_MAX]; /* first line of `path --version` */
 } jit_cc;
 
+/* The flags that make a shared object rather than an executable. */
+static bool jit_flag_shared(const char *f) { return strcmp(f, "-fPIC") == 0 || strcmp(f, "-shared") == 0; }
+
 /* SLP vectorisation off, spelled per compiler family. */
 static const char *jit_flag_no_slp(const jit_cc *cc)
 {
@@ -1944,15 +1947,18 @@ void kiln_jit_close(kiln_jit *j)
 ** The compiler writes a temp file beside out, renamed onto out once it
 ** succeeded, so a failure leaves no partial library; its log goes to a temp
 ** file whose head a failure quotes. */
-enum kiln_status kiln_jit_build_file(const char *cc_want, const char *src, const char *out,
-                                     const char *const *extra, int n_extra, kiln_err *err)
+/* Build srcs[0..n_src) into out with the JIT's compiler and flags: a shared
+** object (shared), else an executable (the JIT's flags less -fPIC -shared). */
+static enum kiln_status build_files(const char *cc_want, const char *const *srcs, int n_src, const char *out,
+                                    bool shared, const char *const *extra, int n_extra, kiln_err *err)
 {
     kiln_jit j = {0};
     jit_cc cc = {0};
+    const char *src = srcs[0];
     enum kiln_status st = jit_find_cc(&j, cc_want, &cc);
     char *tmp = st ? NULL : jit_strf("%s.XXXXXX", out), *log = st ? NULL : jit_strf("%s.log.XXXXXX", out);
     size_t n_flags = KILN_ARRAY_LEN(JIT_FLAGS);
-    char **argv = st ? NULL : calloc(n_flags + 6 + (size_t)(n_extra > 0 ? n_extra : 0), sizeof *argv);
+    char **argv = st ? NULL : calloc(n_flags + 6 + (size_t)n_src + (size_t)(n_extra > 0 ? n_extra : 0), sizeof *argv);
     int tmp_fd = -1, log_fd = -1;
     if (!st && (!tmp || !log || !argv))
         st = jit_nomem(&j, "compiler command");
@@ -1961,8 +1967,8 @@ enum kiln_status kiln_jit_build_file(const char *cc_want, const char *src, const
         if (tmp_fd < 0)
             tmp[0] = '\0';
         log[0] = '\0';
-        st = kiln_err_set(&j.err, KILN_ERR_IO, "export: cannot create a file beside %s: %s",
-                          kiln_path_show(out).s, jit_strerror(e));
+        st = kiln_err_set(&j.err, KILN_ERR_IO, "%s: cannot create a file beside %s: %s",
+                          shared ? "export" : "build", kiln_path_show(out).s, jit_strerror(e));
     }
     if (tmp_fd >= 0)
         close(tmp_fd);
@@ -1970,11 +1976,13 @@ enum kiln_status kiln_jit_build_file(const char *cc_want, const char *src, const
         size_t k = 0;
         argv[k++] = cc.path;
         for (size_t i = 0; i < n_flags; i++)
-            argv[k++] = (char *)JIT_FLAGS[i];
+            if (shared || !jit_flag_shared(JIT_FLAGS[i]))
+                argv[k++] = (char *)JIT_FLAGS[i];
         argv[k++] = (char *)jit_flag_no_slp(&cc);
         argv[k++] = (char *)"-o";
         argv[k++] = tmp;
-        argv[k++] = (char *)src;
+        for (int i = 0; i < n_src; i++)
+            argv[k++] = (char *)srcs[i];
         for (int i = 0; i < n_extra; i++)
             argv[k++] = (char *)extra[i];
         argv[k] = NULL;
@@ -1986,14 +1994,14 @@ enum kiln_status kiln_jit_build_file(const char *cc_want, const char *src, const
             jit_describe_exit(ws, how, sizeof how);
             size_t n = jit_read_fd(log_fd, text, sizeof text);
             jit_quote_diagnostics(text, n, src, src, quote, sizeof quote);
-            st = kiln_err_set(&j.err, KILN_ERR_COMPILE, "export: C compiler %s %s compiling %s: %s",
-                              kiln_path_show(cc.path).s, how, kiln_path_show(src).s,
+            st = kiln_err_set(&j.err, KILN_ERR_COMPILE, "%s: C compiler %s %s compiling %s: %s",
+                              shared ? "export" : "build", kiln_path_show(cc.path).s, how, kiln_path_show(src).s,
                               quote[0] ? quote : "(no diagnostics)");
         }
         if (!st && (chmod(tmp, 0755) != 0 || rename(tmp, out) != 0)) { /* a library others may load */
             int e = errno;
-            st = kiln_err_set(&j.err, KILN_ERR_IO, "export: cannot write %s: %s", kiln_path_show(out).s,
-                              jit_strerror(e));
+            st = kiln_err_set(&j.err, KILN_ERR_IO, "%s: cannot write %s: %s", shared ? "export" : "build",
+                              kiln_path_show(out).s, jit_strerror(e));
         }
         if (!st)
             tmp[0] = '\0';
@@ -2007,6 +2015,47 @@ enum kiln_status kiln_jit_build_file(const char *cc_want, const char *src, const
     free(tmp);
     free(log);
     free(argv);
+    free(cc.path);
+    free(cc.real);
+    if (st)
+        kiln_err_set(err, st, "%s", j.err.msg);
+    return st;
+}
+
+enum kiln_status kiln_jit_build_file(const char *cc_want, const char *src, const char *out,
+                                     const char *const *extra, int n_extra, kiln_err *err)
+{
+    return build_files(cc_want, &src, 1, out, true, extra, n_extra, err);
+}
+
+enum kiln_status kiln_jit_build_program(const char *cc_want, const char *const *srcs, int n_srcs, const char *out,
+                                        const char *const *extra, int n_extra, kiln_err *err)
+{
+    if (!srcs || n_srcs < 1)
+        return kiln_err_set(err, KILN_ERR_ARG, "build: no source files");
+    return build_files(cc_want, srcs, n_srcs, out, false, extra, n_extra, err);
+}
+
+enum kiln_status kiln_jit_program_command(const char *cc_want, char **out, kiln_err *err)
+{
+    kiln_jit j = {0};
+    jit_cc cc = {0};
+    *out = NULL;
+    enum kiln_status st = jit_find_cc(&j, cc_want, &cc);
+    if (!st) {
+        kiln_strbuf b = {0};
+        kiln_strbuf_put(&b, "%s", cc.path);
+        for (size_t i = 0; i < KILN_ARRAY_LEN(JIT_FLAGS); i++)
+            if (!jit_flag_shared(JIT_FLAGS[i]))
+                kiln_strbuf_put(&b, " %s", JIT_FLAGS[i]);
+        kiln_strbuf_put(&b, " %s", jit_flag_no_slp(&cc));
+        if (b.oom) {
+            free(b.s);
+            st = kiln_err_set(&j.err, KILN_ERR_NOMEM, "build: no memory");
+        } else {
+            *out = b.s;
+        }
+    }
     free(cc.path);
     free(cc.real);
     if (st)

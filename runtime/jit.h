@@ -111,6 +111,14 @@ enum kiln_status kiln_jit_prune(const char *cache_dir, kiln_jit_prune_report *ou
 ** KILN_ERR_IO, KILN_ERR_NOMEM. */
 enum kiln_status kiln_jit_build_file(const char *cc, const char *src, const char *out,
                                      const char *const *extra, int n_extra, kiln_err *err);
+/* The same for an executable (runtime/aot.c): srcs[0..n_srcs) (borrowed)
+** built and linked into out with the JIT's compiler and flags less -fPIC and
+** -shared, then extra. Messages name srcs[0]. */
+enum kiln_status kiln_jit_build_program(const char *cc, const char *const *srcs, int n_srcs, const char *out,
+                                        const char *const *extra, int n_extra, kiln_err *err);
+/* The compiler and flags kiln_jit_build_program runs, as one line for
+** people ("/usr/bin/clang -std=c11 -O2 ..."): malloc'd into *out. */
+enum kiln_status kiln_jit_program_command(const char *cc, char **out, kiln_err *err);
 /* For the cache's tools (runtime/cache.c). The cache folder: cache_dir
 ** (borrowed; "" is KILN_ERR_ARG) or the default as kiln_jit_load picks it,
 ** malloc'd into *out. Then the check kiln_jit_load makes of the folder and

@@ -55,323 +55,93 @@
 #include "compiler/netjson.h"
 #include "kiln/network.h"
 #include "kiln_config.h"
+#include "runtime/netfile.h"
 #include "runtime/network_internal.h"
 
-#define JSON_DATASET "/network.json"
-#define ATTR_FORMAT "kiln_format"
-#define ATTR_VERSION "kiln_format_version"
-#define ATTR_KILN "kiln_version"
+#define JSON_DATASET KILN_NETFILE_JSON
+#define ATTR_FORMAT KILN_NETFILE_ATTR_FORMAT
+#define ATTR_VERSION KILN_NETFILE_ATTR_VERSION
 #define MAX_JSON_BYTES (INT64_C(256) << 20)
 #define MAX_ATTR_STRING 256
 /* kiln's header: the HDF5 user block, first in the file, which HDF5 and
 ** its tools skip (docs/network-files.md, "The header"). */
-#define HEADER_BYTES 512
-#define HEADER_MAGIC "kiln-network-file\n"
-#define SHA256_BYTES 32
+#define HEADER_BYTES KILN_NETFILE_HEADER_BYTES
+#define HEADER_MAGIC KILN_NETFILE_MAGIC
+#define SHA256_BYTES KILN_NETFILE_SHA256_BYTES
 /* Bytes of values per stored byte, at most: deflate's best ratio is about
 ** 1032:1, and a float32 dataset becomes doubles. */
 #define MAX_EXPANSION (2 * 1100)
+
+_Static_assert(KILN_NETFILE_VERSION == KILN_NETWORK_FORMAT_VERSION, "netfile.h writes this version");
 
 struct kiln_network {
     kiln_err err;
     kiln_netjson_result res;
 };
 
-/* ---- HDF5 around each call ----------------------------------------------------- */
-
-typedef struct h5quiet {
-    H5E_auto2_t func;
-    void *data;
-} h5quiet;
-
-static void quiet_begin(h5quiet *q)
-{
-    H5Eget_auto2(H5E_DEFAULT, &q->func, &q->data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-}
-
-static void quiet_end(h5quiet *q)
-{
-    H5Eclear2(H5E_DEFAULT);
-    H5Eset_auto2(H5E_DEFAULT, q->func, q->data);
-}
-
-typedef struct h5why {
-    char s[160];
-} h5why;
-
-static herr_t why_cb(unsigned n, const H5E_error2_t *e, void *data)
-{
-    h5why *w = data;
-    if (n == 0 && e->desc)
-        snprintf(w->s, sizeof w->s, "%s", e->desc);
-    return 0;
-}
-
-/* The innermost message of HDF5's error stack (then cleared). */
-static h5why why(void)
-{
-    h5why w = {"no reason given"};
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, why_cb, &w);
-    H5Eclear2(H5E_DEFAULT);
-    return w;
-}
-
-static void close_id(hid_t id, herr_t (*fn)(hid_t))
-{
-    if (id >= 0)
-        fn(id);
-}
-
 /* =============================================================================
 ** Saving
 ** ========================================================================== */
 
-typedef struct wfile {
-    hid_t file, gcpl, dcpl;
-    const char *shown; /* the path, for messages */
-    kiln_err *err;
-} wfile;
-
-static enum kiln_status wfail(wfile *w, const char *what)
+enum kiln_status kiln_network_entry_dataset(const kiln_netjson_entry *e, kiln_netfile_dataset *d, kiln_err *err)
 {
-    return kiln_err_set(w->err, KILN_ERR_IO, "%s: %s (HDF5: %s)", w->shown, what, why().s);
-}
-
-static enum kiln_status write_string_attr(wfile *w, const char *name, const char *value)
-{
-    hid_t t = H5Tcopy(H5T_C_S1), s = H5Screate(H5S_SCALAR), a = -1;
-    bool ok = t >= 0 && s >= 0 && H5Tset_size(t, strlen(value)) >= 0 && H5Tset_strpad(t, H5T_STR_NULLPAD) >= 0 &&
-              (a = H5Acreate2(w->file, name, t, s, H5P_DEFAULT, H5P_DEFAULT)) >= 0 && H5Awrite(a, t, value) >= 0;
-    close_id(a, H5Aclose);
-    close_id(s, H5Sclose);
-    close_id(t, H5Tclose);
-    return ok ? KILN_OK : wfail(w, "cannot write an attribute");
-}
-
-static enum kiln_status write_attrs(wfile *w)
-{
-    enum kiln_status st;
-    if ((st = write_string_attr(w, ATTR_FORMAT, KILN_NETJSON_FORMAT)) || (st = write_string_attr(w, ATTR_KILN, KILN_VERSION)))
-        return st;
-    int version = KILN_NETWORK_FORMAT_VERSION;
-    hid_t s = H5Screate(H5S_SCALAR), a = -1;
-    bool ok = s >= 0 && (a = H5Acreate2(w->file, ATTR_VERSION, H5T_STD_I32LE, s, H5P_DEFAULT, H5P_DEFAULT)) >= 0 &&
-              H5Awrite(a, H5T_NATIVE_INT, &version) >= 0;
-    close_id(a, H5Aclose);
-    close_id(s, H5Sclose);
-    return ok ? KILN_OK : wfail(w, "cannot write an attribute");
-}
-
-static enum kiln_status write_json(wfile *w, const kiln_netjson_out *out)
-{
-    hid_t t = H5Tcopy(H5T_C_S1), s = H5Screate(H5S_SCALAR), d = -1;
-    bool ok = t >= 0 && s >= 0 && H5Tset_size(t, out->len) >= 0 && H5Tset_strpad(t, H5T_STR_NULLPAD) >= 0 &&
-              (d = H5Dcreate2(w->file, JSON_DATASET, t, s, H5P_DEFAULT, w->dcpl, H5P_DEFAULT)) >= 0 &&
-              H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, out->text) >= 0;
-    close_id(d, H5Dclose);
-    close_id(s, H5Sclose);
-    close_id(t, H5Tclose);
-    return ok ? KILN_OK : wfail(w, "cannot write " JSON_DATASET);
-}
-
-/* The groups on path (each prefix ending at a '/'), made when missing. */
-static enum kiln_status make_groups(wfile *w, const char *path)
-{
-    char buf[KILN_NETJSON_MAX_DATASET + 1];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *s = strchr(buf + 1, '/'); s; s = strchr(s + 1, '/')) {
-        *s = 0;
-        htri_t there = H5Lexists(w->file, buf, H5P_DEFAULT);
-        hid_t g = there > 0 ? 0 : there == 0 ? H5Gcreate2(w->file, buf, H5P_DEFAULT, w->gcpl, H5P_DEFAULT) : -1;
-        if (g < 0)
-            return wfail(w, "cannot make a group");
-        if (g > 0)
-            H5Gclose(g);
-        *s = '/';
-    }
-    return KILN_OK;
-}
-
-static enum kiln_status write_entry(wfile *w, const kiln_netjson_entry *e)
-{
-    const double *v = kiln_param_data(e->param);
-    hsize_t dims[KILN_MAX_RANK];
-    int32_t *words = NULL;
-    enum kiln_status st = make_groups(w, e->dataset);
-    if (st)
-        return st;
-    if (e->dtype == KILN_DTYPE_I32) { /* values are int32 held as doubles */
-        if (!(words = malloc(sizeof *words * (size_t)e->size)))
-            return kiln_err_set(w->err, KILN_ERR_NOMEM, "%s: %s: no memory", w->shown, e->dataset);
-        for (int64_t k = 0; k < e->size; k++) {
-            if (!(v[k] >= INT32_MIN && v[k] <= INT32_MAX)) {
-                free(words);
-                return kiln_err_set(w->err, KILN_ERR_ARG, "%s: %s: value %lld is %g, not an int32", w->shown,
-                                    e->dataset, (long long)k, v[k]);
-            }
-            words[k] = (int32_t)v[k];
-        }
-    }
+    *d = (kiln_netfile_dataset){.path = e->dataset, .rank = e->shape.rank, .mem_type = KILN_NETFILE_F64,
+                                .data = kiln_param_data(e->param)};
+    d->file_type = e->dtype == KILN_DTYPE_I32 ? KILN_NETFILE_I32 : e->dtype == KILN_DTYPE_F64 ? KILN_NETFILE_F64
+                                                                                               : KILN_NETFILE_F32;
     for (int i = 0; i < e->shape.rank; i++)
-        dims[i] = (hsize_t)e->shape.dims[i];
-    hid_t ftype = e->dtype == KILN_DTYPE_I32 ? H5T_STD_I32LE : e->dtype == KILN_DTYPE_F64 ? H5T_IEEE_F64LE
-                                                                                          : H5T_IEEE_F32LE;
-    hid_t s = e->shape.rank ? H5Screate_simple(e->shape.rank, dims, NULL) : H5Screate(H5S_SCALAR), d = -1;
-    bool ok = s >= 0 && (d = H5Dcreate2(w->file, e->dataset, ftype, s, H5P_DEFAULT, w->dcpl, H5P_DEFAULT)) >= 0 &&
-              H5Dwrite(d, words ? H5T_NATIVE_INT32 : H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT,
-                       words ? (const void *)words : (const void *)v) >= 0;
-    close_id(d, H5Dclose);
-    close_id(s, H5Sclose);
-    free(words);
-    if (!ok) {
-        char what[KILN_NETJSON_MAX_DATASET + 32];
-        snprintf(what, sizeof what, "cannot write %s", e->dataset);
-        return wfail(w, what);
+        d->dims[i] = e->shape.dims[i];
+    if (e->dtype != KILN_DTYPE_I32)
+        return KILN_OK;
+    /* values are int32 held as doubles */
+    const double *v = kiln_param_data(e->param);
+    int32_t *words = malloc(sizeof *words * ((size_t)e->size + 1));
+    if (!words)
+        return kiln_err_set(err, KILN_ERR_NOMEM, "%s: no memory", e->dataset);
+    for (int64_t k = 0; k < e->size; k++) {
+        if (!(v[k] >= INT32_MIN && v[k] <= INT32_MAX)) {
+            free(words);
+            return kiln_err_set(err, KILN_ERR_ARG, "%s: value %lld is %g, not an int32", e->dataset, (long long)k,
+                                v[k]);
+        }
+        words[k] = (int32_t)v[k];
     }
+    d->mem_type = KILN_NETFILE_I32;
+    d->data = words;
     return KILN_OK;
 }
 
-/* A new file beside path, named path.kiln-XXXXXXXX (O_EXCL): its name in
-** tmp (cap bytes) and its descriptor, or -1 with errno set. */
-static int make_temp(const char *path, char *tmp, size_t cap)
-{
-    for (int tries = 0; tries < 16; tries++) {
-        uint32_t r = 0;
-        if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
-            r = (uint32_t)getpid() * 2654435761u + (uint32_t)tries;
-        if (kiln_snprintf(tmp, cap, "%s.kiln-%08x", path, r) != 0) {
-            errno = ENAMETOOLONG;
-            return -1;
-        }
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd >= 0 || errno != EEXIST)
-            return fd;
-    }
-    return -1;
-}
-
-/* The header of a file whose HDF5 part is body[0..n): magic, the file's
-** size, the SHA-256 of body, zeros to HEADER_BYTES. false: no digest. */
-static bool make_header(char *hdr, const unsigned char *body, size_t n)
-{
-    unsigned char md[SHA256_BYTES];
-    unsigned len = 0;
-    if (EVP_Digest(body, n, md, &len, EVP_sha256(), NULL) != 1 || len != SHA256_BYTES)
-        return false;
-    char hex[2 * SHA256_BYTES + 1];
-    for (int i = 0; i < SHA256_BYTES; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    memset(hdr, 0, HEADER_BYTES);
-    snprintf(hdr, HEADER_BYTES, "%ssize %llu\nsha256 %s\n", HEADER_MAGIC,
-             (unsigned long long)(n + HEADER_BYTES), hex);
-    return true;
-}
-
-/* The HDF5 file of out's description and entries, made in memory (HDF5's
-** core driver, no backing store): its bytes in *image (the caller's to
-** free), *size of them. */
-static enum kiln_status build_image(wfile *w, const kiln_netjson_out *out, void **image, size_t *size)
-{
-    enum kiln_status st = KILN_OK;
-    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE), fapl = H5Pcreate(H5P_FILE_ACCESS);
-    w->gcpl = H5Pcreate(H5P_GROUP_CREATE);
-    w->dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    /* no time stamps: the same network gives the same bytes */
-    if (fcpl < 0 || fapl < 0 || w->gcpl < 0 || w->dcpl < 0 || H5Pset_obj_track_times(fcpl, 0) < 0 ||
-        H5Pset_userblock(fcpl, HEADER_BYTES) < 0 ||
-        H5Pset_obj_track_times(w->gcpl, 0) < 0 || H5Pset_obj_track_times(w->dcpl, 0) < 0 ||
-        H5Pset_fapl_core(fapl, (size_t)1 << 16, 0) < 0 ||
-        (w->file = H5Fcreate("kiln-network-image", H5F_ACC_TRUNC, fcpl, fapl)) < 0)
-        st = wfail(w, "cannot make the file in memory");
-    if (!st)
-        st = write_attrs(w);
-    if (!st)
-        st = write_json(w, out);
-    for (int k = 0; k < out->n_entries && !st; k++)
-        st = write_entry(w, &out->entries[k]);
-    ssize_t n = -1;
-    if (!st && (H5Fflush(w->file, H5F_SCOPE_LOCAL) < 0 || (n = H5Fget_file_image(w->file, NULL, 0)) <= 0))
-        st = wfail(w, "cannot finish the file");
-    /* the image starts at HDF5's superblock; the user block it leaves room
-    ** for (its base address) is kiln's header, put in front */
-    if (!st && !(*image = malloc((size_t)n + HEADER_BYTES)))
-        st = kiln_err_set(w->err, KILN_ERR_NOMEM, "%s: no memory for the file's %zd bytes", w->shown, n);
-    if (!st && H5Fget_file_image(w->file, (char *)*image + HEADER_BYTES, (size_t)n) != n)
-        st = wfail(w, "cannot finish the file");
-    if (!st && !make_header(*image, (const unsigned char *)*image + HEADER_BYTES, (size_t)n))
-        st = kiln_err_set(w->err, KILN_ERR_NOMEM, "%s: cannot compute the file's SHA-256", w->shown);
-    *size = st ? 0 : (size_t)n + HEADER_BYTES;
-    close_id(w->file, H5Fclose);
-    close_id(fcpl, H5Pclose);
-    close_id(fapl, H5Pclose);
-    close_id(w->gcpl, H5Pclose);
-    close_id(w->dcpl, H5Pclose);
-    return st;
-}
-
-/* Write (out) or read exactly n bytes of buf at offset off of fd: 0, else
-** -1 with errno set (EIO when a read meets the end). */
-static int io_at(int fd, char *buf, size_t n, off_t off, bool out)
-{
-    while (n > 0) {
-        ssize_t k = out ? pwrite(fd, buf, n, off) : pread(fd, buf, n, off);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0) {
-            if (k == 0)
-                errno = EIO;
-            return -1;
-        }
-        buf += k;
-        n -= (size_t)k;
-        off += k;
-    }
-    return 0;
-}
-
-/* Write out's description and entries to path (whole or not at all): the
-** file is made in memory, written to a temporary file beside path, synced
-** and renamed over it. HDF5 never writes to disk here, so a full disk is
-** kiln's error to handle and leaves no HDF5 file half closed. */
+/* Write out's description and entries to path (whole or not at all:
+** runtime/netfile.c). */
 static enum kiln_status write_file(const char *path, const kiln_netjson_out *out, kiln_err *err)
 {
     kiln_shown_path shown = kiln_path_show(path);
-    wfile w = {.file = -1, .gcpl = -1, .dcpl = -1, .shown = shown.s, .err = err};
-    void *image = NULL;
-    size_t size = 0;
-    enum kiln_status st = build_image(&w, out, &image, &size);
-    if (st)
-        return st;
-    size_t cap = strlen(path) + 32;
-    char *tmp = malloc(cap);
-    if (!tmp) {
-        free(image);
+    kiln_netfile_dataset *ds = calloc((size_t)out->n_entries + 1, sizeof *ds);
+    if (!ds)
         return kiln_err_set(err, KILN_ERR_NOMEM, "%s: no memory", shown.s);
+    enum kiln_status st = KILN_OK;
+    int n = 0;
+    for (; n < out->n_entries && !st; n++)
+        if ((st = kiln_network_entry_dataset(&out->entries[n], &ds[n], err)))
+            kiln_err_set(err, st, "%s: %s", shown.s, err->msg);
+    if (!st) {
+        char msg[KILN_ERRMSG_MAX];
+        int r = kiln_netfile_write(path, shown.s, KILN_VERSION, out->text, out->len, ds, out->n_entries, msg,
+                                   sizeof msg);
+        if (r)
+            st = kiln_err_set(err, r == KILN_NETFILE_ERR_NOMEM ? KILN_ERR_NOMEM : KILN_ERR_IO, "%s", msg);
     }
-    int fd = make_temp(path, tmp, cap);
-    if (fd < 0) {
-        st = kiln_err_set(err, KILN_ERR_IO, "%s: cannot create a file there: %s", shown.s, strerror(errno));
-    } else {
-        if (io_at(fd, image, size, 0, true) != 0 || fsync(fd) != 0)
-            st = kiln_err_set(err, KILN_ERR_IO, "%s: cannot write the file: %s", shown.s, strerror(errno));
-        if (close(fd) != 0 && !st)
-            st = kiln_err_set(err, KILN_ERR_IO, "%s: cannot write the file: %s", shown.s, strerror(errno));
-        if (!st && rename(tmp, path) != 0)
-            st = kiln_err_set(err, KILN_ERR_IO, "%s: cannot rename the finished file onto it: %s", shown.s,
-                              strerror(errno));
-        if (st)
-            unlink(tmp);
-    }
-    free(tmp);
-    free(image);
+    for (int k = 0; k < n; k++)
+        if (ds[k].mem_type == KILN_NETFILE_I32)
+            free((void *)ds[k].data);
+    free(ds);
     return st;
 }
 
-enum kiln_status kiln_network_save(kiln_graph *g, const kiln_node *roots, const char *const *names, int n_roots,
-                                   const char *path)
+enum kiln_status kiln_network_describe(kiln_graph *g, const kiln_node *roots, const char *const *names, int n_roots,
+                                       const char *what, const char *path, kiln_network_desc *d)
 {
-    static const char what[] = "kiln_network_save";
+    memset(d, 0, sizeof *d);
     KILN_API_CHECK(g && roots && names && path);
     if (!g)
         return KILN_ERR_ARG;
@@ -390,34 +160,46 @@ enum kiln_status kiln_network_save(kiln_graph *g, const kiln_node *roots, const 
         if (!kiln_graph_check(g, roots[k], what))
             return g->err.status;
     /* 1. What the roots need, as a graph of its own. */
-    kiln_node *copy_roots = malloc(sizeof *copy_roots * (size_t)n_roots);
-    kiln_graph *copy = NULL;
-    if (!copy_roots) {
+    if (!(d->copy_roots = malloc(sizeof *d->copy_roots * (size_t)n_roots))) {
         kiln_graph_fail(g, KILN_ERR_NOMEM, "%s: no memory", what);
         return KILN_ERR_NOMEM;
     }
-    enum kiln_status st = kiln_graph_replace(g, roots, n_roots, NULL, NULL, 0, &copy, copy_roots);
-    if (st) {
-        free(copy_roots);
+    enum kiln_status st = kiln_graph_replace(g, roots, n_roots, NULL, NULL, 0, &d->copy, d->copy_roots);
+    if (st)
         return st; /* the message is on g */
-    }
-    /* 2. Its description, then the file. */
-    kiln_netjson_out out;
+    /* 2. Its description. */
     kiln_err err;
-    h5quiet q;
-    st = kiln_netjson_write(copy, copy_roots, names, n_roots, &out, &err);
+    d->described = true;
+    if ((st = kiln_netjson_write(d->copy, d->copy_roots, names, n_roots, &d->out, &err)))
+        kiln_graph_fail(g, st, "%s %s: %s", what, kiln_path_show(path).s, err.msg);
+    return st;
+}
+
+void kiln_network_desc_free(kiln_network_desc *d)
+{
+    if (d->described)
+        kiln_netjson_out_free(&d->out);
+    kiln_graph_destroy(d->copy);
+    free(d->copy_roots);
+    memset(d, 0, sizeof *d);
+}
+
+enum kiln_status kiln_network_save(kiln_graph *g, const kiln_node *roots, const char *const *names, int n_roots,
+                                   const char *path)
+{
+    static const char what[] = "kiln_network_save";
+    kiln_network_desc d;
+    enum kiln_status st = kiln_network_describe(g, roots, names, n_roots, what, path, &d);
     if (!st) {
-        quiet_begin(&q);
-        st = write_file(path, &out, &err);
-        quiet_end(&q);
+        kiln_err err;
+        kiln_h5quiet q;
+        kiln_h5_quiet_begin(&q);
+        st = write_file(path, &d.out, &err);
+        kiln_h5_quiet_end(&q);
         if (st)
             kiln_graph_fail(g, st, "%s: %s", what, err.msg);
-    } else {
-        kiln_graph_fail(g, st, "%s %s: %s", what, kiln_path_show(path).s, err.msg);
     }
-    kiln_netjson_out_free(&out);
-    kiln_graph_destroy(copy);
-    free(copy_roots);
+    kiln_network_desc_free(&d);
     return st;
 }
 
@@ -473,11 +255,11 @@ static enum kiln_status open_dataset(kiln_err *err, const rfile *f, const char *
         return st;
     hid_t d = H5Dopen2(f->file, path, H5P_DEFAULT);
     if (d < 0)
-        return rbad(err, f, path, "not a dataset (HDF5: %s)", why().s);
+        return rbad(err, f, path, "not a dataset (HDF5: %s)", kiln_h5_why().s);
     hid_t dcpl = H5Dget_create_plist(d);
     int nf = dcpl >= 0 ? H5Pget_nfilters(dcpl) : -1;
     if (dcpl < 0 || nf < 0)
-        st = rbad(err, f, path, "unreadable creation properties (HDF5: %s)", why().s);
+        st = rbad(err, f, path, "unreadable creation properties (HDF5: %s)", kiln_h5_why().s);
     else if (H5Pget_layout(dcpl) == H5D_VIRTUAL || H5Pget_external_count(dcpl) != 0)
         st = rbad(err, f, path, "its values are stored in other files (virtual or external); kiln reads none");
     for (int k = 0; k < nf && !st; k++) {
@@ -489,7 +271,7 @@ static enum kiln_status open_dataset(kiln_err *err, const rfile *f, const char *
             st = rbad(err, f, path, "filtered with HDF5 filter %d; kiln reads deflate, shuffle and Fletcher-32 only",
                       (int)id);
     }
-    close_id(dcpl, H5Pclose);
+    kiln_h5_close(dcpl, H5Pclose);
     if (st) {
         H5Dclose(d);
         return st;
@@ -504,7 +286,7 @@ static enum kiln_status stored_enough(kiln_err *err, const rfile *f, const char 
 {
     hid_t dcpl = H5Dget_create_plist(d);
     bool filtered = dcpl >= 0 && H5Pget_nfilters(dcpl) > 0;
-    close_id(dcpl, H5Pclose);
+    kiln_h5_close(dcpl, H5Pclose);
     hsize_t stored = H5Dget_storage_size(d);
     if ((int64_t)stored < 0 || (filtered ? (double)stored * MAX_EXPANSION < (double)logical : (int64_t)stored < logical))
         return rbad(err, f, path, "%lld bytes stored for %lld bytes of values (truncated, or never written)",
@@ -552,8 +334,8 @@ static enum kiln_status entry_dataset(const rfile *f, const kiln_netjson_entry *
                   kiln_shape_str(NULL, &e->shape, b, sizeof b));
     else
         st = stored_enough(err, f, e->dataset, d, e->size * (int64_t)size);
-    close_id(t, H5Tclose);
-    close_id(s, H5Sclose);
+    kiln_h5_close(t, H5Tclose);
+    kiln_h5_close(s, H5Sclose);
     if (st) {
         H5Dclose(d);
         return st;
@@ -583,7 +365,7 @@ static enum kiln_status fill_entry(void *user, const kiln_netjson_entry *e, doub
         st = kiln_err_set(err, KILN_ERR_NOMEM, "%s: %s: no memory", f->shown, e->dataset);
     else if (H5Dread(d, words ? H5T_NATIVE_INT32 : H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT,
                      words ? (void *)words : (void *)values) < 0)
-        st = rbad(err, f, e->dataset, "cannot read its values (HDF5: %s)", why().s);
+        st = rbad(err, f, e->dataset, "cannot read its values (HDF5: %s)", kiln_h5_why().s);
     for (int64_t k = 0; words && !st && k < e->size; k++)
         values[k] = words[k];
     free(words);
@@ -612,21 +394,21 @@ static enum kiln_status read_attr(kiln_err *err, const rfile *f, const char *nam
         if (H5Tget_class(t) != H5T_STRING || H5Tis_variable_str(t) > 0 || size == 0 || size > MAX_ATTR_STRING)
             st = rbad(err, f, "/", "attribute %s is not a string of 1 to %d bytes", name, MAX_ATTR_STRING);
         else if (mt < 0 || H5Aread(a, mt, buf) < 0)
-            st = rbad(err, f, "/", "cannot read attribute %s (HDF5: %s)", name, why().s);
+            st = rbad(err, f, "/", "cannot read attribute %s (HDF5: %s)", name, kiln_h5_why().s);
         else
             buf[size] = 0;
-        close_id(mt, H5Tclose);
+        kiln_h5_close(mt, H5Tclose);
     } else {
         long long v = 0;
         if (H5Tget_class(t) != H5T_INTEGER)
             st = rbad(err, f, "/", "attribute %s is not an integer", name);
         else if (H5Aread(a, H5T_NATIVE_LLONG, &v) < 0)
-            st = rbad(err, f, "/", "cannot read attribute %s (HDF5: %s)", name, why().s);
+            st = rbad(err, f, "/", "cannot read attribute %s (HDF5: %s)", name, kiln_h5_why().s);
         *num = v;
     }
-    close_id(s, H5Sclose);
-    close_id(t, H5Tclose);
-    close_id(a, H5Aclose);
+    kiln_h5_close(s, H5Sclose);
+    kiln_h5_close(t, H5Tclose);
+    kiln_h5_close(a, H5Aclose);
     return st;
 }
 
@@ -647,13 +429,13 @@ static enum kiln_status read_json(kiln_err *err, const rfile *f, char **text, si
     if (!st && !(*text = malloc(size + 1)))
         st = kiln_err_set(err, KILN_ERR_NOMEM, "%s: %s: no memory for %zu bytes", f->shown, JSON_DATASET, size);
     if (!st && H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, *text) < 0)
-        st = rbad(err, f, JSON_DATASET, "cannot read it (HDF5: %s)", why().s);
+        st = rbad(err, f, JSON_DATASET, "cannot read it (HDF5: %s)", kiln_h5_why().s);
     if (!st) {
         (*text)[size] = 0;
         *len = strlen(*text); /* null padding */
     }
-    close_id(s, H5Sclose);
-    close_id(t, H5Tclose);
+    kiln_h5_close(s, H5Sclose);
+    kiln_h5_close(t, H5Tclose);
     H5Dclose(d);
     return st;
 }
@@ -668,7 +450,7 @@ static enum kiln_status check_header(int fd, int64_t size, const char *shown, ki
     if (size < HEADER_BYTES)
         return kiln_err_set(err, KILN_ERR_FORMAT, "%s: %lld bytes, shorter than a network file's %d-byte header: "
                             "not a kiln network file, or a truncated one", shown, (long long)size, HEADER_BYTES);
-    if (io_at(fd, hdr, HEADER_BYTES, 0, false) != 0)
+    if (kiln_netfile_io_at(fd, hdr, HEADER_BYTES, 0, false) != 0)
         return kiln_err_set(err, KILN_ERR_IO, "%s: cannot read: %s", shown, strerror(errno));
     hdr[HEADER_BYTES] = 0;
     if (memcmp(hdr, HEADER_MAGIC, strlen(HEADER_MAGIC)) != 0)
@@ -696,7 +478,7 @@ static enum kiln_status check_header(int fd, int64_t size, const char *shown, ki
         st = kiln_err_set(err, KILN_ERR_NOMEM, "%s: no memory to check its SHA-256", shown);
     for (int64_t off = HEADER_BYTES; !st && off < size; off += CHUNK) {
         size_t n = (size_t)(size - off < CHUNK ? size - off : CHUNK);
-        if (io_at(fd, buf, n, (off_t)off, false) != 0)
+        if (kiln_netfile_io_at(fd, buf, n, (off_t)off, false) != 0)
             st = kiln_err_set(err, KILN_ERR_IO, "%s: cannot read: %s", shown, strerror(errno));
         else if (EVP_DigestUpdate(h, buf, n) != 1)
             st = kiln_err_set(err, KILN_ERR_NOMEM, "%s: cannot compute its SHA-256", shown);
@@ -739,8 +521,8 @@ static enum kiln_status load(kiln_network *net, const char *path)
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     if (fapl < 0 || H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0 ||
         (f.file = H5Fopen(path, H5F_ACC_RDONLY, fapl)) < 0) {
-        h5why w = why(); /* before H5Pclose, which clears HDF5's error stack */
-        close_id(fapl, H5Pclose);
+        kiln_h5why w = kiln_h5_why(); /* before H5Pclose, which clears HDF5's error stack */
+        kiln_h5_close(fapl, H5Pclose);
         return kiln_err_set(&net->err, KILN_ERR_FORMAT, "%s: not an HDF5 file, or a damaged one (HDF5: %s)", shown.s,
                             w.s);
     }
@@ -772,7 +554,7 @@ static enum kiln_status load(kiln_network *net, const char *path)
     }
     free(text);
     if (H5Fclose(f.file) < 0 && !st)
-        st = rbad(&net->err, &f, "/", "cannot close (HDF5: %s)", why().s);
+        st = rbad(&net->err, &f, "/", "cannot close (HDF5: %s)", kiln_h5_why().s);
     return st;
 }
 
@@ -787,10 +569,10 @@ enum kiln_status kiln_network_load(const char *path, kiln_network **out)
         return KILN_ERR_NOMEM;
     if (!path)
         return kiln_err_set(&net->err, KILN_ERR_ARG, "kiln_network_load: path is NULL");
-    h5quiet q;
-    quiet_begin(&q);
+    kiln_h5quiet q;
+    kiln_h5_quiet_begin(&q);
     enum kiln_status st = load(net, path);
-    quiet_end(&q);
+    kiln_h5_quiet_end(&q);
     if (st)
         kiln_netjson_result_free(&net->res);
     return st;

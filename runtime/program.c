@@ -528,6 +528,39 @@ static bool generated_avx2(const kiln_program *p)
 #endif
 }
 
+/* The generated loops in AVX2 where the CPU has it (docs/architecture.md,
+** "Generated code's ISA"): no contraction into FMAs, so the bits are the
+** baseline build's; the flags are part of the cache key. Into flags (room
+** for 3); how many. */
+static int codegen_flags(const kiln_program *p, const char **flags)
+{
+    int n = 0;
+    flags[n++] = "-ffp-contract=off";
+    if (generated_avx2(p)) {
+        flags[n++] = "-mavx2";
+        flags[n++] = "-mfma";
+    }
+    return n;
+}
+
+bool kiln_program_get_build_facts(const kiln_program *p, kiln_program_build_facts *out)
+{
+    if (!p || !p->source || !p->planned || !p->arena)
+        return false;
+    memset(out, 0, sizeof *out);
+    out->model = p->model;
+    out->source = p->source;
+    out->arena_bytes = p->emit.arena_bytes;
+    out->gemm_n = p->emit.gemm_n;
+    out->gemm_k = p->emit.gemm_k;
+    out->fast_paths = !p->no_fast_paths;
+    out->threads = p->threads;
+    out->small_batch = p->small_batch;
+    out->n_cflags = codegen_flags(p, out->cflags);
+    out->params = p->params;
+    return true;
+}
+
 static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compile_options *o)
 {
     enum kiln_status st;
@@ -719,14 +752,7 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
     if (have_program("ld.gold")) /* links a small library ~10 ms faster than ld.bfd */
         link[n_link++] = "-fuse-ld=gold";
     link[n_link++] = "-lm";
-    /* The generated loops in AVX2 where the CPU has it (docs/architecture.md,
-    ** "Generated code's ISA"): no contraction into FMAs, so the bits are the
-    ** baseline build's; the flags are part of the cache key. */
-    link[n_link++] = "-ffp-contract=off";
-    if (generated_avx2(p)) {
-        link[n_link++] = "-mavx2";
-        link[n_link++] = "-mfma";
-    }
+    n_link += codegen_flags(p, link + n_link);
     kiln_jit_options jo = {.cc = o->cc, .cache_dir = o->cache_dir, .link_args = link, .n_link_args = n_link};
     st = kiln_jit_load(p->source, strlen(p->source), &jo, &p->jit);
     if (st)

@@ -73,6 +73,22 @@ enum kiln_status kiln_program_slot_check(kiln_program *p, bool state, int i, con
 /* Slot i's bytes were overwritten: a parameter with a NaN is noted as not
 ** initialised, as kiln_program_set_param notes it. */
 void kiln_program_slot_written(kiln_program *p, bool state, int i);
+/* ---- For AOT programs (runtime/aot.c) ------------------------------------ */
+typedef struct kiln_program_build_facts {
+    const char *model;      /* prefix of the generated entry points (<model>_train_step) */
+    const char *source;     /* the generated unit the JIT compiled */
+    int64_t arena_bytes;    /* the arena it runs in */
+    int gemm_n, gemm_k;     /* the widest product given to rt.sgemm_nn */
+    bool fast_paths;        /* rt.sgemm_nn and sgemm_tn are kiln's kernels (else NULL) */
+    int threads;            /* BLAS threads for large batches, 0: as the BLAS has them */
+    int64_t small_batch;    /* below it, BLAS on one thread */
+    const char *cflags[3];  /* the JIT's flags for the unit (-ffp-contract=off, -mavx2 -mfma) */
+    int n_cflags;
+    kiln_param *const *params; /* plan param i's store entry */
+} kiln_program_build_facts;
+/* false unless compiled and loaded. Borrowed from p. */
+bool kiln_program_get_build_facts(const kiln_program *p, kiln_program_build_facts *out);
+
 /* Put e's status and message on p (kiln_program_errmsg); returns the status. */
 enum kiln_status kiln_program_fail_copy(kiln_program *p, const kiln_err *e);
 #endif

@@ -498,6 +498,12 @@ static int64_t graph_new_dtype(void)
 }
 static int64_t options_default(void) { return kiln_compile_options_default().cost.id; }
 static int64_t export_options_default(void) { return kiln_export_options_default().weights_file ? 1 : 0; }
+static int64_t aot_options_default(void) { return kiln_aot_options_default().kind; }
+static int64_t step_rule_by_name_null(bool name)
+{
+    kiln_step_rule r;
+    return kiln_step_rule_by_name(name ? NULL : "adam", 0, name ? &r : NULL);
+}
 static int64_t finish_after_bad(void) { return made_ext(kiln_finish_after(-1, 0)); }
 static double halve(int64_t iterations, double old, void *user)
 {
@@ -879,6 +885,11 @@ enum holder { H_NONE, H_GRAPH, H_LIN, H_SM, H_CCE, H_PROBE, H_PARAM, H_PROGRAM, 
     X(kiln_export_options_default, "-", K_INT, 0, H_NONE, export_options_default()) \
     X(kiln_program_export, "p", K_STATUS, ST_ARG, H_NONE, kiln_program_export(NULL, &(kiln_export_options){0})) \
     X(kiln_program_export, "o", K_STATUS, ST_ARG, H_PROGRAM, kiln_program_export(F.p, NULL)) \
+    X(kiln_aot_options_default, "-", K_INT, KILN_AOT_INFER, H_NONE, aot_options_default()) \
+    X(kiln_program_write_aot, "p", K_STATUS, ST_ARG, H_NONE, kiln_program_write_aot(NULL, &(kiln_aot_options){0})) \
+    X(kiln_program_write_aot, "o", K_STATUS, ST_ARG, H_PROGRAM, kiln_program_write_aot(F.p, NULL)) \
+    X(kiln_step_rule_by_name, "name", K_INT, 0, H_NONE, step_rule_by_name_null(true)) \
+    X(kiln_step_rule_by_name, "out", K_INT, 0, H_NONE, step_rule_by_name_null(false)) \
     X(kiln_program_write_graph, "p", K_STATUS, ST_ARG, H_NONE, kiln_program_write_graph(NULL, F.devnull, false)) \
     X(kiln_program_write_graph, "f", K_STATUS, ST_ARG, H_PROGRAM, kiln_program_write_graph(F.p, NULL, false)) \
     X(kiln_program_input_count, "p", K_INT, 0, H_NONE, kiln_program_input_count(NULL)) \

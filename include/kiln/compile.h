@@ -421,6 +421,15 @@ typedef struct kiln_compile_options {
 } kiln_compile_options;
 
 /* Options with every field at its default (cost = KILN_NODE_NONE). */
+/* A step rule by its command-line name, as kiln's tools take it
+** (--step-rule): "scale" (Scale(0.1), the Blocks tutorial's),
+** "momentum" (Momentum(0.1, 0.9)), "adam" (Blocks' defaults), "rmsprop"
+** (RMSProp(0.001)), "adagrad" (AdaGrad(0.01)), "adadelta" (AdaDelta(0.95)).
+** learning_rate > 0 replaces the rule's default (not for adadelta, which has
+** none: then false); 0 keeps it. false for an unknown name or a negative or
+** non-finite rate (*out then unchanged). */
+KILN_API bool kiln_step_rule_by_name(const char *name, double learning_rate, kiln_step_rule *out);
+
 KILN_API kiln_compile_options kiln_compile_options_default(void);
 
 /* Compile g (borrowed for the call: the program keeps nothing of g but the

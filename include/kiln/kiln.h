@@ -9,6 +9,7 @@
 #include "bricks.h"
 #include "compile.h"
 #include "export.h"
+#include "aot.h"
 #include "data.h"
 #include "train.h"
 #include "network.h"

@@ -7,12 +7,14 @@
 ** 0 done, 1 the work failed (the message on stderr names the file or
 ** folder and what is wrong), 2 the command line was wrong (usage on
 ** stderr). Output meant for scripts goes to stdout, one record a line. */
+#include <dirent.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "kiln/kiln.h"
 
@@ -405,9 +407,189 @@ static int cmd_export(int argc, char **argv)
     return rc;
 }
 
+/* ---- kiln build ------------------------------------------------------------------- */
+
+/* Remove the files under dir (one level of folders below it: what
+** kiln_program_write_aot writes), then dir. */
+static void remove_tree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char sub[4096];
+        snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name);
+        if (unlink(sub) != 0)
+            remove_tree(sub);
+    }
+    if (d)
+        closedir(d);
+    rmdir(dir);
+}
+
+static const char BUILD_USAGE[] =
+    "usage: kiln build NET.h5 -o PROGRAM [--infer] [--output NAME]... [--batch N]\n"
+    "                  [--keep-sources DIR] [--cc CC]\n"
+    "       kiln build NET.h5 -o PROGRAM --train [--cost NAME] [--step-rule RULE]\n"
+    "                  [--learning-rate X] [--batch N] [--keep-sources DIR] [--cc CC]\n"
+    "\n"
+    "A standalone program of a network file that needs no libkiln (docs/aot.md):\n"
+    "its C sources, built by the C compiler kiln's JIT uses.\n"
+    "  --infer          (the default) PROGRAM reads raw float32 examples of the\n"
+    "                   network's input from stdin or --input FILE, writes the\n"
+    "                   outputs as raw float32 to stdout or --output FILE\n"
+    "  --output NAME    a root of the file to compute (repeatable; default every\n"
+    "                   root but the cost)\n"
+    "  --train          PROGRAM trains on IDX files (--images, --labels) and\n"
+    "                   writes a network file of the trained parameters (-o)\n"
+    "  --cost NAME      the root to minimise (default \"cost\")\n"
+    "  --step-rule RULE sgd (kiln's scale), momentum, adam, rmsprop, adagrad,\n"
+    "                   adadelta (default sgd), with its default learning rate or\n"
+    "  --learning-rate X\n"
+    "  --batch N        inference: the largest batch of one forward pass (default\n"
+    "                   1024); training: the batch size (default 32)\n"
+    "  --keep-sources DIR  write the sources into DIR (made if missing) and keep\n"
+    "                   them, with a README.md giving the command that builds them\n"
+    "  --cc CC          the C compiler (default: $KILN_CC, clang, gcc)\n"
+    "PROGRAM appears whole or not at all.\n";
+
+#define BUILD_MAX_ROOTS 64
+
+static int cmd_build(int argc, char **argv)
+{
+    const command *c = find_command("build");
+    const char *path = NULL, *program = NULL, *keep = NULL, *cc = NULL, *cost_name = "cost", *rule_name = "sgd";
+    const char *outs[BUILD_MAX_ROOTS];
+    int n_outs = 0;
+    long long batch = 0;
+    double lr = 0;
+    bool train = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool has = i + 1 < argc;
+        if (is_help(a)) {
+            fputs(c->usage, stdout);
+            return 0;
+        } else if (strcmp(a, "--infer") == 0 || strcmp(a, "--train") == 0) {
+            train = a[2] == 't';
+        } else if (strcmp(a, "-o") == 0 || strcmp(a, "--keep-sources") == 0 || strcmp(a, "--cc") == 0 ||
+                   strcmp(a, "--cost") == 0 || strcmp(a, "--step-rule") == 0) {
+            if (!has)
+                return usage_error(c, "%s needs a value", a);
+            *(a[1] == 'o' ? &program : a[2] == 'k' ? &keep : a[3] == 'c' ? &cc : a[3] == 'o' ? &cost_name
+                                                                                             : &rule_name) = argv[++i];
+        } else if (strcmp(a, "--learning-rate") == 0) {
+            char *end;
+            if (!has || !((lr = strtod(argv[i + 1], &end)) > 0) || *end)
+                return usage_error(c, "--learning-rate needs a number > 0, not '%s'", has ? argv[i + 1] : "");
+            i++;
+        } else if (strcmp(a, "--output") == 0) {
+            if (!has || n_outs == BUILD_MAX_ROOTS)
+                return usage_error(c, "%s needs a root name (at most 64)", a);
+            outs[n_outs++] = argv[++i];
+        } else if (strcmp(a, "--batch") == 0) {
+            char *end;
+            if (!has || (batch = strtoll(argv[i + 1], &end, 10)) < 1 || *end)
+                return usage_error(c, "--batch needs a whole number >= 1, not '%s'", has ? argv[i + 1] : "");
+            i++;
+        } else if (a[0] == '-' || path) {
+            return usage_error(c, "unexpected argument '%s'", a);
+        } else {
+            path = a;
+        }
+    }
+    if (!path)
+        return usage_error(c, "%s", "which network file?");
+    if (!program)
+        return usage_error(c, "%s", "-o PROGRAM: where to write the program?");
+    kiln_step_rule rule;
+    if (!kiln_step_rule_by_name(strcmp(rule_name, "sgd") == 0 ? "scale" : rule_name, lr, &rule))
+        return usage_error(c, "--step-rule %s: not a rule, or one without a learning rate", rule_name);
+    kiln_network *net = load_network("build", path);
+    if (!net)
+        return 1;
+    kiln_node roots[BUILD_MAX_ROOTS], cost = kiln_network_root(net, cost_name);
+    const char *names[BUILD_MAX_ROOTS];
+    int n = 0;
+    if (train) {
+        if (cost.id < 0) {
+            fprintf(stderr, "kiln build: %s: no root named '%s' to train (--cost NAME)\n", path, cost_name);
+            kiln_network_destroy(net);
+            return 1;
+        }
+        for (int k = 0; k < kiln_network_root_count(net) && n < BUILD_MAX_ROOTS; k++) {
+            names[n] = kiln_network_root_name(net, k);
+            roots[n] = kiln_network_root(net, names[n]);
+            n++;
+        }
+    } else if (n_outs) {
+        for (int k = 0; k < n_outs; k++) {
+            roots[n] = kiln_network_root(net, outs[k]);
+            if (roots[n].id < 0) {
+                fprintf(stderr, "kiln build: %s: no root named '%s' (kiln inspect lists them)\n", path, outs[k]);
+                kiln_network_destroy(net);
+                return 1;
+            }
+            n++;
+        }
+    } else {
+        for (int k = 0; k < kiln_network_root_count(net) && n < BUILD_MAX_ROOTS; k++)
+            if (strcmp(kiln_network_root_name(net, k), cost_name) != 0)
+                roots[n++] = kiln_network_root(net, kiln_network_root_name(net, k));
+        if (n == 0) {
+            fprintf(stderr, "kiln build: %s: no root to compute but the cost (--output NAME)\n", path);
+            kiln_network_destroy(net);
+            return 1;
+        }
+    }
+    kiln_compile_options o = kiln_compile_options_default();
+    o.cc = cc;
+    o.max_size[0] = batch;
+    if (train) { /* the program trains as kiln_program_train_step of this program does */
+        o.cost = cost;
+        o.step_rule = rule;
+    } else {
+        o.outputs = roots;
+        o.n_outputs = n;
+        o.no_fast_paths = true; /* the program's products are CBLAS's: the same bits as this JIT program */
+    }
+    char tmpdir[4096];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(tmpdir, sizeof tmpdir, "%s/kiln-build-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    const char *dir = keep;
+    if (!dir && !(dir = mkdtemp(tmpdir))) {
+        perror("kiln build: a temporary folder");
+        kiln_network_destroy(net);
+        return 1;
+    }
+    kiln_program *p = NULL;
+    kiln_aot_options ao = kiln_aot_options_default();
+    ao.kind = train ? KILN_AOT_TRAIN : KILN_AOT_INFER;
+    ao.graph = kiln_network_graph(net);
+    ao.roots = roots;
+    ao.root_names = names;
+    ao.n_roots = n;
+    ao.dir = dir;
+    ao.program = program;
+    ao.cc = cc;
+    ao.batch = batch;
+    int rc = 0;
+    if (kiln_compile(kiln_network_graph(net), &o, &p) != KILN_OK || kiln_program_write_aot(p, &ao) != KILN_OK) {
+        fprintf(stderr, "kiln build: %s: %s\n", path, p ? kiln_program_errmsg(p) : "out of memory");
+        rc = 1;
+    }
+    kiln_program_destroy(p);
+    kiln_network_destroy(net);
+    if (!keep)
+        remove_tree(dir);
+    return rc;
+}
+
 /* ---- the table ----------------------------------------------------------------- */
 
 static const command COMMANDS[] = {
+    {"build", "a standalone program of a network file", BUILD_USAGE, cmd_build},
     {"cache", "list, clear or prune the compile cache", CACHE_USAGE, cmd_cache},
     {"export", "an inference-only shared object from a network file", EXPORT_USAGE, cmd_export},
     {"graph", "a network file's graph as Graphviz dot", GRAPH_USAGE, cmd_graph},

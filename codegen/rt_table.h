@@ -1,0 +1,35 @@
+/* rt_table.h (internal): the table of functions generated code calls in
+** the runtime (BLAS, kiln's kernels), and the scratch its GEMM kernel needs.
+** Apart from emit_c.h so that the kernels (runtime/gemm.c) and an AOT
+** training program (runtime/aot.c copies this file into it) read it with
+** no compiler header. */
+#ifndef KILN_CODEGEN_RT_TABLE_H
+#define KILN_CODEGEN_RT_TABLE_H
+
+#include <stdint.h>
+
+/* Must match k_runtime in the generated prelude (emit_c.c). */
+typedef struct kiln_codegen_runtime {
+    void (*sgemm)(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *,
+                  int);
+    void (*dgemm)(int, int, int, int, int, int, double, const double *, int, const double *, int, double,
+                  double *, int);
+    void (*sgemv)(int, int, int, int, float, const float *, int, const float *, int, float, float *, int);
+    void (*dgemv)(int, int, int, int, double, const double *, int, const double *, int, double, double *, int);
+    void (*sger)(int, int, int, float, const float *, int, const float *, int, float *, int);
+    void (*dger)(int, int, int, double, const double *, int, const double *, int, double *, int);
+    void (*sger_gemv)(int, int, float *, int, const float *, const float *, const float *, float *);
+    /* y = x W for few rows, or NULL: then the code calls sgemm (runtime/gemm.c) */
+    void (*sgemm_nn)(int m, int n, int k, const float *x, int ldx, const float *w, int ldw, float *y, int ldy,
+                     float *scratch);
+    /* c = alpha a^T b + beta c, or NULL: then the code calls sgemm (runtime/kernels.h) */
+    void (*sgemm_tn)(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb, float beta,
+                     float *c, int ldc);
+} kiln_codegen_runtime;
+
+/* The scratch sgemm_nn needs for a product with n columns and k terms, in
+** floats: x^T for a block of rows, and the block's sums. */
+#define KILN_CODEGEN_GEMM_ROWS 32
+#define KILN_CODEGEN_GEMM_SCRATCH(n, k) ((int64_t)KILN_CODEGEN_GEMM_ROWS * ((int64_t)(n) + (int64_t)(k)))
+
+#endif
