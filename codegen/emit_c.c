@@ -1035,16 +1035,7 @@ static void kernel_random(emitter *e, int32_t id)
 }
 
 /* The stored node reading result k of tuple id, or -1 when nothing keeps it. */
-static int32_t result_node(const emitter *e, int32_t id, int k)
-{
-    for (int32_t j = id + 1; j < e->p->n; j++) {
-        const kiln_node_rec *r = R(e, j);
-        if (r->op == KILN_OP_PROJ && r->in[0] == id && r->attr.i[0] == k && e->p->modes[j] &&
-            e->p->buf[e->p->alias[j]].zone != KILN_ZONE_NONE)
-            return j;
-    }
-    return -1;
-}
+static int32_t result_node(const emitter *e, int32_t id, int k) { return kiln_lower_kept_result(e->p, id, k); }
 
 /* A scan: its body's function (plan_scans) called once per step t, with
 ** the arguments' addresses (sequences at t, the carried states, the
@@ -1128,16 +1119,26 @@ static void kernel_scan(emitter *e, int32_t id)
     ** nothing outside it) and keeps the position */
     char step[DIM_MAX + 32]; /* this step's number over every enclosing scan */
     snprintf(step, sizeof step, e->is_body ? "k_step * %s + t" : "t", T);
+    const kiln_kernel_list *bl = e->L->bodies[e->k->body];
+    const kiln_plan *bp = &e->L->body_plans[e->k->body];
+    const kiln_graph *bg = bp->g;
+    int n_saved = (int)r->attr.i[KILN_SCAN_SAVED];
+    for (int k = n_state; k < n_state + n_out + n_saved && k < bg->n_results; k++) { /* written in place */
+        if (bl->result_at[bp->alias[bg->results[k]]] != k)
+            continue;
+        int32_t o = result_node(e, id, k >= n_state + n_out ? 2 * n_state + k : n_state + k);
+        span_c(e, &R(e, o)->shape, 1, R(e, o)->shape.rank, true, per, sizeof per);
+        sb_put(&e->body, "            k_res[%d] = %s + t * %s; /* written in place */\n", k, storage_name(e, o), per);
+    }
     sb_put(&e->body, "            const int64_t k_err = %s_b%d_run(k_body, k_args, sizes, rt, k_res, %s);\n"
                      "            if (k_err) return ((int64_t)%d << 32) | (k_err & 0xffffffff);\n", e->o->model, bi,
            step, (int)id);
-    int n_saved = (int)r->attr.i[KILN_SCAN_SAVED];
     for (int k = 0; k < n_state + n_out + n_saved; k++) { /* states, outputs, saved values (after the t-1 states) */
         bool state = k < n_state, saved = k >= n_state + n_out;
         bool summed = !state && !saved && (sums >> (k - n_state) & 1);
         int32_t o = result_node(e, id, state ? k : saved ? 2 * n_state + k : n_state + k);
         int32_t like = state ? r->in[n_seq + k] : o;
-        if (!state && o < 0)
+        if (!state && (o < 0 || (k < bg->n_results && bl->result_at[bp->alias[bg->results[k]]] == k)))
             continue;
         const char *t = ctype(e, state ? R(e, like)->dtype : R(e, o)->dtype);
         if (state)
@@ -1207,7 +1208,9 @@ static void emit_decls(emitter *e, sbuf *out)
             sb_put(out, "    const %s *%s = (const %s *)inputs[%d];\n", t, e->var[id], t, b->index);
             break;
         case KILN_ZONE_VALUE:
-            if (b->z == 0) {
+            if (e->is_body && e->L->result_at[id] >= 0) { /* the scan's stacked value at t (lower.c) */
+                sb_put(out, "    %s *%s = (%s *)results[%d];\n", t, e->var[id], t, e->L->result_at[id]);
+            } else if (b->z == 0) {
                 sb_put(out, "    %s *%s = (%s *)(arena + %" PRId64 ");\n", t, e->var[id], t,
                        p->zones[0].base + b->offset - values_at);
             } else {

@@ -18,7 +18,9 @@
 **     value's loop (lower_siblings), a softmax in its cross-entropy's row
 **     loop (lower_shared_rows);
 **   - a scan body's x W^T with W a context reads W^T, transposed once
-**     before the loop (transposed_context).
+**     before the loop (transposed_context);
+**   - a scan's stacked output or saved value is written by its body straight
+**     into the stacked value at t (lower_results_in_place).
 ** Each update pattern is legal only where the update is linear in the
 ** gradient and every other reader of the parameter has run (the plan's
 ** in-place rule). The slots the patterns need (deferred updates, the GEMM
@@ -394,6 +396,47 @@ static void lower_transposed(lowerer *w, int ctx_from, int n_args)
 static enum kiln_status lower_graph(const kiln_plan *p, const kiln_lower_options *o, kiln_kernel_list **out,
                                     kiln_err *err, int ctx_from, int n_args);
 
+int32_t kiln_lower_kept_result(const kiln_plan *p, int32_t id, int k)
+{
+    for (int32_t j = id + 1; j < p->n; j++) {
+        const kiln_node_rec *r = kiln_graph_cnode(p->g, j);
+        if (r->op == KILN_OP_PROJ && r->in[0] == id && r->attr.i[0] == k && p->modes[j] &&
+            p->buf[p->alias[j]].zone != KILN_ZONE_NONE)
+            return j;
+    }
+    return -1;
+}
+
+/* Scan id's stacked results (outputs not summed, saved values) written in
+** place: the body's value (a stored value of its own, no other result's
+** storage) lives at the stacked value's row t, handed in results[k], so no
+** copy follows each step (the body writes that value before it reads it;
+** a state's storage stays the body's own: the carry is read after the step). */
+static void lower_results_in_place(lowerer *w, int32_t id, const kiln_plan *bp, kiln_kernel_list *bl)
+{
+    const kiln_node_rec *r = R(w, id);
+    const kiln_graph *body = bp->g;
+    int n_state = (int)r->attr.i[KILN_SCAN_STATE], n_out = (int)r->attr.i[KILN_SCAN_OUT];
+    int n_res = n_state + n_out + (int)r->attr.i[KILN_SCAN_SAVED];
+    uint64_t sums = (uint64_t)r->attr.i[KILN_SCAN_SUMS];
+    if (n_res > body->n_results)
+        return;
+    for (int k = n_state; k < n_res; k++) {
+        bool saved = k >= n_state + n_out;
+        if (!saved && (sums >> (k - n_state) & 1))
+            continue;
+        int32_t o = kiln_lower_kept_result(w->p, id, saved ? 2 * n_state + k : n_state + k);
+        int32_t rn = body->results[k], s = bp->alias[rn];
+        if (o < 0 || bp->buf[s].zone != KILN_ZONE_VALUE || R(w, o)->dtype != kiln_graph_cnode(body, rn)->dtype)
+            continue;
+        bool alone = true;
+        for (int j = 0; j < body->n_results && alone; j++)
+            alone = j == k || bp->alias[body->results[j]] != s;
+        if (alone)
+            bl->result_at[s] = k;
+    }
+}
+
 /* Every scan's body: planned (its values in a region of this arena, with
 ** the states it carries and its transposed contexts) and lowered. */
 static enum kiln_status lower_scans(lowerer *w)
@@ -428,6 +471,8 @@ static enum kiln_status lower_scans(lowerer *w)
         if (st)
             return st;
         w->body_of[id] = l->n_bodies - 1;
+        if (kiln_lower_fast_paths(w->o))
+            lower_results_in_place(w, id, bp, l->bodies[l->n_bodies - 1]);
         /* the region: the body's arena, then each carried state, then each
         ** transposed context */
         int64_t at = align64(l->arena_bytes), end = at + align64(l->bodies[l->n_bodies - 1]->arena_bytes);
@@ -619,6 +664,7 @@ static enum kiln_status lower_graph(const kiln_plan *p, const kiln_lower_options
     *l = (kiln_kernel_list){.plan = p, .options = *o, .fast_paths = kiln_lower_fast_paths(o), .scratch = -1,
                             .scratch_end = -1};
     l->kernel = malloc(n1 * sizeof *l->kernel);
+    l->result_at = malloc(n1 * sizeof *l->result_at);
     l->slab_update = calloc(nu, sizeof *l->slab_update);
     l->update_scale = malloc(nu * sizeof *l->update_scale);
     l->defer = malloc(np * sizeof *l->defer);
@@ -635,13 +681,14 @@ static enum kiln_status lower_graph(const kiln_plan *p, const kiln_lower_options
     w.body_of = malloc(n1 * sizeof *w.body_of);
     w.stack = malloc(n1 * sizeof *w.stack);
     w.mark = calloc(n1, sizeof *w.mark);
-    if (!w.stack || !w.mark || !l->kernel || !l->slab_update || !l->update_scale || !l->defer || !w.kernel_of || !w.readers || !w.fused ||
+    if (!w.stack || !w.mark || !l->kernel || !l->result_at || !l->slab_update || !l->update_scale || !l->defer || !w.kernel_of || !w.readers || !w.fused ||
         !w.absorbed || !w.sibling || !w.rows_with || !w.defer_at || !w.tr_in || !w.scan_at || !w.scan_carry ||
         !w.body_of) {
         lowerer_free(&w);
         return kiln_err_set(err, KILN_ERR_NOMEM, "codegen: no memory");
     }
     for (int32_t id = 0; id < p->n; id++) {
+        l->result_at[id] = -1;
         l->kernel[id] = w.fused[id] = w.sibling[id] = w.rows_with[id] = w.defer_at[id] = w.tr_in[id] = -1;
         w.scan_at[id] = -1;
         w.body_of[id] = -1;
@@ -689,6 +736,7 @@ void kiln_kernel_list_free(kiln_kernel_list *l)
     free(l->body_plans);
     free(l->k);
     free(l->kernel);
+    free(l->result_at);
     free(l->members);
     free(l->slab_update);
     free(l->update_scale);

@@ -78,6 +78,8 @@ struct kiln_kernel_list {
     kiln_kernel *k;           /* in schedule order */
     int n;
     int32_t *kernel;          /* per node: its index in k, or -1 (inline, absorbed, not run) */
+    int *result_at;           /* a body's, per storage root: the result k whose storage the scan hands in
+                              ** results[k] (its stacked value at t: written in place, no copy), or -1 */
     int32_t *members;         /* the groups' members (kiln_kernel.first_member) */
     int n_members;
     bool *slab_update;        /* per update: applied by a loop over the parameter slab */
@@ -104,6 +106,10 @@ static inline const kiln_kernel *kiln_kernel_of(const kiln_kernel_list *l, int32
 {
     return l->kernel[id] >= 0 ? &l->k[l->kernel[id]] : NULL;
 }
+
+/* The stored node reading result k of tuple node id (a PROJ kept in some
+** mode), or -1 when nothing keeps it. */
+int32_t kiln_lower_kept_result(const kiln_plan *p, int32_t id, int k);
 
 const char *kiln_kernel_kind_name(enum kiln_kernel_kind k);
 
