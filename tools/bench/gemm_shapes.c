@@ -92,6 +92,15 @@ int main(int argc, char **argv)
             sh[n++] = (shape){'t', 784, hs[hi], bs[bi]}; /* layer 1's update */
             sh[n++] = (shape){'t', hs[hi], 10, bs[bi]};  /* the classifier's */
         }
+    /* the LSTM benchmark (bench_lstm.h): the input projection over all T*B
+    ** rows and its weight gradient, the recurrent product of one step and its
+    ** transpose, the recurrent weight gradient over all steps */
+    sh[n++] = (shape){'n', 1600, 1024, 256};
+    sh[n++] = (shape){'t', 256, 1024, 1600};
+    sh[n++] = (shape){'n', 256, 1024, 1600};
+    sh[n++] = (shape){'n', 1024, 256, 1600};
+    sh[n++] = (shape){'n', 32, 1024, 256};
+    sh[n++] = (shape){'n', 32, 256, 1024};
     const char *isas[2] = {"avx512", "avx2"}, *only = NULL;
     int ni = 0;
     for (int i = 1; i < argc; i++)
