@@ -292,16 +292,19 @@ END_TEST
 /* ---- the addend epilogue (lower_addends) ---------------------------------------- */
 
 /* z = x W + a with x (B, IN), W (IN, OUT); a: a bias (OUT,), a matrix
-** input (B, OUT), a scalar parameter, or the bias with x W read a second
-** time. The output: softmax(z) (a rows kernel reads z), or z itself; the
-** cost: the sum of the output's squares. */
-enum { AFF_ROW, AFF_MATRIX, AFF_SCALAR, AFF_TWICE };
+** input (B, OUT), a scalar parameter, the bias with x W read a second
+** time, or the bias with x W the output (read after the step). The output:
+** softmax(z) (a rows kernel reads z), or z itself, or x W; the cost: the
+** sum of the squares of softmax(z) or z. */
+enum { AFF_ROW, AFF_MATRIX, AFF_SCALAR, AFF_TWICE, AFF_KEPT };
 static struct {
     int kind;
     bool softmax;
     enum kiln_dtype dt;
     int64_t in, out;
 } aff = {AFF_ROW, true, KILN_DTYPE_F32, 16, 24};
+
+static kiln_node aff_kept_y; /* AFF_KEPT: x W */
 
 static kiln_node aff_param(kiln_graph *g, const char *name, int rank, const int64_t *dims, int salt)
 {
@@ -336,6 +339,8 @@ static void affine_make(net *n)
     kiln_node z = kiln_expr_add(n->g, y, a);
     n->out = aff.softmax ? kiln_expr_softmax(n->g, z) : z;
     n->cost = kiln_expr_sum(n->g, kiln_expr_mul(n->g, n->out, n->out), KILN_ALL_AXES);
+    if (aff.kind == AFF_KEPT) /* x W an output too (aff_kept_y), read by the add alone */
+        aff_kept_y = y;
     if (aff.kind == AFF_TWICE) /* x W read by the add and by the cost */
         n->cost = kiln_expr_add(n->g, n->cost, kiln_expr_sum(n->g, kiln_expr_mul(n->g, y, y), KILN_ALL_AXES));
     ck_assert_int_eq(kiln_graph_status(n->g), KILN_OK);
@@ -445,6 +450,22 @@ START_TEST(addend_epilogue_not_where_it_must_not)
     lowered x;
     lower_model(&x, affine_make, 16, 0, false, false);
     expect_addends(x.l, ks, 0, "x W read twice");
+    lowered_free(&x);
+    /* x W an output beside softmax(z): read after the step, by the caller */
+    aff.kind = AFF_KEPT;
+    affine_make(&x.n);
+    kiln_compile_options o = kiln_compile_options_default();
+    o.name = "m";
+    o.outputs = (kiln_node[]){x.n.out, aff_kept_y};
+    o.n_outputs = 2;
+    o.max_batch = 16;
+    o.cost = x.n.cost;
+    o.step_rule = kiln_step_scale(0.1);
+    ck_assert_int_eq(kiln_compile(x.n.g, &o, &x.p), KILN_OK);
+    kiln_lower_options lo = {.has_forward = true, .has_train = true};
+    kiln_err err = {0};
+    ck_assert_int_eq(kiln_lower(kiln_program_plan(x.p), &lo, &x.l, &err), KILN_OK);
+    expect_addends(x.l, ks, 0, "x W an output");
     lowered_free(&x);
     /* a scalar addend: a broadcast other than a row */
     aff.kind = AFF_SCALAR;
