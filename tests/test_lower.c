@@ -294,10 +294,11 @@ END_TEST
 
 /* z = x W + a with x (B, IN), W (IN, OUT); a: a bias (OUT,), a matrix
 ** input (B, OUT), a scalar parameter, the bias with x W read a second
-** time, or the bias with x W the output (read after the step). The output:
+** time, the bias with x W the output (read after the step), or a matrix
+** softmax(v) (v an input) computed after x W. The output:
 ** softmax(z) (a rows kernel reads z), or z itself, or x W; the cost: the
 ** sum of the squares of softmax(z) or z. */
-enum { AFF_ROW, AFF_MATRIX, AFF_SCALAR, AFF_TWICE, AFF_KEPT };
+enum { AFF_ROW, AFF_MATRIX, AFF_SCALAR, AFF_TWICE, AFF_KEPT, AFF_LATE };
 static struct {
     int kind;
     bool softmax;
@@ -335,6 +336,9 @@ static void affine_make(net *n)
     switch (aff.kind) {
     case AFF_MATRIX: a = kiln_graph_input(n->g, "a", aff.dt, 2, (int64_t[]){KILN_BATCH, aff.out}); break;
     case AFF_SCALAR: a = aff_param(n->g, "s", 0, NULL, 2); break;
+    case AFF_LATE: /* a kernel of its own, scheduled after x W */
+        a = kiln_expr_softmax(n->g, kiln_graph_input(n->g, "v", aff.dt, 2, (int64_t[]){KILN_BATCH, aff.out}));
+        break;
     default: a = aff_param(n->g, "b", 1, (int64_t[]){aff.out}, 3); break;
     }
     kiln_node z = kiln_expr_add(n->g, y, a);
@@ -451,6 +455,12 @@ START_TEST(addend_epilogue_not_where_it_must_not)
     lowered x;
     lower_model(&x, affine_make, 16, 0, false, false);
     expect_addends(x.l, ks, 0, "x W read twice");
+    lowered_free(&x);
+    /* the addend computed between the product and the add: the product,
+    ** moved to the add's place in effect, would read it before it is written */
+    aff.kind = AFF_LATE;
+    lower_model(&x, affine_make, 16, 0, false, false);
+    expect_addends(x.l, ks, 0, "the addend computed between them");
     lowered_free(&x);
     /* x W an output beside softmax(z): read after the step, by the caller */
     aff.kind = AFF_KEPT;
