@@ -551,6 +551,10 @@ static void kernel_comment(emitter *e, int32_t id)
         sb_put(&e->body, "\n    ** fused update: %s -= lr * this product (its gradient is not stored)%s",
                label(e, u->target), e->k->fast & KILN_FAST_DEFER_STORE ? "; at batch 1 deferred to the next step's first product" : "");
     }
+    if (e->k->sum >= 0)
+        sb_put(&e->body, "\n    ** and node %d:add -> %s: + %s (%s), added as the product is stored", (int)e->k->sum,
+               e->var[e->p->alias[e->k->sum]], e->var[e->p->alias[e->k->addend]],
+               e->k->addend_row ? "a row to every row" : "a matrix");
     if (e->k->rows_with >= 0)
         sb_put(&e->body, "\n    ** and node %d:softmax -> %s in the same loop, where gradients are wanted",
                (int)e->k->rows_with, e->var[e->k->rows_with]);
@@ -680,7 +684,10 @@ static void fused_scale(emitter *e, int32_t id, char *dst, size_t cap)
 }
 
 /* A 2-D matrix product C = op(A) op(B) through CBLAS, or, fused, W -= s *
-** op(A) op(B) (alpha -s, beta 1, C = W). When the batch dim is one of the
+** op(A) op(B) (alpha -s, beta 1, C = W), or, with an addend (lower.c's
+** addend epilogue), S = op(A) op(B) + addend into the add's storage S: the
+** addend copied into S, then beta 1 (the BLAS, sgemv), or handed to
+** rt->sgemm_nn, which adds it as it stores S. When the batch dim is one of the
 ** sizes, a batch of 1 makes it a matrix-vector product (or, when B is the
 ** contracted size of a fused update, a rank-1 update): sgemv and sger are
 ** 25-35% faster than sgemm at those shapes in OpenBLAS (docs/performance.md). */
@@ -703,10 +710,28 @@ static void kernel_matmul2(emitter *e, int32_t id)
         fused_scale(e, id, s, sizeof s);
         snprintf(scale, sizeof scale, "%s", s);
     }
-    const char *c = fu >= 0 ? storage_name(e, e->p->updates[fu].target) : storage_name(e, id);
+    const char *c = fu >= 0            ? storage_name(e, e->p->updates[fu].target)
+                    : e->k->sum >= 0 ? storage_name(e, e->k->sum)
+                                     : storage_name(e, id);
     char alpha[640];
     snprintf(alpha, sizeof alpha, fu >= 0 ? "-%s" : "1", scale);
-    const char *beta = fu >= 0 ? "1" : "0";
+    const char *beta = fu >= 0 || e->k->sum >= 0 ? "1" : "0";
+    char add[600] = "(const float *)0, 0";
+    if (e->k->sum >= 0) {
+        /* the addend into S first, wherever the BLAS computes (beta 1) */
+        const char *ad = storage_name(e, e->k->addend);
+        bool own = e->k->fast & KILN_FAST_OWN_NN;
+        if (own && (dm == KILN_BATCH || dn == KILN_BATCH))
+            sb_put(&e->body, "    if (B == 1 || !rt->sgemm_nn)\n    ");
+        else if (own)
+            sb_put(&e->body, "    if (!rt->sgemm_nn)\n    ");
+        if (e->k->addend_row)
+            sb_put(&e->body, "    for (int64_t i = 0; i < %s; i++)\n%s        for (int64_t j = 0; j < %s; j++) "
+                             "%s[i * %s + j] = %s[j];\n", m, own ? "    " : "", nn, c, nn, ad);
+        else
+            sb_put(&e->body, "    for (int64_t i = 0; i < %s * %s; i++) %s[i] = %s[i];\n", m, nn, c, ad);
+        snprintf(add, sizeof add, e->k->addend_row ? "%s, 0" : "%s, (int)%s", ad, nn);
+    }
     const char *tas = ta ? "CblasTrans" : "CblasNoTrans", *tbs = tb ? "CblasTrans" : "CblasNoTrans";
     const char *ind = "    ";
     bool one = false;
@@ -716,9 +741,13 @@ static void kernel_matmul2(emitter *e, int32_t id)
         ** computes this product (lower_deferred) */
         const char *pv = e->pend[dp];
         sb_put(&e->body, "    if (B == 1 && %s[0] != 0) {\n"
-                         "        rt->sger_gemv((int)%s, (int)%s, %s, (int)%s, %s + 1, %s + 1 + %s, %s, %s);\n"
-                         "        %s[0] = 0;\n"
-                         "    } else", pv, k, nn, b, ldb, pv, pv, k, a, c, pv);
+                         "        rt->sger_gemv((int)%s, (int)%s, %s, (int)%s, %s + 1, %s + 1 + %s, %s, %s);\n",
+               pv, k, nn, b, ldb, pv, pv, k, a, c);
+        if (e->k->sum >= 0) /* one row: the addend after the product (its copy above is overwritten) */
+            sb_put(&e->body, "        for (int64_t j = 0; j < %s; j++) %s[j] += %s[j];\n", nn, c,
+                   storage_name(e, e->k->addend));
+        sb_put(&e->body, "        %s[0] = 0;\n"
+                         "    } else", pv);
     }
     if (dm == KILN_BATCH) {
         /* one row: c (n) = op(B)^T a */
@@ -760,9 +789,9 @@ static void kernel_matmul2(emitter *e, int32_t id)
         snprintf(wt, sizeof wt, "(const float *)inputs[%d]", (int)e->k->tr_in);
         sb_put(&e->body,
                "%sif (rt->sgemm_nn)\n"
-               "        rt->sgemm_nn((int)%s, (int)%s, (int)%s, %s, (int)%s, %s, (int)%s, %s, (int)%s, gemm_scratch);\n"
+               "        rt->sgemm_nn((int)%s, (int)%s, (int)%s, %s, (int)%s, %s, (int)%s, %s, (int)%s, gemm_scratch, %s);\n"
                "    else\n",
-               one ? " " : "    ", m, nn, k, a, lda, tb ? wt : b, tb ? nn : ldb, c, nn);
+               one ? " " : "    ", m, nn, k, a, lda, tb ? wt : b, tb ? nn : ldb, c, nn, add);
         one = true;
     }
     if (e->k->fast & KILN_FAST_OWN_TN) {
@@ -1652,9 +1681,10 @@ static const char PRELUDE[] =
     "/* kiln's own: W (m x n, stride ldw) += u v^T, then, if x, y = x W (runtime/kernels.h) */\n"
     "typedef void (*k_sger_gemv_fn)(int m, int n, float *w, int ldw, const float *u, const float *v,\n"
     "                               const float *x, float *y);\n"
-    "/* kiln's own: y = x W for few rows, or NULL (runtime/gemm.c) */\n"
+    "/* kiln's own: y = x W (+ add: NULL none, rows ldadd apart, 0 one row) for few rows, or NULL\n"
+    "** (runtime/gemm.c) */\n"
     "typedef void (*k_sgemm_nn_fn)(int m, int n, int k, const float *x, int ldx, const float *w, int ldw,\n"
-    "                              float *y, int ldy, float *scratch);\n"
+    "                              float *y, int ldy, float *scratch, const float *add, int ldadd);\n"
     "/* kiln's own: c = alpha a^T b + beta c (a weight's gradient or update), or NULL */\n"
     "typedef void (*k_sgemm_tn_fn)(int m, int n, int k, float alpha, const float *a, int lda, const float *b,\n"
     "                              int ldb, float beta, float *c, int ldc);\n"

@@ -20,7 +20,9 @@
 **   - a scan body's x W^T with W a context reads W^T, transposed once
 **     before the loop (transposed_context);
 **   - a scan's stacked output or saved value is written by its body straight
-**     into the stacked value at t (lower_results_in_place).
+**     into the stacked value at t (lower_results_in_place);
+**   - a product's one reader, an add of a bias row or a matrix of its
+**     shape, is done by the GEMM as it stores its result (lower_addends).
 ** Each update pattern is legal only where the update is linear in the
 ** gradient and every other reader of the parameter has run (the plan's
 ** in-place rule). The slots the patterns need (deferred updates, the GEMM
@@ -52,6 +54,8 @@ typedef struct lowerer {
     int *fused;         /* per node: update whose value this product applies, or -1 */
     bool *absorbed;     /* per node: computed by another kernel (never a kernel alone) */
     int32_t *sibling, *rows_with, *defer_at, *tr_in;
+    int32_t *sum_of;    /* per product: the add it computes with its addend (lower_addends), or -1 */
+    const bool *needed; /* a body's: per result, whether the scan reads it (NULL: not a body) */
     int64_t *scan_at, *scan_carry;
     int *body_of;       /* per scan node: index into l->bodies, or -1 */
     int32_t *stack, *mark, epoch; /* group_members' scratch, one per node */
@@ -346,6 +350,103 @@ static void lower_shared_rows(lowerer *w)
     }
 }
 
+/* Whether the storage of nodes a and b may share bytes. Values of one
+** zone are compared by their ranges per unit of the zone's monomial (so for
+** every run-time size); slots of the slabs and inputs by index. */
+static bool may_overlap(const lowerer *w, int32_t a, int32_t b)
+{
+    const kiln_plan *p = w->p;
+    int32_t sa = p->alias[a], sb = p->alias[b];
+    const kiln_buffer *ba = &p->buf[sa], *bb = &p->buf[sb];
+    if (sa == sb)
+        return true;
+    if (ba->zone != bb->zone || ba->zone == KILN_ZONE_NONE)
+        return false;
+    if (ba->zone != KILN_ZONE_VALUE)
+        return ba->index == bb->index;
+    if (ba->z != bb->z)
+        return false;
+    kiln_mono ma, mb;
+    if (!kiln_shape_size(w->g, &R(w, sa)->shape, &ma) || !kiln_shape_size(w->g, &R(w, sb)->shape, &mb))
+        return true;
+    int64_t ea = ba->offset + ma.c * (int64_t)kiln_dtype_size(R(w, sa)->dtype);
+    int64_t eb = bb->offset + mb.c * (int64_t)kiln_dtype_size(R(w, sb)->dtype);
+    return ba->offset < eb && bb->offset < ea;
+}
+
+/* Whether node id's value is read after the step: kept by the plan (the
+** cost, monitors, outputs), or, in a body, a result the scan reads. */
+static bool read_after(const lowerer *w, int32_t id)
+{
+    const kiln_plan *p = w->p;
+    if (!w->needed)
+        return p->kept[p->alias[id]];
+    for (int k = 0; k < w->g->n_results; k++)
+        if (w->needed[k] && p->alias[w->g->results[k]] == p->alias[id])
+            return true;
+    return false;
+}
+
+/* The addend epilogue: an elementwise kernel that is one add of a 2-D
+** product's result and an addend (a matrix of the same shape, or a row
+** (n,) added to every row: a bias), where nothing else reads the product,
+** is done by the product's GEMM: it writes the add's storage, the addend
+** added as it stores each sum (kiln's kernels: the same bits as the add),
+** or (the BLAS) the addend copied there first and beta = 1. The add's
+** kernel goes: one pass over the result instead of three (read the
+** product, read the addend, write). Legal when:
+**   - the product runs in exactly the add's modes, is no update's (a fused
+**     update, deferred or not, writes into a weight: it has no value of its
+**     own), and its value is read by the add alone and not after the step
+**     (a monitor, a scan's result). A product that first applies a deferred
+**     batch-1 update (DEFER_APPLY) may: rt->sger_gemv computes its value,
+**     and the addend is added after;
+**   - no kernel runs between the two (the product then writes the add's
+**     storage early: a kernel between could read or write those bytes,
+**     placed there by the memory plan after the product's place);
+**   - the add's storage shares no byte with the product's operands or the
+**     addend (the plan may give the add the bytes of an operand whose last
+**     reader is the product; the copy into it would come before the read);
+**   - the add is no sibling's host (lower_siblings: a sum in its loop).
+** float32 and float64 (the BLAS path). */
+static void lower_addends(lowerer *w)
+{
+    const kiln_plan *p = w->p;
+    if (!kiln_lower_fast_paths(w->o))
+        return;
+    for (int32_t a = 0; a < p->n; a++) {
+        const kiln_node_rec *ra = R(w, a);
+        if (ra->op != KILN_OP_ADD || ra->n_in != 2 || ra->in[0] == ra->in[1] || !is_kernel(w, a) ||
+            w->absorbed[a] || p->alias[a] != a || w->sibling[a] >= 0 || !p->modes[a] ||
+            (p->buf[a].zone != KILN_ZONE_VALUE && p->buf[a].zone != KILN_ZONE_GRAD))
+            continue;
+        for (int side = 0; side < 2; side++) {
+            int32_t g = ra->in[side], o = ra->in[1 - side];
+            const kiln_node_rec *rg = R(w, g), *ro = R(w, o);
+            if (rg->op != KILN_OP_MATMUL || rg->shape.rank != 2 || R(w, rg->in[0])->shape.rank != 2 ||
+                R(w, rg->in[1])->shape.rank != 2 || p->inline_[g] || p->alias[g] != g ||
+                p->buf[g].zone != KILN_ZONE_VALUE || p->modes[g] != p->modes[a] || w->fused[g] >= 0 ||
+                w->sum_of[g] >= 0 || w->readers[g] != 1 || read_after(w, g) ||
+                !kiln_shape_equal(&rg->shape, &ra->shape))
+                continue;
+            if ((rg->dtype != KILN_DTYPE_F32 && rg->dtype != KILN_DTYPE_F64) || rg->dtype != ra->dtype ||
+                ro->dtype != ra->dtype || p->inline_[o] || p->buf[p->alias[o]].zone == KILN_ZONE_NONE)
+                continue;
+            bool row = ro->shape.rank == 1 && ro->shape.dims[0] == rg->shape.dims[1];
+            if (!row && !kiln_shape_equal(&ro->shape, &rg->shape))
+                continue; /* a broadcast other than a row */
+            bool between = false;
+            for (int32_t j = g + 1; j < a && !between; j++)
+                between = is_kernel(w, j) && !w->absorbed[j] && p->modes[j];
+            if (between || may_overlap(w, a, rg->in[0]) || may_overlap(w, a, rg->in[1]) || may_overlap(w, a, o))
+                continue;
+            w->sum_of[g] = a;
+            w->absorbed[a] = true;
+            break;
+        }
+    }
+}
+
 /* Whether a scan body's argument `arg` (an ARG node) is a matrix W the step
 ** reads in products x W^T (a weight's adjoint d W^T in a backward step):
 ** then the scan hands the step W^T as well, transposed once before its
@@ -394,7 +495,7 @@ static void lower_transposed(lowerer *w, int ctx_from, int n_args)
 }
 
 static enum kiln_status lower_graph(const kiln_plan *p, const kiln_lower_options *o, kiln_kernel_list **out,
-                                    kiln_err *err, int ctx_from, int n_args);
+                                    kiln_err *err, int ctx_from, int n_args, const bool *needed);
 
 int32_t kiln_lower_kept_result(const kiln_plan *p, int32_t id, int k)
 {
@@ -437,6 +538,17 @@ static void lower_results_in_place(lowerer *w, int32_t id, const kiln_plan *bp, 
     }
 }
 
+/* needed[k]: whether scan id reads its body's result k after a step: a
+** state (carried) always, an output or saved value when a node keeps it. */
+static void scan_reads(const lowerer *w, int32_t id, int n_results, bool *needed)
+{
+    const kiln_node_rec *r = R(w, id);
+    int n_state = (int)r->attr.i[KILN_SCAN_STATE], n_out = (int)r->attr.i[KILN_SCAN_OUT];
+    for (int k = 0; k < n_results; k++)
+        needed[k] = k < n_state ||
+                    kiln_lower_kept_result(w->p, id, k >= n_state + n_out ? 2 * n_state + k : n_state + k) >= 0;
+}
+
 /* Every scan's body: planned (its values in a region of this arena, with
 ** the states it carries and its transposed contexts) and lowered. */
 static enum kiln_status lower_scans(lowerer *w)
@@ -460,13 +572,20 @@ static enum kiln_status lower_scans(lowerer *w)
         kiln_plan_request q = {.cost = -1, .outputs = body->results, .n_outputs = body->n_results,
                                .max_sizes = p->max_sizes, .guard = p->guard};
         kiln_plan *bp = &l->body_plans[l->n_bodies];
+        bool *needed = calloc((size_t)body->n_results + 1, sizeof *needed);
+        if (!needed)
+            return kiln_err_set(w->err, KILN_ERR_NOMEM, "codegen: no memory");
         enum kiln_status st = kiln_plan_build(bp, body, &q, w->err);
-        if (st)
+        if (st) {
+            free(needed);
             return st;
+        }
         kiln_lower_options bo = {.has_forward = true, .no_fast_paths = w->o->no_fast_paths};
         int n_seq = (int)r->attr.i[KILN_SCAN_SEQ], n_state = (int)r->attr.i[KILN_SCAN_STATE];
         int n_args = n_seq + n_state + (int)r->attr.i[KILN_SCAN_CTX];
-        st = lower_graph(bp, &bo, &l->bodies[l->n_bodies], w->err, n_seq + n_state, n_args);
+        scan_reads(w, id, body->n_results, needed);
+        st = lower_graph(bp, &bo, &l->bodies[l->n_bodies], w->err, n_seq + n_state, n_args, needed);
+        free(needed);
         l->n_bodies++; /* the plan is freed with the list from here on */
         if (st)
             return st;
@@ -589,6 +708,13 @@ static enum kiln_status make_records(lowerer *w)
                            .rows_with = w->rows_with[id], .update = w->fused[id], .scale = -1, .defer_param = -1,
                            .tr_in = w->tr_in[id], .body = w->body_of[id], .scan_at = w->scan_at[id],
                            .scan_carry = w->scan_carry[id]};
+        k->addend = k->sum = -1;
+        if (r->op == KILN_OP_MATMUL && w->sum_of[id] >= 0) {
+            const kiln_node_rec *ra = R(w, w->sum_of[id]);
+            k->sum = w->sum_of[id];
+            k->addend = ra->in[0] == id ? ra->in[1] : ra->in[0];
+            k->addend_row = R(w, k->addend)->shape.rank == 1;
+        }
         if (r->op == KILN_OP_MATMUL) {
             k->kind = r->shape.rank == 2 && R(w, r->in[0])->shape.rank == 2 && R(w, r->in[1])->shape.rank == 2
                           ? KILN_KERNEL_GEMM
@@ -645,6 +771,7 @@ static void lowerer_free(lowerer *w)
     free(w->rows_with);
     free(w->defer_at);
     free(w->tr_in);
+    free(w->sum_of);
     free(w->scan_at);
     free(w->scan_carry);
     free(w->body_of);
@@ -653,13 +780,13 @@ static void lowerer_free(lowerer *w)
 }
 
 static enum kiln_status lower_graph(const kiln_plan *p, const kiln_lower_options *o, kiln_kernel_list **out,
-                                    kiln_err *err, int ctx_from, int n_args)
+                                    kiln_err *err, int ctx_from, int n_args, const bool *needed)
 {
     kiln_kernel_list *l = calloc(1, sizeof *l);
     *out = l;
     if (!l)
         return kiln_err_set(err, KILN_ERR_NOMEM, "codegen: no memory");
-    lowerer w = {.p = p, .g = p->g, .o = o, .l = l, .err = err};
+    lowerer w = {.p = p, .g = p->g, .o = o, .l = l, .err = err, .needed = needed};
     size_t n1 = (size_t)p->n + 1, nu = (size_t)p->n_updates + 1, np = (size_t)p->n_params + 1;
     *l = (kiln_kernel_list){.plan = p, .options = *o, .fast_paths = kiln_lower_fast_paths(o), .scratch = -1,
                             .scratch_end = -1};
@@ -676,13 +803,14 @@ static enum kiln_status lower_graph(const kiln_plan *p, const kiln_lower_options
     w.rows_with = malloc(n1 * sizeof *w.rows_with);
     w.defer_at = malloc(n1 * sizeof *w.defer_at);
     w.tr_in = malloc(n1 * sizeof *w.tr_in);
+    w.sum_of = malloc(n1 * sizeof *w.sum_of);
     w.scan_at = malloc(n1 * sizeof *w.scan_at);
     w.scan_carry = calloc(n1, sizeof *w.scan_carry);
     w.body_of = malloc(n1 * sizeof *w.body_of);
     w.stack = malloc(n1 * sizeof *w.stack);
     w.mark = calloc(n1, sizeof *w.mark);
     if (!w.stack || !w.mark || !l->kernel || !l->result_at || !l->slab_update || !l->update_scale || !l->defer || !w.kernel_of || !w.readers || !w.fused ||
-        !w.absorbed || !w.sibling || !w.rows_with || !w.defer_at || !w.tr_in || !w.scan_at || !w.scan_carry ||
+        !w.absorbed || !w.sibling || !w.rows_with || !w.defer_at || !w.tr_in || !w.sum_of || !w.scan_at || !w.scan_carry ||
         !w.body_of) {
         lowerer_free(&w);
         return kiln_err_set(err, KILN_ERR_NOMEM, "codegen: no memory");
@@ -690,6 +818,7 @@ static enum kiln_status lower_graph(const kiln_plan *p, const kiln_lower_options
     for (int32_t id = 0; id < p->n; id++) {
         l->result_at[id] = -1;
         l->kernel[id] = w.fused[id] = w.sibling[id] = w.rows_with[id] = w.defer_at[id] = w.tr_in[id] = -1;
+        w.sum_of[id] = -1;
         w.scan_at[id] = -1;
         w.body_of[id] = -1;
     }
@@ -705,6 +834,7 @@ static enum kiln_status lower_graph(const kiln_plan *p, const kiln_lower_options
     lower_scratch(&w);
     lower_siblings(&w);
     lower_shared_rows(&w);
+    lower_addends(&w);
     enum kiln_status st = lower_scans(&w);
     if (!st)
         st = make_records(&w);
@@ -714,7 +844,7 @@ static enum kiln_status lower_graph(const kiln_plan *p, const kiln_lower_options
 
 enum kiln_status kiln_lower(const kiln_plan *p, const kiln_lower_options *o, kiln_kernel_list **out, kiln_err *err)
 {
-    enum kiln_status st = lower_graph(p, o, out, err, 0, 0);
+    enum kiln_status st = lower_graph(p, o, out, err, 0, 0, NULL);
     if (st) {
         kiln_kernel_list_free(*out);
         *out = NULL;
@@ -782,6 +912,9 @@ static void print_list(const kiln_kernel_list *l, kiln_strbuf *out, int depth)
             kiln_strbuf_put(out, " with_softmax node %d", (int)k->rows_with);
         if (k->tr_in >= 0)
             kiln_strbuf_put(out, " w_transposed input %d", k->tr_in);
+        if (k->sum >= 0)
+            kiln_strbuf_put(out, " addend node %d (%s) into node %d:add", (int)k->addend, k->addend_row ? "row" : "matrix",
+                            (int)k->sum);
         if (k->body >= 0)
             kiln_strbuf_put(out, " body %d region @%" PRId64 " carry @%" PRId64, k->body, k->scan_at,
                             k->scan_at + k->scan_carry);

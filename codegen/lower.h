@@ -4,7 +4,8 @@
 ** The lowering decides, the printers print: which stored nodes are kernels
 ** and of what kind, the entry points (modes) each runs in, which products
 ** take a fast path (an update fused into the GEMM, a deferred batch-1
-** update, kiln's own GEMM kernels), which loops compute a second value on
+** update, kiln's own GEMM kernels, an add of the product's result done as
+** the GEMM stores it), which loops compute a second value on
 ** the way (a bias gradient beside its delta, a softmax beside its
 ** cross-entropy), which updates run as loops over the parameter slab, and
 ** where the slots it adds live in the arena: deferred updates, the GEMM
@@ -23,7 +24,8 @@ typedef struct kiln_lower_options {
 
 /* The one predicate every fast path consults: an update inside a GEMM, a
 ** deferred batch-1 update, kiln's own GEMM kernels (sgemm_nn, sgemm_tn),
-** a scan's contexts transposed once for x W^T. False with no_fast_paths
+** a scan's contexts transposed once for x W^T, a product's one following
+** add in its GEMM (the addend epilogue). False with no_fast_paths
 ** (compile option, configuration key fast_paths). */
 static inline bool kiln_lower_fast_paths(const kiln_lower_options *o) { return !o->no_fast_paths; }
 
@@ -64,6 +66,11 @@ typedef struct kiln_kernel {
     int32_t scale;     /* fused: the node of s (alpha = -s, beta = 1, C = the update's target) */
     int defer_param;   /* DEFER_STORE: the parameter whose slot it fills; DEFER_APPLY: whose slot it applies */
     int tr_in;         /* x W^T in a body: inputs[] index of W^T, or -1 */
+    /* the addend epilogue: the product's one reader, sum = product + addend,
+    ** absorbed: the product writes sum's storage with the addend added */
+    int32_t addend;    /* the addend's node, or -1 */
+    int32_t sum;       /* the add it computes (whose storage it writes), or -1 */
+    bool addend_row;   /* the addend is one row (n,), added to every row; else (m, n) */
     /* scans */
     int body;          /* index into the list's bodies, or -1 */
     int64_t scan_at;   /* arena offset of the scan's region (the body's arena) */

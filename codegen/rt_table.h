@@ -19,9 +19,10 @@ typedef struct kiln_codegen_runtime {
     void (*sger)(int, int, int, float, const float *, int, const float *, int, float *, int);
     void (*dger)(int, int, int, double, const double *, int, const double *, int, double *, int);
     void (*sger_gemv)(int, int, float *, int, const float *, const float *, const float *, float *);
-    /* y = x W for few rows, or NULL: then the code calls sgemm (runtime/gemm.c) */
+    /* y = x W (+ add: NULL none; rows ldadd apart, 0 one row to every row)
+    ** for few rows, or NULL: then the code calls sgemm (runtime/gemm.c) */
     void (*sgemm_nn)(int m, int n, int k, const float *x, int ldx, const float *w, int ldw, float *y, int ldy,
-                     float *scratch);
+                     float *scratch, const float *add, int ldadd);
     /* c = alpha a^T b + beta c, or NULL: then the code calls sgemm (runtime/kernels.h) */
     void (*sgemm_tn)(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb, float beta,
                      float *c, int ldc);

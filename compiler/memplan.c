@@ -137,6 +137,7 @@ void kiln_plan_free(kiln_plan *p)
 {
     free(p->inline_);
     free(p->alias);
+    free(p->kept);
     free(p->buf);
     free(p->modes);
     free(p->param_node);
@@ -618,7 +619,7 @@ enum kiln_status kiln_plan_build(kiln_plan *p, const kiln_graph *g, const kiln_p
     p->arena_bytes = at;
 done:
     free(pl.pinned);
-    free(pl.keep);
+    p->kept = pl.keep; /* the plan's from here on (kiln_plan_free) */
     free(pl.kernel_of);
     free(pl.last_use);
     free(free_at_head);

@@ -76,6 +76,8 @@ typedef struct kiln_plan {
     int32_t n;               /* nodes */
     bool *inline_;           /* computed in the consumer's loop */
     int32_t *alias;          /* node whose storage this node shares (itself if none) */
+    bool *kept;              /* per storage root: never freed, read after the step (the cost, monitors,
+                             ** outputs, train values, values copied at the end) */
     kiln_buffer *buf;        /* of alias[i] */
     unsigned char *modes;    /* enum kiln_mode bits */
     /* params, in slab order */

@@ -27,6 +27,9 @@
 **
 ** Every output is sum over k, in order, of fma(W[k][j], x[i][k], acc),
 ** starting from 0: the same bits as the plain loop in tests/test_kernels.c.
+** An addend (a bias row, or a matrix: lower.c's addend epilogue) is added
+** to the finished sum as y is stored (store_y, narrow), so y = sum + add
+** rounds once more exactly as the unfused add does: the same bits.
 ** AVX-512 only; on other CPUs kiln_kernel_sgemm_nn() returns NULL
 ** (runtime/gemm_avx2.c has the AVX2 kernels).
 **
@@ -97,9 +100,10 @@ __attribute__((target("avx512f"))) static void pack_xt(int m, int k, const float
         }
 }
 
-/* y (m x n) from the sums ct, stored column by column (n x 32). */
+/* y (m x n) from the sums ct, stored column by column (n x 32), plus add
+** (rows ldadd apart; ldadd 0: one row) unless NULL. */
 __attribute__((target("avx512f"))) static void store_y(int m, int n, const float *restrict ct, float *restrict y,
-                                                      ptrdiff_t ldy)
+                                                      ptrdiff_t ldy, const float *restrict add, ptrdiff_t ldadd)
 {
     for (int i0 = 0; i0 < m; i0 += 16)
         for (int j0 = 0; j0 < n; j0 += 16) {
@@ -111,8 +115,11 @@ __attribute__((target("avx512f"))) static void store_y(int m, int n, const float
             transpose16(r);
             const __mmask16 cols = first_lanes(nj);
             const int ni = m - i0 < 16 ? m - i0 : 16;
-            for (int i = 0; i < ni; i++)
+            for (int i = 0; i < ni; i++) {
+                if (add)
+                    r[i] = _mm512_add_ps(r[i], _mm512_maskz_loadu_ps(cols, add + (i0 + i) * ldadd + j0));
                 _mm512_mask_storeu_ps(y + (i0 + i) * ldy + j0, cols, r[i]);
+            }
         }
 }
 
@@ -156,7 +163,8 @@ tile(int nr, int kc, const float *restrict xt, const float *restrict w, ptrdiff_
 /* One block of at most 32 rows. */
 __attribute__((target("avx512f"))) static void block(int m, int n, int k, const float *restrict x, ptrdiff_t ldx,
                                                      const float *restrict w, ptrdiff_t ldw, float *restrict y,
-                                                     ptrdiff_t ldy, float *restrict xt, float *restrict ct)
+                                                     ptrdiff_t ldy, float *restrict xt, float *restrict ct,
+                                                     const float *restrict add, ptrdiff_t ldadd)
 {
     pack_xt(m, k, x, ldx, xt);
     for (int p0 = 0; p0 < k; p0 += KC) {
@@ -181,7 +189,7 @@ __attribute__((target("avx512f"))) static void block(int m, int n, int k, const 
         if (n - j >= 1)
             tile(1, kc, xp, wp + j, ldw, ct + ROWS * j, first);
     }
-    store_y(m, n, ct, y, ldy);
+    store_y(m, n, ct, y, ldy, add, ldadd);
 }
 
 /* Fewer than 16 columns (a classifier's last layer): a row of y is one
@@ -189,7 +197,7 @@ __attribute__((target("avx512f"))) static void block(int m, int n, int k, const 
 ** flight. W's row p is one masked load, x's values are broadcast. */
 __attribute__((target("avx512f"))) static void narrow(int m, int n, int k, const float *restrict x, ptrdiff_t ldx,
                                                       const float *restrict w, ptrdiff_t ldw, float *restrict y,
-                                                      ptrdiff_t ldy)
+                                                      ptrdiff_t ldy, const float *restrict add, ptrdiff_t ldadd)
 {
     const __mmask16 cols = first_lanes(n);
     int i = 0;
@@ -206,39 +214,47 @@ __attribute__((target("avx512f"))) static void narrow(int m, int n, int k, const
                 a[r] = _mm512_fmadd_ps(wv, _mm512_set1_ps(xi[r * ldx + p]), a[r]);
         }
 #pragma GCC unroll 8
-        for (int r = 0; r < 8; r++)
+        for (int r = 0; r < 8; r++) {
+            if (add)
+                a[r] = _mm512_add_ps(a[r], _mm512_maskz_loadu_ps(cols, add + (i + r) * ldadd));
             _mm512_mask_storeu_ps(y + (i + r) * ldy, cols, a[r]);
+        }
     }
     for (; i < m; i++) {
         __m512 a = _mm512_setzero_ps();
         for (int p = 0; p < k; p++)
             a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(cols, w + p * ldw), _mm512_set1_ps(x[i * ldx + p]), a);
+        if (add)
+            a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(cols, add + i * ldadd));
         _mm512_mask_storeu_ps(y + i * ldy, cols, a);
     }
 }
 
 __attribute__((target("avx512f"))) static void own_avx512(int m, int n, int k, const float *x, int ldx,
-                                                         const float *w, int ldw, float *y, int ldy, float *scratch)
+                                                         const float *w, int ldw, float *y, int ldy, float *scratch,
+                                                         const float *add, int ldadd)
 {
     if (n < 16) {
-        narrow(m, n, k, x, ldx, w, ldw, y, ldy);
+        narrow(m, n, k, x, ldx, w, ldw, y, ldy, add, ldadd);
         return;
     }
     float *xt = scratch, *ct = scratch + (ptrdiff_t)ROWS * k;
     for (int i0 = 0; i0 < m; i0 += ROWS) {
         const int mb = m - i0 < ROWS ? m - i0 : ROWS;
-        block(mb, n, k, x + (ptrdiff_t)i0 * ldx, ldx, w, ldw, y + (ptrdiff_t)i0 * ldy, ldy, xt, ct);
+        block(mb, n, k, x + (ptrdiff_t)i0 * ldx, ldx, w, ldw, y + (ptrdiff_t)i0 * ldy, ldy, xt, ct,
+              add ? add + (ptrdiff_t)i0 * ldadd : NULL, ldadd);
     }
 }
 
-/* The kernel where it is faster than OpenBLAS, the BLAS elsewhere. */
+/* The kernel where it is faster than OpenBLAS, the BLAS elsewhere (an
+** addend copied into y first, then beta = 1). */
 static void sgemm_nn(int m, int n, int k, const float *x, int ldx, const float *w, int ldw, float *y, int ldy,
-                     float *scratch)
+                     float *scratch, const float *add, int ldadd)
 {
     if (kiln_kernel_sgemm_nn_wins(m, n, k))
-        own_avx512(m, n, k, x, ldx, w, ldw, y, ldy, scratch);
+        own_avx512(m, n, k, x, ldx, w, ldw, y, ldy, scratch, add, ldadd);
     else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1, x, ldx, w, ldw, 0, y, ldy);
+        kiln_kernel_sgemm_nn_blas(m, n, k, x, ldx, w, ldw, y, ldy, add, ldadd);
 }
 
 /* The weight-update product from the tile of runtime/gemm_tile.h: 12 rows
@@ -258,6 +274,7 @@ static void sgemm_nn(int m, int n, int k, const float *x, int ldx, const float *
 #define V_BCAST(p) _mm512_set1_ps(*(p))
 #define V_SET1(x) _mm512_set1_ps(x)
 #define V_MUL(a, b) _mm512_mul_ps((a), (b))
+#define V_ADD(a, b) _mm512_add_ps((a), (b))
 #define V_FMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
 #define V_MASK(n) first_lanes(n)
 #define TILE_TN_WINS kiln_kernel_avx512_tn_wins

@@ -44,6 +44,7 @@
 #define V_BCAST(p) _mm256_broadcast_ss(p)
 #define V_SET1(x) _mm256_set1_ps(x)
 #define V_MUL(a, b) _mm256_mul_ps((a), (b))
+#define V_ADD(a, b) _mm256_add_ps((a), (b))
 #define V_FMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
 #define V_MASK(n) _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 #define TILE_TN_WINS kiln_kernel_avx2_tn_wins
@@ -52,19 +53,22 @@
 enum { KC = 256 };
 
 __attribute__((target("avx2,fma"))) static void own_nn(int m, int n, int k, const float *x, int ldx, const float *w,
-                                                      int ldw, float *y, int ldy, float *scratch)
+                                                      int ldw, float *y, int ldy, float *scratch, const float *add,
+                                                      int ldadd)
 {
     (void)scratch;
-    avx2_nn(m, n, k, KC, x, ldx, w, ldw, y, ldy);
+    avx2_nn(m, n, k, KC, x, ldx, w, ldw, y, ldy, add, ldadd);
 }
 
+/* The kernel where it is faster, the BLAS elsewhere (an addend copied into
+** y first, then beta = 1). */
 static void sgemm_nn(int m, int n, int k, const float *x, int ldx, const float *w, int ldw, float *y, int ldy,
-                     float *scratch)
+                     float *scratch, const float *add, int ldadd)
 {
     if (kiln_kernel_avx2_nn_wins(m, n, k))
-        own_nn(m, n, k, x, ldx, w, ldw, y, ldy, scratch);
+        own_nn(m, n, k, x, ldx, w, ldw, y, ldy, scratch, add, ldadd);
     else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1, x, ldx, w, ldw, 0, y, ldy);
+        kiln_kernel_sgemm_nn_blas(m, n, k, x, ldx, w, ldw, y, ldy, add, ldadd);
 }
 
 bool kiln_kernel_avx2_set(kiln_kernel_set *s)

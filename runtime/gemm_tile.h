@@ -11,7 +11,10 @@
 **     W += a x^T d   (A = x^T: sai = 1, sap = ldx; B = d; C = W)
 ** Every result is the sum over p, in order, of fma(B, A, acc), starting from
 ** 0 (or from C, to go on with a sum split into blocks of p); then stored,
-** scaled by alpha, or added to C as fma(alpha, sum, C).
+** scaled by alpha, or added to C as fma(alpha, sum, C). A stored tile may
+** add an addend to its sum first (y = x W + add, lower.c's addend epilogue:
+** rows of add ldadd apart, 0 for one row to every row), in the last block
+** of p only: sum + add, the bits of the sum stored then added.
 **
 ** The includer defines, before including:
 **   TILE_TARGET  the target attribute's string ("avx2,fma", "avx512f")
@@ -19,7 +22,7 @@
 **                (accumulators: TILE_MR * TILE_NV vectors)
 **   VF, VL       the vector type and its lanes; VM: a lane mask
 **   V_ZERO(), V_LOAD(p), V_MLOAD(p, m), V_STORE(p, v), V_MSTORE(p, m, v),
-**   V_BCAST(p), V_SET1(x), V_MUL(a, b), V_FMA(a, b, c)  (a * b + c)
+**   V_BCAST(p), V_SET1(x), V_MUL(a, b), V_ADD(a, b), V_FMA(a, b, c)  (a * b + c)
 **   V_MASK(n)    the first n lanes (0 < n <= VL)
 **   TILE_PREFIX  a prefix for the functions' names
 **   TILE_TN_WINS(m, n, k)  where the update goes to the kernel
@@ -45,11 +48,11 @@ enum { TILE_STORE, TILE_SCALE, TILE_UPDATE };
 
 /* The tile at c (rows ldc apart): mr rows (a constant once inlined), nv
 ** vectors of columns, the last masked to mk when masked; k terms. first:
-** start from 0, else from C. */
+** start from 0, else from C. add: NULL, or the addend of a stored tile. */
 __attribute__((target(TILE_TARGET), always_inline)) static inline void
 TILE_FN(tile)(int mr, int nv, bool masked, VM mk, int k, const float *restrict a, ptrdiff_t sai, ptrdiff_t sap,
               const float *restrict b, ptrdiff_t ldb, float *restrict c, ptrdiff_t ldc, bool first, int fin,
-              float alpha)
+              float alpha, const float *restrict add, ptrdiff_t ldadd)
 {
     VF acc[TILE_MR][TILE_NV];
 #pragma GCC unroll 16
@@ -86,6 +89,10 @@ TILE_FN(tile)(int mr, int nv, bool masked, VM mk, int k, const float *restrict a
             VF s = acc[r][v];
             if (fin == TILE_SCALE)
                 s = V_MUL(al, s);
+            else if (fin == TILE_STORE && add) {
+                const float *ap = add + r * ldadd + v * VL;
+                s = V_ADD(s, mv ? V_MLOAD(ap, mk) : V_LOAD(ap));
+            }
             else if (fin == TILE_UPDATE)
                 s = V_FMA(al, s, mv ? V_MLOAD(cp, mk) : V_LOAD(cp));
             if (mv)
@@ -100,15 +107,15 @@ TILE_FN(tile)(int mr, int nv, bool masked, VM mk, int k, const float *restrict a
 __attribute__((target(TILE_TARGET), always_inline)) static inline void
 TILE_FN(panel)(int m, int nv, bool masked, VM mk, int k, const float *restrict a, ptrdiff_t sai, ptrdiff_t sap,
                const float *restrict b, ptrdiff_t ldb, float *restrict c, ptrdiff_t ldc, bool first, int fin,
-               float alpha)
+               float alpha, const float *restrict add, ptrdiff_t ldadd)
 {
     for (int i = 0; i < m; i += TILE_MR) {
-        const float *ai = a + i * sai;
+        const float *ai = a + i * sai, *addi = add ? add + i * ldadd : NULL;
         float *ci = c + i * ldc;
         switch (m - i < TILE_MR ? m - i : TILE_MR) {
 #define TILE_ROWS(R)                                                                                          \
     case R:                                                                                                   \
-        TILE_FN(tile)(R, nv, masked, mk, k, ai, sai, sap, b, ldb, ci, ldc, first, fin, alpha);                \
+        TILE_FN(tile)(R, nv, masked, mk, k, ai, sai, sap, b, ldb, ci, ldc, first, fin, alpha, addi, ldadd);   \
         break;
             TILE_ROWS(1)
             TILE_ROWS(2)
@@ -140,14 +147,15 @@ TILE_FN(panel)(int m, int nv, bool masked, VM mk, int k, const float *restrict a
 ** right shape (nv vectors, the last masked or not, constants once inlined). */
 __attribute__((target(TILE_TARGET), always_inline)) static inline void
 TILE_FN(columns)(int m, int w, int k, const float *restrict a, ptrdiff_t sai, ptrdiff_t sap, const float *restrict b,
-                 ptrdiff_t ldb, float *restrict c, ptrdiff_t ldc, bool first, int fin, float alpha)
+                 ptrdiff_t ldb, float *restrict c, ptrdiff_t ldc, bool first, int fin, float alpha,
+                 const float *restrict add, ptrdiff_t ldadd)
 {
     const int nv = (w + VL - 1) / VL;
     const bool masked = w % VL != 0;
     const VM mk = V_MASK(w - (nv - 1) * VL);
 #define TILE_COLS(NV, M)                                                                                      \
     if (nv == NV && masked == M) {                                                                            \
-        TILE_FN(panel)(m, NV, M, mk, k, a, sai, sap, b, ldb, c, ldc, first, fin, alpha);                      \
+        TILE_FN(panel)(m, NV, M, mk, k, a, sai, sap, b, ldb, c, ldc, first, fin, alpha, add, ldadd);          \
         return;                                                                                               \
     }
 #if TILE_NV > 2
@@ -161,17 +169,19 @@ TILE_FN(columns)(int m, int w, int k, const float *restrict a, ptrdiff_t sai, pt
 #undef TILE_COLS
 }
 
-/* y (m x n, ldy) = x (m x k, ldx) W (k x n, ldw); k in blocks of kc, the
-** partial sums kept in y. */
+/* y (m x n, ldy) = x (m x k, ldx) W (k x n, ldw) + add (unless NULL; rows
+** ldadd apart, 0: one row); k in blocks of kc, the partial sums kept in y,
+** the addend added in the last block. */
 __attribute__((target(TILE_TARGET), unused)) static void TILE_FN(nn)(int m, int n, int k, int kc, const float *x,
                                                             ptrdiff_t ldx, const float *w, ptrdiff_t ldw, float *y,
-                                                            ptrdiff_t ldy)
+                                                            ptrdiff_t ldy, const float *add, ptrdiff_t ldadd)
 {
     for (int p0 = 0; p0 < k; p0 += kc) {
         const int kb = k - p0 < kc ? k - p0 : kc;
+        const float *last = p0 + kb == k ? add : NULL;
         for (int j = 0; j < n; j += TILE_NV * VL)
             TILE_FN(columns)(m, n - j < TILE_NV * VL ? n - j : TILE_NV * VL, kb, x + p0, ldx, 1, w + p0 * ldw + j,
-                             ldw, y + j, ldy, p0 == 0, TILE_STORE, 1.0f);
+                             ldw, y + j, ldy, p0 == 0, TILE_STORE, 1.0f, last ? last + j : NULL, ldadd);
     }
 }
 
@@ -187,7 +197,7 @@ __attribute__((target(TILE_TARGET))) static void TILE_FN(tn)(int m, int n, int k
         const int mr = m - i < TILE_MR ? m - i : TILE_MR;
         for (int j = 0; j < n; j += TILE_NV * VL)
             TILE_FN(columns)(mr, n - j < TILE_NV * VL ? n - j : TILE_NV * VL, k, a + i, 1, lda, b + j, ldb,
-                             c + i * ldc + j, ldc, true, fin, alpha);
+                             c + i * ldc + j, ldc, true, fin, alpha, NULL, 0);
     }
 }
 

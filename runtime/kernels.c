@@ -9,6 +9,7 @@
 ** plain body on any architecture). */
 #include "runtime/kernels.h"
 
+#include <cblas.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -105,4 +106,12 @@ bool kiln_kernel_set_of(const char *isa, kiln_kernel_set *s)
             t.sger_gemv = fns[i];
     *s = t;
     return true;
+}
+
+void kiln_kernel_sgemm_nn_blas(int m, int n, int k, const float *x, int ldx, const float *w, int ldw, float *y,
+                               int ldy, const float *add, int ldadd)
+{
+    for (int i = 0; add && i < m; i++)
+        memcpy(y + (ptrdiff_t)i * ldy, add + (ptrdiff_t)i * ldadd, sizeof *y * (size_t)n);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1, x, ldx, w, ldw, add ? 1 : 0, y, ldy);
 }

@@ -25,12 +25,23 @@ kiln_sger_gemv_fn kiln_kernel_sger_gemv(void);
 ** Returns how many were written (at most cap). */
 int kiln_kernel_sger_gemv_variants(kiln_sger_gemv_fn *fns, const char **names, int cap);
 
-/* y = x W, x (m x k, row stride ldx), W (k x n, ldw), y (m x n, ldy), all
-** row-major, for a few rows against a weight read in place (runtime/gemm.c).
-** scratch: KILN_CODEGEN_GEMM_SCRATCH(n, k) floats (codegen/emit_c.h),
-** 64-byte aligned, clobbered. */
+/* y = x W + add, x (m x k, row stride ldx), W (k x n, ldw), y (m x n, ldy),
+** all row-major, for a few rows against a weight read in place
+** (runtime/gemm.c). scratch: KILN_CODEGEN_GEMM_SCRATCH(n, k) floats
+** (codegen/emit_c.h), 64-byte aligned, clobbered. add: NULL (none), or an
+** addend (m x n, row stride ldadd; ldadd 0: one row of n added to every
+** row, a bias) that must not overlap x or W (it may be y itself only where
+** y is not read before it is written: never, in kiln's code). kiln's
+** kernels add it to the finished sum, the same bits as the sum stored then
+** added; the BLAS path copies it into y and runs beta = 1 (the BLAS may
+** round that differently). */
 typedef void (*kiln_sgemm_nn_fn)(int m, int n, int k, const float *x, int ldx, const float *w, int ldw, float *y,
-                                 int ldy, float *scratch);
+                                 int ldy, float *scratch, const float *add, int ldadd);
+
+/* kiln_sgemm_nn_fn's contract through cblas_sgemm (the dispatchers' shapes
+** where OpenBLAS is faster): an addend is copied into y, then beta = 1. */
+void kiln_kernel_sgemm_nn_blas(int m, int n, int k, const float *x, int ldx, const float *w, int ldw, float *y,
+                               int ldy, const float *add, int ldadd);
 
 /* What the generated code calls: kiln's kernel at the shapes where it beats
 ** OpenBLAS (kiln_kernel_sgemm_nn_wins), cblas_sgemm at the others. NULL

@@ -114,33 +114,50 @@ static const gemm_case GEMM_CASES[] = {
 
 typedef struct gemm_run {
     float *x, *w, *y;
+    float *add; /* the addend, or NULL */
+    int ldadd;  /* its row stride, 0: one row to every row */
 } gemm_run;
 
-/* Run f on fresh inputs; y starts at 1e30 (written, not accumulated into;
-** the gap between n and ldy stays). Free with gemm_free. */
-static gemm_run gemm_go(kiln_sgemm_nn_fn f, const gemm_case *c)
+/* The addends of gemm_go_add. */
+enum { ADD_NONE, ADD_ROW, ADD_MATRIX };
+
+/* Run f on fresh inputs with an addend (a row, or a matrix whose rows lie
+** n + 3 apart); y starts at 1e30 (written, not accumulated into; the gap
+** between n and ldy stays). Free with gemm_free. */
+static gemm_run gemm_go_add(kiln_sgemm_nn_fn f, const gemm_case *c, int add)
 {
     gemm_run r = {malloc(sizeof(float) * (size_t)c->m * (size_t)c->ldx),
                   malloc(sizeof(float) * (size_t)c->k * (size_t)c->ldw),
-                  malloc(sizeof(float) * (size_t)c->m * (size_t)c->ldy)};
+                  malloc(sizeof(float) * (size_t)c->m * (size_t)c->ldy), NULL, 0};
     float *s = aligned_alloc(64, (sizeof(float) * (size_t)KILN_CODEGEN_GEMM_SCRATCH(c->n, c->k) + 63) / 64 * 64);
     ck_assert(r.x && r.w && r.y && s);
+    if (add != ADD_NONE) {
+        r.ldadd = add == ADD_ROW ? 0 : c->n + 3;
+        size_t na = add == ADD_ROW ? (size_t)c->n : (size_t)c->m * (size_t)r.ldadd;
+        r.add = malloc(sizeof(float) * na);
+        ck_assert(r.add);
+        for (size_t i = 0; i < na; i++)
+            r.add[i] = val((int64_t)i, 9) * 0.1f; /* not dyadic: sum + add rounds */
+    }
     for (int64_t i = 0; i < (int64_t)c->m * c->ldx; i++)
         r.x[i] = val(i, 5);
     for (int64_t i = 0; i < (int64_t)c->k * c->ldw; i++)
         r.w[i] = val(i, 6) * 0.125f;
     for (int64_t i = 0; i < (int64_t)c->m * c->ldy; i++)
         r.y[i] = 1e30f;
-    f(c->m, c->n, c->k, r.x, c->ldx, r.w, c->ldw, r.y, c->ldy, s);
+    f(c->m, c->n, c->k, r.x, c->ldx, r.w, c->ldw, r.y, c->ldy, s, r.add, r.ldadd);
     free(s);
     return r;
 }
+
+static gemm_run gemm_go(kiln_sgemm_nn_fn f, const gemm_case *c) { return gemm_go_add(f, c, ADD_NONE); }
 
 static void gemm_free(gemm_run *r)
 {
     free(r->x);
     free(r->w);
     free(r->y);
+    free(r->add);
 }
 
 START_TEST(own_gemm_gives_the_bits_of_an_fma_loop)
@@ -230,8 +247,9 @@ static bool isa_set(int i, kiln_kernel_set *s)
     return true;
 }
 
-/* y[i][j] of gemm_go against the fma loop in order, bit for bit, and the
-** gap between n and ldy untouched. */
+/* y[i][j] of gemm_go against the fma loop in order, bit for bit, plus the
+** addend if any (the sum rounded, then the addend added: the unfused
+** add's bits), and the gap between n and ldy untouched. */
 static void check_nn_bits(const char *isa, const gemm_case *c, const gemm_run *r)
 {
     for (int i = 0; i < c->m; i++)
@@ -244,8 +262,10 @@ static void check_nn_bits(const char *isa, const gemm_case *c, const gemm_run *r
             float want = 0;
             for (int p = 0; p < c->k; p++)
                 want = fmaf(r->w[(size_t)p * c->ldw + j], r->x[(size_t)i * c->ldx + p], want);
-            ck_assert_msg(memcmp(&got, &want, sizeof got) == 0, "%s %dx%dx%d: y[%d][%d] = %a, fma loop %a", isa, c->m,
-                          c->n, c->k, i, j, got, want);
+            if (r->add)
+                want = want + r->add[(size_t)i * (size_t)r->ldadd + (size_t)j];
+            ck_assert_msg(memcmp(&got, &want, sizeof got) == 0, "%s %dx%dx%d%s: y[%d][%d] = %a, fma loop %a", isa,
+                          c->m, c->n, c->k, r->add ? (r->ldadd ? " + matrix" : " + row") : "", i, j, got, want);
         }
 }
 
@@ -276,6 +296,49 @@ START_TEST(every_isa_gemm_nn_gives_the_bits_of_an_fma_loop)
         ran++;
     }
     ck_assert_int_ge(ran, 1);
+}
+END_TEST
+
+/* y = x W + add (lower.c's addend epilogue: a bias row, ldadd 0, or a
+** matrix with its own row stride): each ISA's kernel adds the addend to
+** the finished sum, the bits of the fma loop then + add, at row, column
+** and k tails (AVX2: the addend in the last block of k only); the
+** dispatcher (the BLAS at some shapes: the addend copied in, beta 1) gives
+** the same values within float tolerance. */
+START_TEST(every_isa_gemm_nn_adds_an_addend)
+{
+    static const gemm_case cases[] = {{5, 13, 3, 3, 13, 13},      {31, 12, 128, 130, 14, 15},
+                                      {33, 25, 129, 129, 27, 26}, {70, 10, 500, 500, 10, 12},
+                                      {7, 17, 257, 259, 18, 19},  {13, 9, 600, 601, 9, 11},
+                                      {32, 100, 300, 300, 100, 101}, {3, 40, 520, 520, 40, 40},
+                                      {64, 100, 784, 784, 100, 100}, {1000, 64, 300, 300, 64, 64}};
+    int ran = 0;
+    for (int i = 0; i < (int)(sizeof ISAS / sizeof ISAS[0]); i++) {
+        kiln_kernel_set s;
+        if (!isa_set(i, &s) || !s.sgemm_nn_own)
+            continue;
+        for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
+            for (int add = ADD_ROW; add <= ADD_MATRIX; add++) {
+                const gemm_case *c = &cases[ci];
+                gemm_run r = gemm_go_add(s.sgemm_nn_own, c, add);
+                check_nn_bits(s.isa, c, &r);
+                gemm_free(&r);
+                r = gemm_go_add(s.sgemm_nn, c, add); /* the dispatcher: the kernel or the BLAS */
+                for (int y = 0; y < c->m; y++)
+                    for (int j = 0; j < c->n; j++) {
+                        double ref = r.add[(size_t)y * (size_t)r.ldadd + (size_t)j];
+                        for (int p = 0; p < c->k; p++)
+                            ref += (double)r.x[(size_t)y * c->ldx + p] * r.w[(size_t)p * c->ldw + j];
+                        ck_assert_msg(fabs(r.y[(size_t)y * c->ldy + j] - ref) <= 1e-4 * (1 + fabs(ref)),
+                                      "%s dispatch %dx%dx%d: y[%d][%d] = %g, want %g", s.isa, c->m, c->n, c->k, y, j,
+                                      r.y[(size_t)y * c->ldy + j], ref);
+                    }
+                gemm_free(&r);
+            }
+        ran++;
+    }
+    if (ran == 0)
+        fprintf(stderr, "test_kernels: no kernel of kiln's on this CPU: the addend is the BLAS's\n");
 }
 END_TEST
 
@@ -412,6 +475,7 @@ int main(void)
     tcase_add_test(t, own_gemm_gives_the_bits_of_an_fma_loop);
     tcase_add_test(t, gemm_dispatch_gives_the_product_at_every_shape);
     tcase_add_test(t, every_isa_gemm_nn_gives_the_bits_of_an_fma_loop);
+    tcase_add_test(t, every_isa_gemm_nn_adds_an_addend);
     tcase_add_test(t, every_isa_gemm_tn_gives_the_bits_of_an_fma_loop);
     tcase_add_test(t, every_isa_dispatch_gives_the_product);
     suite_add_tcase(s, t);

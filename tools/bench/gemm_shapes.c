@@ -47,7 +47,7 @@ static void call(const kiln_kernel_set *s, const shape *h, bool own, float *a, f
 {
     if (h->op == 'n') {
         if (own)
-            s->sgemm_nn_own(h->m, h->n, h->k, a, h->k, b, h->n, c, h->n, scr);
+            s->sgemm_nn_own(h->m, h->n, h->k, a, h->k, b, h->n, c, h->n, scr, NULL, 0);
         else
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, h->m, h->n, h->k, 1, a, h->k, b, h->n, 0, c, h->n);
     } else if (own) { /* W (m x n) += -lr a^T b, a (k x m), b (k x n): k is the batch */
