@@ -362,10 +362,10 @@ bool kiln_kernel_sgemm_nn_wins(int m, int n, int k)
 /* Measured on an AMD EPYC (Zen 4) core against OpenBLAS 0.3.21's SKYLAKEX
 ** kernels, 1 thread (tools/bench/gemm_shapes, a loaded machine, best of 41;
 ** docs/performance.md): up to 256 rows as on Intel (the rule above); more
-** rows, n >= 100, k >= 256: 1.03-1.15x at
-** 512, 1000, 1024, 1600 and 2048 rows (n 100-1024, k 256-1024; the LSTM
-** benchmark's 1600 x 1024 x 256: 1.05-1.11x), where Sapphire Rapids gave
-** 0.88-1.06x at 1000 (why the two differ was not measured). */
+** rows, n >= 100, k >= 256: 1.03-1.15x at 512, 1000, 1024, 1600 and 2048
+** rows (n 100-1024, k 256-1024; the LSTM benchmark's 1600 x 1024 x 256:
+** 1.05-1.11x), where Sapphire Rapids gave 0.88-1.06x at 1000 (why the two
+** differ was not measured). */
 bool kiln_kernel_avx512_nn_wins_amd(int m, int n, int k)
 {
     if (n < 16 || m <= 8 * ROWS)
@@ -396,12 +396,13 @@ kiln_sgemm_nn_fn kiln_kernel_sgemm_nn(void)
 ** 41, a loaded machine: +-5%; docs/performance.md). Few terms (k the batch):
 ** 784 x 500 over 32 and 128 rows 1.02-1.03x, over 256-1000 0.91-0.93x; 784
 ** x 100 0.99-1.01x; 500 x 10 over 256-1000 rows 1.28-1.41x, over 32-128
-** 0.74-0.90x; 100 x 10 0.77-0.96x. Many terms (k 256-4000: a sequence's T*B
-** rows), m and n of 100-1024, own_tn as chosen below: m = 100 (the tile)
-** 1.06-1.16x up to k = 1600, 0.5-0.8x at k = 4000 from n = 500; m = 256
-** 1.03-1.14x up to k = 1600 (the block kernel from k = 1000: 1.04-1.14x),
-** 0.99-1.16x at 4000; m = 500 1.0-1.11x up to k = 1600 at n <= 500, 0.95-1.03x
-** above; m = 784, 1024 0.9-1.08x; k = 4000 with m, n >= 500 0.75-0.93x. */
+** 0.74-0.90x; 100 x 10 0.77-0.96x. Many terms (k 256-4000: a sequence's
+** T*B rows), m and n of 100-1024, own_tn as chosen below: m = 100 (the
+** tile) 1.01-1.20x up to k = 1600, 0.38-0.75x at k = 4000 from n = 784;
+** m = 256 0.99-1.12x up to k = 512, 1.05-1.14x at 1000-1600 (the block
+** kernel), 0.77-1.16x at 4000; m = 500 0.98-1.12x up to k = 1600, lowest
+** at n >= 784; m = 784, 1024 0.85-1.14x; k = 4000 with m, n >= 500
+** 0.75-0.95x. */
 bool kiln_kernel_avx512_tn_wins(int m, int n, int k)
 {
     if (n < 16)
@@ -412,12 +413,13 @@ bool kiln_kernel_avx512_tn_wins(int m, int n, int k)
 }
 
 /* Where own_tn takes the block kernel instead of the tile, same machine:
-** from k = 1000 with blocks of 32 rows 7/8 full or fuller, the block kernel
-** 1.02-1.16x OpenBLAS where the tile gave 0.8-1.12x (k = 1000-1600), 0.89-1.16x
-** where the tile gave 0.38-1.05x (k = 4000: the tile reads all k rows of its
-** columns of b for every 12 rows of c; the block kernel KC rows at a time,
-** for 32). The LSTM benchmark's 256 x 1024 x 1600: block 1.06-1.10x, tile
-** 1.03-1.05x. With partial blocks (m = 100: 0.84-0.92x) the tile. */
+** from k = 1000 with blocks of 32 rows 7/8 full or fuller (m 256-1024),
+** the block kernel 0.85-1.14x OpenBLAS where the tile gave 0.61-1.12x (k =
+** 1000-1600), 0.75-1.16x where the tile gave 0.37-1.05x (k = 4000: the tile
+** reads all k rows of its columns of b for every 12 rows of c, the block
+** kernel KC rows at a time for 32). The LSTM benchmark's 256 x 1024 x 1600:
+** block 1.06-1.10x, tile 1.03-1.05x. With partial blocks (m = 100: block
+** 0.84-0.92x) the tile. */
 bool kiln_kernel_avx512_tn_block_wins(int m, int n, int k)
 {
     const int blocks = (m + ROWS - 1) / ROWS;
