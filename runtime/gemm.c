@@ -397,29 +397,29 @@ kiln_sgemm_nn_fn kiln_kernel_sgemm_nn(void)
 ** 784 x 500 over 32 and 128 rows 1.02-1.03x, over 256-1000 0.91-0.93x; 784
 ** x 100 0.99-1.01x; 500 x 10 over 256-1000 rows 1.28-1.41x, over 32-128
 ** 0.74-0.90x; 100 x 10 0.77-0.96x. Many terms (k 256-4000: a sequence's
-** T*B rows), m and n of 100-1024, own_tn as chosen below: m = 100 (the
-** tile) 1.01-1.20x up to k = 1600, 0.38-0.75x at k = 4000 from n = 784;
-** m = 256 0.99-1.12x up to k = 512, 1.05-1.14x at 1000-1600 (the block
-** kernel), 0.77-1.16x at 4000; m = 500 0.98-1.12x up to k = 1600, lowest
-** at n >= 784; m = 784, 1024 0.85-1.14x; k = 4000 with m, n >= 500
-** 0.75-0.95x. */
+** T*B rows), m and n of 100-1024, own_tn as chosen below, each timed
+** alternately with OpenBLAS alone: m = 100 (the tile) 1.04-1.14x up to
+** k = 1600, 0.62-0.97x at k = 4000 from n = 500; m = 256 1.02-1.14x up to
+** k = 1600 (the LSTM's 256 x 1024 x 1600: 0.98-1.05x), 0.75-1.15x at 4000;
+** m = 500-1024 with n <= 500 1.01-1.12x up to k = 1600, with n >= 784
+** 0.92-1.04x; k = 4000 0.79-1.06x. */
 bool kiln_kernel_avx512_tn_wins(int m, int n, int k)
 {
     if (n < 16)
         return n >= 8 && m >= 256 && k >= 256;
     if (m >= 256 && n >= 256 && k >= 32 && k <= 128)
         return true;
-    return n >= 100 && k >= 256 && m >= 100 && ((m <= 256 && k <= 2048) || (m <= 512 && n <= 500 && k <= 1600));
+    return n >= 100 && k >= 256 && m >= 100 && ((m <= 256 && k <= 2048) || (m <= 1024 && n <= 500 && k <= 1600));
 }
 
-/* Where own_tn takes the block kernel instead of the tile, same machine:
-** from k = 1000 with blocks of 32 rows 7/8 full or fuller (m 256-1024),
-** the block kernel 0.85-1.14x OpenBLAS where the tile gave 0.61-1.12x (k =
-** 1000-1600), 0.75-1.16x where the tile gave 0.37-1.05x (k = 4000: the tile
-** reads all k rows of its columns of b for every 12 rows of c, the block
-** kernel KC rows at a time for 32). The LSTM benchmark's 256 x 1024 x 1600:
-** block 1.06-1.10x, tile 1.03-1.05x. With partial blocks (m = 100: block
-** 0.84-0.92x) the tile. */
+/* Where own_tn takes the block kernel instead of the tile, same machine
+** and method: from k = 1000 with blocks of 32 rows 7/8 full or fuller (m
+** 256-1024), the block kernel 0.97-1.13x OpenBLAS where the tile gave
+** 0.69-1.13x (k = 1000-1600), 0.75-1.11x where the tile gave 0.35-1.03x
+** (k = 4000: the tile reads all k rows of its columns of b for every 12
+** rows of c, the block kernel KC rows at a time for 32). The LSTM's 256 x
+** 1024 x 1600: block 0.98-1.05x, tile 0.87-0.94x. With partial blocks
+** (m = 100: block 0.83-0.90x) the tile. */
 bool kiln_kernel_avx512_tn_block_wins(int m, int n, int k)
 {
     const int blocks = (m + ROWS - 1) / ROWS;

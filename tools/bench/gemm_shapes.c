@@ -9,7 +9,8 @@
 ** whose "nn MxNxK" or "tn MxNxK" name contains it: nn, tn, 1600, "tn 256x",
 ** x1600)
 ** Output: <isa> <nn|tn> MxNxK own_us blas_us ratio(blas/own) taken, and for
-** the AVX-512 update each of its kernels alone: <name>=ratio(blas/it)
+** the AVX-512 update each of its kernels alone, each timed against the
+** BLAS again: <name>=ratio(blas/it)
 ** Run with OPENBLAS_NUM_THREADS=1. */
 #include <cblas.h>
 #include <stdio.h>
@@ -63,23 +64,22 @@ static void call(const kiln_kernel_set *s, const shape *h, bool own, kiln_sgemm_
 
 enum { MAX_PARTS = 2 };
 
-/* Seconds a call of each, best of 41 repetitions of about 1 ms (at least
-** one call), the BLAS's (t[0]), the kernel's (t[1]) and the update's
-** kernels' one by one (t[2 ..], np of them) alternating: short ones, so
-** that on a shared machine some run between other processes' time slices. */
-static void time_all(const kiln_kernel_set *s, const shape *h, const kiln_sgemm_tn_fn *parts, int np, float *a,
-                     float *b, float *c, float *scr, double *t)
+/* Seconds a call of the BLAS (t[0]) and of the kernel (t[1]: part, or the
+** set's own kernel when part is NULL), best of 41 repetitions of about 1 ms
+** (at least one call) alternating: short ones, so that on a shared machine
+** some run between other processes' time slices. Two at a time, so that
+** each runs after the other (a third between them would leave the caches
+** in another state: up to 8% apart for the same code). */
+static void time_pair(const kiln_kernel_set *s, const shape *h, kiln_sgemm_tn_fn part, float *a, float *b, float *c,
+                      float *scr, double *t)
 {
-    int calls[2 + MAX_PARTS];
-    for (int w = 0; w < 2 + np; w++) {
-        calls[w] = 1;
-        t[w] = 1e9;
-    }
+    int calls[2] = {1, 1};
+    t[0] = t[1] = 1e9;
     for (int rep = -1; rep < 41; rep++)
-        for (int w = 0; w < 2 + np; w++) {
+        for (int w = 0; w < 2; w++) {
             double t0 = now();
             for (int i = 0; i < calls[w]; i++)
-                call(s, h, w > 0, w > 1 ? parts[w - 2] : NULL, a, b, c, scr);
+                call(s, h, w > 0, part, a, b, c, scr);
             double dt = (now() - t0) / calls[w];
             if (rep < 0) /* warm-up: size the repetitions */
                 calls[w] = (int)(0.001 / (dt > 1e-7 ? dt : 1e-7)) + 1;
@@ -151,8 +151,12 @@ int main(int argc, char **argv)
             const char *pn[MAX_PARTS];
             int np = h->op == 't' && strcmp(s.isa, "avx512") == 0 ? kiln_kernel_avx512_tn_parts(parts, pn, MAX_PARTS)
                                                                   : 0;
-            double t[2 + MAX_PARTS];
-            time_all(&s, h, parts, np, a, b, c, scr, t);
+            double t[2 + MAX_PARTS], tp[2];
+            time_pair(&s, h, NULL, a, b, c, scr, t);
+            for (int q = 0; q < np; q++) { /* each against the BLAS again */
+                time_pair(&s, h, parts[q], a, b, c, scr, tp);
+                t[2 + q] = tp[1] * t[0] / tp[0];
+            }
             bool taken = h->op == 'n' ? s.nn_wins(h->m, h->n, h->k) : s.tn_wins(h->m, h->n, h->k);
             printf("%s %s own=%.2fus blas=%.2fus ratio=%.2f %s", s.isa, name, t[1] * 1e6, t[0] * 1e6, t[0] / t[1],
                    taken ? "taken" : "blas");
