@@ -21,9 +21,10 @@
 ** own, a row of y to a masked vector (narrow()).
 **
 ** A block of 32 rows costs the same whether 1 or 32 are used, and with many
-** rows OpenBLAS's packing pays for itself: sgemm_nn() below takes the kernel
-** where it measured faster (kiln_kernel_sgemm_nn_wins; docs/performance.md)
-** and calls the BLAS elsewhere.
+** rows OpenBLAS's packing may pay for itself: sgemm_nn() below takes the
+** kernel where it measured faster (kiln_kernel_sgemm_nn_wins, measured on
+** Intel; on AMD kiln_kernel_avx512_nn_wins_amd, which takes many rows too;
+** docs/performance.md) and calls the BLAS elsewhere.
 **
 ** Every output is sum over k, in order, of fma(W[k][j], x[i][k], acc),
 ** starting from 0: the same bits as the plain loop in tests/test_kernels.c.
@@ -35,7 +36,10 @@
 **
 ** The weight-update product W += a x^T d (sgemm_tn) uses the register tile
 ** of runtime/gemm_tile.h, shared with the AVX2 kernels: 12 rows x 32
-** columns. kiln_kernel_avx512_set hands this file's kernels to
+** columns; for large k (the rows of a whole sequence) the block kernel
+** above instead (tn_block: x = a^T, whose blocks of x^T are 32 columns of
+** a, copied without a transpose), where kiln_kernel_avx512_tn_block_wins
+** says. kiln_kernel_avx512_set hands this file's kernels to
 ** kiln_kernel_set_of (runtime/kernels.c). */
 #include "runtime/kernels.h"
 
@@ -46,7 +50,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { ROWS = KILN_CODEGEN_GEMM_ROWS, MR = 12, KC = 128, PD = 16 };
+enum { ROWS = KILN_CODEGEN_GEMM_ROWS, MR = 12, KC = 128, PD = 16, NC = 256 };
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -100,11 +104,17 @@ __attribute__((target("avx512f"))) static void pack_xt(int m, int k, const float
         }
 }
 
-/* y (m x n) from the sums ct, stored column by column (n x 32), plus add
-** (rows ldadd apart; ldadd 0: one row) unless NULL. */
+/* What a store does with the sums: y = sum (STORE), c = alpha sum (SCALE),
+** c = fma(alpha, sum, c) (UPDATE). */
+enum { STORE, SCALE, UPDATE };
+
+/* y (m x n) from the sums ct, stored column by column (n x 32), as fin
+** says, plus add (rows ldadd apart; ldadd 0: one row) unless NULL. */
 __attribute__((target("avx512f"))) static void store_y(int m, int n, const float *restrict ct, float *restrict y,
-                                                      ptrdiff_t ldy, const float *restrict add, ptrdiff_t ldadd)
+                                                      ptrdiff_t ldy, int fin, float alpha, const float *restrict add,
+                                                      ptrdiff_t ldadd)
 {
+    const __m512 al = _mm512_set1_ps(alpha);
     for (int i0 = 0; i0 < m; i0 += 16)
         for (int j0 = 0; j0 < n; j0 += 16) {
             const int nj = n - j0 < 16 ? n - j0 : 16;
@@ -116,9 +126,15 @@ __attribute__((target("avx512f"))) static void store_y(int m, int n, const float
             const __mmask16 cols = first_lanes(nj);
             const int ni = m - i0 < 16 ? m - i0 : 16;
             for (int i = 0; i < ni; i++) {
+                float *yi = y + (i0 + i) * ldy + j0;
+                __m512 v = r[i];
+                if (fin == SCALE)
+                    v = _mm512_mul_ps(al, v);
+                else if (fin == UPDATE)
+                    v = _mm512_fmadd_ps(al, v, _mm512_maskz_loadu_ps(cols, yi));
                 if (add)
-                    r[i] = _mm512_add_ps(r[i], _mm512_maskz_loadu_ps(cols, add + (i0 + i) * ldadd + j0));
-                _mm512_mask_storeu_ps(y + (i0 + i) * ldy + j0, cols, r[i]);
+                    v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(cols, add + (i0 + i) * ldadd + j0));
+                _mm512_mask_storeu_ps(yi, cols, v);
             }
         }
 }
@@ -160,6 +176,31 @@ tile(int nr, int kc, const float *restrict xt, const float *restrict w, ptrdiff_
     }
 }
 
+/* The n columns of W from w (rows p0 .. p0+kc, ldw apart) against xt
+** (kc x 32), tile after tile, into ct (n x 32). */
+__attribute__((target("avx512f"), always_inline)) static inline void
+tiles(int n, int kc, const float *restrict xp, const float *restrict wp, ptrdiff_t ldw, float *restrict ct,
+      bool first)
+{
+    int j = 0;
+    for (; j + MR <= n; j += MR)
+        tile(MR, kc, xp, wp + j, ldw, ct + ROWS * j, first);
+    if (n - j >= 8) {
+        tile(8, kc, xp, wp + j, ldw, ct + ROWS * j, first);
+        j += 8;
+    }
+    if (n - j >= 4) {
+        tile(4, kc, xp, wp + j, ldw, ct + ROWS * j, first);
+        j += 4;
+    }
+    if (n - j >= 2) {
+        tile(2, kc, xp, wp + j, ldw, ct + ROWS * j, first);
+        j += 2;
+    }
+    if (n - j >= 1)
+        tile(1, kc, xp, wp + j, ldw, ct + ROWS * j, first);
+}
+
 /* One block of at most 32 rows. */
 __attribute__((target("avx512f"))) static void block(int m, int n, int k, const float *restrict x, ptrdiff_t ldx,
                                                      const float *restrict w, ptrdiff_t ldw, float *restrict y,
@@ -169,27 +210,49 @@ __attribute__((target("avx512f"))) static void block(int m, int n, int k, const 
     pack_xt(m, k, x, ldx, xt);
     for (int p0 = 0; p0 < k; p0 += KC) {
         const int kc = k - p0 < KC ? k - p0 : KC;
-        const float *xp = xt + ROWS * p0, *wp = w + p0 * ldw;
-        const bool first = p0 == 0;
-        int j = 0;
-        for (; j + MR <= n; j += MR)
-            tile(MR, kc, xp, wp + j, ldw, ct + ROWS * j, first);
-        if (n - j >= 8) {
-            tile(8, kc, xp, wp + j, ldw, ct + ROWS * j, first);
-            j += 8;
-        }
-        if (n - j >= 4) {
-            tile(4, kc, xp, wp + j, ldw, ct + ROWS * j, first);
-            j += 4;
-        }
-        if (n - j >= 2) {
-            tile(2, kc, xp, wp + j, ldw, ct + ROWS * j, first);
-            j += 2;
-        }
-        if (n - j >= 1)
-            tile(1, kc, xp, wp + j, ldw, ct + ROWS * j, first);
+        tiles(n, kc, xt + ROWS * p0, w + p0 * ldw, ldw, ct, p0 == 0);
     }
-    store_y(m, n, ct, y, ldy, add, ldadd);
+    store_y(m, n, ct, y, ldy, STORE, 1.0f, add, ldadd);
+}
+
+/* xt (kc x 32): row p holds a[p][0 .. m-1] (m <= 32), zeros after (as in
+** pack_xt). A block of x^T for x = a^T is 32 consecutive columns of a's
+** rows: a strided copy, no transpose. */
+__attribute__((target("avx512f"))) static void pack_at(int m, int kc, const float *restrict a, ptrdiff_t lda,
+                                                      float *restrict xt)
+{
+    const __mmask16 lo = first_lanes(m), hi = m > 16 ? first_lanes(m - 16) : 0;
+    for (int p = 0; p < kc; p++) {
+        _mm512_store_ps(xt + ROWS * p, _mm512_maskz_loadu_ps(lo, a + p * lda));
+        _mm512_store_ps(xt + ROWS * p + 16, _mm512_maskz_loadu_ps(hi, a + p * lda + 16));
+    }
+}
+
+/* c (m x n) = alpha a^T b (beta 0) or fma(alpha, a^T b, c) (beta 1), a
+** (k x m, lda), b (k x n, ldb): the weight update through the block kernel
+** for large k (the batch of all T*B rows of a sequence, say). A block of 32
+** rows of c is 32 columns of a, packed KC rows at a time into xt (on the
+** stack); b is the "W" read in place; the sums of NC columns wait in ct (on
+** the stack, 32 KiB), then go to c scaled or added. Each sum is over k in
+** order, fma(b, a, acc) from 0, as in gemm_tile.h's tn: the same bits. */
+__attribute__((target("avx512f"))) static void tn_block(int m, int n, int k, float alpha, const float *a, int lda,
+                                                        const float *b, int ldb, float beta, float *c, int ldc)
+{
+    _Alignas(64) float xt[KC * ROWS];
+    _Alignas(64) float ct[NC * ROWS];
+    const int fin = beta != 0 ? UPDATE : SCALE;
+    for (int i0 = 0; i0 < m; i0 += ROWS) {
+        const int mb = m - i0 < ROWS ? m - i0 : ROWS;
+        for (int j0 = 0; j0 < n; j0 += NC) {
+            const int nc = n - j0 < NC ? n - j0 : NC;
+            for (int p0 = 0; p0 < k; p0 += KC) {
+                const int kc = k - p0 < KC ? k - p0 : KC;
+                pack_at(mb, kc, a + (ptrdiff_t)p0 * lda + i0, lda, xt);
+                tiles(nc, kc, xt, b + (ptrdiff_t)p0 * ldb + j0, ldb, ct, p0 == 0);
+            }
+            store_y(mb, nc, ct, c + (ptrdiff_t)i0 * ldc + j0, ldc, fin, alpha, NULL, 0);
+        }
+    }
 }
 
 /* Fewer than 16 columns (a classifier's last layer): a row of y is one
@@ -247,14 +310,28 @@ __attribute__((target("avx512f"))) static void own_avx512(int m, int n, int k, c
 }
 
 /* The kernel where it is faster than OpenBLAS, the BLAS elsewhere (an
-** addend copied into y first, then beta = 1). */
-static void sgemm_nn(int m, int n, int k, const float *x, int ldx, const float *w, int ldw, float *y, int ldy,
-                     float *scratch, const float *add, int ldadd)
+** addend copied into y first, then beta = 1): the rule measured on Intel
+** (sgemm_nn) or on AMD (sgemm_nn_amd), chosen once by kiln_kernel_avx512_set. */
+__attribute__((always_inline)) static inline void nn_by(bool own, int m, int n, int k, const float *x, int ldx,
+                                                        const float *w, int ldw, float *y, int ldy, float *scratch,
+                                                        const float *add, int ldadd)
 {
-    if (kiln_kernel_sgemm_nn_wins(m, n, k))
+    if (own)
         own_avx512(m, n, k, x, ldx, w, ldw, y, ldy, scratch, add, ldadd);
     else
         kiln_kernel_sgemm_nn_blas(m, n, k, x, ldx, w, ldw, y, ldy, add, ldadd);
+}
+
+static void sgemm_nn(int m, int n, int k, const float *x, int ldx, const float *w, int ldw, float *y, int ldy,
+                     float *scratch, const float *add, int ldadd)
+{
+    nn_by(kiln_kernel_sgemm_nn_wins(m, n, k), m, n, k, x, ldx, w, ldw, y, ldy, scratch, add, ldadd);
+}
+
+static void sgemm_nn_amd(int m, int n, int k, const float *x, int ldx, const float *w, int ldw, float *y, int ldy,
+                         float *scratch, const float *add, int ldadd)
+{
+    nn_by(kiln_kernel_avx512_nn_wins_amd(m, n, k), m, n, k, x, ldx, w, ldw, y, ldy, scratch, add, ldadd);
 }
 
 /* The weight-update product from the tile of runtime/gemm_tile.h: 12 rows
@@ -278,6 +355,8 @@ static void sgemm_nn(int m, int n, int k, const float *x, int ldx, const float *
 #define V_FMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
 #define V_MASK(n) first_lanes(n)
 #define TILE_TN_WINS kiln_kernel_avx512_tn_wins
+#define TILE_TN_BIG tn_block
+#define TILE_TN_BIG_WINS kiln_kernel_avx512_tn_block_wins
 #include "runtime/gemm_tile.h"
 #define KILN_HAVE_OWN_GEMM 1
 #endif
@@ -296,6 +375,20 @@ bool kiln_kernel_sgemm_nn_wins(int m, int n, int k)
     return m > 0 && m <= 8 * ROWS && 8 * m >= 7 * ROWS * blocks && n >= 64 && k >= 256;
 }
 
+/* Measured on an AMD EPYC (Zen 4) core against OpenBLAS 0.3.21's SKYLAKEX
+** kernels, 1 thread (tools/bench/gemm_shapes, a loaded machine, best of 41;
+** docs/performance.md): up to 256 rows as on Intel (the rule above); more
+** rows, n >= 100, k >= 256: 1.03-1.15x at 512, 1000, 1024, 1600 and 2048
+** rows (n 100-1024, k 256-1024; the LSTM benchmark's 1600 x 1024 x 256:
+** 1.05-1.11x), where Sapphire Rapids gave 0.88-1.06x at 1000 (why the two
+** differ was not measured). */
+bool kiln_kernel_avx512_nn_wins_amd(int m, int n, int k)
+{
+    if (n < 16 || m <= 8 * ROWS)
+        return kiln_kernel_sgemm_nn_wins(m, n, k);
+    return n >= 100 && k >= 256; /* 9 blocks or more are at least 8/9 full */
+}
+
 kiln_sgemm_nn_fn kiln_kernel_sgemm_nn_own(void)
 {
 #ifdef KILN_HAVE_OWN_GEMM
@@ -309,30 +402,71 @@ kiln_sgemm_nn_fn kiln_kernel_sgemm_nn(void)
 {
 #ifdef KILN_HAVE_OWN_GEMM
     if (__builtin_cpu_supports("avx512f"))
-        return sgemm_nn;
+        return __builtin_cpu_is("amd") ? sgemm_nn_amd : sgemm_nn;
 #endif
     return NULL;
 }
 
 /* W += a x^T d, measured on an AMD EPYC (Zen 4) core against OpenBLAS
-** 0.3.21's SKYLAKEX kernels, 1 thread (tools/bench/gemm_shapes;
-** docs/performance.md): 784 x 500 over 32 and 128 rows 1.02-1.03x, over
-** 256-1000 0.91-0.93x; 784 x 100 0.99-1.01x; 500 x 10 over 256-1000 rows
-** 1.28-1.41x, over 32-128 0.74-0.90x; 100 x 10 0.77-0.96x. */
+** 0.3.21's SKYLAKEX kernels, 1 thread (tools/bench/gemm_shapes, best of
+** 41, a loaded machine: +-5%; docs/performance.md). Few terms (k the batch):
+** 784 x 500 over 32 and 128 rows 1.02-1.03x, over 256-1000 0.91-0.93x; 784
+** x 100 0.99-1.01x; 500 x 10 over 256-1000 rows 1.28-1.41x, over 32-128
+** 0.74-0.90x; 100 x 10 0.77-0.96x. Many terms (k 256-4000: a sequence's
+** T*B rows), m and n of 100-1024, own_tn as chosen below, each timed
+** alternately with OpenBLAS alone: m = 100 (the tile) 1.04-1.14x up to
+** k = 1600, 0.62-0.97x at k = 4000 from n = 500; m = 256 1.02-1.14x up to
+** k = 1600 (the LSTM's 256 x 1024 x 1600: 0.98-1.05x), 0.75-1.15x at 4000;
+** m = 500-1024 with n <= 500 1.01-1.12x up to k = 1600, with n >= 784
+** 0.92-1.04x; k = 4000 0.79-1.06x. */
 bool kiln_kernel_avx512_tn_wins(int m, int n, int k)
 {
     if (n < 16)
         return n >= 8 && m >= 256 && k >= 256;
-    return m >= 256 && n >= 256 && k >= 32 && k <= 128;
+    if (m >= 256 && n >= 256 && k >= 32 && k <= 128)
+        return true;
+    return n >= 100 && k >= 256 && m >= 100 && ((m <= 256 && k <= 2048) || (m <= 1024 && n <= 500 && k <= 1600));
+}
+
+/* Where own_tn takes the block kernel instead of the tile, same machine
+** and method: from k = 1000 with blocks of 32 rows 7/8 full or fuller (m
+** 256-1024), the block kernel 0.97-1.13x OpenBLAS where the tile gave
+** 0.69-1.13x (k = 1000-1600), 0.75-1.11x where the tile gave 0.35-1.03x
+** (k = 4000: the tile reads all k rows of its columns of b for every 12
+** rows of c, the block kernel KC rows at a time for 32). The LSTM's 256 x
+** 1024 x 1600: block 0.98-1.05x, tile 0.87-0.94x. With partial blocks
+** (m = 100: block 0.83-0.90x) the tile. */
+bool kiln_kernel_avx512_tn_block_wins(int m, int n, int k)
+{
+    const int blocks = (m + ROWS - 1) / ROWS;
+    return k >= 1000 && n >= 64 && m > 0 && 8 * m >= 7 * ROWS * blocks;
+}
+
+int kiln_kernel_avx512_tn_parts(kiln_sgemm_tn_fn *fns, const char **names, int cap)
+{
+    int k = 0;
+#ifdef KILN_HAVE_OWN_GEMM
+    if (__builtin_cpu_supports("avx512f")) {
+        const kiln_sgemm_tn_fn all[2] = {avx512_tile_tn, tn_block};
+        const char *const name[2] = {"tile", "block"};
+        for (; k < cap && k < 2; k++) {
+            fns[k] = all[k];
+            names[k] = name[k];
+        }
+    }
+#endif
+    (void)fns, (void)names, (void)cap;
+    return k;
 }
 
 bool kiln_kernel_avx512_set(kiln_kernel_set *s)
 {
 #ifdef KILN_HAVE_OWN_GEMM
     if (__builtin_cpu_supports("avx512f")) {
-        s->sgemm_nn = sgemm_nn;
+        const bool amd = __builtin_cpu_is("amd"); /* the rule measured on this vendor's cores */
+        s->sgemm_nn = amd ? sgemm_nn_amd : sgemm_nn;
         s->sgemm_nn_own = own_avx512;
-        s->nn_wins = kiln_kernel_sgemm_nn_wins;
+        s->nn_wins = amd ? kiln_kernel_avx512_nn_wins_amd : kiln_kernel_sgemm_nn_wins;
         s->sgemm_tn = avx512_sgemm_tn;
         s->sgemm_tn_own = avx512_own_tn;
         s->tn_wins = kiln_kernel_avx512_tn_wins;

@@ -26,7 +26,9 @@
 **   V_MASK(n)    the first n lanes (0 < n <= VL)
 **   TILE_PREFIX  a prefix for the functions' names
 **   TILE_TN_WINS(m, n, k)  where the update goes to the kernel
-** and includes <cblas.h>.
+** and, optionally, TILE_TN_BIG (a kiln_sgemm_tn_fn) and TILE_TN_BIG_WINS(m,
+** n, k): where own_tn calls that instead of the tile (runtime/gemm.c's
+** block kernel for large k); and includes <cblas.h>.
 ** Rows of B lie ldb floats apart, a page or more for wide layers, where the
 ** hardware prefetcher stops: the tile asks for row p + TILE_PD while it
 ** works on row p (runtime/gemm.c measured why). */
@@ -202,13 +204,26 @@ __attribute__((target(TILE_TARGET))) static void TILE_FN(tn)(int m, int n, int k
 }
 
 /* The update as runtime/kernels.h's kiln_sgemm_tn_fn: the kernel alone
-** (own_tn), and where it measured faster (TILE_TN_WINS), else the BLAS
-** (sgemm_tn). */
-__attribute__((target(TILE_TARGET))) static void TILE_FN(own_tn)(int m, int n, int k, float alpha, const float *a,
-                                                                int lda, const float *b, int ldb, float beta,
-                                                                float *c, int ldc)
+** (own_tn: the tile, or where the includer defines TILE_TN_BIG and
+** TILE_TN_BIG_WINS(m, n, k) says so, its kernel for large k), and where it
+** measured faster (TILE_TN_WINS), else the BLAS (sgemm_tn). */
+__attribute__((target(TILE_TARGET))) static void TILE_FN(tile_tn)(int m, int n, int k, float alpha, const float *a,
+                                                                 int lda, const float *b, int ldb, float beta,
+                                                                 float *c, int ldc)
 {
     TILE_FN(tn)(m, n, k, alpha, a, lda, b, ldb, beta != 0, c, ldc);
+}
+
+static void TILE_FN(own_tn)(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
+                            float beta, float *c, int ldc)
+{
+#ifdef TILE_TN_BIG
+    if (TILE_TN_BIG_WINS(m, n, k)) {
+        TILE_TN_BIG(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+#endif
+    TILE_FN(tile_tn)(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 static void TILE_FN(sgemm_tn)(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,

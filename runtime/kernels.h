@@ -44,7 +44,8 @@ void kiln_kernel_sgemm_nn_blas(int m, int n, int k, const float *x, int ldx, con
                                int ldy, const float *add, int ldadd);
 
 /* What the generated code calls: kiln's kernel at the shapes where it beats
-** OpenBLAS (kiln_kernel_sgemm_nn_wins), cblas_sgemm at the others. NULL
+** OpenBLAS (kiln_kernel_sgemm_nn_wins, ..._avx512_nn_wins_amd on AMD),
+** cblas_sgemm at the others. NULL
 ** where this CPU has no kernel of kiln's (no AVX-512). */
 kiln_sgemm_nn_fn kiln_kernel_sgemm_nn(void);
 
@@ -52,8 +53,11 @@ kiln_sgemm_nn_fn kiln_kernel_sgemm_nn(void);
 kiln_sgemm_nn_fn kiln_kernel_sgemm_nn_own(void);
 
 /* Whether kiln's AVX-512 kernel measured faster than OpenBLAS at this
-** shape. */
+** shape, on Intel (Sapphire Rapids) and on AMD (Zen 4): more rows win on
+** AMD. The set's nn_wins and sgemm_nn follow the rule of the CPU's vendor
+** (the Intel one on any but AMD). */
 bool kiln_kernel_sgemm_nn_wins(int m, int n, int k);
+bool kiln_kernel_avx512_nn_wins_amd(int m, int n, int k);
 
 /* c (m x n, ldc) = alpha a^T b + beta c, a (k x m, lda), b (k x n, ldb),
 ** all row-major: a weight's gradient x^T d (beta 0) or its update in place,
@@ -91,5 +95,15 @@ bool kiln_kernel_avx2_set(kiln_kernel_set *s);
 bool kiln_kernel_avx512_tn_wins(int m, int n, int k);
 bool kiln_kernel_avx2_nn_wins(int m, int n, int k);
 bool kiln_kernel_avx2_tn_wins(int m, int n, int k);
+
+/* The AVX-512 weight update's kernels one by one, at every shape, with
+** their names (for tests and tools/bench/gemm_shapes): "tile" (the register
+** tile of runtime/gemm_tile.h), "block" (the block kernel of runtime/gemm.c,
+** for large k). Each gives the bits kiln_sgemm_tn_fn promises. Returns how
+** many were written (at most cap; 0 where the CPU lacks AVX-512). The
+** set's sgemm_tn_own takes the block kernel where
+** kiln_kernel_avx512_tn_block_wins says, the tile elsewhere. */
+int kiln_kernel_avx512_tn_parts(kiln_sgemm_tn_fn *fns, const char **names, int cap);
+bool kiln_kernel_avx512_tn_block_wins(int m, int n, int k);
 
 #endif

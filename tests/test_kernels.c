@@ -426,6 +426,58 @@ START_TEST(every_isa_gemm_tn_gives_the_bits_of_an_fma_loop)
 }
 END_TEST
 
+/* The rules that pick the update's block kernel and, on AMD, y = x W's
+** kernel for many rows. The update's kernels one by one (AVX-512: the tile
+** and the block kernel for large k) and each ISA's sgemm_tn_own give the
+** fma loop's bits at every case above, and at shapes that own_tn sends to
+** the block kernel (kiln_kernel_avx512_tn_block_wins): k not a multiple of
+** its 128-row blocks, rows not a multiple of 32 (a last block of 26),
+** columns past a 256-column chunk with 8-, 2- and 1-column tails, strides
+** wider than the widths, beta 0 and 1; the dispatcher gives the product. */
+START_TEST(every_tn_kernel_gives_the_bits_of_an_fma_loop_at_large_k)
+{
+    static const tn_case big[] = {{250, 303, 1003, 260, 310, 305}, {64, 100, 1300, 64, 100, 100},
+                                  {33, 17, 1000, 40, 17, 20}};
+    ck_assert(kiln_kernel_avx512_tn_block_wins(250, 303, 1003)); /* the cases below take it */
+    ck_assert(kiln_kernel_avx512_tn_block_wins(64, 100, 1300));
+    ck_assert(!kiln_kernel_avx512_tn_block_wins(100, 1024, 1600)); /* partial blocks: the tile */
+    ck_assert(!kiln_kernel_avx512_tn_block_wins(256, 1024, 512));  /* the tile up to k = 1000 */
+    ck_assert(kiln_kernel_avx512_tn_wins(256, 1024, 1600));        /* the LSTM benchmark's */
+    ck_assert(!kiln_kernel_avx512_tn_wins(1024, 1024, 4000) && kiln_kernel_avx512_tn_wins(1024, 256, 1600));
+    ck_assert(kiln_kernel_avx512_nn_wins_amd(1600, 1024, 256)); /* many rows win on AMD, */
+    ck_assert(!kiln_kernel_sgemm_nn_wins(1600, 1024, 256));     /* not on Intel */
+    ck_assert(!kiln_kernel_avx512_nn_wins_amd(1000, 500, 100));
+    ck_assert(kiln_kernel_avx512_nn_wins_amd(1000, 500, 784) && !kiln_kernel_avx512_nn_wins_amd(1000, 64, 784));
+    ck_assert(kiln_kernel_avx512_nn_wins_amd(32, 500, 784) && !kiln_kernel_avx512_nn_wins_amd(48, 500, 784));
+    int ran = 0;
+    for (int i = 0; i < 2; i++) { /* avx512, avx2 */
+        kiln_sgemm_tn_fn fns[4];
+        const char *names[4];
+        int np = i == 0 ? kiln_kernel_avx512_tn_parts(fns, names, 4) : 0;
+        kiln_kernel_set s;
+        if (!isa_set(i, &s))
+            continue;
+        char isa[64];
+        for (int q = 0; q <= np; q++) {
+            kiln_sgemm_tn_fn f = q < np ? fns[q] : s.sgemm_tn_own;
+            snprintf(isa, sizeof isa, "%s %s", ISAS[i], q < np ? names[q] : "own_tn");
+            for (size_t ci = 0; ci < sizeof TN_CASES / sizeof TN_CASES[0] + sizeof big / sizeof big[0]; ci++) {
+                const tn_case *c = ci < sizeof TN_CASES / sizeof TN_CASES[0]
+                                       ? &TN_CASES[ci]
+                                       : &big[ci - sizeof TN_CASES / sizeof TN_CASES[0]];
+                for (int beta = 0; beta < 2; beta++)
+                    tn_check(isa, f, true, c, (float)beta);
+            }
+            ran++;
+        }
+        for (size_t ci = 0; ci < sizeof big / sizeof big[0]; ci++)
+            tn_check(ISAS[i], s.sgemm_tn, false, &big[ci], 1);
+    }
+    if (!ran)
+        fprintf(stderr, "test_kernels: no AVX-512 nor AVX2: no update kernels to check\n");
+}
+END_TEST
+
 /* The dispatcher y = x W of each ISA gives the product wherever it sends
 ** it; the update variant of an ISA is that ISA's; names are checked. */
 START_TEST(every_isa_dispatch_gives_the_product)
@@ -477,6 +529,7 @@ int main(void)
     tcase_add_test(t, every_isa_gemm_nn_gives_the_bits_of_an_fma_loop);
     tcase_add_test(t, every_isa_gemm_nn_adds_an_addend);
     tcase_add_test(t, every_isa_gemm_tn_gives_the_bits_of_an_fma_loop);
+    tcase_add_test(t, every_tn_kernel_gives_the_bits_of_an_fma_loop_at_large_k);
     tcase_add_test(t, every_isa_dispatch_gives_the_product);
     suite_add_tcase(s, t);
     return kiln_test_run(s);

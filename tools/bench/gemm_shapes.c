@@ -4,10 +4,13 @@
 ** whether the runtime takes the kernel there (its wins rule). Measures
 ** what the rules in runtime/gemm.c and runtime/gemm_avx2.c are set from.
 **
-**   gemm_shapes [avx512|avx2]... [nn|tn|<shape>]
+**   gemm_shapes [avx512|avx2]... [filter]
 ** (default: every ISA this CPU has, every shape; a filter keeps the shapes
-** whose "nn MxNxK" line contains it)
-** Output: <isa> <nn|tn> MxNxK own_us blas_us ratio(blas/own) taken
+** whose "nn MxNxK" or "tn MxNxK" name contains it: nn, tn, 1600, "tn 256x",
+** x1600)
+** Output: <isa> <nn|tn> MxNxK own_us blas_us ratio(blas/own) taken, and for
+** the AVX-512 update each of its kernels alone, each timed against the
+** BLAS again: <name>=ratio(blas/it)
 ** Run with OPENBLAS_NUM_THREADS=1. */
 #include <cblas.h>
 #include <stdio.h>
@@ -42,8 +45,10 @@ static float *fill(size_t n, int salt)
     return p;
 }
 
-/* One call of the kernel (own) or of the BLAS. */
-static void call(const kiln_kernel_set *s, const shape *h, bool own, float *a, float *b, float *c, float *scr)
+/* One call of the kernel (own), of one of the update's kernels alone (part,
+** when not NULL) or of the BLAS. */
+static void call(const kiln_kernel_set *s, const shape *h, bool own, kiln_sgemm_tn_fn part, float *a, float *b,
+                 float *c, float *scr)
 {
     if (h->op == 'n') {
         if (own)
@@ -51,39 +56,42 @@ static void call(const kiln_kernel_set *s, const shape *h, bool own, float *a, f
         else
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, h->m, h->n, h->k, 1, a, h->k, b, h->n, 0, c, h->n);
     } else if (own) { /* W (m x n) += -lr a^T b, a (k x m), b (k x n): k is the batch */
-        s->sgemm_tn_own(h->m, h->n, h->k, -1e-6f, a, h->m, b, h->n, 1, c, h->n);
+        (part ? part : s->sgemm_tn_own)(h->m, h->n, h->k, -1e-6f, a, h->m, b, h->n, 1, c, h->n);
     } else {
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, h->m, h->n, h->k, -1e-6f, a, h->m, b, h->n, 1, c, h->n);
     }
 }
 
-/* Seconds a call of each, best of 41 repetitions of about 1 ms, the
-** kernel's and the BLAS's alternating: short ones, so that on a shared
-** machine some run between other processes' time slices. */
-static void time_pair(const kiln_kernel_set *s, const shape *h, float *a, float *b, float *c, float *scr, double *own,
-                      double *blas)
+enum { MAX_PARTS = 2 };
+
+/* Seconds a call of the BLAS (t[0]) and of the kernel (t[1]: part, or the
+** set's own kernel when part is NULL), best of 41 repetitions of about 1 ms
+** (at least one call) alternating: short ones, so that on a shared machine
+** some run between other processes' time slices. Two at a time, so that
+** each runs after the other (a third between them would leave the caches
+** in another state: up to 8% apart for the same code). */
+static void time_pair(const kiln_kernel_set *s, const shape *h, kiln_sgemm_tn_fn part, float *a, float *b, float *c,
+                      float *scr, double *t)
 {
     int calls[2] = {1, 1};
-    double best[2] = {1e9, 1e9};
+    t[0] = t[1] = 1e9;
     for (int rep = -1; rep < 41; rep++)
         for (int w = 0; w < 2; w++) {
             double t0 = now();
             for (int i = 0; i < calls[w]; i++)
-                call(s, h, w == 0, a, b, c, scr);
-            double t = (now() - t0) / calls[w];
+                call(s, h, w > 0, part, a, b, c, scr);
+            double dt = (now() - t0) / calls[w];
             if (rep < 0) /* warm-up: size the repetitions */
-                calls[w] = (int)(0.001 / (t > 1e-7 ? t : 1e-7)) + 1;
+                calls[w] = (int)(0.001 / (dt > 1e-7 ? dt : 1e-7)) + 1;
             else
-                best[w] = t < best[w] ? t : best[w];
+                t[w] = dt < t[w] ? dt : t[w];
         }
-    *own = best[0];
-    *blas = best[1];
 }
 
 int main(int argc, char **argv)
 {
     static const int hs[] = {100, 500}, bs[] = {1, 8, 16, 32, 48, 64, 96, 128, 256, 1000};
-    shape sh[128];
+    shape sh[256];
     int n = 0;
     for (int hi = 0; hi < 2; hi++)
         for (int bi = 0; bi < 10; bi++) {
@@ -101,10 +109,23 @@ int main(int argc, char **argv)
     sh[n++] = (shape){'n', 1024, 256, 1600};
     sh[n++] = (shape){'n', 32, 1024, 256};
     sh[n++] = (shape){'n', 32, 256, 1024};
+    /* the update over many rows (a sequence's T*B): where the block kernel
+    ** for large k (runtime/gemm.c) pays */
+    static const int big[] = {100, 256, 500, 784, 1024}, ks[] = {256, 512, 1000, 1600, 4000};
+    for (int ki = 0; ki < 5; ki++)
+        for (int mi = 0; mi < 5; mi++)
+            for (int ni = 0; ni < 5; ni++)
+                sh[n++] = (shape){'t', big[mi], big[ni], ks[ki]};
+    /* y = x W over many rows, full blocks of 32 and not */
+    static const int rows[] = {512, 1024, 1600, 2048}, cols[] = {256, 500, 1024};
+    for (int ri = 0; ri < 4; ri++)
+        for (int ci = 0; ci < 3; ci++)
+            for (int ki = 0; ki < 3; ki++)
+                sh[n++] = (shape){'n', rows[ri], cols[ci], cols[ki]};
     const char *isas[2] = {"avx512", "avx2"}, *only = NULL;
     int ni = 0;
     for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "nn") == 0 || strcmp(argv[i], "tn") == 0 || (argv[i][0] >= '0' && argv[i][0] <= '9'))
+        if (strcmp(argv[i], "avx512") != 0 && strcmp(argv[i], "avx2") != 0)
             only = argv[i];
         else if (ni < 2)
             isas[ni++] = argv[i];
@@ -126,11 +147,22 @@ int main(int argc, char **argv)
                 na = (size_t)h->k * h->m;
             float *a = fill(na, 1), *b = fill(nb, 2), *c = fill(nc, 3);
             float *scr = fill((size_t)KILN_CODEGEN_GEMM_SCRATCH(h->n, h->k), 4);
-            double to, tb;
-            time_pair(&s, h, a, b, c, scr, &to, &tb);
+            kiln_sgemm_tn_fn parts[MAX_PARTS];
+            const char *pn[MAX_PARTS];
+            int np = h->op == 't' && strcmp(s.isa, "avx512") == 0 ? kiln_kernel_avx512_tn_parts(parts, pn, MAX_PARTS)
+                                                                  : 0;
+            double t[2 + MAX_PARTS], tp[2];
+            time_pair(&s, h, NULL, a, b, c, scr, t);
+            for (int q = 0; q < np; q++) { /* each against the BLAS again */
+                time_pair(&s, h, parts[q], a, b, c, scr, tp);
+                t[2 + q] = tp[1] * t[0] / tp[0];
+            }
             bool taken = h->op == 'n' ? s.nn_wins(h->m, h->n, h->k) : s.tn_wins(h->m, h->n, h->k);
-            printf("%s %s own=%.2fus blas=%.2fus ratio=%.2f %s\n", s.isa, name, to * 1e6, tb * 1e6, tb / to,
+            printf("%s %s own=%.2fus blas=%.2fus ratio=%.2f %s", s.isa, name, t[1] * 1e6, t[0] * 1e6, t[0] / t[1],
                    taken ? "taken" : "blas");
+            for (int q = 0; q < np; q++)
+                printf(" %s=%.2f", pn[q], t[0] / t[2 + q]);
+            printf("\n");
             fflush(stdout);
             free(a);
             free(b);
