@@ -97,7 +97,7 @@ static enum kiln_status put_embedded(aot *a, const char *src, const char *rel)
 typedef struct build_plan {
     const char *srcs[16]; /* relative to the folder */
     int n_srcs;
-    const char *flags[4]; /* the JIT's flags for the generated unit */
+    const char *flags[KILN_CODEGEN_FLAGS_MAX]; /* the JIT's flags for the generated unit */
     int n_flags;
     const char *libs[24];
     int n_libs;

@@ -528,10 +528,11 @@ static bool generated_avx2(const kiln_program *p)
 #endif
 }
 
-/* The generated loops in AVX2 where the CPU has it (docs/architecture.md,
-** "Generated code's ISA"): no contraction into FMAs, so the bits are the
-** baseline build's; the flags are part of the cache key. Into flags (room
-** for 3); how many. */
+/* The generated loops in AVX2 where the CPU has it, in AVX-512 where the
+** program's kernels are AVX-512's (docs/architecture.md, "Generated code's
+** ISA"): no contraction into FMAs, so the bits are the baseline build's;
+** the flags are part of the cache key. Into flags (room for
+** KILN_CODEGEN_FLAGS_MAX); how many. */
 static int codegen_flags(const kiln_program *p, const char **flags)
 {
     int n = 0;
@@ -539,6 +540,8 @@ static int codegen_flags(const kiln_program *p, const char **flags)
     if (generated_avx2(p)) {
         flags[n++] = "-mavx2";
         flags[n++] = "-mfma";
+        if (strcmp(kiln_program_isa(p), "avx512") == 0)
+            flags[n++] = "-mavx512f";
     }
     return n;
 }
@@ -747,7 +750,7 @@ static enum kiln_status compile(kiln_program *p, kiln_graph *g, const kiln_compi
         p->rt_small.sgemm_nn = p->kernels.sgemm_nn_own;
         p->rt_small.sgemm_tn = p->kernels.sgemm_tn_own;
     }
-    const char *link[6];
+    const char *link[2 + KILN_CODEGEN_FLAGS_MAX];
     int n_link = 0;
     if (have_program("ld.gold")) /* links a small library ~10 ms faster than ld.bfd */
         link[n_link++] = "-fuse-ld=gold";

@@ -9,6 +9,10 @@
 #include "compiler/util.h"
 #include "kiln/compile.h"
 
+/* The most flags the JIT adds for a unit's ISA and rounding (program.c,
+** codegen_flags). */
+#define KILN_CODEGEN_FLAGS_MAX 4
+
 /* The roots of a program, in program-graph ids. */
 typedef struct kiln_program_roots {
     int32_t cost;                     /* -1 when none */
@@ -82,7 +86,8 @@ typedef struct kiln_program_build_facts {
     bool fast_paths;        /* rt.sgemm_nn and sgemm_tn are kiln's kernels (else NULL) */
     int threads;            /* BLAS threads for large batches, 0: as the BLAS has them */
     int64_t small_batch;    /* below it, BLAS on one thread */
-    const char *cflags[3];  /* the JIT's flags for the unit (-ffp-contract=off, -mavx2 -mfma) */
+    const char *cflags[KILN_CODEGEN_FLAGS_MAX]; /* the JIT's flags for the unit (-ffp-contract=off,
+                                                ** -mavx2 -mfma, -mavx512f) */
     int n_cflags;
     kiln_param *const *params; /* plan param i's store entry */
 } kiln_program_build_facts;
