@@ -899,7 +899,8 @@ static void print_list(const kiln_kernel_list *l, kiln_strbuf *out, int depth)
             kiln_strbuf_put(out, " members");
             for (int m = 0; m < k->n_members && m < 8; m++)
                 kiln_strbuf_put(out, "%s%d", m ? "," : " ", (int)l->members[k->first_member + m]);
-            kiln_strbuf_put(out, k->n_members > 8 ? ",.. (%d)" : "", k->n_members);
+            if (k->n_members > 8)
+                kiln_strbuf_put(out, ",.. (%d)", k->n_members);
         }
         if (k->update >= 0)
             kiln_strbuf_put(out, " update %d alpha -node%d beta 1 c node%d", k->update, (int)k->scale,
