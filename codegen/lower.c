@@ -508,25 +508,28 @@ int32_t kiln_lower_kept_result(const kiln_plan *p, int32_t id, int k)
     return -1;
 }
 
-/* Scan id's stacked results (outputs not summed, saved values) written in
-** place: the body's value (a stored value of its own, no other result's
-** storage) lives at the stacked value's row t, handed in results[k], so no
-** copy follows each step (the body writes that value before it reads it;
-** a state's storage stays the body's own: the carry is read after the step). */
+/* Scan id's results written in place: the body's value (a stored value of
+** its own, no other result's storage) lives where the scan hands it in
+** results[k], so no copy follows each step (the body writes that value
+** before it reads it). A stacked result (an output not summed, a saved
+** value) goes to the stacked value's row t; a state to the place the next
+** step reads it from (emit_c.c, kernel_scan: the stacked state's row t, the
+** next row of the states the gradient reads, or the one of two carries the
+** step does not read). */
 static void lower_results_in_place(lowerer *w, int32_t id, const kiln_plan *bp, kiln_kernel_list *bl)
 {
     const kiln_node_rec *r = R(w, id);
     const kiln_graph *body = bp->g;
-    int n_state = (int)r->attr.i[KILN_SCAN_STATE], n_out = (int)r->attr.i[KILN_SCAN_OUT];
-    int n_res = n_state + n_out + (int)r->attr.i[KILN_SCAN_SAVED];
+    int n_seq = (int)r->attr.i[KILN_SCAN_SEQ], n_state = (int)r->attr.i[KILN_SCAN_STATE];
+    int n_out = (int)r->attr.i[KILN_SCAN_OUT], n_res = n_state + n_out + (int)r->attr.i[KILN_SCAN_SAVED];
     uint64_t sums = (uint64_t)r->attr.i[KILN_SCAN_SUMS];
     if (n_res > body->n_results)
         return;
-    for (int k = n_state; k < n_res; k++) {
-        bool saved = k >= n_state + n_out;
-        if (!saved && (sums >> (k - n_state) & 1))
+    for (int k = 0; k < n_res; k++) {
+        bool state = k < n_state, saved = k >= n_state + n_out;
+        if (!state && !saved && (sums >> (k - n_state) & 1))
             continue;
-        int32_t o = kiln_lower_kept_result(w->p, id, saved ? 2 * n_state + k : n_state + k);
+        int32_t o = state ? r->in[n_seq + k] : kiln_lower_kept_result(w->p, id, saved ? 2 * n_state + k : n_state + k);
         int32_t rn = body->results[k], s = bp->alias[rn];
         if (o < 0 || bp->buf[s].zone != KILN_ZONE_VALUE || R(w, o)->dtype != kiln_graph_cnode(body, rn)->dtype)
             continue;
@@ -592,15 +595,17 @@ static enum kiln_status lower_scans(lowerer *w)
         w->body_of[id] = l->n_bodies - 1;
         if (kiln_lower_fast_paths(w->o))
             lower_results_in_place(w, id, bp, l->bodies[l->n_bodies - 1]);
-        /* the region: the body's arena, then each carried state, then each
+        /* the region: the body's arena, then two carries of each state (the
+        ** one a step reads, the one it writes: emit_c.c), then each
         ** transposed context */
         int64_t at = align64(l->arena_bytes), end = at + align64(l->bodies[l->n_bodies - 1]->arena_bytes);
         w->scan_at[id] = at;
         w->scan_carry[id] = end - at;
         for (int k = 0; k < n_args; k++) {
             int32_t a = k < n_seq + n_state ? -1 : arg_node(body, k);
-            if ((k >= n_seq && k < n_seq + n_state) ||
-                (a >= 0 && transposed_context(body, a, kiln_lower_fast_paths(w->o))))
+            if (k >= n_seq && k < n_seq + n_state)
+                end += 2 * align64(kiln_plan_value_bytes(p, r->in[k], p->max_sizes));
+            else if (a >= 0 && transposed_context(body, a, kiln_lower_fast_paths(w->o)))
                 end += align64(kiln_plan_value_bytes(p, r->in[k], p->max_sizes));
         }
         l->arena_bytes = end;

@@ -90,11 +90,49 @@ START_TEST(exp_tanh_and_logistic_are_within_a_few_ulp)
 }
 END_TEST
 
+/* Occurrences of needle in hay. */
+static int count(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *q = hay; (q = strstr(q, needle)); q++)
+        n++;
+    return n;
+}
+
+/* The float32 loops of these polynomials keep four vectors in flight
+** (K_INTERLEAVE, emit_c.c): the tanh loop asks for it; a loop that calls
+** libm (softplus's log1p; exp(x) log(x): an exp beside a log) does not, nor
+** does float64 code. */
+START_TEST(loops_of_the_polynomials_ask_for_interleaving)
+{
+    for (int f64 = 0; f64 < 2; f64++) {
+        enum kiln_dtype t = f64 ? KILN_DTYPE_F64 : KILN_DTYPE_F32;
+        kiln_graph *g = kiln_graph_create(t);
+        kiln_node in = kiln_graph_input(g, "x", t, 1, (int64_t[]){100});
+        kiln_node outs[3] = {kiln_expr_tanh(g, in), kiln_expr_softplus(g, in),
+                             kiln_expr_mul(g, kiln_expr_exp(g, in), kiln_expr_log(g, in))};
+        kiln_compile_options o = kiln_compile_options_default();
+        o.outputs = outs;
+        o.n_outputs = 3;
+        kiln_program *p;
+        ck_assert_msg(kiln_compile(g, &o, &p) == KILN_OK, "%s", kiln_program_errmsg(p));
+        const char *src = kiln_program_source(p);
+        ck_assert_int_eq(count(src, "K_INTERLEAVE for"), f64 ? 0 : 1);
+        const char *at = strstr(src, "K_INTERLEAVE for");
+        if (!f64)
+            ck_assert_msg(at && strstr(at, "k_tanh(") && strstr(at, "k_tanh(") < strstr(at, "}"), "%s", src);
+        kiln_program_destroy(p);
+        kiln_graph_destroy(g);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("mathf");
     TCase *tc = tcase_create("mathf");
     tcase_add_test(tc, exp_tanh_and_logistic_are_within_a_few_ulp);
+    tcase_add_test(tc, loops_of_the_polynomials_ask_for_interleaving);
     suite_add_tcase(s, tc);
     return kiln_test_run(s);
 }

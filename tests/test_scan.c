@@ -476,15 +476,59 @@ START_TEST(the_gradient_step_reads_the_saved_products)
     for (const char *q = strstr(src, "static int64_t rnn_run"); q && (q = strstr(q, "/* written in place */")); q++)
         in_place++;
     ck_assert_int_eq(copied + in_place, 5);
-    /* the gradient scan's stacked result is written by its step straight
-    ** into row t: no copy (lower.c, lower_results_in_place); the saved tanh
-    ** is also the carried state's storage, and stays a copy */
-    ck_assert_int_eq(in_place, 1);
+    /* the gradient scan's stacked result and its carried state (the
+    ** adjoint of h) are written by its step straight where they go: row t,
+    ** the carry the next step reads (lower.c, lower_results_in_place); the
+    ** forward's saved tanh is also the carried state's storage, and stays a
+    ** copy */
+    ck_assert_int_eq(in_place, 2);
     kiln_program_destroy(p);
     kiln_graph_destroy(g);
     kiln_param_destroy(m.u);
     kiln_param_destroy(m.w);
     kiln_param_destroy(m.b);
+}
+END_TEST
+
+/* s_t = 2 s_{t-1} + x_t, then an output that reads s_{t-1} after s_t is
+** made: o_t = s_t * s_{t-1}. */
+static enum kiln_status step_reads_old_state(kiln_graph *body, const kiln_node *args, kiln_node *res, void *user)
+{
+    (void)user;
+    res[0] = kiln_expr_add(body, kiln_expr_add(body, args[1], args[1]), args[0]);
+    res[1] = kiln_expr_mul(body, res[0], args[1]);
+    return KILN_OK;
+}
+
+/* A compiled step writes its new state into the carry it does not read
+** (emit_c.c, kernel_scan): written over the old one, o_t would be s_t^2. */
+START_TEST(regress_a_step_reads_its_old_state_after_making_the_new)
+{
+    kiln_graph *g = kiln_graph_create(KILN_DTYPE_F64);
+    kiln_node x = kiln_graph_input(g, "x", KILN_DTYPE_F64, 3, (int64_t[]){KILN_TIME, KILN_BATCH, 2});
+    kiln_node s0 = kiln_expr_broadcast(g, kiln_expr_constant(g, 1), 2, (int64_t[]){KILN_BATCH, 2});
+    kiln_scan_spec spec = {.n_sequences = 1, .n_states = 1, .n_outputs = 1};
+    kiln_node s = kiln_expr_scan(g, &spec, &x, &s0, NULL, step_reads_old_state, NULL);
+    kiln_node outs[2] = {kiln_expr_output(g, s, 1), kiln_expr_output(g, s, 2)}; /* final s, stacked o */
+    ck_assert_msg(kiln_node_ok(outs[0]) && kiln_node_ok(outs[1]), "%s", kiln_graph_errmsg(g));
+    kiln_compile_options o = kiln_compile_options_default();
+    o.outputs = outs;
+    o.n_outputs = 2;
+    o.max_size[0] = 1;
+    o.max_size[1] = 3;
+    kiln_program *p;
+    ck_assert_msg(kiln_compile(g, &o, &p) == KILN_OK, "%s", kiln_program_errmsg(p));
+    double xs[6] = {1, 2, 3, 4, 5, 6}, got[6];
+    ck_assert_int_eq(kiln_program_set_size(p, KILN_TIME, 3), KILN_OK);
+    ck_assert_int_eq(kiln_program_bind_input(p, "x", xs), KILN_OK);
+    ck_assert_int_eq(kiln_program_forward(p, 1), KILN_OK);
+    /* s: (3, 4), (9, 12), (23, 30); o: s_t * s_{t-1} from s_{-1} = 1 */
+    ck_assert_int_eq(kiln_program_read(p, outs[0], got, 2), KILN_OK);
+    assert_values(got, (const double[]){23, 30}, 2, "final state");
+    ck_assert_int_eq(kiln_program_read(p, outs[1], got, 6), KILN_OK);
+    assert_values(got, (const double[]){3, 4, 27, 48, 207, 360}, 6, "stacked output");
+    kiln_program_destroy(p);
+    kiln_graph_destroy(g);
 }
 END_TEST
 
@@ -701,6 +745,7 @@ int main(void)
     tcase_add_test(tc, an_index_out_of_range_in_a_step_names_the_scan);
     tcase_add_test(tc, random_draws_in_a_step_are_per_step_and_the_gradient_sees_them);
     tcase_add_test(tc, the_gradient_step_reads_the_saved_products);
+    tcase_add_test(tc, regress_a_step_reads_its_old_state_after_making_the_new);
     tcase_add_test(tc, an_lstm_has_the_same_gradients_with_and_without_fast_paths);
     suite_add_tcase(s, tc);
     return kiln_test_run(s);
