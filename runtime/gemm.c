@@ -15,7 +15,8 @@
 ** Rows of W lie ldw floats apart, a page or more for wide layers, where the
 ** hardware prefetcher stops; the tile asks for row p + 16 while it works on
 ** row p (without it the kernel fell to 0.57x OpenBLAS at 32 x 784 x 2000,
-** with it 1.38x, and 1.47 -> 1.62x at 32 x 784 x 500).
+** with it 1.38x, and 1.47 -> 1.62x at 32 x 784 x 500); the update's
+** block kernel asks for row p + 64 (PD_TN below).
 **
 ** Fewer than 16 columns (a classifier's last layer) take a loop of their
 ** own, a row of y to a masked vector (narrow()).
@@ -50,7 +51,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { ROWS = KILN_CODEGEN_GEMM_ROWS, MR = 12, KC = 128, PD = 16, NC = 256 };
+/* PD, PD_TN: how many rows of W ahead the tile asks for (tile()): 16 for
+** y = x W, whose W was read a step before and lies in L2 or L3; 64 for the
+** update's b (the d of a whole sequence, 6.5 MB in the LSTM benchmark),
+** written long before and read first from memory: the LSTM step's median
+** 44.75-45.33 ms with 16, 44.35-44.83 with 48-96 (an experiment build
+** whose distance was a variable, steps alternating the settings in one
+** process; docs/performance.md). */
+enum { ROWS = KILN_CODEGEN_GEMM_ROWS, MR = 12, KC = 128, PD = 16, PD_TN = 64, NC = 256 };
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -144,7 +152,7 @@ __attribute__((target("avx512f"))) static void store_y(int m, int n, const float
 ** column by column, read back unless first. */
 __attribute__((target("avx512f"), always_inline)) static inline void
 tile(int nr, int kc, const float *restrict xt, const float *restrict w, ptrdiff_t ldw, float *restrict ct,
-     bool first)
+     bool first, int pd)
 {
     __m512 a0[MR], a1[MR];
 #pragma GCC unroll 12
@@ -156,10 +164,10 @@ tile(int nr, int kc, const float *restrict xt, const float *restrict w, ptrdiff_
         const __m512 x0 = _mm512_load_ps(xt + ROWS * p), x1 = _mm512_load_ps(xt + ROWS * p + 16);
         const float *wr = w + p * ldw;
         /* rows of W are ldw apart, often a page or more: the hardware does
-        ** not prefetch across pages, so ask for row p + PD's floats now (an
+        ** not prefetch across pages, so ask for row p + pd's floats now (an
         ** address, not a pointer: it may lie past W, and a prefetch never
         ** faults) */
-        const uintptr_t ahead = (uintptr_t)wr + (uintptr_t)(PD * ldw) * sizeof(float);
+        const uintptr_t ahead = (uintptr_t)wr + (uintptr_t)(pd * ldw) * sizeof(float);
         _mm_prefetch((const char *)ahead, _MM_HINT_T0);
         _mm_prefetch((const char *)(ahead + (uintptr_t)(nr - 1) * sizeof(float)), _MM_HINT_T0);
 #pragma GCC unroll 12
@@ -177,28 +185,28 @@ tile(int nr, int kc, const float *restrict xt, const float *restrict w, ptrdiff_
 }
 
 /* The n columns of W from w (rows p0 .. p0+kc, ldw apart) against xt
-** (kc x 32), tile after tile, into ct (n x 32). */
+** (kc x 32), tile after tile, into ct (n x 32); pd: tile()'s. */
 __attribute__((target("avx512f"), always_inline)) static inline void
 tiles(int n, int kc, const float *restrict xp, const float *restrict wp, ptrdiff_t ldw, float *restrict ct,
-      bool first)
+      bool first, int pd)
 {
     int j = 0;
     for (; j + MR <= n; j += MR)
-        tile(MR, kc, xp, wp + j, ldw, ct + ROWS * j, first);
+        tile(MR, kc, xp, wp + j, ldw, ct + ROWS * j, first, pd);
     if (n - j >= 8) {
-        tile(8, kc, xp, wp + j, ldw, ct + ROWS * j, first);
+        tile(8, kc, xp, wp + j, ldw, ct + ROWS * j, first, pd);
         j += 8;
     }
     if (n - j >= 4) {
-        tile(4, kc, xp, wp + j, ldw, ct + ROWS * j, first);
+        tile(4, kc, xp, wp + j, ldw, ct + ROWS * j, first, pd);
         j += 4;
     }
     if (n - j >= 2) {
-        tile(2, kc, xp, wp + j, ldw, ct + ROWS * j, first);
+        tile(2, kc, xp, wp + j, ldw, ct + ROWS * j, first, pd);
         j += 2;
     }
     if (n - j >= 1)
-        tile(1, kc, xp, wp + j, ldw, ct + ROWS * j, first);
+        tile(1, kc, xp, wp + j, ldw, ct + ROWS * j, first, pd);
 }
 
 /* One block of at most 32 rows. */
@@ -210,7 +218,7 @@ __attribute__((target("avx512f"))) static void block(int m, int n, int k, const 
     pack_xt(m, k, x, ldx, xt);
     for (int p0 = 0; p0 < k; p0 += KC) {
         const int kc = k - p0 < KC ? k - p0 : KC;
-        tiles(n, kc, xt + ROWS * p0, w + p0 * ldw, ldw, ct, p0 == 0);
+        tiles(n, kc, xt + ROWS * p0, w + p0 * ldw, ldw, ct, p0 == 0, PD);
     }
     store_y(m, n, ct, y, ldy, STORE, 1.0f, add, ldadd);
 }
@@ -248,7 +256,7 @@ __attribute__((target("avx512f"))) static void tn_block(int m, int n, int k, flo
             for (int p0 = 0; p0 < k; p0 += KC) {
                 const int kc = k - p0 < KC ? k - p0 : KC;
                 pack_at(mb, kc, a + (ptrdiff_t)p0 * lda + i0, lda, xt);
-                tiles(nc, kc, xt, b + (ptrdiff_t)p0 * ldb + j0, ldb, ct, p0 == 0);
+                tiles(nc, kc, xt, b + (ptrdiff_t)p0 * ldb + j0, ldb, ct, p0 == 0, PD_TN);
             }
             store_y(mb, nc, ct, c + (ptrdiff_t)i0 * ldc + j0, ldc, fin, alpha, NULL, 0);
         }
