@@ -809,13 +809,22 @@ static void kernel_matmul2(emitter *e, int32_t id)
         ** a B == 1 branch, "else\n" becomes "else if". */
         if (one && e->body.n && e->body.s[e->body.n - 1] == '\n')
             e->body.s[--e->body.n] = '\0';
-        char wt[48]; /* x W^T with W a scan's context: W^T, transposed once before the loop (lower.c) */
-        snprintf(wt, sizeof wt, "(const float *)inputs[%d]", (int)e->k->tr_in);
+        /* x W^T with W a scan's context: W^T, transposed once before the
+        ** loop; x W with W a padded one: its copy (lower.c); both with
+        ** rows kiln_lower_context_ld apart */
+        char wt[48], wld[DIM_MAX];
+        int cin = tb ? e->k->tr_in : e->k->pad_in;
+        snprintf(wt, sizeof wt, "(const float *)inputs[%d]", cin);
+        int64_t cld = cin >= 0 ? kiln_lower_context_ld(&rb->shape, tb) : 0;
+        if (cld)
+            snprintf(wld, sizeof wld, "%" PRId64, cld);
+        else
+            snprintf(wld, sizeof wld, "%s", tb ? nn : ldb);
         sb_put(&e->body,
                "%sif (rt->sgemm_nn)\n"
                "        rt->sgemm_nn((int)%s, (int)%s, (int)%s, %s, (int)%s, %s, (int)%s, %s, (int)%s, gemm_scratch, %s);\n"
                "    else\n",
-               one ? " " : "    ", m, nn, k, a, lda, tb ? wt : b, tb ? nn : ldb, c, nn, add);
+               one ? " " : "    ", m, nn, k, a, lda, cin >= 0 ? wt : b, wld, c, nn, add);
         one = true;
     }
     if (e->k->fast & KILN_FAST_OWN_TN) {
@@ -1154,7 +1163,7 @@ static void kernel_scan(emitter *e, int32_t id)
            e->k->scan_at);
     int n_tr = 0;
     for (int l = 0; l < n_ctx; l++)
-        n_tr += e->k->transposed[l];
+        n_tr += e->k->transposed[l] + e->k->padded[l];
     sb_put(&e->body, "        const void *k_args[%d];\n        void *k_res[%d];\n", n_args + n_tr,
            n_state + n_out + (int)r->attr.i[KILN_SCAN_SAVED]);
     const kiln_kernel_list *bl = e->L->bodies[e->k->body];
@@ -1179,24 +1188,45 @@ static void kernel_scan(emitter *e, int32_t id)
     for (int l = 0, q = 0; l < n_ctx; l++) {
         int32_t in = r->in[n_seq + n_state + l];
         sb_put(&e->body, "        k_args[%d] = %s; /* context */\n", n_seq + n_state + l, storage_name(e, in));
-        if (!e->k->transposed[l])
-            continue;
-        /* and its transpose, for the step's products x W^T */
-        char rows[DIM_MAX], cols[DIM_MAX];
-        dim_c(e, R(e, in)->shape.dims[0], rows, sizeof rows);
-        dim_c(e, R(e, in)->shape.dims[1], cols, sizeof cols);
-        /* in 16 x 16 tiles: a row-by-row transpose writes each float a
-        ** row of k_wt apart, one cache line per store */
+        char rows[DIM_MAX], cols[DIM_MAX], ld[DIM_MAX];
+        const kiln_shape *s = &R(e, in)->shape;
         const char *w = storage_name(e, in);
-        sb_put(&e->body, "        {\n            float *const k_wt = (float *)(arena + %" PRId64 "); /* %s^T */\n"
-                         "            for (int64_t i0 = 0; i0 < %s; i0 += 16)\n"
-                         "                for (int64_t j0 = 0; j0 < %s; j0 += 16)\n"
-                         "                    for (int64_t i = i0; i < i0 + 16 && i < %s; i++)\n"
-                         "                        for (int64_t j = j0; j < j0 + 16 && j < %s; j++)\n"
-                         "                            k_wt[j * %s + i] = %s[i * %s + j];\n"
-                         "            k_args[%d] = k_wt;\n        }\n",
-               carry, e->var[e->p->alias[in]], rows, cols, rows, cols, rows, w, cols, n_args + q++);
-        carry += (kiln_plan_value_bytes(e->p, in, e->p->max_sizes) + 63) / 64 * 64;
+        if (e->k->transposed[l]) {
+            /* its transpose, for the step's products x W^T, rows padded
+            ** (lower.h, kiln_lower_context_ld) */
+            dim_c(e, s->dims[0], rows, sizeof rows);
+            dim_c(e, s->dims[1], cols, sizeof cols);
+            int64_t tld = kiln_lower_context_ld(s, true);
+            if (tld)
+                snprintf(ld, sizeof ld, "%" PRId64, tld);
+            else
+                snprintf(ld, sizeof ld, "%s", rows);
+            /* in 16 x 16 tiles: a row-by-row transpose writes each float a
+            ** row of k_wt apart, one cache line per store */
+            sb_put(&e->body, "        {\n            float *const k_wt = (float *)(arena + %" PRId64 "); /* %s^T */\n"
+                             "            for (int64_t i0 = 0; i0 < %s; i0 += 16)\n"
+                             "                for (int64_t j0 = 0; j0 < %s; j0 += 16)\n"
+                             "                    for (int64_t i = i0; i < i0 + 16 && i < %s; i++)\n"
+                             "                        for (int64_t j = j0; j < j0 + 16 && j < %s; j++)\n"
+                             "                            k_wt[j * %s + i] = %s[i * %s + j];\n"
+                             "            k_args[%d] = k_wt;\n        }\n",
+                   carry, e->var[e->p->alias[in]], rows, cols, rows, cols, ld, w, cols, n_args + q++);
+            int64_t bytes = tld ? (int64_t)sizeof(float) * s->dims[1] * tld
+                                : kiln_plan_value_bytes(e->p, in, e->p->max_sizes);
+            carry += (bytes + 63) / 64 * 64;
+        }
+        if (e->k->padded[l]) {
+            /* a copy, rows padded, for the step's products x W */
+            int64_t pld = kiln_lower_context_ld(s, false);
+            sb_put(&e->body, "        {\n            float *const k_wp = (float *)(arena + %" PRId64 "); /* %s, rows %"
+                             PRId64 " apart */\n"
+                             "            for (int64_t i = 0; i < %" PRId64 "; i++)\n"
+                             "                for (int64_t j = 0; j < %" PRId64 "; j++) k_wp[i * %" PRId64 " + j] = %s[i * %"
+                             PRId64 " + j];\n"
+                             "            k_args[%d] = k_wp;\n        }\n",
+                   carry, e->var[e->p->alias[in]], pld, s->dims[0], s->dims[1], pld, w, s->dims[1], n_args + q++);
+            carry += ((int64_t)sizeof(float) * s->dims[0] * pld + 63) / 64 * 64;
+        }
     }
     for (int m = 0; m < n_out; m++) { /* sums start at zero */
         int32_t o = result_node(e, id, 2 * n_state + m);

@@ -18,7 +18,9 @@
 **     value's loop (lower_siblings), a softmax in its cross-entropy's row
 **     loop (lower_shared_rows);
 **   - a scan body's x W^T with W a context reads W^T, transposed once
-**     before the loop (transposed_context);
+**     before the loop (transposed_context), and x W a copy of W (when its
+**     rows are a multiple of 32 floats: padded_context), both with rows
+**     KILN_CODEGEN_PADDED_LD apart;
 **   - a scan's stacked output or saved value is written by its body straight
 **     into the stacked value at t (lower_results_in_place);
 **   - a product's one reader, an add of a bias row or a matrix of its
@@ -53,7 +55,7 @@ typedef struct lowerer {
     int32_t *readers;   /* per storage root: how many nodes read it */
     int *fused;         /* per node: update whose value this product applies, or -1 */
     bool *absorbed;     /* per node: computed by another kernel (never a kernel alone) */
-    int32_t *sibling, *rows_with, *defer_at, *tr_in;
+    int32_t *sibling, *rows_with, *defer_at, *tr_in, *pad_in;
     int32_t *sum_of;    /* per product: the add it computes with its addend (lower_addends), or -1 */
     const bool *needed; /* a body's: per result, whether the scan reads it (NULL: not a body) */
     int64_t *scan_at, *scan_carry;
@@ -447,6 +449,15 @@ static void lower_addends(lowerer *w)
     }
 }
 
+/* Whether node id of a scan body is a product x W (trans: x W^T) whose W
+** is the body's argument arg. */
+static bool context_product(const kiln_graph *body, int32_t id, int32_t arg, bool trans)
+{
+    const kiln_node_rec *r = &body->nodes[id];
+    return r->op == KILN_OP_MATMUL && r->in[1] == arg && !!kiln_attr_trans_b(r) == trans && !kiln_attr_trans_a(r) &&
+           r->shape.rank == 2 && body->nodes[r->in[0]].shape.rank == 2;
+}
+
 /* Whether a scan body's argument `arg` (an ARG node) is a matrix W the step
 ** reads in products x W^T (a weight's adjoint d W^T in a backward step):
 ** then the scan hands the step W^T as well, transposed once before its
@@ -456,12 +467,25 @@ static bool transposed_context(const kiln_graph *body, int32_t arg, bool fast)
 {
     if (!fast || body->floatx != KILN_DTYPE_F32 || body->nodes[arg].shape.rank != 2)
         return false;
-    for (int32_t id = arg + 1; id < body->n_nodes; id++) {
-        const kiln_node_rec *r = &body->nodes[id];
-        if (r->op == KILN_OP_MATMUL && r->in[1] == arg && kiln_attr_trans_b(r) && !kiln_attr_trans_a(r) &&
-            r->shape.rank == 2 && body->nodes[r->in[0]].shape.rank == 2)
+    for (int32_t id = arg + 1; id < body->n_nodes; id++)
+        if (context_product(body, id, arg, true))
             return true;
-    }
+    return false;
+}
+
+/* Whether the scan hands the step a copy of W with its rows
+** KILN_CODEGEN_PADDED_LD apart, made once before the loop, for products x W
+** (a forward step's h W): kiln's own GEMM reads W where it lies, a row at a
+** time, and rows a multiple of 128 bytes apart share a few of L1's sets. */
+static bool padded_context(const kiln_graph *body, int32_t arg, bool fast)
+{
+    const kiln_shape *s = &body->nodes[arg].shape;
+    if (!fast || body->floatx != KILN_DTYPE_F32 || !kiln_lower_context_ld(s, false) ||
+        kiln_lower_context_ld(s, false) == s->dims[1])
+        return false;
+    for (int32_t id = arg + 1; id < body->n_nodes; id++)
+        if (context_product(body, id, arg, false))
+            return true;
     return false;
 }
 
@@ -475,22 +499,25 @@ static int32_t arg_node(const kiln_graph *body, int a)
 }
 
 /* For a body's lowering: tr_in[] of each x W^T product whose W is a
-** transposed context; the copies follow the n_args arguments in inputs[],
-** in argument order. */
+** transposed context, pad_in[] of each x W product whose W is a padded
+** one; the copies follow the n_args arguments in inputs[], in argument
+** order, W^T before the padded W of one argument. */
 static void lower_transposed(lowerer *w, int ctx_from, int n_args)
 {
     int q = 0;
+    bool fast = kiln_lower_fast_paths(w->o);
     for (int a = ctx_from; a < n_args; a++) {
         int32_t arg = arg_node(w->g, a);
-        if (arg < 0 || !transposed_context(w->g, arg, kiln_lower_fast_paths(w->o)))
+        if (arg < 0)
             continue;
-        for (int32_t id = arg + 1; id < w->p->n; id++) {
-            const kiln_node_rec *r = R(w, id);
-            if (r->op == KILN_OP_MATMUL && r->in[1] == arg && kiln_attr_trans_b(r) && !kiln_attr_trans_a(r) &&
-                r->shape.rank == 2 && R(w, r->in[0])->shape.rank == 2)
-                w->tr_in[id] = n_args + q;
+        for (int tr = 1; tr >= 0; tr--) {
+            if (tr ? !transposed_context(w->g, arg, fast) : !padded_context(w->g, arg, fast))
+                continue;
+            for (int32_t id = arg + 1; id < w->p->n; id++)
+                if (context_product(w->g, id, arg, tr))
+                    *(tr ? &w->tr_in[id] : &w->pad_in[id]) = n_args + q;
+            q++;
         }
-        q++;
     }
 }
 
@@ -597,16 +624,25 @@ static enum kiln_status lower_scans(lowerer *w)
             lower_results_in_place(w, id, bp, l->bodies[l->n_bodies - 1]);
         /* the region: the body's arena, then two carries of each state (the
         ** one a step reads, the one it writes: emit_c.c), then each
-        ** transposed context */
+        ** context's copies (W^T, then W with padded rows) */
         int64_t at = align64(l->arena_bytes), end = at + align64(l->bodies[l->n_bodies - 1]->arena_bytes);
         w->scan_at[id] = at;
         w->scan_carry[id] = end - at;
         for (int k = 0; k < n_args; k++) {
             int32_t a = k < n_seq + n_state ? -1 : arg_node(body, k);
-            if (k >= n_seq && k < n_seq + n_state)
+            if (k >= n_seq && k < n_seq + n_state) {
                 end += 2 * align64(kiln_plan_value_bytes(p, r->in[k], p->max_sizes));
-            else if (a >= 0 && transposed_context(body, a, kiln_lower_fast_paths(w->o)))
-                end += align64(kiln_plan_value_bytes(p, r->in[k], p->max_sizes));
+                continue;
+            }
+            if (a < 0)
+                continue;
+            const kiln_shape *s = &body->nodes[a].shape;
+            int64_t tld = kiln_lower_context_ld(s, true), pld = kiln_lower_context_ld(s, false);
+            if (transposed_context(body, a, kiln_lower_fast_paths(w->o)))
+                end += align64(tld ? (int64_t)sizeof(float) * s->dims[1] * tld
+                                   : kiln_plan_value_bytes(p, r->in[k], p->max_sizes));
+            if (padded_context(body, a, kiln_lower_fast_paths(w->o)))
+                end += align64((int64_t)sizeof(float) * s->dims[0] * pld);
         }
         l->arena_bytes = end;
     }
@@ -711,7 +747,7 @@ static enum kiln_status make_records(lowerer *w)
         kiln_kernel *k = &l->k[l->n];
         *k = (kiln_kernel){.kind = kind_of(r), .root = id, .modes = p->modes[id] & all, .sibling = w->sibling[id],
                            .rows_with = w->rows_with[id], .update = w->fused[id], .scale = -1, .defer_param = -1,
-                           .tr_in = w->tr_in[id], .body = w->body_of[id], .scan_at = w->scan_at[id],
+                           .tr_in = w->tr_in[id], .pad_in = w->pad_in[id], .body = w->body_of[id], .scan_at = w->scan_at[id],
                            .scan_carry = w->scan_carry[id]};
         k->addend = k->sum = -1;
         if (r->op == KILN_OP_MATMUL && w->sum_of[id] >= 0) {
@@ -754,11 +790,13 @@ static enum kiln_status make_records(lowerer *w)
             int from = (int)(r->attr.i[KILN_SCAN_SEQ] + r->attr.i[KILN_SCAN_STATE]);
             int n_ctx = (int)r->attr.i[KILN_SCAN_CTX];
             k->transposed = calloc((size_t)n_ctx + 1, sizeof *k->transposed);
-            if (!k->transposed)
+            k->padded = calloc((size_t)n_ctx + 1, sizeof *k->padded);
+            if (!k->transposed || !k->padded)
                 return kiln_err_set(w->err, KILN_ERR_NOMEM, "codegen: no memory");
             for (int c = 0; c < n_ctx; c++) {
                 int32_t a = arg_node(body, from + c);
                 k->transposed[c] = a >= 0 && transposed_context(body, a, kiln_lower_fast_paths(w->o));
+                k->padded[c] = a >= 0 && padded_context(body, a, kiln_lower_fast_paths(w->o));
             }
         }
         l->kernel[id] = l->n++;
@@ -776,6 +814,7 @@ static void lowerer_free(lowerer *w)
     free(w->rows_with);
     free(w->defer_at);
     free(w->tr_in);
+    free(w->pad_in);
     free(w->sum_of);
     free(w->scan_at);
     free(w->scan_carry);
@@ -808,6 +847,7 @@ static enum kiln_status lower_graph(const kiln_plan *p, const kiln_lower_options
     w.rows_with = malloc(n1 * sizeof *w.rows_with);
     w.defer_at = malloc(n1 * sizeof *w.defer_at);
     w.tr_in = malloc(n1 * sizeof *w.tr_in);
+    w.pad_in = malloc(n1 * sizeof *w.pad_in);
     w.sum_of = malloc(n1 * sizeof *w.sum_of);
     w.scan_at = malloc(n1 * sizeof *w.scan_at);
     w.scan_carry = calloc(n1, sizeof *w.scan_carry);
@@ -815,14 +855,14 @@ static enum kiln_status lower_graph(const kiln_plan *p, const kiln_lower_options
     w.stack = malloc(n1 * sizeof *w.stack);
     w.mark = calloc(n1, sizeof *w.mark);
     if (!w.stack || !w.mark || !l->kernel || !l->result_at || !l->slab_update || !l->update_scale || !l->defer || !w.kernel_of || !w.readers || !w.fused ||
-        !w.absorbed || !w.sibling || !w.rows_with || !w.defer_at || !w.tr_in || !w.sum_of || !w.scan_at || !w.scan_carry ||
+        !w.absorbed || !w.sibling || !w.rows_with || !w.defer_at || !w.tr_in || !w.pad_in || !w.sum_of || !w.scan_at || !w.scan_carry ||
         !w.body_of) {
         lowerer_free(&w);
         return kiln_err_set(err, KILN_ERR_NOMEM, "codegen: no memory");
     }
     for (int32_t id = 0; id < p->n; id++) {
         l->result_at[id] = -1;
-        l->kernel[id] = w.fused[id] = w.sibling[id] = w.rows_with[id] = w.defer_at[id] = w.tr_in[id] = -1;
+        l->kernel[id] = w.fused[id] = w.sibling[id] = w.rows_with[id] = w.defer_at[id] = w.tr_in[id] = w.pad_in[id] = -1;
         w.sum_of[id] = -1;
         w.scan_at[id] = -1;
         w.body_of[id] = -1;
@@ -865,8 +905,10 @@ void kiln_kernel_list_free(kiln_kernel_list *l)
         kiln_kernel_list_free(l->bodies[b]);
         kiln_plan_free(&l->body_plans[b]);
     }
-    for (int i = 0; l->k && i < l->n; i++)
+    for (int i = 0; l->k && i < l->n; i++) {
         free(l->k[i].transposed);
+        free(l->k[i].padded);
+    }
     free(l->bodies);
     free(l->body_plans);
     free(l->k);
@@ -918,6 +960,8 @@ static void print_list(const kiln_kernel_list *l, kiln_strbuf *out, int depth)
             kiln_strbuf_put(out, " with_softmax node %d", (int)k->rows_with);
         if (k->tr_in >= 0)
             kiln_strbuf_put(out, " w_transposed input %d", k->tr_in);
+        if (k->pad_in >= 0)
+            kiln_strbuf_put(out, " w_padded input %d", k->pad_in);
         if (k->sum >= 0)
             kiln_strbuf_put(out, " addend node %d (%s) into node %d:add", (int)k->addend, k->addend_row ? "row" : "matrix",
                             (int)k->sum);

@@ -14,6 +14,7 @@
 #ifndef KILN_CODEGEN_LOWER_H
 #define KILN_CODEGEN_LOWER_H
 
+#include "codegen/rt_table.h"
 #include "compiler/memplan.h"
 #include "compiler/util.h"
 
@@ -65,7 +66,8 @@ typedef struct kiln_kernel {
     int update;        /* fused: the plan's update this product applies, or -1 */
     int32_t scale;     /* fused: the node of s (alpha = -s, beta = 1, C = the update's target) */
     int defer_param;   /* DEFER_STORE: the parameter whose slot it fills; DEFER_APPLY: whose slot it applies */
-    int tr_in;         /* x W^T in a body: inputs[] index of W^T, or -1 */
+    int tr_in;         /* x W^T in a body: inputs[] index of W^T (rows KILN_CODEGEN_PADDED_LD apart), or -1 */
+    int pad_in;        /* x W in a body: inputs[] index of W's copy, rows KILN_CODEGEN_PADDED_LD apart, or -1 */
     /* the addend epilogue: the product's one reader, sum = product + addend,
     ** absorbed: the product writes sum's storage with the addend added */
     int32_t addend;    /* the addend's node, or -1 */
@@ -76,6 +78,7 @@ typedef struct kiln_kernel {
     int64_t scan_at;   /* arena offset of the scan's region (the body's arena) */
     int64_t scan_carry; /* offset in that region of the carried states, then the transposed contexts */
     bool *transposed;  /* per context: handed to the body transposed as well (n_ctx entries) */
+    bool *padded;      /* per context: and copied with rows KILN_CODEGEN_PADDED_LD apart (after W^T, if both) */
 } kiln_kernel;
 
 struct kiln_kernel_list {
@@ -102,6 +105,16 @@ struct kiln_kernel_list {
     kiln_kernel_list **bodies;
     int n_bodies;
 };
+
+/* The row stride of the copy a scan makes of a context W (rank 2, float)
+** for its step's products: of W^T (transposed) or of W itself; 0 where the
+** copy keeps the natural stride (a dimension known only at run time). */
+static inline int64_t kiln_lower_context_ld(const kiln_shape *s, bool transposed)
+{
+    if (s->rank != 2 || s->dims[0] <= 0 || s->dims[1] <= 0)
+        return 0;
+    return KILN_CODEGEN_PADDED_LD(s->dims[transposed ? 0 : 1]);
+}
 
 /* Lower plan p (which must outlive *out). A scan body's list is made with
 ** kiln_lower_body's arguments. *out freed with kiln_kernel_list_free. */

@@ -250,7 +250,7 @@ START_TEST(scan_has_its_bodys_list)
     for (int plain = 0; plain < 2; plain++) {
         lowered x;
         lower_model(&x, lstm_make, 4, 5, false, plain);
-        int scans = 0, transposed = 0;
+        int scans = 0, transposed = 0, padded = 0;
         for (int k = 0; k < x.l->n; k++) {
             const kiln_kernel *kr = &x.l->k[k];
             if (kr->kind != KILN_KERNEL_SCAN)
@@ -267,6 +267,7 @@ START_TEST(scan_has_its_bodys_list)
                 if (plain)
                     ck_assert_int_lt(b->k[j].sum, 0);
                 transposed += b->k[j].tr_in >= 0;
+                padded += b->k[j].pad_in >= 0;
                 ck_assert_uint_eq(b->k[j].modes, KILN_MODE_FORWARD); /* a step is one function */
             }
             ck_assert_int_gt(gemms, 0);
@@ -276,10 +277,15 @@ START_TEST(scan_has_its_bodys_list)
             ck_assert_int_ge(kr->scan_carry, b->arena_bytes);
         }
         ck_assert_int_ge(scans, 2); /* the forward scan and the backward scan */
-        if (plain)
+        if (plain) {
             ck_assert_int_eq(transposed, 0);
-        else
+            ck_assert_int_eq(padded, 0);
+        } else {
             ck_assert_int_gt(transposed, 0); /* the backward step's x W^T reads W^T */
+            /* the forward step's h W reads W's copy with rows 48 floats
+            ** apart, not 32 (kiln_lower_context_ld) */
+            ck_assert_int_gt(padded, 0);
+        }
         kiln_strbuf text = {0};
         kiln_kernel_list_print(x.l, &text);
         ck_assert_msg(strstr(text.s, ": scan node") && strstr(text.s, "\n  kernel 0: "), "%s", text.s);
