@@ -319,14 +319,13 @@ static void access(emitter *e, char *dst, size_t cap, int32_t id, const kindex *
 }
 
 /* Open a loop nest over shape s with indices i0.. (or one flat i); pre is
-** extra indentation; interleave: the innermost loop is K_INTERLEAVE'd (the
-** prelude). Returns the body's depth. */
-static int open_loops(emitter *e, const kiln_shape *s, bool flat, kindex *ix, const char *pre, bool interleave)
+** extra indentation; il: what the innermost loop's line starts with (the
+** prelude's K_INTERLEAVE, K_IVDEP, or ""). Returns the body's depth. */
+static int open_loops(emitter *e, const kiln_shape *s, bool flat, kindex *ix, const char *pre, const char *il)
 {
     memset(ix, 0, sizeof *ix);
     ix->flat = flat;
     ix->rank = s->rank;
-    const char *il = interleave ? "K_INTERLEAVE " : "";
     if (flat) {
         char n[DIM_MAX];
         size_c(e, s, n, sizeof n);
@@ -608,7 +607,7 @@ static void kernel_elementwise(emitter *e, int32_t id)
         sb_put(&e->body, "    /* and node %d:sum -> %s in the same loop */\n", (int)sum, e->var[sum]);
         sb_put(&e->body, "    for (int64_t i = 0; i < %s; i++) %s[i] = 0;\n", n, storage_name(e, sum));
     }
-    int depth = open_loops(e, ls, flat, &ix, "", sum < 0 && transcendental(e, id));
+    int depth = open_loops(e, ls, flat, &ix, "", sum < 0 && transcendental(e, id) ? "K_INTERLEAVE " : "");
     group_statements(e, id, &ix, ls, depth, "");
     value_expr(e, x, sizeof x, id, &ix, ls);
     access(e, out, sizeof out, id, &ix, ls);
@@ -628,6 +627,52 @@ static void kernel_elementwise(emitter *e, int32_t id)
         sb_put(&e->body, "    %*s%s = %s;\n", 4 * depth, "", out, x);
     }
     close_loops(e, ls, flat, "");
+}
+
+/* Kernels ks[0 .. n-1] as one loop nest over their shape (lower.c,
+** lower_shared_nests): sums set to zero first, then per element each
+** kernel's statements in order, each in a block of its own; the inner loop
+** K_IVDEP (no alias checks: lower.c checked the storage) and, if a kernel
+** computes kiln's exp/tanh/sigmoid polynomials, K_INTERLEAVE. */
+static void kernel_nest(emitter *e, const kiln_kernel *ks, int n)
+{
+    const kiln_node_rec *r0 = R(e, ks[0].root);
+    const kiln_shape *s = ks[0].kind == KILN_KERNEL_REDUCTION ? &R(e, r0->in[0])->shape : &r0->shape;
+    bool poly = false;
+    for (int i = 0; i < n; i++) {
+        e->k = &ks[i];
+        kernel_comment(e, ks[i].root);
+        poly |= transcendental(e, ks[i].root);
+    }
+    sb_put(&e->body, "    /* the %d kernels above: one loop nest (lower.c, lower_shared_nests) */\n", n);
+    char nn[DIM_MAX], x[4096], out[1200];
+    for (int i = 0; i < n; i++)
+        if (ks[i].kind == KILN_KERNEL_REDUCTION) {
+            size_c(e, &R(e, ks[i].root)->shape, nn, sizeof nn);
+            sb_put(&e->body, "    for (int64_t i = 0; i < %s; i++) %s[i] = 0;\n", nn, storage_name(e, ks[i].root));
+        }
+    kindex ix;
+    int depth = open_loops(e, s, false, &ix, "", poly ? "K_IVDEP K_INTERLEAVE " : "K_IVDEP ");
+    for (int i = 0; i < n; i++) {
+        int32_t id = ks[i].root;
+        const kiln_node_rec *r = R(e, id);
+        e->k = &ks[i];
+        sb_put(&e->body, "    %*s{ /* node %d */\n", 4 * depth, "", (int)id);
+        group_statements(e, id, &ix, s, depth + 1, "");
+        if (ks[i].kind == KILN_KERNEL_REDUCTION) {
+            operand(e, x, sizeof x, r->in[0], &ix, s);
+            kindex oix = {.flat = false, .rank = 1};
+            snprintf(oix.ax[0], sizeof oix.ax[0], "%s", ix.ax[1]);
+            access(e, out, sizeof out, id, &oix, &r->shape);
+            sb_put(&e->body, "    %*s%s += %s;\n", 4 * (depth + 1), "", out, x);
+        } else {
+            value_expr(e, x, sizeof x, id, &ix, s);
+            access(e, out, sizeof out, id, &ix, s);
+            sb_put(&e->body, "    %*s%s = %s;\n", 4 * (depth + 1), "", out, x);
+        }
+        sb_put(&e->body, "    %*s}\n", 4 * depth, "");
+    }
+    close_loops(e, s, false, "");
 }
 
 static void kernel_reduce(emitter *e, int32_t id)
@@ -666,7 +711,7 @@ static void kernel_reduce(emitter *e, int32_t id)
     if (r->shape.rank == 0) { /* over everything: one accumulator, in double */
         bool flat = xs->rank > 0 && flat_ok(e, id, xs);
         sb_put(&e->body, "    {\n        double acc = %s;\n", is_max ? "-INFINITY" : "0");
-        int depth = open_loops(e, xs, flat, &ix, "    ", false);
+        int depth = open_loops(e, xs, flat, &ix, "    ", "");
         group_statements(e, id, &ix, xs, depth, "    ");
         operand(e, xv, sizeof xv, x, &ix, xs);
         if (is_max)
@@ -683,7 +728,7 @@ static void kernel_reduce(emitter *e, int32_t id)
     size_c(e, &r->shape, n, sizeof n);
     sb_put(&e->body, "    for (int64_t i = 0; i < %s; i++) %s[i] = %s;\n", n, storage_name(e, id),
            is_max ? "-INFINITY" : "0");
-    int depth = open_loops(e, xs, false, &ix, "", false);
+    int depth = open_loops(e, xs, false, &ix, "", "");
     group_statements(e, id, &ix, xs, depth, "");
     operand(e, xv, sizeof xv, x, &ix, xs);
     kindex oix = {.flat = false, .rank = 0};
@@ -949,7 +994,7 @@ static void kernel_transpose(emitter *e, int32_t id)
     const kiln_node_rec *r = R(e, id), *ra = R(e, r->in[0]);
     kindex ix;
     char src[1200];
-    int depth = open_loops(e, &r->shape, false, &ix, "", false);
+    int depth = open_loops(e, &r->shape, false, &ix, "", "");
     /* input axis perm[k] is output axis k: index the input by the output's loop */
     kindex in = {.flat = false, .rank = ra->shape.rank};
     for (int k = 0; k < r->shape.rank; k++)
@@ -1332,6 +1377,10 @@ static void emit_kernel(emitter *e, const kiln_kernel *k)
 {
     int32_t id = k->root;
     e->k = k;
+    if (k->nest > 1) {
+        kernel_nest(e, k, k->nest);
+        return;
+    }
     kernel_comment(e, id);
     switch (k->kind) {
     case KILN_KERNEL_GEMM: kernel_matmul2(e, id); break;
@@ -1569,7 +1618,7 @@ static void emit_run(emitter *e, sbuf *out)
     for (int i = 0; i < e->L->n; i++) {
         const kiln_kernel *kr = &e->L->k[i];
         unsigned m = kr->modes & all;
-        if (!m)
+        if (!m || !kr->nest) /* not run here, or in an earlier kernel's loop nest */
             continue;
         if (kr->update >= 0) { /* the plain product, and the fused update in MODE_TRAIN */
             char *fused = kernel_text(e, kr);
@@ -1804,6 +1853,14 @@ static const char PRELUDE[] =
     "static inline real k_max(real a, real b) { return a >= b ? a : b; }\n"
     "static inline real k_min(real a, real b) { return a <= b ? a : b; }\n"
     "static inline real k_clip(real x, real lo, real hi) { return x < lo ? lo : x > hi ? hi : x; }\n"
+    "/* a shared loop nest's inner loop: no alias checks (codegen checked the storage) */\n"
+    "#if defined(__clang__)\n"
+    "#define K_IVDEP _Pragma(\"clang loop vectorize(assume_safety)\")\n"
+    "#elif defined(__GNUC__)\n"
+    "#define K_IVDEP _Pragma(\"GCC ivdep\")\n"
+    "#else\n"
+    "#define K_IVDEP\n"
+    "#endif\n"
     "/* a loop of transcendentals: four vectors in flight (their polynomials are long chains) */\n"
     "#if defined(__clang__)\n"
     "#define K_INTERLEAVE _Pragma(\"clang loop interleave_count(4)\")\n"

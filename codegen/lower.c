@@ -24,7 +24,9 @@
 **   - a scan's stacked output or saved value is written by its body straight
 **     into the stacked value at t (lower_results_in_place);
 **   - a product's one reader, an add of a bias row or a matrix of its
-**     shape, is done by the GEMM as it stores its result (lower_addends).
+**     shape, is done by the GEMM as it stores its result (lower_addends);
+**   - kernels in a row that loop over one shape share one loop nest
+**     (lower_shared_nests).
 ** Each update pattern is legal only where the update is linear in the
 ** gradient and every other reader of the parameter has run (the plan's
 ** in-place rule). The slots the patterns need (deferred updates, the GEMM
@@ -746,7 +748,7 @@ static enum kiln_status make_records(lowerer *w)
         const kiln_node_rec *r = R(w, id);
         kiln_kernel *k = &l->k[l->n];
         *k = (kiln_kernel){.kind = kind_of(r), .root = id, .modes = p->modes[id] & all, .sibling = w->sibling[id],
-                           .rows_with = w->rows_with[id], .update = w->fused[id], .scale = -1, .defer_param = -1,
+                           .rows_with = w->rows_with[id], .nest = 1, .update = w->fused[id], .scale = -1, .defer_param = -1,
                            .tr_in = w->tr_in[id], .pad_in = w->pad_in[id], .body = w->body_of[id], .scan_at = w->scan_at[id],
                            .scan_carry = w->scan_carry[id]};
         k->addend = k->sum = -1;
@@ -823,6 +825,150 @@ static void lowerer_free(lowerer *w)
     free(w->mark);
 }
 
+/* ---- shared loop nests ------------------------------------------------------ */
+
+/* Whether op calls a libm function in generated code of this float type (a
+** call keeps a loop scalar): log, softplus's log1p, pow; in float64 exp,
+** tanh and sigmoid too (float32 has kiln's own polynomials). */
+static bool calls_libm(enum kiln_op op, enum kiln_dtype floatx)
+{
+    if (op == KILN_OP_LOG || op == KILN_OP_SOFTPLUS || op == KILN_OP_POW)
+        return true;
+    return floatx != KILN_DTYPE_F32 && (op == KILN_OP_EXP || op == KILN_OP_TANH || op == KILN_OP_SIGMOID);
+}
+
+/* The loop shape of kernel k if it may share a nest, else NULL: an
+** elementwise group of arithmetic (no reshape, one-hot or cast; no sum or
+** softmax in its loop) stored in floats, or a sum over the first axis of a
+** rank-2 group (its sums are indexed by the inner loop, so no inner
+** iteration depends on another). */
+static const kiln_shape *nest_shape(const lowerer *w, const kiln_kernel *k)
+{
+    const kiln_plan *p = w->p;
+    const kiln_node_rec *r = R(w, k->root);
+    const kiln_shape *s = NULL;
+    if (k->kind == KILN_KERNEL_ELEMENTWISE && k->sibling < 0 && k->rows_with < 0 && r->shape.rank >= 1)
+        s = &r->shape;
+    else if (k->kind == KILN_KERNEL_REDUCTION && r->op == KILN_OP_SUM && kiln_attr_axes(r) == 1 &&
+             r->shape.rank == 1 && R(w, r->in[0])->shape.rank == 2)
+        s = &R(w, r->in[0])->shape;
+    if (!s || r->dtype != w->g->floatx || p->alias[k->root] != k->root)
+        return NULL;
+    const int32_t *m = w->l->members + k->first_member;
+    for (int j = -1; j < k->n_members; j++) {
+        const kiln_node_rec *q = R(w, j < 0 ? k->root : m[j]);
+        if (j < 0 && k->kind == KILN_KERNEL_REDUCTION)
+            continue;
+        if (!kiln_op_is_elementwise(q->op) || q->op == KILN_OP_ONEHOT || q->op == KILN_OP_CAST ||
+            calls_libm(q->op, w->g->floatx))
+            return NULL;
+    }
+    return s;
+}
+
+/* Whether nodes a and b are stored in the same bytes (the same storage, or
+** one slot the plan gave to both). */
+static bool same_slot(const lowerer *w, int32_t a, int32_t b)
+{
+    const kiln_plan *p = w->p;
+    int32_t sa = p->alias[a], sb = p->alias[b];
+    if (sa == sb)
+        return true;
+    const kiln_buffer *ba = &p->buf[sa], *bb = &p->buf[sb];
+    kiln_mono ma, mb;
+    return ba->zone == KILN_ZONE_VALUE && bb->zone == KILN_ZONE_VALUE && ba->z == bb->z && ba->offset == bb->offset &&
+           kiln_shape_size(w->g, &R(w, sa)->shape, &ma) && kiln_shape_size(w->g, &R(w, sb)->shape, &mb) &&
+           ma.c * kiln_dtype_size(R(w, sa)->dtype) == mb.c * kiln_dtype_size(R(w, sb)->dtype);
+}
+
+/* The stored values kernel k reads: its group's operands that are not
+** members (up to cap; -1 if more). */
+static int kernel_reads(const lowerer *w, const kiln_kernel *k, int32_t *out, int cap)
+{
+    const kiln_plan *p = w->p;
+    const int32_t *m = w->l->members + k->first_member;
+    int n = 0;
+    for (int j = -1; j < k->n_members; j++) {
+        const kiln_node_rec *q = R(w, j < 0 ? k->root : m[j]);
+        for (int a = 0; a < q->n_in; a++) {
+            int32_t x = q->in[a];
+            if (p->inline_[x] || R(w, x)->op == KILN_OP_CONST || R(w, x)->op == KILN_OP_SYMBOL)
+                continue;
+            if (n == cap)
+                return -1;
+            out[n++] = x;
+        }
+    }
+    return n;
+}
+
+/* Whether kernels i .. j-1 and j (all nest_shape s) may run as one nest:
+** within one iteration the kernels run in order, so a value made earlier
+** in the nest is read at the index it was written (elementwise, the nest's
+** shape), never a sum still being made; and no write lands on bytes some
+** kernel of the nest reads or writes at another index (the plan may give a
+** dead value's slot to a later value: the same slot read and written at
+** the same index is fine, any other overlap is not). */
+static bool nest_joins(const lowerer *w, int i, int j, const kiln_shape *s)
+{
+    const kiln_kernel *ks = w->l->k;
+    const kiln_shape *sj = nest_shape(w, &ks[j]);
+    if (!sj || !kiln_shape_equal(sj, s) || ks[j].modes != ks[i].modes)
+        return false;
+    enum { CAP = 64 };
+    int32_t rd[CAP];
+    for (int q = i; q <= j; q++) {
+        bool q_sum = ks[q].kind == KILN_KERNEL_REDUCTION;
+        int nr = kernel_reads(w, &ks[q], rd, CAP);
+        if (nr < 0)
+            return false;
+        for (int a = 0; a < nr; a++) {
+            int32_t x = rd[a];
+            bool aligned = kiln_shape_equal(&R(w, x)->shape, s);
+            for (int o = i; o <= j; o++) { /* kernel o's write against this read */
+                if (o != j && q != j)
+                    continue; /* checked when the later of the two joined */
+                int32_t y = ks[o].root;
+                bool o_sum = ks[o].kind == KILN_KERNEL_REDUCTION;
+                if (!may_overlap(w, y, x))
+                    continue;
+                if (o_sum || !aligned || !same_slot(w, y, x))
+                    return false;
+            }
+        }
+        if (q == j)
+            continue;
+        /* writes against writes */
+        if (may_overlap(w, ks[q].root, ks[j].root) &&
+            (q_sum || ks[j].kind == KILN_KERNEL_REDUCTION || !same_slot(w, ks[q].root, ks[j].root)))
+            return false;
+    }
+    return true;
+}
+
+/* Kernels in a row that loop over one shape become one loop nest
+** (emit_c.c, kernel_nest): each element's values are computed while its
+** operands are in registers or L1, instead of one pass over memory per
+** kernel. The same operations on the same values in the same order: the
+** same bits. A fast path (the inner loop is printed without the
+** compiler's alias checks, which nest_joins stands for). */
+static void lower_shared_nests(lowerer *w)
+{
+    kiln_kernel_list *l = w->l;
+    if (!kiln_lower_fast_paths(w->o))
+        return;
+    for (int i = 0; i < l->n;) {
+        const kiln_shape *s = nest_shape(w, &l->k[i]);
+        int j = i + 1;
+        while (s && j < l->n && nest_joins(w, i, j, s))
+            j++;
+        l->k[i].nest = j - i;
+        for (int q = i + 1; q < j; q++)
+            l->k[q].nest = 0;
+        i = j;
+    }
+}
+
 static enum kiln_status lower_graph(const kiln_plan *p, const kiln_lower_options *o, kiln_kernel_list **out,
                                     kiln_err *err, int ctx_from, int n_args, const bool *needed)
 {
@@ -883,6 +1029,8 @@ static enum kiln_status lower_graph(const kiln_plan *p, const kiln_lower_options
     enum kiln_status st = lower_scans(&w);
     if (!st)
         st = make_records(&w);
+    if (!st)
+        lower_shared_nests(&w);
     lowerer_free(&w);
     return st;
 }
@@ -962,6 +1110,10 @@ static void print_list(const kiln_kernel_list *l, kiln_strbuf *out, int depth)
             kiln_strbuf_put(out, " w_transposed input %d", k->tr_in);
         if (k->pad_in >= 0)
             kiln_strbuf_put(out, " w_padded input %d", k->pad_in);
+        if (k->nest > 1)
+            kiln_strbuf_put(out, " nest of %d", k->nest);
+        else if (k->nest == 0)
+            kiln_strbuf_put(out, " in the nest above");
         if (k->sum >= 0)
             kiln_strbuf_put(out, " addend node %d (%s) into node %d:add", (int)k->addend, k->addend_row ? "row" : "matrix",
                             (int)k->sum);

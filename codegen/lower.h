@@ -25,8 +25,9 @@ typedef struct kiln_lower_options {
 
 /* The one predicate every fast path consults: an update inside a GEMM, a
 ** deferred batch-1 update, kiln's own GEMM kernels (sgemm_nn, sgemm_tn),
-** a scan's contexts transposed once for x W^T, a product's one following
-** add in its GEMM (the addend epilogue). False with no_fast_paths
+** a scan's contexts copied once (W^T for x W^T, W with padded rows), a
+** product's one following add in its GEMM (the addend epilogue), a scan's
+** results written in place, shared loop nests. False with no_fast_paths
 ** (compile option, configuration key fast_paths). */
 static inline bool kiln_lower_fast_paths(const kiln_lower_options *o) { return !o->no_fast_paths; }
 
@@ -60,6 +61,8 @@ typedef struct kiln_kernel {
                                  ** (root excluded), in id order, at the list's members + first_member */
     int32_t sibling;   /* a sum over axes of root computed in its loop, or -1 */
     int32_t rows_with; /* cross-entropy: the softmax of the same logits computed in its loop, or -1 */
+    int nest;          /* kernels whose loops are one nest, from this one (lower_shared_nests): 1 alone;
+                       ** 0: computed in an earlier kernel's nest */
     /* products */
     unsigned fast;     /* KILN_FAST_* bits */
     bool own_nn_plain; /* the plain (unfused) variant of a fused product may call rt->sgemm_nn */

@@ -296,6 +296,71 @@ START_TEST(scan_has_its_bodys_list)
 END_TEST
 
 
+/* ---- shared loop nests (lower_shared_nests) ----------------------------------------- */
+
+/* The loop shape of kernel k of list l (an elementwise group's value, or
+** a sum's input). */
+static const kiln_shape *loop_shape(const kiln_kernel_list *l, const kiln_kernel *k)
+{
+    const kiln_node_rec *r = kiln_graph_cnode(l->plan->g, k->root);
+    return k->kind == KILN_KERNEL_REDUCTION ? &kiln_graph_cnode(l->plan->g, r->in[0])->shape : &r->shape;
+}
+
+/* Nests of list l (and its bodies') checked; how many kernels head one. */
+static int check_nests(const kiln_kernel_list *l)
+{
+    int heads = 0;
+    for (int i = 0; i < l->n; i++) {
+        const kiln_kernel *k = &l->k[i];
+        if (k->body >= 0)
+            heads += check_nests(l->bodies[k->body]);
+        ck_assert_int_ge(k->nest, 0);
+        ck_assert_int_le(i + k->nest, l->n);
+        if (k->nest <= 1)
+            continue;
+        heads++;
+        for (int j = i; j < i + k->nest; j++) {
+            const kiln_kernel *m = &l->k[j];
+            ck_assert_msg(m->kind == KILN_KERNEL_ELEMENTWISE || m->kind == KILN_KERNEL_REDUCTION, "kernel %d", j);
+            ck_assert(kiln_shape_equal(loop_shape(l, m), loop_shape(l, k)));
+            ck_assert_uint_eq(m->modes, k->modes);
+            ck_assert_int_eq(m->nest, j == i ? k->nest : 0);
+            /* no kernel reads a sum the nest is still making */
+            const kiln_node_rec *r = kiln_graph_cnode(l->plan->g, m->root);
+            for (int q = i; q < j; q++)
+                if (l->k[q].kind == KILN_KERNEL_REDUCTION)
+                    for (int a = 0; a < r->n_in; a++)
+                        ck_assert_int_ne(r->in[a], l->k[q].root);
+        }
+        i += k->nest - 1;
+    }
+    return heads;
+}
+
+/* The LSTM's forward step computes its gates in one loop nest, its
+** backward step the gates' adjoints with the peepholes' sums; nothing is
+** nested without fast paths; the program's bits do not change (test_scan's
+** LSTM with and without fast paths, test_backends against the
+** interpreter). */
+START_TEST(elementwise_kernels_in_a_row_share_a_loop_nest)
+{
+    for (int plain = 0; plain < 2; plain++) {
+        lowered x;
+        lower_model(&x, lstm_make, 4, 5, false, plain);
+        int heads = check_nests(x.l);
+        if (plain)
+            ck_assert_int_eq(heads, 0);
+        else
+            ck_assert_int_ge(heads, 2);
+        kiln_strbuf text = {0};
+        kiln_kernel_list_print(x.l, &text);
+        ck_assert_msg(plain || strstr(text.s, " nest "), "%s", text.s);
+        free(text.s);
+        lowered_free(&x);
+    }
+}
+END_TEST
+
 /* ---- the addend epilogue (lower_addends) ---------------------------------------- */
 
 /* z = x W + a with x (B, IN), W (IN, OUT); a: a bias (OUT,), a matrix
@@ -638,6 +703,7 @@ int main(void)
     tcase_add_test(t, forward_runs_no_gradient_kernel);
     tcase_add_test(t, groups_list_their_inline_members);
     tcase_add_test(t, scan_has_its_bodys_list);
+    tcase_add_test(t, elementwise_kernels_in_a_row_share_a_loop_nest);
     tcase_add_test(t, addend_epilogue_takes_a_bias_and_the_lstm_add);
     tcase_add_test(t, addend_epilogue_not_where_it_must_not);
     tcase_add_test(t, addend_epilogue_computes_what_the_add_does);
