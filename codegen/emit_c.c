@@ -587,9 +587,9 @@ static bool transcendental(emitter *e, int32_t id)
     bool any = false;
     for (int k = -1; k < n; k++) {
         enum kiln_op op = R(e, k < 0 ? id : e->members[k])->op;
-        if (op == KILN_OP_LOG || op == KILN_OP_SOFTPLUS || op == KILN_OP_POW)
+        if (kiln_lower_calls_libm(op, KILN_DTYPE_F32))
             return false;
-        any |= op == KILN_OP_EXP || op == KILN_OP_TANH || op == KILN_OP_SIGMOID;
+        any |= kiln_lower_polynomial(op);
     }
     return any;
 }

@@ -827,16 +827,6 @@ static void lowerer_free(lowerer *w)
 
 /* ---- shared loop nests ------------------------------------------------------ */
 
-/* Whether op calls a libm function in generated code of this float type (a
-** call keeps a loop scalar): log, softplus's log1p, pow; in float64 exp,
-** tanh and sigmoid too (float32 has kiln's own polynomials). */
-static bool calls_libm(enum kiln_op op, enum kiln_dtype floatx)
-{
-    if (op == KILN_OP_LOG || op == KILN_OP_SOFTPLUS || op == KILN_OP_POW)
-        return true;
-    return floatx != KILN_DTYPE_F32 && (op == KILN_OP_EXP || op == KILN_OP_TANH || op == KILN_OP_SIGMOID);
-}
-
 /* The loop shape of kernel k if it may share a nest, else NULL: an
 ** elementwise group of arithmetic (no reshape, one-hot or cast; no sum or
 ** softmax in its loop) stored in floats, or a sum over the first axis of a
@@ -860,7 +850,7 @@ static const kiln_shape *nest_shape(const lowerer *w, const kiln_kernel *k)
         if (j < 0 && k->kind == KILN_KERNEL_REDUCTION)
             continue;
         if (!kiln_op_is_elementwise(q->op) || q->op == KILN_OP_ONEHOT || q->op == KILN_OP_CAST ||
-            calls_libm(q->op, w->g->floatx))
+            kiln_lower_calls_libm(q->op, w->g->floatx))
             return NULL;
     }
     return s;

@@ -109,6 +109,23 @@ struct kiln_kernel_list {
     int n_bodies;
 };
 
+/* Whether op is computed by kiln's own polynomials in float32 generated
+** code (the prelude's k_expf, k_tanhf; the logistic through k_expf). */
+static inline bool kiln_lower_polynomial(enum kiln_op op)
+{
+    return op == KILN_OP_EXP || op == KILN_OP_TANH || op == KILN_OP_SIGMOID;
+}
+
+/* Whether op calls a libm function in generated code of this float type (a
+** call keeps a loop scalar): log, softplus's log1p, pow; in float64 the
+** polynomial ops too. */
+static inline bool kiln_lower_calls_libm(enum kiln_op op, enum kiln_dtype floatx)
+{
+    if (op == KILN_OP_LOG || op == KILN_OP_SOFTPLUS || op == KILN_OP_POW)
+        return true;
+    return floatx != KILN_DTYPE_F32 && kiln_lower_polynomial(op);
+}
+
 /* The row stride of the copy a scan makes of a context W (rank 2, float)
 ** for its step's products: of W^T (transposed) or of W itself; 0 where the
 ** copy keeps the natural stride (a dimension known only at run time). */
