@@ -26,6 +26,8 @@ typedef struct kiln_codegen_runtime {
     /* c = alpha a^T b + beta c, or NULL: then the code calls sgemm (runtime/kernels.h) */
     void (*sgemm_tn)(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb, float beta,
                      float *c, int ldc);
+    /* out (cols x rows, ldo) = in^T, or NULL: then the code's own loops (runtime/kernels.h) */
+    void (*transpose)(int rows, int cols, const float *in, int ldi, float *out, int ldo);
 } kiln_codegen_runtime;
 
 /* The scratch sgemm_nn needs for a product with n columns and k terms, in

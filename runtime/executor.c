@@ -124,6 +124,7 @@ void kiln_exec_cpu_runtime(kiln_codegen_runtime *rt, const kiln_kernel_set *ks, 
     rt->sger_gemv = ks->sger_gemv;
     rt->sgemm_nn = products ? ks->sgemm_nn : NULL;
     rt->sgemm_tn = products ? ks->sgemm_tn : NULL;
+    rt->transpose = ks->transpose;
 }
 
 static void *lookup_dlsym(void *lib, const char *name) { return dlsym(lib, name); }

@@ -92,6 +92,28 @@ __attribute__((target("avx512f"), always_inline)) static inline void transpose16
 
 static inline __mmask16 first_lanes(int n) { return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1); }
 
+/* kiln_transpose_fn (runtime/kernels.h): 16 x 16 tiles through registers,
+** masked at the edges. */
+__attribute__((target("avx512f"))) static void transpose_avx512(int rows, int cols, const float *restrict in, int ldi,
+                                                               float *restrict out, int ldo)
+{
+    for (int i0 = 0; i0 < rows; i0 += 16) {
+        const int ni = rows - i0 < 16 ? rows - i0 : 16;
+        const __mmask16 mi = first_lanes(ni);
+        for (int j0 = 0; j0 < cols; j0 += 16) {
+            const int nj = cols - j0 < 16 ? cols - j0 : 16;
+            const __mmask16 mj = first_lanes(nj);
+            __m512 r[16];
+#pragma GCC unroll 16
+            for (int i = 0; i < 16; i++)
+                r[i] = i < ni ? _mm512_maskz_loadu_ps(mj, in + (ptrdiff_t)(i0 + i) * ldi + j0) : _mm512_setzero_ps();
+            transpose16(r);
+            for (int j = 0; j < nj; j++)
+                _mm512_mask_storeu_ps(out + (ptrdiff_t)(j0 + j) * ldo + i0, mi, r[j]);
+        }
+    }
+}
+
 /* xt (k x 32) = x^T for rows 0 .. m-1 of x, zeros for rows m .. 31 (never
 ** stored, but garbage there could be denormal and slow the FMAs), 16 x 16
 ** at a time. */
@@ -478,6 +500,7 @@ bool kiln_kernel_avx512_set(kiln_kernel_set *s)
         s->sgemm_tn = avx512_sgemm_tn;
         s->sgemm_tn_own = avx512_own_tn;
         s->tn_wins = kiln_kernel_avx512_tn_wins;
+        s->transpose = transpose_avx512;
         return true;
     }
 #endif

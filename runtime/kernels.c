@@ -37,6 +37,19 @@
         }                                                                                     \
     }
 
+/* kiln_transpose_fn in 16 x 16 tiles, so that each tile's rows of out are
+** written while their lines are in L1. */
+static void transpose_plain(int rows, int cols, const float *restrict in, int ldi, float *restrict out, int ldo)
+{
+    for (int i0 = 0; i0 < rows; i0 += 16)
+        for (int j0 = 0; j0 < cols; j0 += 16) {
+            const int ni = rows - i0 < 16 ? rows - i0 : 16, nj = cols - j0 < 16 ? cols - j0 : 16;
+            for (int j = j0; j < j0 + nj; j++)
+                for (int i = i0; i < i0 + ni; i++)
+                    out[(ptrdiff_t)j * ldo + i] = in[(ptrdiff_t)i * ldi + j];
+        }
+}
+
 static void sger_gemv_plain(int m, int n, float *restrict w, int ldw, const float *restrict u,
                             const float *restrict v, const float *restrict x, float *restrict y)
 SGER_GEMV_BODY
@@ -92,7 +105,8 @@ bool kiln_kernel_set_of(const char *isa, kiln_kernel_set *s)
     kiln_sger_gemv_fn fns[3];
     const char *names[3];
     int nv = kiln_kernel_sger_gemv_variants(fns, names, 3);
-    *s = (kiln_kernel_set){.isa = "blas", .sger_gemv = sger_gemv_plain, .nn_wins = never, .tn_wins = never};
+    *s = (kiln_kernel_set){
+        .isa = "blas", .sger_gemv = sger_gemv_plain, .nn_wins = never, .tn_wins = never, .transpose = transpose_plain};
     bool best = !isa || !*isa;
     kiln_kernel_set t = *s;
     if ((best || strcmp(isa, "avx512") == 0) && kiln_kernel_avx512_set(&t))

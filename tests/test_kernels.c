@@ -518,6 +518,44 @@ START_TEST(every_isa_dispatch_gives_the_product)
 }
 END_TEST
 
+/* Each ISA's transpose (a scan context's W^T, once a run) writes in^T into
+** the rows of out and nothing of the padding between them, at tile tails
+** (16 x 16 tiles for AVX-512, 8 x 8 for AVX2) and strides; the one the
+** program is handed is the ISA's own. */
+START_TEST(every_isa_transpose_writes_the_transpose_and_not_the_padding)
+{
+    static const int shapes[][4] = {{256, 1024, 1024, 272}, {37, 53, 60, 40}, {1, 1, 1, 1}, {16, 8, 8, 16},
+                                    {9, 17, 17, 25},        {100, 3, 5, 101}};
+    for (int i = 0; i < (int)(sizeof ISAS / sizeof ISAS[0]); i++) {
+        kiln_kernel_set s;
+        if (!isa_set(i, &s))
+            continue;
+        ck_assert_ptr_nonnull(s.transpose);
+        for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+            const int rows = shapes[c][0], cols = shapes[c][1], ldi = shapes[c][2], ldo = shapes[c][3];
+            float *in = malloc(sizeof *in * (size_t)rows * (size_t)ldi);
+            float *out = malloc(sizeof *out * (size_t)cols * (size_t)ldo);
+            ck_assert(in && out);
+            for (int r = 0; r < rows; r++)
+                for (int j = 0; j < ldi; j++)
+                    in[(size_t)r * (size_t)ldi + (size_t)j] = j < cols ? (float)(r * 100003 + j) * 0.5f : NAN;
+            for (size_t k = 0; k < (size_t)cols * (size_t)ldo; k++)
+                out[k] = 1e30f;
+            s.transpose(rows, cols, in, ldi, out, ldo);
+            for (int j = 0; j < cols; j++)
+                for (int r = 0; r < ldo; r++) {
+                    float got = out[(size_t)j * (size_t)ldo + (size_t)r];
+                    float want = r < rows ? in[(size_t)r * (size_t)ldi + (size_t)j] : 1e30f;
+                    ck_assert_msg(memcmp(&got, &want, sizeof got) == 0, "%s transpose %dx%d (ldi %d, ldo %d): "
+                                  "out[%d][%d] = %g, want %g", s.isa, rows, cols, ldi, ldo, j, r, got, want);
+                }
+            free(in);
+            free(out);
+        }
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("kernels");
@@ -531,6 +569,7 @@ int main(void)
     tcase_add_test(t, every_isa_gemm_tn_gives_the_bits_of_an_fma_loop);
     tcase_add_test(t, every_tn_kernel_gives_the_bits_of_an_fma_loop_at_large_k);
     tcase_add_test(t, every_isa_dispatch_gives_the_product);
+    tcase_add_test(t, every_isa_transpose_writes_the_transpose_and_not_the_padding);
     suite_add_tcase(s, t);
     return kiln_test_run(s);
 }

@@ -174,6 +174,7 @@ int main(int argc, char **argv)
         .sger_gemv = ks.sger_gemv,
         .sgemm_nn = KILN_T_FAST_PATHS ? ks.sgemm_nn : NULL,
         .sgemm_tn = KILN_T_FAST_PATHS ? ks.sgemm_tn : NULL,
+        .transpose = ks.transpose,
     };
     kiln_codegen_runtime threaded = rt; /* kiln's kernels are single-threaded */
     threaded.sgemm_nn = NULL;
