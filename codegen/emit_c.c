@@ -362,8 +362,16 @@ static int group_members(emitter *e, int32_t root)
     return e->k->n_members;
 }
 
+/* Whether node c is a variable of a loop nest's body (lower.c,
+** lower_nest_values), never stored. */
+static bool nest_local(const emitter *e, int32_t c)
+{
+    int32_t q = e->L->kernel[c];
+    return q >= 0 && e->L->k[q].nest_local;
+}
+
 /* An operand of a statement: an inline node's temporary, a literal, a
-** symbol's size, or a read of stored memory. */
+** symbol's size, a loop nest's variable, or a read of stored memory. */
 static void operand(emitter *e, char *dst, size_t cap, int32_t c, const kindex *ix, const kiln_shape *ls)
 {
     const kiln_node_rec *r = R(e, c);
@@ -377,7 +385,7 @@ static void operand(emitter *e, char *dst, size_t cap, int32_t c, const kindex *
         snprintf(dst, cap, "(%s)%s", e->real, s);
         return;
     }
-    if (e->p->inline_[c]) {
+    if (e->p->inline_[c] || nest_local(e, c)) {
         snprintf(dst, cap, "%s", e->var[c]);
         return;
     }
@@ -629,11 +637,33 @@ static void kernel_elementwise(emitter *e, int32_t id)
     close_loops(e, ls, flat, "");
 }
 
+/* The element of concat c at loop index ix over one of its parts, whose
+** place along the last axis starts at `at` (lower.c, lower_nest_values). */
+static void concat_place(emitter *e, char *dst, size_t cap, int32_t c, int64_t at, const kindex *ix)
+{
+    const kiln_shape *s = &R(e, c)->shape;
+    char off[1024] = "";
+    size_t n = 0;
+    for (int k = 0; k < s->rank - 1; k++) {
+        char stride[DIM_MAX];
+        span_c(e, s, k + 1, s->rank, false, stride, sizeof stride);
+        n += (size_t)snprintf(off + n, sizeof off - n, "%s * %s + ", ix->ax[k], stride);
+        if (n >= sizeof off)
+            e->failed = true;
+    }
+    if (n < sizeof off)
+        snprintf(off + n, sizeof off - n, "%" PRId64 " + %s", at, ix->ax[s->rank - 1]);
+    snprintf(dst, cap, "%s[%s]", storage_name(e, c), off);
+}
+
 /* Kernels ks[0 .. n-1] as one loop nest over their shape (lower.c,
 ** lower_shared_nests): sums set to zero first, then per element each
-** kernel's statements in order, each in a block of its own; the inner loop
-** K_IVDEP (no alias checks: lower.c checked the storage) and, if a kernel
-** computes kiln's exp/tanh/sigmoid polynomials, K_INTERLEAVE. */
+** kernel's statements in order, each in a block of its own (a value only
+** the nest reads in a variable declared before its block, a part of the
+** concat that ends the nest stored into it as well: lower_nest_values);
+** the inner loop K_IVDEP (no alias checks: lower.c checked the storage)
+** and, if a kernel computes kiln's exp/tanh/sigmoid polynomials,
+** K_INTERLEAVE. */
 static void kernel_nest(emitter *e, const kiln_kernel *ks, int n)
 {
     const kiln_node_rec *r0 = R(e, ks[0].root);
@@ -657,6 +687,9 @@ static void kernel_nest(emitter *e, const kiln_kernel *ks, int n)
         int32_t id = ks[i].root;
         const kiln_node_rec *r = R(e, id);
         e->k = &ks[i];
+        if (ks[i].nest_local)
+            sb_put(&e->body, "    %*s%s %s; /* only this nest reads it */\n", 4 * depth, "", ctype(e, r->dtype),
+                   e->var[id]);
         sb_put(&e->body, "    %*s{ /* node %d */\n", 4 * depth, "", (int)id);
         group_statements(e, id, &ix, s, depth + 1, "");
         if (ks[i].kind == KILN_KERNEL_REDUCTION) {
@@ -667,8 +700,16 @@ static void kernel_nest(emitter *e, const kiln_kernel *ks, int n)
             sb_put(&e->body, "    %*s%s += %s;\n", 4 * (depth + 1), "", out, x);
         } else {
             value_expr(e, x, sizeof x, id, &ix, s);
-            access(e, out, sizeof out, id, &ix, s);
+            if (ks[i].nest_local)
+                snprintf(out, sizeof out, "%s", e->var[id]);
+            else
+                access(e, out, sizeof out, id, &ix, s);
             sb_put(&e->body, "    %*s%s = %s;\n", 4 * (depth + 1), "", out, x);
+            if (ks[i].into >= 0) {
+                char part[1200];
+                concat_place(e, part, sizeof part, ks[i].into, ks[i].into_at, &ix);
+                sb_put(&e->body, "    %*s%s = %s;\n", 4 * (depth + 1), "", part, out);
+            }
         }
         sb_put(&e->body, "    %*s}\n", 4 * depth, "");
     }
@@ -1387,6 +1428,10 @@ static void emit_kernel(emitter *e, const kiln_kernel *k)
         return;
     }
     kernel_comment(e, id);
+    if (k->by_nest) {
+        sb_put(&e->body, "    /* written by the loop nest above as it made each part (lower.c, lower_nest_values) */\n");
+        return;
+    }
     switch (k->kind) {
     case KILN_KERNEL_GEMM: kernel_matmul2(e, id); break;
     case KILN_KERNEL_GEMM_BATCHED: kernel_matmul_batched(e, id); break;

@@ -748,7 +748,8 @@ static enum kiln_status make_records(lowerer *w)
         const kiln_node_rec *r = R(w, id);
         kiln_kernel *k = &l->k[l->n];
         *k = (kiln_kernel){.kind = kind_of(r), .root = id, .modes = p->modes[id] & all, .sibling = w->sibling[id],
-                           .rows_with = w->rows_with[id], .nest = 1, .update = w->fused[id], .scale = -1, .defer_param = -1,
+                           .rows_with = w->rows_with[id], .nest = 1, .into = -1, .update = w->fused[id], .scale = -1,
+                           .defer_param = -1,
                            .tr_in = w->tr_in[id], .pad_in = w->pad_in[id], .body = w->body_of[id], .scan_at = w->scan_at[id],
                            .scan_carry = w->scan_carry[id]};
         k->addend = k->sum = -1;
@@ -959,6 +960,107 @@ static void lower_shared_nests(lowerer *w)
     }
 }
 
+/* The kernel of ks[i .. i+n) whose root is node x, or -1. */
+static int nest_kernel_of(const kiln_kernel *ks, int i, int n, int32_t x)
+{
+    for (int q = i; q < i + n; q++)
+        if (ks[q].root == x)
+            return q;
+    return -1;
+}
+
+/* Whether the concat ks[c] may be written by the nest ks[i .. c) as it
+** computes its parts: a concat along the last axis of the nest's shape s
+** whose every part is the value of an elementwise kernel of the nest (each
+** once), with a constant length along that axis, in the same modes, and
+** whose storage shares no byte with anything the nest reads or writes (the
+** nest writes it at other indices than its own). */
+static bool nest_takes_concat(const lowerer *w, int i, int c, const kiln_shape *s)
+{
+    const kiln_kernel *ks = w->l->k;
+    const kiln_plan *p = w->p;
+    const kiln_node_rec *rc = R(w, ks[c].root);
+    if (rc->op != KILN_OP_CONCAT || ks[c].modes != ks[i].modes || kiln_attr_axis(rc) != s->rank - 1 ||
+        rc->shape.rank != s->rank || rc->dtype != w->g->floatx || p->alias[ks[c].root] != ks[c].root ||
+        p->buf[ks[c].root].zone == KILN_ZONE_NONE || kiln_dim_symbol(s->dims[s->rank - 1]) >= 0)
+        return false;
+    for (int a = 0; a < rc->n_in; a++) {
+        int32_t x = rc->in[a];
+        int q = nest_kernel_of(ks, i, c - i, x);
+        if (q < 0 || ks[q].kind != KILN_KERNEL_ELEMENTWISE || !kiln_shape_equal(&R(w, x)->shape, s))
+            return false;
+        for (int b = 0; b < a; b++)
+            if (rc->in[b] == x)
+                return false;
+    }
+    enum { CAP = 64 };
+    int32_t rd[CAP];
+    for (int q = i; q < c; q++) {
+        int nr = kernel_reads(w, &ks[q], rd, CAP);
+        if (nr < 0 || may_overlap(w, ks[c].root, ks[q].root))
+            return false;
+        for (int a = 0; a < nr; a++)
+            if (may_overlap(w, ks[c].root, rd[a]))
+                return false;
+    }
+    return true;
+}
+
+/* Whether node y, made by a kernel of the nest ks[i .. i+n), is read by
+** that nest alone: no reader outside it, not read after the step, no
+** update's value or target, stored on its own among the values. */
+static bool read_in_nest_only(const lowerer *w, int i, int n, int32_t y)
+{
+    const kiln_plan *p = w->p;
+    if (p->alias[y] != y || p->buf[y].zone != KILN_ZONE_VALUE || read_after(w, y) || p->kept[y])
+        return false;
+    for (int u = 0; u < p->n_updates; u++)
+        if (p->updates[u].value == y || p->updates[u].target == y)
+            return false;
+    for (int32_t id = 0; id < p->n; id++) {
+        if (!p->modes[id])
+            continue;
+        for (int k = 0; k < R(w, id)->n_in; k++)
+            if (p->alias[R(w, id)->in[k]] == y && nest_kernel_of(w->l->k, i, n, w->kernel_of[id]) < 0)
+                return false;
+    }
+    return true;
+}
+
+/* In each loop nest: a concat of the nest's values that comes right after
+** it is written by the nest (kiln_kernel.into: each part stored into its
+** place as it is made; the concat, by_nest, has no loops of its own), and a
+** value that only the nest and that concat read is a variable of the
+** loop's body (nest_local), never stored. An LSTM's backward step: its gates' adjoints go straight to the
+** row the weight gradients read, and its dh and dc stay in registers. The
+** same operations in the same order: the same bits. */
+static void lower_nest_values(lowerer *w)
+{
+    kiln_kernel *ks = w->l->k;
+    if (!kiln_lower_fast_paths(w->o))
+        return;
+    for (int i = 0; i < w->l->n; i += ks[i].nest > 0 ? ks[i].nest : 1) {
+        const kiln_shape *s = nest_shape(w, &ks[i]);
+        const int n = ks[i].nest;
+        if (!s || n < 2)
+            continue;
+        const bool concat = i + n < w->l->n && nest_takes_concat(w, i, i + n, s);
+        if (concat) {
+            const kiln_node_rec *rc = R(w, ks[i + n].root);
+            int64_t at = 0;
+            for (int a = 0; a < rc->n_in; a++) {
+                int q = nest_kernel_of(ks, i, n, rc->in[a]);
+                ks[q].into = ks[i + n].root;
+                ks[q].into_at = at;
+                at += R(w, rc->in[a])->shape.dims[s->rank - 1];
+            }
+            ks[i + n].by_nest = true;
+        }
+        for (int q = i; q < i + n; q++) /* the concat counted as one of the nest */
+            ks[q].nest_local = ks[q].kind == KILN_KERNEL_ELEMENTWISE && read_in_nest_only(w, i, n + concat, ks[q].root);
+    }
+}
+
 static enum kiln_status lower_graph(const kiln_plan *p, const kiln_lower_options *o, kiln_kernel_list **out,
                                     kiln_err *err, int ctx_from, int n_args, const bool *needed)
 {
@@ -1019,8 +1121,10 @@ static enum kiln_status lower_graph(const kiln_plan *p, const kiln_lower_options
     enum kiln_status st = lower_scans(&w);
     if (!st)
         st = make_records(&w);
-    if (!st)
+    if (!st) {
         lower_shared_nests(&w);
+        lower_nest_values(&w);
+    }
     lowerer_free(&w);
     return st;
 }
@@ -1104,6 +1208,12 @@ static void print_list(const kiln_kernel_list *l, kiln_strbuf *out, int depth)
             kiln_strbuf_put(out, " nest of %d", k->nest);
         else if (k->nest == 0)
             kiln_strbuf_put(out, " in the nest above");
+        if (k->nest_local)
+            kiln_strbuf_put(out, " local");
+        if (k->into >= 0)
+            kiln_strbuf_put(out, " into node %d at %" PRId64, (int)k->into, k->into_at);
+        if (k->by_nest)
+            kiln_strbuf_put(out, " written by the nest above");
         if (k->sum >= 0)
             kiln_strbuf_put(out, " addend node %d (%s) into node %d:add", (int)k->addend, k->addend_row ? "row" : "matrix",
                             (int)k->sum);

@@ -63,6 +63,11 @@ typedef struct kiln_kernel {
     int32_t rows_with; /* cross-entropy: the softmax of the same logits computed in its loop, or -1 */
     int nest;          /* kernels whose loops are one nest, from this one (lower_shared_nests): 1 alone;
                        ** 0: computed in an earlier kernel's nest */
+    bool nest_local;   /* in a nest: its value is a variable of the loop's body, never stored (every
+                       ** reader is in the nest; lower_nest_values) */
+    int32_t into;      /* in a nest: the concat (the kernel right after the nest) it is written into, or -1 */
+    int64_t into_at;   /* where along the concat's last axis */
+    bool by_nest;      /* a concat written by the nest before it (its parts' into), no loops of its own */
     /* products */
     unsigned fast;     /* KILN_FAST_* bits */
     bool own_nn_plain; /* the plain (unfused) variant of a fused product may call rt->sgemm_nn */

@@ -361,6 +361,84 @@ START_TEST(elementwise_kernels_in_a_row_share_a_loop_nest)
 }
 END_TEST
 
+/* Nest values of list l and its bodies' checked: a concat written by a
+** nest (by_nest) has each input made by a distinct kernel of the nest
+** just before it, placed one after another along its last axis; a nest's
+** variable (nest_local) is an elementwise kernel's value in a nest that
+** no kernel outside the nest and its concat reads. Counts both. */
+static void check_nest_values(const kiln_kernel_list *l, int *concats, int *locals)
+{
+    const kiln_graph *g = l->plan->g;
+    for (int i = 0; i < l->n; i++) {
+        const kiln_kernel *k = &l->k[i];
+        if (k->body >= 0)
+            check_nest_values(l->bodies[k->body], concats, locals);
+        if (k->nest > 1)
+            for (int q = i; q < i + k->nest; q++) {
+                const kiln_kernel *m = &l->k[q];
+                if (m->nest_local) {
+                    ck_assert_int_eq(m->kind, KILN_KERNEL_ELEMENTWISE);
+                    (*locals)++;
+                    for (int j = 0; j < l->n; j++) { /* no kernel root outside reads it */
+                        if (j >= i && j <= i + k->nest)
+                            continue;
+                        const kiln_node_rec *r = kiln_graph_cnode(g, l->k[j].root);
+                        for (int a = 0; a < r->n_in; a++)
+                            ck_assert_msg(r->in[a] != m->root, "kernel %d reads nest value node %d", j, m->root);
+                    }
+                }
+            }
+        if (!k->by_nest)
+            continue;
+        (*concats)++;
+        const kiln_node_rec *rc = kiln_graph_cnode(g, k->root);
+        ck_assert_int_eq(rc->op, KILN_OP_CONCAT);
+        int head = i - 1;
+        while (head > 0 && l->k[head].nest == 0)
+            head--;
+        ck_assert_int_eq(head + l->k[head].nest, i); /* right after the nest */
+        int64_t at = 0;
+        for (int a = 0; a < rc->n_in; a++) {
+            int found = 0;
+            for (int q = head; q < i; q++)
+                if (l->k[q].root == rc->in[a]) {
+                    found++;
+                    ck_assert_int_eq(l->k[q].into, k->root);
+                    ck_assert_int_eq(l->k[q].into_at, at);
+                }
+            ck_assert_int_eq(found, 1);
+            const kiln_node_rec *ra = kiln_graph_cnode(g, rc->in[a]);
+            at += ra->shape.dims[ra->shape.rank - 1];
+        }
+        ck_assert_int_eq(at, rc->shape.dims[rc->shape.rank - 1]);
+    }
+}
+
+/* The LSTM's backward step writes the gates' adjoints straight into their
+** concat (the row the weight gradients read) and keeps the values only its
+** nest reads (dh, dc's adjoint, the gates' adjoints) in variables; without
+** fast paths, neither. The bits are the same (test_scan's LSTM with and
+** without fast paths). */
+START_TEST(a_nest_writes_the_concat_after_it_and_keeps_what_only_it_reads)
+{
+    for (int plain = 0; plain < 2; plain++) {
+        lowered x;
+        lower_model(&x, lstm_make, 4, 5, false, plain);
+        int concats = 0, locals = 0;
+        check_nest_values(x.l, &concats, &locals);
+        ck_assert_int_eq(concats, plain ? 0 : 1);
+        if (plain)
+            ck_assert_int_eq(locals, 0);
+        else
+            ck_assert_int_ge(locals, 4);
+        const char *src = kiln_program_source(x.p);
+        ck_assert_ptr_nonnull(src);
+        ck_assert_msg(plain || strstr(src, "only this nest reads it"), "%s", src);
+        lowered_free(&x);
+    }
+}
+END_TEST
+
 /* ---- the addend epilogue (lower_addends) ---------------------------------------- */
 
 /* z = x W + a with x (B, IN), W (IN, OUT); a: a bias (OUT,), a matrix
@@ -704,6 +782,7 @@ int main(void)
     tcase_add_test(t, groups_list_their_inline_members);
     tcase_add_test(t, scan_has_its_bodys_list);
     tcase_add_test(t, elementwise_kernels_in_a_row_share_a_loop_nest);
+    tcase_add_test(t, a_nest_writes_the_concat_after_it_and_keeps_what_only_it_reads);
     tcase_add_test(t, addend_epilogue_takes_a_bias_and_the_lstm_add);
     tcase_add_test(t, addend_epilogue_not_where_it_must_not);
     tcase_add_test(t, addend_epilogue_computes_what_the_add_does);
