@@ -6,7 +6,8 @@
 ** 12 of the 16 ymm registers holding sums, 3 a row of B, 1 a broadcast of
 ** A (measured against 6 x 16: the same for the update, 1.44-1.52x instead
 ** of 1.13-1.24x OpenBLAS for y = x W at 8 rows, 1.09x instead of 1.02x at
-** 32 x 500). Unlike the AVX-512 kernel for y = x W (runtime/gemm.c), x is
+** 32 x 500); y = x W takes 6 x 16 where W's rows lie on cache lines and
+** the product is wide (avx2_six_rows). Unlike the AVX-512 kernel for y = x W (runtime/gemm.c), x is
 ** not transposed first: 16 registers do not hold a tile of 32 rows, and
 ** rows broadcast from x in place cost no packing. k runs in blocks of KC so
 ** that the block of W a column panel reads stays in L1 for its next tiles;
@@ -50,7 +51,29 @@
 #define TILE_TN_WINS kiln_kernel_avx2_tn_wins
 #include "runtime/gemm_tile.h"
 
+/* The same tile 6 rows x 16 columns, for y = x W with many columns of a W
+** whose rows start on a cache line (avx2_six_rows). */
+#undef TILE_MR
+#undef TILE_NV
+#undef TILE_PREFIX
+#define TILE_MR 6
+#define TILE_NV 2
+#define TILE_PREFIX avx2_6x16_
+#include "runtime/gemm_tile.h"
+
 enum { KC = 256 };
+
+/* Which tile y = x W takes: 6 x 16 where rows of W are whole cache lines
+** apart (ldw a multiple of 16: a panel's row is one line, 256 rows 16 KiB
+** of L1, where 4 x 24's rows straddle two or three), with 512 columns or
+** more and 16 rows or more; 4 x 24 elsewhere. Measured on a Zen 4, y and x
+** new at every call as in a scan's steps, 1 MiB evicted between calls:
+** 32 x 1024 x 256 (ldw 1040: an LSTM step's h W) 81 -> 87-94 GFLOP/s, 24
+** and 48 rows 94 -> 107 and 81 -> 93, 32-64 x 512-2048 x 128-512 mostly
+** +5-30%; 4 x 24 stays ahead at 8 rows (8 x 1024 x 256: 98 against 87),
+** with 256 columns (32 x 256 x 1024: 102 against 92) and with rows not on
+** lines (32 x 500 x 784: 93 against 90). */
+static bool avx2_six_rows(int m, int n, int ldw) { return m >= 16 && n >= 512 && ldw % 16 == 0; }
 
 /* Transpose 8 x 8 floats in registers: on return r[q] holds what was
 ** column q. */
@@ -109,7 +132,10 @@ __attribute__((target("avx2,fma"))) static void own_nn(int m, int n, int k, cons
                                                       int ldadd)
 {
     (void)scratch;
-    avx2_nn(m, n, k, KC, x, ldx, w, ldw, y, ldy, add, ldadd);
+    if (avx2_six_rows(m, n, ldw))
+        avx2_6x16_nn(m, n, k, KC, x, ldx, w, ldw, y, ldy, add, ldadd);
+    else
+        avx2_nn(m, n, k, KC, x, ldx, w, ldw, y, ldy, add, ldadd);
 }
 
 /* The kernel where it is faster, the BLAS elsewhere (an addend copied into

@@ -45,8 +45,12 @@
 #define TILE_FN(name) TILE_CAT(TILE_PREFIX, name)
 #define TILE_PD 16
 
-/* What a tile does with its sums. */
+/* What a tile does with its sums (once: an includer may include this file
+** again for a second geometry, with another TILE_PREFIX). */
+#ifndef KILN_GEMM_TILE_FINS
+#define KILN_GEMM_TILE_FINS
 enum { TILE_STORE, TILE_SCALE, TILE_UPDATE };
+#endif
 
 /* The tile at c (rows ldc apart): mr rows (a constant once inlined), nv
 ** vectors of columns, the last masked to mk when masked; k terms. first:
@@ -190,9 +194,9 @@ __attribute__((target(TILE_TARGET), unused)) static void TILE_FN(nn)(int m, int 
 /* c (m x n, ldc) = alpha a^T b (beta 0) or c + alpha a^T b (beta 1, as
 ** fma(alpha, sum, c)), a (k x m, lda), b (k x n, ldb): a weight's gradient
 ** or its update. A tile's rows of a^T are k short rows of a, in L1. */
-__attribute__((target(TILE_TARGET))) static void TILE_FN(tn)(int m, int n, int k, float alpha, const float *a,
-                                                            ptrdiff_t lda, const float *b, ptrdiff_t ldb, bool beta,
-                                                            float *c, ptrdiff_t ldc)
+__attribute__((target(TILE_TARGET), unused)) static void
+TILE_FN(tn)(int m, int n, int k, float alpha, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, bool beta,
+            float *c, ptrdiff_t ldc)
 {
     const int fin = beta ? TILE_UPDATE : TILE_SCALE;
     for (int i = 0; i < m; i += TILE_MR) {
@@ -207,15 +211,15 @@ __attribute__((target(TILE_TARGET))) static void TILE_FN(tn)(int m, int n, int k
 ** (own_tn: the tile, or where the includer defines TILE_TN_BIG and
 ** TILE_TN_BIG_WINS(m, n, k) says so, its kernel for large k), and where it
 ** measured faster (TILE_TN_WINS), else the BLAS (sgemm_tn). */
-__attribute__((target(TILE_TARGET))) static void TILE_FN(tile_tn)(int m, int n, int k, float alpha, const float *a,
-                                                                 int lda, const float *b, int ldb, float beta,
-                                                                 float *c, int ldc)
+__attribute__((target(TILE_TARGET), unused)) static void
+TILE_FN(tile_tn)(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                 int ldc)
 {
     TILE_FN(tn)(m, n, k, alpha, a, lda, b, ldb, beta != 0, c, ldc);
 }
 
-static void TILE_FN(own_tn)(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
-                            float beta, float *c, int ldc)
+__attribute__((unused)) static void TILE_FN(own_tn)(int m, int n, int k, float alpha, const float *a, int lda,
+                                                    const float *b, int ldb, float beta, float *c, int ldc)
 {
 #ifdef TILE_TN_BIG
     if (TILE_TN_BIG_WINS(m, n, k)) {
@@ -226,8 +230,8 @@ static void TILE_FN(own_tn)(int m, int n, int k, float alpha, const float *a, in
     TILE_FN(tile_tn)(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-static void TILE_FN(sgemm_tn)(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
-                              float beta, float *c, int ldc)
+__attribute__((unused)) static void TILE_FN(sgemm_tn)(int m, int n, int k, float alpha, const float *a, int lda,
+                                                      const float *b, int ldb, float beta, float *c, int ldc)
 {
     if ((beta == 0 || beta == 1) && TILE_TN_WINS(m, n, k))
         TILE_FN(own_tn)(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);

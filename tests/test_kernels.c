@@ -270,12 +270,14 @@ static void check_nn_bits(const char *isa, const gemm_case *c, const gemm_run *r
 }
 
 /* y = x W: each ISA's kernel gives the fma loop's bits, at row, column and
-** k tails (the AVX2 tile is 4 x 24, k in blocks of 256) and strides. */
+** k tails (the AVX2 tile is 4 x 24, or 6 x 16 where W's rows lie on cache
+** lines and the product is wide; k in blocks of 256) and strides. */
 START_TEST(every_isa_gemm_nn_gives_the_bits_of_an_fma_loop)
 {
     static const gemm_case more[] = {{4, 24, 256, 256, 24, 24}, {7, 17, 257, 259, 18, 19}, {13, 9, 600, 601, 9, 11},
                                      {2, 8, 5, 5, 8, 8},        {128, 100, 784, 784, 100, 100},
-                                     {3, 40, 20, 20, 40, 40}, {11, 64, 300, 300, 64, 64}};
+                                     {3, 40, 20, 20, 40, 40}, {11, 64, 300, 300, 64, 64},
+                                     {37, 520, 300, 300, 528, 530}, {16, 1024, 256, 256, 1040, 1024}};
     int ran = 0;
     for (int i = 0; i < (int)(sizeof ISAS / sizeof ISAS[0]); i++) {
         kiln_kernel_set s;
@@ -311,7 +313,8 @@ START_TEST(every_isa_gemm_nn_adds_an_addend)
                                       {33, 25, 129, 129, 27, 26}, {70, 10, 500, 500, 10, 12},
                                       {7, 17, 257, 259, 18, 19},  {13, 9, 600, 601, 9, 11},
                                       {32, 100, 300, 300, 100, 101}, {3, 40, 520, 520, 40, 40},
-                                      {64, 100, 784, 784, 100, 100}, {1000, 64, 300, 300, 64, 64}};
+                                      {64, 100, 784, 784, 100, 100}, {1000, 64, 300, 300, 64, 64},
+                                      {37, 520, 300, 300, 528, 530}};
     int ran = 0;
     for (int i = 0; i < (int)(sizeof ISAS / sizeof ISAS[0]); i++) {
         kiln_kernel_set s;
