@@ -47,7 +47,14 @@ void bench_lstm_free(lstm_net *n)
 
 kiln_program *bench_lstm_compile(lstm_net *n, const char *cache_dir)
 {
+    return bench_lstm_compile_as(n, cache_dir, NULL, false);
+}
+
+kiln_program *bench_lstm_compile_as(lstm_net *n, const char *cache_dir, const char *isa, bool plain)
+{
     kiln_compile_options o = kiln_compile_options_default();
+    o.isa = isa;
+    o.no_fast_paths = plain;
     o.name = "bench_lstm";
     o.cost = n->cost;
     o.step_rule = kiln_step_scale(0.01);

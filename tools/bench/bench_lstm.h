@@ -23,6 +23,9 @@ void bench_lstm_build(lstm_net *n, int64_t hidden, int64_t T, int64_t B);
 void bench_lstm_free(lstm_net *n);
 /* The training program; cache_dir NULL: the default cache. */
 kiln_program *bench_lstm_compile(lstm_net *n, const char *cache_dir);
+/* The same with kiln's kernels of isa (NULL: $KILN_ISA, else the best) and,
+** if plain, no fast paths (lstm_ab.c). */
+kiln_program *bench_lstm_compile_as(lstm_net *n, const char *cache_dir, const char *isa, bool plain);
 /* One training step (the data bound). */
 void bench_lstm_step(lstm_net *n, kiln_program *p);
 
