@@ -1031,9 +1031,10 @@ static bool read_in_nest_only(const lowerer *w, int i, int n, int32_t y)
 ** it is written by the nest (kiln_kernel.into: each part stored into its
 ** place as it is made; the concat, by_nest, has no loops of its own), and a
 ** value that only the nest and that concat read is a variable of the
-** loop's body (nest_local), never stored. An LSTM's backward step: its gates' adjoints go straight to the
-** row the weight gradients read, and its dh and dc stay in registers. The
-** same operations in the same order: the same bits. */
+** loop's body (nest_local), never stored. An LSTM's backward step: its
+** gates' adjoints go straight to the row the weight gradients read, and
+** its dh and dc stay in registers. The same operations in the same order:
+** the same bits. */
 static void lower_nest_values(lowerer *w)
 {
     kiln_kernel *ks = w->l->k;

@@ -212,8 +212,8 @@ TILE_FN(tn)(int m, int n, int k, float alpha, const float *a, ptrdiff_t lda, con
 ** TILE_TN_BIG_WINS(m, n, k) says so, its kernel for large k), and where it
 ** measured faster (TILE_TN_WINS), else the BLAS (sgemm_tn). */
 __attribute__((target(TILE_TARGET), unused)) static void
-TILE_FN(tile_tn)(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb, float beta, float *c,
-                 int ldc)
+TILE_FN(tile_tn)(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb, float beta,
+                 float *c, int ldc)
 {
     TILE_FN(tn)(m, n, k, alpha, a, lda, b, ldb, beta != 0, c, ldc);
 }
