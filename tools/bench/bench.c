@@ -37,22 +37,9 @@
 
 #define MAX_REPS 15
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static double median(double *v, int n)
 {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    qsort(v, (size_t)n, sizeof *v, bench_cmp_double);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
@@ -67,20 +54,20 @@ typedef void (*step_fn)(void *ctx, int64_t i);
 
 static double time_per_call(const config *cfg, step_fn fn, void *ctx)
 {
-    double t0 = now();
+    double t0 = bench_now();
     int64_t warm = 0;
-    while (warm < 3 || now() - t0 < cfg->rep_seconds / 2)
+    while (warm < 3 || bench_now() - t0 < cfg->rep_seconds / 2)
         fn(ctx, warm++);
-    double per = (now() - t0) / (double)warm;
+    double per = (bench_now() - t0) / (double)warm;
     int64_t k = (int64_t)(cfg->rep_seconds / per);
     if (k < 1)
         k = 1;
     double v[MAX_REPS];
     for (int r = 0; r < cfg->reps; r++) {
-        double s = now();
+        double s = bench_now();
         for (int64_t i = 0; i < k; i++)
             fn(ctx, i);
-        v[r] = (now() - s) / (double)k;
+        v[r] = (bench_now() - s) / (double)k;
     }
     return median(v, cfg->reps);
 }
@@ -93,11 +80,11 @@ static void time_pair(const config *cfg, step_fn fa, void *ca, step_fn fb, void 
     step_fn fn[2] = {fa, fb};
     void *ctx[2] = {ca, cb};
     for (int f = 0; f < 2; f++) {
-        double t0 = now();
+        double t0 = bench_now();
         int64_t warm = 0;
-        while (warm < 3 || now() - t0 < cfg->rep_seconds / 2)
+        while (warm < 3 || bench_now() - t0 < cfg->rep_seconds / 2)
             fn[f](ctx[f], warm++);
-        double per = (now() - t0) / (double)warm;
+        double per = (bench_now() - t0) / (double)warm;
         k[f] = (int64_t)(cfg->rep_seconds / per);
         if (k[f] < 1)
             k[f] = 1;
@@ -105,10 +92,10 @@ static void time_pair(const config *cfg, step_fn fa, void *ca, step_fn fb, void 
     double v[2][MAX_REPS];
     for (int r = 0; r < cfg->reps; r++)
         for (int f = 0; f < 2; f++) {
-            double s = now();
+            double s = bench_now();
             for (int64_t i = 0; i < k[f]; i++)
                 fn[f](ctx[f], i);
-            v[f][r] = (now() - s) / (double)k[f];
+            v[f][r] = (bench_now() - s) / (double)k[f];
         }
     *ta = median(v[0], cfg->reps);
     *tb = median(v[1], cfg->reps);
@@ -213,17 +200,17 @@ static void compile_times(const config *cfg, const char *what, compile_fn compil
         snprintf(dir[r], sizeof dir[r], "/tmp/kiln_bench_cache_XXXXXX");
         if (!mkdtemp(dir[r]))
             bench_die("mkdtemp", "cannot make a cache folder");
-        double t0 = now();
+        double t0 = bench_now();
         kiln_program *p = compile(m, dir[r]);
-        cold[r] = now() - t0;
+        cold[r] = bench_now() - t0;
         if (!kiln_program_compiler_ran(p))
             bench_die("compile", "cold compile found a cache entry");
         kiln_program_destroy(p);
     }
     for (int r = 0; r < cfg->reps; r++) {
-        double t0 = now();
+        double t0 = bench_now();
         kiln_program *p = compile(m, dir[cfg->reps - 1]);
-        warm[r] = now() - t0;
+        warm[r] = bench_now() - t0;
         if (kiln_program_compiler_ran(p))
             bench_die("compile", "warm compile ran the compiler");
         kiln_program_destroy(p);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* The same synthetic data as torch_bench.py. */
 static float data_x[N_DATA * N_IN];
@@ -21,6 +22,19 @@ void bench_make_data(void)
         for (int j = 0; j < N_IN; j++)
             data_x[(size_t)i * N_IN + j] = (float)(((long)i * 7919 + (long)j * 104729) % 1000) / 1000.0f;
     }
+}
+
+double bench_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+int bench_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
 }
 
 void bench_die(const char *what, const char *msg)

@@ -21,6 +21,10 @@ typedef struct net {
 void bench_make_data(void);
 /* Exits with a message on failure: these are benchmark programs. */
 void bench_die(const char *what, const char *msg);
+/* Seconds on the monotonic clock. */
+double bench_now(void);
+/* qsort's comparison of two doubles, ascending. */
+int bench_cmp_double(const void *a, const void *b);
 void bench_net_build(net *n, int64_t hidden);
 void bench_net_free(net *n);
 kiln_program *bench_compile_train(net *n, int64_t max_batch, const char *cache_dir);

@@ -41,19 +41,6 @@ typedef struct variant {
     double *t; /* per round, seconds */
 } variant;
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* v's settings from its spec; false (saying why) on a bad one. */
 static bool parse(variant *v)
 {
@@ -130,9 +117,9 @@ int main(int argc, char **argv)
     for (int r = 0; r < steps; r++)
         for (int q = 0; q < nv; q++) {
             const int i = (r + q) % nv;
-            double t0 = now();
+            double t0 = bench_now();
             bench_lstm_step(&v[i].net, v[i].p);
-            v[i].t[r] = now() - t0;
+            v[i].t[r] = bench_now() - t0;
         }
     double *d = malloc(sizeof *d * (size_t)steps), *s = malloc(sizeof *s * (size_t)steps);
     if (!d || !s)
@@ -143,8 +130,8 @@ int main(int argc, char **argv)
             d[r] = v[i].t[r] - v[0].t[r];
             s[r] = v[i].t[r];
         }
-        qsort(s, (size_t)steps, sizeof *s, cmp_double);
-        qsort(d, (size_t)steps, sizeof *d, cmp_double);
+        qsort(s, (size_t)steps, sizeof *s, bench_cmp_double);
+        qsort(d, (size_t)steps, sizeof *d, bench_cmp_double);
         printf("%-40.40s %9.2f %9.2f %9.2f %+14.2f\n", v[i].spec, 1e3 * s[0], 1e3 * s[steps / 4], 1e3 * s[steps / 2],
                1e3 * d[steps / 2]);
     }

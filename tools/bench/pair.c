@@ -25,13 +25,6 @@ typedef struct kiln_pair {
     int train;
 } kiln_pair;
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 __attribute__((visibility("default"))) kiln_pair *kiln_pair_open(int hidden, int batch, int mode)
 {
     kiln_pair *k = calloc(1, sizeof *k);
@@ -51,7 +44,7 @@ __attribute__((visibility("default"))) kiln_pair *kiln_pair_open(int hidden, int
 
 __attribute__((visibility("default"))) double kiln_pair_run(kiln_pair *k, long steps)
 {
-    double t = now();
+    double t = bench_now();
     for (long i = 0; i < steps && k->e; i++, k->next++)
         bench_export_run(k->e, k->next, k->batch);
     for (long i = 0; i < steps && !k->e; i++, k->next++) {
@@ -59,7 +52,7 @@ __attribute__((visibility("default"))) double kiln_pair_run(kiln_pair *k, long s
         if (k->train ? kiln_program_train_step(k->p, k->batch) : kiln_program_forward(k->p, k->batch))
             bench_die("pair step", kiln_program_errmsg(k->p));
     }
-    return now() - t;
+    return bench_now() - t;
 }
 
 __attribute__((visibility("default"))) void kiln_pair_close(kiln_pair *k)
@@ -90,10 +83,10 @@ __attribute__((visibility("default"))) kiln_lstm_pair *kiln_lstm_pair_open(int h
 
 __attribute__((visibility("default"))) double kiln_lstm_pair_run(kiln_lstm_pair *k, long steps)
 {
-    double t = now();
+    double t = bench_now();
     for (long i = 0; i < steps; i++)
         bench_lstm_step(&k->n, k->p);
-    return now() - t;
+    return bench_now() - t;
 }
 
 __attribute__((visibility("default"))) void kiln_lstm_pair_close(kiln_lstm_pair *k)
