@@ -906,6 +906,14 @@ static void kernel_matmul2(emitter *e, int32_t id)
             snprintf(wld, sizeof wld, "%" PRId64, cld);
         else
             snprintf(wld, sizeof wld, "%s", tb ? nn : ldb);
+        if (cin >= 0 && !tb) { /* or the copy is W packed for the ISA's kernel (rt->pack_nn) */
+            sb_put(&e->body,
+                   "%sif (rt->sgemm_nn_packed)\n"
+                   "        rt->sgemm_nn_packed((int)%s, (int)%s, (int)%s, %s, (int)%s, %s, %s, (int)%s, %s);\n"
+                   "    else",
+                   one ? " " : "    ", m, nn, k, a, lda, wt, c, nn, add);
+            one = true;
+        }
         sb_put(&e->body,
                "%sif (rt->sgemm_nn)\n"
                "        rt->sgemm_nn((int)%s, (int)%s, (int)%s, %s, (int)%s, %s, (int)%s, %s, (int)%s, gemm_scratch, %s);\n"
@@ -1307,15 +1315,25 @@ static void kernel_scan(emitter *e, int32_t id)
             carry += (bytes + 63) / 64 * 64;
         }
         if (e->k->padded[l]) {
-            /* a copy, rows padded, for the step's products x W */
+            /* a copy, rows padded, for the step's products x W; or, where
+            ** the runtime has a kernel that reads W packed (rt->pack_nn),
+            ** W packed, which the rows' room holds (rt_table.h) */
             int64_t pld = kiln_lower_context_ld(s, false);
+            if (KILN_CODEGEN_PACKED_FLOATS(s->dims[0], s->dims[1]) > s->dims[0] * pld) {
+                e->failed = true;
+                return;
+            }
             sb_put(&e->body, "        {\n            float *const k_wp = (float *)(arena + %" PRId64 "); /* %s, rows %"
-                             PRId64 " apart */\n"
-                             "            for (int64_t i = 0; i < %" PRId64 "; i++)\n"
-                             "                for (int64_t j = 0; j < %" PRId64 "; j++) k_wp[i * %" PRId64 " + j] = %s[i * %"
-                             PRId64 " + j];\n"
+                             PRId64 " apart, or packed */\n"
+                             "            if (rt->pack_nn)\n"
+                             "                rt->pack_nn((int)%" PRId64 ", (int)%" PRId64 ", %s, (int)%" PRId64 ", k_wp);\n"
+                             "            else\n"
+                             "                for (int64_t i = 0; i < %" PRId64 "; i++)\n"
+                             "                    for (int64_t j = 0; j < %" PRId64 "; j++) k_wp[i * %" PRId64
+                             " + j] = %s[i * %" PRId64 " + j];\n"
                              "            k_args[%d] = k_wp;\n        }\n",
-                   carry, e->var[e->p->alias[in]], pld, s->dims[0], s->dims[1], pld, w, s->dims[1], n_args + q++);
+                   carry, e->var[e->p->alias[in]], pld, s->dims[0], s->dims[1], w, s->dims[1], s->dims[0], s->dims[1],
+                   pld, w, s->dims[1], n_args + q++);
             carry += ((int64_t)sizeof(float) * s->dims[0] * pld + 63) / 64 * 64;
         }
     }
@@ -1920,12 +1938,18 @@ static const char PRELUDE[] =
     "                              int ldb, float beta, float *c, int ldc);\n"
     "/* kiln's own: out (cols x rows, row stride ldo) = in^T, or NULL */\n"
     "typedef void (*k_transpose_fn)(int rows, int cols, const float *in, int ldi, float *out, int ldo);\n"
+    "/* kiln's own: W (k x n) packed for sgemm_nn_packed, and y = x W (+ add) from it; or both NULL */\n"
+    "typedef void (*k_pack_nn_fn)(int k, int n, const float *w, int ldw, float *packed);\n"
+    "typedef void (*k_sgemm_nn_packed_fn)(int m, int n, int k, const float *x, int ldx, const float *packed,\n"
+    "                                     float *y, int ldy, const float *add, int ldadd);\n"
     "typedef struct k_runtime {\n"
     "    k_sgemm_fn sgemm; k_dgemm_fn dgemm; k_sgemv_fn sgemv; k_dgemv_fn dgemv; k_sger_fn sger; k_dger_fn dger;\n"
     "    k_sger_gemv_fn sger_gemv;\n"
     "    k_sgemm_nn_fn sgemm_nn;\n"
     "    k_sgemm_tn_fn sgemm_tn;\n"
     "    k_transpose_fn transpose;\n"
+    "    k_pack_nn_fn pack_nn;\n"
+    "    k_sgemm_nn_packed_fn sgemm_nn_packed;\n"
     "} k_runtime;\n"
     "\n"
     "typedef %s real;\n"

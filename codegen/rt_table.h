@@ -28,6 +28,12 @@ typedef struct kiln_codegen_runtime {
                      float *c, int ldc);
     /* out (cols x rows, ldo) = in^T, or NULL: then the code's own loops (runtime/kernels.h) */
     void (*transpose)(int rows, int cols, const float *in, int ldi, float *out, int ldo);
+    /* W (k x n) packed for sgemm_nn_packed (KILN_CODEGEN_PACKED_FLOATS(k, n)
+    ** floats), and y = x W + add from it, or both NULL: then a scan's step
+    ** reads a copy of W with rows KILN_CODEGEN_PADDED_LD apart (runtime/kernels.h) */
+    void (*pack_nn)(int k, int n, const float *w, int ldw, float *packed);
+    void (*sgemm_nn_packed)(int m, int n, int k, const float *x, int ldx, const float *packed, float *y, int ldy,
+                            const float *add, int ldadd);
 } kiln_codegen_runtime;
 
 /* The scratch sgemm_nn needs for a product with n columns and k terms, in
@@ -42,5 +48,11 @@ typedef struct kiln_codegen_runtime {
 ** an odd number of cache lines. At 32 x 1024 x 256 on a Zen 4: 101 -> 110
 ** GFLOP/s (AVX-512), 59 -> 102 (AVX2). */
 #define KILN_CODEGEN_PADDED_LD(n) ((int64_t)(n) % 32 == 0 ? (int64_t)(n) + 16 : (int64_t)(n))
+
+/* Floats of a packed W (k x n): panels of 16 columns, k rows of 16 each,
+** the last panel's lanes past n zero. A padded copy's k rows of
+** KILN_CODEGEN_PADDED_LD(n) hold it wherever n is a multiple of 32 (the
+** only contexts that get one: lower.c, padded_context). */
+#define KILN_CODEGEN_PACKED_FLOATS(k, n) ((int64_t)(k) * (((int64_t)(n) + 15) / 16 * 16))
 
 #endif

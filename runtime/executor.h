@@ -34,7 +34,7 @@ typedef struct kiln_exec_backend {
     int64_t (*flush)(void *fn, void *arena, const void *rt);
 } kiln_exec_backend;
 
-/* The CPU's table: aligned_alloc, memcpy, direct calls. */
+/* The CPU's table: calloc or a huge-page mapping (executor.c), memcpy, direct calls. */
 const kiln_exec_backend *kiln_exec_backend_cpu(void);
 
 /* The CPU's rt for entry points: CBLAS, and ks's kernels (the fused

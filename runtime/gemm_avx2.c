@@ -127,6 +127,57 @@ __attribute__((target("avx2,fma"))) static void transpose_avx2(int rows, int col
     }
 }
 
+/* kiln_pack_nn_fn: W (k x n) as panels of 16 columns, panel j / 16 at
+** packed + j * k, its k rows 16 floats (one cache line) each, lanes past n
+** zero. */
+__attribute__((target("avx2,fma"))) static void pack_nn(int k, int n, const float *restrict w, int ldw,
+                                                       float *restrict packed)
+{
+    for (int j = 0; j < n; j += 16) {
+        const int nw = n - j < 16 ? n - j : 16;
+        const __m256i lo = V_MASK(nw < 8 ? nw : 8), hi = V_MASK(nw > 8 ? nw - 8 : 1);
+        float *bp = packed + (ptrdiff_t)j * k;
+        for (int p = 0; p < k; p++) {
+            const float *wr = w + (ptrdiff_t)p * ldw + j;
+            _mm256_store_ps(bp + 16 * p, nw >= 8 ? _mm256_loadu_ps(wr) : _mm256_maskload_ps(wr, lo));
+            _mm256_store_ps(bp + 16 * p + 8, nw == 16 ? _mm256_loadu_ps(wr + 8)
+                                             : nw > 8 ? _mm256_maskload_ps(wr + 8, hi)
+                                                      : _mm256_setzero_ps());
+        }
+    }
+}
+
+/* kiln_sgemm_nn_packed_fn: the 6 x 16 tile against W's panels, a panel's
+** rows one cache line after another, where the hardware prefetches them;
+** read in place (rows ldw apart, a page or more for a wide W) each row is a
+** line of its own, and of its own page unless the arena has huge pages.
+** An LSTM step's h W (32 x 1024 x 256, W packed once per sequence): the
+** step's median -0.15 to -0.31 ms in three runs of 150 steps, the padded
+** copy and the packed W alternating in one process (Zen 4, AVX2 kernels;
+** docs/performance.md). Rows of x in blocks of MC, so that a block stays
+** in L2 while every panel passes; k in blocks of KC, the sums kept in y
+** between blocks. The same tile and order of sums as the other paths: the
+** same bits. */
+enum { MC = 192 };
+__attribute__((target("avx2,fma"))) static void nn_packed(int m, int n, int k, const float *x, int ldx,
+                                                         const float *packed, float *y, int ldy, const float *add,
+                                                         int ldadd)
+{
+    for (int i0 = 0; i0 < m; i0 += MC) {
+        const int mb = m - i0 < MC ? m - i0 : MC;
+        for (int j = 0; j < n; j += 16) {
+            const float *bp = packed + (ptrdiff_t)j * k;
+            const int nw = n - j < 16 ? n - j : 16;
+            for (int p0 = 0; p0 < k; p0 += KC) {
+                const int kb = k - p0 < KC ? k - p0 : KC;
+                const float *last = p0 + kb == k && add ? add + (ptrdiff_t)i0 * ldadd + j : NULL;
+                avx2_6x16_columns(mb, nw, kb, x + (ptrdiff_t)i0 * ldx + p0, ldx, 1, bp + (ptrdiff_t)16 * p0, 16,
+                                  y + (ptrdiff_t)i0 * ldy + j, ldy, p0 == 0, TILE_STORE, 1.0f, last, ldadd);
+            }
+        }
+    }
+}
+
 __attribute__((target("avx2,fma"))) static void own_nn(int m, int n, int k, const float *x, int ldx, const float *w,
                                                       int ldw, float *y, int ldy, float *scratch, const float *add,
                                                       int ldadd)
@@ -160,6 +211,8 @@ bool kiln_kernel_avx2_set(kiln_kernel_set *s)
     s->sgemm_tn_own = avx2_own_tn;
     s->tn_wins = kiln_kernel_avx2_tn_wins;
     s->transpose = transpose_avx2;
+    s->pack_nn = pack_nn;
+    s->sgemm_nn_packed = nn_packed;
     return true;
 }
 #else

@@ -77,6 +77,17 @@ typedef void (*kiln_sgemm_tn_fn)(int m, int n, int k, float alpha, const float *
 ** of AVX-512 or AVX2. */
 typedef void (*kiln_transpose_fn)(int rows, int cols, const float *in, int ldi, float *out, int ldo);
 
+/* W (k x n, row stride ldw) laid out for kiln_sgemm_nn_packed_fn, into
+** packed: KILN_CODEGEN_PACKED_FLOATS(k, n) floats, 32-byte aligned. A
+** scan's context is packed once before the loop (codegen/emit_c.c) for the
+** step's products x W. */
+typedef void (*kiln_pack_nn_fn)(int k, int n, const float *w, int ldw, float *packed);
+
+/* y = x W + add as kiln_sgemm_nn_fn (the same bits as the other kernels of
+** the set), W packed by the set's pack_nn; kiln's kernel at every shape. */
+typedef void (*kiln_sgemm_nn_packed_fn)(int m, int n, int k, const float *x, int ldx, const float *packed, float *y,
+                                        int ldy, const float *add, int ldadd);
+
 /* The kernels of one instruction set, as a program uses them. */
 typedef struct kiln_kernel_set {
     const char *isa;                 /* "avx512", "avx2" or "blas" */
@@ -92,6 +103,10 @@ typedef struct kiln_kernel_set {
     bool (*nn_wins)(int m, int n, int k);
     bool (*tn_wins)(int m, int n, int k);
     kiln_transpose_fn transpose;     /* that ISA's ("blas": plain C) */
+    /* A weight packed once and read by many products (a scan's steps):
+    ** both, or neither (NULL: the ISA reads W where it lies; AVX2 only) */
+    kiln_pack_nn_fn pack_nn;
+    kiln_sgemm_nn_packed_fn sgemm_nn_packed;
 } kiln_kernel_set;
 
 /* The kernels of isa: "avx512", "avx2", "blas", or NULL or "" for the best

@@ -1086,6 +1086,8 @@ static enum kiln_status run(kiln_program *p, enum kiln_manifest_entry entry, uns
     kiln_codegen_runtime threaded = p->rt;
     threaded.sgemm_nn = NULL;
     threaded.sgemm_tn = NULL;
+    threaded.pack_nn = NULL;
+    threaded.sgemm_nn_packed = NULL;
     kiln_exec_set_runtime(p->exec, !own ? &threaded : small && blas > 1 ? &p->rt_small : &p->rt);
     int64_t code = 0;
     enum kiln_status st = kiln_exec_run(p->exec, entry, batch, what, &code);

@@ -489,15 +489,19 @@ static rnn_params rnn_weights(ctx *c)
     return m;
 }
 
-/* A tanh RNN over x (T, B, 3) with a trainable initial state and a context,
-** every result of the scan an output (the cost reads them all). */
-static void rnn_scan(ctx *c, bool reverse)
+/* A tanh RNN of h units over x (T, B, 3) with a trainable initial state and
+** a context, every result of the scan an output (the cost reads them all). */
+static void rnn_scan_of(ctx *c, bool reverse, int64_t h)
 {
     kiln_graph *g = c->g;
     kiln_node x = input(c, "x", FX, 3, D(KILN_TIME, KILN_BATCH, 3), -1, 1);
-    rnn_params m = rnn_weights(c);
-    kiln_node h0 = kiln_expr_broadcast(g, param(c, "h0", 1, D(4), -0.5, 0.5), 2, D(KILN_BATCH, 4));
-    kiln_node ctxv = param(c, "c", 1, D(4), -0.5, 0.5);
+    rnn_params m;
+    param(c, "U", 2, D(3, h), -0.8, 0.8);
+    m.u = c->owned[c->n_owned - 1];
+    param(c, "W", 2, D(h, h), -0.8 / (double)h * 4, 0.8 / (double)h * 4);
+    m.w = c->owned[c->n_owned - 1];
+    kiln_node h0 = kiln_expr_broadcast(g, param(c, "h0", 1, D(h), -0.5, 0.5), 2, D(KILN_BATCH, h));
+    kiln_node ctxv = param(c, "c", 1, D(h), -0.5, 0.5);
     kiln_scan_spec spec = {.n_sequences = 1, .n_states = 1, .n_contexts = 1, .n_outputs = 2, .reverse = reverse,
                            .sum_outputs = 2};
     kiln_node s = kiln_expr_scan(g, &spec, &x, &h0, &ctxv, rnn_step, &m);
@@ -532,8 +536,13 @@ static void b_scan_dropout(ctx *c)
     output(c, kiln_expr_output(g, s, 2));
 }
 
+static void rnn_scan(ctx *c, bool reverse) { rnn_scan_of(c, reverse, 4); }
 static void b_scan_rnn(ctx *c) { rnn_scan(c, false); }
 static void b_scan_rnn_reverse(ctx *c) { rnn_scan(c, true); }
+/* 32 units: W's rows a multiple of 32 floats, so the step's h W reads a
+** copy of W made once per sequence, packed for the kernel where the ISA
+** has one (AVX2: rt->pack_nn), rows padded apart elsewhere */
+static void b_scan_rnn_wide(ctx *c) { rnn_scan_of(c, false, 32); }
 
 /* The inner step: a running sum of its sequence's rows, scaled by v. */
 static enum kiln_status inner_step(kiln_graph *body, const kiln_node *args, kiln_node *res, void *user)
@@ -619,6 +628,10 @@ static const row ROWS[] = {
     {"mlp_fast_paths_f64", F64, b_plain_mlp, 0, 3, {{1, 0, 0}, {4, 0, 0}}, false, false, "fused update", 1e-12},
     {"scan_rnn", F64, b_scan_rnn, 0, 3, {{3, 4, 0}, {2, 2, 0}, {1, 1, 0}}, false, false, "_b0_run(k_body", 1e-12},
     {"scan_rnn_f32", F32, b_scan_rnn, 2, 3, {{3, 5, 0}, {2, 3, 0}}, false, false, NULL, 1e-5},
+    {"scan_rnn_wide@avx2", F32, b_scan_rnn_wide, 0, 3, {{7, 4, 0}, {2, 3, 0}, {1, 2, 0}}, false, false,
+     "rt->pack_nn(", 1e-4},
+    {"scan_rnn_wide@avx512", F32, b_scan_rnn_wide, 0, 3, {{7, 4, 0}, {2, 3, 0}}, false, false, "rt->pack_nn(", 1e-4},
+    {"scan_rnn_wide@blas", F32, b_scan_rnn_wide, 0, 3, {{7, 4, 0}, {2, 3, 0}}, false, false, "rt->pack_nn(", 1e-4},
     {"scan_rnn_reverse", F64, b_scan_rnn_reverse, 1, 3, {{3, 4, 0}, {2, 3, 0}}, false, false, "T - 1 - k_s", 1e-12},
     {"scan_dropout", F64, b_scan_dropout, 0, 3, {{3, 4, 0}, {2, 2, 0}}, false, false, "k_step * ", 1e-12},
     {"scan_dropout_f32", F32, b_scan_dropout, 1, 3, {{3, 4, 0}}, false, false, NULL, 1e-5},

@@ -14,8 +14,12 @@
 #endif
 #include <check.h>
 #include <dlfcn.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "codegen/manifest.h"
 #include "compiler/util.h"
@@ -434,6 +438,63 @@ START_TEST(steps_leave_blas_threads_alone)
 }
 END_TEST
 
+/* The VmFlags line of the mapping in /proc/self/smaps that holds a, or "". */
+static void vm_flags_of(const void *a, char *out, size_t cap)
+{
+    out[0] = '\0';
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f)
+        return;
+    char line[512];
+    bool in = false;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+            in = (uintptr_t)a >= lo && (uintptr_t)a < hi;
+        else if (in && strncmp(line, "VmFlags:", 8) == 0) {
+            snprintf(out, cap, "%s", line + 8);
+            break;
+        }
+    }
+    fclose(f);
+}
+
+/* The CPU backend's arena: zeroed and 64-byte aligned at every size; from
+** 2 MiB, on Linux, 2 MiB aligned in a mapping advised for huge pages
+** (VmFlags "hg", where the kernel has transparent huge pages); every byte
+** writable, and given back (the sanitizer run sees a bad free). */
+START_TEST(the_cpu_arena_is_zeroed_aligned_and_advised_for_huge_pages)
+{
+    const kiln_exec_backend *cpu = kiln_exec_backend_cpu();
+    static const int64_t sizes[] = {1, 100, (2 << 20) - 64, 2 << 20, (5 << 20) + 3, 40 << 20};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        const int64_t n = sizes[i];
+        unsigned char *a = cpu->alloc(n);
+        ck_assert_ptr_nonnull(a);
+        ck_assert_uint_eq((uintptr_t)a % 64, 0);
+        for (int64_t b = 0; b < n; b++)
+            if (a[b]) {
+                ck_abort_msg("arena of %lld bytes: byte %lld is %d, not 0", (long long)n, (long long)b, a[b]);
+                break;
+            }
+#if defined(__linux__)
+        if (n >= 2 << 20) {
+            ck_assert_msg((uintptr_t)a % (2 << 20) == 0, "arena of %lld bytes at %p: not on a 2 MiB boundary",
+                          (long long)n, (void *)a);
+            char flags[256];
+            vm_flags_of(a, flags, sizeof flags);
+            if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) == 0)
+                ck_assert_msg(strstr(flags, " hg") != NULL, "arena of %lld bytes: VmFlags%s lack hg (MADV_HUGEPAGE)",
+                              (long long)n, flags);
+        }
+#endif
+        memset(a, 0xab, (size_t)n);
+        cpu->release(a);
+    }
+    cpu->release(NULL);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("executor");
@@ -444,6 +505,7 @@ static Suite *suite(void)
     tcase_add_test(tc, executor_runs_a_unit_by_path_as_the_program_does);
     tcase_add_test(tc, bad_manifests_are_refused);
     tcase_add_test(tc, steps_leave_blas_threads_alone);
+    tcase_add_test(tc, the_cpu_arena_is_zeroed_aligned_and_advised_for_huge_pages);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -121,7 +121,7 @@ typedef struct gemm_run {
 /* The addends of gemm_go_add. */
 enum { ADD_NONE, ADD_ROW, ADD_MATRIX };
 
-/* Run f on fresh inputs with an addend (a row, or a matrix whose rows lie
+/* Run f (unless NULL) on fresh inputs with an addend (a row, or a matrix whose rows lie
 ** n + 3 apart); y starts at 1e30 (written, not accumulated into; the gap
 ** between n and ldy stays). Free with gemm_free. */
 static gemm_run gemm_go_add(kiln_sgemm_nn_fn f, const gemm_case *c, int add)
@@ -145,7 +145,8 @@ static gemm_run gemm_go_add(kiln_sgemm_nn_fn f, const gemm_case *c, int add)
         r.w[i] = val(i, 6) * 0.125f;
     for (int64_t i = 0; i < (int64_t)c->m * c->ldy; i++)
         r.y[i] = 1e30f;
-    f(c->m, c->n, c->k, r.x, c->ldx, r.w, c->ldw, r.y, c->ldy, s, r.add, r.ldadd);
+    if (f) /* NULL: the inputs alone */
+        f(c->m, c->n, c->k, r.x, c->ldx, r.w, c->ldw, r.y, c->ldy, s, r.add, r.ldadd);
     free(s);
     return r;
 }
@@ -521,6 +522,53 @@ START_TEST(every_isa_dispatch_gives_the_product)
 }
 END_TEST
 
+/* y = x W + add from W packed once (a scan's context, codegen/emit_c.c):
+** an ISA has both pack_nn and sgemm_nn_packed or neither; where it has
+** them, the product gives the fma loop's bits (then + add) at row, column
+** and k tails, across blocks of rows (192 on AVX2) and of k (256), with
+** the gap between n and ldy untouched, and the pack writes exactly
+** KILN_CODEGEN_PACKED_FLOATS(k, n) floats and reads no padding of W. */
+START_TEST(every_isa_packed_gemm_nn_gives_the_bits_of_an_fma_loop)
+{
+    static const gemm_case cases[] = {{32, 1024, 256, 256, 1040, 1024}, {1, 1, 1, 1, 1, 1},
+                                      {7, 17, 257, 259, 18, 19},         {200, 40, 300, 300, 48, 41},
+                                      {5, 13, 3, 3, 13, 13},             {37, 520, 300, 300, 528, 530},
+                                      {2, 8, 5, 5, 8, 8},                {400, 64, 70, 72, 64, 64}};
+    int ran = 0;
+    for (int i = 0; i < (int)(sizeof ISAS / sizeof ISAS[0]); i++) {
+        kiln_kernel_set s;
+        if (!isa_set(i, &s))
+            continue;
+        ck_assert_msg(!s.pack_nn == !s.sgemm_nn_packed, "%s: pack_nn and sgemm_nn_packed come together", s.isa);
+        if (!s.pack_nn)
+            continue;
+        for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
+            for (int add = ADD_NONE; add <= ADD_MATRIX; add++) {
+                const gemm_case *c = &cases[ci];
+                gemm_run r = gemm_go_add(NULL, c, add); /* the inputs alone */
+                for (int p = 0; p < c->k; p++) /* W's padding: never read */
+                    for (int j = c->n; j < c->ldw; j++)
+                        r.w[(size_t)p * (size_t)c->ldw + (size_t)j] = NAN;
+                const size_t np = (size_t)KILN_CODEGEN_PACKED_FLOATS(c->k, c->n);
+                float *packed = aligned_alloc(64, (sizeof(float) * (np + 16) + 63) / 64 * 64);
+                ck_assert(packed);
+                for (size_t q = 0; q < np + 16; q++)
+                    packed[q] = 1e30f;
+                s.pack_nn(c->k, c->n, r.w, c->ldw, packed);
+                for (size_t q = np; q < np + 16; q++)
+                    ck_assert_msg(packed[q] == 1e30f, "%s pack %dx%d: wrote past its %zu floats", s.isa, c->k, c->n,
+                                  np);
+                s.sgemm_nn_packed(c->m, c->n, c->k, r.x, c->ldx, packed, r.y, c->ldy, r.add, r.ldadd);
+                check_nn_bits(s.isa, c, &r);
+                free(packed);
+                gemm_free(&r);
+            }
+        ran++;
+    }
+    fprintf(stderr, "test_kernels: packed products checked on %d instruction sets\n", ran);
+}
+END_TEST
+
 /* Each ISA's transpose (a scan context's W^T, once a run) writes in^T into
 ** the rows of out and nothing of the padding between them, at tile tails
 ** (16 x 16 tiles for AVX-512, 8 x 8 for AVX2) and strides; the one the
@@ -573,6 +621,7 @@ int main(void)
     tcase_add_test(t, every_tn_kernel_gives_the_bits_of_an_fma_loop_at_large_k);
     tcase_add_test(t, every_isa_dispatch_gives_the_product);
     tcase_add_test(t, every_isa_transpose_writes_the_transpose_and_not_the_padding);
+    tcase_add_test(t, every_isa_packed_gemm_nn_gives_the_bits_of_an_fma_loop);
     suite_add_tcase(s, t);
     return kiln_test_run(s);
 }

@@ -22,6 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__)
+#include <sys/mman.h> /* the arena: madvise */
+#endif
 
 #include "kiln_train.h"
 #include "runtime/kernels.h"
@@ -147,10 +150,19 @@ int main(int argc, char **argv)
     free(pix);
     free(lab);
 
-    /* the program: its arena as kiln had it when it wrote this program */
-    char *arena = aligned_alloc(64, (KILN_T_ARENA_BYTES + 63) / 64 * 64);
+    /* the program: its arena as kiln had it when it wrote this program;
+    ** from 2 MiB on 2 MiB boundaries, advised for huge pages before its
+    ** first touch (kiln's runtime/executor.c, cpu_alloc, says why) */
+    const size_t huge = (size_t)2 << 20;
+    const size_t align = KILN_T_ARENA_BYTES >= huge ? huge : 64;
+    const size_t arena_bytes = ((size_t)KILN_T_ARENA_BYTES + align - 1) / align * align;
+    char *arena = aligned_alloc(align, arena_bytes ? arena_bytes : align);
     if (!arena)
         return fail(prog, "%s%s", "out of memory", "");
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (align == huge)
+        (void)madvise(arena, arena_bytes, MADV_HUGEPAGE); /* advice: small pages if refused */
+#endif
     memset(arena, 0, KILN_T_ARENA_BYTES);
     if (KILN_T_INIT(arena, KILN_T_ARENA_BYTES) != 0)
         return fail(prog, "%s%s", "the generated init refused the arena", "");
@@ -175,10 +187,14 @@ int main(int argc, char **argv)
         .sgemm_nn = KILN_T_FAST_PATHS ? ks.sgemm_nn : NULL,
         .sgemm_tn = KILN_T_FAST_PATHS ? ks.sgemm_tn : NULL,
         .transpose = ks.transpose,
+        .pack_nn = KILN_T_FAST_PATHS ? ks.pack_nn : NULL, /* both or neither */
+        .sgemm_nn_packed = KILN_T_FAST_PATHS ? ks.sgemm_nn_packed : NULL,
     };
     kiln_codegen_runtime threaded = rt; /* kiln's kernels are single-threaded */
     threaded.sgemm_nn = NULL;
     threaded.sgemm_tn = NULL;
+    threaded.pack_nn = NULL;
+    threaded.sgemm_nn_packed = NULL;
     kiln_codegen_runtime rt_small = rt; /* a small step on a threaded BLAS: kiln's products at every shape */
     if (KILN_T_FAST_PATHS && ks.sgemm_nn_own && ks.sgemm_tn_own) {
         rt_small.sgemm_nn = ks.sgemm_nn_own;
