@@ -104,7 +104,7 @@ __attribute__((target("avx512f"))) static void transpose_avx512(int rows, int co
             const int nj = cols - j0 < 16 ? cols - j0 : 16;
             const __mmask16 mj = first_lanes(nj);
             __m512 r[16];
-#pragma GCC unroll 16
+KILN_UNROLL(16)
             for (int i = 0; i < 16; i++)
                 r[i] = i < ni ? _mm512_maskz_loadu_ps(mj, in + (ptrdiff_t)(i0 + i) * ldi + j0) : _mm512_setzero_ps();
             transpose16(r);
@@ -124,7 +124,7 @@ __attribute__((target("avx512f"))) static void pack_xt(int m, int k, const float
         for (int p0 = 0; p0 < k; p0 += 16) {
             const __mmask16 cols = first_lanes(k - p0);
             __m512 r[16];
-#pragma GCC unroll 16
+KILN_UNROLL(16)
             for (int i = 0; i < 16; i++)
                 r[i] = i0 + i < m ? _mm512_maskz_loadu_ps(cols, x + (i0 + i) * ldx + p0) : _mm512_setzero_ps();
             transpose16(r);
@@ -149,7 +149,7 @@ __attribute__((target("avx512f"))) static void store_y(int m, int n, const float
         for (int j0 = 0; j0 < n; j0 += 16) {
             const int nj = n - j0 < 16 ? n - j0 : 16;
             __m512 r[16];
-#pragma GCC unroll 16
+KILN_UNROLL(16)
             for (int j = 0; j < 16; j++)
                 r[j] = j < nj ? _mm512_load_ps(ct + (ptrdiff_t)ROWS * (j0 + j) + i0) : _mm512_setzero_ps();
             transpose16(r);
@@ -177,7 +177,7 @@ tile(int nr, int kc, const float *restrict xt, const float *restrict w, ptrdiff_
      bool first, int pd)
 {
     __m512 a0[MR], a1[MR];
-#pragma GCC unroll 12
+KILN_UNROLL(12)
     for (int r = 0; r < nr; r++) {
         a0[r] = first ? _mm512_setzero_ps() : _mm512_load_ps(ct + ROWS * r);
         a1[r] = first ? _mm512_setzero_ps() : _mm512_load_ps(ct + ROWS * r + 16);
@@ -192,14 +192,14 @@ tile(int nr, int kc, const float *restrict xt, const float *restrict w, ptrdiff_
         const uintptr_t ahead = (uintptr_t)wr + (uintptr_t)(pd * ldw) * sizeof(float);
         _mm_prefetch((const char *)ahead, _MM_HINT_T0);
         _mm_prefetch((const char *)(ahead + (uintptr_t)(nr - 1) * sizeof(float)), _MM_HINT_T0);
-#pragma GCC unroll 12
+KILN_UNROLL(12)
         for (int r = 0; r < nr; r++) {
             const __m512 b = _mm512_set1_ps(wr[r]);
             a0[r] = _mm512_fmadd_ps(b, x0, a0[r]);
             a1[r] = _mm512_fmadd_ps(b, x1, a1[r]);
         }
     }
-#pragma GCC unroll 12
+KILN_UNROLL(12)
     for (int r = 0; r < nr; r++) {
         _mm512_store_ps(ct + ROWS * r, a0[r]);
         _mm512_store_ps(ct + ROWS * r + 16, a1[r]);
@@ -297,16 +297,16 @@ __attribute__((target("avx512f"))) static void narrow(int m, int n, int k, const
     for (; i + 8 <= m; i += 8) {
         const float *xi = x + i * ldx;
         __m512 a[8];
-#pragma GCC unroll 8
+KILN_UNROLL(8)
         for (int r = 0; r < 8; r++)
             a[r] = _mm512_setzero_ps();
         for (int p = 0; p < k; p++) {
             const __m512 wv = _mm512_maskz_loadu_ps(cols, w + p * ldw);
-#pragma GCC unroll 8
+KILN_UNROLL(8)
             for (int r = 0; r < 8; r++)
                 a[r] = _mm512_fmadd_ps(wv, _mm512_set1_ps(xi[r * ldx + p]), a[r]);
         }
-#pragma GCC unroll 8
+KILN_UNROLL(8)
         for (int r = 0; r < 8; r++) {
             if (add)
                 a[r] = _mm512_add_ps(a[r], _mm512_maskz_loadu_ps(cols, add + (i + r) * ldadd));

@@ -110,7 +110,7 @@ __attribute__((target("avx2,fma"))) static void transpose_avx2(int rows, int col
             const __m256i mj = V_MASK(nj);
             const bool full = ni == 8 && nj == 8; /* plain loads and stores: a masked store is slow on AMD */
             __m256 r[8];
-#pragma GCC unroll 8
+KILN_UNROLL(8)
             for (int i = 0; i < 8; i++) {
                 const float *p = in + (ptrdiff_t)(i0 + i) * ldi + j0;
                 r[i] = full ? _mm256_loadu_ps(p) : i < ni ? _mm256_maskload_ps(p, mj) : _mm256_setzero_ps();

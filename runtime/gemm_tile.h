@@ -61,9 +61,9 @@ TILE_FN(tile)(int mr, int nv, bool masked, VM mk, int k, const float *restrict a
               float alpha, const float *restrict add, ptrdiff_t ldadd)
 {
     VF acc[TILE_MR][TILE_NV];
-#pragma GCC unroll 16
+KILN_UNROLL(16)
     for (int r = 0; r < mr; r++)
-#pragma GCC unroll 3
+KILN_UNROLL(3)
         for (int v = 0; v < nv; v++) {
             float *cp = c + r * ldc + v * VL;
             acc[r][v] = first ? V_ZERO() : masked && v == nv - 1 ? V_MLOAD(cp, mk) : V_LOAD(cp);
@@ -73,7 +73,7 @@ TILE_FN(tile)(int mr, int nv, bool masked, VM mk, int k, const float *restrict a
     ** pass before): ask for its rows now, a tile's work ahead of the store
     ** (the LSTM benchmark's AVX2 step: median -0.35 ms, q1 -0.6) */
     if (add)
-#pragma GCC unroll 16
+KILN_UNROLL(16)
         for (int r = 0; r < mr; r++) { /* addresses, not pointers: a masked tail's last lane may lie past add */
             const uintptr_t row = (uintptr_t)add + (uintptr_t)(r * ldadd) * sizeof(float);
             _mm_prefetch((const char *)row, _MM_HINT_T0);
@@ -84,22 +84,22 @@ TILE_FN(tile)(int mr, int nv, bool masked, VM mk, int k, const float *restrict a
         const uintptr_t ahead = (uintptr_t)bp + (uintptr_t)(TILE_PD * ldb) * sizeof(float);
         _mm_prefetch((const char *)ahead, _MM_HINT_T0);
         VF bv[TILE_NV];
-#pragma GCC unroll 3
+KILN_UNROLL(3)
         for (int v = 0; v < nv; v++)
             bv[v] = masked && v == nv - 1 ? V_MLOAD(bp + v * VL, mk) : V_LOAD(bp + v * VL);
         const float *ap = a + p * sap;
-#pragma GCC unroll 16
+KILN_UNROLL(16)
         for (int r = 0; r < mr; r++) {
             const VF ar = V_BCAST(ap + r * sai);
-#pragma GCC unroll 3
+KILN_UNROLL(3)
             for (int v = 0; v < nv; v++)
                 acc[r][v] = V_FMA(bv[v], ar, acc[r][v]);
         }
     }
     const VF al = V_SET1(alpha);
-#pragma GCC unroll 16
+KILN_UNROLL(16)
     for (int r = 0; r < mr; r++)
-#pragma GCC unroll 3
+KILN_UNROLL(3)
         for (int v = 0; v < nv; v++) {
             float *cp = c + r * ldc + v * VL;
             const bool mv = masked && v == nv - 1;
