@@ -333,7 +333,8 @@ static int generate(model *m, uint64_t seed)
     kiln_node ch = kiln_graph_input(g, "char", KILN_DTYPE_I32, 1, (int64_t[]){KILN_BATCH});
     kiln_node h0 = kiln_graph_input(g, "states", KILN_DTYPE_F32, 2, (int64_t[]){KILN_BATCH, DIM});
     kiln_node c0 = kiln_graph_input(g, "cells", KILN_DTYPE_F32, 2, (int64_t[]){KILN_BATCH, DIM});
-    kiln_node e, gates, next[2], logits;
+    kiln_node e = KILN_NODE_NONE, gates = KILN_NODE_NONE, next[2] = {KILN_NODE_NONE, KILN_NODE_NONE},
+              logits = KILN_NODE_NONE; /* read below even when a step failed */
     kiln_recurrent_options one = {.one_step = true};
     int rc = 0;
     if (kiln_brick_apply(m->embed, g, ch, &e) || kiln_brick_apply(m->to_gates, g, e, &gates) ||

@@ -269,7 +269,7 @@ static bool train_model(model *m, const words *train, int steps)
     double sum = 0, t1 = seconds();
     for (int step = 1; ok && step <= steps; step++) {
         int T = make_batch(train, &rng, &b);
-        double c;
+        double c = 0; /* a failed step reads no cost */
         ok = !kiln_program_set_size(p, KILN_TIME, T) && !kiln_program_bind_input(p, "chars", b.src) &&
              !kiln_program_bind_input(p, "mask", b.mask) && !kiln_program_bind_input(p, "targets", b.dst) &&
              !kiln_program_train_step(p, BATCH) && !kiln_program_read_scalar(p, cost, &c);
