@@ -85,7 +85,7 @@ static void *cpu_alloc(int64_t bytes)
     char *a = NULL;
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
     if (n >= ARENA_HUGE && n <= SIZE_MAX / 2) {
-        /* a page of slack before the boundary holds the head */
+        /* the slack before the 2 MiB boundary holds the head */
         const size_t len = n + 2 * (size_t)ARENA_HUGE;
         void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (m != MAP_FAILED) {
