@@ -370,8 +370,38 @@ static bool nest_local(const emitter *e, int32_t c)
     return q >= 0 && e->L->k[q].nest_local;
 }
 
+/* Whether node c is a slice a loop nest reads in place (lower.c,
+** lower_nest_slices). */
+static bool viewed_slice(const emitter *e, int32_t c)
+{
+    int32_t q = e->L->kernel[c];
+    return q >= 0 && e->L->k[q].viewed;
+}
+
+/* name[...] of stored node id (row-major, shape s) at loop index ix over
+** a shape that differs from s only along the last axis, where it starts at
+** `at`: a part of a concat written by a nest (lower.c, lower_nest_values),
+** a slice read in place (lower_nest_slices). */
+static void last_axis_place(emitter *e, char *dst, size_t cap, int32_t id, int64_t at, const kindex *ix)
+{
+    const kiln_shape *s = &R(e, id)->shape;
+    char off[1024] = "";
+    size_t n = 0;
+    for (int k = 0; k < s->rank - 1; k++) {
+        char stride[DIM_MAX];
+        span_c(e, s, k + 1, s->rank, false, stride, sizeof stride);
+        n += (size_t)snprintf(off + n, sizeof off - n, "%s * %s + ", ix->ax[k], stride);
+        if (n >= sizeof off)
+            e->failed = true;
+    }
+    if (n < sizeof off)
+        snprintf(off + n, sizeof off - n, "%" PRId64 " + %s", at, ix->ax[s->rank - 1]);
+    snprintf(dst, cap, "%s[%s]", storage_name(e, id), off);
+}
+
 /* An operand of a statement: an inline node's temporary, a literal, a
-** symbol's size, a loop nest's variable, or a read of stored memory. */
+** symbol's size, a loop nest's variable, a slice read in place, or a read
+** of stored memory. */
 static void operand(emitter *e, char *dst, size_t cap, int32_t c, const kindex *ix, const kiln_shape *ls)
 {
     const kiln_node_rec *r = R(e, c);
@@ -387,6 +417,12 @@ static void operand(emitter *e, char *dst, size_t cap, int32_t c, const kindex *
     }
     if (e->p->inline_[c] || nest_local(e, c)) {
         snprintf(dst, cap, "%s", e->var[c]);
+        return;
+    }
+    if (viewed_slice(e, c)) { /* read only by a nest over its shape (lower.c) */
+        if (ix->flat || !kiln_shape_equal(&r->shape, ls))
+            e->failed = true;
+        last_axis_place(e, dst, cap, r->in[0], r->attr.i[1], ix);
         return;
     }
     access(e, dst, cap, c, ix, ls);
@@ -637,25 +673,6 @@ static void kernel_elementwise(emitter *e, int32_t id)
     close_loops(e, ls, flat, "");
 }
 
-/* The element of concat c at loop index ix over one of its parts, whose
-** place along the last axis starts at `at` (lower.c, lower_nest_values). */
-static void concat_place(emitter *e, char *dst, size_t cap, int32_t c, int64_t at, const kindex *ix)
-{
-    const kiln_shape *s = &R(e, c)->shape;
-    char off[1024] = "";
-    size_t n = 0;
-    for (int k = 0; k < s->rank - 1; k++) {
-        char stride[DIM_MAX];
-        span_c(e, s, k + 1, s->rank, false, stride, sizeof stride);
-        n += (size_t)snprintf(off + n, sizeof off - n, "%s * %s + ", ix->ax[k], stride);
-        if (n >= sizeof off)
-            e->failed = true;
-    }
-    if (n < sizeof off)
-        snprintf(off + n, sizeof off - n, "%" PRId64 " + %s", at, ix->ax[s->rank - 1]);
-    snprintf(dst, cap, "%s[%s]", storage_name(e, c), off);
-}
-
 /* Kernels ks[0 .. n-1] as one loop nest over their shape (lower.c,
 ** lower_shared_nests): sums set to zero first, then per element each
 ** kernel's statements in order, each in a block of its own (a value only
@@ -707,7 +724,7 @@ static void kernel_nest(emitter *e, const kiln_kernel *ks, int n)
             sb_put(&e->body, "    %*s%s = %s;\n", 4 * (depth + 1), "", out, x);
             if (ks[i].into >= 0) {
                 char part[1200];
-                concat_place(e, part, sizeof part, ks[i].into, ks[i].into_at, &ix);
+                last_axis_place(e, part, sizeof part, ks[i].into, ks[i].into_at, &ix);
                 sb_put(&e->body, "    %*s%s = %s;\n", 4 * (depth + 1), "", part, out);
             }
         }
@@ -1448,6 +1465,11 @@ static void emit_kernel(emitter *e, const kiln_kernel *k)
     kernel_comment(e, id);
     if (k->by_nest) {
         sb_put(&e->body, "    /* written by the loop nest above as it made each part (lower.c, lower_nest_values) */\n");
+        return;
+    }
+    if (k->viewed) {
+        sb_put(&e->body, "    /* read in place from %s by the loop nest below (lower.c, lower_nest_slices) */\n",
+               storage_name(e, R(e, id)->in[0]));
         return;
     }
     switch (k->kind) {

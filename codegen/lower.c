@@ -524,7 +524,8 @@ static void lower_transposed(lowerer *w, int ctx_from, int n_args)
 }
 
 static enum kiln_status lower_graph(const kiln_plan *p, const kiln_lower_options *o, kiln_kernel_list **out,
-                                    kiln_err *err, int ctx_from, int n_args, const bool *needed);
+                                    kiln_err *err, int ctx_from, int n_args, const bool *needed,
+                                    const int *result_at);
 
 int32_t kiln_lower_kept_result(const kiln_plan *p, int32_t id, int k)
 {
@@ -545,7 +546,7 @@ int32_t kiln_lower_kept_result(const kiln_plan *p, int32_t id, int k)
 ** step reads it from (emit_c.c, kernel_scan: the stacked state's row t, the
 ** next row of the states the gradient reads, or the one of two carries the
 ** step does not read). */
-static void lower_results_in_place(lowerer *w, int32_t id, const kiln_plan *bp, kiln_kernel_list *bl)
+static void lower_results_in_place(const lowerer *w, int32_t id, const kiln_plan *bp, int *result_at)
 {
     const kiln_node_rec *r = R(w, id);
     const kiln_graph *body = bp->g;
@@ -566,7 +567,7 @@ static void lower_results_in_place(lowerer *w, int32_t id, const kiln_plan *bp, 
         for (int j = 0; j < body->n_results && alone; j++)
             alone = j == k || bp->alias[body->results[j]] != s;
         if (alone)
-            bl->result_at[s] = k;
+            result_at[s] = k;
     }
 }
 
@@ -616,14 +617,23 @@ static enum kiln_status lower_scans(lowerer *w)
         int n_seq = (int)r->attr.i[KILN_SCAN_SEQ], n_state = (int)r->attr.i[KILN_SCAN_STATE];
         int n_args = n_seq + n_state + (int)r->attr.i[KILN_SCAN_CTX];
         scan_reads(w, id, body->n_results, needed);
-        st = lower_graph(bp, &bo, &l->bodies[l->n_bodies], w->err, n_seq + n_state, n_args, needed);
+        int *result_at = malloc(((size_t)bp->n + 1) * sizeof *result_at);
+        if (!result_at) {
+            free(needed);
+            kiln_plan_free(bp);
+            return kiln_err_set(w->err, KILN_ERR_NOMEM, "codegen: no memory");
+        }
+        for (int32_t b = 0; b < bp->n; b++)
+            result_at[b] = -1;
+        if (kiln_lower_fast_paths(w->o)) /* known as the body is lowered (lower_nest_slices reads it) */
+            lower_results_in_place(w, id, bp, result_at);
+        st = lower_graph(bp, &bo, &l->bodies[l->n_bodies], w->err, n_seq + n_state, n_args, needed, result_at);
         free(needed);
+        free(result_at);
         l->n_bodies++; /* the plan is freed with the list from here on */
         if (st)
             return st;
         w->body_of[id] = l->n_bodies - 1;
-        if (kiln_lower_fast_paths(w->o))
-            lower_results_in_place(w, id, bp, l->bodies[l->n_bodies - 1]);
         /* the region: the body's arena, then two carries of each state (the
         ** one a step reads, the one it writes: emit_c.c), then each
         ** context's copies (W^T, then W with padded rows) */
@@ -1062,8 +1072,58 @@ static void lower_nest_values(lowerer *w)
     }
 }
 
+/* Whether ks[j], before the nest ks[i .. i+n) of shape s, is a slice the
+** nest may read in place (kiln_kernel.viewed): step 1 along the last axis
+** of s, of an input of the same leading axes, in the nest's modes, read by
+** the nest alone, and its input written by nothing from the slice to the
+** end of the nest (the kernels between are viewed slices: no writes; a
+** body's result written in place lives outside the body's arena). */
+static bool nest_views_slice(const lowerer *w, int i, int n, int j, const kiln_shape *s)
+{
+    const kiln_kernel *ks = w->l->k;
+    const kiln_plan *p = w->p;
+    const kiln_node_rec *r = R(w, ks[j].root);
+    if (r->op != KILN_OP_SLICE || ks[j].nest != 1 || ks[j].modes != ks[i].modes || kiln_attr_axis(r) != s->rank - 1 ||
+        r->attr.i[3] != 1 || !kiln_shape_equal(&r->shape, s) || !read_in_nest_only(w, i, n, ks[j].root))
+        return false;
+    int32_t x = r->in[0];
+    const kiln_node_rec *rx = R(w, x);
+    if (p->inline_[x] || rx->op == KILN_OP_CONST || rx->op == KILN_OP_SYMBOL || rx->dtype != r->dtype ||
+        rx->shape.rank != s->rank)
+        return false;
+    for (int k = 0; k + 1 < s->rank; k++)
+        if (rx->shape.dims[k] != s->dims[k])
+            return false;
+    int end = i + n + (i + n < w->l->n && ks[i + n].by_nest);
+    if (w->l->result_at[p->alias[x]] >= 0)
+        return false;
+    for (int q = i; q < end; q++) /* a body's result in place is written where the scan says, not in its slot */
+        if (w->l->result_at[p->alias[ks[q].root]] < 0 && may_overlap(w, ks[q].root, x))
+            return false;
+    return true;
+}
+
+/* Slices that only a loop nest reads, of the last axis (the gates of an
+** LSTM's or a GRU's step, cut from one product), are read by the nest in
+** place, as x[row * width + start + i], and not copied: the run of such
+** slices right before each nest. The same values: the same bits. */
+static void lower_nest_slices(lowerer *w)
+{
+    kiln_kernel *ks = w->l->k;
+    if (!kiln_lower_fast_paths(w->o))
+        return;
+    for (int i = 0; i < w->l->n; i += ks[i].nest > 0 ? ks[i].nest : 1) {
+        const kiln_shape *s = nest_shape(w, &ks[i]);
+        if (!s || ks[i].nest < 2)
+            continue;
+        for (int j = i - 1; j >= 0 && nest_views_slice(w, i, ks[i].nest, j, s); j--)
+            ks[j].viewed = true;
+    }
+}
+
 static enum kiln_status lower_graph(const kiln_plan *p, const kiln_lower_options *o, kiln_kernel_list **out,
-                                    kiln_err *err, int ctx_from, int n_args, const bool *needed)
+                                    kiln_err *err, int ctx_from, int n_args, const bool *needed,
+                                    const int *result_at)
 {
     kiln_kernel_list *l = calloc(1, sizeof *l);
     *out = l;
@@ -1100,7 +1160,7 @@ static enum kiln_status lower_graph(const kiln_plan *p, const kiln_lower_options
         return kiln_err_set(err, KILN_ERR_NOMEM, "codegen: no memory");
     }
     for (int32_t id = 0; id < p->n; id++) {
-        l->result_at[id] = -1;
+        l->result_at[id] = result_at ? result_at[id] : -1;
         l->kernel[id] = w.fused[id] = w.sibling[id] = w.rows_with[id] = w.defer_at[id] = w.tr_in[id] = w.pad_in[id] = -1;
         w.sum_of[id] = -1;
         w.scan_at[id] = -1;
@@ -1125,6 +1185,7 @@ static enum kiln_status lower_graph(const kiln_plan *p, const kiln_lower_options
     if (!st) {
         lower_shared_nests(&w);
         lower_nest_values(&w);
+        lower_nest_slices(&w);
     }
     lowerer_free(&w);
     return st;
@@ -1132,7 +1193,7 @@ static enum kiln_status lower_graph(const kiln_plan *p, const kiln_lower_options
 
 enum kiln_status kiln_lower(const kiln_plan *p, const kiln_lower_options *o, kiln_kernel_list **out, kiln_err *err)
 {
-    enum kiln_status st = lower_graph(p, o, out, err, 0, 0, NULL);
+    enum kiln_status st = lower_graph(p, o, out, err, 0, 0, NULL, NULL);
     if (st) {
         kiln_kernel_list_free(*out);
         *out = NULL;
@@ -1215,6 +1276,8 @@ static void print_list(const kiln_kernel_list *l, kiln_strbuf *out, int depth)
             kiln_strbuf_put(out, " into node %d at %" PRId64, (int)k->into, k->into_at);
         if (k->by_nest)
             kiln_strbuf_put(out, " written by the nest above");
+        if (k->viewed)
+            kiln_strbuf_put(out, " read in place by the nest below");
         if (k->sum >= 0)
             kiln_strbuf_put(out, " addend node %d (%s) into node %d:add", (int)k->addend, k->addend_row ? "row" : "matrix",
                             (int)k->sum);

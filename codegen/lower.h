@@ -68,6 +68,8 @@ typedef struct kiln_kernel {
     int32_t into;      /* in a nest: the concat (the kernel right after the nest) it is written into, or -1 */
     int64_t into_at;   /* where along the concat's last axis */
     bool by_nest;      /* a concat written by the nest before it (its parts' into), no loops of its own */
+    bool viewed;       /* a slice the nest after it reads in place from the slice's input, no loops of
+                       ** its own (lower_nest_slices) */
     /* products */
     unsigned fast;     /* KILN_FAST_* bits */
     bool own_nn_plain; /* the plain (unfused) variant of a fused product may call rt->sgemm_nn */

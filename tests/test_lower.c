@@ -439,6 +439,69 @@ START_TEST(a_nest_writes_the_concat_after_it_and_keeps_what_only_it_reads)
 }
 END_TEST
 
+/* Viewed slices of list l and its bodies checked: each a slice along the
+** last axis with step 1, in a run of viewed slices that ends right before
+** a nest of its shape, read by no kernel outside that nest (nor by a
+** group's inline node outside it). Returns how many. */
+static int check_viewed_slices(const kiln_kernel_list *l)
+{
+    const kiln_graph *g = l->plan->g;
+    const kiln_plan *p = l->plan;
+    int views = 0;
+    for (int i = 0; i < l->n; i++) {
+        const kiln_kernel *k = &l->k[i];
+        if (k->body >= 0)
+            views += check_viewed_slices(l->bodies[k->body]);
+        if (!k->viewed)
+            continue;
+        views++;
+        const kiln_node_rec *r = kiln_graph_cnode(g, k->root);
+        ck_assert_int_eq(r->op, KILN_OP_SLICE);
+        ck_assert_int_eq(r->attr.i[0], r->shape.rank - 1);
+        ck_assert_int_eq(r->attr.i[3], 1);
+        int head = i + 1;
+        while (head < l->n && l->k[head].viewed)
+            head++;
+        ck_assert_int_lt(head, l->n);
+        ck_assert_int_ge(l->k[head].nest, 2);
+        for (int32_t id = 0; id < p->n; id++) { /* every reader's kernel is in the nest */
+            const kiln_node_rec *q = kiln_graph_cnode(g, id);
+            if (!p->modes[id])
+                continue;
+            for (int a = 0; a < q->n_in; a++) {
+                if (q->in[a] != k->root)
+                    continue;
+                int at = -1; /* the kernel that computes id: as its root or a member of its group */
+                for (int j = 0; j < l->n; j++)
+                    for (int m = -1; m < l->k[j].n_members; m++)
+                        if ((m < 0 ? l->k[j].root : l->members[l->k[j].first_member + m]) == id)
+                            at = j;
+                ck_assert_msg(at >= head && at < head + l->k[head].nest, "node %d reads viewed slice %d from kernel %d",
+                              (int)id, (int)k->root, at);
+            }
+        }
+    }
+    return views;
+}
+
+/* The LSTM's forward step reads its four gates in place from the one row
+** x_t + h W (no copies: lower_nest_slices); without fast paths it copies
+** them. The bits are the same (test_scan's LSTM with and without fast
+** paths; test_lower's addend test, model 3). */
+START_TEST(a_nest_reads_the_slices_before_it_in_place)
+{
+    for (int plain = 0; plain < 2; plain++) {
+        lowered x;
+        lower_model(&x, lstm_make, 4, 5, false, plain);
+        ck_assert_int_eq(check_viewed_slices(x.l), plain ? 0 : 4);
+        const char *src = kiln_program_source(x.p);
+        ck_assert_ptr_nonnull(src);
+        ck_assert(!strstr(src, "by the loop nest below") == !!plain);
+        lowered_free(&x);
+    }
+}
+END_TEST
+
 /* ---- the addend epilogue (lower_addends) ---------------------------------------- */
 
 /* z = x W + a with x (B, IN), W (IN, OUT); a: a bias (OUT,), a matrix
@@ -782,6 +845,7 @@ int main(void)
     tcase_add_test(t, groups_list_their_inline_members);
     tcase_add_test(t, scan_has_its_bodys_list);
     tcase_add_test(t, elementwise_kernels_in_a_row_share_a_loop_nest);
+    tcase_add_test(t, a_nest_reads_the_slices_before_it_in_place);
     tcase_add_test(t, a_nest_writes_the_concat_after_it_and_keeps_what_only_it_reads);
     tcase_add_test(t, addend_epilogue_takes_a_bias_and_the_lstm_add);
     tcase_add_test(t, addend_epilogue_not_where_it_must_not);
