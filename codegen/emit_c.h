@@ -8,7 +8,7 @@
 
 /* Bumped whenever the generated code or its ABI changes; part of the JIT
 ** cache key. */
-#define KILN_CODEGEN_VERSION "kiln-codegen-12"
+#define KILN_CODEGEN_VERSION "kiln-codegen-13"
 
 typedef struct kiln_emit_options {
     const char *model;      /* sanitised C identifier prefix */

@@ -281,7 +281,8 @@ static bool own_gemm_tn_ok(const lowerer *w, int32_t id)
 }
 
 /* One scratch slot after the slots, as large as the largest product that
-** may go to rt->sgemm_nn needs (the products run one at a time). */
+** may go to rt->sgemm_nn needs at the maxima (the products run one at a
+** time). */
 static void lower_scratch(lowerer *w)
 {
     kiln_kernel_list *l = w->l;
@@ -289,9 +290,12 @@ static void lower_scratch(lowerer *w)
     l->scratch = -1;
     for (int32_t id = 0; id < w->p->n; id++)
         if (R(w, id)->op == KILN_OP_MATMUL && w->p->modes[id] && own_gemm_ok(w, id, w->fused[id])) {
-            int64_t n = R(w, id)->shape.dims[1], k = R(w, R(w, id)->in[0])->shape.dims[1];
-            if (KILN_CODEGEN_GEMM_SCRATCH(n, k) > need)
-                need = KILN_CODEGEN_GEMM_SCRATCH(n, k);
+            int64_t n = R(w, id)->shape.dims[1], k = R(w, R(w, id)->in[0])->shape.dims[1], m = 0;
+            kiln_mono mm;
+            if (!kiln_dim_mono(w->g, R(w, id)->shape.dims[0], &mm) || !kiln_mono_eval_checked(&mm, w->p->max_sizes, &m))
+                m = 0; /* no room to pack W: the kernel packs only at m >= KILN_CODEGEN_PACK_ROWS */
+            if (KILN_CODEGEN_GEMM_SCRATCH(m, n, k) > need)
+                need = KILN_CODEGEN_GEMM_SCRATCH(m, n, k);
             if (n * k > (int64_t)l->gemm_n * l->gemm_k) {
                 l->gemm_n = (int)n;
                 l->gemm_k = (int)k;

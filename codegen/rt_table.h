@@ -36,10 +36,6 @@ typedef struct kiln_codegen_runtime {
                             const float *add, int ldadd);
 } kiln_codegen_runtime;
 
-/* The scratch sgemm_nn needs for a product with n columns and k terms, in
-** floats: x^T for a block of rows, and the block's sums. */
-#define KILN_CODEGEN_GEMM_ROWS 32
-#define KILN_CODEGEN_GEMM_SCRATCH(n, k) ((int64_t)KILN_CODEGEN_GEMM_ROWS * ((int64_t)(n) + (int64_t)(k)))
 
 /* The row stride, in floats, of a scan context's copy for the step's
 ** products (lower.c, padded_context): rows a multiple of 128 bytes apart
@@ -54,5 +50,22 @@ typedef struct kiln_codegen_runtime {
 ** KILN_CODEGEN_PADDED_LD(n) hold it wherever n is a multiple of 32 (the
 ** only contexts that get one: lower.c, padded_context). */
 #define KILN_CODEGEN_PACKED_FLOATS(k, n) ((int64_t)(k) * (((int64_t)(n) + 15) / 16 * 16))
+
+/* The scratch sgemm_nn needs for a product of m rows (at most), n columns
+** and k terms, in floats: x^T for a block of rows and the block's sums;
+** then, for a product of KILN_CODEGEN_PACK_ROWS rows or more whose W packed
+** is at most KILN_CODEGEN_PACK_MAX floats, room for W packed (an AVX2
+** sgemm_nn may pack it there: runtime/gemm_avx2.c). A kernel packs only
+** where the m of the call is that large, so only where the scratch, sized
+** at the maximum m, has the room. */
+#define KILN_CODEGEN_GEMM_ROWS 32
+#define KILN_CODEGEN_PACK_ROWS 256
+#define KILN_CODEGEN_PACK_MAX ((int64_t)1 << 20)
+#define KILN_CODEGEN_GEMM_PACKED(m, n, k)                                                                    \
+    ((int64_t)(m) >= KILN_CODEGEN_PACK_ROWS && KILN_CODEGEN_PACKED_FLOATS(k, n) <= KILN_CODEGEN_PACK_MAX       \
+         ? KILN_CODEGEN_PACKED_FLOATS(k, n)                                                                   \
+         : 0)
+#define KILN_CODEGEN_GEMM_SCRATCH(m, n, k)                                                                   \
+    ((int64_t)KILN_CODEGEN_GEMM_ROWS * ((int64_t)(n) + (int64_t)(k)) + KILN_CODEGEN_GEMM_PACKED(m, n, k))
 
 #endif

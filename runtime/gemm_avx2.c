@@ -23,6 +23,8 @@
 ** only where the CPU has AVX2 and FMA. */
 #include "runtime/kernels.h"
 
+#include "codegen/rt_table.h"
+
 #include <cblas.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -189,15 +191,22 @@ __attribute__((target("avx2,fma"))) static void own_nn(int m, int n, int k, cons
         avx2_nn(m, n, k, KC, x, ldx, w, ldw, y, ldy, add, ldadd);
 }
 
-/* The kernel where it is faster, the BLAS elsewhere (an addend copied into
-** y first, then beta = 1). */
+/* The kernel where it is faster: for few rows against W in place, for
+** many against W packed into the scratch (where the scratch has the room:
+** KILN_CODEGEN_GEMM_PACKED); the BLAS elsewhere (an addend copied into y
+** first, then beta = 1). */
 static void sgemm_nn(int m, int n, int k, const float *x, int ldx, const float *w, int ldw, float *y, int ldy,
                      float *scratch, const float *add, int ldadd)
 {
-    if (kiln_kernel_avx2_nn_wins(m, n, k))
+    if (kiln_kernel_avx2_nn_wins(m, n, k)) {
         own_nn(m, n, k, x, ldx, w, ldw, y, ldy, scratch, add, ldadd);
-    else
+    } else if (scratch && KILN_CODEGEN_GEMM_PACKED(m, n, k) > 0 && kiln_kernel_avx2_nn_packed_wins(m, n, k)) {
+        float *packed = scratch + (ptrdiff_t)KILN_CODEGEN_GEMM_ROWS * (n + k); /* 128-byte multiples: aligned */
+        pack_nn(k, n, w, ldw, packed);
+        nn_packed(m, n, k, x, ldx, packed, y, ldy, add, ldadd);
+    } else {
         kiln_kernel_sgemm_nn_blas(m, n, k, x, ldx, w, ldw, y, ldy, add, ldadd);
+    }
 }
 
 bool kiln_kernel_avx2_set(kiln_kernel_set *s)
@@ -235,6 +244,19 @@ bool kiln_kernel_avx2_nn_wins(int m, int n, int k)
     if (n < 16)
         return n >= 8 && m >= 2 && m <= 32 && k >= 64;
     return m >= 2 && m <= 48 && n >= 64 && k >= 256;
+}
+
+/* y = x W (+ a bias row) for many rows, W packed first (pack_nn, then
+** nn_packed), against OpenBLAS's Haswell kernels with the bias copied into
+** y and beta = 1 (what sgemm_nn does otherwise); time ratios, median of 15
+** in one process, m 256-2048, n 100-1024, k 256-1024: 0.93-0.98 at
+** k = 256 (the LSTM benchmark's input projection, 1600 x 1024 x 256:
+** 0.94, -0.45 ms), 0.91-0.97 at 1600 rows and more with n <= 500; up to
+** 1.09 with n = 1024 and k >= 784 (W packed is 3-4 MiB, past L2), about
+** even elsewhere. m >= KILN_CODEGEN_PACK_ROWS always (the scratch's room). */
+bool kiln_kernel_avx2_nn_packed_wins(int m, int n, int k)
+{
+    return m >= KILN_CODEGEN_PACK_ROWS && n >= 64 && (k <= 256 || (m >= 1600 && n <= 512 && k <= 1024));
 }
 
 /* W += a x^T d, 784 x 100 and 784 x 500 over 32 and 128 rows: 0.91-0.96x;

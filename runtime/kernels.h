@@ -50,8 +50,9 @@ int kiln_kernel_sger_gemv_variants(kiln_sger_gemv_fn *fns, const char **names, i
 
 /* y = x W + add, x (m x k, row stride ldx), W (k x n, ldw), y (m x n, ldy),
 ** all row-major, for a few rows against a weight read in place
-** (runtime/gemm.c). scratch: KILN_CODEGEN_GEMM_SCRATCH(n, k) floats
-** (codegen/emit_c.h), 64-byte aligned, clobbered. add: NULL (none), or an
+** (runtime/gemm.c). scratch: KILN_CODEGEN_GEMM_SCRATCH(m, n, k) floats
+** (codegen/rt_table.h) for the largest m the caller passes, 64-byte
+** aligned, clobbered. add: NULL (none), or an
 ** addend (m x n, row stride ldadd; ldadd 0: one row of n added to every
 ** row, a bias) that must not overlap x or W (it may be y itself only where
 ** y is not read before it is written: never, in kiln's code). kiln's
@@ -143,6 +144,7 @@ bool kiln_kernel_avx512_set(kiln_kernel_set *s);
 bool kiln_kernel_avx2_set(kiln_kernel_set *s);
 bool kiln_kernel_avx512_tn_wins(int m, int n, int k);
 bool kiln_kernel_avx2_nn_wins(int m, int n, int k);
+bool kiln_kernel_avx2_nn_packed_wins(int m, int n, int k);
 bool kiln_kernel_avx2_tn_wins(int m, int n, int k);
 
 /* The AVX-512 weight update's kernels one by one, at every shape, with

@@ -129,7 +129,7 @@ static gemm_run gemm_go_add(kiln_sgemm_nn_fn f, const gemm_case *c, int add)
     gemm_run r = {malloc(sizeof(float) * (size_t)c->m * (size_t)c->ldx),
                   malloc(sizeof(float) * (size_t)c->k * (size_t)c->ldw),
                   malloc(sizeof(float) * (size_t)c->m * (size_t)c->ldy), NULL, 0};
-    float *s = aligned_alloc(64, (sizeof(float) * (size_t)KILN_CODEGEN_GEMM_SCRATCH(c->n, c->k) + 63) / 64 * 64);
+    float *s = aligned_alloc(64, (sizeof(float) * (size_t)KILN_CODEGEN_GEMM_SCRATCH(c->m, c->n, c->k) + 63) / 64 * 64);
     ck_assert(r.x && r.w && r.y && s);
     if (add != ADD_NONE) {
         r.ldadd = add == ADD_ROW ? 0 : c->n + 3;
@@ -569,6 +569,57 @@ START_TEST(every_isa_packed_gemm_nn_gives_the_bits_of_an_fma_loop)
 }
 END_TEST
 
+/* The AVX2 set's y = x W for many rows packs W into the scratch's room
+** (KILN_CODEGEN_GEMM_PACKED) and runs the packed kernel: the fma loop's
+** bits, + a row or a matrix, across blocks of 192 rows; it writes nothing
+** past KILN_CODEGEN_GEMM_SCRATCH(m, n, k) floats, and below
+** KILN_CODEGEN_PACK_ROWS rows (no room) or where the rule says no, it
+** does not pack (the scratch past the tile's part untouched). */
+START_TEST(avx2_dispatch_packs_w_into_the_scratch_for_many_rows)
+{
+    static const gemm_case cases[] = {{300, 100, 200, 200, 100, 101}, {257, 70, 256, 260, 72, 70},
+                                      {1600, 64, 40, 40, 64, 64},     {255, 100, 200, 200, 100, 100},
+                                      {260, 64, 300, 300, 64, 64}};
+    kiln_kernel_set s;
+    if (!isa_set(1, &s))
+        return;
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
+        for (int add = ADD_NONE; add <= ADD_MATRIX; add++) {
+            const gemm_case *c = &cases[ci];
+            const bool packs = c->m >= KILN_CODEGEN_PACK_ROWS && kiln_kernel_avx2_nn_packed_wins(c->m, c->n, c->k) &&
+                               !kiln_kernel_avx2_nn_wins(c->m, c->n, c->k);
+            ck_assert_int_eq(packs, ci < 3); /* the cases chosen for it, and two that are not */
+            const size_t ns = (size_t)KILN_CODEGEN_GEMM_SCRATCH(c->m, c->n, c->k);
+            ck_assert_int_eq(ns > (size_t)KILN_CODEGEN_GEMM_ROWS * (size_t)(c->n + c->k), c->m >= KILN_CODEGEN_PACK_ROWS);
+            float *scr = aligned_alloc(64, (sizeof(float) * (ns + 16) + 63) / 64 * 64);
+            ck_assert(scr);
+            for (size_t q = 0; q < ns + 16; q++)
+                scr[q] = 1e30f;
+            gemm_run r = gemm_go_add(NULL, c, add);
+            s.sgemm_nn(c->m, c->n, c->k, r.x, c->ldx, r.w, c->ldw, r.y, c->ldy, scr, r.add, r.ldadd);
+            for (size_t q = ns; q < ns + 16; q++)
+                ck_assert_msg(scr[q] == 1e30f, "%dx%dx%d: wrote past the scratch's %zu floats", c->m, c->n, c->k, ns);
+            const size_t tile_part = (size_t)KILN_CODEGEN_GEMM_ROWS * (size_t)(c->n + c->k);
+            bool packed = false;
+            for (size_t q = tile_part; q < ns; q++)
+                packed |= scr[q] != 1e30f;
+            ck_assert_int_eq(packed, packs);
+            if (packs)
+                check_nn_bits("avx2 packed", c, &r);
+            else
+                for (int y = 0; y < c->m; y++) /* the BLAS: its own order */
+                    for (int j = 0; j < c->n; j++) {
+                        double ref = r.add ? r.add[(size_t)y * (size_t)r.ldadd + (size_t)j] : 0;
+                        for (int p = 0; p < c->k; p++)
+                            ref += (double)r.x[(size_t)y * c->ldx + p] * r.w[(size_t)p * c->ldw + j];
+                        ck_assert_double_eq_tol(r.y[(size_t)y * c->ldy + j], ref, 1e-4 * (1 + fabs(ref)));
+                    }
+            free(scr);
+            gemm_free(&r);
+        }
+}
+END_TEST
+
 /* Each ISA's transpose (a scan context's W^T, once a run) writes in^T into
 ** the rows of out and nothing of the padding between them, at tile tails
 ** (16 x 16 tiles for AVX-512, 8 x 8 for AVX2) and strides; the one the
@@ -622,6 +673,7 @@ int main(void)
     tcase_add_test(t, every_isa_dispatch_gives_the_product);
     tcase_add_test(t, every_isa_transpose_writes_the_transpose_and_not_the_padding);
     tcase_add_test(t, every_isa_packed_gemm_nn_gives_the_bits_of_an_fma_loop);
+    tcase_add_test(t, avx2_dispatch_packs_w_into_the_scratch_for_many_rows);
     suite_add_tcase(s, t);
     return kiln_test_run(s);
 }

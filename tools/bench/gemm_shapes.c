@@ -146,7 +146,7 @@ int main(int argc, char **argv)
             if (h->op == 't')
                 na = (size_t)h->k * h->m;
             float *a = fill(na, 1), *b = fill(nb, 2), *c = fill(nc, 3);
-            float *scr = fill((size_t)KILN_CODEGEN_GEMM_SCRATCH(h->n, h->k), 4);
+            float *scr = fill((size_t)KILN_CODEGEN_GEMM_SCRATCH(h->m, h->n, h->k), 4);
             kiln_sgemm_tn_fn parts[MAX_PARTS];
             const char *pn[MAX_PARTS];
             int np = h->op == 't' && strcmp(s.isa, "avx512") == 0 ? kiln_kernel_avx512_tn_parts(parts, pn, MAX_PARTS)
