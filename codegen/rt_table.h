@@ -36,7 +36,6 @@ typedef struct kiln_codegen_runtime {
                             const float *add, int ldadd);
 } kiln_codegen_runtime;
 
-
 /* The row stride, in floats, of a scan context's copy for the step's
 ** products (lower.c, padded_context): rows a multiple of 128 bytes apart
 ** fall in a few of L1's 64 sets (a page apart, in one), and a kernel that
